@@ -1,0 +1,66 @@
+"""Loading generators and array files for the binaries and the API."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+
+from si_jax import params as params_lib
+from si_jax.config import G2Config
+
+
+def load_canonical(path) -> tuple:
+    """Any supported weights file (.safetensors, NVlabs/TF .pkl, rosinality .pt) -> (canonical dict, G2Config).
+
+    Raises FileNotFoundError, or ValueError (weights_convert.WeightsFormatError) naming the problem.
+    """
+    import weights_convert
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    canonical, config = weights_convert.read_weights(path)
+    return canonical, G2Config.from_dict(config)
+
+
+def load_generator(path) -> tuple:
+    """Weights file -> (params pytree, G2Config)."""
+    canonical, cfg = load_canonical(path)
+    return params_lib.to_jax_params(canonical, cfg), cfg
+
+
+def load_npz_array(path, key: str, *, ndim: int, last_dim: int | None = None) -> np.ndarray:
+    """One float32 array from an .npz, validated: present, rank `ndim`, last dim, finite. No pickles."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if key not in data:
+                raise ValueError(f"{path}: no array '{key}' (has: {', '.join(data.files) or 'none'})")
+            arr = np.asarray(data[key])
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    if arr.ndim != ndim or (last_dim is not None and arr.shape[-1] != last_dim):
+        want = f"rank {ndim}" + (f" with last dimension {last_dim}" if last_dim is not None else "")
+        raise ValueError(f"{path}: '{key}' has shape {arr.shape}, expected {want}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{path}: '{key}' is not numeric (dtype {arr.dtype})")
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{path}: '{key}' contains NaN or infinite values")
+    return arr
+
+
+def save_npz_atomic(path, **arrays) -> None:
+    """np.savez to a temp file in the same folder, then rename: readers never see half a file."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
