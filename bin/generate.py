@@ -1,0 +1,75 @@
+"""Generate images (and their w and style codes) from latents, or synthesize straight from style codes.
+
+    python bin/generate.py --weights=G.pkl --latents=Z.npz [--truncation_psi=1.0] [--noise_mode=const] --output=RES.npz
+    python bin/generate.py --weights=G.safetensors --styles=S.npz --output=RES.npz
+
+Z.npz holds `z` [N, z_dim]; S.npz holds `s` [N, S] (flat, forward layer order). RES.npz gets `w` [N, w_dim]
+(latents only), `styles` [N, S] and `images` [N, H, W, C] float32 in the model's raw range.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("weights", None, "Weights: .safetensors from convert_weights.py, or a raw .pkl / .pt file.")
+flags.DEFINE_string("latents", None, "NPZ with `z` [N, z_dim].")
+flags.DEFINE_string("styles", None, "NPZ with `s` [N, S] flat style codes (instead of --latents).")
+flags.DEFINE_string("output", None, "Output NPZ path.")
+flags.DEFINE_float("truncation_psi", 1.0, "Truncation towards the model's w_avg (latents only).")
+flags.DEFINE_enum("noise_mode", "const", ["const", "random", "none"], "Noise inputs.")
+flags.DEFINE_integer("seed", 0, "PRNG seed for --noise_mode=random.")
+flags.DEFINE_integer("batch_size", 16, "Images per device call.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+flags.mark_flags_as_required(["weights", "output"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from si_jax import cli
+
+    cli.run_guarded(_run)
+
+
+def _run():
+    import jax
+    import numpy as np
+
+    import si_jax
+    from si_jax import cli, io
+
+    if (FLAGS.latents is None) == (FLAGS.styles is None):
+        raise cli.UsageError("give exactly one of --latents or --styles")
+    cli.check_output_free(FLAGS.output, FLAGS.overwrite)
+    params, cfg = si_jax.load_generator(FLAGS.weights)
+    space = si_jax.StyleSpace.of(cfg)
+    if FLAGS.latents:
+        z = io.load_npz_array(FLAGS.latents, "z", ndim=2, last_dim=cfg.z_dim)
+        fn = jax.jit(lambda p, z, k: si_jax.generate(p, cfg, z, FLAGS.truncation_psi, FLAGS.noise_mode, k))
+        inputs = z
+    else:
+        s = io.load_npz_array(FLAGS.styles, "s", ndim=2, last_dim=space.total)
+        fn = jax.jit(lambda p, s, k: (None, space.split(s), si_jax.synthesize(p, cfg, space.split(s),
+                                                                                FLAGS.noise_mode, k)))
+        inputs = s
+    key = jax.random.PRNGKey(FLAGS.seed)
+    ws, styles, images = [], [], []
+    for start in cli.progress(range(0, len(inputs), FLAGS.batch_size), len(inputs), FLAGS.batch_size, "images"):
+        chunk = cli.pad_batch(inputs[start:start + FLAGS.batch_size], FLAGS.batch_size)
+        w, s, img = fn(params, chunk.array, jax.random.fold_in(key, start))
+        n = chunk.valid
+        if w is not None:
+            ws.append(np.asarray(w)[:n])
+        styles.append(np.asarray(space.concat(s))[:n])
+        images.append(np.asarray(img)[:n])
+    out = {"styles": np.concatenate(styles), "images": np.concatenate(images)}
+    if ws:
+        out["w"] = np.concatenate(ws)
+    io.save_npz_atomic(FLAGS.output, **out)
+    print(f"wrote {FLAGS.output}: {len(out['images'])} images {out['images'].shape[1:]}, styles {space.total}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,82 @@
+"""Edit displacements in style space: Δs_z (Z-space), Δs_w (W-space), Δs_n (S-space), and the baselines.
+
+Directions are `si_jax.directions.Direction`s: `normal` is a unit raw-space direction, `decision(codes)` the
+classifier score, `score_gradient` its raw-space gradient g, so a step t·normal changes the score by t·‖g‖ and
+`decision / ‖g‖` is the signed raw-space distance to the hyperplane.
+
+Step length α (InterFaceGAN style), per image, from `target`:
+  'flip'     : land at distance −sign(d)·t (cross to the other side by t: add the attribute where absent, remove it
+               where present);  'positive' / 'negative': land at +t / −t;  a float: that fixed α for every image.
+Scale of Δs_n (DESIGN.md): Δs_n = β·n_s with β = (g_s·Δs_z)/‖g_s‖, so Δs_n moves the S-space classifier score by
+exactly as much (and in the same direction) as Δs_z does. `s_scale=float` overrides β.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from si_jax import stylegan2
+from si_jax.config import G2Config
+
+TARGETS = ("flip", "positive", "negative")
+
+
+def _grad(direction) -> np.ndarray:
+    return np.asarray(direction.score_gradient, np.float32)
+
+
+def hyperplane_distance(direction, codes) -> np.ndarray:
+    """codes: [N, D] -> signed raw-space distance to the classifier's hyperplane [N]."""
+    return np.asarray(direction.decision(np.asarray(codes)), np.float32) / np.linalg.norm(_grad(direction))
+
+
+def step_lengths(direction, codes, target="flip", distance: float = 3.0) -> np.ndarray:
+    """α per image [N] along direction.normal, see module docstring. codes: [N, D]."""
+    codes = np.asarray(codes, np.float32)
+    if not isinstance(target, str):
+        return np.full(codes.shape[0], float(target), np.float32)
+    d = hyperplane_distance(direction, codes)
+    goal = {"flip": -np.where(d >= 0, 1.0, -1.0) * distance, "positive": np.full_like(d, distance),
+            "negative": np.full_like(d, -distance)}.get(target)
+    if goal is None:
+        raise ValueError(f"target must be one of {TARGETS} or a number, got {target!r}")
+    return (goal - d).astype(np.float32)
+
+
+def _check_dim(direction, dim: int, space: str):
+    if direction.normal.shape != (dim,):
+        raise ValueError(f"{space}-space direction has dimension {direction.normal.shape[0]}, this generator's "
+                         f"{space} space has {dim}: the direction was fitted for another generator")
+
+
+def styles_of(params, cfg: G2Config, z, truncation_psi=1.0) -> list:
+    """s = f(z): z [N, z_dim] -> list of [N, dim_l]."""
+    return stylegan2.styles_from_w(params, cfg, stylegan2.mapping(params, cfg, jnp.asarray(z), truncation_psi))
+
+
+def delta_s_z(params, cfg: G2Config, z, direction_z, alpha, truncation_psi=1.0) -> list:
+    """Δs_z = f(z + α·n_z) − f(z). z: [N, z_dim], alpha: [N] -> list of [N, dim_l]."""
+    _check_dim(direction_z, cfg.z_dim, "Z")
+    z = jnp.asarray(z, jnp.float32)
+    z2 = z + jnp.asarray(alpha, jnp.float32)[:, None] * jnp.asarray(direction_z.normal)
+    s1, s2 = styles_of(params, cfg, z, truncation_psi), styles_of(params, cfg, z2, truncation_psi)
+    return [b - a for a, b in zip(s1, s2)]
+
+
+def delta_s_w(params, cfg: G2Config, w, direction_w, alpha) -> list:
+    """Δs_w = A(w + α·n_w) − A(w). w: [N, w_dim], alpha: [N] -> list of [N, dim_l]."""
+    _check_dim(direction_w, cfg.w_dim, "W")
+    w = jnp.asarray(w, jnp.float32)
+    w2 = w + jnp.asarray(alpha, jnp.float32)[:, None] * jnp.asarray(direction_w.normal)
+    return [b - a for a, b in zip(stylegan2.styles_from_w(params, cfg, w), stylegan2.styles_from_w(params, cfg, w2))]
+
+
+def matched_scale(direction_s, ds_ref_flat) -> np.ndarray:
+    """β [N] such that β·n_s changes the S score as much as ds_ref does: β = (g_s·Δs_ref)/‖g_s‖."""
+    g = _grad(direction_s)
+    return (np.asarray(ds_ref_flat, np.float32) @ g / np.linalg.norm(g)).astype(np.float32)
+
+
+def delta_s_n(direction_s, beta) -> np.ndarray:
+    """Δs_n = β·n_s: beta [N] -> [N, S] (flat)."""
+    return np.asarray(beta, np.float32)[:, None] * np.asarray(direction_s.normal, np.float32)[None]

@@ -1,0 +1,197 @@
+"""Style Intervention (paper Sec. 3.2, Eq. 8-11): per-image, per-channel Λ found layer by layer.
+
+    Δs_m(Λ) = (1 − Λ)·Δs_z + Λ·Δs_n                                    (Eq. 8)
+    L = ‖(1 − m)⊙(h(s + Δs_m) − h(s))‖₂ − λ_attr·cos(Δs_n, Δs_m) + λ_norm·‖Λ‖₂   (Eq. 9-11)
+
+Layers are optimised from coarse to fine. While layer i is optimised, layers < i hold their optimised λ and
+layers > i hold λ = 0 (the Z-space edit), so the intermediate results start at the Z-space edit. Each layer is one
+jitted program (cached per generator, layer, step count and shape): `lax.scan` over optax Adam steps, projected
+onto [0, 1] after every step, `vmap`ped over the images of the batch. The activations before layer i depend only
+on fixed styles, so they are computed once per layer and the program synthesises from there.
+
+Best-iterate: a layer keeps the iterate with the lowest total loss among λ_i = 0 (no intervention at this layer),
+every Adam iterate and the last one. The total loss is therefore non-increasing from layer to layer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from si_jax import metrics, stylegan2
+from si_jax.config import G2Config
+
+
+@dataclasses.dataclass(frozen=True)
+class InterventionConfig:
+    """Hyper-parameters. λ_attr, λ_norm: paper Sec. 4.1. Steps, learning rate: chosen by measurement (README)."""
+
+    steps_per_layer: int = 30
+    learning_rate: float = 0.1
+    lambda_attr: float = 1e-2
+    lambda_norm: float = 1e-6
+    lambda_init: float = 0.5
+
+    def __post_init__(self):
+        if self.steps_per_layer < 1:
+            raise ValueError(f"steps_per_layer must be >= 1, got {self.steps_per_layer}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.lambda_init <= 1.0:
+            raise ValueError(f"lambda_init must be in [0, 1], got {self.lambda_init}")
+
+
+@dataclasses.dataclass
+class InterventionResult:
+    """lam, styles: lists over layers of [B, dim_l] (Λ* and s + Δs_m(Λ*)).
+    loss_history: [num_layers, steps, B] total loss at each Adam iterate.
+    pix_error: [num_layers + 1, B] outside-mask MSE of the current result, index 0 = the Z-space edit (Λ = 0).
+    image: [B, R, R, C] final edited image. layer_images: [num_layers, B, R, R, C] or None (Fig. 6).
+    """
+
+    lam: list
+    styles: list
+    loss_history: np.ndarray
+    pix_error: np.ndarray
+    image: np.ndarray
+    layer_images: np.ndarray | None = None
+
+
+def mix(ds_z, ds_n, lam):
+    """Eq. 8 for one layer or elementwise over lists: (1 − λ)·Δs_z + λ·Δs_n."""
+    if isinstance(lam, (list, tuple)):
+        return [mix(a, b, l) for a, b, l in zip(ds_z, ds_n, lam)]
+    return (1.0 - lam) * ds_z + lam * ds_n
+
+
+def _safe_norm(x, axis=None):
+    return jnp.sqrt(jnp.sum(jnp.square(x), axis=axis) + 1e-12)
+
+
+def objective(params, cfg: G2Config, layer: int, lam_i, state, styles, ds_z, ds_n, lam, img0, mask, hp):
+    """Total loss (Eq. 11) of ONE image as a function of λ_i. All per-image arrays carry a leading batch of 1.
+
+    lam_i: [dim_i]; state: SynthState before layer `layer`; styles, ds_z, ds_n, lam: lists of [1, dim_l];
+    img0: [1, R, R, C] = h(s); mask: [1, R, R]; hp: dict of scalar hyper-parameters.
+    Returns (total, (pix_l2, cos, image)).
+    """
+    lam = list(lam)
+    lam[layer] = lam_i[None]
+    dsm = mix(ds_z, ds_n, lam)
+    edited = [s + d for s, d in zip(styles, dsm)]
+    img = stylegan2.synthesize_from(params, cfg, state, edited, layer)
+    pix = metrics.masked_l2(img, img0, mask)[0]
+    flat_m, flat_n = jnp.concatenate(dsm, -1)[0], jnp.concatenate(ds_n, -1)[0]
+    cos = jnp.dot(flat_m, flat_n) / (_safe_norm(flat_m) * _safe_norm(flat_n))
+    norm = _safe_norm(jnp.concatenate(lam, -1))
+    return pix - hp["lambda_attr"] * cos + hp["lambda_norm"] * norm, (pix, cos, img)
+
+
+def _optimise_one(params, cfg, layer, steps, state, styles, ds_z, ds_n, lam, img0, mask, hp):
+    """Adam on λ_layer for one image (arrays without batch axis; vmapped by the caller)."""
+    add_b = lambda t: jax.tree_util.tree_map(lambda a: a[None], t)  # noqa: E731
+    state, styles, ds_z, ds_n, lam, img0, mask = map(add_b, (state, styles, ds_z, ds_n, lam, img0, mask))
+    loss = functools.partial(objective, params, cfg, layer, state=state, styles=styles, ds_z=ds_z, ds_n=ds_n,
+                             lam=lam, img0=img0, mask=mask, hp=hp)
+    grad_fn = jax.value_and_grad(lambda l: loss(l)[0])
+    opt = optax.adam(hp["learning_rate"])
+    zero = jnp.zeros_like(lam[layer][0])
+    lam0 = jnp.full_like(zero, hp["lambda_init"])
+
+    def step(carry, _):
+        lam_i, opt_state, best, best_loss, bad = carry
+        value, grad = grad_fn(lam_i)
+        better = value < best_loss
+        best, best_loss = jnp.where(better, lam_i, best), jnp.where(better, value, best_loss)
+        bad = bad | ~jnp.isfinite(value) | ~jnp.all(jnp.isfinite(grad))
+        updates, opt_state = opt.update(grad, opt_state, lam_i)
+        lam_i = jnp.clip(optax.apply_updates(lam_i, updates), 0.0, 1.0)
+        return (lam_i, opt_state, best, best_loss, bad), value
+
+    carry = (lam0, opt.init(lam0), zero, loss(zero)[0], jnp.array(False))
+    (last, _, best, best_loss, bad), history = jax.lax.scan(step, carry, None, length=steps)
+    last_loss = loss(last)[0]
+    best = jnp.where(last_loss < best_loss, last, best)
+    _, (_, _, img) = loss(best)
+    bad = bad | ~jnp.isfinite(last_loss)
+    return best, history, img[0], bad
+
+
+@functools.lru_cache(maxsize=None)
+def _layer_program(cfg: G2Config, layer: int, steps: int):
+    """One compiled program per (generator config, layer, steps); jit caches per input shape beyond that.
+    Params and hyper-parameters are arguments, so new weights or a new learning rate do not recompile."""
+
+    def run(params, state, styles, ds_z, ds_n, lam, img0, mask, hp):
+        per_image = functools.partial(_optimise_one, params, cfg, layer, steps)
+        return jax.vmap(per_image, in_axes=(0, 0, 0, 0, 0, 0, 0, None))(
+            state, styles, ds_z, ds_n, lam, img0, mask, hp)
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=None)
+def _advance_program(cfg: G2Config, layer: int):
+    """state before layer -> state after it, with the layer's edited style."""
+    return jax.jit(lambda params, state, s: stylegan2.layer_forward(params["layers"][layer], cfg.layers[layer],
+                                                                    cfg, state, s))
+
+
+@functools.lru_cache(maxsize=None)
+def _synth_program(cfg: G2Config):
+    return jax.jit(lambda params, styles: stylegan2.synthesize(params, cfg, styles))
+
+
+def _check_inputs(cfg, styles, ds_z, ds_n, mask):
+    dims = tuple(l.dim for l in cfg.layers)
+    for name, lst in (("styles", styles), ("ds_z", ds_z), ("ds_n", ds_n)):
+        if len(lst) != len(dims) or any(a.shape[-1] != d for a, d in zip(lst, dims)):
+            raise ValueError(f"{name} must be a list of {len(dims)} arrays with dims {dims}, got "
+                             f"{[tuple(a.shape) for a in lst]}")
+        if any(not bool(jnp.all(jnp.isfinite(a))) for a in lst):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    batch, res = styles[0].shape[0], cfg.img_resolution
+    if tuple(mask.shape) != (batch, res, res):
+        raise ValueError(f"mask must have shape {(batch, res, res)} (batch, resolution, resolution), got "
+                         f"{tuple(mask.shape)}")
+
+
+def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig = InterventionConfig(),
+              *, return_layer_images: bool = False, on_layer=None) -> InterventionResult:
+    """Find Λ* for a batch of images.
+
+    styles, ds_z, ds_n: lists over layers of [B, dim_l] (s = f(z), Δs_z, Δs_n); mask: [B, R, R], 1 inside the
+    edited component. on_layer(i, num_layers) is called after each layer (progress). Raises FloatingPointError if
+    a non-finite loss or gradient appears (naming images and layer); such a result is never returned.
+    """
+    _check_inputs(cfg, styles, ds_z, ds_n, mask)
+    hp = {k: jnp.float32(getattr(config, k)) for k in ("learning_rate", "lambda_attr", "lambda_norm", "lambda_init")}
+    mask = jnp.asarray(mask, jnp.float32)
+    batch, n_layers = styles[0].shape[0], len(cfg.layers)
+    img0 = _synth_program(cfg)(params, styles)
+    lam = [jnp.zeros_like(s) for s in styles]
+    z_edit = _synth_program(cfg)(params, [s + d for s, d in zip(styles, ds_z)])
+    pix = [np.asarray(metrics.outside_mask_mse(z_edit, img0, mask))]
+    state = stylegan2.initial_state(params, batch)
+    history, layer_images, img = [], [], z_edit
+    for i in range(n_layers):
+        program = _layer_program(cfg, i, config.steps_per_layer)
+        lam_i, hist, img, bad = program(params, state, styles, ds_z, ds_n, lam, img0, mask, hp)
+        if bool(jnp.any(bad)):
+            raise FloatingPointError(f"non-finite loss or gradient while optimising layer {i} "
+                                     f"({cfg.layers[i].name}) for images {np.flatnonzero(np.asarray(bad)).tolist()}")
+        lam[i] = lam_i
+        state = _advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam_i))
+        history.append(np.asarray(hist).T)
+        pix.append(np.asarray(metrics.outside_mask_mse(img, img0, mask)))
+        if return_layer_images:
+            layer_images.append(np.asarray(img))
+        if on_layer is not None:
+            on_layer(i, n_layers)
+    edited = [s + d for s, d in zip(styles, mix(ds_z, ds_n, lam))]
+    return InterventionResult(lam=lam, styles=edited, loss_history=np.stack(history), pix_error=np.stack(pix),
+                              image=np.asarray(img), layer_images=np.stack(layer_images) if layer_images else None)

@@ -1,0 +1,172 @@
+"""Structure and building blocks of the JAX StyleGAN2, without weight files."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import si_jax
+from si_jax import ops
+from si_jax.config import G2Config
+
+TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return si_jax.to_jax_params(si_jax.random_canonical(TINY, seed=0), TINY), TINY
+
+
+def test_config_f_1024_structure():
+    cfg = G2Config.make()  # config-f 1024: channel_base 32768, channel_max 512, z = w = 512
+    space = si_jax.StyleSpace.of(cfg)
+    assert space.num_layers == 26 and space.total == 9088 and cfg.num_ws == 18
+    assert space.kinds.count("conv") == 17 and space.kinds.count("torgb") == 9
+    assert space.names[:5] == ("b4.conv1", "b4.torgb", "b8.conv0", "b8.conv1", "b8.torgb")
+    assert space.names[-1] == "b1024.torgb" and space.dims[-1] == 32
+    assert list(space.w_index[:6]) == [0, 1, 1, 2, 3, 3]
+    assert G2Config.make(256, channel_base=16384).style_dim == 7424  # paper256, reference_timings.txt
+
+
+@pytest.mark.parametrize("res,base,want", [(1024, 32768, 30_370_060), (256, 16384, 24_767_458)])
+def test_random_init_parameter_count_matches_reference(res, base, want):
+    """Random config-f 1024 / paper256 weights validate against the layout and have the reference's parameter
+    count (reference_timings.txt counts trainable parameters: no w_avg, noise buffers or FIR filters)."""
+    cfg = G2Config.make(res, channel_base=base)
+    canon = si_jax.random_canonical(cfg, seed=0)
+    trainable = sum(a.size for k, a in canon.items() if not k.endswith(("noise_const", "w_avg")))
+    assert trainable == want
+    params = si_jax.to_jax_params(canon, cfg)
+    assert params["layers"][-1]["weight"].shape == (1, 1, 32 if res == 1024 else 64, 3)
+
+
+def test_style_space_roundtrip_and_lookup():
+    space = si_jax.StyleSpace.of(TINY)
+    flat = np.arange(2 * space.total, dtype=np.float32).reshape(2, space.total)
+    parts = space.split(flat)
+    assert [p.shape[1] for p in parts] == list(space.dims)
+    np.testing.assert_array_equal(space.concat(parts), flat)
+    layer, ch = space.layer_of_channel(space.offsets[3] + 2)
+    assert (layer, ch) == (3, 2)
+    with pytest.raises(ValueError, match="values"):
+        space.split(flat[:, :-1])
+    with pytest.raises(KeyError, match="no style layer"):
+        space.layer_index("b4.conv0")
+
+
+def _upfirdn_reference(x, f1d, up, pad0, pad1, gain):
+    """Direct numpy upfirdn2d on NHWC (zero-insert, pad, full 2-D convolution): independent of ops.py."""
+    f = np.outer(f1d, f1d)
+    f = f / f.sum() * gain
+    n, h, w, c = x.shape
+    u = np.zeros((n, h * up, w * up, c))
+    u[:, ::up, ::up] = x
+    u = np.pad(u, ((0, 0), (pad0, pad1), (pad0, pad1), (0, 0)))
+    k = len(f1d)
+    oh, ow = u.shape[1] - k + 1, u.shape[2] - k + 1
+    out = np.zeros((n, oh, ow, c))
+    ff = f[::-1, ::-1]
+    for i in range(k):
+        for j in range(k):
+            out += ff[i, j] * u[:, i:i + oh, j:j + ow]
+    return out
+
+
+def test_upsample_matches_direct_upfirdn():
+    x = np.random.default_rng(0).standard_normal((2, 5, 6, 3)).astype(np.float32)
+    got = ops.upsample_2d(jnp.asarray(x), (1, 3, 3, 1))
+    want = _upfirdn_reference(x, np.array([1, 3, 3, 1.0]), up=2, pad0=2, pad1=1, gain=4)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # an asymmetric filter catches flips
+    f = (1, 2, 5, 1)
+    np.testing.assert_allclose(ops.upsample_2d(jnp.asarray(x), f),
+                               _upfirdn_reference(x, np.array(f, float), 2, 2, 1, 4), atol=1e-5)
+
+
+def test_conv_up_matches_scatter_transpose():
+    """conv_up_2d == scatter-form transposed conv (PyTorch conv_transpose2d semantics) + FIR with padding 1."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4, 4, 2))
+    k = rng.standard_normal((3, 3, 2, 3))  # HWIO, forward-conv orientation
+    t = np.zeros((1, 9, 9, 3))
+    for i in range(4):
+        for j in range(4):
+            t[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum("c,abco->abo", x[0, i, j], k)
+    want = _upfirdn_reference(t, np.array([1, 3, 3, 1.0]), up=1, pad0=1, pad1=1, gain=4)
+    got = ops.conv_up_2d(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32), (1, 3, 3, 1))
+    assert got.shape == (1, 8, 8, 3)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_nonfused_modconv_equals_per_sample_weights():
+    rng = np.random.default_rng(2)
+    x, k = rng.standard_normal((2, 6, 6, 4)), rng.standard_normal((3, 3, 4, 5))
+    s = rng.standard_normal((2, 4)) + 1
+    got = ops.modulated_conv(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32), jnp.asarray(s, jnp.float32),
+                             demodulate=True, up=False)
+    for n in range(2):
+        wn = k * s[n][None, None, :, None]
+        wn = wn / np.sqrt((wn**2).sum(axis=(0, 1, 2), keepdims=True) + 1e-8)
+        want = ops.conv_2d(jnp.asarray(x[n:n + 1], jnp.float32), jnp.asarray(wn, jnp.float32))
+        np.testing.assert_allclose(got[n:n + 1], want, atol=1e-4)
+
+
+def test_noise_modes(tiny):
+    params, cfg = tiny
+    z = jnp.asarray(np.random.default_rng(3).standard_normal((2, cfg.z_dim)), jnp.float32)
+    styles = si_jax.styles_from_w(params, cfg, si_jax.mapping(params, cfg, z))
+    const = si_jax.synthesize(params, cfg, styles, "const")
+    np.testing.assert_array_equal(const, si_jax.synthesize(params, cfg, styles, "const"))
+    none = si_jax.synthesize(params, cfg, styles, "none")
+    r1 = si_jax.synthesize(params, cfg, styles, "random", jax.random.PRNGKey(0))
+    r2 = si_jax.synthesize(params, cfg, styles, "random", jax.random.PRNGKey(1))
+    assert float(jnp.abs(const - none).max()) > 1e-4
+    assert float(jnp.abs(r1 - r2).max()) > 1e-4
+    with pytest.raises(ValueError, match="PRNG key"):
+        si_jax.synthesize(params, cfg, styles, "random")
+    with pytest.raises(ValueError, match="noise_mode"):
+        si_jax.synthesize(params, cfg, styles, "bogus")
+
+
+def test_conv_clamp_is_honoured():
+    cfg = G2Config.make(16, 256, 16, 8, 8, mapping_layers=2, conv_clamp=0.05)
+    canon = si_jax.random_canonical(TINY, seed=0)
+    z = jnp.ones((1, 8))
+    img_free = si_jax.generate(si_jax.to_jax_params(canon, TINY), TINY, z)[2]
+    img_clamped = si_jax.generate(si_jax.to_jax_params(canon, cfg), cfg, z)[2]
+    # toRGB outputs are clamped to +-0.05 each and summed over 3 blocks after upsampling: bounded well below free
+    assert float(jnp.abs(img_clamped).max()) <= 0.05 * 3 * 1.01
+    assert float(jnp.abs(img_free).max()) > 0.2
+
+
+def test_synthesize_from_reuses_state(tiny):
+    params, cfg = tiny
+    z = jnp.asarray(np.random.default_rng(4).standard_normal((2, cfg.z_dim)), jnp.float32)
+    styles = si_jax.styles_from_w(params, cfg, si_jax.mapping(params, cfg, z))
+    full = si_jax.synthesize(params, cfg, styles)
+    for start in (0, 3, len(cfg.layers) - 1):
+        state = si_jax.run_layers(params, cfg, si_jax.initial_state(params, 2), styles, 0, start)
+        np.testing.assert_allclose(si_jax.synthesize_from(params, cfg, state, styles, start), full, atol=1e-5)
+
+
+def test_nnx_module_equals_functional(tiny):
+    from flax import nnx
+
+    params, cfg = tiny
+    gen = si_jax.StyleGAN2(params, cfg)
+    z = jnp.asarray(np.random.default_rng(5).standard_normal((3, cfg.z_dim)), jnp.float32)
+    want = si_jax.generate(params, cfg, z, 0.7)[2]
+    np.testing.assert_allclose(gen(z, truncation_psi=0.7), want, atol=1e-5)
+    np.testing.assert_allclose(nnx.jit(lambda m, z: m(z, 0.7))(gen, z), want, atol=1e-4)
+    flat = si_jax.StyleSpace.of(cfg).concat(gen.styles(gen.mapping(z, 0.7)))
+    np.testing.assert_allclose(gen.synthesize(flat), want, atol=1e-5)
+
+
+def test_unsupported_configs_raise():
+    with pytest.raises(ValueError, match="architecture 'resnet'"):
+        G2Config.make(16, 256, 16, 8, 8, architecture="resnet")
+    with pytest.raises(ValueError, match="conditional"):
+        G2Config.make(16, 256, 16, 8, 8, c_dim=10)
+    with pytest.raises(ValueError, match="shape"):
+        canon = si_jax.random_canonical(TINY, seed=0)
+        canon["synthesis.b8.conv0.weight"] = canon["synthesis.b8.conv0.weight"][:, :-1]
+        si_jax.to_jax_params(canon, TINY)
