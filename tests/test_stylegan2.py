@@ -9,6 +9,8 @@ from si_jax import ops
 from si_jax.config import G2Config
 
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
+synthesize = jax.jit(si_jax.synthesize, static_argnums=(1, 3))
+generate = jax.jit(si_jax.generate, static_argnums=(1, 3))
 
 
 @pytest.fixture(scope="module")
@@ -114,25 +116,25 @@ def test_noise_modes(tiny):
     params, cfg = tiny
     z = jnp.asarray(np.random.default_rng(3).standard_normal((2, cfg.z_dim)), jnp.float32)
     styles = si_jax.styles_from_w(params, cfg, si_jax.mapping(params, cfg, z))
-    const = si_jax.synthesize(params, cfg, styles, "const")
-    np.testing.assert_array_equal(const, si_jax.synthesize(params, cfg, styles, "const"))
-    none = si_jax.synthesize(params, cfg, styles, "none")
-    r1 = si_jax.synthesize(params, cfg, styles, "random", jax.random.PRNGKey(0))
-    r2 = si_jax.synthesize(params, cfg, styles, "random", jax.random.PRNGKey(1))
+    const = synthesize(params, cfg, styles, "const")
+    np.testing.assert_array_equal(const, synthesize(params, cfg, styles, "const"))
+    none = synthesize(params, cfg, styles, "none")
+    r1 = synthesize(params, cfg, styles, "random", jax.random.PRNGKey(0))
+    r2 = synthesize(params, cfg, styles, "random", jax.random.PRNGKey(1))
     assert float(jnp.abs(const - none).max()) > 1e-4
     assert float(jnp.abs(r1 - r2).max()) > 1e-4
     with pytest.raises(ValueError, match="PRNG key"):
-        si_jax.synthesize(params, cfg, styles, "random")
+        synthesize(params, cfg, styles, "random")
     with pytest.raises(ValueError, match="noise_mode"):
-        si_jax.synthesize(params, cfg, styles, "bogus")
+        synthesize(params, cfg, styles, "bogus")
 
 
 def test_conv_clamp_is_honoured():
     cfg = G2Config.make(16, 256, 16, 8, 8, mapping_layers=2, conv_clamp=0.05)
     canon = si_jax.random_canonical(TINY, seed=0)
     z = jnp.ones((1, 8))
-    img_free = si_jax.generate(si_jax.to_jax_params(canon, TINY), TINY, z)[2]
-    img_clamped = si_jax.generate(si_jax.to_jax_params(canon, cfg), cfg, z)[2]
+    img_free = generate(si_jax.to_jax_params(canon, TINY), TINY, z)[2]
+    img_clamped = generate(si_jax.to_jax_params(canon, cfg), cfg, z)[2]
     # toRGB outputs are clamped to +-0.05 each and summed over 3 blocks after upsampling: bounded well below free
     assert float(jnp.abs(img_clamped).max()) <= 0.05 * 3 * 1.01
     assert float(jnp.abs(img_free).max()) > 0.2
@@ -142,7 +144,7 @@ def test_synthesize_from_reuses_state(tiny):
     params, cfg = tiny
     z = jnp.asarray(np.random.default_rng(4).standard_normal((2, cfg.z_dim)), jnp.float32)
     styles = si_jax.styles_from_w(params, cfg, si_jax.mapping(params, cfg, z))
-    full = si_jax.synthesize(params, cfg, styles)
+    full = synthesize(params, cfg, styles)
     for start in (0, 3, len(cfg.layers) - 1):
         state = si_jax.run_layers(params, cfg, si_jax.initial_state(params, 2), styles, 0, start)
         np.testing.assert_allclose(si_jax.synthesize_from(params, cfg, state, styles, start), full, atol=1e-5)
@@ -154,7 +156,7 @@ def test_nnx_module_equals_functional(tiny):
     params, cfg = tiny
     gen = si_jax.StyleGAN2(params, cfg)
     z = jnp.asarray(np.random.default_rng(5).standard_normal((3, cfg.z_dim)), jnp.float32)
-    want = si_jax.generate(params, cfg, z, 0.7)[2]
+    want = generate(params, cfg, z, 0.7)[2]
     np.testing.assert_allclose(gen(z, truncation_psi=0.7), want, atol=1e-5)
     np.testing.assert_allclose(nnx.jit(lambda m, z: m(z, 0.7))(gen, z), want, atol=1e-4)
     flat = si_jax.StyleSpace.of(cfg).concat(gen.styles(gen.mapping(z, 0.7)))
