@@ -30,8 +30,12 @@ def hyperplane_distance(direction, codes) -> np.ndarray:
     return np.asarray(direction.decision(np.asarray(codes)), np.float32) / np.linalg.norm(_grad(direction))
 
 
-def step_lengths(direction, codes, target="flip", distance: float = 3.0) -> np.ndarray:
-    """α per image [N] along direction.normal, see module docstring. codes: [N, D]."""
+def step_lengths(direction, codes, target="flip", distance: float = 3.0, along=None) -> np.ndarray:
+    """α per image [N], see module docstring. codes: [N, D].
+
+    along: the unit vector the edit actually moves along (default direction.normal); for another vector (the
+    InterFaceGAN conditional normal) the distance gained per unit step is along·ĝ, and α is divided by it.
+    """
     codes = np.asarray(codes, np.float32)
     if not isinstance(target, str):
         return np.full(codes.shape[0], float(target), np.float32)
@@ -40,7 +44,11 @@ def step_lengths(direction, codes, target="flip", distance: float = 3.0) -> np.n
             "negative": np.full_like(d, -distance)}.get(target)
     if goal is None:
         raise ValueError(f"target must be one of {TARGETS} or a number, got {target!r}")
-    return (goal - d).astype(np.float32)
+    rate = 1.0 if along is None else float(np.dot(along, direction.normal))
+    if rate <= 1e-3:
+        raise ValueError("the edit vector is (nearly) orthogonal to the classifier's normal: it cannot reach the "
+                         "target distance")
+    return ((goal - d) / rate).astype(np.float32)
 
 
 def _check_dim(direction, dim: int, space: str):

@@ -9,8 +9,8 @@ jitted program (cached per generator, layer, step count and shape): `lax.scan` o
 onto [0, 1] after every step, `vmap`ped over the images of the batch. The activations before layer i depend only
 on fixed styles, so they are computed once per layer and the program synthesises from there.
 
-Best-iterate: a layer keeps the iterate with the lowest total loss among λ_i = 0 (no intervention at this layer),
-every Adam iterate and the last one. The total loss is therefore non-increasing from layer to layer.
+Best-iterate: a layer keeps the iterate with the lowest total loss among λ_i = 0 (no intervention at this layer,
+i.e. the previous result) and every Adam iterate. The total loss is therefore non-increasing from layer to layer.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class InterventionConfig:
     """Hyper-parameters. λ_attr, λ_norm: paper Sec. 4.1. Steps, learning rate: chosen by measurement (README)."""
 
     steps_per_layer: int = 30
-    learning_rate: float = 0.1
+    learning_rate: float = 0.2
     lambda_attr: float = 1e-2
     lambda_norm: float = 1e-6
     lambda_init: float = 0.5
@@ -48,7 +48,7 @@ class InterventionConfig:
 @dataclasses.dataclass
 class InterventionResult:
     """lam, styles: lists over layers of [B, dim_l] (Λ* and s + Δs_m(Λ*)).
-    loss_history: [num_layers, steps, B] total loss at each Adam iterate.
+    loss_history: [num_layers, steps + 1, B] total loss at each Adam iterate (the last one included).
     pix_error: [num_layers + 1, B] outside-mask MSE of the current result, index 0 = the Z-space edit (Λ = 0).
     image: [B, R, R, C] final edited image. layer_images: [num_layers, B, R, R, C] or None (Fig. 6).
     """
@@ -91,34 +91,36 @@ def objective(params, cfg: G2Config, layer: int, lam_i, state, styles, ds_z, ds_
     return pix - hp["lambda_attr"] * cos + hp["lambda_norm"] * norm, (pix, cos, img)
 
 
-def _optimise_one(params, cfg, layer, steps, state, styles, ds_z, ds_n, lam, img0, mask, hp):
-    """Adam on λ_layer for one image (arrays without batch axis; vmapped by the caller)."""
+def _optimise_one(params, cfg, layer, steps, state, styles, ds_z, ds_n, lam, img0, mask, prev_loss, prev_img, hp):
+    """Adam on λ_layer for one image (arrays without batch axis; vmapped by the caller).
+
+    prev_loss, prev_img: loss and image of the current result, i.e. at λ_layer = 0 (the best iterate to beat).
+    The scan runs steps + 1 evaluations (the last update is discarded), so the program holds one copy of the
+    forward + backward pass and every iterate, the last included, is a candidate.
+    Returns (λ* [dim], loss history [steps + 1], loss at λ*, image at λ* [R, R, C], non-finite flag).
+    """
     add_b = lambda t: jax.tree_util.tree_map(lambda a: a[None], t)  # noqa: E731
     state, styles, ds_z, ds_n, lam, img0, mask = map(add_b, (state, styles, ds_z, ds_n, lam, img0, mask))
     loss = functools.partial(objective, params, cfg, layer, state=state, styles=styles, ds_z=ds_z, ds_n=ds_n,
                              lam=lam, img0=img0, mask=mask, hp=hp)
-    grad_fn = jax.value_and_grad(lambda l: loss(l)[0])
+    grad_fn = jax.value_and_grad(lambda l: (lambda t, aux: (t, aux[2][0]))(*loss(l)), has_aux=True)
     opt = optax.adam(hp["learning_rate"])
-    zero = jnp.zeros_like(lam[layer][0])
-    lam0 = jnp.full_like(zero, hp["lambda_init"])
+    lam0 = jnp.full_like(lam[layer][0], hp["lambda_init"])
 
     def step(carry, _):
-        lam_i, opt_state, best, best_loss, bad = carry
-        value, grad = grad_fn(lam_i)
+        lam_i, opt_state, best, best_loss, best_img, bad = carry
+        (value, img), grad = grad_fn(lam_i)
         better = value < best_loss
         best, best_loss = jnp.where(better, lam_i, best), jnp.where(better, value, best_loss)
+        best_img = jnp.where(better, img, best_img)
         bad = bad | ~jnp.isfinite(value) | ~jnp.all(jnp.isfinite(grad))
         updates, opt_state = opt.update(grad, opt_state, lam_i)
         lam_i = jnp.clip(optax.apply_updates(lam_i, updates), 0.0, 1.0)
-        return (lam_i, opt_state, best, best_loss, bad), value
+        return (lam_i, opt_state, best, best_loss, best_img, bad), value
 
-    carry = (lam0, opt.init(lam0), zero, loss(zero)[0], jnp.array(False))
-    (last, _, best, best_loss, bad), history = jax.lax.scan(step, carry, None, length=steps)
-    last_loss = loss(last)[0]
-    best = jnp.where(last_loss < best_loss, last, best)
-    _, (_, _, img) = loss(best)
-    bad = bad | ~jnp.isfinite(last_loss)
-    return best, history, img[0], bad
+    carry = (lam0, opt.init(lam0), jnp.zeros_like(lam0), prev_loss, prev_img, jnp.array(False))
+    (_, _, best, best_loss, best_img, bad), history = jax.lax.scan(step, carry, None, length=steps + 1)
+    return best, history, best_loss, best_img, bad
 
 
 @functools.lru_cache(maxsize=None)
@@ -126,10 +128,10 @@ def _layer_program(cfg: G2Config, layer: int, steps: int):
     """One compiled program per (generator config, layer, steps); jit caches per input shape beyond that.
     Params and hyper-parameters are arguments, so new weights or a new learning rate do not recompile."""
 
-    def run(params, state, styles, ds_z, ds_n, lam, img0, mask, hp):
+    def run(params, state, styles, ds_z, ds_n, lam, img0, mask, prev_loss, prev_img, hp):
         per_image = functools.partial(_optimise_one, params, cfg, layer, steps)
-        return jax.vmap(per_image, in_axes=(0, 0, 0, 0, 0, 0, 0, None))(
-            state, styles, ds_z, ds_n, lam, img0, mask, hp)
+        return jax.vmap(per_image, in_axes=(0,) * 9 + (None,))(
+            state, styles, ds_z, ds_n, lam, img0, mask, prev_loss, prev_img, hp)
 
     return jax.jit(run)
 
@@ -144,6 +146,24 @@ def _advance_program(cfg: G2Config, layer: int):
 @functools.lru_cache(maxsize=None)
 def _synth_program(cfg: G2Config):
     return jax.jit(lambda params, styles: stylegan2.synthesize(params, cfg, styles))
+
+
+@functools.lru_cache(maxsize=None)
+def _start_program(cfg: G2Config):
+    """Loss of the Z-space edit (Λ = 0) per image: the first best iterate to beat. -> ([B], img [B, R, R, C])."""
+
+    def run(params, styles, ds_z, ds_n, img0, mask, hp):
+        def one(styles, ds_z, ds_n, img0, mask):
+            add_b = lambda t: jax.tree_util.tree_map(lambda a: a[None], t)  # noqa: E731
+            styles, ds_z, ds_n, img0, mask = map(add_b, (styles, ds_z, ds_n, img0, mask))
+            lam = [jnp.zeros_like(s) for s in styles]
+            state = stylegan2.initial_state(params, 1)
+            total, (_, _, img) = objective(params, cfg, 0, lam[0][0], state, styles, ds_z, ds_n, lam, img0, mask, hp)
+            return total, img[0]
+
+        return jax.vmap(one)(styles, ds_z, ds_n, img0, mask)
+
+    return jax.jit(run)
 
 
 def _check_inputs(cfg, styles, ds_z, ds_n, mask):
@@ -174,13 +194,13 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     batch, n_layers = styles[0].shape[0], len(cfg.layers)
     img0 = _synth_program(cfg)(params, styles)
     lam = [jnp.zeros_like(s) for s in styles]
-    z_edit = _synth_program(cfg)(params, [s + d for s, d in zip(styles, ds_z)])
-    pix = [np.asarray(metrics.outside_mask_mse(z_edit, img0, mask))]
+    loss, img = _start_program(cfg)(params, styles, ds_z, ds_n, img0, mask, hp)
+    pix = [np.asarray(metrics.outside_mask_mse(img, img0, mask))]
     state = stylegan2.initial_state(params, batch)
-    history, layer_images, img = [], [], z_edit
+    history, layer_images = [], []
     for i in range(n_layers):
         program = _layer_program(cfg, i, config.steps_per_layer)
-        lam_i, hist, img, bad = program(params, state, styles, ds_z, ds_n, lam, img0, mask, hp)
+        lam_i, hist, loss, img, bad = program(params, state, styles, ds_z, ds_n, lam, img0, mask, loss, img, hp)
         if bool(jnp.any(bad)):
             raise FloatingPointError(f"non-finite loss or gradient while optimising layer {i} "
                                      f"({cfg.layers[i].name}) for images {np.flatnonzero(np.asarray(bad)).tolist()}")

@@ -10,13 +10,21 @@ from si_jax import params as params_lib
 from si_jax.config import G2Config
 
 
+BUILTIN_DEMO = "builtin:demo"
+
+
 def load_canonical(path) -> tuple:
     """Any supported weights file (.safetensors, NVlabs/TF .pkl, rosinality .pt) -> (canonical dict, G2Config).
 
+    `builtin:demo` is the small deterministic generator of `si_jax.synthetic` (no file needed).
     Raises FileNotFoundError, or ValueError (weights_convert.WeightsFormatError) naming the problem.
     """
     import weights_convert
 
+    if str(path) == BUILTIN_DEMO:
+        from si_jax import synthetic
+
+        return synthetic.demo_generator()
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")

@@ -1,0 +1,124 @@
+"""One batch of edits, every method on the same footing: what the binaries and the README example call.
+
+    batch = prepare(params, cfg, z, directions)            # s = f(z), Δs_z, Δs_n for each image
+    out = run_method(params, cfg, batch, 'intervention', mask)
+
+directions: {'s': Direction, 'z': Direction, 'w': Direction} of one attribute (see si_jax.directions);
+`condition_on`: Z-space Directions of other attributes, for the InterFaceGAN conditional baseline.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from si_jax import edits, intervention, stylegan2
+from si_jax.config import G2Config
+from si_jax.style_space import StyleSpace
+
+METHODS = ("intervention", "z", "w", "interfacegan", "s")
+
+
+@dataclasses.dataclass
+class EditBatch:
+    """z: [B, z_dim]; w: [B, w_dim]; styles, ds_z, ds_n: lists of [B, dim_l]; alpha_z, beta: [B]."""
+
+    z: np.ndarray
+    w: np.ndarray
+    styles: list
+    ds_z: list
+    ds_n: list
+    alpha_z: np.ndarray
+    beta: np.ndarray
+
+
+@dataclasses.dataclass
+class EditOutput:
+    """styles: edited styles (list of [B, dim_l]); image: [B, R, R, C]; lam: Λ* (intervention only) or None."""
+
+    styles: list
+    image: np.ndarray
+    lam: list | None = None
+    result: intervention.InterventionResult | None = None
+
+
+def _need(directions: dict, space: str, method: str):
+    if space not in directions:
+        raise ValueError(f"method '{method}' needs a {space.upper()}-space direction; the direction file has "
+                         f"{', '.join(sorted(directions)) or 'none'}")
+    return directions[space]
+
+
+def prepare(params, cfg: G2Config, z, directions: dict, *, truncation_psi: float = 1.0, target="flip",
+            distance: float = 3.0, s_scale: float | None = None) -> EditBatch:
+    """s = f(z), Δs_z (Z edit to the target distance) and Δs_n (S normal scaled to match Δs_z's score change)."""
+    z = np.asarray(z, np.float32)
+    if z.ndim != 2 or z.shape[1] != cfg.z_dim:
+        raise ValueError(f"latents must have shape [N, {cfg.z_dim}], got {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("latents contain NaN or infinite values")
+    dz, ds = _need(directions, "z", "intervention"), _need(directions, "s", "intervention")
+    edits._check_dim(ds, cfg.style_dim, "S")
+    space = StyleSpace.of(cfg)
+    w = np.asarray(_mapping(cfg)(params, jnp.asarray(z), truncation_psi))
+    styles = _styles(cfg)(params, jnp.asarray(w))
+    alpha = edits.step_lengths(dz, z, target, distance)
+    ds_z = edits.delta_s_z(params, cfg, z, dz, alpha, truncation_psi)
+    beta = (np.full(len(z), s_scale, np.float32) if s_scale is not None
+            else edits.matched_scale(ds, np.asarray(space.concat(ds_z))))
+    ds_n = [jnp.asarray(a) for a in space.split(edits.delta_s_n(ds, beta))]
+    return EditBatch(z, w, styles, ds_z, ds_n, alpha, beta)
+
+
+@functools.lru_cache(maxsize=None)
+def _mapping(cfg):
+    return jax.jit(lambda p, z, psi: stylegan2.mapping(p, cfg, z, psi), static_argnums=2)
+
+
+@functools.lru_cache(maxsize=None)
+def _styles(cfg):
+    return jax.jit(lambda p, w: stylegan2.styles_from_w(p, cfg, w))
+
+
+def baseline_delta(params, cfg: G2Config, batch: EditBatch, method: str, directions: dict, *, target="flip",
+                   distance: float = 3.0, condition_on=()) -> list:
+    """Δs of a baseline: 'z' (Δs_z), 's' (Δs_n, i.e. Λ = 1), 'w' (W-space edit to the W classifier's target),
+    'interfacegan' (Z edit along the normal made orthogonal to the `condition_on` attributes' Z normals)."""
+    if method == "z":
+        return batch.ds_z
+    if method == "s":
+        return batch.ds_n
+    if method == "w":
+        dw = _need(directions, "w", method)
+        edits._check_dim(dw, cfg.w_dim, "W")
+        return edits.delta_s_w(params, cfg, batch.w, dw, edits.step_lengths(dw, batch.w, target, distance))
+    if method == "interfacegan":
+        from si_jax.directions import conditional_direction
+
+        dz = _need(directions, "z", method)
+        if not condition_on:
+            raise ValueError("method 'interfacegan' needs Z directions of other attributes to condition on")
+        normal = conditional_direction(dz.normal, [d.normal for d in condition_on]).astype(np.float32)
+        alpha = edits.step_lengths(dz, batch.z, target, distance, along=normal)
+        cond = dataclasses.replace(dz, normal=normal)
+        return edits.delta_s_z(params, cfg, batch.z, cond, alpha)
+    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def run_method(params, cfg: G2Config, batch: EditBatch, method: str, mask=None, directions: dict | None = None,
+               config: intervention.InterventionConfig = intervention.InterventionConfig(), **kw) -> EditOutput:
+    """Edit the batch with one method. mask [B, R, R] is needed by 'intervention' only."""
+    if method == "intervention":
+        if mask is None:
+            raise ValueError("method 'intervention' needs a mask")
+        res = intervention.intervene(params, cfg, batch.styles, batch.ds_z, batch.ds_n, mask, config,
+                                     return_layer_images=kw.get("return_layer_images", False),
+                                     on_layer=kw.get("on_layer"))
+        return EditOutput(res.styles, res.image, res.lam, res)
+    delta = baseline_delta(params, cfg, batch, method, directions or {}, target=kw.get("target", "flip"),
+                           distance=kw.get("distance", 3.0), condition_on=kw.get("condition_on", ()))
+    styles = [s + d for s, d in zip(batch.styles, delta)]
+    return EditOutput(styles, np.asarray(intervention._synth_program(cfg)(params, styles)))
