@@ -91,21 +91,28 @@ def objective(params, cfg: G2Config, layer: int, lam_i, state, styles, ds_z, ds_
     return pix - hp["lambda_attr"] * cos + hp["lambda_norm"] * norm, (pix, cos, img)
 
 
-def _optimise_one(params, cfg, layer, steps, state, styles, ds_z, ds_n, lam, img0, mask, prev_loss, prev_img, hp):
-    """Adam on λ_layer for one image (arrays without batch axis; vmapped by the caller).
+def _image_loss(params, cfg, layer, data, hp):
+    """λ_layer -> (total loss, image [R, R, C]) of ONE image. data: (state, styles, ds_z, ds_n, lam, img0, mask)
+    without batch axis (a batch of 1 is added for the generator)."""
+    state, styles, ds_z, ds_n, lam, img0, mask = jax.tree_util.tree_map(lambda a: a[None], tuple(data))
 
-    prev_loss, prev_img: loss and image of the current result, i.e. at λ_layer = 0 (the best iterate to beat).
+    def f(lam_i):
+        total, (_, _, img) = objective(params, cfg, layer, lam_i, state, styles, ds_z, ds_n, lam, img0, mask, hp)
+        return total, img[0]
+
+    return f
+
+
+def _adam_best(loss_img, lam0, prev_loss, prev_img, steps: int, hp):
+    """Projected Adam on λ from lam0, keeping the best iterate. loss_img: λ -> (scalar loss, image(s)).
+
+    prev_loss, prev_img: loss and image(s) at λ = 0 (the current result: the best iterate to beat).
     The scan runs steps + 1 evaluations (the last update is discarded), so the program holds one copy of the
     forward + backward pass and every iterate, the last included, is a candidate.
-    Returns (λ* [dim], loss history [steps + 1], loss at λ*, image at λ* [R, R, C], non-finite flag).
+    Returns (λ*, loss history [steps + 1], loss at λ*, image(s) at λ*, non-finite flag).
     """
-    add_b = lambda t: jax.tree_util.tree_map(lambda a: a[None], t)  # noqa: E731
-    state, styles, ds_z, ds_n, lam, img0, mask = map(add_b, (state, styles, ds_z, ds_n, lam, img0, mask))
-    loss = functools.partial(objective, params, cfg, layer, state=state, styles=styles, ds_z=ds_z, ds_n=ds_n,
-                             lam=lam, img0=img0, mask=mask, hp=hp)
-    grad_fn = jax.value_and_grad(lambda l: (lambda t, aux: (t, aux[2][0]))(*loss(l)), has_aux=True)
+    grad_fn = jax.value_and_grad(loss_img, has_aux=True)
     opt = optax.adam(hp["learning_rate"])
-    lam0 = jnp.full_like(lam[layer][0], hp["lambda_init"])
 
     def step(carry, _):
         lam_i, opt_state, best, best_loss, best_img, bad = carry
@@ -124,14 +131,26 @@ def _optimise_one(params, cfg, layer, steps, state, styles, ds_z, ds_n, lam, img
 
 
 @functools.lru_cache(maxsize=None)
-def _layer_program(cfg: G2Config, layer: int, steps: int):
-    """One compiled program per (generator config, layer, steps); jit caches per input shape beyond that.
-    Params and hyper-parameters are arguments, so new weights or a new learning rate do not recompile."""
+def _layer_program(cfg: G2Config, layer: int, steps: int, shared: bool = False):
+    """One compiled program per (generator config, layer, steps, mode); jit caches per input shape beyond that.
+    Params and hyper-parameters are arguments, so new weights or a new learning rate do not recompile.
+
+    shared=False: one λ_layer per image (vmapped). shared=True (amortised): one λ_layer for the whole batch,
+    minimising the batch-mean loss; prev_loss is then a scalar.
+    """
+    dim = cfg.layers[layer].dim
 
     def run(params, state, styles, ds_z, ds_n, lam, img0, mask, prev_loss, prev_img, hp):
-        per_image = functools.partial(_optimise_one, params, cfg, layer, steps)
-        return jax.vmap(per_image, in_axes=(0,) * 9 + (None,))(
-            state, styles, ds_z, ds_n, lam, img0, mask, prev_loss, prev_img, hp)
+        data = (state, styles, ds_z, ds_n, lam, img0, mask)
+        lam0 = jnp.full((dim,), hp["lambda_init"], jnp.float32)
+        if shared:
+            def batch_loss(lam_i):
+                totals, imgs = jax.vmap(lambda *d: _image_loss(params, cfg, layer, d, hp)(lam_i))(*data)
+                return jnp.mean(totals), imgs
+
+            return _adam_best(batch_loss, lam0, prev_loss, prev_img, steps, hp)
+        one = lambda *d: _adam_best(_image_loss(params, cfg, layer, d[:7], hp), lam0, d[7], d[8], steps, hp)  # noqa
+        return jax.vmap(one)(*data, prev_loss, prev_img)
 
     return jax.jit(run)
 
@@ -150,16 +169,14 @@ def _synth_program(cfg: G2Config):
 
 @functools.lru_cache(maxsize=None)
 def _start_program(cfg: G2Config):
-    """Loss of the Z-space edit (Λ = 0) per image: the first best iterate to beat. -> ([B], img [B, R, R, C])."""
+    """Loss and image of the Z-space edit (Λ = 0) per image: the first best iterate to beat.
+    -> (loss [B], image [B, R, R, C])."""
 
     def run(params, styles, ds_z, ds_n, img0, mask, hp):
         def one(styles, ds_z, ds_n, img0, mask):
-            add_b = lambda t: jax.tree_util.tree_map(lambda a: a[None], t)  # noqa: E731
-            styles, ds_z, ds_n, img0, mask = map(add_b, (styles, ds_z, ds_n, img0, mask))
             lam = [jnp.zeros_like(s) for s in styles]
-            state = stylegan2.initial_state(params, 1)
-            total, (_, _, img) = objective(params, cfg, 0, lam[0][0], state, styles, ds_z, ds_n, lam, img0, mask, hp)
-            return total, img[0]
+            data = (stylegan2.SynthState(params["const"], None), styles, ds_z, ds_n, lam, img0, mask)
+            return _image_loss(params, cfg, 0, data, hp)(lam[0])
 
         return jax.vmap(one)(styles, ds_z, ds_n, img0, mask)
 
@@ -181,11 +198,12 @@ def _check_inputs(cfg, styles, ds_z, ds_n, mask):
 
 
 def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig = InterventionConfig(),
-              *, return_layer_images: bool = False, on_layer=None) -> InterventionResult:
+              *, shared: bool = False, return_layer_images: bool = False, on_layer=None) -> InterventionResult:
     """Find Λ* for a batch of images.
 
     styles, ds_z, ds_n: lists over layers of [B, dim_l] (s = f(z), Δs_z, Δs_n); mask: [B, R, R], 1 inside the
-    edited component. on_layer(i, num_layers) is called after each layer (progress). Raises FloatingPointError if
+    edited component. shared=True fits ONE Λ for the whole batch (amortised mode; apply it to other images with
+    `apply_lambda`). on_layer(i, num_layers) is called after each layer (progress). Raises FloatingPointError if
     a non-finite loss or gradient appears (naming images and layer); such a result is never returned.
     """
     _check_inputs(cfg, styles, ds_z, ds_n, mask)
@@ -195,18 +213,21 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     img0 = _synth_program(cfg)(params, styles)
     lam = [jnp.zeros_like(s) for s in styles]
     loss, img = _start_program(cfg)(params, styles, ds_z, ds_n, img0, mask, hp)
+    loss = jnp.mean(loss) if shared else loss
     pix = [np.asarray(metrics.outside_mask_mse(img, img0, mask))]
     state = stylegan2.initial_state(params, batch)
     history, layer_images = [], []
     for i in range(n_layers):
-        program = _layer_program(cfg, i, config.steps_per_layer)
+        program = _layer_program(cfg, i, config.steps_per_layer, shared)
         lam_i, hist, loss, img, bad = program(params, state, styles, ds_z, ds_n, lam, img0, mask, loss, img, hp)
         if bool(jnp.any(bad)):
+            where = "the batch" if shared else f"images {np.flatnonzero(np.asarray(bad)).tolist()}"
             raise FloatingPointError(f"non-finite loss or gradient while optimising layer {i} "
-                                     f"({cfg.layers[i].name}) for images {np.flatnonzero(np.asarray(bad)).tolist()}")
-        lam[i] = lam_i
-        state = _advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam_i))
-        history.append(np.asarray(hist).T)
+                                     f"({cfg.layers[i].name}) for {where}")
+        lam[i] = jnp.broadcast_to(lam_i, styles[i].shape) if shared else lam_i
+        state = _advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam[i]))
+        hist = np.asarray(hist)
+        history.append(np.broadcast_to(hist[:, None], (len(hist), batch)) if shared else hist.T)
         pix.append(np.asarray(metrics.outside_mask_mse(img, img0, mask)))
         if return_layer_images:
             layer_images.append(np.asarray(img))
@@ -215,3 +236,13 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     edited = [s + d for s, d in zip(styles, mix(ds_z, ds_n, lam))]
     return InterventionResult(lam=lam, styles=edited, loss_history=np.stack(history), pix_error=np.stack(pix),
                               image=np.asarray(img), layer_images=np.stack(layer_images) if layer_images else None)
+
+
+def apply_lambda(params, cfg: G2Config, styles, ds_z, ds_n, lam) -> tuple:
+    """Amortised mode, no optimisation: edit with a given Λ (e.g. `intervene(..., shared=True).lam[l][0]`).
+
+    lam: list of [dim_l] (shared) or [B, dim_l]. -> (edited styles list of [B, dim_l], image [B, R, R, C]).
+    """
+    lam = [jnp.broadcast_to(jnp.asarray(l), s.shape) for l, s in zip(lam, styles)]
+    edited = [s + d for s, d in zip(styles, mix(ds_z, ds_n, lam))]
+    return edited, np.asarray(_synth_program(cfg)(params, edited))
