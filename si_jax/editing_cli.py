@@ -74,6 +74,7 @@ def run(flags, is_demo: bool) -> None:
     if meta.get("generator_id") not in (None, generator_id):
         raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
                          f"--weights has {generator_id})")
+    check_directions(dirs, cfg, flags.direction or "demo")
     z, latent_source = _latents(flags, cfg.z_dim, generator_id)
     condition_on = [directions.load_directions(p)["z"] for p in flags.condition_on]
     st = edit_run.EditSettings(flags.method, mask_spec, flags.target, flags.distance, flags.s_scale,
@@ -101,6 +102,17 @@ def run(flags, is_demo: bool) -> None:
         _log(f"outputs: {run_dir.path / 'grid.png'}, {run_dir.path / 'summary.json'}, {run_dir.path / 'images'}/")
     if is_demo:
         _log("(that was the demo; see the commands in the banner above to edit real images)")
+
+
+def check_directions(dirs: dict, cfg, name: str) -> None:
+    """The s/z/w directions exist and have this generator's dimensions (before anything is written)."""
+    want = {"s": cfg.style_dim, "z": cfg.z_dim, "w": cfg.w_dim}
+    for space, dim in want.items():
+        if space not in dirs:
+            raise ValueError(f"{name} has no '{space}' direction (has: {', '.join(sorted(dirs))})")
+        if dirs[space].dim != dim:
+            raise ValueError(f"{name}: the {space}-space direction has dimension {dirs[space].dim}, this generator's "
+                             f"{space} space has {dim}: it was fitted for another generator")
 
 
 def vars_of(st) -> dict:

@@ -19,12 +19,12 @@ def load_canonical(path) -> tuple:
     `builtin:demo` is the small deterministic generator of `si_jax.synthetic` (no file needed).
     Raises FileNotFoundError, or ValueError (weights_convert.WeightsFormatError) naming the problem.
     """
-    import weights_convert
-
     if str(path) == BUILTIN_DEMO:
         from si_jax import synthetic
 
         return synthetic.demo_generator()
+    import weights_convert
+
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")

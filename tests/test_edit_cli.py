@@ -1,0 +1,168 @@
+"""bin/edit.py end to end on the built-in generator: outputs, demo mode, kill-and-resume, 8 devices, bad input.
+
+All runs share one persistent compilation cache, so only the first run pays for compiling the layer programs.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import si_jax
+from si_jax import demo, directions, samples, synthetic
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FAST = ["--steps_per_layer=3", "--batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+@pytest.fixture(scope="module")
+def direction_file(tmp_path_factory):
+    canonical, cfg = synthetic.demo_generator()
+    params = si_jax.to_jax_params(canonical, cfg)
+    path = tmp_path_factory.mktemp("dirs") / "red.npz"
+    directions.save_directions(path, demo.fit_demo_directions(params, cfg, log=lambda m: None),
+                               generator_id=si_jax.fingerprint(canonical))
+    return str(path)
+
+
+def _cmd(cache, *args):
+    return [sys.executable, str(REPO / "bin" / "edit.py"), f"--compilation_cache={cache}", *args]
+
+
+def _env(devices=1):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}" if devices > 1 else ""
+    return env
+
+
+def edit(cache, *args, devices=1, check=True):
+    proc = subprocess.run(_cmd(cache, *args), cwd=REPO, env=_env(devices), capture_output=True, text=True,
+                          timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _real(direction_file, out, *extra):
+    return ["--weights=builtin:demo", f"--direction={direction_file}", f"--output_dir={out}", "--num_samples=4",
+            "--seed=3", "--mask=box:4,4,16,16", *FAST, *extra]
+
+
+def _shards(out):
+    files = sorted(pathlib.Path(out, "shards").glob("shard_*.npz"))
+    return {f.name: dict(np.load(f)) for f in files}
+
+
+def test_edit_outputs_and_content(tmp_path, cache, direction_file):
+    out = tmp_path / "run"
+    edit(cache, *_real(direction_file, out))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_images"] == 4 and summary["method"] == "intervention"
+    shards = _shards(out)
+    assert len(shards) == 2
+    s0 = shards["shard_00000.npz"]
+    assert s0["styles_out"].shape == (2, synthetic.DEMO_CONFIG.style_dim)
+    assert 0.0 <= s0["lam"].min() and s0["lam"].max() <= 1.0 and s0["lam"].max() > 0
+    z = samples.latents(3, [0, 1], synthetic.DEMO_CONFIG.z_dim)
+    np.testing.assert_array_equal(s0["z"], z)
+    assert np.all(np.sign(s0["score_after"] - s0["score_before"]) != 0)
+    from PIL import Image
+
+    assert Image.open(out / "grid.png").size[0] > 200
+    assert len(list((out / "images").glob("*.png"))) == 4
+    # the Z-space baseline on the same images is much less local
+    zout = tmp_path / "z"
+    edit(cache, *_real(direction_file, zout, "--method=z"))
+    z_mse = json.loads((zout / "summary.json").read_text())["mse_outside_mean"]
+    assert summary["mse_outside_mean"] < 0.5 * z_mse
+
+
+def test_demo_default_runs(tmp_path, cache):
+    out = tmp_path / "demo"
+    proc = edit(cache, f"--output_dir={out}", "--num_samples=2", *FAST)
+    assert "DEMO" in proc.stdout and "bin/convert_weights.py" in proc.stdout
+    assert (out / "grid.png").is_file() and (out / "direction.npz").is_file() and (out / "table1.md").is_file()
+
+
+def test_kill_and_resume_gives_identical_results(tmp_path, cache, direction_file):
+    ref, out = tmp_path / "ref", tmp_path / "resumed"
+    args = ["--num_samples=8"]
+    edit(cache, *_real(direction_file, ref, *args))
+    proc = subprocess.Popen(_cmd(cache, *_real(direction_file, out, *args)), cwd=REPO, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "shards").glob("shard_*.npz")):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    done = len(list((out / "shards").glob("shard_*.npz")))
+    assert 1 <= done < 4, f"kill came too late or too early ({done} shards)"
+    resumed = edit(cache, *_real(direction_file, out, *args))
+    assert "resuming" in resumed.stdout
+    a, b = _shards(ref), _shards(out)
+    assert a.keys() == b.keys()
+    for name in a:
+        for key in a[name]:
+            np.testing.assert_array_equal(a[name][key], b[name][key], err_msg=f"{name}:{key}")
+    assert not list(out.rglob(".*tmp*"))
+
+
+def test_different_settings_refused(tmp_path, cache, direction_file):
+    out = tmp_path / "run"
+    edit(cache, *_real(direction_file, out, "--method=z"))
+    proc = edit(cache, *_real(direction_file, out, "--method=s"), check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("error:") and "different settings" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_eight_devices_match_one(tmp_path, cache, direction_file):
+    one, eight = tmp_path / "one", tmp_path / "eight"
+    args = ["--num_samples=8", "--batch_size=8", "--steps_per_layer=3"]
+    edit(cache, *_real(direction_file, one), *args)
+    proc = edit(cache, *_real(direction_file, eight), *args, devices=8)
+    assert "8 local device(s)" in proc.stdout
+    a, b = _shards(one)["shard_00000.npz"], _shards(eight)["shard_00000.npz"]
+    np.testing.assert_array_equal(a["z"], b["z"])
+    np.testing.assert_allclose(a["styles_out"], b["styles_out"], atol=2e-3)
+    np.testing.assert_allclose(a["mse_outside"], b["mse_outside"], rtol=2e-2, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["missing_weights", "bad_mask_spec", "mask_count", "foreign_direction",
+                                  "nan_masks", "only_direction"])
+def test_bad_input_one_error_line_nothing_written(tmp_path, cache, direction_file, case):
+    out = tmp_path / "out"
+    args = _real(direction_file, out)
+    if case == "missing_weights":
+        args[0] = f"--weights={tmp_path / 'nope.safetensors'}"
+    elif case == "bad_mask_spec":
+        args[-3] = "--mask=box:4,4,2"
+    elif case == "mask_count":
+        np.save(tmp_path / "m.npy", np.zeros((3, 32, 32), np.float32))
+        args[-3] = f"--masks={tmp_path / 'm.npy'}"
+    elif case == "nan_masks":
+        np.save(tmp_path / "m.npy", np.full((4, 32, 32), np.nan, np.float32))
+        args[-3] = f"--masks={tmp_path / 'm.npy'}"
+    elif case == "foreign_direction":
+        rng = np.random.default_rng(0)
+        codes = rng.standard_normal((64, 10))
+        y = codes[:, 0] > 0
+        other = {k: directions.fit_direction(codes, y, space=k) for k in ("s", "z", "w")}
+        directions.save_directions(tmp_path / "other.npz", other)
+        args[1] = f"--direction={tmp_path / 'other.npz'}"
+    elif case == "only_direction":
+        args = args[1:]
+    proc = edit(cache, *args, check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr[-2000:]
+    assert not out.exists()
