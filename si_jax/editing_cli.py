@@ -88,6 +88,12 @@ def run(flags, is_demo: bool) -> None:
     out_dir = flags.output_dir or (DEMO_DIR if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
+    if jax.process_count() > 1:  # process 0 creates the folder first; the others then check the same settings
+        from jax.experimental import multihost_utils
+
+        if jax.process_index() == 0:
+            runs.RunDir(out_dir, settings)
+        multihost_utils.sync_global_devices("si_jax_run_dir")
     run_dir = runs.RunDir(out_dir, settings, primary=jax.process_index() == 0)
     if is_demo:
         directions.save_directions(run_dir.path / "direction.npz", dirs, generator_id=generator_id)

@@ -1,0 +1,71 @@
+"""Fit an attribute's directions in S (sparse, L1), Z and W (L2) from a sample folder and a label file.
+
+    python bin/fit_direction.py --samples=runs/g_10k --labels=smile.csv --ratio=0.25 --output=dirs/smile.npz
+
+--samples: a finished `bin/sample.py` folder. --labels: `.npy` [N] (labels, or scores with --threshold/--ratio)
+or `.csv` rows `index,label|score` covering any subset of the samples (see `si_jax.labels`); only the labelled
+samples are used. Writes the three directions with `save_directions` (keys 's', 'z', 'w', tied to the generator's
+fingerprint from the samples' manifest), prints the Table-1 report and writes it to `<output stem>.table1.md`.
+Nothing is written when anything fails.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("samples", None, "Folder written by bin/sample.py.")
+flags.DEFINE_string("labels", None, "Label file: .npy [N] or .csv index,label|score (see si_jax.labels).")
+flags.DEFINE_string("output", None, "Output directions file (.npz).")
+flags.DEFINE_string("attribute", None, "Attribute name stored with the directions (default: the label file's stem).")
+flags.DEFINE_float("threshold", None, "Scores: score > threshold is positive.")
+flags.DEFINE_float("ratio", None, "Scores: top/bottom ratio·n are positive/negative, the middle is dropped (0, 0.5].")
+flags.DEFINE_float("val_fraction", 0.2, "Stratified hold-out fraction for the validation accuracy.")
+flags.DEFINE_integer("seed", 0, "Seed of the train/val split.")
+flags.DEFINE_float("C_s", None, "C of the S-space L1 SVM (default: si_jax.directions.default_C).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output (and its .table1.md).")
+flags.mark_flags_as_required(["samples", "labels", "output"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from si_jax import cli
+
+    cli.run_guarded(_run)
+
+
+def _write_text_atomic(path, text: str) -> None:
+    tmp = f"{os.path.dirname(os.path.abspath(path))}/.{os.path.basename(path)}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _run():
+    from si_jax import cli, directions, labels, samples
+
+    if not FLAGS.output.endswith(".npz"):
+        raise cli.UsageError(f"--output must end in .npz, got {FLAGS.output}")
+    table_path = FLAGS.output[:-len(".npz")] + ".table1.md"
+    cli.check_output_free(FLAGS.output, FLAGS.overwrite)
+    cli.check_output_free(table_path, FLAGS.overwrite)
+    data = samples.load_samples(FLAGS.samples)
+    n = len(data["index"])
+    y, idx = labels.load_labels(FLAGS.labels, n, threshold=FLAGS.threshold, ratio=FLAGS.ratio)
+    attribute = FLAGS.attribute or os.path.splitext(os.path.basename(FLAGS.labels))[0]
+    print(f"{attribute}: {idx.size} of {n} samples labelled ({int(y.sum())} positive)", file=sys.stderr)
+    fitted = {}
+    for space, key, C in (("s", "styles", FLAGS.C_s), ("z", "z", None), ("w", "w", None)):
+        fitted[space] = directions.fit_direction(data[key][idx], y, space=space, attribute=attribute, C=C,
+                                                 val_fraction=FLAGS.val_fraction, seed=FLAGS.seed)
+    report = directions.table1_report(fitted)
+    directions.save_directions(FLAGS.output, fitted, generator_id=data["manifest"]["generator_id"])
+    _write_text_atomic(table_path, report)
+    print(report, end="")
+    print(f"wrote {FLAGS.output} and {table_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    app.run(main)

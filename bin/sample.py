@@ -1,0 +1,207 @@
+"""Sample latents from a generator and store z, w and style codes (and optionally images) in a resumable run folder.
+
+    python bin/sample.py --weights=G.safetensors --num_samples=10000 --seed=0 --output_dir=runs/g_10k \
+        [--truncation_psi=1.0] [--batch_size=16] [--save_images] [--multihost]
+
+Layout and the latent rule: see `si_jax.samples` (read it back with `si_jax.samples.load_samples`). Shard k holds
+samples [k·B, (k+1)·B) with B = --batch_size, so the batch size is part of the settings; z[i] itself depends only
+on (seed, i). Re-running the same command resumes (finished shards are skipped, the result is identical to an
+uninterrupted run); other settings into the same folder are refused. Images use constant noise (noise_mode=const).
+
+Devices: each batch is split over this process's devices (--batch_size must be a multiple of their number).
+Hosts (--multihost): jax.distributed.initialize(); process p computes shards p, p+P, ... into the SAME folder
+(a shared filesystem is assumed). Process 0 creates run.json before the others start, and after a final barrier
+checks that every shard exists and writes the contact sheet and manifest.json.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("weights", None, "Weights: .safetensors, a raw .pkl / .pt file, or builtin:demo.")
+flags.DEFINE_integer("num_samples", None, "Number of samples N.")
+flags.DEFINE_integer("seed", 0, "Seed (>= 0): z[i] = default_rng([seed, i]).standard_normal(z_dim).")
+flags.DEFINE_string("output_dir", None, "Run folder (created; resumed when it holds the same run).")
+flags.DEFINE_float("truncation_psi", 1.0, "Truncation towards the model's w_avg.")
+flags.DEFINE_integer("batch_size", 16, "Samples per device call and per shard file (a multiple of the device count).")
+flags.DEFINE_bool("save_images", False, "Also synthesize and write images/XXXXXX.png and contact_sheet.png.")
+flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() and split the shards over processes.")
+flags.mark_flags_as_required(["weights", "num_samples", "output_dir"])
+FLAGS = flags.FLAGS
+
+CONTACT_SHEET = "contact_sheet.png"
+CONTACT_MAX, CONTACT_COLS = 64, 8
+NOISE_MODE = "const"
+
+
+def main(argv):
+    del argv
+    from si_jax import cli
+
+    cli.run_guarded(_run)
+
+
+def _barrier(name: str) -> None:
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def _check_flags():
+    import math
+
+    from si_jax import cli
+
+    if FLAGS.num_samples < 1:
+        raise cli.UsageError(f"--num_samples must be >= 1, got {FLAGS.num_samples}")
+    if FLAGS.batch_size < 1:
+        raise cli.UsageError(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
+    if FLAGS.seed < 0:
+        raise cli.UsageError(f"--seed must be >= 0, got {FLAGS.seed}")
+    if not math.isfinite(FLAGS.truncation_psi):
+        raise cli.UsageError(f"--truncation_psi must be finite, got {FLAGS.truncation_psi}")
+
+
+def _make_generate(cfg, space, with_images: bool):
+    """Jitted z [B, z_dim] -> (w [B, w_dim], flat styles [B, S], images [B, R, R, C] or None)."""
+    import jax
+
+    import si_jax
+
+    def fn(params, z):
+        w = si_jax.mapping(params, cfg, z, FLAGS.truncation_psi)
+        styles = si_jax.styles_from_w(params, cfg, w)
+        img = si_jax.synthesize(params, cfg, styles, NOISE_MODE) if with_images else None
+        return w, space.concat(styles), img
+
+    return jax.jit(fn)
+
+
+def _remove_stale_temp(run, todo: set, batch_size: int) -> None:
+    """Delete temp files a killed run left for the shards in `todo` (others may belong to live processes)."""
+    import re
+
+    pattern = re.compile(r"^\.(?:shard_(\d+)\.npz|(\d+)\.png)\.tmp\d+$")
+    for sub in ("shards", "images"):
+        for f in (run.path / sub).glob(".*.tmp*") if (run.path / sub).is_dir() else ():
+            m = pattern.match(f.name)
+            if m and (int(m[1]) if m[1] else int(m[2]) // batch_size) in todo:
+                f.unlink(missing_ok=True)
+
+
+def _contact_sheet(folder, num_samples: int, resolution: int):
+    import numpy as np
+    from PIL import Image
+
+    from si_jax import figures, samples
+
+    tiles = [np.asarray(Image.open(folder / samples.image_file(i)).convert("RGB"))
+             for i in range(min(num_samples, CONTACT_MAX))]
+    rows = [tiles[r:r + CONTACT_COLS] for r in range(0, len(tiles), CONTACT_COLS)]
+    return figures.grid(rows, scale=figures.upscale_for_viewing(resolution))
+
+
+def _manifest(settings, cfg, space, shards, display_range) -> dict:
+    from si_jax import samples
+
+    layers = [{"name": n, "kind": k, "resolution": r, "dim": d, "offset": o}
+              for n, k, r, d, o in zip(space.names, space.kinds, space.resolutions, space.dims, space.offsets)]
+    return {
+        "format": samples.FORMAT, "version": samples.VERSION, "settings": settings,
+        "generator_id": settings["generator_id"], "weights": str(FLAGS.weights),
+        "num_samples": settings["num_samples"], "num_shards": len(shards), "shard_size": settings["batch_size"],
+        "seed": settings["seed"], "truncation_psi": settings["truncation_psi"], "z_rule": samples.Z_RULE,
+        "z_dim": cfg.z_dim, "w_dim": cfg.w_dim, "style_dim": space.total, "style_layers": layers,
+        "img_resolution": cfg.img_resolution, "img_channels": cfg.img_channels, "noise_mode": NOISE_MODE,
+        "shards": [{"file": samples.shard_file(k), "start": s, "count": n} for k, (s, n) in enumerate(shards)],
+        "images": None if display_range is None else {
+            "dir": "images", "pattern": "{index:06d}.png", "display_range": list(display_range),
+            "contact_sheet": CONTACT_SHEET},
+    }
+
+
+def _run():
+    import time
+
+    import jax
+
+    if FLAGS.multihost:
+        jax.distributed.initialize()   # before anything touches a device
+    import numpy as np
+
+    import si_jax
+    from si_jax import cli, figures, io, runs, samples
+
+    _check_flags()
+    lead = jax.process_index() == 0
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if lead else (lambda msg: None)
+    t0 = time.perf_counter()
+    canonical, cfg = io.load_canonical(FLAGS.weights)
+    params = si_jax.to_jax_params(canonical, cfg)
+    space = si_jax.StyleSpace.of(cfg)
+    mesh = runs.local_mesh()
+    runs.check_batch_size(FLAGS.batch_size, mesh)
+    n, bs = FLAGS.num_samples, FLAGS.batch_size
+    settings = {"generator_id": si_jax.fingerprint(canonical), "num_samples": n, "seed": FLAGS.seed,
+                "truncation_psi": FLAGS.truncation_psi, "batch_size": bs, "save_images": FLAGS.save_images,
+                "noise_mode": NOISE_MODE}
+    if lead:
+        run = runs.RunDir(FLAGS.output_dir, settings, primary=True)
+    _barrier("si_jax.sample.run_dir")          # run.json exists before the other processes look
+    if not lead:
+        run = runs.RunDir(FLAGS.output_dir, settings, primary=False)
+    shards = samples.shard_ranges(n, bs)
+    mine = runs.my_shards(len(shards))
+    todo = [k for k in mine if not run.is_done(k)]
+    log(f"{n} samples in {len(shards)} shards of {bs}; {jax.process_count()} process(es), {mesh.devices.size} "
+        f"local device(s); generator {settings['generator_id']}")
+    if len(todo) < len(mine):
+        log(f"resuming: {len(mine) - len(todo)} of this process's {len(mine)} shards already done")
+    _remove_stale_temp(run, set(todo), bs)
+
+    generate = _make_generate(cfg, space, FLAGS.save_images)
+    params = runs.replicate(params, mesh)
+
+    def compute(k):
+        start, count = shards[k]
+        index = np.arange(start, start + count, dtype=np.int64)
+        z = samples.latents(FLAGS.seed, index, cfg.z_dim)
+        w, s, img = generate(params, runs.shard_batch(cli.pad_batch(z, bs).array, mesh))
+        img = None if img is None else np.asarray(img)[:count]
+        return index, z, np.asarray(w)[:count], np.asarray(s)[:count], img
+
+    display_range = None
+    if FLAGS.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
+        display_range = figures.display_range(compute(0)[4])
+        (run.path / "images").mkdir(exist_ok=True)
+    work = sum(shards[k][1] for k in todo)
+    for k in (cli.progress(todo, work, bs, "images") if lead else todo):
+        index, z, w, s, img = compute(k)
+        if img is not None:   # images first: a shard file on disk means its images are there too
+            for i, im in zip(index, figures.to_uint8(img, *display_range)):
+                figures.save_png(run.path / samples.image_file(int(i)), im)
+        run.write_shard(k, index=index, z=z, w=w, styles=s)
+
+    _barrier("si_jax.sample.done")
+    if not lead:
+        return
+    missing = [k for k in range(len(shards)) if not run.is_done(k)]
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(shards)} shards are missing after the run (first: "
+                         f"{samples.shard_file(missing[0])}); do all processes write to the same --output_dir?")
+    for stale in run.path.glob(".*.tmp*"):
+        stale.unlink(missing_ok=True)
+    if FLAGS.save_images:
+        figures.save_png(run.path / CONTACT_SHEET, _contact_sheet(run.path, n, cfg.img_resolution))
+    runs.write_json_atomic(run.path / samples.MANIFEST, _manifest(run.settings, cfg, space, shards, display_range))
+    print(f"wrote {run.path}: {n} samples, z {cfg.z_dim}, w {cfg.w_dim}, styles {space.total} "
+          f"({time.perf_counter() - t0:.1f}s)")
+
+
+if __name__ == "__main__":
+    app.run(main)
