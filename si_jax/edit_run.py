@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 
 import jax
@@ -86,7 +87,8 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
         batch.styles, batch.ds_z, batch.ds_n = runs.shard_batch((batch.styles, batch.ds_z, batch.ds_n), mesh)
         mask = runs.shard_batch(jnp.asarray(mask), mesh)
     out = pipeline.run_method(params, cfg, batch, st.method, mask, dirs, st.intervention_config,
-                              target=st.target, distance=st.distance, condition_on=condition_on)
+                              target=st.target, distance=st.distance, condition_on=condition_on,
+                              on_layer=_layer_progress())
     s_in, s_out = _flat(batch.styles), _flat(out.styles)
     lam = _flat(out.lam) if out.lam is not None else np.zeros_like(s_in)
     return {"z": np.asarray(z), "styles_in": s_in, "styles_out": s_out, "lam": lam,
@@ -94,6 +96,18 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
             "score_before": dirs["s"].decision(s_in).astype(np.float32),
             "score_after": dirs["s"].decision(s_out).astype(np.float32),
             "mask": np.asarray(mask, np.float32), "img_in": img0, "img_out": np.asarray(out.image)}
+
+
+def _layer_progress(every_s: float = 10.0):
+    """on_layer callback: a line per layer, but only once a shard has run for `every_s` (large models)."""
+    start = time.perf_counter()
+
+    def report(i, n):
+        if time.perf_counter() - start > every_s:
+            print(f"    layer {i + 1}/{n} done ({time.perf_counter() - start:.0f}s into this batch)", file=sys.stderr,
+                  flush=True)
+
+    return report
 
 
 def _save_pngs(run: runs.RunDir, index, arrays, lo_hi):
