@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 import time
@@ -17,7 +18,10 @@ EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPoint
 
 
 def run_guarded(fn) -> None:
-    """Run fn(); an expected error becomes ONE line `error: ...` on stderr and exit status 1."""
+    """Run fn(); an expected error becomes ONE line `error: ...` on stderr and exit status 1.
+
+    jax's INFO chatter (e.g. 'Unable to initialize backend tpu') is silenced so that stderr stays readable."""
+    logging.getLogger("jax").setLevel(logging.WARNING)
     try:
         fn()
     except EXPECTED_ERRORS as e:
