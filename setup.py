@@ -17,5 +17,5 @@ setup(
         "absl-py>=2.0",
         "safetensors>=0.4",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "scikit-image>=0.22"]},  # skimage: independent SSIM reference
 )
