@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import si_jax
+from conftest import xla_env
 from si_jax import demo, directions, samples, synthetic
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -39,9 +40,7 @@ def _cmd(cache, *args):
 
 
 def _env(devices=1):
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}" if devices > 1 else ""
-    return env
+    return xla_env(devices)
 
 
 def edit(cache, *args, devices=1, check=True):

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 import si_jax
+from conftest import xla_env
 from si_jax import directions, figures, samples, synthetic
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -21,10 +22,7 @@ NUM_SHARDS = -(-N // BS)
 
 def run_bin(name, *args, devices=None, wait=True):
     """Run bin/<name> with 1 CPU device (or `devices` forced host devices); CompletedProcess or Popen."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
-    if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env = dict(xla_env(devices or 1), JAX_PLATFORMS="cpu")
     cmd = [sys.executable, str(REPO / "bin" / name), *map(str, args)]
     if not wait:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -197,8 +195,7 @@ def test_two_processes_share_one_folder(ref, tmp_path):
         port = sock.getsockname()[1]
     driver = tmp_path / "driver.py"
     driver.write_text(MULTIHOST_DRIVER)
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
+    env = dict(xla_env(1), JAX_PLATFORMS="cpu")
     out = tmp_path / "mh"
     cmd = [str(REPO / "bin" / "sample.py"), *sample_args(out, images=False), "--multihost"]
     procs = [subprocess.Popen([sys.executable, str(driver), str(pid), str(port), *cmd], env=env,

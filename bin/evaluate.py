@@ -1,0 +1,75 @@
+"""Compare edit methods on the same samples and masks (paper Table 2) and draw the analysis figures (Figs. 2, 5, 6).
+
+    python bin/evaluate.py                         # demo: built-in generator + synthetic attribute, ~1 min on 2 CPUs
+    python bin/evaluate.py --weights=G.safetensors --direction=DIR.npz --output_dir=O \
+        [--num_samples=8 --seed=0] [--masks=PATH | --mask=auto | --mask=box:x0,y0,x1,y1] \
+        [--methods=intervention,z,w,interfacegan,s] [--condition_on=OTHER.npz ...] [--fig_layer=b64.conv1]
+
+Outputs in --output_dir: table2.md / table2.json (mean ± std per method: outside-mask MSE, SSIM, PSNR, S-score
+change, flip rate; the demo adds the synthetic attribute's own score change), fig5_interpolation.png/.json
+(Λ* fixed, coefficient of Δs_n varied), fig6_layers.png, fig6_mse.png/.json (result and outside-mask MSE after
+each layer), fig2_channels.png + fig2_iou.json (feature maps vs mask IoU). Nothing is written on bad input.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from si_jax import evaluation, intervention  # noqa: E402
+
+_C = intervention.InterventionConfig()
+flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
+flags.DEFINE_string("direction", None, "Direction file from bin/fit_direction.py (s, z, w normals).")
+flags.DEFINE_string("output_dir", None, "Output folder (default for the demo: si_jax_eval_demo).")
+flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output_dir.")
+flags.DEFINE_integer("num_samples", 6, "Number of samples (latents z[i] = default_rng([seed, i])).")
+flags.DEFINE_integer("seed", 0, "Latent seed.")
+flags.DEFINE_string("mask", None, "auto | box:x0,y0,x1,y1 | ellipse:cx,cy,rx,ry (pixels). Default: auto "
+                    "(demo: the attribute's box).")
+flags.DEFINE_string("masks", None, "Per-image masks: .npz (masks [N,H,W]) / .npy / PNG / folder of PNGs.")
+flags.DEFINE_string("methods", ",".join(("z", "w", "interfacegan", "s", "intervention")),
+                    "Comma-separated methods to compare (rows of the table, in this order).")
+flags.DEFINE_multi_string("condition_on", [], "Direction files of other attributes (method interfacegan; without "
+                          "them interfacegan is skipped with a note).")
+flags.DEFINE_enum("target", "flip", ["flip", "positive", "negative"], "Where the Z edit lands (InterFaceGAN).")
+flags.DEFINE_float("distance", 3.0, "Target distance to the Z hyperplane.")
+flags.DEFINE_float("truncation_psi", 1.0, "Truncation of the samples' w.")
+flags.DEFINE_integer("steps_per_layer", None, "Adam steps per style layer (Style Intervention). Default: "
+                     f"{_C.steps_per_layer} (demo: {evaluation.DEMO_STEPS_PER_LAYER}).")
+flags.DEFINE_float("learning_rate", _C.learning_rate, "Adam learning rate for Λ.")
+flags.DEFINE_integer("batch_size", 8, "Images per device program.")
+flags.DEFINE_string("coeffs", ",".join(f"{c:g}" for c in evaluation.DEFAULT_COEFFS),
+                    "Fig. 5: coefficients c of Λ*·Δs_n (c = 1: the intervention result).")
+flags.DEFINE_integer("fig_images", 4, "The first samples, shown in the figures; Fig. 2's IoU is averaged over them.")
+flags.DEFINE_string("fig_layer", "", "Fig. 2: conv layer, index or name (e.g. b16.conv1). Default: the last conv "
+                    "layer at resolution min(R/2, 64).")
+flags.DEFINE_float("top_frac", 0.05, "Fig. 2: fraction of locations kept when binarising a feature map.")
+flags.DEFINE_integer("top_channels", 5, "Fig. 2: number of best channels shown.")
+flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
+                    "Persistent XLA compilation cache folder ('' to disable).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from si_jax import cli
+
+    cli.run_guarded(_run)
+
+
+def _run():
+    from si_jax import cli, editing_cli
+
+    demo = FLAGS.weights is None and FLAGS.direction is None
+    if not demo and (FLAGS.weights is None or FLAGS.direction is None):
+        raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
+    if FLAGS.mask is not None and FLAGS.masks is not None:
+        raise cli.UsageError("give --mask or --masks, not both")
+    editing_cli.configure_jax(FLAGS.compilation_cache, False)
+    evaluation.main(FLAGS, demo, log=lambda msg: print(msg, flush=True))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,187 @@
+"""Evaluation (paper Table 2, Figs. 2, 5, 6): bin/evaluate.py end to end on the demo, the table's ranking of a
+local versus an entangled edit, Fig. 2's channel/mask IoU on a constructed case, Fig. 5's strip end points, and
+bad input (one error line, nothing written)."""
+import functools
+import json
+import pathlib
+import subprocess
+import sys
+import types
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import si_jax
+from si_jax import evaluation, intervention, metrics, synthetic
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+OUTPUTS = ("table2.md", "table2.json", "fig5_interpolation.png", "fig6_layers.png", "fig6_mse.png",
+           "fig2_channels.png", "fig2_iou.json", "fig5_interpolation.json", "fig6_mse.json")
+
+
+@functools.lru_cache(maxsize=None)
+def _demo():
+    """Demo generator (no directions needed here), 3 images' styles."""
+    canon, cfg = synthetic.demo_generator()
+    params = si_jax.to_jax_params(canon, cfg)
+    z = np.random.default_rng(0).standard_normal((3, cfg.z_dim)).astype(np.float32)
+    styles = si_jax.styles_from_w(params, cfg, si_jax.mapping(params, cfg, jnp.asarray(z)))
+    return params, cfg, [np.asarray(s) for s in styles]
+
+
+def _run(tmp_path, *args):
+    cmd = [sys.executable, str(REPO / "bin" / "evaluate.py"), f"--compilation_cache={tmp_path / 'cache'}", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_evaluate_demo_end_to_end(tmp_path):
+    """3 samples in batches of 2 (the last padded), every method but interfacegan (no --condition_on: skipped
+    with a note). Also checks the paper's Table 2 claim on the demo: the intervention preserves the outside of
+    the mask better than the Z-space edit."""
+    out = tmp_path / "eval"
+    proc = _run(tmp_path, f"--output_dir={out}", "--num_samples=3", "--batch_size=2", "--steps_per_layer=3",
+                "--fig_images=3", "--methods=z,w,interfacegan,s,intervention")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DEMO" in proc.stdout and "skipping method 'interfacegan'" in proc.stdout
+    assert "| method |" in proc.stdout and "| Style Intervention |" in proc.stdout
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+    table = json.loads((out / "table2.json").read_text())
+    assert table["demo"] and table["num_images"] == 3 and "interfacegan" in table["skipped"]
+    assert table["rows"] == ["z", "w", "s", "intervention"] and set(table["methods"]) == set(table["rows"])
+    for m, cols in table["methods"].items():
+        for key in ("mse_outside", "ssim_outside", "psnr_outside", "s_score_gain", "flipped", "classifier_gain"):
+            assert np.isfinite(cols[key]["mean"]) and np.isfinite(cols[key]["std"]), (m, key)
+            assert cols[key]["n"] == 3
+    mse = {m: table["methods"][m]["mse_outside"]["mean"] for m in table["methods"]}
+    ssim = {m: table["methods"][m]["ssim_outside"]["mean"] for m in table["methods"]}
+    assert mse["intervention"] < mse["z"] and ssim["intervention"] > ssim["z"], (mse, ssim)
+    for name in OUTPUTS:
+        if name.endswith(".png"):
+            with Image.open(out / name) as img:
+                assert img.size[0] > 200 and img.size[1] > 100, name
+    iou = json.loads((out / "fig2_iou.json").read_text())
+    assert len(iou["channels"]) == 5 and iou["num_images"] == 3
+    assert all(0.0 <= c["mean_iou"] <= 1.0 for c in iou["channels"])
+    fig5 = json.loads((out / "fig5_interpolation.json").read_text())
+    assert len(fig5["mse_outside_mean"]) == len(evaluation.DEFAULT_COEFFS)
+    fig6 = json.loads((out / "fig6_mse.json").read_text())
+    assert len(fig6["mse_outside_mean"]) == len(synthetic.DEMO_CONFIG.layers) + 1
+    assert fig6["mse_outside_mean"][-1] < fig6["mse_outside_mean"][0]  # the layer-wise optimisation helped
+
+
+def test_table_ranks_entangled_edit_worse_than_local_one():
+    """A provably local edit (pixels change only inside the mask) against an entangled one (the same inside
+    change plus a global colour shift): lower MSE, higher SSIM and PSNR for the local one, and it is bold."""
+    rng = np.random.default_rng(0)
+    img0 = rng.standard_normal((4, 32, 32, 3)).astype(np.float32)
+    mask = synthetic.RegionAttribute().mask(4, 32, 32)
+    inside = 0.8 * rng.standard_normal(img0.shape).astype(np.float32) * mask[..., None]
+    local = img0 + inside
+    entangled = img0 + inside + np.float32(0.3) * np.array([1.0, -0.5, 0.2], np.float32)
+    red = synthetic.RegionAttribute().score
+    dr = float(metrics.image_data_range(img0))
+    results = {"num_images": 4, "data_range": dr, "methods": {
+        name: evaluation.edit_metrics(img0, img, mask, data_range=dr, classifier=red)
+        for name, img in (("entangled", entangled), ("local", local))}}
+    np.testing.assert_array_equal(results["methods"]["local"]["mse_outside"], 0.0)
+    np.testing.assert_allclose(results["methods"]["local"]["classifier_change"], red(local) - red(img0), atol=1e-6)
+    markdown, table = evaluation.table2(results)
+    loc, ent = table["methods"]["local"], table["methods"]["entangled"]
+    assert loc["mse_outside"]["mean"] < ent["mse_outside"]["mean"]
+    assert loc["ssim_outside"]["mean"] > ent["ssim_outside"]["mean"]
+    assert loc["psnr_outside"]["mean"] is None and loc["psnr_outside"]["n_nonfinite"] == 4  # +inf: nothing changed
+    assert loc["ssim_outside"]["mean"] == pytest.approx(1.0)
+    row = next(line for line in markdown.splitlines() if line.startswith("| local |"))
+    assert row.startswith("| local | **0 ± 0** | **") and "| **inf** |" in row, markdown  # best values in bold
+    json.dumps(table, allow_nan=False)  # strict JSON
+
+
+def test_channel_mask_iou_finds_the_channel_that_is_the_mask():
+    """Mask := channel 7's own top-5 % map (per image) -> channel 7 ranks first with IoU 1."""
+    params, cfg, styles = _demo()
+    layer = evaluation.resolve_layer(cfg, "b16.conv1")
+    maps = evaluation.channel_maps(params, cfg, styles, layer)
+    assert maps.shape == (3, 32, 32, cfg.layers[layer].out_ch)
+    binary = evaluation.top_fraction_maps(maps, 0.05)
+    assert np.all(binary.sum(axis=(1, 2)) >= 52)  # ceil(0.05 * 1024), ties kept
+    mask = binary[..., 7].astype(np.float32)
+    best = evaluation.channel_mask_iou(params, cfg, styles, mask, layer, top_frac=0.05, k=3)
+    assert best[0][0] == 7 and best[0][1] == pytest.approx(1.0)
+    assert len(best) == 3 and best[1][1] < 1.0 and best[1][1] <= best[0][1]
+    with pytest.raises(ValueError, match="toRGB"):
+        evaluation.channel_mask_iou(params, cfg, styles, mask, evaluation.resolve_layer(cfg, "b4.conv1") + 1)
+
+
+def test_interpolation_strip_end_points():
+    """s(c) = s + (1 − Λ*)Δs_z + c·Λ*Δs_n: c = 1 is the intervention's edit (apply_lambda), c = 0 keeps only the
+    Z part Λ* let through; Λ* = 0 makes every c the Z edit, Λ* = 1 makes the strip the S-space line s + c·Δs_n."""
+    params, cfg, styles = _demo()
+    rng = np.random.default_rng(1)
+    ds_z = [0.3 * rng.standard_normal(s.shape).astype(np.float32) for s in styles]
+    ds_n = [rng.standard_normal(s.shape).astype(np.float32) * (rng.random(s.shape) < 0.1) for s in styles]
+    lam = [rng.random(s.shape).astype(np.float32) for s in styles]
+    coeffs = (0.0, 0.5, 1.0, 1.5)
+    strip = evaluation.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, coeffs)
+    assert strip.shape == (4, 3, 32, 32, 3)
+    synth = intervention._synth_program(cfg)
+    _, img_lam = intervention.apply_lambda(params, cfg, styles, ds_z, ds_n, lam)
+    np.testing.assert_allclose(strip[2], img_lam, rtol=1e-5, atol=1e-5)
+    no_n = np.asarray(synth(params, [s + (1 - l) * d for s, d, l in zip(styles, ds_z, lam)]))
+    np.testing.assert_allclose(strip[0], no_n, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(strip[0], strip[3], atol=1e-3)
+    zero = [np.zeros_like(l) for l in lam]
+    flat = evaluation.interpolation_strip(params, cfg, styles, ds_z, ds_n, zero, coeffs)
+    img_z = np.asarray(synth(params, [s + d for s, d in zip(styles, ds_z)]))
+    for k in range(len(coeffs)):
+        np.testing.assert_allclose(flat[k], img_z, rtol=1e-5, atol=1e-5)
+    one = [np.ones_like(l) for l in lam]
+    line = evaluation.interpolation_strip(params, cfg, styles, ds_z, ds_n, one, (1.5,))
+    np.testing.assert_allclose(line[0], synth(params, [s + 1.5 * d for s, d in zip(styles, ds_n)]),
+                               rtol=1e-5, atol=1e-5)
+    mse = evaluation.strip_outside_mse(strip, np.asarray(synth(params, styles)), synthetic.RegionAttribute().mask(
+        3, 32, 32))
+    assert mse.shape == (4, 3) and np.all(mse >= 0)
+    with pytest.raises(ValueError, match="coeffs"):
+        evaluation.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, [])
+
+
+def _flags(tmp_path, **kw):
+    base = dict(methods="z,s,intervention", coeffs="0,1", num_samples=2, batch_size=2, fig_images=2, top_frac=0.05,
+                steps_per_layer=2, learning_rate=0.2, output_dir=str(tmp_path / "out"), overwrite=False, mask=None,
+                masks=None, fig_layer="", condition_on=[], weights=None, direction=None)
+    base.update(kw)
+    return types.SimpleNamespace(**base)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(methods="z,bogus"), "unknown method"),
+    (dict(methods="interfacegan"), "nothing to compare"),
+    (dict(coeffs="0,x"), "--coeffs"),
+    (dict(num_samples=0), "--num_samples"),
+    (dict(mask="box:0,0,99,99"), "outside"),
+    (dict(fig_layer="b16.torgb"), "toRGB"),
+    (dict(fig_layer="b99.conv1"), "no style layer"),
+    (dict(top_frac=0.0), "--top_frac"),
+])
+def test_bad_input_rejected_before_anything_is_computed(tmp_path, kw, message):
+    with pytest.raises(ValueError, match=message):
+        evaluation.resolve_inputs(_flags(tmp_path, **kw), is_demo=True, log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_empty_output_dir_refused_without_overwrite(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        evaluation.resolve_inputs(_flags(tmp_path), is_demo=True, log=lambda m: None)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
+
+
+def test_bad_input_binary_one_error_line_nothing_written(tmp_path):
+    out = tmp_path / "out"
+    proc = _run(tmp_path, f"--output_dir={out}", "--methods=z,nope")
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert proc.stderr.startswith("error: unknown method") and not out.exists()
