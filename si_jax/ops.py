@@ -1,12 +1,26 @@
 """StyleGAN2 building blocks, NHWC, pure JAX.
 
-Forms chosen by measurement (DESIGN.md): the non-fused modulated conv (scale input by s, one shared-weight conv,
-scale output by the demodulation coefficients) and the separable [1,3,3,1] FIR as shifted adds. Border handling
-follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
+Forms chosen by measurement (DESIGN.md, BENCHMARKS.md): the non-fused modulated conv (scale input by s, one
+shared-weight conv, scale output by the demodulation coefficients) and the separable [1,3,3,1] FIR as shifted adds.
+Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
+
+Speed (CPU, jax 0.10.2; numbers in BENCHMARKS.md):
+- Same-size 3x3 convs use Winograd minimal filtering where it measured faster: F(2x2, 3x3) on 2-D tiles for
+  16 <= resolution < 64, F(4, 3) along rows only (followed by 1x3 convs along columns) from 64 up. Both stay in
+  float32 and within a few 1e-6 of the direct conv (error measured against float64 in BENCHMARKS.md); smaller
+  maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import) or `ops.CONV3X3_ALGORITHM`
+  (read when a function is traced) selects one algorithm everywhere: 'auto', 'direct', 'winograd2d', 'rows'.
+- The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form: four small stride-1 convs
+  (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
+  interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too.
+- Winograd convs run forward only: their gradient is the direct conv's (`_conv3x3_fast`).
+- The demodulation sums the squared kernel over its 3x3 taps with explicit adds (see `_sum_taps`).
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -79,13 +93,52 @@ def upsample_2d(x: jax.Array, resample_filter) -> jax.Array:
     return _upsample_axis(_upsample_axis(x, taps, 1), taps, 2)
 
 
+def _conv(x, kernel, padding):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN)
+
+
+def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray) -> jax.Array:
+    """conv_up_2d for a 3x3 kernel and a 4-tap filter, in polyphase form.
+
+    Per axis, the scatter-form transposed conv t[2i + a] += x[i] k[a] has an even phase E[q] = t[2q] =
+    x[q] k0 + x[q-1] k2 (q = 0..n) and an odd phase O[q] = t[2q+1] = x[q] k1 (q = 0..n-1); the blur (padding 1,
+    flipped taps ft) then gives out[2r] = ft0 O[r-1] + ft1 E[r] + ft2 O[r] + ft3 E[r+1] and
+    out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0.
+    """
+    n, h, w, _ = x.shape
+    ft = [float(t) for t in taps]
+    rows = {"E": (jnp.stack([kernel[2], kernel[0]]), (1, 1)), "O": (kernel[1:2], (0, 0))}
+    phase = {}
+    for pr, (kr, pad_r) in rows.items():  # kr: [taps_h, 3, I, O]
+        phase[pr + "E"] = _conv(x, jnp.stack([kr[:, 2], kr[:, 0]], 1), (pad_r, (1, 1)))
+        phase[pr + "O"] = _conv(x, kr[:, 1:2], (pad_r, (0, 0)))
+
+    def blur(e, o, axis):
+        """(even, odd) output samples along `axis` from the even (length L + 1) and odd (length L) phases."""
+        length = o.shape[axis]
+        o = _pad_axis(o, axis, 1, 1)
+        sl = lambda z, start: jax.lax.slice_in_dim(z, start, start + length, axis=axis)  # noqa: E731
+        even = sl(o, 0) * ft[0] + sl(e, 0) * ft[1] + sl(o, 1) * ft[2] + sl(e, 1) * ft[3]
+        odd = sl(e, 0) * ft[0] + sl(o, 1) * ft[1] + sl(e, 1) * ft[2] + sl(o, 2) * ft[3]
+        return even, odd
+
+    row_e = blur(phase["EE"], phase["EO"], 2)  # (even cols, odd cols) of the even row phase: [N, H + 1, W, O]
+    row_o = blur(phase["OE"], phase["OO"], 2)  # [N, H, W, O]
+    cols = [blur(row_e[j], row_o[j], 1) for j in range(2)]  # cols[px] = (even rows, odd rows): [N, H, W, O]
+    y = jnp.stack([jnp.stack([cols[0][py], cols[1][py]], 3) for py in range(2)], 2)  # [N, H, 2, W, 2, O]
+    return y.reshape(n, 2 * h, 2 * w, y.shape[-1])
+
+
 def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter) -> jax.Array:
     """Transposed stride-2 conv followed by the FIR blur, as NVlabs conv2d_resample(up=2, padding=k//2).
 
     x: [N, H, W, I]; kernel: [k, k, I, O] in forward-conv (cross-correlation) orientation -> [N, 2H, 2W, O].
-    A transposed conv is a correlation of the 2x-dilated input with the spatially flipped kernel.
+    3x3 kernels with a 4-tap filter (every released model) run in polyphase form (`_conv_up_polyphase`); other
+    sizes as a correlation of the 2x-dilated input with the spatially flipped kernel, then the blur.
     """
     k, taps = kernel.shape[0], len(resample_filter)
+    if k == 3 and taps == 4:
+        return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0))
     lo, hi = k // 2 + (taps + 1) // 2 - (k - 1), k // 2 + (taps - 2) // 2 - (k - 2)  # NVlabs px0, px1
     if lo < 0 or hi < 0:
         raise ValueError(f"unsupported kernel/filter sizes for an up-conv: k={k}, filter taps={taps}")
@@ -95,15 +148,142 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter) -> jax.Array:
     return fir_filter_2d(y, resample_filter, pad=(lo, hi), gain=4.0)
 
 
+# --- 3x3 convolution: direct or Winograd minimal filtering -------------------------------------------------------
+CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "rows")
+CONV3X3_ALGORITHM = os.environ.get("SI_JAX_CONV3X3", "auto")
+
+# F(2, 3) (Lavin & Gray 2016) and F(4, 3) with interpolation points 0, 1, -1, 2, -1/2, inf (max error measured
+# 2-3x the direct conv's in float32, vs ~10x for the textbook points 0, +-1, +-2). y = AT [(G g) * (BT d)].
+_F23 = (2, ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+        ((1, 0, 0), (.5, .5, .5), (.5, -.5, .5), (0, 0, 1)),
+        ((1, 1, 1, 0), (0, 1, -1, -1)))
+_F43 = (4, ((1, 1.5, -2, -1.5, 1, 0), (0, -1, -2.5, -.5, 1, 0), (0, 1, .5, -2.5, 1, 0), (0, -.5, -1, .5, 1, 0),
+            (0, 2, -1, -2, 1, 0), (0, 1, 1.5, -2, -1.5, 1)),
+        ((1, 0, 0), (-1 / 3, -1 / 3, -1 / 3), (1 / 3, -1 / 3, 1 / 3), (1 / 15, 2 / 15, 4 / 15),
+         (-16 / 15, 8 / 15, -4 / 15), (0, 0, 1)),
+        ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -.5, 0), (0, 1, 1, 4, .25, 0), (0, 1, -1, 8, -.125, 1)))
+
+
+def _lincomb(parts, coeffs):
+    """sum_j coeffs[j] * parts[j], skipping zero coefficients (exact for +-1)."""
+    out = None
+    for c, p in zip(coeffs, parts):
+        if c == 0:
+            continue
+        term = p if c == 1 else -p if c == -1 else p * np.float32(c)
+        out = term if out is None else out + term
+    return out
+
+
+def _tiles(x, axis: int, m: int, alpha: int, count: int):
+    """The alpha strided views x[j :: m] (count each) along `axis` that make up overlapping tiles of size alpha."""
+    return [jax.lax.slice_in_dim(x, j, j + m * (count - 1) + 1, stride=m, axis=axis) for j in range(alpha)]
+
+
+def _taps_of(k, axis):
+    return [jax.lax.index_in_dim(k, i, axis, keepdims=False) for i in range(k.shape[axis])]
+
+
+def _conv3x3_winograd2d(x: jax.Array, kernel: jax.Array, spec=_F23) -> jax.Array:
+    """'Same' 3x3 conv by Winograd F(m x m, 3x3) on 2-D tiles: one batched matmul over the alpha^2 positions."""
+    m, bt, g, at = spec
+    alpha = len(bt)
+    n, h, w, c = x.shape
+    th, tw = -(-h // m), -(-w // m)
+    xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (1, m * tw + 1 - w), (0, 0)))
+    v_rows = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]
+    v = [_lincomb(_tiles(vr, 2, m, alpha, tw), row) for vr in v_rows for row in bt]
+    v = jnp.stack(v).reshape(alpha * alpha, n * th * tw, c)
+    u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
+    u = jnp.stack([_lincomb(_taps_of(ur, 0), row) for ur in u_rows for row in g])  # [alpha^2, I, O]
+    prod = jnp.einsum("tpi,tio->tpo", v, u).reshape(alpha, alpha, n, th, tw, -1)
+    y_rows = [_lincomb(_taps_of(prod, 0), row) for row in at]  # m x [alpha, N, th, tw, O]
+    y = jnp.stack([jnp.stack([_lincomb(_taps_of(yr, 0), row) for row in at], 3) for yr in y_rows], 2)
+    return y.reshape(n, m * th, m * tw, -1)[:, :h, :w]  # y was [N, th, m, tw, m, O]
+
+
+def _conv3x3_winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43) -> jax.Array:
+    """'Same' 3x3 conv by Winograd F(m, 3) along rows: alpha 1x3 convs along columns on row-transformed input."""
+    m, bt, g, at = spec
+    alpha = len(bt)
+    n, h, w, c = x.shape
+    th = -(-h // m)
+    xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (0, 0), (0, 0)))
+    v = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]  # alpha x [N, th, W, I]
+    u = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
+    prod = [_conv(vi, ui[None], ((0, 0), (1, 1))) for vi, ui in zip(v, u)]  # alpha x [N, th, W, O]
+    y = jnp.stack([_lincomb(prod, row) for row in at], 2)  # [N, th, m, W, O]
+    return y.reshape(n, m * th, w, -1)[:, :h]
+
+
+def conv3x3_algorithm(h: int, w: int) -> str:
+    """The algorithm `conv_2d` uses for a 3x3 kernel on an h x w map (CONV3X3_ALGORITHM unless 'auto').
+
+    'auto' (measured on CPU at StyleGAN2 channel counts, BENCHMARKS.md): direct below 16, F(2x2, 3x3) below 64,
+    rows F(4, 3) from 64 up. The transforms are memory-bound and only pay where the map is large enough.
+    """
+    algo = CONV3X3_ALGORITHM
+    if algo not in CONV3X3_ALGORITHMS:
+        raise ValueError(f"CONV3X3_ALGORITHM / SI_JAX_CONV3X3 must be one of {CONV3X3_ALGORITHMS}, got {algo!r}")
+    if algo != "auto":
+        return algo
+    size = min(h, w)
+    return "direct" if size < 16 else "winograd2d" if size < 64 else "rows"
+
+
 def conv_2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] -> [N, H, W, O]."""
     p = kernel.shape[0] // 2
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((p, p), (p, p)), dimension_numbers=_DN)
+    if kernel.shape[:2] == (3, 3):
+        algo = conv3x3_algorithm(x.shape[1], x.shape[2])
+        if algo != "direct":
+            return _conv3x3_fast(x, kernel, algo)
+    return _conv(x, kernel, ((p, p), (p, p)))
+
+
+_WINOGRAD = {"winograd2d": _conv3x3_winograd2d, "rows": _conv3x3_winograd_rows}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv3x3_fast(x: jax.Array, kernel: jax.Array, algo: str) -> jax.Array:
+    """'Same' 3x3 conv by a Winograd algorithm; its gradient is the direct conv's (`_conv3x3_fast_bwd`).
+
+    Measured on paper256, batch 1, 2 CPU threads: autodiff through the transforms made fwd+bwd slower than with
+    direct convs (0.85 s vs 0.63 s), and a Winograd input gradient (flipped kernel, I/O swapped) was still slower
+    (0.63 s) than the direct conv's gradient behind a Winograd forward (0.53 s).
+    """
+    return _WINOGRAD[algo](x, kernel)
+
+
+def _conv3x3_fast_fwd(x, kernel, algo):
+    return _conv3x3_fast(x, kernel, algo), (x, kernel)
+
+
+def _conv3x3_fast_bwd(algo, res, dy):
+    x, kernel = res
+    _, vjp = jax.vjp(lambda x, k: _conv(x, k, ((1, 1), (1, 1))), x, kernel)
+    return vjp(dy)
+
+
+_conv3x3_fast.defvjp(_conv3x3_fast_fwd, _conv3x3_fast_bwd)
+
+
+def _sum_taps(k: jax.Array) -> jax.Array:
+    """sum over the two leading (spatial) axes of [kh, kw, I, O] as explicit adds of [I, O] slices.
+
+    Measured (jax 0.10.2 CPU): XLA hands `jnp.sum(..., axis=(0, 1))` of a [3, 3, 512, 512] array to a YNNPACK
+    reduce fusion that takes ~36 ms; the unrolled adds fuse into one elementwise loop (~0.2 ms).
+    """
+    out = None
+    for a in range(k.shape[0]):
+        for b in range(k.shape[1]):
+            out = k[a, b] if out is None else out + k[a, b]
+    return out
 
 
 def demod_coefficients(kernel: jax.Array, s: jax.Array) -> jax.Array:
     """rsqrt(sum_{kh,kw,i} (kernel * s_i)^2 + 1e-8). kernel: [k, k, I, O], s: [N, I] -> [N, O]."""
-    wsq = jnp.sum(jnp.square(kernel), axis=(0, 1))  # [I, O]
+    wsq = _sum_taps(jnp.square(kernel))  # [I, O]
     return jax.lax.rsqrt(jnp.square(s) @ wsq + 1e-8)
 
 

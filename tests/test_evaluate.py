@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import si_jax
-from si_jax import evaluation, intervention, metrics, synthetic
+from si_jax import evaluation, evaluation_cli, intervention, metrics, paper_figures, synthetic
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 OUTPUTS = ("table2.md", "table2.json", "fig5_interpolation.png", "fig6_layers.png", "fig6_mse.png",
@@ -66,7 +66,7 @@ def test_evaluate_demo_end_to_end(tmp_path):
     assert len(iou["channels"]) == 5 and iou["num_images"] == 3
     assert all(0.0 <= c["mean_iou"] <= 1.0 for c in iou["channels"])
     fig5 = json.loads((out / "fig5_interpolation.json").read_text())
-    assert len(fig5["mse_outside_mean"]) == len(evaluation.DEFAULT_COEFFS)
+    assert len(fig5["mse_outside_mean"]) == len(evaluation_cli.DEFAULT_COEFFS)
     fig6 = json.loads((out / "fig6_mse.json").read_text())
     assert len(fig6["mse_outside_mean"]) == len(synthetic.DEMO_CONFIG.layers) + 1
     assert fig6["mse_outside_mean"][-1] < fig6["mse_outside_mean"][0]  # the layer-wise optimisation helped
@@ -102,17 +102,17 @@ def test_table_ranks_entangled_edit_worse_than_local_one():
 def test_channel_mask_iou_finds_the_channel_that_is_the_mask():
     """Mask := channel 7's own top-5 % map (per image) -> channel 7 ranks first with IoU 1."""
     params, cfg, styles = _demo()
-    layer = evaluation.resolve_layer(cfg, "b16.conv1")
-    maps = evaluation.channel_maps(params, cfg, styles, layer)
+    layer = paper_figures.resolve_layer(cfg, "b16.conv1")
+    maps = paper_figures.channel_maps(params, cfg, styles, layer)
     assert maps.shape == (3, 32, 32, cfg.layers[layer].out_ch)
-    binary = evaluation.top_fraction_maps(maps, 0.05)
+    binary = paper_figures.top_fraction_maps(maps, 0.05)
     assert np.all(binary.sum(axis=(1, 2)) >= 52)  # ceil(0.05 * 1024), ties kept
     mask = binary[..., 7].astype(np.float32)
-    best = evaluation.channel_mask_iou(params, cfg, styles, mask, layer, top_frac=0.05, k=3)
+    best = paper_figures.channel_mask_iou(params, cfg, styles, mask, layer, top_frac=0.05, k=3)
     assert best[0][0] == 7 and best[0][1] == pytest.approx(1.0)
     assert len(best) == 3 and best[1][1] < 1.0 and best[1][1] <= best[0][1]
     with pytest.raises(ValueError, match="toRGB"):
-        evaluation.channel_mask_iou(params, cfg, styles, mask, evaluation.resolve_layer(cfg, "b4.conv1") + 1)
+        paper_figures.channel_mask_iou(params, cfg, styles, mask, paper_figures.resolve_layer(cfg, "b4.conv1") + 1)
 
 
 def test_interpolation_strip_end_points():
@@ -124,7 +124,7 @@ def test_interpolation_strip_end_points():
     ds_n = [rng.standard_normal(s.shape).astype(np.float32) * (rng.random(s.shape) < 0.1) for s in styles]
     lam = [rng.random(s.shape).astype(np.float32) for s in styles]
     coeffs = (0.0, 0.5, 1.0, 1.5)
-    strip = evaluation.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, coeffs)
+    strip = paper_figures.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, coeffs)
     assert strip.shape == (4, 3, 32, 32, 3)
     synth = intervention._synth_program(cfg)
     _, img_lam = intervention.apply_lambda(params, cfg, styles, ds_z, ds_n, lam)
@@ -133,19 +133,19 @@ def test_interpolation_strip_end_points():
     np.testing.assert_allclose(strip[0], no_n, rtol=1e-5, atol=1e-5)
     assert not np.allclose(strip[0], strip[3], atol=1e-3)
     zero = [np.zeros_like(l) for l in lam]
-    flat = evaluation.interpolation_strip(params, cfg, styles, ds_z, ds_n, zero, coeffs)
+    flat = paper_figures.interpolation_strip(params, cfg, styles, ds_z, ds_n, zero, coeffs)
     img_z = np.asarray(synth(params, [s + d for s, d in zip(styles, ds_z)]))
     for k in range(len(coeffs)):
         np.testing.assert_allclose(flat[k], img_z, rtol=1e-5, atol=1e-5)
     one = [np.ones_like(l) for l in lam]
-    line = evaluation.interpolation_strip(params, cfg, styles, ds_z, ds_n, one, (1.5,))
+    line = paper_figures.interpolation_strip(params, cfg, styles, ds_z, ds_n, one, (1.5,))
     np.testing.assert_allclose(line[0], synth(params, [s + 1.5 * d for s, d in zip(styles, ds_n)]),
                                rtol=1e-5, atol=1e-5)
-    mse = evaluation.strip_outside_mse(strip, np.asarray(synth(params, styles)), synthetic.RegionAttribute().mask(
+    mse = paper_figures.strip_outside_mse(strip, np.asarray(synth(params, styles)), synthetic.RegionAttribute().mask(
         3, 32, 32))
     assert mse.shape == (4, 3) and np.all(mse >= 0)
     with pytest.raises(ValueError, match="coeffs"):
-        evaluation.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, [])
+        paper_figures.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, [])
 
 
 def _flags(tmp_path, **kw):
@@ -168,7 +168,7 @@ def _flags(tmp_path, **kw):
 ])
 def test_bad_input_rejected_before_anything_is_computed(tmp_path, kw, message):
     with pytest.raises(ValueError, match=message):
-        evaluation.resolve_inputs(_flags(tmp_path, **kw), is_demo=True, log=lambda m: None)
+        evaluation_cli.resolve_inputs(_flags(tmp_path, **kw), is_demo=True, log=lambda m: None)
     assert not (tmp_path / "out").exists()
 
 
@@ -176,7 +176,7 @@ def test_non_empty_output_dir_refused_without_overwrite(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
-        evaluation.resolve_inputs(_flags(tmp_path), is_demo=True, log=lambda m: None)
+        evaluation_cli.resolve_inputs(_flags(tmp_path), is_demo=True, log=lambda m: None)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 

@@ -84,19 +84,54 @@ def test_upsample_matches_direct_upfirdn():
                                _upfirdn_reference(x, np.array(f, float), 2, 2, 1, 4), atol=1e-5)
 
 
-def test_conv_up_matches_scatter_transpose():
-    """conv_up_2d == scatter-form transposed conv (PyTorch conv_transpose2d semantics) + FIR with padding 1."""
+@pytest.mark.parametrize("shape,filt", [((1, 4, 4, 2), (1, 3, 3, 1)), ((2, 5, 3, 2), (1, 2, 5, 1))])
+def test_conv_up_matches_scatter_transpose(shape, filt):
+    """conv_up_2d == scatter-form transposed conv (PyTorch conv_transpose2d semantics) + FIR with padding 1.
+
+    Runs the polyphase form (3x3 kernel, 4 taps); the asymmetric filter and non-square map catch flips/transposes.
+    """
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((1, 4, 4, 2))
+    x = rng.standard_normal(shape)
+    n, h, w, _ = shape
     k = rng.standard_normal((3, 3, 2, 3))  # HWIO, forward-conv orientation
-    t = np.zeros((1, 9, 9, 3))
-    for i in range(4):
-        for j in range(4):
-            t[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum("c,abco->abo", x[0, i, j], k)
-    want = _upfirdn_reference(t, np.array([1, 3, 3, 1.0]), up=1, pad0=1, pad1=1, gain=4)
-    got = ops.conv_up_2d(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32), (1, 3, 3, 1))
-    assert got.shape == (1, 8, 8, 3)
+    t = np.zeros((n, 2 * h + 1, 2 * w + 1, 3))
+    for i in range(h):
+        for j in range(w):
+            t[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum("nc,abco->nabo", x[:, i, j], k)
+    want = _upfirdn_reference(t, np.array(filt, float), up=1, pad0=1, pad1=1, gain=4)
+    got = ops.conv_up_2d(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32), filt)
+    assert got.shape == (n, 2 * h, 2 * w, 3)
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("algo", ["direct", "winograd2d", "rows"])
+@pytest.mark.parametrize("shape", [(1, 5, 7, 3), (2, 16, 16, 4), (1, 17, 22, 3)])
+def test_conv3x3_algorithms_match_float64(monkeypatch, algo, shape):
+    """Every 3x3 algorithm (incl. sizes that are not a multiple of the tile) == float64 correlation; its
+    gradient == the direct conv's."""
+    monkeypatch.setattr(ops, "CONV3X3_ALGORITHM", algo)
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal(shape), rng.standard_normal((3, 3, shape[-1], 5))
+    n, h, w, _ = shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    want = sum(np.einsum("nhwi,io->nhwo", xp[:, a:a + h, b:b + w], k[a, b]) for a in range(3) for b in range(3))
+    xj, kj = jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32)
+    with jax.default_matmul_precision("highest"):
+        got = ops.conv_2d(xj, kj)
+        np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+        loss = lambda f: (lambda x, k: jnp.sum(jnp.sin(f(x, k))))  # noqa: E731
+        g = jax.grad(loss(ops.conv_2d), (0, 1))(xj, kj)
+        g_ref = jax.grad(loss(lambda x, k: ops._conv(x, k, ((1, 1), (1, 1)))), (0, 1))(xj, kj)
+    for a, b in zip(g, g_ref):
+        np.testing.assert_allclose(a, b, atol=1e-5 * np.abs(b).max())
+
+
+def test_conv3x3_algorithm_choice(monkeypatch):
+    assert [ops.conv3x3_algorithm(r, r) for r in (8, 16, 32, 64, 1024)] == [
+        "direct", "winograd2d", "winograd2d", "rows", "rows"]
+    monkeypatch.setattr(ops, "CONV3X3_ALGORITHM", "fastest")
+    with pytest.raises(ValueError, match="CONV3X3_ALGORITHM"):
+        ops.conv3x3_algorithm(8, 8)
 
 
 def test_nonfused_modconv_equals_per_sample_weights():

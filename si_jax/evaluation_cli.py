@@ -1,0 +1,241 @@
+"""The driver of bin/evaluate.py (flags -> validated inputs -> Table 2 and the figures on disk), so that the binary
+stays a thin shell.
+
+    inp = resolve_inputs(flags, is_demo)     # everything checked; nothing computed or written yet
+    table = run_evaluation(inp, flags)       # compare_methods + table2, Figs. 5/6 (needs 'intervention') and 2
+
+Outputs in --output_dir: table2.md, table2.json, fig5_interpolation.png/.json, fig6_layers.png, fig6_mse.png/.json,
+fig2_channels.png, fig2_iou.json (see bin/evaluate.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import time
+
+import numpy as np
+
+from si_jax import evaluation, figure_panels, figures, intervention, masks as masks_lib, paper_figures, runs
+from si_jax.config import G2Config
+
+DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
+DEFAULT_COEFFS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+
+
+@dataclasses.dataclass
+class EvalInputs:
+    """Everything bin/evaluate.py resolved and validated before computing (nothing is written before this)."""
+
+    params: dict
+    cfg: G2Config
+    dirs: dict
+    z: np.ndarray
+    masks: object                 # [N, R, R] float32 or 'auto'
+    mask_desc: str
+    methods: tuple
+    skipped: dict
+    condition_on: list
+    config: intervention.InterventionConfig
+    coeffs: tuple
+    fig_layer: int
+    out_dir: pathlib.Path
+    classifier: object = None
+    is_demo: bool = False
+
+
+def parse_methods(text: str) -> tuple:
+    """--methods 'z,w,s' -> ('z', 'w', 's'), checked (evaluation.check_methods; interfacegan is sorted out later)."""
+    methods = tuple(m.strip() for m in str(text).split(",") if m.strip())
+    evaluation.check_methods(methods, condition_on=(True,))
+    return methods
+
+
+def parse_coeffs(text: str) -> tuple:
+    """--coeffs '0,0.5,1' -> (0.0, 0.5, 1.0): at least one, all finite."""
+    try:
+        coeffs = tuple(float(c) for c in str(text).split(",") if c.strip())
+    except ValueError:
+        raise ValueError(f"--coeffs must be comma-separated numbers, got {text!r}") from None
+    if not coeffs or not all(math.isfinite(c) for c in coeffs):
+        raise ValueError(f"--coeffs must be comma-separated finite numbers, got {text!r}")
+    return coeffs
+
+
+def check_output_dir(path, overwrite: bool) -> pathlib.Path:
+    """--output_dir: a folder (or not there yet), empty unless `overwrite`. -> the path (nothing is created)."""
+    p = pathlib.Path(path)
+    if p.exists() and not p.is_dir():
+        raise FileExistsError(f"--output_dir {p} exists and is not a folder")
+    if p.is_dir() and any(p.iterdir()) and not overwrite:
+        raise FileExistsError(f"--output_dir {p} is not empty; pass --overwrite to write into it")
+    return p
+
+
+def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
+    """Flags -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
+    from si_jax import demo, directions, editing_cli, io, params as params_lib, samples, synthetic
+
+    methods = parse_methods(flags.methods)
+    coeffs = parse_coeffs(flags.coeffs)
+    for name in ("num_samples", "batch_size", "fig_images"):
+        if getattr(flags, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(flags, name)}")
+    if not 0.0 < flags.top_frac <= 1.0:
+        raise ValueError(f"--top_frac must be in (0, 1], got {flags.top_frac}")
+    steps = flags.steps_per_layer if flags.steps_per_layer is not None else (
+        DEMO_STEPS_PER_LAYER if is_demo else intervention.InterventionConfig.steps_per_layer)
+    config = intervention.InterventionConfig(steps_per_layer=steps, learning_rate=flags.learning_rate)
+    out_dir = flags.output_dir or ("si_jax_eval_demo" if is_demo else None)
+    if not out_dir:
+        raise ValueError("--output_dir is required")
+    out_dir = check_output_dir(out_dir, flags.overwrite)
+    if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
+        cfg = synthetic.DEMO_CONFIG
+        mask_spec = flags.mask or flags.masks or synthetic.RegionAttribute().box_spec
+    else:
+        canonical, cfg = io.load_canonical(flags.weights)
+        mask_spec = flags.masks or flags.mask or "auto"
+    n, res = flags.num_samples, cfg.img_resolution
+    if mask_spec == "auto":
+        masks = "auto"
+    elif mask_spec.startswith(("box:", "ellipse:")):
+        masks = np.broadcast_to(masks_lib.parse_mask_spec(mask_spec, res, res), (n, res, res))
+    else:
+        masks = masks_lib.load_masks(mask_spec, n, res, res)
+    fig_layer = paper_figures.resolve_layer(cfg, flags.fig_layer)
+    condition_on = [directions.load_directions(p)["z"] for p in flags.condition_on]
+    for path, d in zip(flags.condition_on, condition_on):
+        if d.dim != cfg.z_dim:
+            raise ValueError(f"--condition_on {path}: Z direction of dimension {d.dim}, the generator has {cfg.z_dim}")
+    skipped = {}
+    if "interfacegan" in methods and not condition_on:
+        skipped["interfacegan"] = "needs --condition_on direction files of other attributes (none given)"
+        methods = tuple(m for m in methods if m != "interfacegan")
+        if not methods:
+            raise ValueError("nothing to compare: 'interfacegan' needs --condition_on and no other method was given")
+    classifier = None
+    if is_demo:
+        log(demo.banner().replace("bin/edit.py", "bin/evaluate.py"))
+        _, cfg, params, dirs, _ = demo.demo_setup(log)
+        classifier = synthetic.RegionAttribute().score
+    else:
+        params = params_lib.to_jax_params(canonical, cfg)
+        dirs = directions.load_directions(flags.direction)
+        meta = directions.load_directions_meta(flags.direction)
+        gid = params_lib.fingerprint(canonical)
+        if meta.get("generator_id") not in (None, gid):
+            raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
+                             f"--weights has {gid})")
+    editing_cli.check_directions(dirs, cfg, flags.direction or "demo")
+    z = samples.latents(flags.seed, range(n), cfg.z_dim)
+    return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
+                      fig_layer, out_dir, classifier, is_demo)
+
+
+def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
+    """Compute Table 2 and the figures, then write them into inp.out_dir (created only now). -> the table dict."""
+    for m, why in inp.skipped.items():
+        log(f"note: skipping method '{m}': {why}")
+    cfg, params = inp.cfg, inp.params
+    log(f"comparing {', '.join(inp.methods)} on {len(inp.z)} samples (seed {flags.seed}), mask {inp.mask_desc}, "
+        f"{inp.config.steps_per_layer} steps/layer")
+    t0 = time.perf_counter()
+    keep = min(flags.fig_images, len(inp.z))
+    results = evaluation.compare_methods(params, cfg, inp.z, inp.dirs, inp.masks, inp.methods, config=inp.config,
+                                         condition_on=inp.condition_on, classifier=inp.classifier,
+                                         target=flags.target, distance=flags.distance,
+                                         truncation_psi=flags.truncation_psi,
+                                         batch_size=min(flags.batch_size, len(inp.z)), keep=keep, log=log)
+    markdown, table = evaluation.table2(results)
+    coverage = float(np.mean(results["masks"]))
+    table.update(skipped=inp.skipped, demo=inp.is_demo, settings=_settings(inp, flags), mask_coverage=coverage)
+    if coverage > 0.5:
+        log(f"note: the masks cover {100 * coverage:.0f}% of the image on average: the outside metrics see few "
+            "pixels (SSIM ignores a 5-pixel border, and is 1 when nothing outside is left)")
+    kept = results["kept"]
+    pngs, extra = {}, {}
+    if kept["lam"] is not None:
+        _fig5_and_fig6(inp, kept, keep, pngs, extra, log)
+    else:
+        log("note: Figs. 5 and 6 need the 'intervention' method; not drawn")
+    _fig2(inp, flags, kept, pngs, extra, log)
+    table["seconds_total"] = time.perf_counter() - t0
+    _write_outputs(inp.out_dir, markdown, table, pngs, extra, log)
+    if inp.is_demo:
+        log("(that was the demo: a random 32x32 generator and a synthetic attribute; pass --weights and --direction "
+            "to evaluate a real model)")
+    return table
+
+
+def _fig5_and_fig6(inp: EvalInputs, kept: dict, keep: int, pngs: dict, extra: dict, log) -> None:
+    """Figs. 5 and 6 of the kept images (compare_methods' 'kept', with Λ*) into pngs {name: (image, caption)} and
+    extra {name: JSON-able}."""
+    cfg, params = inp.cfg, inp.params
+    names = [l.name for l in cfg.layers]
+    strip = paper_figures.interpolation_strip(params, cfg, kept["styles"], kept["ds_z"], kept["ds_n"], kept["lam"],
+                                              inp.coeffs)
+    mse = paper_figures.strip_outside_mse(strip, kept["input"], kept["mask"])
+    pngs["fig5_interpolation.png"] = figure_panels.fig5_image(strip, kept["input"], kept["mask"], inp.coeffs, mse)
+    extra["fig5_interpolation.json"] = {
+        "definition": "s(c) = s + (1 - lam*) * ds_z + c * lam* * ds_n; c = 1 is the Style Intervention result",
+        "coeffs": list(inp.coeffs), "mse_outside_mean": mse.mean(axis=1).tolist(),
+        "mse_outside_per_image": mse.T.tolist(), "z_edit_mse_outside_mean": float(kept["pix_error"][0].mean())}
+    log("Fig. 5 outside-mask MSE along the strip (mean over %d samples; Z edit: %.4g): %s" % (
+        keep, kept["pix_error"][0].mean(), ", ".join(f"c={c:g}: {v:.4g}" for c, v in
+                                                     zip(inp.coeffs, mse.mean(axis=1)))))
+    img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(intervention._synth_program(cfg)(
+        params, [s + d for s, d in zip(kept["styles"], kept["ds_z"])]))
+    pngs["fig6_layers.png"] = figure_panels.fig6_layers_image(kept["layer_images"], img_z, kept["input"],
+                                                              kept["mask"], names, kept["pix_error"])
+    pngs["fig6_mse.png"] = (figure_panels.fig6_mse_plot(kept["pix_error"]), None)
+    extra["fig6_mse.json"] = {"layers": ["Z edit"] + names, "mse_outside_mean": kept["pix_error"].mean(1).tolist(),
+                              "mse_outside_per_image": kept["pix_error"].T.tolist()}
+
+
+def _fig2(inp: EvalInputs, flags, kept: dict, pngs: dict, extra: dict, log) -> None:
+    """Fig. 2 (channel maps of layer inp.fig_layer vs the masks of the kept images) into pngs and extra."""
+    names = [l.name for l in inp.cfg.layers]
+    iou, binary = paper_figures.channel_ious(inp.params, inp.cfg, kept["styles"], kept["mask"], inp.fig_layer,
+                                             flags.top_frac, flags.batch_size)
+    mean = iou.mean(axis=0)
+    best = [int(c) for c in np.argsort(-mean, kind="stable")[:flags.top_channels]]
+    pngs["fig2_channels.png"] = figure_panels.fig2_image(kept["input"], kept["mask"], binary, best, iou,
+                                                         names[inp.fig_layer])
+    upper = float(np.mean(paper_figures.iou_upper_bound(binary, kept["mask"], best[0])))
+    extra["fig2_iou.json"] = {"layer": inp.fig_layer, "layer_name": names[inp.fig_layer], "top_frac": flags.top_frac,
+                              "upsampling": paper_figures.FIG2_UPSAMPLING, "num_images": int(iou.shape[0]),
+                              "num_channels": int(iou.shape[1]), "iou_upper_bound_mean": upper,
+                              "channels": [{"channel": c, "mean_iou": float(mean[c]),
+                                            "per_image_iou": iou[:, c].tolist()} for c in best]}
+    log(f"Fig. 2 ({names[inp.fig_layer]}): best channels by mean IoU with the mask: "
+        + ", ".join(f"{c} ({mean[c]:.3f})" for c in best))
+
+
+def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, extra: dict, log) -> None:
+    """Create `out` and write table2.md / table2.json, the JSON files and the PNGs (all atomic); log the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table2.md").write_text(markdown + "\n")
+    runs.write_json_atomic(out / "table2.json", table)
+    for name, obj in extra.items():
+        runs.write_json_atomic(out / name, obj)
+    for name, (img, caption) in pngs.items():
+        figures.save_png(out / name, img, caption=caption)
+    log("")
+    log(markdown)
+    log("")
+    log(f"outputs in {out}: table2.md, table2.json, " + ", ".join(sorted(list(pngs) + list(extra))))
+
+
+def _settings(inp: EvalInputs, flags) -> dict:
+    return {"weights": "builtin:demo" if inp.is_demo else flags.weights, "direction": flags.direction or "demo",
+            "num_samples": len(inp.z), "seed": flags.seed, "mask": inp.mask_desc, "methods": list(inp.methods),
+            "condition_on": list(flags.condition_on), "target": flags.target, "distance": flags.distance,
+            "truncation_psi": flags.truncation_psi, "steps_per_layer": inp.config.steps_per_layer,
+            "learning_rate": inp.config.learning_rate, "batch_size": flags.batch_size, "coeffs": list(inp.coeffs),
+            "fig_layer": inp.fig_layer, "top_frac": flags.top_frac}
+
+
+def main(flags, is_demo: bool, log=print) -> dict:
+    """bin/evaluate.py: validate everything, then compute and write."""
+    return run_evaluation(resolve_inputs(flags, is_demo, log), flags, log)
