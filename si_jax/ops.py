@@ -7,8 +7,8 @@ Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.im
 Speed (CPU, jax 0.10.2; numbers in BENCHMARKS.md):
 - Same-size 3x3 convs use Winograd minimal filtering where it measured faster: F(2x2, 3x3) on 2-D tiles for
   16 <= resolution < 64, F(4, 3) along rows only (followed by 1x3 convs along columns) from 64 up. Both stay in
-  float32 and within a few 1e-6 of the direct conv (error measured against float64 in BENCHMARKS.md); smaller
-  maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import) or `ops.CONV3X3_ALGORITHM`
+  float32, within a few 1e-6 of the direct conv (tests/test_stylegan2.py checks them against float64, and the
+  parity tests hold at the same tolerances); smaller maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import) or `ops.CONV3X3_ALGORITHM`
   (read when a function is traced) selects one algorithm everywhere: 'auto', 'direct', 'winograd2d', 'rows'.
 - The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form: four small stride-1 convs
   (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
@@ -219,8 +219,8 @@ def _conv3x3_winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43) -> jax.Ar
 def conv3x3_algorithm(h: int, w: int) -> str:
     """The algorithm `conv_2d` uses for a 3x3 kernel on an h x w map (CONV3X3_ALGORITHM unless 'auto').
 
-    'auto' (measured on CPU at StyleGAN2 channel counts, BENCHMARKS.md): direct below 16, F(2x2, 3x3) below 64,
-    rows F(4, 3) from 64 up. The transforms are memory-bound and only pay where the map is large enough.
+    'auto' (the fastest whole-network variant measured on CPU, BENCHMARKS.md): direct below 16, F(2x2, 3x3)
+    below 64, rows F(4, 3) from 64 up. The gain is modest (~10 % on the paper256 forward, none at 1024).
     """
     algo = CONV3X3_ALGORITHM
     if algo not in CONV3X3_ALGORITHMS:
