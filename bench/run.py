@@ -1,7 +1,6 @@
 """Speed benchmark of synthesis and Style Intervention; prints Markdown tables and appends them to BENCHMARKS.md.
 
-    python bench/run.py                        # all configs; on 2 CPU cores roughly an hour or more (estimate),
-                                               # mostly XLA compiles of the per-layer intervention programs
+    python bench/run.py              # all configs: ~11 min on 2 CPU cores, mostly XLA compiles of layer programs
     python bench/run.py --configs=fixture --quick --no_append    # smoke test, ~3 min on 2 CPU cores
 
 Configs: fixture (the 32 px NVlabs fixture pickle from ../shared/fixtures, or a random generator of the same
