@@ -63,7 +63,7 @@ def main(argv):
                 err = "" if want is None else f", err {np.abs(np.asarray(fn(x, k)) - want).max() / np.abs(want).max():.1e}"
             cells.append(f"{1e3 * sec:.2f} ms{err}")
         ops.CONV3X3_ALGORITHM = "auto"
-        rows.append([f"{res}", f"{cin}->{cout}", *cells, ops.conv3x3_algorithm(res, res)])
+        rows.append([f"{res}", f"{cin}->{cout}", *cells, ops.conv3x3_algorithm(res, res, min(cin, cout))])
         print(" | ".join(rows[-1]), flush=True)
     print(f"\nbatch {FLAGS.batch}, jax {jax.__version__}, {jax.default_backend()}, {len(os.sched_getaffinity(0))} CPUs\n")
     print("| resolution | channels | direct | winograd2d F(2x2,3x3) | rows F(4,3) | auto picks |\n|---|---|---|---|---|---|")

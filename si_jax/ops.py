@@ -5,11 +5,12 @@ shared-weight conv, scale output by the demodulation coefficients) and the separ
 Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
 
 Speed (CPU, jax 0.10.2; numbers in BENCHMARKS.md):
-- Same-size 3x3 convs use Winograd minimal filtering where it measured faster: F(2x2, 3x3) on 2-D tiles for
-  16 <= resolution < 64, F(4, 3) along rows only (followed by 1x3 convs along columns) from 64 up. Both stay in
-  float32, within a few 1e-6 of the direct conv (tests/test_stylegan2.py checks them against float64, and the
-  parity tests hold at the same tolerances); smaller maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import) or `ops.CONV3X3_ALGORITHM`
-  (read when a function is traced) selects one algorithm everywhere: 'auto', 'direct', 'winograd2d', 'rows'.
+- Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering where it measured faster: F(2x2, 3x3)
+  on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows only (followed by 1x3 convs along columns) from 64
+  up. Both stay in float32, within a few 1e-6 of the direct conv (tests/test_stylegan2.py checks them against
+  float64); smaller or narrower maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import)
+  or `ops.CONV3X3_ALGORITHM` (read when a function is traced) selects one algorithm everywhere: 'auto', 'direct',
+  'winograd2d', 'rows'.
 - The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form: four small stride-1 convs
   (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too.
@@ -216,11 +217,13 @@ def _conv3x3_winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43) -> jax.Ar
     return y.reshape(n, m * th, w, -1)[:, :h]
 
 
-def conv3x3_algorithm(h: int, w: int) -> str:
-    """The algorithm `conv_2d` uses for a 3x3 kernel on an h x w map (CONV3X3_ALGORITHM unless 'auto').
+def conv3x3_algorithm(h: int, w: int, channels: int = 512) -> str:
+    """The algorithm `conv_2d` uses for a 3x3 kernel on an h x w map with min(in, out) = `channels`
+    (CONV3X3_ALGORITHM unless 'auto').
 
-    'auto' (the fastest whole-network variant measured on CPU, BENCHMARKS.md): direct below 16, F(2x2, 3x3)
-    below 64, rows F(4, 3) from 64 up. The gain is modest (~10 % on the paper256 forward, none at 1024).
+    'auto' (the fastest whole-network variant measured on CPU, BENCHMARKS.md): direct below 16 px or 128 channels,
+    F(2x2, 3x3) below 64 px, rows F(4, 3) from 64 px up. The gain is modest (~10 % on the paper256 forward, none
+    at 1024), and the transforms cost compile time, so narrow layers (small test and demo models) stay direct.
     """
     algo = CONV3X3_ALGORITHM
     if algo not in CONV3X3_ALGORITHMS:
@@ -228,14 +231,14 @@ def conv3x3_algorithm(h: int, w: int) -> str:
     if algo != "auto":
         return algo
     size = min(h, w)
-    return "direct" if size < 16 else "winograd2d" if size < 64 else "rows"
+    return "direct" if size < 16 or channels < 128 else "winograd2d" if size < 64 else "rows"
 
 
 def conv_2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] -> [N, H, W, O]."""
     p = kernel.shape[0] // 2
     if kernel.shape[:2] == (3, 3):
-        algo = conv3x3_algorithm(x.shape[1], x.shape[2])
+        algo = conv3x3_algorithm(x.shape[1], x.shape[2], min(kernel.shape[2:]))
         if algo != "direct":
             return _conv3x3_fast(x, kernel, algo)
     return _conv(x, kernel, ((p, p), (p, p)))
