@@ -5,27 +5,27 @@ shared-weight conv, scale output by the demodulation coefficients) and the separ
 Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
 
 Speed (CPU, jax 0.10.2; numbers in BENCHMARKS.md):
-- Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering where it measured faster: F(2x2, 3x3)
-  on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows only (followed by 1x3 convs along columns) from 64
-  up. Both stay in float32, within a few 1e-6 of the direct conv (tests/test_stylegan2.py checks them against
-  float64); smaller or narrower maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import)
+- Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.conv3x3) where it measured
+  faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
+  checks both against float64); smaller or narrower maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import)
   or `ops.CONV3X3_ALGORITHM` (read when a function is traced) selects one algorithm everywhere: 'auto', 'direct',
   'winograd2d', 'rows'.
 - The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form: four small stride-1 convs
   (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too.
-- Winograd convs run forward only: their gradient is the direct conv's (`_conv3x3_fast`).
+- Winograd convs run forward only: their gradient is the direct conv's (`conv3x3.conv3x3`).
 - The demodulation sums the squared kernel over its 3x3 taps with explicit adds (see `_sum_taps`).
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from si_jax import conv3x3
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -94,8 +94,7 @@ def upsample_2d(x: jax.Array, resample_filter) -> jax.Array:
     return _upsample_axis(_upsample_axis(x, taps, 1), taps, 2)
 
 
-def _conv(x, kernel, padding):
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN)
+_conv = conv3x3.direct
 
 
 def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray) -> jax.Array:
@@ -149,72 +148,9 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter) -> jax.Array:
     return fir_filter_2d(y, resample_filter, pad=(lo, hi), gain=4.0)
 
 
-# --- 3x3 convolution: direct or Winograd minimal filtering -------------------------------------------------------
+# --- 3x3 convolution: which algorithm (si_jax.conv3x3 has them) ---------------------------------------------------
 CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "rows")
 CONV3X3_ALGORITHM = os.environ.get("SI_JAX_CONV3X3", "auto")
-
-# F(2, 3) (Lavin & Gray 2016) and F(4, 3) with interpolation points 0, 1, -1, 2, -1/2, inf (max error measured
-# 2-3x the direct conv's in float32, vs ~10x for the textbook points 0, +-1, +-2). y = AT [(G g) * (BT d)].
-_F23 = (2, ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
-        ((1, 0, 0), (.5, .5, .5), (.5, -.5, .5), (0, 0, 1)),
-        ((1, 1, 1, 0), (0, 1, -1, -1)))
-_F43 = (4, ((1, 1.5, -2, -1.5, 1, 0), (0, -1, -2.5, -.5, 1, 0), (0, 1, .5, -2.5, 1, 0), (0, -.5, -1, .5, 1, 0),
-            (0, 2, -1, -2, 1, 0), (0, 1, 1.5, -2, -1.5, 1)),
-        ((1, 0, 0), (-1 / 3, -1 / 3, -1 / 3), (1 / 3, -1 / 3, 1 / 3), (1 / 15, 2 / 15, 4 / 15),
-         (-16 / 15, 8 / 15, -4 / 15), (0, 0, 1)),
-        ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -.5, 0), (0, 1, 1, 4, .25, 0), (0, 1, -1, 8, -.125, 1)))
-
-
-def _lincomb(parts, coeffs):
-    """sum_j coeffs[j] * parts[j], skipping zero coefficients (exact for +-1)."""
-    out = None
-    for c, p in zip(coeffs, parts):
-        if c == 0:
-            continue
-        term = p if c == 1 else -p if c == -1 else p * np.float32(c)
-        out = term if out is None else out + term
-    return out
-
-
-def _tiles(x, axis: int, m: int, alpha: int, count: int):
-    """The alpha strided views x[j :: m] (count each) along `axis` that make up overlapping tiles of size alpha."""
-    return [jax.lax.slice_in_dim(x, j, j + m * (count - 1) + 1, stride=m, axis=axis) for j in range(alpha)]
-
-
-def _taps_of(k, axis):
-    return [jax.lax.index_in_dim(k, i, axis, keepdims=False) for i in range(k.shape[axis])]
-
-
-def _conv3x3_winograd2d(x: jax.Array, kernel: jax.Array, spec=_F23) -> jax.Array:
-    """'Same' 3x3 conv by Winograd F(m x m, 3x3) on 2-D tiles: one batched matmul over the alpha^2 positions."""
-    m, bt, g, at = spec
-    alpha = len(bt)
-    n, h, w, c = x.shape
-    th, tw = -(-h // m), -(-w // m)
-    xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (1, m * tw + 1 - w), (0, 0)))
-    v_rows = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]
-    v = [_lincomb(_tiles(vr, 2, m, alpha, tw), row) for vr in v_rows for row in bt]
-    v = jnp.stack(v).reshape(alpha * alpha, n * th * tw, c)
-    u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
-    u = jnp.stack([_lincomb(_taps_of(ur, 0), row) for ur in u_rows for row in g])  # [alpha^2, I, O]
-    prod = jnp.einsum("tpi,tio->tpo", v, u).reshape(alpha, alpha, n, th, tw, -1)
-    y_rows = [_lincomb(_taps_of(prod, 0), row) for row in at]  # m x [alpha, N, th, tw, O]
-    y = jnp.stack([jnp.stack([_lincomb(_taps_of(yr, 0), row) for row in at], 3) for yr in y_rows], 2)
-    return y.reshape(n, m * th, m * tw, -1)[:, :h, :w]  # y was [N, th, m, tw, m, O]
-
-
-def _conv3x3_winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43) -> jax.Array:
-    """'Same' 3x3 conv by Winograd F(m, 3) along rows: alpha 1x3 convs along columns on row-transformed input."""
-    m, bt, g, at = spec
-    alpha = len(bt)
-    n, h, w, c = x.shape
-    th = -(-h // m)
-    xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (0, 0), (0, 0)))
-    v = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]  # alpha x [N, th, W, I]
-    u = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
-    prod = [_conv(vi, ui[None], ((0, 0), (1, 1))) for vi, ui in zip(v, u)]  # alpha x [N, th, W, O]
-    y = jnp.stack([_lincomb(prod, row) for row in at], 2)  # [N, th, m, W, O]
-    return y.reshape(n, m * th, w, -1)[:, :h]
 
 
 def conv3x3_algorithm(h: int, w: int, channels: int = 512) -> str:
@@ -240,35 +176,8 @@ def conv_2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     if kernel.shape[:2] == (3, 3):
         algo = conv3x3_algorithm(x.shape[1], x.shape[2], min(kernel.shape[2:]))
         if algo != "direct":
-            return _conv3x3_fast(x, kernel, algo)
+            return conv3x3.conv3x3(x, kernel, algo)
     return _conv(x, kernel, ((p, p), (p, p)))
-
-
-_WINOGRAD = {"winograd2d": _conv3x3_winograd2d, "rows": _conv3x3_winograd_rows}
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv3x3_fast(x: jax.Array, kernel: jax.Array, algo: str) -> jax.Array:
-    """'Same' 3x3 conv by a Winograd algorithm; its gradient is the direct conv's (`_conv3x3_fast_bwd`).
-
-    Measured on paper256, batch 1, 2 CPU threads: autodiff through the transforms made fwd+bwd slower than with
-    direct convs (0.85 s vs 0.63 s), and a Winograd input gradient (flipped kernel, I/O swapped) was still slower
-    (0.63 s) than the direct conv's gradient behind a Winograd forward (0.53 s).
-    """
-    return _WINOGRAD[algo](x, kernel)
-
-
-def _conv3x3_fast_fwd(x, kernel, algo):
-    return _conv3x3_fast(x, kernel, algo), (x, kernel)
-
-
-def _conv3x3_fast_bwd(algo, res, dy):
-    x, kernel = res
-    _, vjp = jax.vjp(lambda x, k: _conv(x, k, ((1, 1), (1, 1))), x, kernel)
-    return vjp(dy)
-
-
-_conv3x3_fast.defvjp(_conv3x3_fast_fwd, _conv3x3_fast_bwd)
 
 
 def _sum_taps(k: jax.Array) -> jax.Array:
