@@ -54,3 +54,9 @@ def fixture_path(name: str) -> pathlib.Path:
 def fmt(request):
     """Each of the three weight formats in turn."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def jax_cache(tmp_path_factory) -> str:
+    """One persistent XLA compilation cache for every binary the tests start (same flags, same demo shapes)."""
+    return str(tmp_path_factory.mktemp("jax_cache"))

@@ -21,8 +21,8 @@ FAST = ["--steps_per_layer=3", "--batch_size=2"]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("jax_cache"))
+def cache(jax_cache):
+    return jax_cache
 
 
 @pytest.fixture(scope="module")

@@ -31,17 +31,17 @@ def _demo():
     return params, cfg, [np.asarray(s) for s in styles]
 
 
-def _run(tmp_path, *args):
-    cmd = [sys.executable, str(REPO / "bin" / "evaluate.py"), f"--compilation_cache={tmp_path / 'cache'}", *args]
+def _run(cache, *args):
+    cmd = [sys.executable, str(REPO / "bin" / "evaluate.py"), f"--compilation_cache={cache}", *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
-def test_evaluate_demo_end_to_end(tmp_path):
+def test_evaluate_demo_end_to_end(tmp_path, jax_cache):
     """3 samples in batches of 2 (the last padded), every method but interfacegan (no --condition_on: skipped
     with a note). Also checks the paper's Table 2 claim on the demo: the intervention preserves the outside of
     the mask better than the Z-space edit."""
     out = tmp_path / "eval"
-    proc = _run(tmp_path, f"--output_dir={out}", "--num_samples=3", "--batch_size=2", "--steps_per_layer=3",
+    proc = _run(jax_cache, f"--output_dir={out}", "--num_samples=3", "--batch_size=2", "--steps_per_layer=3",
                 "--fig_images=3", "--methods=z,w,interfacegan,s,intervention")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "DEMO" in proc.stdout and "skipping method 'interfacegan'" in proc.stdout
@@ -180,8 +180,8 @@ def test_non_empty_output_dir_refused_without_overwrite(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 
-def test_bad_input_binary_one_error_line_nothing_written(tmp_path):
+def test_bad_input_binary_one_error_line_nothing_written(tmp_path, jax_cache):
     out = tmp_path / "out"
-    proc = _run(tmp_path, f"--output_dir={out}", "--methods=z,nope")
+    proc = _run(jax_cache, f"--output_dir={out}", "--methods=z,nope")
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert proc.stderr.startswith("error: unknown method") and not out.exists()
