@@ -22,8 +22,9 @@ def direct(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN)
 
 
-# F(2, 3) (Lavin & Gray 2016) and F(4, 3) with interpolation points 0, 1, -1, 2, -1/2, inf (max error measured
-# 2-3x the direct conv's in float32, vs ~10x for the textbook points 0, +-1, +-2). y = AT [(G g) * (BT d)].
+# F(2, 3) (Lavin & Gray 2016) and F(4, 3) with interpolation points 0, 1, -1, 2, -1/2, inf. Max error relative to
+# float64 on a [1, 64, 64, 256] map: direct conv 6.0e-7, these points 2.2e-6, the textbook points 0, +-1, +-2
+# 3.4e-6 (2-core CPU, jax 0.10.2). y = AT [(G g) * (BT d)].
 _F23 = (2, ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
         ((1, 0, 0), (.5, .5, .5), (.5, -.5, .5), (0, 0, 1)),
         ((1, 1, 1, 0), (0, 1, -1, -1)))

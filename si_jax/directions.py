@@ -51,6 +51,8 @@ import zipfile
 
 import numpy as np
 
+from si_jax import io
+
 SPACES = ("s", "z", "w")
 PENALTIES = ("l1", "l2")
 STD_FLOOR_REL = 1e-6       # σ_j >= STD_FLOOR_REL * median_j(σ_j): constant columns get a finite, harmless scale
@@ -324,11 +326,7 @@ def _read(path) -> tuple[dict, dict]:
         header = json.loads(str(data["meta"]))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: the 'meta' entry is not valid JSON: {e}") from None
-    if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
-        raise ValueError(f"{path} is not an si_jax directions file (format is not {FILE_FORMAT!r})")
-    if header.get("version") != FILE_VERSION:
-        raise ValueError(f"{path}: directions file version {header.get('version')!r} is not supported "
-                         f"(this si_jax reads version {FILE_VERSION})")
+    io.check_format_header(header, path, "directions file", FILE_FORMAT, FILE_VERSION)
     if not isinstance(header.get("directions"), dict):
         raise ValueError(f"{path}: 'meta' has no 'directions' table")
     return header, data

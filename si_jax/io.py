@@ -72,3 +72,16 @@ def save_npz_atomic(path, **arrays) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_format_header(header, where, what: str, fmt: str, version: int) -> dict:
+    """A parsed JSON header must be a dict with "format" == fmt and "version" == version.
+
+    -> header; ValueError naming `where` (the file) and `what` (e.g. 'directions file') otherwise.
+    """
+    if not isinstance(header, dict) or header.get("format") != fmt:
+        raise ValueError(f"{where} is not an si_jax {what} (format is not {fmt!r})")
+    if header.get("version") != version:
+        raise ValueError(f"{where}: {what} version {header.get('version')!r} is not supported "
+                         f"(this si_jax reads version {version})")
+    return header

@@ -23,6 +23,8 @@ import pathlib
 
 import numpy as np
 
+from si_jax import io
+
 MANIFEST = "manifest.json"
 FORMAT = "si_jax.samples"
 VERSION = 1
@@ -82,12 +84,7 @@ def load_manifest(folder) -> dict:
         manifest = json.loads(path.read_text())
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an si_jax samples manifest (format is not {FORMAT!r})")
-    if manifest.get("version") != VERSION:
-        raise ValueError(f"{path}: samples manifest version {manifest.get('version')!r} is not supported "
-                         f"(this si_jax reads version {VERSION})")
-    return manifest
+    return io.check_format_header(manifest, path, "samples manifest", FORMAT, VERSION)
 
 
 def load_samples(folder) -> dict:
