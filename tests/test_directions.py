@@ -174,6 +174,16 @@ def test_load_rejects_truncated_wrong_and_incomplete_files(tmp_path, d_s):
         D.load_directions(tmp_path / "incomplete.npz")
     with zipfile.ZipFile(tmp_path / "incomplete.npz") as z:                # members are plain .npy, no pickles
         assert all(n.endswith(".npy") for n in z.namelist())
+    for field, value, message in (("version", 99, "version 99 is not supported"),
+                                  ("format", "other.tool", "is not an si_jax directions file")):
+        with np.load(good, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        meta = json.loads(str(arrays["meta"]))
+        meta[field] = value
+        arrays["meta"] = np.array(json.dumps(meta))
+        np.savez(tmp_path / f"bad_{field}.npz", **arrays)
+        with pytest.raises(ValueError, match=message):
+            D.load_directions(tmp_path / f"bad_{field}.npz")
 
 
 def test_table1_report(d_s):
