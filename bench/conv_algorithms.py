@@ -46,7 +46,7 @@ def main(argv):
     del argv
     import jax
     import numpy as np
-    from si_jax import ops
+    from si_jax.stylegan2 import ops
 
     rng = np.random.default_rng(0)
     rows = []

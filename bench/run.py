@@ -93,7 +93,7 @@ def matmul_ceiling(n=2048, repeats=5):
 def load_config(name):
     """name -> (params, G2Config, description)."""
     import si_jax
-    from si_jax.config import G2Config
+    from si_jax.stylegan2.config import G2Config
     if name == "fixture" and os.path.isfile(FIXTURE_PKL):
         params, cfg = si_jax.load_generator(FIXTURE_PKL)
         return params, cfg, "32 px NVlabs fixture pickle"
@@ -152,7 +152,7 @@ def intervention_inputs(params, cfg, batch, seed):
 
 def timed_intervention(params, cfg, inputs, steps, shared=False):
     """(seconds, result) of one `intervene` run with `steps` Adam steps per layer (results are host arrays)."""
-    from si_jax import intervention
+    from si_jax.editing import intervention
     t0 = time.perf_counter()
     res = intervention.intervene(params, cfg, *inputs, intervention.InterventionConfig(steps_per_layer=steps),
                                  shared=shared)
@@ -168,7 +168,7 @@ def bench_intervention(name, params, cfg, steps, extrapolate, batch, amortised_b
     Λ = 0.5 (its cost does not depend on Λ).
     """
     import jax.numpy as jnp
-    from si_jax import intervention
+    from si_jax.editing import intervention
     default = intervention.InterventionConfig().steps_per_layer
     inputs = intervention_inputs(params, cfg, batch, seed=2)
     cold, _ = timed_intervention(params, cfg, inputs, steps)
@@ -241,7 +241,7 @@ def append_benchmarks(section):
 
 def intervention_plan(name):
     """(steps per layer to run, extrapolate to the default?): full steps for the fixture, N steps elsewhere."""
-    from si_jax import intervention
+    from si_jax.editing import intervention
     if FLAGS.quick:
         return 1, False
     if name == "fixture":

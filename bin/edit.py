@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from si_jax import edit_run, pipeline  # noqa: E402
+from si_jax.editing import pipeline  # noqa: E402
+from si_jax.engines import edit_run  # noqa: E402
 
 _D = edit_run.EditSettings()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -47,21 +48,21 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from si_jax import cli
+    from si_jax.engines import cli
 
     cli.run_guarded(_run)
 
 
 def _run():
-    from si_jax import cli, editing_cli
+    from si_jax.engines import cli, edit_cli
 
-    editing_cli.configure_jax(FLAGS.compilation_cache, FLAGS.multihost)
+    edit_cli.configure_jax(FLAGS.compilation_cache, FLAGS.multihost)
     demo = FLAGS.weights is None and FLAGS.direction is None
     if not demo and (FLAGS.weights is None or FLAGS.direction is None):
         raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
     if FLAGS.mask is not None and FLAGS.masks is not None:
         raise cli.UsageError("give --mask or --masks, not both")
-    editing_cli.run(FLAGS, demo)
+    edit_cli.run(FLAGS, demo)
 
 
 if __name__ == "__main__":

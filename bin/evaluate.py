@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from si_jax import evaluation_cli, intervention  # noqa: E402
+from si_jax.editing import intervention  # noqa: E402
+from si_jax.engines import evaluate_cli  # noqa: E402
 
 _C = intervention.InterventionConfig()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -37,10 +38,10 @@ flags.DEFINE_enum("target", "flip", ["flip", "positive", "negative"], "Where the
 flags.DEFINE_float("distance", 3.0, "Target distance to the Z hyperplane.")
 flags.DEFINE_float("truncation_psi", 1.0, "Truncation of the samples' w.")
 flags.DEFINE_integer("steps_per_layer", None, "Adam steps per style layer (Style Intervention). Default: "
-                     f"{_C.steps_per_layer} (demo: {evaluation_cli.DEMO_STEPS_PER_LAYER}).")
+                     f"{_C.steps_per_layer} (demo: {evaluate_cli.DEMO_STEPS_PER_LAYER}).")
 flags.DEFINE_float("learning_rate", _C.learning_rate, "Adam learning rate for Λ.")
 flags.DEFINE_integer("batch_size", 8, "Images per device program.")
-flags.DEFINE_string("coeffs", ",".join(f"{c:g}" for c in evaluation_cli.DEFAULT_COEFFS),
+flags.DEFINE_string("coeffs", ",".join(f"{c:g}" for c in evaluate_cli.DEFAULT_COEFFS),
                     "Fig. 5: coefficients c of Λ*·Δs_n (c = 1: the intervention result).")
 flags.DEFINE_integer("fig_images", 4, "The first samples, shown in the figures; Fig. 2's IoU is averaged over them.")
 flags.DEFINE_string("fig_layer", "", "Fig. 2: conv layer, index or name (e.g. b16.conv1). Default: the last conv "
@@ -54,21 +55,21 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from si_jax import cli
+    from si_jax.engines import cli
 
     cli.run_guarded(_run)
 
 
 def _run():
-    from si_jax import cli, editing_cli
+    from si_jax.engines import cli, edit_cli
 
     demo = FLAGS.weights is None and FLAGS.direction is None
     if not demo and (FLAGS.weights is None or FLAGS.direction is None):
         raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
     if FLAGS.mask is not None and FLAGS.masks is not None:
         raise cli.UsageError("give --mask or --masks, not both")
-    editing_cli.configure_jax(FLAGS.compilation_cache, False)
-    evaluation_cli.main(FLAGS, demo, log=lambda msg: print(msg, flush=True))
+    edit_cli.configure_jax(FLAGS.compilation_cache, False)
+    evaluate_cli.main(FLAGS, demo, log=lambda msg: print(msg, flush=True))
 
 
 if __name__ == "__main__":

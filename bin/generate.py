@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from si_jax import cli
+    from si_jax.engines import cli
 
     cli.run_guarded(_run)
 
@@ -38,7 +38,9 @@ def _run():
     import numpy as np
 
     import si_jax
-    from si_jax import cli, io
+    from si_jax import storage
+    from si_jax.editing import batches
+    from si_jax.engines import cli
 
     if (FLAGS.latents is None) == (FLAGS.styles is None):
         raise cli.UsageError("give exactly one of --latents or --styles")
@@ -46,18 +48,18 @@ def _run():
     params, cfg = si_jax.load_generator(FLAGS.weights)
     space = si_jax.StyleSpace.of(cfg)
     if FLAGS.latents:
-        z = io.load_npz_array(FLAGS.latents, "z", ndim=2, last_dim=cfg.z_dim)
+        z = storage.load_npz_array(FLAGS.latents, "z", ndim=2, last_dim=cfg.z_dim)
         fn = jax.jit(lambda p, z, k: si_jax.generate(p, cfg, z, FLAGS.truncation_psi, FLAGS.noise_mode, k))
         inputs = z
     else:
-        s = io.load_npz_array(FLAGS.styles, "s", ndim=2, last_dim=space.total)
+        s = storage.load_npz_array(FLAGS.styles, "s", ndim=2, last_dim=space.total)
         fn = jax.jit(lambda p, s, k: (None, space.split(s), si_jax.synthesize(p, cfg, space.split(s),
                                                                                 FLAGS.noise_mode, k)))
         inputs = s
     key = jax.random.PRNGKey(FLAGS.seed)
     ws, styles, images = [], [], []
     for start in cli.progress(range(0, len(inputs), FLAGS.batch_size), len(inputs), FLAGS.batch_size, "images"):
-        chunk = cli.pad_batch(inputs[start:start + FLAGS.batch_size], FLAGS.batch_size)
+        chunk = batches.pad_batch(inputs[start:start + FLAGS.batch_size], FLAGS.batch_size)
         w, s, img = fn(params, chunk.array, jax.random.fold_in(key, start))
         n = chunk.valid
         if w is not None:
@@ -67,7 +69,7 @@ def _run():
     out = {"styles": np.concatenate(styles), "images": np.concatenate(images)}
     if ws:
         out["w"] = np.concatenate(ws)
-    io.save_npz_atomic(FLAGS.output, **out)
+    storage.save_npz_atomic(FLAGS.output, **out)
     print(f"wrote {FLAGS.output}: {len(out['images'])} images {out['images'].shape[1:]}, styles {space.total}")
 
 

@@ -3,7 +3,7 @@
     python bin/sample.py --weights=G.safetensors --num_samples=10000 --seed=0 --output_dir=runs/g_10k \
         [--truncation_psi=1.0] [--batch_size=16] [--save_images] [--multihost]
 
-Layout and the latent rule: see `si_jax.samples` (read it back with `si_jax.samples.load_samples`). Shard k holds
+Layout and the latent rule: see `si_jax.engines.samples` (read it back with its `load_samples`). Shard k holds
 samples [k·B, (k+1)·B) with B = --batch_size, so the batch size is part of the settings; z[i] itself depends only
 on (seed, i). Re-running the same command resumes (finished shards are skipped, the result is identical to an
 uninterrupted run); other settings into the same folder are refused. Images use constant noise (noise_mode=const).
@@ -38,7 +38,7 @@ NOISE_MODE = "const"
 
 def main(argv):
     del argv
-    from si_jax import cli
+    from si_jax.engines import cli
 
     cli.run_guarded(_run)
 
@@ -55,7 +55,7 @@ def _barrier(name: str) -> None:
 def _check_flags():
     import math
 
-    from si_jax import cli
+    from si_jax.engines import cli
 
     if FLAGS.num_samples < 1:
         raise cli.UsageError(f"--num_samples must be >= 1, got {FLAGS.num_samples}")
@@ -98,16 +98,17 @@ def _contact_sheet(folder, num_samples: int, resolution: int):
     import numpy as np
     from PIL import Image
 
-    from si_jax import figures, samples
+    from si_jax.engines import samples
+    from si_jax.evaluation import pictures
 
     tiles = [np.asarray(Image.open(folder / samples.image_file(i)).convert("RGB"))
              for i in range(min(num_samples, CONTACT_MAX))]
     rows = [tiles[r:r + CONTACT_COLS] for r in range(0, len(tiles), CONTACT_COLS)]
-    return figures.grid(rows, scale=figures.upscale_for_viewing(resolution))
+    return pictures.grid(rows, scale=pictures.upscale_for_viewing(resolution))
 
 
 def _manifest(settings, cfg, space, shards, display_range) -> dict:
-    from si_jax import samples
+    from si_jax.engines import samples
 
     layers = [{"name": n, "kind": k, "resolution": r, "dim": d, "offset": o}
               for n, k, r, d, o in zip(space.names, space.kinds, space.resolutions, space.dims, space.offsets)]
@@ -135,13 +136,16 @@ def _run():
     import numpy as np
 
     import si_jax
-    from si_jax import cli, figures, io, runs, samples
+    from si_jax.editing import batches
+    from si_jax.engines import cli, runs, samples
+    from si_jax.evaluation import pictures
+    from si_jax.stylegan2 import loading
 
     _check_flags()
     lead = jax.process_index() == 0
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if lead else (lambda msg: None)
     t0 = time.perf_counter()
-    canonical, cfg = io.load_canonical(FLAGS.weights)
+    canonical, cfg = loading.load_canonical(FLAGS.weights)
     params = si_jax.to_jax_params(canonical, cfg)
     space = si_jax.StyleSpace.of(cfg)
     mesh = runs.local_mesh()
@@ -171,20 +175,20 @@ def _run():
         start, count = shards[k]
         index = np.arange(start, start + count, dtype=np.int64)
         z = samples.latents(FLAGS.seed, index, cfg.z_dim)
-        w, s, img = generate(params, runs.shard_batch(cli.pad_batch(z, bs).array, mesh))
+        w, s, img = generate(params, runs.shard_batch(batches.pad_batch(z, bs).array, mesh))
         img = None if img is None else np.asarray(img)[:count]
         return index, z, np.asarray(w)[:count], np.asarray(s)[:count], img
 
     display_range = None
     if FLAGS.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
-        display_range = figures.display_range(compute(0)[4])
+        display_range = pictures.display_range(compute(0)[4])
         (run.path / "images").mkdir(exist_ok=True)
     work = sum(shards[k][1] for k in todo)
     for k in (cli.progress(todo, work, bs, "images") if lead else todo):
         index, z, w, s, img = compute(k)
         if img is not None:   # images first: a shard file on disk means its images are there too
-            for i, im in zip(index, figures.to_uint8(img, *display_range)):
-                figures.save_png(run.path / samples.image_file(int(i)), im)
+            for i, im in zip(index, pictures.to_uint8(img, *display_range)):
+                pictures.save_png(run.path / samples.image_file(int(i)), im)
         run.write_shard(k, index=index, z=z, w=w, styles=s)
 
     _barrier("si_jax.sample.done")
@@ -197,7 +201,7 @@ def _run():
     for stale in run.path.glob(".*.tmp*"):
         stale.unlink(missing_ok=True)
     if FLAGS.save_images:
-        figures.save_png(run.path / CONTACT_SHEET, _contact_sheet(run.path, n, cfg.img_resolution))
+        pictures.save_png(run.path / CONTACT_SHEET, _contact_sheet(run.path, n, cfg.img_resolution))
     runs.write_json_atomic(run.path / samples.MANIFEST, _manifest(run.settings, cfg, space, shards, display_range))
     print(f"wrote {run.path}: {n} samples, z {cfg.z_dim}, w {cfg.w_dim}, styles {space.total} "
           f"({time.perf_counter() - t0:.1f}s)")

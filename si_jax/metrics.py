@@ -1,6 +1,6 @@
 """Image-preservation and attribute metrics: pure, batched, jit-able JAX functions.
 
-Conventions (shared with `si_jax.masks`):
+Conventions (shared with `si_jax.editing.masks`):
 
 * images ``a``, ``b``: ``[N, H, W, C]`` float32 in the generator's raw output range. Trained models give roughly
   [-1, 1]; untrained (test) models can give e.g. [-5, 10], so range-dependent metrics (SSIM, PSNR) take an

@@ -1,4 +1,4 @@
-"""si_jax.directions (SVM directions, file format, Table 1, conditional editing) and si_jax.labels."""
+"""si_jax.editing.directions (SVM directions, file format, Table 1, conditional editing) and si_jax.engines.labels."""
 import json
 import warnings
 import zipfile
@@ -8,8 +8,8 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from si_jax import directions as D
-from si_jax.labels import load_labels
+from si_jax.editing import directions as D
+from si_jax.engines.labels import load_labels
 
 INFORMATIVE = (0, 100, 199)   # informative columns of make_codes() at dim 200: scales 1e-3, ~1, 1e3
 

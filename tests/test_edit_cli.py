@@ -3,7 +3,6 @@
 All runs share one persistent compilation cache, so only the first run pays for compiling the layer programs.
 """
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -14,7 +13,9 @@ import pytest
 
 import si_jax
 from conftest import xla_env
-from si_jax import demo, directions, samples, synthetic
+from si_jax.editing import directions
+from si_jax.engines import demo, samples
+from si_jax.stylegan2 import builtin
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FAST = ["--steps_per_layer=3", "--batch_size=2"]
@@ -27,7 +28,7 @@ def cache(jax_cache):
 
 @pytest.fixture(scope="module")
 def direction_file(tmp_path_factory):
-    canonical, cfg = synthetic.demo_generator()
+    canonical, cfg = builtin.demo_generator()
     params = si_jax.to_jax_params(canonical, cfg)
     path = tmp_path_factory.mktemp("dirs") / "red.npz"
     directions.save_directions(path, demo.fit_demo_directions(params, cfg, log=lambda m: None),
@@ -69,9 +70,9 @@ def test_edit_outputs_and_content(tmp_path, cache, direction_file):
     shards = _shards(out)
     assert len(shards) == 2
     s0 = shards["shard_00000.npz"]
-    assert s0["styles_out"].shape == (2, synthetic.DEMO_CONFIG.style_dim)
+    assert s0["styles_out"].shape == (2, builtin.DEMO_CONFIG.style_dim)
     assert 0.0 <= s0["lam"].min() and s0["lam"].max() <= 1.0 and s0["lam"].max() > 0
-    z = samples.latents(3, [0, 1], synthetic.DEMO_CONFIG.z_dim)
+    z = samples.latents(3, [0, 1], builtin.DEMO_CONFIG.z_dim)
     np.testing.assert_array_equal(s0["z"], z)
     assert np.all(np.sign(s0["score_after"] - s0["score_before"]) != 0)
     from PIL import Image

@@ -14,7 +14,11 @@ import pytest
 from PIL import Image
 
 import si_jax
-from si_jax import evaluation, evaluation_cli, intervention, metrics, paper_figures, synthetic
+from si_jax import metrics
+from si_jax.editing import intervention
+from si_jax.engines import evaluate_cli, synthetic
+from si_jax.evaluation import comparison, figure_data
+from si_jax.stylegan2 import builtin
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 OUTPUTS = ("table2.md", "table2.json", "fig5_interpolation.png", "fig6_layers.png", "fig6_mse.png",
@@ -24,7 +28,7 @@ OUTPUTS = ("table2.md", "table2.json", "fig5_interpolation.png", "fig6_layers.pn
 @functools.lru_cache(maxsize=None)
 def _demo():
     """Demo generator (no directions needed here), 3 images' styles."""
-    canon, cfg = synthetic.demo_generator()
+    canon, cfg = builtin.demo_generator()
     params = si_jax.to_jax_params(canon, cfg)
     z = np.random.default_rng(0).standard_normal((3, cfg.z_dim)).astype(np.float32)
     styles = si_jax.styles_from_w(params, cfg, si_jax.mapping(params, cfg, jnp.asarray(z)))
@@ -66,9 +70,9 @@ def test_evaluate_demo_end_to_end(tmp_path, jax_cache):
     assert len(iou["channels"]) == 5 and iou["num_images"] == 3
     assert all(0.0 <= c["mean_iou"] <= 1.0 for c in iou["channels"])
     fig5 = json.loads((out / "fig5_interpolation.json").read_text())
-    assert len(fig5["mse_outside_mean"]) == len(evaluation_cli.DEFAULT_COEFFS)
+    assert len(fig5["mse_outside_mean"]) == len(evaluate_cli.DEFAULT_COEFFS)
     fig6 = json.loads((out / "fig6_mse.json").read_text())
-    assert len(fig6["mse_outside_mean"]) == len(synthetic.DEMO_CONFIG.layers) + 1
+    assert len(fig6["mse_outside_mean"]) == len(builtin.DEMO_CONFIG.layers) + 1
     assert fig6["mse_outside_mean"][-1] < fig6["mse_outside_mean"][0]  # the layer-wise optimisation helped
 
 
@@ -84,11 +88,11 @@ def test_table_ranks_entangled_edit_worse_than_local_one():
     red = synthetic.RegionAttribute().score
     dr = float(metrics.image_data_range(img0))
     results = {"num_images": 4, "data_range": dr, "methods": {
-        name: evaluation.edit_metrics(img0, img, mask, data_range=dr, classifier=red)
+        name: comparison.edit_metrics(img0, img, mask, data_range=dr, classifier=red)
         for name, img in (("entangled", entangled), ("local", local))}}
     np.testing.assert_array_equal(results["methods"]["local"]["mse_outside"], 0.0)
     np.testing.assert_allclose(results["methods"]["local"]["classifier_change"], red(local) - red(img0), atol=1e-6)
-    markdown, table = evaluation.table2(results)
+    markdown, table = comparison.table2(results)
     loc, ent = table["methods"]["local"], table["methods"]["entangled"]
     assert loc["mse_outside"]["mean"] < ent["mse_outside"]["mean"]
     assert loc["ssim_outside"]["mean"] > ent["ssim_outside"]["mean"]
@@ -102,17 +106,17 @@ def test_table_ranks_entangled_edit_worse_than_local_one():
 def test_channel_mask_iou_finds_the_channel_that_is_the_mask():
     """Mask := channel 7's own top-5 % map (per image) -> channel 7 ranks first with IoU 1."""
     params, cfg, styles = _demo()
-    layer = paper_figures.resolve_layer(cfg, "b16.conv1")
-    maps = paper_figures.channel_maps(params, cfg, styles, layer)
+    layer = figure_data.resolve_layer(cfg, "b16.conv1")
+    maps = figure_data.channel_maps(params, cfg, styles, layer)
     assert maps.shape == (3, 32, 32, cfg.layers[layer].out_ch)
-    binary = paper_figures.top_fraction_maps(maps, 0.05)
+    binary = figure_data.top_fraction_maps(maps, 0.05)
     assert np.all(binary.sum(axis=(1, 2)) >= 52)  # ceil(0.05 * 1024), ties kept
     mask = binary[..., 7].astype(np.float32)
-    best = paper_figures.channel_mask_iou(params, cfg, styles, mask, layer, top_frac=0.05, k=3)
+    best = figure_data.channel_mask_iou(params, cfg, styles, mask, layer, top_frac=0.05, k=3)
     assert best[0][0] == 7 and best[0][1] == pytest.approx(1.0)
     assert len(best) == 3 and best[1][1] < 1.0 and best[1][1] <= best[0][1]
     with pytest.raises(ValueError, match="toRGB"):
-        paper_figures.channel_mask_iou(params, cfg, styles, mask, paper_figures.resolve_layer(cfg, "b4.conv1") + 1)
+        figure_data.channel_mask_iou(params, cfg, styles, mask, figure_data.resolve_layer(cfg, "b4.conv1") + 1)
 
 
 def test_interpolation_strip_end_points():
@@ -124,28 +128,28 @@ def test_interpolation_strip_end_points():
     ds_n = [rng.standard_normal(s.shape).astype(np.float32) * (rng.random(s.shape) < 0.1) for s in styles]
     lam = [rng.random(s.shape).astype(np.float32) for s in styles]
     coeffs = (0.0, 0.5, 1.0, 1.5)
-    strip = paper_figures.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, coeffs)
+    strip = figure_data.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, coeffs)
     assert strip.shape == (4, 3, 32, 32, 3)
-    synth = intervention._synth_program(cfg)
+    synth = intervention.synth_program(cfg)
     _, img_lam = intervention.apply_lambda(params, cfg, styles, ds_z, ds_n, lam)
     np.testing.assert_allclose(strip[2], img_lam, rtol=1e-5, atol=1e-5)
     no_n = np.asarray(synth(params, [s + (1 - l) * d for s, d, l in zip(styles, ds_z, lam)]))
     np.testing.assert_allclose(strip[0], no_n, rtol=1e-5, atol=1e-5)
     assert not np.allclose(strip[0], strip[3], atol=1e-3)
     zero = [np.zeros_like(l) for l in lam]
-    flat = paper_figures.interpolation_strip(params, cfg, styles, ds_z, ds_n, zero, coeffs)
+    flat = figure_data.interpolation_strip(params, cfg, styles, ds_z, ds_n, zero, coeffs)
     img_z = np.asarray(synth(params, [s + d for s, d in zip(styles, ds_z)]))
     for k in range(len(coeffs)):
         np.testing.assert_allclose(flat[k], img_z, rtol=1e-5, atol=1e-5)
     one = [np.ones_like(l) for l in lam]
-    line = paper_figures.interpolation_strip(params, cfg, styles, ds_z, ds_n, one, (1.5,))
+    line = figure_data.interpolation_strip(params, cfg, styles, ds_z, ds_n, one, (1.5,))
     np.testing.assert_allclose(line[0], synth(params, [s + 1.5 * d for s, d in zip(styles, ds_n)]),
                                rtol=1e-5, atol=1e-5)
-    mse = paper_figures.strip_outside_mse(strip, np.asarray(synth(params, styles)), synthetic.RegionAttribute().mask(
+    mse = figure_data.strip_outside_mse(strip, np.asarray(synth(params, styles)), synthetic.RegionAttribute().mask(
         3, 32, 32))
     assert mse.shape == (4, 3) and np.all(mse >= 0)
     with pytest.raises(ValueError, match="coeffs"):
-        paper_figures.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, [])
+        figure_data.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, [])
 
 
 def _flags(tmp_path, **kw):
@@ -168,7 +172,7 @@ def _flags(tmp_path, **kw):
 ])
 def test_bad_input_rejected_before_anything_is_computed(tmp_path, kw, message):
     with pytest.raises(ValueError, match=message):
-        evaluation_cli.resolve_inputs(_flags(tmp_path, **kw), is_demo=True, log=lambda m: None)
+        evaluate_cli.resolve_inputs(_flags(tmp_path, **kw), is_demo=True, log=lambda m: None)
     assert not (tmp_path / "out").exists()
 
 
@@ -176,7 +180,7 @@ def test_non_empty_output_dir_refused_without_overwrite(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
-        evaluation_cli.resolve_inputs(_flags(tmp_path), is_demo=True, log=lambda m: None)
+        evaluate_cli.resolve_inputs(_flags(tmp_path), is_demo=True, log=lambda m: None)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 import si_jax
-from si_jax import directions, intervention, metrics, pipeline, synthetic
-from si_jax.config import G2Config
-from si_jax.intervention import InterventionConfig
+from si_jax import metrics
+from si_jax.editing import directions, intervention, pipeline
+from si_jax.editing.intervention import InterventionConfig
+from si_jax.engines import synthetic
+from si_jax.stylegan2 import builtin
+from si_jax.stylegan2.config import G2Config
 
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
 FAST = InterventionConfig(steps_per_layer=6, learning_rate=0.2)
@@ -115,7 +118,7 @@ def test_synthetic_attribute_intervention_beats_z_and_w_edits():
     """Attribute: mean red inside a box (labels from sampled images); mask: that box. Numbers (seed 0, 1500
     samples, 6 images, 10 steps/layer, lr 0.2): outside-mask MSE  Z ~2.5, W ~2.5, intervention ~0.1; the S-space
     classifier score moves in the target direction for every image."""
-    canon, cfg = synthetic.demo_generator(0)
+    canon, cfg = builtin.demo_generator(0)
     params = si_jax.to_jax_params(canon, cfg)
     attr = synthetic.RegionAttribute()
     z = np.random.default_rng(0).standard_normal((1500, cfg.z_dim)).astype(np.float32)
@@ -149,7 +152,7 @@ def _structured_problem(batch, seed):
     """Like a real edit: Δs_z from one Z direction (α = 2), Δs_n = one sparse S direction (same for all)."""
     from types import SimpleNamespace
 
-    from si_jax import edits
+    from si_jax.editing import edits
 
     params, rng = _tiny(), np.random.default_rng(100)  # the directions are fixed; the images vary with seed
     n_z = rng.standard_normal(TINY.z_dim).astype(np.float32)

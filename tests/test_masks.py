@@ -1,9 +1,9 @@
-"""si_jax.masks: boxes/ellipses and specs, user mask files, validation, the label-free auto mask."""
+"""si_jax.editing.masks: boxes/ellipses and specs, user mask files, validation, the label-free auto mask."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from si_jax import masks
+from si_jax.editing import masks
 
 RNG = np.random.default_rng(7)
 

@@ -1,5 +1,4 @@
-"""bin/sample.py and bin/fit_direction.py end to end (subprocesses, builtin:demo generator) and si_jax.samples."""
-import os
+"""bin/sample.py and bin/fit_direction.py end to end (subprocesses, builtin:demo generator) and engines.samples."""
 import pathlib
 import shutil
 import subprocess
@@ -13,7 +12,10 @@ from PIL import Image
 
 import si_jax
 from conftest import xla_env
-from si_jax import directions, figures, samples, synthetic
+from si_jax.editing import directions
+from si_jax.engines import samples, synthetic
+from si_jax.evaluation import pictures
+from si_jax.stylegan2.builtin import BUILTIN_DEMO
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 N, BS, SEED = 480, 16, 7            # 30 shards: enough to kill a run half-way
@@ -30,7 +32,7 @@ def run_bin(name, *args, devices=None, wait=True):
 
 
 def sample_args(out, *, seed=SEED, batch_size=BS, images=True):
-    return (f"--weights={si_jax.io.BUILTIN_DEMO}", f"--num_samples={N}", f"--seed={seed}", f"--output_dir={out}",
+    return (f"--weights={BUILTIN_DEMO}", f"--num_samples={N}", f"--seed={seed}", f"--output_dir={out}",
             f"--batch_size={batch_size}", "--save_images" if images else "--nosave_images")
 
 
@@ -64,7 +66,7 @@ def ref(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo():
     """(params, cfg, space, synth): synth(flat styles [n, S]) -> images [n, R, R, 3] (jitted, const noise)."""
-    params, cfg = si_jax.load_generator(si_jax.io.BUILTIN_DEMO)
+    params, cfg = si_jax.load_generator(BUILTIN_DEMO)
     space = si_jax.StyleSpace.of(cfg)
     synth = jax.jit(lambda s: si_jax.synthesize(params, cfg, space.split(s)))
     return params, cfg, space, lambda s: np.asarray(synth(s))
@@ -87,7 +89,7 @@ def test_sample_outputs(ref, demo):
     assert (m["z_dim"], m["w_dim"], m["style_dim"]) == (cfg.z_dim, cfg.w_dim, space.total)
     assert [l["name"] for l in m["style_layers"]] == list(space.names)
     assert [l["dim"] for l in m["style_layers"]] == list(space.dims)
-    canonical, _ = si_jax.load_canonical(si_jax.io.BUILTIN_DEMO)
+    canonical, _ = si_jax.load_canonical(BUILTIN_DEMO)
     assert m["generator_id"] == si_jax.fingerprint(canonical)
     assert data["z"].shape == (N, cfg.z_dim) and data["w"].shape == (N, cfg.w_dim)
     assert data["styles"].shape == (N, space.total) and data["z"].dtype == np.float32
@@ -108,11 +110,11 @@ def test_sample_outputs(ref, demo):
     for i in range(4):
         png = np.asarray(Image.open(out / samples.image_file(i)))
         assert png.shape == (cfg.img_resolution, cfg.img_resolution, 3)
-        assert np.abs(png.astype(int) - figures.to_uint8(img[i], lo, hi)).max() <= 1
+        assert np.abs(png.astype(int) - pictures.to_uint8(img[i], lo, hi)).max() <= 1
     with Image.open(out / "contact_sheet.png") as sheet:
         sheet.verify()
     with Image.open(out / "contact_sheet.png") as sheet:
-        side = (8 * (cfg.img_resolution + 2) + 2) * figures.upscale_for_viewing(cfg.img_resolution)
+        side = (8 * (cfg.img_resolution + 2) + 2) * pictures.upscale_for_viewing(cfg.img_resolution)
         assert sheet.format == "PNG" and sheet.size == (side, side)
     assert not temp_files(out)
 

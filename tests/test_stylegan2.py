@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import si_jax
-from si_jax import ops
-from si_jax.config import G2Config
+from si_jax.stylegan2 import ops
+from si_jax.stylegan2.config import G2Config
 
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
 synthesize = jax.jit(si_jax.synthesize, static_argnums=(1, 3))

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from si_jax import io
+from si_jax import storage
 
 RUN_FILE = "run.json"
 
@@ -65,7 +65,7 @@ class RunDir:
         return self.shard_path(k).is_file()
 
     def write_shard(self, k: int, **arrays) -> None:
-        io.save_npz_atomic(self.shard_path(k), **arrays)
+        storage.save_npz_atomic(self.shard_path(k), **arrays)
 
     def read_shard(self, k: int) -> dict:
         with np.load(self.shard_path(k), allow_pickle=False) as d:

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax import stylegan2
-from si_jax.config import G2Config
+from si_jax.stylegan2 import network
+from si_jax.stylegan2.config import G2Config
 
 
 def _get(canonical: dict, key: str, shape: tuple) -> np.ndarray:
@@ -86,7 +86,7 @@ def random_canonical(cfg: G2Config, seed: int = 0, *, noise_strength: float = 0.
             out[f"{p}.noise_strength"] = np.asarray(noise_strength * rng.standard_normal(), np.float32)
     out["mapping.w_avg"] = np.zeros(cfg.w_dim, np.float32)
     z = np.random.default_rng(seed + 1).standard_normal((4096, cfg.z_dim)).astype(np.float32)
-    w = stylegan2.mapping(to_jax_params(out, cfg), cfg, jnp.asarray(z))
+    w = network.mapping(to_jax_params(out, cfg), cfg, jnp.asarray(z))
     out["mapping.w_avg"] = np.asarray(w.mean(axis=0), np.float32)
     return out
 

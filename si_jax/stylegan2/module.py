@@ -1,5 +1,5 @@
 """Flax NNX face of the generator. It holds the params pytree and calls the pure functions of
-`si_jax.stylegan2`: one implementation of the math, two ways to use it.
+`si_jax.stylegan2.network`: one implementation of the math, two ways to use it.
 
     gen = StyleGAN2.from_file('ffhq.pkl')          # or StyleGAN2(params, cfg)
     img = gen(z, truncation_psi=0.7)                # [N, R, R, 3]
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flax import nnx
 
-from si_jax import stylegan2
-from si_jax.config import G2Config
-from si_jax.style_space import StyleSpace
+from si_jax.stylegan2 import network
+from si_jax.stylegan2.config import G2Config
+from si_jax.stylegan2.style_space import StyleSpace
 
 
 class StyleGAN2(nnx.Module):
@@ -25,7 +25,7 @@ class StyleGAN2(nnx.Module):
 
     @classmethod
     def from_file(cls, path) -> "StyleGAN2":
-        from si_jax.io import load_generator
+        from si_jax.stylegan2.loading import load_generator
 
         params, cfg = load_generator(path)
         return cls(params, cfg)
@@ -41,18 +41,18 @@ class StyleGAN2(nnx.Module):
 
     def mapping(self, z, truncation_psi: float = 1.0):
         """z: [N, z_dim] -> w: [N, w_dim]."""
-        return stylegan2.mapping(self.params, self.cfg, z, truncation_psi)
+        return network.mapping(self.params, self.cfg, z, truncation_psi)
 
     def styles(self, w):
         """w: [N, w_dim] or [N, num_ws, w_dim] -> list of per-layer styles [N, dim_l]."""
-        return stylegan2.styles_from_w(self.params, self.cfg, w)
+        return network.styles_from_w(self.params, self.cfg, w)
 
     def synthesize(self, styles, noise_mode: str = "const", key=None):
         """styles: list of [N, dim_l] (or flat [N, S]) -> image [N, R, R, C]."""
         if not isinstance(styles, (list, tuple)):
             styles = self.style_space.split(styles)
-        return stylegan2.synthesize(self.params, self.cfg, styles, noise_mode, key)
+        return network.synthesize(self.params, self.cfg, styles, noise_mode, key)
 
     def __call__(self, z, truncation_psi: float = 1.0, noise_mode: str = "const", key=None):
         """z: [N, z_dim] -> image [N, R, R, C]."""
-        return stylegan2.generate(self.params, self.cfg, z, truncation_psi, noise_mode, key)[2]
+        return network.generate(self.params, self.cfg, z, truncation_psi, noise_mode, key)[2]

@@ -3,7 +3,7 @@
     batch = prepare(params, cfg, z, directions)            # s = f(z), Δs_z, Δs_n for each image
     out = run_method(params, cfg, batch, 'intervention', mask)
 
-directions: {'s': Direction, 'z': Direction, 'w': Direction} of one attribute (see si_jax.directions);
+directions: {'s': Direction, 'z': Direction, 'w': Direction} of one attribute (see si_jax.editing.directions);
 `condition_on`: Z-space Directions of other attributes, for the InterFaceGAN conditional baseline.
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax import edits, intervention, stylegan2
-from si_jax.config import G2Config
-from si_jax.style_space import StyleSpace
+from si_jax.editing import edits, intervention
+from si_jax.stylegan2 import network
+from si_jax.stylegan2.config import G2Config
+from si_jax.stylegan2.style_space import StyleSpace
 
 METHODS = ("intervention", "z", "w", "interfacegan", "s")
 
@@ -61,7 +62,7 @@ def prepare(params, cfg: G2Config, z, directions: dict, *, truncation_psi: float
     if not np.all(np.isfinite(z)):
         raise ValueError("latents contain NaN or infinite values")
     dz, ds = _need(directions, "z", "intervention"), _need(directions, "s", "intervention")
-    edits._check_dim(ds, cfg.style_dim, "S")
+    edits.check_dim(ds, cfg.style_dim, "S")
     space = StyleSpace.of(cfg)
     w = np.asarray(_mapping(cfg)(params, jnp.asarray(z), truncation_psi))
     styles = _styles(cfg)(params, jnp.asarray(w))
@@ -75,12 +76,12 @@ def prepare(params, cfg: G2Config, z, directions: dict, *, truncation_psi: float
 
 @functools.lru_cache(maxsize=None)
 def _mapping(cfg):
-    return jax.jit(lambda p, z, psi: stylegan2.mapping(p, cfg, z, psi), static_argnums=2)
+    return jax.jit(lambda p, z, psi: network.mapping(p, cfg, z, psi), static_argnums=2)
 
 
 @functools.lru_cache(maxsize=None)
 def _styles(cfg):
-    return jax.jit(lambda p, w: stylegan2.styles_from_w(p, cfg, w))
+    return jax.jit(lambda p, w: network.styles_from_w(p, cfg, w))
 
 
 def baseline_delta(params, cfg: G2Config, batch: EditBatch, method: str, directions: dict, *, target="flip",
@@ -93,10 +94,10 @@ def baseline_delta(params, cfg: G2Config, batch: EditBatch, method: str, directi
         return batch.ds_n
     if method == "w":
         dw = _need(directions, "w", method)
-        edits._check_dim(dw, cfg.w_dim, "W")
+        edits.check_dim(dw, cfg.w_dim, "W")
         return edits.delta_s_w(params, cfg, batch.w, dw, edits.step_lengths(dw, batch.w, target, distance))
     if method == "interfacegan":
-        from si_jax.directions import conditional_direction
+        from si_jax.editing.directions import conditional_direction
 
         dz = _need(directions, "z", method)
         if not condition_on:
@@ -121,4 +122,4 @@ def run_method(params, cfg: G2Config, batch: EditBatch, method: str, mask=None, 
     delta = baseline_delta(params, cfg, batch, method, directions or {}, target=kw.get("target", "flip"),
                            distance=kw.get("distance", 3.0), condition_on=kw.get("condition_on", ()))
     styles = [s + d for s, d in zip(batch.styles, delta)]
-    return EditOutput(styles, np.asarray(intervention._synth_program(cfg)(params, styles)))
+    return EditOutput(styles, np.asarray(intervention.synth_program(cfg)(params, styles)))

@@ -13,11 +13,13 @@ import json
 import sys
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax import cli, figures, intervention, io, masks, metrics, pipeline, runs
+from si_jax import metrics, storage
+from si_jax.editing import batches, intervention, masks, pipeline
+from si_jax.engines import cli, runs
+from si_jax.evaluation import pictures
 
 GRID_IMAGES = 16
 
@@ -79,7 +81,7 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
     """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring)."""
     batch = pipeline.prepare(params, cfg, z, dirs, truncation_psi=st.truncation_psi, target=st.target,
                              distance=st.distance, s_scale=st.s_scale)
-    synth = intervention._synth_program(cfg)
+    synth = intervention.synth_program(cfg)
     img0 = np.asarray(synth(params, batch.styles))
     img_s = np.asarray(synth(params, [s + d for s, d in zip(batch.styles, batch.ds_n)]))
     mask = mask_source(positions, img0, img_s)
@@ -113,10 +115,10 @@ def _layer_progress(every_s: float = 10.0):
 def _save_pngs(run: runs.RunDir, index, arrays, lo_hi):
     (run.path / "images").mkdir(exist_ok=True)
     for row, i in enumerate(index):
-        a, b = figures.to_uint8(arrays["img_in"][row], *lo_hi), figures.to_uint8(arrays["img_out"][row], *lo_hi)
-        tiles = [a, b, figures.mask_overlay(b, arrays["mask"][row])]
-        figures.save_png(run.path / "images" / f"{int(i):06d}.png",
-                         figures.grid([tiles], scale=figures.upscale_for_viewing(a.shape[0])))
+        a, b = pictures.to_uint8(arrays["img_in"][row], *lo_hi), pictures.to_uint8(arrays["img_out"][row], *lo_hi)
+        tiles = [a, b, pictures.mask_overlay(b, arrays["mask"][row])]
+        pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
+                         pictures.grid([tiles], scale=pictures.upscale_for_viewing(a.shape[0])))
 
 
 def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask_source: MaskSource, *,
@@ -133,14 +135,14 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     lo_hi = None
     for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
         positions = np.arange(k * bsz, min((k + 1) * bsz, n))
-        padded = cli.pad_batch(z_all[positions], bsz)
-        pos_padded = cli.pad_batch(positions, bsz).array
+        padded = batches.pad_batch(z_all[positions], bsz)
+        pos_padded = batches.pad_batch(positions, bsz).array
         arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh, condition_on)
         arrays = {key: v[:padded.valid] for key, v in arrays.items()}
-        lo_hi = lo_hi or figures.display_range(arrays["img_in"])
+        lo_hi = lo_hi or pictures.display_range(arrays["img_in"])
         _save_pngs(run, positions, arrays, lo_hi)
         if k * bsz < GRID_IMAGES:  # raw images for grid.png, before the shard so a kill cannot orphan it
-            io.save_npz_atomic(run.path / "shards" / f"preview_{k:05d}.npz", img_in=arrays["img_in"],
+            storage.save_npz_atomic(run.path / "shards" / f"preview_{k:05d}.npz", img_in=arrays["img_in"],
                                img_out=arrays["img_out"])
         run.write_shard(k, index=positions, **{key: v for key, v in arrays.items()
                                                if key not in ("img_in", "img_out", "mask")})
@@ -156,9 +158,9 @@ def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None) -> d
     if previews:
         img_in = np.concatenate([p["img_in"] for p in previews])[:GRID_IMAGES]
         img_out = np.concatenate([p["img_out"] for p in previews])[:GRID_IMAGES]
-        lo_hi = lo_hi or figures.display_range(img_in)
-        rows = [[figures.to_uint8(x, *lo_hi) for x in img_in], [figures.to_uint8(x, *lo_hi) for x in img_out]]
-        figures.save_png(run.path / "grid.png", figures.grid(rows, scale=figures.upscale_for_viewing(
+        lo_hi = lo_hi or pictures.display_range(img_in)
+        rows = [[pictures.to_uint8(x, *lo_hi) for x in img_in], [pictures.to_uint8(x, *lo_hi) for x in img_out]]
+        pictures.save_png(run.path / "grid.png", pictures.grid(rows, scale=pictures.upscale_for_viewing(
             img_in.shape[1])), caption=f"top: input, bottom: {st.method} edit")
     mse, before, after = allv["mse_outside"], allv["score_before"], allv["score_after"]
     summary = {"method": st.method, "num_images": int(len(mse)),

@@ -1,13 +1,10 @@
-"""Shared plumbing of the absl binaries: one-line errors, progress lines, fixed-size batches."""
+"""Shared plumbing of the absl binaries: one-line errors, output checks, progress lines."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
 import time
-
-import numpy as np
 
 
 class UsageError(ValueError):
@@ -38,23 +35,6 @@ def check_output_free(path, overwrite: bool) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"output folder {parent} does not exist")
-
-
-@dataclasses.dataclass
-class Padded:
-    """A batch padded to a fixed size so that every call hits the same compiled program."""
-
-    array: np.ndarray
-    valid: int
-
-
-def pad_batch(array: np.ndarray, size: int) -> Padded:
-    """[n, ...] with n <= size -> [size, ...], the padding rows copies of the last row (finite, harmless)."""
-    n = len(array)
-    if n == size:
-        return Padded(array, n)
-    pad = np.repeat(array[-1:], size - n, axis=0)
-    return Padded(np.concatenate([array, pad]), n)
 
 
 def progress(iterable, total_items: int, per_step: int, unit: str = "images", stream=None, every_s: float = 2.0):

@@ -1,26 +1,14 @@
-"""A built-in deterministic generator and a synthetic attribute, for the demo and the tests.
+"""The synthetic attribute of the demo and the tests, for the built-in random generator (stylegan2.builtin).
 
-No weights can be downloaded here, so the demo brings its own: a randomly initialised 32x32 StyleGAN2 (same code
-path as real weights) and an attribute the project defines itself: the mean of one colour channel inside a box.
-Its labels come from the sampled images, and the box is the attribute's mask, so an ideal edit changes pixels
-inside the box only.
+No labelled weights can be downloaded here, so the demo defines its own attribute: the mean of one colour channel
+inside a box. Its labels come from the sampled images, and the box is the attribute's mask, so an ideal edit
+changes pixels inside the box only.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
-
-from si_jax.config import G2Config
-from si_jax.params import random_canonical
-
-DEMO_CONFIG = G2Config.make(img_resolution=32, channel_base=1024, channel_max=64, z_dim=64, w_dim=64,
-                            mapping_layers=4, source_format="si_jax-demo")
-
-
-def demo_generator(seed: int = 0) -> tuple:
-    """(canonical weights, G2Config) of the built-in demo generator; identical for the same seed."""
-    return random_canonical(DEMO_CONFIG, seed=seed), DEMO_CONFIG
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,41 +1,13 @@
-"""Loading generators and array files for the binaries and the API."""
+"""Files every stage writes or reads: validated .npz arrays, atomic .npz writes, versioned JSON headers.
+
+A leaf: imports nothing of si_jax.
+"""
 from __future__ import annotations
 
 import os
 import pathlib
 
 import numpy as np
-
-from si_jax import params as params_lib
-from si_jax.config import G2Config
-
-
-BUILTIN_DEMO = "builtin:demo"
-
-
-def load_canonical(path) -> tuple:
-    """Any supported weights file (.safetensors, NVlabs/TF .pkl, rosinality .pt) -> (canonical dict, G2Config).
-
-    `builtin:demo` is the small deterministic generator of `si_jax.synthetic` (no file needed).
-    Raises FileNotFoundError, or ValueError (weights_convert.WeightsFormatError) naming the problem.
-    """
-    if str(path) == BUILTIN_DEMO:
-        from si_jax import synthetic
-
-        return synthetic.demo_generator()
-    import weights_convert
-
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    canonical, config = weights_convert.read_weights(path)
-    return canonical, G2Config.from_dict(config)
-
-
-def load_generator(path) -> tuple:
-    """Weights file -> (params pytree, G2Config)."""
-    canonical, cfg = load_canonical(path)
-    return params_lib.to_jax_params(canonical, cfg), cfg
 
 
 def load_npz_array(path, key: str, *, ndim: int, last_dim: int | None = None) -> np.ndarray:

@@ -1,6 +1,6 @@
 """StyleGAN2 generator G = h o f as pure functions: mapping, affine (w -> styles) and synthesis from styles alone.
 
-Params are the pytree of `si_jax.params.to_jax_params`; `cfg` is a `G2Config` (static). Synthesis is a fold over
+Params are the pytree of `params.to_jax_params`; `cfg` is a `G2Config` (static). Synthesis is a fold over
 the style layers in forward order on a state (x, img), so that an edit can start from the saved state before
 layer i (`synthesize_from`): the layer-wise intervention reuses the activations of already-fixed layers.
 """
@@ -12,8 +12,8 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from si_jax import ops
-from si_jax.config import G2Config, LayerSpec
+from si_jax.stylegan2 import ops
+from si_jax.stylegan2.config import G2Config, LayerSpec
 
 NOISE_MODES = ("const", "random", "none")
 

@@ -20,8 +20,8 @@ Per-image metrics (`edit_metrics`, arrays [N]):
 target_sign [N] is the sign of the Z step α (pipeline.EditBatch.alpha_z): +1 where the edit adds the attribute,
 −1 where it removes it (target 'flip' goes both ways across a batch, so the raw change would average out).
 
-The figures (Figs. 2, 5, 6) are in si_jax.paper_figures (their numbers) and si_jax.figure_panels (drawing);
-bin/evaluate.py's driver is si_jax.evaluation_cli.
+The figures (Figs. 2, 5, 6) are in evaluation.figure_data (their numbers) and evaluation.figure_panels (drawing);
+bin/evaluate.py's driver is si_jax.engines.evaluate_cli.
 """
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ import time
 
 import numpy as np
 
-from si_jax import cli, intervention, masks as masks_lib, metrics, pipeline
-from si_jax.config import G2Config
+from si_jax import metrics
+from si_jax.editing import batches, intervention, masks as masks_lib, pipeline
+from si_jax.stylegan2.config import G2Config
 
 METHOD_NAMES = {"z": "Z-space", "w": "W-space", "interfacegan": "InterFaceGAN", "s": "S-space (Δs_n)",
                 "intervention": "Style Intervention"}
@@ -128,12 +129,12 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     if not auto:
         masks = np.asarray(masks_lib.validate_masks(masks, n, res, res), np.float32)
     log = log or (lambda msg: None)
-    synth = intervention._synth_program(cfg)
+    synth = intervention.synth_program(cfg)
     per = {m: [] for m in methods}
     seconds = {m: 0.0 for m in methods}
     used_masks, signs, kept = [], [], []
     for start in range(0, n, batch_size):
-        padded = cli.pad_batch(z[start:start + batch_size], batch_size)
+        padded = batches.pad_batch(z[start:start + batch_size], batch_size)
         valid = padded.valid
         batch = pipeline.prepare(params, cfg, padded.array, dirs, truncation_psi=truncation_psi, target=target,
                                  distance=distance)
@@ -142,7 +143,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
             img_s = synth(params, [s + d for s, d in zip(batch.styles, batch.ds_n)])
             mask = np.asarray(masks_lib.auto_mask(img0, img_s), np.float32)
         else:
-            mask = cli.pad_batch(masks[start:start + batch_size], batch_size).array
+            mask = batches.pad_batch(masks[start:start + batch_size], batch_size).array
         if data_range is None:
             data_range = float(metrics.image_data_range(img0[:valid]))
         sign = np.where(np.asarray(batch.alpha_z) >= 0, 1.0, -1.0).astype(np.float32)

@@ -1,6 +1,6 @@
 """Edit displacements in style space: Δs_z (Z-space), Δs_w (W-space), Δs_n (S-space), and the baselines.
 
-Directions are `si_jax.directions.Direction`s: `normal` is a unit raw-space direction, `decision(codes)` the
+Directions are `si_jax.editing.directions.Direction`s: `normal` is a unit raw-space direction, `decision(codes)` the
 classifier score, `score_gradient` its raw-space gradient g, so a step t·normal changes the score by t·‖g‖ and
 `decision / ‖g‖` is the signed raw-space distance to the hyperplane.
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax import stylegan2
-from si_jax.config import G2Config
+from si_jax.stylegan2 import network
+from si_jax.stylegan2.config import G2Config
 
 TARGETS = ("flip", "positive", "negative")
 
@@ -51,7 +51,7 @@ def step_lengths(direction, codes, target="flip", distance: float = 3.0, along=N
     return ((goal - d) / rate).astype(np.float32)
 
 
-def _check_dim(direction, dim: int, space: str):
+def check_dim(direction, dim: int, space: str):
     if direction.normal.shape != (dim,):
         raise ValueError(f"{space}-space direction has dimension {direction.normal.shape[0]}, this generator's "
                          f"{space} space has {dim}: the direction was fitted for another generator")
@@ -59,12 +59,12 @@ def _check_dim(direction, dim: int, space: str):
 
 def styles_of(params, cfg: G2Config, z, truncation_psi=1.0) -> list:
     """s = f(z): z [N, z_dim] -> list of [N, dim_l]."""
-    return stylegan2.styles_from_w(params, cfg, stylegan2.mapping(params, cfg, jnp.asarray(z), truncation_psi))
+    return network.styles_from_w(params, cfg, network.mapping(params, cfg, jnp.asarray(z), truncation_psi))
 
 
 def delta_s_z(params, cfg: G2Config, z, direction_z, alpha, truncation_psi=1.0) -> list:
     """Δs_z = f(z + α·n_z) − f(z). z: [N, z_dim], alpha: [N] -> list of [N, dim_l]."""
-    _check_dim(direction_z, cfg.z_dim, "Z")
+    check_dim(direction_z, cfg.z_dim, "Z")
     z = jnp.asarray(z, jnp.float32)
     z2 = z + jnp.asarray(alpha, jnp.float32)[:, None] * jnp.asarray(direction_z.normal)
     s1, s2 = styles_of(params, cfg, z, truncation_psi), styles_of(params, cfg, z2, truncation_psi)
@@ -73,10 +73,10 @@ def delta_s_z(params, cfg: G2Config, z, direction_z, alpha, truncation_psi=1.0) 
 
 def delta_s_w(params, cfg: G2Config, w, direction_w, alpha) -> list:
     """Δs_w = A(w + α·n_w) − A(w). w: [N, w_dim], alpha: [N] -> list of [N, dim_l]."""
-    _check_dim(direction_w, cfg.w_dim, "W")
+    check_dim(direction_w, cfg.w_dim, "W")
     w = jnp.asarray(w, jnp.float32)
     w2 = w + jnp.asarray(alpha, jnp.float32)[:, None] * jnp.asarray(direction_w.normal)
-    return [b - a for a, b in zip(stylegan2.styles_from_w(params, cfg, w), stylegan2.styles_from_w(params, cfg, w2))]
+    return [b - a for a, b in zip(network.styles_from_w(params, cfg, w), network.styles_from_w(params, cfg, w2))]
 
 
 def matched_scale(direction_s, ds_ref_flat) -> np.ndarray:

@@ -6,7 +6,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax.config import G2Config
+from si_jax.stylegan2.config import G2Config
 
 
 @dataclasses.dataclass(frozen=True)

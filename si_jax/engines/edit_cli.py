@@ -8,7 +8,9 @@ import pathlib
 import jax
 import numpy as np
 
-from si_jax import demo, directions, edit_run, io, params as params_lib, runs, samples
+from si_jax.editing import directions
+from si_jax.engines import demo, edit_run, runs, samples
+from si_jax.stylegan2 import loading, params as params_lib
 
 DEMO_DIR = "si_jax_demo"
 
@@ -64,7 +66,7 @@ def run(flags, is_demo: bool) -> None:
         source = {"weights": "builtin:demo", "direction": "demo"}
         mask_spec = flags.mask or (flags.masks or box)
     else:
-        canonical, cfg = io.load_canonical(flags.weights)
+        canonical, cfg = loading.load_canonical(flags.weights)
         params = params_lib.to_jax_params(canonical, cfg)
         dirs = directions.load_directions(flags.direction)
         source = {"weights": params_lib.fingerprint(canonical), "direction": file_digest(flags.direction)}

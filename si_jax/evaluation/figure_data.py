@@ -5,7 +5,7 @@
     best = channel_mask_iou(params, cfg, styles, mask, layer)                          # Fig. 2: [(channel, IoU)]
 
 Fig. 6 needs no extra computation (`intervene(..., return_layer_images=True)`); the pictures of all three are
-drawn by si_jax.figure_panels. Conventions as in si_jax.evaluation: images NHWC float32 in the generator's raw
+drawn by figure_panels. Conventions as in evaluation.comparison: images NHWC float32 in the generator's raw
 range, masks [B, R, R] with 1 inside the edited component, styles lists over layers of [B, dim_l].
 """
 from __future__ import annotations
@@ -17,9 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax import intervention, metrics, stylegan2
-from si_jax.config import G2Config
-from si_jax.style_space import StyleSpace
+from si_jax import metrics
+from si_jax.editing import intervention
+from si_jax.stylegan2 import network
+from si_jax.stylegan2.config import G2Config
+from si_jax.stylegan2.style_space import StyleSpace
 
 FIG2_UPSAMPLING = "bilinear"
 
@@ -47,7 +49,7 @@ def interpolation_strip(params, cfg: G2Config, styles, ds_z, ds_n, lam_star, coe
         raise ValueError(f"coeffs must be a non-empty list of finite numbers, got {coeffs.tolist()}")
     base = [jnp.asarray(s) + (1.0 - jnp.asarray(l)) * jnp.asarray(dz) for s, dz, l in zip(styles, ds_z, lam_star)]
     along = [jnp.asarray(l) * jnp.asarray(dn) for dn, l in zip(ds_n, lam_star)]
-    synth = intervention._synth_program(cfg)
+    synth = intervention.synth_program(cfg)
     return np.stack([np.asarray(synth(params, [b + float(c) * a for b, a in zip(base, along)])) for c in coeffs])
 
 
@@ -97,7 +99,7 @@ def _features_program(cfg: G2Config, layer: int):
     """styles -> activations x after style layer `layer`, upsampled (bilinear) to the image resolution."""
     def run(params, styles):
         b = styles[0].shape[0]
-        x = stylegan2.run_layers(params, cfg, stylegan2.initial_state(params, b), styles, 0, layer + 1).x
+        x = network.run_layers(params, cfg, network.initial_state(params, b), styles, 0, layer + 1).x
         r = cfg.img_resolution
         return jax.image.resize(x, (b, r, r, x.shape[-1]), method=FIG2_UPSAMPLING)
 

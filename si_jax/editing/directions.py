@@ -51,7 +51,7 @@ import zipfile
 
 import numpy as np
 
-from si_jax import io
+from si_jax import storage
 
 SPACES = ("s", "z", "w")
 PENALTIES = ("l1", "l2")
@@ -156,7 +156,7 @@ def _check_training_data(codes, labels) -> tuple[np.ndarray, np.ndarray]:
     if y.dtype != bool:
         if not np.issubdtype(y.dtype, np.number) or not np.all(np.isin(y, (0, 1))):
             raise ValueError("labels must be bool or 0/1 (got other values); threshold scores first "
-                             "(see si_jax.labels)")
+                             "(see si_jax.engines.labels)")
         y = y.astype(bool)
     if not np.all(np.isfinite(x)):
         bad = np.unique(np.nonzero(~np.isfinite(x))[0])
@@ -326,7 +326,7 @@ def _read(path) -> tuple[dict, dict]:
         header = json.loads(str(data["meta"]))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: the 'meta' entry is not valid JSON: {e}") from None
-    io.check_format_header(header, path, "directions file", FILE_FORMAT, FILE_VERSION)
+    storage.check_format_header(header, path, "directions file", FILE_FORMAT, FILE_VERSION)
     if not isinstance(header.get("directions"), dict):
         raise ValueError(f"{path}: 'meta' has no 'directions' table")
     return header, data

@@ -16,8 +16,10 @@ import time
 
 import numpy as np
 
-from si_jax import evaluation, figure_panels, figures, intervention, masks as masks_lib, paper_figures, runs
-from si_jax.config import G2Config
+from si_jax.editing import intervention, masks as masks_lib
+from si_jax.engines import runs
+from si_jax.evaluation import comparison, figure_data, figure_panels, pictures
+from si_jax.stylegan2.config import G2Config
 
 DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
 DEFAULT_COEFFS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
@@ -45,9 +47,9 @@ class EvalInputs:
 
 
 def parse_methods(text: str) -> tuple:
-    """--methods 'z,w,s' -> ('z', 'w', 's'), checked (evaluation.check_methods; interfacegan is sorted out later)."""
+    """--methods 'z,w,s' -> ('z', 'w', 's'), checked (comparison.check_methods; interfacegan is sorted out later)."""
     methods = tuple(m.strip() for m in str(text).split(",") if m.strip())
-    evaluation.check_methods(methods, condition_on=(True,))
+    comparison.check_methods(methods, condition_on=(True,))
     return methods
 
 
@@ -74,7 +76,9 @@ def check_output_dir(path, overwrite: bool) -> pathlib.Path:
 
 def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     """Flags -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
-    from si_jax import demo, directions, editing_cli, io, params as params_lib, samples, synthetic
+    from si_jax.editing import directions
+    from si_jax.engines import demo, edit_cli, samples, synthetic
+    from si_jax.stylegan2 import builtin, loading, params as params_lib
 
     methods = parse_methods(flags.methods)
     coeffs = parse_coeffs(flags.coeffs)
@@ -91,10 +95,10 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         raise ValueError("--output_dir is required")
     out_dir = check_output_dir(out_dir, flags.overwrite)
     if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
-        cfg = synthetic.DEMO_CONFIG
+        cfg = builtin.DEMO_CONFIG
         mask_spec = flags.mask or flags.masks or synthetic.RegionAttribute().box_spec
     else:
-        canonical, cfg = io.load_canonical(flags.weights)
+        canonical, cfg = loading.load_canonical(flags.weights)
         mask_spec = flags.masks or flags.mask or "auto"
     n, res = flags.num_samples, cfg.img_resolution
     if mask_spec == "auto":
@@ -103,7 +107,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         masks = np.broadcast_to(masks_lib.parse_mask_spec(mask_spec, res, res), (n, res, res))
     else:
         masks = masks_lib.load_masks(mask_spec, n, res, res)
-    fig_layer = paper_figures.resolve_layer(cfg, flags.fig_layer)
+    fig_layer = figure_data.resolve_layer(cfg, flags.fig_layer)
     condition_on = [directions.load_directions(p)["z"] for p in flags.condition_on]
     for path, d in zip(flags.condition_on, condition_on):
         if d.dim != cfg.z_dim:
@@ -127,7 +131,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         if meta.get("generator_id") not in (None, gid):
             raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
                              f"--weights has {gid})")
-    editing_cli.check_directions(dirs, cfg, flags.direction or "demo")
+    edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
     z = samples.latents(flags.seed, range(n), cfg.z_dim)
     return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
                       fig_layer, out_dir, classifier, is_demo)
@@ -142,12 +146,12 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         f"{inp.config.steps_per_layer} steps/layer")
     t0 = time.perf_counter()
     keep = min(flags.fig_images, len(inp.z))
-    results = evaluation.compare_methods(params, cfg, inp.z, inp.dirs, inp.masks, inp.methods, config=inp.config,
+    results = comparison.compare_methods(params, cfg, inp.z, inp.dirs, inp.masks, inp.methods, config=inp.config,
                                          condition_on=inp.condition_on, classifier=inp.classifier,
                                          target=flags.target, distance=flags.distance,
                                          truncation_psi=flags.truncation_psi,
                                          batch_size=min(flags.batch_size, len(inp.z)), keep=keep, log=log)
-    markdown, table = evaluation.table2(results)
+    markdown, table = comparison.table2(results)
     coverage = float(np.mean(results["masks"]))
     table.update(skipped=inp.skipped, demo=inp.is_demo, settings=_settings(inp, flags), mask_coverage=coverage)
     if coverage > 0.5:
@@ -173,9 +177,9 @@ def _fig5_and_fig6(inp: EvalInputs, kept: dict, keep: int, pngs: dict, extra: di
     extra {name: JSON-able}."""
     cfg, params = inp.cfg, inp.params
     names = [l.name for l in cfg.layers]
-    strip = paper_figures.interpolation_strip(params, cfg, kept["styles"], kept["ds_z"], kept["ds_n"], kept["lam"],
+    strip = figure_data.interpolation_strip(params, cfg, kept["styles"], kept["ds_z"], kept["ds_n"], kept["lam"],
                                               inp.coeffs)
-    mse = paper_figures.strip_outside_mse(strip, kept["input"], kept["mask"])
+    mse = figure_data.strip_outside_mse(strip, kept["input"], kept["mask"])
     pngs["fig5_interpolation.png"] = figure_panels.fig5_image(strip, kept["input"], kept["mask"], inp.coeffs, mse)
     extra["fig5_interpolation.json"] = {
         "definition": "s(c) = s + (1 - lam*) * ds_z + c * lam* * ds_n; c = 1 is the Style Intervention result",
@@ -184,7 +188,7 @@ def _fig5_and_fig6(inp: EvalInputs, kept: dict, keep: int, pngs: dict, extra: di
     log("Fig. 5 outside-mask MSE along the strip (mean over %d samples; Z edit: %.4g): %s" % (
         keep, kept["pix_error"][0].mean(), ", ".join(f"c={c:g}: {v:.4g}" for c, v in
                                                      zip(inp.coeffs, mse.mean(axis=1)))))
-    img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(intervention._synth_program(cfg)(
+    img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(intervention.synth_program(cfg)(
         params, [s + d for s, d in zip(kept["styles"], kept["ds_z"])]))
     pngs["fig6_layers.png"] = figure_panels.fig6_layers_image(kept["layer_images"], img_z, kept["input"],
                                                               kept["mask"], names, kept["pix_error"])
@@ -196,15 +200,15 @@ def _fig5_and_fig6(inp: EvalInputs, kept: dict, keep: int, pngs: dict, extra: di
 def _fig2(inp: EvalInputs, flags, kept: dict, pngs: dict, extra: dict, log) -> None:
     """Fig. 2 (channel maps of layer inp.fig_layer vs the masks of the kept images) into pngs and extra."""
     names = [l.name for l in inp.cfg.layers]
-    iou, binary = paper_figures.channel_ious(inp.params, inp.cfg, kept["styles"], kept["mask"], inp.fig_layer,
+    iou, binary = figure_data.channel_ious(inp.params, inp.cfg, kept["styles"], kept["mask"], inp.fig_layer,
                                              flags.top_frac, flags.batch_size)
     mean = iou.mean(axis=0)
     best = [int(c) for c in np.argsort(-mean, kind="stable")[:flags.top_channels]]
     pngs["fig2_channels.png"] = figure_panels.fig2_image(kept["input"], kept["mask"], binary, best, iou,
                                                          names[inp.fig_layer])
-    upper = float(np.mean(paper_figures.iou_upper_bound(binary, kept["mask"], best[0])))
+    upper = float(np.mean(figure_data.iou_upper_bound(binary, kept["mask"], best[0])))
     extra["fig2_iou.json"] = {"layer": inp.fig_layer, "layer_name": names[inp.fig_layer], "top_frac": flags.top_frac,
-                              "upsampling": paper_figures.FIG2_UPSAMPLING, "num_images": int(iou.shape[0]),
+                              "upsampling": figure_data.FIG2_UPSAMPLING, "num_images": int(iou.shape[0]),
                               "num_channels": int(iou.shape[1]), "iou_upper_bound_mean": upper,
                               "channels": [{"channel": c, "mean_iou": float(mean[c]),
                                             "per_image_iou": iou[:, c].tolist()} for c in best]}
@@ -220,7 +224,7 @@ def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, ex
     for name, obj in extra.items():
         runs.write_json_atomic(out / name, obj)
     for name, (img, caption) in pngs.items():
-        figures.save_png(out / name, img, caption=caption)
+        pictures.save_png(out / name, img, caption=caption)
     log("")
     log(markdown)
     log("")

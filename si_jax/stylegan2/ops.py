@@ -5,7 +5,7 @@ shared-weight conv, scale output by the demodulation coefficients) and the separ
 Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
 
 Speed (CPU, jax 0.10.2; numbers in BENCHMARKS.md):
-- Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.conv3x3) where it measured
+- Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.stylegan2.conv3x3) where it measured
   faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
   checks both against float64); smaller or narrower maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import)
   or `ops.CONV3X3_ALGORITHM` (read when a function is traced) selects one algorithm everywhere: 'auto', 'direct',
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax import conv3x3
+from si_jax.stylegan2 import conv3x3
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -148,7 +148,7 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter) -> jax.Array:
     return fir_filter_2d(y, resample_filter, pad=(lo, hi), gain=4.0)
 
 
-# --- 3x3 convolution: which algorithm (si_jax.conv3x3 has them) ---------------------------------------------------
+# --- 3x3 convolution: which algorithm (si_jax.stylegan2.conv3x3 has them) ---------------------------------------
 CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "rows")
 CONV3X3_ALGORITHM = os.environ.get("SI_JAX_CONV3X3", "auto")
 

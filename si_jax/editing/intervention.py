@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from si_jax import metrics, stylegan2
-from si_jax.config import G2Config
+from si_jax import metrics
+from si_jax.stylegan2 import network
+from si_jax.stylegan2.config import G2Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,7 @@ def objective(params, cfg: G2Config, layer: int, lam_i, state, styles, ds_z, ds_
     lam[layer] = lam_i[None]
     dsm = mix(ds_z, ds_n, lam)
     edited = [s + d for s, d in zip(styles, dsm)]
-    img = stylegan2.synthesize_from(params, cfg, state, edited, layer)
+    img = network.synthesize_from(params, cfg, state, edited, layer)
     pix = metrics.masked_l2(img, img0, mask)[0]
     flat_m, flat_n = jnp.concatenate(dsm, -1)[0], jnp.concatenate(ds_n, -1)[0]
     cos = jnp.dot(flat_m, flat_n) / (_safe_norm(flat_m) * _safe_norm(flat_n))
@@ -158,13 +159,13 @@ def _layer_program(cfg: G2Config, layer: int, steps: int, shared: bool = False):
 @functools.lru_cache(maxsize=None)
 def _advance_program(cfg: G2Config, layer: int):
     """state before layer -> state after it, with the layer's edited style."""
-    return jax.jit(lambda params, state, s: stylegan2.layer_forward(params["layers"][layer], cfg.layers[layer],
+    return jax.jit(lambda params, state, s: network.layer_forward(params["layers"][layer], cfg.layers[layer],
                                                                     cfg, state, s))
 
 
 @functools.lru_cache(maxsize=None)
-def _synth_program(cfg: G2Config):
-    return jax.jit(lambda params, styles: stylegan2.synthesize(params, cfg, styles))
+def synth_program(cfg: G2Config):
+    return jax.jit(lambda params, styles: network.synthesize(params, cfg, styles))
 
 
 @functools.lru_cache(maxsize=None)
@@ -175,7 +176,7 @@ def _start_program(cfg: G2Config):
     def run(params, styles, ds_z, ds_n, img0, mask, hp):
         def one(styles, ds_z, ds_n, img0, mask):
             lam = [jnp.zeros_like(s) for s in styles]
-            data = (stylegan2.SynthState(params["const"], None), styles, ds_z, ds_n, lam, img0, mask)
+            data = (network.SynthState(params["const"], None), styles, ds_z, ds_n, lam, img0, mask)
             return _image_loss(params, cfg, 0, data, hp)(lam[0])
 
         return jax.vmap(one)(styles, ds_z, ds_n, img0, mask)
@@ -210,12 +211,12 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     hp = {k: jnp.float32(getattr(config, k)) for k in ("learning_rate", "lambda_attr", "lambda_norm", "lambda_init")}
     mask = jnp.asarray(mask, jnp.float32)
     batch, n_layers = styles[0].shape[0], len(cfg.layers)
-    img0 = _synth_program(cfg)(params, styles)
+    img0 = synth_program(cfg)(params, styles)
     lam = [jnp.zeros_like(s) for s in styles]
     loss, img = _start_program(cfg)(params, styles, ds_z, ds_n, img0, mask, hp)
     loss = jnp.mean(loss) if shared else loss
     pix = [np.asarray(metrics.outside_mask_mse(img, img0, mask))]
-    state = stylegan2.initial_state(params, batch)
+    state = network.initial_state(params, batch)
     history, layer_images = [], []
     for i in range(n_layers):
         program = _layer_program(cfg, i, config.steps_per_layer, shared)
@@ -245,4 +246,4 @@ def apply_lambda(params, cfg: G2Config, styles, ds_z, ds_n, lam) -> tuple:
     """
     lam = [jnp.broadcast_to(jnp.asarray(l), s.shape) for l, s in zip(lam, styles)]
     edited = [s + d for s, d in zip(styles, mix(ds_z, ds_n, lam))]
-    return edited, np.asarray(_synth_program(cfg)(params, edited))
+    return edited, np.asarray(synth_program(cfg)(params, edited))

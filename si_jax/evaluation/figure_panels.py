@@ -1,20 +1,20 @@
 """Drawing the paper's analysis figures (PIL only): labelled tile grids for Figs. 2, 5 and 6(a), a line plot for 6(b).
 
-Every function takes numpy arrays (images NHWC in the generator's raw range, shown over figures.display_range of
+Every function takes numpy arrays (images NHWC in the generator's raw range, shown over pictures.display_range of
 the inputs; masks [B, R, R]) and returns a uint8 [H, W, 3] picture, with a caption where it has one, ready for
-figures.save_png. The numbers they show come from si_jax.paper_figures and intervention.intervene.
+pictures.save_png. The numbers they show come from si_jax.evaluation.figure_data and intervention.intervene.
 """
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from si_jax import figures
-from si_jax.paper_figures import FIG2_UPSAMPLING, iou_upper_bound
+from si_jax.evaluation import pictures
+from si_jax.evaluation.figure_data import FIG2_UPSAMPLING, iou_upper_bound
 
 
 def _display_size(res: int) -> int:
-    return res * figures.upscale_for_viewing(res) if res < 128 else min(res, 256)
+    return res * pictures.upscale_for_viewing(res) if res < 128 else min(res, 256)
 
 
 def _tile(img_u8: np.ndarray, size: int, smooth: bool = False) -> np.ndarray:
@@ -26,8 +26,8 @@ def _tile(img_u8: np.ndarray, size: int, smooth: bool = False) -> np.ndarray:
 
 
 def _tiles(images, lo, hi, size) -> list:
-    return [_tile(figures.to_uint8(x, lo, hi)[..., :3] if x.shape[-1] >= 3 else
-                  np.repeat(figures.to_uint8(x, lo, hi), 3, -1), size, smooth=True) for x in np.asarray(images)]
+    return [_tile(pictures.to_uint8(x, lo, hi)[..., :3] if x.shape[-1] >= 3 else
+                  np.repeat(pictures.to_uint8(x, lo, hi), 3, -1), size, smooth=True) for x in np.asarray(images)]
 
 
 def _outline(tile: np.ndarray, mask, colour=(255, 40, 40)) -> np.ndarray:
@@ -50,8 +50,8 @@ def _diff_tile(a, b, scale, size) -> np.ndarray:
 
 
 def labelled_grid(rows, col_labels=(), row_labels=(), pad: int = 2) -> np.ndarray:
-    """figures.grid plus a band of column labels on top and row labels on the left (PIL default font)."""
-    body = figures.grid(rows, pad=pad)
+    """pictures.grid plus a band of column labels on top and row labels on the left (PIL default font)."""
+    body = pictures.grid(rows, pad=pad)
     tile_h, tile_w = rows[0][0].shape[:2]
     top = 14 * max([1] + [str(s).count("\n") + 1 for s in col_labels]) + 2 if col_labels else 0
     left = 6 * max([0] + [len(str(s)) for s in row_labels]) + 8 if row_labels else 0
@@ -69,7 +69,7 @@ def fig5_image(strip, img0, mask, coeffs, mse) -> tuple:
     """Fig. 5 picture: per sample two rows, the strip (input first) and |image − input| (mask outlined).
     strip [K, B, R, R, C], img0 [B, R, R, C], mask [B, R, R], mse [K, B] -> (uint8 image, caption)."""
     strip, img0 = np.asarray(strip), np.asarray(img0)
-    lo, hi = figures.display_range(img0)
+    lo, hi = pictures.display_range(img0)
     size = _display_size(img0.shape[1])
     scale = float(np.percentile(np.mean(np.abs(strip - img0[None]), -1), 99.5)) or 1.0
     rows, labels = [], []
@@ -100,7 +100,7 @@ def fig6_layers_image(layer_images, img_z, img0, mask, layer_names, pix_error, m
     last always kept), input (mask outlined). layer_images [L, B, R, R, C]; img_z, img0 [B, R, R, C];
     pix_error [L + 1, B]. -> (uint8 image, caption)."""
     layer_images = np.asarray(layer_images)
-    lo, hi = figures.display_range(img0)
+    lo, hi = pictures.display_range(img0)
     size = _display_size(img0.shape[1])
     cols = _layer_columns(layer_images.shape[0], max_layer_cols)
     rows = []
@@ -123,7 +123,7 @@ def fig6_mse_plot(pix_error, max_lines: int = 3) -> np.ndarray:
     series = {"mean": pix.mean(axis=1)}
     for b in range(min(max_lines, pix.shape[1]) if pix.shape[1] > 1 else 0):
         series[f"image {b}"] = pix[:, b]
-    return figures.line_plot(series, width=480, height=260,
+    return pictures.line_plot(series, width=480, height=260,
                              title="outside-mask MSE after layer i (x=0: Z edit, x=L: final)")
 
 
@@ -132,7 +132,7 @@ def fig2_image(images, mask, binary, channels, ious, layer_name, max_rows: int =
     channel (white: map ∩ mask, cyan: map only, red: mask only), per-image IoU written on the tile.
     binary [B, R, R, C] bool; channels [k]; ious [B, C]. -> (uint8 image, caption)."""
     images = np.asarray(images)
-    lo, hi = figures.display_range(images)
+    lo, hi = pictures.display_range(images)
     size = _display_size(images.shape[1])
     rows = []
     for b in range(min(max_rows, images.shape[0])):

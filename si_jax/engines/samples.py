@@ -2,7 +2,7 @@
 
     data = load_samples('runs/ffhq_10k')      # {'z', 'w', 'styles', 'index', 'manifest'}
 
-Folder layout (a `si_jax.runs.RunDir`):
+Folder layout (a `si_jax.engines.runs.RunDir`):
 
     run.json                  the settings (generator fingerprint, num_samples, seed, truncation_psi, batch_size, ...)
     shards/shard_XXXXX.npz    shard k = samples [k·B, min((k+1)·B, N)), B = batch_size: `index` int64 [n],
@@ -23,7 +23,7 @@ import pathlib
 
 import numpy as np
 
-from si_jax import io
+from si_jax import storage
 
 MANIFEST = "manifest.json"
 FORMAT = "si_jax.samples"
@@ -84,7 +84,7 @@ def load_manifest(folder) -> dict:
         manifest = json.loads(path.read_text())
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
-    return io.check_format_header(manifest, path, "samples manifest", FORMAT, VERSION)
+    return storage.check_format_header(manifest, path, "samples manifest", FORMAT, VERSION)
 
 
 def load_samples(folder) -> dict:

@@ -1,6 +1,6 @@
 """The embedded default of `bin/edit.py`: sample -> label -> fit -> (edit), on the built-in generator.
 
-Everything is deterministic: the demo generator (si_jax.synthetic), the latents (si_jax.samples.latents) and
+Everything is deterministic: the demo generator (stylegan2.builtin), the latents (engines.samples.latents) and
 the synthetic attribute (mean red inside a box; the box is the mask).
 """
 from __future__ import annotations
@@ -8,8 +8,10 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from si_jax import directions, params as params_lib, samples, stylegan2, synthetic
-from si_jax.style_space import StyleSpace
+from si_jax.editing import directions
+from si_jax.engines import samples, synthetic
+from si_jax.stylegan2 import builtin, network, params as params_lib
+from si_jax.stylegan2.style_space import StyleSpace
 
 FIT_SAMPLES = 2000
 FIT_SEED = 1000  # latents for fitting are disjoint from the edited ones (seed 0 by default)
@@ -33,7 +35,7 @@ def fit_demo_directions(params, cfg, log=print) -> dict:
     """Fit s (L1), z and w (L2) directions of the synthetic attribute on FIT_SAMPLES sampled images."""
     attr = synthetic.RegionAttribute()
     z = samples.latents(FIT_SEED, range(FIT_SAMPLES), cfg.z_dim)
-    gen = jax.jit(lambda p, z: stylegan2.generate(p, cfg, z))
+    gen = jax.jit(lambda p, z: network.generate(p, cfg, z))
     ws, ss, ys = [], [], []
     space = StyleSpace.of(cfg)
     for start in range(0, FIT_SAMPLES, 500):
@@ -51,7 +53,7 @@ def fit_demo_directions(params, cfg, log=print) -> dict:
 
 def demo_setup(log=print):
     """-> (canonical, cfg, params, directions, mask spec) of the demo."""
-    canonical, cfg = synthetic.demo_generator()
+    canonical, cfg = builtin.demo_generator()
     params = params_lib.to_jax_params(canonical, cfg)
     return canonical, cfg, params, fit_demo_directions(params, cfg, log), synthetic.RegionAttribute().box_spec
 

@@ -4,7 +4,7 @@
 
 'winograd2d' is F(2x2, 3x3) on 2-D tiles (one batched matmul over the 16 tile positions); 'rows' is F(4, 3) along
 rows only, followed by 1x3 convs along columns. Both stay in float32 within a few 1e-6 of the direct conv. The
-gradient is the direct conv's (custom_vjp), which measured faster. Which layers use which: si_jax.ops.conv_2d.
+gradient is the direct conv's (custom_vjp), which measured faster. Which layers use which: si_jax.stylegan2.ops.conv_2d.
 """
 from __future__ import annotations
 

@@ -1,0 +1,14 @@
+"""The engines behind bin/*.py: everything a binary does between parsing flags and exiting.
+
+    cli           one-line errors, output checks, progress lines
+    runs          resumable run folders (run.json + shards), device meshes, multi-host shard split
+    samples       sample folders of bin/sample.py and the per-sample latent rule
+    labels        attribute label files for bin/fit_direction.py
+    edit_run      batch editing of many samples (bin/edit.py): shards, metrics, PNGs, summary
+    edit_cli      bin/edit.py's flags -> inputs, settings and run folder
+    evaluate_cli  bin/evaluate.py's driver: Table 2 and the figures on disk
+    demo, synthetic   the embedded default: built-in generator, synthetic attribute, fitted directions
+
+May import every stage below (stylegan2, editing, evaluation); only bin/ and tests import it. Its modules are
+imported by name (no re-exports): they are the binaries' back ends, not the library API.
+"""
