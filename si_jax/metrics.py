@@ -229,3 +229,20 @@ def image_data_range(images, *more):
     hi = functools.reduce(jnp.maximum, [jnp.max(x) for x in arrays])
     r = hi - lo
     return jnp.where(r > 0, r, jnp.float32(1.0))
+
+
+def frechet_distance(feats_a, feats_b) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets [Na, F], [Nb, F] (as in FID, in float64):
+    ‖μa − μb‖² + tr(Σa + Σb − 2 (Σa^½ Σb Σa^½)^½), via symmetric eigendecompositions (no complex sqrtm)."""
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"frechet_distance needs two [N >= 2, F] arrays of equal F, got {a.shape} and {b.shape}")
+    mu, ca, cb = a.mean(0) - b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+
+    def sqrt_psd(m):
+        vals, vecs = np.linalg.eigh((m + m.T) / 2)
+        return (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+
+    root_a = sqrt_psd(ca)
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cb @ root_a), 0, None)).sum()
+    return float(mu @ mu + np.trace(ca) + np.trace(cb) - 2 * cross)

@@ -1,9 +1,11 @@
-"""Files every stage writes or reads: validated .npz arrays, atomic .npz writes, versioned JSON headers.
+"""Files every stage writes or reads: validated .npz arrays, atomic .npz writes, versioned JSON headers, and the
+content fingerprint that ties a file to the weights it came from.
 
 A leaf: imports nothing of si_jax.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 
@@ -57,3 +59,15 @@ def check_format_header(header, where, what: str, fmt: str, version: int) -> dic
         raise ValueError(f"{where}: {what} version {header.get('version')!r} is not supported "
                          f"(this si_jax reads version {version})")
     return header
+
+
+def fingerprint(arrays: dict) -> str:
+    """A short content hash of named arrays (names, shapes and float32 values), e.g. a generator's canonical
+    weights or a judge's, to tie outputs and shipped files to the exact weights."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[key], np.float32)
+        h.update(key.encode())
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]

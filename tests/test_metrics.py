@@ -267,3 +267,17 @@ def test_image_data_range():
     x = _rand((2, 8, 8, 3))
     assert float(metrics.image_data_range(x)) == pytest.approx(float(x.max() - x.min()))
     assert float(metrics.image_data_range(np.zeros((1, 4, 4, 3)))) == 1.0  # constant input: safe fallback
+
+
+def test_frechet_distance_matches_scipy_sqrtm_and_is_zero_for_the_same_set():
+    import scipy.linalg
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 8))
+    b = rng.normal(size=(400, 8)) @ rng.normal(size=(8, 8)) * 0.5 + 1.0
+    ca, cb, mu = np.cov(a, rowvar=False), np.cov(b, rowvar=False), a.mean(0) - b.mean(0)
+    ref = mu @ mu + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real)
+    assert metrics.frechet_distance(a, b) == pytest.approx(ref, rel=1e-9)
+    assert abs(metrics.frechet_distance(a, a)) < 1e-9
+    with pytest.raises(ValueError, match="equal F"):
+        metrics.frechet_distance(a, b[:, :4])
