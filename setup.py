@@ -6,6 +6,7 @@ setup(
     version="0.1.0",
     description="Style Intervention: spatially disentangled StyleGAN2 edits in JAX/Flax",
     packages=find_packages(include=["si_jax", "si_jax.*", "weights_convert", "weights_convert.*"]),
+    package_data={"si_jax": ["data/*.safetensors", "data/*.json"]},  # shipped toyfaces generator and judges
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.4.30",

@@ -1,0 +1,169 @@
+"""Independent judges of toyfaces images: an attribute/identity classifier and a part segmenter (small Flax CNNs).
+
+They play the roles of Face++ (attributes and identity) and the face parser in the paper, but are trained on
+rendered images with exact labels (si_jax.world.judge_training), so what they say about an edit is ground truth
+up to their measured error, and they know nothing of the generator or its style space.
+
+    judges = load_judges()                             # the shipped ones (si_jax/data), or load_judges(cls, seg)
+    out = classify(judges.classifier, images)          # images [N, R, R, 3] in [-1, 1]
+    out['logits'] [N, A], out['nuisance'] [N, K], out['features'] [N, F]    (A = ATTRIBUTES, K = NUISANCE)
+    seg_logits = segment(judges.segmenter, images)     # [N, R, R, P]  (P = PARTS)
+    judges.score('smile', images) -> [N]               # the named interface: logit of one attribute
+
+Images of another resolution are resized (area / bilinear) to the judges' 32 px input; segmentations come back at
+the input's resolution.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from si_jax import storage
+from si_jax.world.factors import ATTRIBUTES, NUISANCE, PARTS
+
+INPUT_RES = 32
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+CLASSIFIER_FILE, SEGMENTER_FILE = "toyfaces_classifier.safetensors", "toyfaces_segmenter.safetensors"
+
+
+def _block(x, ch, name, stride=1):
+    x = nn.Conv(ch, (3, 3), strides=stride, name=f"{name}a")(x)
+    x = nn.GroupNorm(num_groups=8, name=f"{name}n")(x)
+    return nn.Conv(ch, (3, 3), name=f"{name}b")(nn.gelu(x))
+
+
+class Classifier(nn.Module):
+    """[N, 32, 32, 3] -> logits [N, A], nuisance [N, K] (in NUISANCE_RANGE units), features [N, F]."""
+
+    width: int = 32
+
+    @nn.compact
+    def __call__(self, x):
+        for i, mult in enumerate((1, 2, 4)):
+            x = nn.gelu(_block(x, self.width * mult, f"c{i}", stride=1 if i == 0 else 2))
+        f = nn.gelu(nn.Dense(4 * self.width, name="fc")(jnp.concatenate([x.mean((1, 2)), x.max((1, 2))], -1)))
+        return {"logits": nn.Dense(len(ATTRIBUTES), name="attr")(f),
+                "nuisance": nn.Dense(len(NUISANCE), name="nuis")(f), "features": f}
+
+
+class Segmenter(nn.Module):
+    """[N, 32, 32, 3] -> part logits [N, 32, 32, P]: a two-level U-Net."""
+
+    width: int = 24
+
+    @nn.compact
+    def __call__(self, x):
+        e0 = nn.gelu(_block(x, self.width, "e0"))                               # 32 px
+        e1 = nn.gelu(_block(e0, 2 * self.width, "e1", stride=2))                # 16 px
+        e2 = nn.gelu(_block(e1, 4 * self.width, "e2", stride=2))                # 8 px
+        up = lambda t: jax.image.resize(t, (t.shape[0], 2 * t.shape[1], 2 * t.shape[2], t.shape[3]), "nearest")
+        d1 = nn.gelu(_block(jnp.concatenate([up(e2), e1], -1), 2 * self.width, "d1"))
+        d0 = nn.gelu(_block(jnp.concatenate([up(d1), e0], -1), self.width, "d0"))
+        return nn.Conv(len(PARTS), (1, 1), name="out")(d0)
+
+
+def to_input(images) -> jax.Array:
+    """Any [N, H, W, 3] (float, model range ~[-1, 1]) -> [N, 32, 32, 3] float32, clipped to [-1.5, 1.5]."""
+    x = jnp.clip(jnp.asarray(images, jnp.float32), -1.5, 1.5)
+    if x.shape[1:3] != (INPUT_RES, INPUT_RES):
+        x = jax.image.resize(x, (x.shape[0], INPUT_RES, INPUT_RES, x.shape[3]), "linear", antialias=True)
+    return x
+
+
+@jax.jit
+def classify(params, images) -> dict:
+    """Classifier outputs for images [N, H, W, 3]: logits [N, A], nuisance [N, K], features [N, F]."""
+    return Classifier().apply({"params": params}, to_input(images))
+
+
+@jax.jit
+def segment(params, images) -> jax.Array:
+    """Part logits [N, H, W, P] for images [N, H, W, 3] (resized back to the input's resolution)."""
+    logits = Segmenter().apply({"params": params}, to_input(images))
+    n, h, w = images.shape[:3]
+    return logits if (h, w) == logits.shape[1:3] else jax.image.resize(logits, (n, h, w, logits.shape[3]), "linear")
+
+
+def init_params(module: nn.Module, seed: int) -> dict:
+    return module.init(jax.random.PRNGKey(seed), jnp.zeros((1, INPUT_RES, INPUT_RES, 3)))["params"]
+
+
+def fingerprint(params) -> str:
+    """Content hash of a judge's weights (the one recorded in its file's metadata)."""
+    return storage.fingerprint({"/".join(k): v for k, v in _flatten(params).items()})
+
+
+def save_params(path, params, meta: dict) -> None:
+    """params pytree -> safetensors (keys 'a/b/c'), metadata (JSON strings, + 'fingerprint'); atomic."""
+    import json
+    import os
+
+    from safetensors.numpy import save_file
+    flat = {"/".join(k): np.asarray(v) for k, v in _flatten(params).items()}
+    tmp = pathlib.Path(path).with_name(f".{pathlib.Path(path).name}.tmp{os.getpid()}")
+    meta = {**meta, "fingerprint": fingerprint(params)}
+    save_file(flat, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
+    os.chmod(tmp, 0o644)  # package data: readable by everyone, like the rest of the checkout
+    os.replace(tmp, path)
+
+
+def load_params(path) -> tuple:
+    """safetensors file of save_params -> (params pytree of jnp arrays, metadata dict)."""
+    import json
+
+    from safetensors import safe_open
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"judge weights not found: {path}")
+    with safe_open(str(path), "numpy") as f:
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+        tree: dict = {}
+        for key in f.keys():
+            node = tree
+            *parents, leaf = key.split("/")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = jnp.asarray(f.get_tensor(key))
+    return tree, meta
+
+
+def _flatten(tree, prefix=()) -> dict:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flatten(v, prefix + (k,)) if isinstance(v, dict) else {prefix + (k,): v})
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Judges:
+    """The two judges, loaded. `score(name, images)` is the named attribute interface the evaluators call."""
+
+    classifier: dict
+    segmenter: dict
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    def score(self, attribute: str, images) -> np.ndarray:
+        """[N] logit of `attribute` (> 0: present)."""
+        if attribute not in ATTRIBUTES:
+            raise KeyError(f"unknown toyfaces attribute {attribute!r}; expected one of {', '.join(ATTRIBUTES)}")
+        return np.asarray(classify(self.classifier, images)["logits"][:, ATTRIBUTES.index(attribute)])
+
+    def parts(self, images) -> np.ndarray:
+        """[N, H, W] int32 part ids (PARTS order)."""
+        return np.asarray(jnp.argmax(segment(self.segmenter, images), -1), np.int32)
+
+    def part_mask(self, part: str, images) -> np.ndarray:
+        """[N, H, W] float32, 1 where the segmenter sees `part`."""
+        return (self.parts(images) == PARTS.index(part)).astype(np.float32)
+
+
+def load_judges(classifier_path=None, segmenter_path=None) -> Judges:
+    """The shipped judges (si_jax/data) or the given files."""
+    cls, meta_c = load_params(classifier_path or DATA / CLASSIFIER_FILE)
+    seg, meta_s = load_params(segmenter_path or DATA / SEGMENTER_FILE)
+    return Judges(cls, seg, {"classifier": meta_c, "segmenter": meta_s})
