@@ -230,3 +230,23 @@ def test_winograd_network_matches_direct_under_vmap_and_grad(monkeypatch):
     np.testing.assert_allclose(img, img_d, atol=1e-5 * float(jnp.abs(img_d).max()))
     for g, gd in zip(grads, grads_d):
         np.testing.assert_allclose(g, gd, atol=1e-5 * float(jnp.abs(gd).max()) + 1e-7)
+
+
+def test_polyphase_tap_gradient_matches_autodiff_first_and_second_order():
+    """ops._conv_tapgrad (custom weight gradient of the up-conv's even kernels) == autodiff of the plain conv."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 5, 6, 3)), jnp.float32)
+    for shape, pad in (((2, 2), ((1, 1), (1, 1))), ((2, 1), ((1, 1), (0, 0))), ((1, 2), ((0, 0), (1, 1)))):
+        k = jnp.asarray(rng.normal(size=(*shape, 3, 4)), jnp.float32)
+        c = jnp.asarray(rng.normal(size=(2, 5 + sum(pad[0]) - shape[0] + 1, 6 + sum(pad[1]) - shape[1] + 1, 4)))
+        with jax.default_matmul_precision("highest"):
+            for f in (ops._conv, ops._conv_tapgrad):
+                assert f(x, k, pad).shape == c.shape
+            loss = lambda conv: lambda x, k: jnp.sum(jnp.sin(conv(x, k, pad)) * c)  # noqa: E731
+            ref, got = jax.grad(loss(ops._conv), (0, 1))(x, k), jax.grad(loss(ops._conv_tapgrad), (0, 1))(x, k)
+            for a, b in zip(ref, got):
+                np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+            # second order (R1 and path-length regularisers differentiate gradients again)
+            gg = lambda conv: lambda x, k: jnp.sum(jnp.square(jax.grad(loss(conv), 0)(x, k)))  # noqa: E731
+            np.testing.assert_allclose(jax.grad(gg(ops._conv_tapgrad), 1)(x, k), jax.grad(gg(ops._conv), 1)(x, k),
+                                       rtol=1e-4, atol=1e-4)
