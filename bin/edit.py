@@ -1,6 +1,6 @@
 """Style Intervention batch editing (paper Sec. 3.2) or a baseline, resumable, on all local devices.
 
-    python bin/edit.py                        # demo: built-in generator + synthetic attribute, < 3 min on 2 CPUs
+    python bin/edit.py                        # demo: built-in toyfaces generator + judges, < 2 min on 2 CPUs
     python bin/edit.py --weights=G.safetensors --direction=DIR.npz --output_dir=O \
         [--samples=D | --num_samples=N --seed=S] [--masks=PATH | --mask=auto | --mask=box:x0,y0,x1,y1] \
         [--method=intervention|z|w|interfacegan|s] [--batch_size=8] [--steps_per_layer] [--learning_rate] ...
@@ -26,14 +26,17 @@ flags.DEFINE_string("samples", None, "Folder from bin/sample.py: edit those samp
 flags.DEFINE_integer("num_samples", 16, "Without --samples: edit this many samples of --seed.")
 flags.DEFINE_integer("seed", 0, "Without --samples: latents z[i] = default_rng([seed, i]).")
 flags.DEFINE_string("mask", None, "auto (from the S-only edit's own image difference) | box:x0,y0,x1,y1 | "
-                    "ellipse:cx,cy,rx,ry (pixels). Default: auto (demo: the attribute's box).")
+                    "ellipse:cx,cy,rx,ry (pixels) | part:NAME (toyfaces segmenter). Default: auto (demo: the "
+                    "edited attribute's part).")
+flags.DEFINE_string("attribute", None, "Demo only: the toyfaces attribute to edit (default eyeglasses).")
 flags.DEFINE_string("masks", None, "Per-image masks: .npz (masks [N,H,W]) / .npy / PNG / folder of PNGs.")
 flags.DEFINE_enum("method", _D.method, list(pipeline.METHODS), "Edit method.")
 flags.DEFINE_multi_string("condition_on", [], "Direction files of other attributes (method interfacegan).")
 flags.DEFINE_enum("target", _D.target, ["flip", "positive", "negative"], "Where the Z edit lands (InterFaceGAN).")
 flags.DEFINE_float("distance", _D.distance, "Target distance to the Z hyperplane.")
 flags.DEFINE_float("s_scale", None, "Fixed length of Δs_n (default: match the Z edit's S-score change).")
-flags.DEFINE_float("truncation_psi", _D.truncation_psi, "Truncation of the edited samples' w.")
+flags.DEFINE_float("truncation_psi", None, "Truncation of the edited samples' w (default 1; with --samples: the "
+                  "samples' own, which any value given must match).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Images per shard and per device program (multiple of devices).")
 flags.DEFINE_integer("steps_per_layer", _D.steps_per_layer, "Adam steps per style layer.")
 flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate for Λ.")
@@ -60,8 +63,9 @@ def _run():
     demo = FLAGS.weights is None and FLAGS.direction is None
     if not demo and (FLAGS.weights is None or FLAGS.direction is None):
         raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
-    if FLAGS.mask is not None and FLAGS.masks is not None:
-        raise cli.UsageError("give --mask or --masks, not both")
+    if FLAGS.attribute is not None and not demo:
+        raise cli.UsageError("--attribute picks the demo's toyfaces attribute; with --direction the attribute is "
+                             "the direction's")
     edit_cli.run(FLAGS, demo)
 
 

@@ -27,8 +27,9 @@ flags.DEFINE_string("output_dir", None, "Output folder (default for the demo: si
 flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output_dir.")
 flags.DEFINE_integer("num_samples", 6, "Number of samples (latents z[i] = default_rng([seed, i])).")
 flags.DEFINE_integer("seed", 0, "Latent seed.")
-flags.DEFINE_string("mask", None, "auto | box:x0,y0,x1,y1 | ellipse:cx,cy,rx,ry (pixels). Default: auto "
-                    "(demo: the attribute's box).")
+flags.DEFINE_string("attribute", None, "Demo only: the toyfaces attribute to evaluate (default eyeglasses).")
+flags.DEFINE_string("mask", None, "auto | box:x0,y0,x1,y1 | ellipse:cx,cy,rx,ry (pixels) | part:NAME (toyfaces "
+                    "segmenter). Default: auto (demo: the attribute's part).")
 flags.DEFINE_string("masks", None, "Per-image masks: .npz (masks [N,H,W]) / .npy / PNG / folder of PNGs.")
 flags.DEFINE_string("methods", ",".join(("z", "w", "interfacegan", "s", "intervention")),
                     "Comma-separated methods to compare (rows of the table, in this order).")
@@ -66,8 +67,9 @@ def _run():
     demo = FLAGS.weights is None and FLAGS.direction is None
     if not demo and (FLAGS.weights is None or FLAGS.direction is None):
         raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
-    if FLAGS.mask is not None and FLAGS.masks is not None:
-        raise cli.UsageError("give --mask or --masks, not both")
+    if FLAGS.attribute is not None and not demo:
+        raise cli.UsageError("--attribute picks the demo's toyfaces attribute; with --direction the attribute is "
+                             "the direction's")
     edit_cli.configure_jax(FLAGS.compilation_cache, False)
     evaluate_cli.main(FLAGS, demo, log=lambda msg: print(msg, flush=True))
 

@@ -30,11 +30,11 @@ def main(argv):
         if FLAGS.num < 2 or not math.isfinite(FLAGS.truncation_psi):
             raise cli.UsageError("--num must be >= 2 and --truncation_psi finite")
         if FLAGS.output:
-            cli.check_output_free(FLAGS.output, overwrite=True)
-        params, cfg = si_jax.load_generator(FLAGS.weights)
-        report = quality.quality_report(params, cfg, judges.load_judges(), num=FLAGS.num,
-                                        truncation_psi=FLAGS.truncation_psi)
-        report["weights"] = FLAGS.weights
+            cli.check_output_free(FLAGS.output, overwrite=True, inputs=[FLAGS.weights])
+        canonical, cfg = cli.load_weights(FLAGS.weights)
+        report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judges.load_judges(),
+                                        num=FLAGS.num, truncation_psi=FLAGS.truncation_psi)
+        report.update(weights=FLAGS.weights, fingerprint=si_jax.fingerprint(canonical))
         print(json.dumps(report))
         if FLAGS.output:
             runs.write_json_atomic(FLAGS.output, report)

@@ -14,7 +14,7 @@ import pytest
 import si_jax
 from conftest import xla_env
 from si_jax.editing import directions
-from si_jax.engines import demo, samples
+from si_jax.engines import samples, synthetic
 from si_jax.stylegan2 import builtin
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def direction_file(tmp_path_factory):
     canonical, cfg = builtin.demo_generator()
     params = si_jax.to_jax_params(canonical, cfg)
     path = tmp_path_factory.mktemp("dirs") / "red.npz"
-    directions.save_directions(path, demo.fit_demo_directions(params, cfg, log=lambda m: None),
+    directions.save_directions(path, synthetic.fit_demo_directions(params, cfg, log=lambda m: None),
                                generator_id=si_jax.fingerprint(canonical))
     return str(path)
 

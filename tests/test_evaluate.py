@@ -72,7 +72,7 @@ def test_evaluate_demo_end_to_end(tmp_path, jax_cache):
     fig5 = json.loads((out / "fig5_interpolation.json").read_text())
     assert len(fig5["mse_outside_mean"]) == len(evaluate_cli.DEFAULT_COEFFS)
     fig6 = json.loads((out / "fig6_mse.json").read_text())
-    assert len(fig6["mse_outside_mean"]) == len(builtin.DEMO_CONFIG.layers) + 1
+    assert len(fig6["mse_outside_mean"]) == len(si_jax.load_canonical("builtin:toyfaces")[1].layers) + 1
     assert fig6["mse_outside_mean"][-1] < fig6["mse_outside_mean"][0]  # the layer-wise optimisation helped
 
 

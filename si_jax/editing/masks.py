@@ -282,8 +282,12 @@ def auto_mask(img_orig, img_s_edit, *, rel_threshold=0.2, quantile=None, dilate:
     else:
         t = jnp.quantile(flat, quantile, axis=1)
     t = jnp.maximum(t, atol)
-    m = (d > t[:, None, None]).astype(jnp.float32)
-    if dilate > 0:
-        k = 2 * dilate + 1
-        m = jax.lax.reduce_window(m, 0.0, jax.lax.max, (1, k, k), (1, 1, 1), "SAME")
-    return m
+    return dilate_masks((d > t[:, None, None]).astype(jnp.float32), dilate)
+
+
+def dilate_masks(m, pixels: int):
+    """Binary dilation of masks [N, H, W] by `pixels` with a (2·pixels+1)² square (a stride-1 max-pool)."""
+    if pixels <= 0:
+        return m
+    k = 2 * pixels + 1
+    return jax.lax.reduce_window(jnp.asarray(m, jnp.float32), 0.0, jax.lax.max, (1, k, k), (1, 1, 1), "SAME")

@@ -1,26 +1,23 @@
-"""The embedded default of `bin/edit.py`: sample -> label -> fit -> (edit), on the built-in generator.
+"""The embedded default of `bin/edit.py` and `bin/evaluate.py`: the shipped toyfaces generator and judges.
 
-Everything is deterministic: the demo generator (stylegan2.builtin), the latents (engines.samples.latents) and
-the synthetic attribute (mean red inside a box; the box is the mask).
+sample -> label with the classifier -> fit S / Z / W directions -> edit with masks from the segmenter. Everything
+is deterministic (the shipped weights, the latents of engines.samples.latents, the judges).
 """
 from __future__ import annotations
 
-import jax
-import numpy as np
+from si_jax import world
+from si_jax.engines import toyfaces
+from si_jax.stylegan2 import builtin, loading, params as params_lib
+from si_jax.world import judges as judges_lib
 
-from si_jax.editing import directions
-from si_jax.engines import samples, synthetic
-from si_jax.stylegan2 import builtin, network, params as params_lib
-from si_jax.stylegan2.style_space import StyleSpace
-
-FIT_SAMPLES = 2000
-FIT_SEED = 1000  # latents for fitting are disjoint from the edited ones (seed 0 by default)
+DEMO_ATTRIBUTE = "eyeglasses"
 
 BANNER = """\
 =====================================================================================================
- si_jax DEMO: no --weights/--direction given, so this ran on a small built-in random 32x32 StyleGAN2
- and a synthetic attribute ("{attr}": mean red inside the box {box}; the box is the mask).
- To edit real images:
+ si_jax DEMO: no --weights/--direction given, so this ran on the built-in toyfaces StyleGAN2 (32x32,
+ trained by si_jax on its procedural face world) and the attribute '{attr}', labelled by the shipped
+ classifier; the mask is the segmenter's '{part}' region of each image. Other attributes: --attribute=
+ ({attrs}). To edit real images:
    python bin/convert_weights.py --input=stylegan2-ffhq-config-f.pkl --output=ffhq.safetensors
    python bin/sample.py --weights=ffhq.safetensors --num_samples=10000 --seed=0 --output_dir=samples
    (label the samples, e.g. labels.csv with index,score)
@@ -31,33 +28,14 @@ BANNER = """\
 """
 
 
-def fit_demo_directions(params, cfg, log=print) -> dict:
-    """Fit s (L1), z and w (L2) directions of the synthetic attribute on FIT_SAMPLES sampled images."""
-    attr = synthetic.RegionAttribute()
-    z = samples.latents(FIT_SEED, range(FIT_SAMPLES), cfg.z_dim)
-    gen = jax.jit(lambda p, z: network.generate(p, cfg, z))
-    ws, ss, ys = [], [], []
-    space = StyleSpace.of(cfg)
-    for start in range(0, FIT_SAMPLES, 500):
-        w, s, img = gen(params, z[start:start + 500])
-        ws.append(np.asarray(w))
-        ss.append(np.asarray(space.concat(s)))
-        ys.append(attr.score(np.asarray(img)))
-    score = np.concatenate(ys)
-    y = score > np.median(score)
-    log(f"demo: sampled {FIT_SAMPLES} images, labelled '{attr.name}' by the mean red inside {attr.box_spec}")
-    return {"s": directions.fit_direction(np.concatenate(ss), y, space="s", attribute=attr.name),
-            "z": directions.fit_direction(z, y, space="z", attribute=attr.name),
-            "w": directions.fit_direction(np.concatenate(ws), y, space="w", attribute=attr.name)}
-
-
-def demo_setup(log=print):
-    """-> (canonical, cfg, params, directions, mask spec) of the demo."""
-    canonical, cfg = builtin.demo_generator()
+def demo_setup(attribute: str = DEMO_ATTRIBUTE, log=print):
+    """-> (canonical, cfg, params, directions, mask spec, judges) of the embedded default."""
+    canonical, cfg = loading.load_canonical(builtin.BUILTIN_TOYFACES)
     params = params_lib.to_jax_params(canonical, cfg)
-    return canonical, cfg, params, fit_demo_directions(params, cfg, log), synthetic.RegionAttribute().box_spec
+    judges = judges_lib.load_judges()
+    dirs = toyfaces.fit_directions(params, cfg, judges, toyfaces.check_attribute(attribute), log=log)
+    return canonical, cfg, params, dirs, toyfaces.PART_SPEC + world.ATTRIBUTE_PART[attribute], judges
 
 
-def banner() -> str:
-    attr = synthetic.RegionAttribute()
-    return BANNER.format(attr=attr.name, box=attr.box_spec)
+def banner(attribute: str = DEMO_ATTRIBUTE) -> str:
+    return BANNER.format(attr=attribute, part=world.ATTRIBUTE_PART[attribute], attrs=", ".join(world.ATTRIBUTES))

@@ -1,6 +1,7 @@
 """Flags -> inputs, settings and run folder for `bin/edit.py` (kept here so the binary stays a thin shell)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pathlib
@@ -9,8 +10,8 @@ import jax
 import numpy as np
 
 from si_jax.editing import directions
-from si_jax.engines import demo, edit_run, runs, samples
-from si_jax.stylegan2 import loading, params as params_lib
+from si_jax.engines import cli, demo, edit_run, runs, samples
+from si_jax.stylegan2 import builtin, params as params_lib
 
 DEMO_DIR = "si_jax_demo"
 
@@ -42,72 +43,124 @@ def _log(msg: str) -> None:
         print(msg, flush=True)
 
 
+MASK_KINDS = ("auto", "box", "ellipse", "part")
+
+
+def mask_setting(mask, masks_path, default: str) -> str:
+    """--mask (a spec) / --masks (a file or folder) -> the mask setting; `default` when neither is given.
+
+    A --mask must be auto, box:..., ellipse:... or part:NAME (a typo is named as such, not looked up as a file);
+    an empty value is refused rather than read as the default."""
+    if mask is not None and masks_path is not None:
+        raise cli.UsageError("give --mask or --masks, not both")
+    if masks_path is not None:
+        cli.require(bool(masks_path), "masks", masks_path, "is empty; give a mask file or folder")
+        return masks_path
+    if mask is None:
+        return default
+    kind = mask.partition(":")[0]
+    cli.require(mask == "auto" or (kind in MASK_KINDS[1:] and ":" in mask), "mask", mask,
+                "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
+                "(mask files go to --masks)")
+    return mask
+
+
 def _latents(flags, z_dim: int, generator_id: str) -> tuple:
-    """-> (z [N, z_dim], description for the settings)."""
+    """-> (z [N, z_dim], description for the settings, truncation psi). With --samples: the samples' z and their
+    truncation psi, refused when they come from another generator or --truncation_psi contradicts them."""
     if flags.samples:
         data = samples.load_samples(flags.samples)
-        if data["manifest"].get("generator_fingerprint", generator_id) != generator_id:
-            raise ValueError(f"{flags.samples} was sampled from another generator than --weights")
+        manifest = data["manifest"]
+        if manifest["generator_id"] != generator_id:
+            raise ValueError(f"{flags.samples} was sampled from generator {manifest['generator_id']}, but --weights "
+                             f"is generator {generator_id}; sample with the same weights")
         if data["z"].shape[1] != z_dim:
             raise ValueError(f"{flags.samples} holds z of dimension {data['z'].shape[1]}, the generator has {z_dim}")
+        psi = float(manifest["truncation_psi"])
+        cli.require(flags.truncation_psi in (None, psi), "truncation_psi", flags.truncation_psi,
+                    f"contradicts the samples' truncation_psi {psi:g} ({flags.samples}); omit it with --samples")
         return data["z"], {"samples": str(flags.samples), "samples_digest": file_digest(
-            pathlib.Path(flags.samples) / samples.MANIFEST)}
-    if flags.num_samples < 1:
-        raise ValueError(f"--num_samples must be >= 1, got {flags.num_samples}")
+            pathlib.Path(flags.samples) / samples.MANIFEST)}, psi
+    psi = 1.0 if flags.truncation_psi is None else flags.truncation_psi
     return samples.latents(flags.seed, range(flags.num_samples), z_dim), {"num_samples": flags.num_samples,
-                                                                         "seed": flags.seed}
+                                                                         "seed": flags.seed}, psi
+
+
+def settings_of(flags, **override) -> edit_run.EditSettings:
+    """The flags' EditSettings (validated by EditSettings itself), with `override` applied."""
+    values = dict(method=flags.method, mask="auto", target=flags.target, distance=flags.distance,
+                  s_scale=flags.s_scale, truncation_psi=1.0 if flags.truncation_psi is None else flags.truncation_psi,
+                  batch_size=flags.batch_size, steps_per_layer=flags.steps_per_layer,
+                  learning_rate=flags.learning_rate, lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm,
+                  lambda_init=flags.lambda_init)
+    return edit_run.EditSettings(**{**values, **override})
 
 
 def run(flags, is_demo: bool) -> None:
-    """Resolve generator, directions, latents, masks and settings; edit into the run folder; print the summary."""
+    """Validate the flags, resolve generator, directions, latents, masks and settings (nothing is created), then
+    edit into the run folder (created with the first finished shard) and print the summary."""
+    import time
+
+    t0 = time.perf_counter()
+    settings_of(flags)   # every numeric flag, before anything is loaded
+    mask_flag = mask_setting(flags.mask, flags.masks, default=None)
+    out_dir = flags.output_dir or (DEMO_DIR if is_demo else None)
+    if not out_dir:
+        raise cli.UsageError("--output_dir is required")
+    if not flags.samples:
+        cli.require(flags.num_samples >= 1, "num_samples", flags.num_samples, "must be >= 1")
+        cli.require(flags.seed >= 0, "seed", flags.seed, "must be >= 0")
+    if flags.method == "interfacegan" and not flags.condition_on:
+        raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
+    inputs = [flags.weights, flags.direction, flags.samples, flags.masks, *flags.condition_on]
+    cli.check_output_dir(out_dir, inputs=inputs)
     if is_demo:
-        _log(demo.banner())
-        canonical, cfg, params, dirs, box = demo.demo_setup(_log)
-        source = {"weights": "builtin:demo", "direction": "demo"}
-        mask_spec = flags.mask or (flags.masks or box)
+        attribute = flags.attribute or demo.DEMO_ATTRIBUTE
+        _log(demo.banner(attribute))
+        canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, _log)
+        judge = functools.partial(judges.score, attribute)
+        source = {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}"}
+        mask_spec = mask_flag or part_spec
     else:
-        canonical, cfg = loading.load_canonical(flags.weights)
+        canonical, cfg = cli.load_weights(flags.weights)
         params = params_lib.to_jax_params(canonical, cfg)
-        dirs = directions.load_directions(flags.direction)
+        dirs, judge = directions.load_directions(flags.direction), None
         source = {"weights": params_lib.fingerprint(canonical), "direction": file_digest(flags.direction)}
-        mask_spec = flags.masks or flags.mask or "auto"
+        mask_spec = mask_flag or "auto"
     generator_id = params_lib.fingerprint(canonical)
     meta = {} if is_demo else directions.load_directions_meta(flags.direction)
     if meta.get("generator_id") not in (None, generator_id):
         raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
                          f"--weights has {generator_id})")
     check_directions(dirs, cfg, flags.direction or "demo")
-    z, latent_source = _latents(flags, cfg.z_dim, generator_id)
+    z, latent_source, psi = _latents(flags, cfg.z_dim, generator_id)
     condition_on = [directions.load_directions(p)["z"] for p in flags.condition_on]
-    st = edit_run.EditSettings(flags.method, mask_spec, flags.target, flags.distance, flags.s_scale,
-                               flags.truncation_psi, flags.batch_size, flags.steps_per_layer, flags.learning_rate,
-                               flags.lambda_attr, flags.lambda_norm, flags.lambda_init)
+    for path, d in zip(flags.condition_on, condition_on):
+        if d.dim != cfg.z_dim:
+            raise ValueError(f"--condition_on {path}: Z direction of dimension {d.dim}, the generator has {cfg.z_dim}")
+    batch_size = runs.fit_batch_size(flags.batch_size, len(z), runs.local_mesh())
+    if batch_size < flags.batch_size:
+        _log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")
+    st = settings_of(flags, mask=mask_spec, truncation_psi=psi, batch_size=batch_size)
     mask_source = edit_run.MaskSource(mask_spec, len(z), cfg.img_resolution)
     settings = {**vars_of(st), **source, **latent_source,
                 "masks_digest": file_digest(mask_spec) if mask_source.array is not None and
                 not mask_spec.startswith(("box:", "ellipse:")) else None,
                 "condition_on": [file_digest(p) for p in flags.condition_on]}
-    out_dir = flags.output_dir or (DEMO_DIR if is_demo else None)
-    if not out_dir:
-        raise ValueError("--output_dir is required")
-    if jax.process_count() > 1:  # process 0 creates the folder first; the others then check the same settings
-        from jax.experimental import multihost_utils
-
-        if jax.process_index() == 0:
-            runs.RunDir(out_dir, settings)
-        multihost_utils.sync_global_devices("si_jax_run_dir")
-    run_dir = runs.RunDir(out_dir, settings, primary=jax.process_index() == 0)
+    run_dir = runs.RunDir(out_dir, settings)   # checks only; created with the first finished shard
+    extra = {}
     if is_demo:
-        directions.save_directions(run_dir.path / "direction.npz", dirs, generator_id=generator_id)
-        (run_dir.path / "table1.md").write_text(directions.table1_report(dirs) + "\n")
+        extra = {"direction.npz": lambda tmp: directions.save_directions(tmp, dirs, generator_id=generator_id),
+                 "table1.md": (directions.table1_report(dirs) + "\n").encode()}
         _log(directions.table1_report(dirs))
     _log(f"editing {len(z)} images with method '{st.method}' into {run_dir.path} "
          f"(batch {st.batch_size}, {jax.local_device_count()} local device(s))")
     summary = edit_run.run_edits(run_dir, params, cfg, dirs, z, st, mask_source, condition_on=condition_on,
-                                 log=_log)
+                                 judge=judge, extra=extra, log=_log)
     if summary is not None:
         _log(edit_run.describe(summary))
         _log(f"outputs: {run_dir.path / 'grid.png'}, {run_dir.path / 'summary.json'}, {run_dir.path / 'images'}/")
+        _log(f"finished in {time.perf_counter() - t0:.1f}s")
     if is_demo:
         _log("(that was the demo; see the commands in the banner above to edit real images)")
 

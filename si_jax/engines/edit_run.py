@@ -2,9 +2,14 @@
 
 Per shard (one fixed-size batch, the last one padded): Δs's, mask, the chosen method, metrics; written atomically
 as `shards/shard_XXXXX.npz` with `index` [n], `z` [n, z_dim], `styles_in`/`styles_out` [n, S], `lam` [n, S]
-(intervention; zeros otherwise), `mse_outside` [n], `score_before`/`score_after` [n] (S-space classifier), and
+(intervention; zeros otherwise), `mse_outside` [n], `score_before`/`score_after` [n] (S-space classifier),
+`judge_before`/`judge_after` [n] (an independent judge's attribute score, when one is given), and
 per image `images/XXXXXX.png` (input | output | mask). When every shard exists: `grid.png` (inputs vs outputs)
-and `summary.json`.
+and `summary.json`, written together.
+
+Every file is a function of the settings and the inputs (the PNG display range comes from shard 0's input
+images, summary.json holds no wall-clock time), so a killed and resumed run, or a rerun of a finished one, writes
+the same bytes as an uninterrupted run. Nothing is written for a shard whose arrays are not all finite.
 """
 from __future__ import annotations
 
@@ -12,16 +17,18 @@ import dataclasses
 import json
 import sys
 import time
+import zipfile
 
 import jax.numpy as jnp
 import numpy as np
 
 from si_jax import metrics, storage
-from si_jax.editing import batches, intervention, masks, pipeline
-from si_jax.engines import cli, runs
+from si_jax.editing import batches, edits, intervention, masks, pipeline
+from si_jax.engines import cli, runs, toyfaces
 from si_jax.evaluation import pictures
+from si_jax.world import judges as judges_lib
 
-GRID_IMAGES = 16
+GRID_IMAGES, GRID_COLUMNS = 16, 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +36,7 @@ class EditSettings:
     """Everything (besides generator, directions and latents) that fixes the outputs."""
 
     method: str = "intervention"
-    mask: str = "auto"  # 'auto' | 'box:x0,y0,x1,y1' | 'ellipse:cx,cy,rx,ry' | a mask file path
+    mask: str = "auto"  # 'auto' | 'box:x0,y0,x1,y1' | 'ellipse:cx,cy,rx,ry' | 'part:NAME' | a mask file path
     target: str = "flip"
     distance: float = 3.0
     s_scale: float | None = None
@@ -42,10 +49,26 @@ class EditSettings:
     lambda_init: float = intervention.InterventionConfig.lambda_init
 
     def __post_init__(self):
-        if self.method not in pipeline.METHODS:
-            raise ValueError(f"--method must be one of {', '.join(pipeline.METHODS)}, got {self.method!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
+        """UsageError naming the first bad setting (flags are checked before anything is loaded or created)."""
+        req = cli.require
+        req(self.method in pipeline.METHODS, "method", self.method, f"must be one of {', '.join(pipeline.METHODS)}")
+        req(self.target in edits.TARGETS, "target", self.target, f"must be one of {', '.join(edits.TARGETS)}")
+        for name in ("batch_size", "steps_per_layer"):
+            req(cli.is_int(getattr(self, name)) and getattr(self, name) >= 1, name, getattr(self, name),
+                "must be an integer >= 1")
+        cli.check_finite_flags(distance=self.distance, s_scale=self.s_scale, truncation_psi=self.truncation_psi,
+                               learning_rate=self.learning_rate, lambda_attr=self.lambda_attr,
+                               lambda_norm=self.lambda_norm, lambda_init=self.lambda_init)
+        req(self.target != "flip" or self.distance > 0, "distance", self.distance, "must be > 0 with --target=flip")
+        req(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
+        for name in ("lambda_attr", "lambda_norm"):
+            req(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        req(0 <= self.lambda_init <= 1, "lambda_init", self.lambda_init, "must be in [0, 1] (Λ lies in [0, 1])")
+
+    def hint(self) -> str:
+        """The likely cause when a result is NaN / inf (cli.likely_cause of the settings that scale the edit)."""
+        return cli.likely_cause(truncation_psi=self.truncation_psi, distance=self.distance, s_scale=self.s_scale,
+                                learning_rate=self.learning_rate)
 
     @property
     def intervention_config(self) -> intervention.InterventionConfig:
@@ -57,14 +80,18 @@ class MaskSource:
     """Resolves the --mask/--masks setting to [B, R, R] arrays for a batch of sample indices."""
 
     def __init__(self, spec: str, num_images: int, res: int):
-        self.spec, self.res, self.array = spec, res, None
-        if spec.startswith(("box:", "ellipse:")):
+        self.spec, self.res, self.array, self.part = spec, res, None, None
+        if spec.startswith(toyfaces.PART_SPEC):
+            self.part, self.judges = toyfaces.parse_part_spec(spec), judges_lib.load_judges()
+        elif spec.startswith(("box:", "ellipse:")):
             self.array = masks.parse_mask_spec(spec, res, res)[None]
         elif spec != "auto":
             self.array = masks.load_masks(spec, num_images, res, res)
 
     def __call__(self, positions, img0, img_s) -> np.ndarray:
         """positions: [B] rows into the run's sample list; img0, img_s: [B, R, R, C] input and S-only edit."""
+        if self.part is not None:
+            return toyfaces.part_masks(self.judges, self.part, img0, img_s)
         if self.array is None:
             return np.asarray(masks.auto_mask(img0, img_s), np.float32)
         if len(self.array) == 1:
@@ -77,7 +104,7 @@ def _flat(styles) -> np.ndarray:
 
 
 def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: EditSettings, mesh,
-               condition_on=()) -> dict:
+               condition_on=(), judge=None) -> dict:
     """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring)."""
     batch = pipeline.prepare(params, cfg, z, dirs, truncation_psi=st.truncation_psi, target=st.target,
                              distance=st.distance, s_scale=st.s_scale)
@@ -97,7 +124,9 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
             "mse_outside": np.asarray(metrics.outside_mask_mse(out.image, img0, np.asarray(mask))),
             "score_before": dirs["s"].decision(s_in).astype(np.float32),
             "score_after": dirs["s"].decision(s_out).astype(np.float32),
-            "mask": np.asarray(mask, np.float32), "img_in": img0, "img_out": np.asarray(out.image)}
+            "mask": np.asarray(mask, np.float32), "img_in": img0, "img_out": np.asarray(out.image),
+            **({} if judge is None else {"judge_before": np.asarray(judge(img0), np.float32),
+                                         "judge_after": np.asarray(judge(out.image), np.float32)})}
 
 
 def _layer_progress(every_s: float = 10.0):
@@ -118,58 +147,113 @@ def _save_pngs(run: runs.RunDir, index, arrays, lo_hi):
         a, b = pictures.to_uint8(arrays["img_in"][row], *lo_hi), pictures.to_uint8(arrays["img_out"][row], *lo_hi)
         tiles = [a, b, pictures.mask_overlay(b, arrays["mask"][row])]
         pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
-                         pictures.grid([tiles], scale=pictures.upscale_for_viewing(a.shape[0])))
+                          pictures.grid([tiles], scale=pictures.upscale_for_viewing(a.shape[0])))
+
+
+def _preview_path(run: runs.RunDir, k: int):
+    return run.path / "shards" / f"preview_{k:05d}.npz"
+
+
+def display_range(params, cfg, dirs, z_all, st: EditSettings) -> tuple:
+    """The PNG display range of the whole run, from shard 0's input images: fixed by the settings, so every
+    process and every resume writes the same bytes. Also checks shard 0's inputs (before anything is written)."""
+    padded = batches.pad_batch(z_all[:st.batch_size], st.batch_size)
+    batch = pipeline.prepare(params, cfg, padded.array, dirs, truncation_psi=st.truncation_psi, target=st.target,
+                             distance=st.distance, s_scale=st.s_scale)
+    img0 = np.asarray(intervention.synth_program(cfg)(params, batch.styles))[:padded.valid]
+    cli.finite_or_error("the input image", img0, st.hint())
+    return pictures.display_range(img0)
+
+
+def _barrier(name: str) -> None:
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask_source: MaskSource, *,
-              condition_on=(), log=print) -> dict | None:
+              condition_on=(), judge=None, extra=None, log=print) -> dict | None:
     """Edit every sample of z_all [N, z_dim] into `run`, skipping finished shards. Returns the summary once all
-    shards exist (None on a process that is not the last to finish in a multi-host run)."""
+    shards exist (on process 0; None on the other processes of a multi-host run, after a final barrier).
+    `judge`: an independent attribute score images [B, R, R, 3] -> [B] (e.g. the toyfaces classifier), recorded
+    per image as judge_before / judge_after and summarised as the judge's flip rate. `extra`: {file name: bytes
+    or writer} written with grid.png and summary.json. Every array is checked finite before its shard is
+    written (a NaN / inf is an error naming the samples and the likely setting)."""
+    import jax
+
     mesh = runs.local_mesh()
-    runs.check_batch_size(st.batch_size, mesh)
-    n, bsz = len(z_all), st.batch_size
+    n, bsz = len(z_all), runs.fit_batch_size(st.batch_size, len(z_all), mesh)
+    if bsz != st.batch_size:
+        raise ValueError(f"--batch_size={st.batch_size} must be capped at {bsz} for {n} images (runs.fit_batch_size)")
     num_shards = -(-n // bsz)
-    todo = [k for k in runs.my_shards(num_shards) if not run.is_done(k)]
+    todo = run.pending(num_shards)
     if len(todo) < len(runs.my_shards(num_shards)):
         log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
-    lo_hi = None
+    run.remove_stale_temps(todo, bsz)
+    lo_hi = display_range(params, cfg, dirs, z_all, st)
     for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
         positions = np.arange(k * bsz, min((k + 1) * bsz, n))
         padded = batches.pad_batch(z_all[positions], bsz)
         pos_padded = batches.pad_batch(positions, bsz).array
-        arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh, condition_on)
-        arrays = {key: v[:padded.valid] for key, v in arrays.items()}
-        lo_hi = lo_hi or pictures.display_range(arrays["img_in"])
+        arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh, condition_on, judge)
+        arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
+        run.create()
         _save_pngs(run, positions, arrays, lo_hi)
         if k * bsz < GRID_IMAGES:  # raw images for grid.png, before the shard so a kill cannot orphan it
-            storage.save_npz_atomic(run.path / "shards" / f"preview_{k:05d}.npz", img_in=arrays["img_in"],
-                               img_out=arrays["img_out"])
+            storage.save_npz_atomic(_preview_path(run, k), img_in=arrays["img_in"], img_out=arrays["img_out"])
         run.write_shard(k, index=positions, **{key: v for key, v in arrays.items()
                                                if key not in ("img_in", "img_out", "mask")})
-    if not all(run.is_done(k) for k in range(num_shards)):
+    _barrier("si_jax.edit.done")
+    if jax.process_index() != 0:
         return None
-    return finish(run, num_shards, st, lo_hi)
+    missing = [k for k in range(num_shards) if not run.is_done(k)]
+    if missing:
+        raise ValueError(f"{len(missing)} of {num_shards} shards are missing after the run (first: "
+                         f"{run.shard_path(missing[0])}); do all processes write to the same --output_dir?")
+    return finish(run, num_shards, st, lo_hi, extra)
 
 
-def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None) -> dict:
-    """grid.png of the first shards' inputs vs outputs, and summary.json (means, stds, flip rate)."""
+def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None, extra=None) -> dict:
+    """grid.png of the first shards' inputs vs outputs, and summary.json (means, stds, flip rate), written together
+    (with `extra`, {file name: bytes or writer}). Deterministic: a function of the shards and settings only.
+    lo_hi: the display range (default: from shard 0's input images, as `display_range`)."""
     allv = run.read_all(num_shards)
-    previews = [np.load(p) for p in sorted((run.path / "shards").glob("preview_*.npz"))]
-    if previews:
-        img_in = np.concatenate([p["img_in"] for p in previews])[:GRID_IMAGES]
-        img_out = np.concatenate([p["img_out"] for p in previews])[:GRID_IMAGES]
-        lo_hi = lo_hi or pictures.display_range(img_in)
-        rows = [[pictures.to_uint8(x, *lo_hi) for x in img_in], [pictures.to_uint8(x, *lo_hi) for x in img_out]]
-        pictures.save_png(run.path / "grid.png", pictures.grid(rows, scale=pictures.upscale_for_viewing(
-            img_in.shape[1])), caption=f"top: input, bottom: {st.method} edit")
+    previews = []
+    for k in range(min(num_shards, -(-GRID_IMAGES // st.batch_size))):
+        try:
+            with np.load(_preview_path(run, k), allow_pickle=False) as p:
+                previews.append({"img_in": p["img_in"], "img_out": p["img_out"]})
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{_preview_path(run, k)} is missing or damaged ({e}); delete "
+                             f"{run.shard_path(k).name} and re-run the same command") from None
+    outputs = storage.Outputs()
+    img_in = np.concatenate([p["img_in"] for p in previews])[:GRID_IMAGES]
+    img_out = np.concatenate([p["img_out"] for p in previews])[:GRID_IMAGES]
+    lo_hi = lo_hi or pictures.display_range(previews[0]["img_in"])
+    rows = [[pictures.to_uint8(x, *lo_hi) for x in imgs[c:c + GRID_COLUMNS]]
+            for c in range(0, len(img_in), GRID_COLUMNS) for imgs in (img_in, img_out)]
+    outputs.add(run.path / "grid.png", pictures.png_bytes(
+        pictures.grid(rows, scale=pictures.upscale_for_viewing(img_in.shape[1])),
+        caption=f"each pair of rows: input above, {st.method} edit below"))
     mse, before, after = allv["mse_outside"], allv["score_before"], allv["score_after"]
+    judged = {}
+    if "judge_before" in allv:  # the independent judge's verdict (toyfaces classifier), not the S-space SVM's
+        jb, ja = allv["judge_before"], allv["judge_after"]
+        judged = {"judge_flip_rate": float(metrics.flip_rate(jb, ja)),
+                  "judge_score_change_mean": float((ja - jb).mean())}
     summary = {"method": st.method, "num_images": int(len(mse)),
                "mse_outside_mean": float(mse.mean()), "mse_outside_std": float(mse.std()),
                "score_change_mean": float((after - before).mean()),
-               "flip_rate": float(metrics.flip_rate(before, after)),
-               "lambda_mean": float(allv["lam"].mean()), "settings": run.settings,
-               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    runs.write_json_atomic(run.path / "summary.json", summary)
+               "flip_rate": float(metrics.flip_rate(before, after)), **judged,
+               "lambda_mean": float(allv["lam"].mean()), "settings": run.settings}
+    outputs.add_json(run.path / "summary.json", summary)
+    for name, data in (extra or {}).items():
+        outputs.add(run.path / name, data)
+    run.remove_top_level_temps()
+    outputs.commit()
     return summary
 
 

@@ -10,6 +10,7 @@ fig2_channels.png, fig2_iou.json (see bin/evaluate.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import pathlib
 import time
@@ -17,12 +18,15 @@ import time
 import numpy as np
 
 from si_jax.editing import intervention, masks as masks_lib
-from si_jax.engines import runs
+from si_jax import storage
+from si_jax.engines import cli, edit_run
 from si_jax.evaluation import comparison, figure_data, figure_panels, pictures
 from si_jax.stylegan2.config import G2Config
 
 DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
 DEFAULT_COEFFS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+OUTPUT_FILES = ("table2.md", "table2.json", "fig5_interpolation.png", "fig5_interpolation.json", "fig6_layers.png",
+                "fig6_mse.png", "fig6_mse.json", "fig2_channels.png", "fig2_iou.json")
 
 
 @dataclasses.dataclass
@@ -65,44 +69,60 @@ def parse_coeffs(text: str) -> tuple:
 
 
 def check_output_dir(path, overwrite: bool) -> pathlib.Path:
-    """--output_dir: a folder (or not there yet), empty unless `overwrite`. -> the path (nothing is created)."""
+    """--output_dir: a writable folder (or not there yet), empty unless `overwrite`, whose output names are not
+    folders. -> the path (nothing is created)."""
     p = pathlib.Path(path)
     if p.exists() and not p.is_dir():
         raise FileExistsError(f"--output_dir {p} exists and is not a folder")
     if p.is_dir() and any(p.iterdir()) and not overwrite:
         raise FileExistsError(f"--output_dir {p} is not empty; pass --overwrite to write into it")
+    cli.check_output_dir(p)
+    for name in OUTPUT_FILES:
+        if (p / name).is_dir():
+            raise FileExistsError(f"{p / name} is a folder; remove it or choose another --output_dir")
     return p
 
 
 def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     """Flags -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
     from si_jax.editing import directions
-    from si_jax.engines import demo, edit_cli, samples, synthetic
-    from si_jax.stylegan2 import builtin, loading, params as params_lib
+    from si_jax import world
+    from si_jax.engines import demo, edit_cli, samples, toyfaces
+    from si_jax.stylegan2 import builtin, params as params_lib
+    from si_jax.world import judges as judges_lib
 
     methods = parse_methods(flags.methods)
     coeffs = parse_coeffs(flags.coeffs)
-    for name in ("num_samples", "batch_size", "fig_images"):
-        if getattr(flags, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(flags, name)}")
-    if not 0.0 < flags.top_frac <= 1.0:
-        raise ValueError(f"--top_frac must be in (0, 1], got {flags.top_frac}")
+    for name in ("num_samples", "batch_size", "fig_images", "top_channels"):
+        cli.require(getattr(flags, name) >= 1, name, getattr(flags, name), "must be >= 1")
+    cli.require(flags.seed >= 0, "seed", flags.seed, "must be >= 0")
+    cli.require(cli.is_finite(flags.top_frac) and 0.0 < flags.top_frac <= 1.0, "top_frac", flags.top_frac,
+                "must be in (0, 1]")
     steps = flags.steps_per_layer if flags.steps_per_layer is not None else (
         DEMO_STEPS_PER_LAYER if is_demo else intervention.InterventionConfig.steps_per_layer)
+    edit_run.EditSettings(target=flags.target, distance=flags.distance, truncation_psi=flags.truncation_psi,
+                          batch_size=flags.batch_size, steps_per_layer=steps, learning_rate=flags.learning_rate)
     config = intervention.InterventionConfig(steps_per_layer=steps, learning_rate=flags.learning_rate)
+    mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
     out_dir = flags.output_dir or ("si_jax_eval_demo" if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
     out_dir = check_output_dir(out_dir, flags.overwrite)
+    cli.check_not_inputs([out_dir / name for name in OUTPUT_FILES],
+                         [flags.weights, flags.direction, flags.masks, *flags.condition_on])
+    attribute = flags.attribute or demo.DEMO_ATTRIBUTE
     if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
-        cfg = builtin.DEMO_CONFIG
-        mask_spec = flags.mask or flags.masks or synthetic.RegionAttribute().box_spec
+        canonical, cfg = cli.load_weights(builtin.BUILTIN_TOYFACES)
+        mask_spec = mask_flag or toyfaces.PART_SPEC + world.ATTRIBUTE_PART[toyfaces.check_attribute(attribute)]
     else:
-        canonical, cfg = loading.load_canonical(flags.weights)
-        mask_spec = flags.masks or flags.mask or "auto"
+        canonical, cfg = cli.load_weights(flags.weights)
+        mask_spec = mask_flag or "auto"
     n, res = flags.num_samples, cfg.img_resolution
+    judges = judges_lib.load_judges() if is_demo or mask_spec.startswith(toyfaces.PART_SPEC) else None
     if mask_spec == "auto":
         masks = "auto"
+    elif mask_spec.startswith(toyfaces.PART_SPEC):
+        masks = functools.partial(toyfaces.part_masks, judges, toyfaces.parse_part_spec(mask_spec))
     elif mask_spec.startswith(("box:", "ellipse:")):
         masks = np.broadcast_to(masks_lib.parse_mask_spec(mask_spec, res, res), (n, res, res))
     else:
@@ -120,9 +140,10 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
             raise ValueError("nothing to compare: 'interfacegan' needs --condition_on and no other method was given")
     classifier = None
     if is_demo:
-        log(demo.banner().replace("bin/edit.py", "bin/evaluate.py"))
-        _, cfg, params, dirs, _ = demo.demo_setup(log)
-        classifier = synthetic.RegionAttribute().score
+        log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
+        params = params_lib.to_jax_params(canonical, cfg)
+        dirs = toyfaces.fit_directions(params, cfg, judges, attribute, log=log)
+        classifier = functools.partial(judges.score, attribute)
     else:
         params = params_lib.to_jax_params(canonical, cfg)
         dirs = directions.load_directions(flags.direction)
@@ -151,6 +172,12 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
                                          target=flags.target, distance=flags.distance,
                                          truncation_psi=flags.truncation_psi,
                                          batch_size=min(flags.batch_size, len(inp.z)), keep=keep, log=log)
+    hint = cli.likely_cause(truncation_psi=flags.truncation_psi, distance=flags.distance,
+                            learning_rate=inp.config.learning_rate)
+    for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
+        for key, v in values.items():
+            cli.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
+                                np.where(np.isposinf(v), 0.0, v) if key == "psnr_outside" else v, hint)
     markdown, table = comparison.table2(results)
     coverage = float(np.mean(results["masks"]))
     table.update(skipped=inp.skipped, demo=inp.is_demo, settings=_settings(inp, flags), mask_coverage=coverage)
@@ -180,6 +207,7 @@ def _fig5_and_fig6(inp: EvalInputs, kept: dict, keep: int, pngs: dict, extra: di
     strip = figure_data.interpolation_strip(params, cfg, kept["styles"], kept["ds_z"], kept["ds_n"], kept["lam"],
                                               inp.coeffs)
     mse = figure_data.strip_outside_mse(strip, kept["input"], kept["mask"])
+    cli.finite_or_error("Fig. 5 outside-mask MSE", mse.T, cli.likely_cause(coeffs=max(map(abs, inp.coeffs))))
     pngs["fig5_interpolation.png"] = figure_panels.fig5_image(strip, kept["input"], kept["mask"], inp.coeffs, mse)
     extra["fig5_interpolation.json"] = {
         "definition": "s(c) = s + (1 - lam*) * ds_z + c * lam* * ds_n; c = 1 is the Style Intervention result",
@@ -217,14 +245,23 @@ def _fig2(inp: EvalInputs, flags, kept: dict, pngs: dict, extra: dict, log) -> N
 
 
 def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, extra: dict, log) -> None:
-    """Create `out` and write table2.md / table2.json, the JSON files and the PNGs (all atomic); log the table."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table2.md").write_text(markdown + "\n")
-    runs.write_json_atomic(out / "table2.json", table)
+    """Encode everything, then create `out` and write table2.md / table2.json, the JSON files and the PNGs
+    together (storage.Outputs: all or none, mode 0644); log the table."""
+    outputs = storage.Outputs()
+    outputs.add_text(out / "table2.md", markdown + "\n")
+    outputs.add_json(out / "table2.json", table)
     for name, obj in extra.items():
-        runs.write_json_atomic(out / name, obj)
+        outputs.add_json(out / name, obj)
     for name, (img, caption) in pngs.items():
-        pictures.save_png(out / name, img, caption=caption)
+        outputs.add(out / name, pictures.png_bytes(img, caption=caption))
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        outputs.commit()
+    except BaseException:
+        if created:
+            out.rmdir()
+        raise
     log("")
     log(markdown)
     log("")
@@ -232,7 +269,10 @@ def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, ex
 
 
 def _settings(inp: EvalInputs, flags) -> dict:
-    return {"weights": "builtin:demo" if inp.is_demo else flags.weights, "direction": flags.direction or "demo",
+    from si_jax.engines import demo
+
+    return {"weights": "builtin:toyfaces" if inp.is_demo else flags.weights,
+            "direction": flags.direction or f"demo:{flags.attribute or demo.DEMO_ATTRIBUTE}",
             "num_samples": len(inp.z), "seed": flags.seed, "mask": inp.mask_desc, "methods": list(inp.methods),
             "condition_on": list(flags.condition_on), "target": flags.target, "distance": flags.distance,
             "truncation_psi": flags.truncation_psi, "steps_per_layer": inp.config.steps_per_layer,

@@ -103,8 +103,9 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                     batch_size: int = 8, data_range=None, keep: int = 0, log=None) -> dict:
     """Run every method on the same samples and masks; per-method per-image metrics.
 
-    z: [N, z_dim]; dirs: {'s', 'z', 'w'} Directions; masks: [N, R, R], [R, R] (shared) or 'auto'
-    (masks.auto_mask from the S-only edit, per image); methods: subset of pipeline.METHODS ('interfacegan' needs
+    z: [N, z_dim]; dirs: {'s', 'z', 'w'} Directions; masks: [N, R, R], [R, R] (shared), 'auto'
+    (masks.auto_mask from the S-only edit, per image) or a function (img0, img_s_edit) -> [B, R, R] (e.g. a
+    segmenter's part, engines.toyfaces.part_masks); methods: subset of pipeline.METHODS ('interfacegan' needs
     `condition_on`, Z Directions of other attributes). Images are processed in batches of `batch_size` (the last
     padded, so every batch reuses the same compiled programs). data_range: for SSIM/PSNR, default
     metrics.image_data_range of the first batch's input images (fixed for all methods and batches).
@@ -123,10 +124,12 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n, res = len(z), cfg.img_resolution
-    auto = isinstance(masks, str)
-    if auto and masks != "auto":
-        raise ValueError(f"masks must be an array or 'auto', got {masks!r}")
-    if not auto:
+    if isinstance(masks, str):
+        if masks != "auto":
+            raise ValueError(f"masks must be an array, a function or 'auto', got {masks!r}")
+        masks = masks_lib.auto_mask
+    from_images = callable(masks)
+    if not from_images:
         masks = np.asarray(masks_lib.validate_masks(masks, n, res, res), np.float32)
     log = log or (lambda msg: None)
     synth = intervention.synth_program(cfg)
@@ -139,9 +142,9 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
         batch = pipeline.prepare(params, cfg, padded.array, dirs, truncation_psi=truncation_psi, target=target,
                                  distance=distance)
         img0 = np.asarray(synth(params, batch.styles))
-        if auto:
-            img_s = synth(params, [s + d for s, d in zip(batch.styles, batch.ds_n)])
-            mask = np.asarray(masks_lib.auto_mask(img0, img_s), np.float32)
+        if from_images:
+            img_s = np.asarray(synth(params, [s + d for s, d in zip(batch.styles, batch.ds_n)]))
+            mask = np.asarray(masks(img0, img_s), np.float32)
         else:
             mask = batches.pad_batch(masks[start:start + batch_size], batch_size).array
         if data_range is None:

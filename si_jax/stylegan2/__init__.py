@@ -6,6 +6,7 @@
     params       canonical (NVlabs-named numpy dict) -> params pytree; random init; fingerprint
     style_space  S as an object: names, dims, offsets, flat <-> per layer
     module       the Flax NNX face of the same functions
+    discriminator  the NVlabs resnet D (for si_jax.training)
     builtin, loading   generators that ship with si_jax; any weights file -> (params, cfg)
 
 May import: weights_convert (formats) and si_jax.storage/metrics. Nothing above it.

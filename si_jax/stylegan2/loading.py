@@ -1,6 +1,6 @@
 """Weights file -> generator: the one entry point every binary and the API use to load a StyleGAN2.
 
-    params, cfg = load_generator('ffhq.pkl')   # .safetensors, NVlabs/TF .pkl, rosinality .pt, or 'builtin:demo'
+    params, cfg = load_generator('ffhq.pkl')   # .safetensors, .pkl (NVlabs/TF), .pt, 'builtin:toyfaces'
 """
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ BUILTIN_DEMO = builtin.BUILTIN_DEMO
 def load_canonical(path) -> tuple:
     """Any supported weights file (.safetensors, NVlabs/TF .pkl, rosinality .pt) -> (canonical dict, G2Config).
 
-    `builtin:demo` is the small deterministic generator of `si_jax.stylegan2.builtin` (no file needed).
+    `builtin:demo` / `builtin:toyfaces` are the generators of `si_jax.stylegan2.builtin` (no file needed).
     Raises FileNotFoundError, or ValueError (weights_convert.WeightsFormatError) naming the problem.
     """
     if str(path) == BUILTIN_DEMO:
         return builtin.demo_generator()
+    if str(path).startswith("builtin:"):
+        path = builtin.shipped_file(str(path))
     import weights_convert
 
     path = pathlib.Path(path)
