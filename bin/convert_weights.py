@@ -28,6 +28,8 @@ def convert(src: str, dst: str, overwrite: bool) -> str:
     """Read `src`, write `dst`; returns the one-line summary. Raises WeightsFormatError / OSError / ValueError."""
     import weights_convert as wc
 
+    if os.path.isdir(src):
+        raise IsADirectoryError(f"--input {src} is a folder; give a weights file (.pkl, .pt or .safetensors)")
     if not dst.endswith(".safetensors"):
         raise ValueError(f"--output must end with .safetensors: {dst}")
     if os.path.exists(dst) and not overwrite:
@@ -35,8 +37,15 @@ def convert(src: str, dst: str, overwrite: bool) -> str:
     out_dir = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"output folder does not exist: {out_dir}")
+    if os.path.isdir(dst):
+        raise IsADirectoryError(f"--output {dst} is a folder; give a file path")
+    if os.path.exists(src) and os.path.exists(dst) and os.path.samefile(src, dst):
+        raise ValueError(f"--output {dst} is the --input file; choose another output path")
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write into {out_dir} (no permission or read-only); choose another location")
     params, config = wc.read_weights(src)
     wc.save_safetensors(dst, params, config)
+    os.chmod(dst, 0o644)   # like every si_jax output (the writer's temp file is 0600)
     res = config["img_resolution"]
     return (f"converted {config['source_format']} {src} -> {dst}: {res}x{res}, {len(params)} tensors, "
             f"{wc.count_parameters(params):,} parameters, {wc.style_dim(config)} style values")

@@ -6,7 +6,11 @@
         [--method=intervention|z|w|interfacegan|s] [--batch_size=8] [--steps_per_layer] [--learning_rate] ...
 
 Outputs in --output_dir: shards/*.npz (edited styles, Λ*, outside-mask MSE, S scores), images/*.png
-(input | output | mask), grid.png, summary.json. Re-running the same command resumes.
+(input | output | mask), grid.png, summary.json. Re-running the same command resumes, and every file it writes has
+the same bytes as in an uninterrupted run. Nothing is created before every flag and input is checked (and shard
+0's input images are finite); a shard with a NaN / inf result is an error naming its samples and the likely setting.
+--batch_size is capped at the number of images. With --samples, the samples' generator id must match --weights
+and their truncation_psi is used. Errors are one `error: ...` line (si_jax.engines.cli).
 """
 import os
 import sys

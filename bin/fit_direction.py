@@ -36,22 +36,20 @@ def main(argv):
     cli.run_guarded(_run)
 
 
-def _write_text_atomic(path, text: str) -> None:
-    tmp = f"{os.path.dirname(os.path.abspath(path))}/.{os.path.basename(path)}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _run():
+    from si_jax import storage
     from si_jax.editing import directions
     from si_jax.engines import cli, labels, samples
 
     if not FLAGS.output.endswith(".npz"):
         raise cli.UsageError(f"--output must end in .npz, got {FLAGS.output}")
     table_path = FLAGS.output[:-len(".npz")] + ".table1.md"
-    cli.check_output_free(FLAGS.output, FLAGS.overwrite)
-    cli.check_output_free(table_path, FLAGS.overwrite)
+    cli.check_finite_flags(threshold=FLAGS.threshold, ratio=FLAGS.ratio, C_s=FLAGS.C_s)
+    cli.require(0.0 <= FLAGS.val_fraction < 1.0, "val_fraction", FLAGS.val_fraction, "must be in [0, 1)")
+    cli.require(FLAGS.C_s is None or FLAGS.C_s > 0, "C_s", FLAGS.C_s, "must be > 0")
+    cli.check_input_files(labels=FLAGS.labels)
+    for path in (FLAGS.output, table_path):
+        cli.check_output_free(path, FLAGS.overwrite, inputs=[FLAGS.samples, FLAGS.labels])
     data = samples.load_samples(FLAGS.samples)
     n = len(data["index"])
     y, idx = labels.load_labels(FLAGS.labels, n, threshold=FLAGS.threshold, ratio=FLAGS.ratio)
@@ -61,9 +59,14 @@ def _run():
     for space, key, C in (("s", "styles", FLAGS.C_s), ("z", "z", None), ("w", "w", None)):
         fitted[space] = directions.fit_direction(data[key][idx], y, space=space, attribute=attribute, C=C,
                                                  val_fraction=FLAGS.val_fraction, seed=FLAGS.seed)
+        d = fitted[space]
+        cli.finite_or_error(f"the {space}-space direction", d.normal[None], f"degenerate {key} codes or --C_s")
     report = directions.table1_report(fitted)
-    directions.save_directions(FLAGS.output, fitted, generator_id=data["manifest"]["generator_id"])
-    _write_text_atomic(table_path, report)
+    outputs = storage.Outputs()   # both files or neither
+    outputs.add(FLAGS.output, lambda tmp: directions.save_directions(
+        tmp, fitted, generator_id=data["manifest"]["generator_id"]))
+    outputs.add_text(table_path, report)
+    outputs.commit()
     print(report, end="")
     print(f"wrote {FLAGS.output} and {table_path}", file=sys.stderr)
 

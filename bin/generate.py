@@ -4,7 +4,9 @@
     python bin/generate.py --weights=G.safetensors --styles=S.npz --output=RES.npz
 
 Z.npz holds `z` [N, z_dim]; S.npz holds `s` [N, S] (flat, forward layer order). RES.npz gets `w` [N, w_dim]
-(latents only), `styles` [N, S] and `images` [N, H, W, C] float32 in the model's raw range.
+(latents only), `styles` [N, S] and `images` [N, H, W, C] float32 in the model's raw range. Nothing is written
+unless every flag, input and output path checks out and every result is finite (a NaN / inf names the samples
+and the likely cause); --batch_size is capped at N. Errors are one `error: ...` line (si_jax.engines.cli).
 """
 import os
 import sys
@@ -44,31 +46,34 @@ def _run():
 
     if (FLAGS.latents is None) == (FLAGS.styles is None):
         raise cli.UsageError("give exactly one of --latents or --styles")
-    cli.check_output_free(FLAGS.output, FLAGS.overwrite)
-    params, cfg = si_jax.load_generator(FLAGS.weights)
+    cli.require(FLAGS.batch_size >= 1, "batch_size", FLAGS.batch_size, "must be >= 1")
+    cli.check_finite_flags(truncation_psi=FLAGS.truncation_psi)
+    cli.check_input_files(latents=FLAGS.latents, styles=FLAGS.styles)
+    cli.check_output_free(FLAGS.output, FLAGS.overwrite, inputs=[FLAGS.weights, FLAGS.latents, FLAGS.styles])
+    canonical, cfg = cli.load_weights(FLAGS.weights)
+    params = si_jax.to_jax_params(canonical, cfg)
     space = si_jax.StyleSpace.of(cfg)
     if FLAGS.latents:
-        z = storage.load_npz_array(FLAGS.latents, "z", ndim=2, last_dim=cfg.z_dim)
+        inputs = storage.load_npz_array(FLAGS.latents, "z", ndim=2, last_dim=cfg.z_dim)
         fn = jax.jit(lambda p, z, k: si_jax.generate(p, cfg, z, FLAGS.truncation_psi, FLAGS.noise_mode, k))
-        inputs = z
+        hint = cli.likely_cause(truncation_psi=FLAGS.truncation_psi)
     else:
-        s = storage.load_npz_array(FLAGS.styles, "s", ndim=2, last_dim=space.total)
+        inputs = storage.load_npz_array(FLAGS.styles, "s", ndim=2, last_dim=space.total)
         fn = jax.jit(lambda p, s, k: (None, space.split(s), si_jax.synthesize(p, cfg, space.split(s),
                                                                                 FLAGS.noise_mode, k)))
-        inputs = s
+        hint = f"style codes in {FLAGS.styles} too large for the generator"
+    bs = cli.note_batch_size(min(FLAGS.batch_size, len(inputs)))   # never pad a few inputs up to a huge batch
     key = jax.random.PRNGKey(FLAGS.seed)
-    ws, styles, images = [], [], []
-    for start in cli.progress(range(0, len(inputs), FLAGS.batch_size), len(inputs), FLAGS.batch_size, "images"):
-        chunk = batches.pad_batch(inputs[start:start + FLAGS.batch_size], FLAGS.batch_size)
+    parts = {"w": [], "styles": [], "images": []}
+    for start in cli.progress(range(0, len(inputs), bs), len(inputs), bs, "images"):
+        chunk = batches.pad_batch(inputs[start:start + bs], bs)
         w, s, img = fn(params, chunk.array, jax.random.fold_in(key, start))
-        n = chunk.valid
-        if w is not None:
-            ws.append(np.asarray(w)[:n])
-        styles.append(np.asarray(space.concat(s))[:n])
-        images.append(np.asarray(img)[:n])
-    out = {"styles": np.concatenate(styles), "images": np.concatenate(images)}
-    if ws:
-        out["w"] = np.concatenate(ws)
+        got = {"w": w, "styles": space.concat(s), "images": img}
+        for name, value in got.items():
+            if value is not None:
+                parts[name].append(cli.finite_or_error(name, np.asarray(value)[:chunk.valid], hint,
+                                                       index=np.arange(start, start + chunk.valid)))
+    out = {name: np.concatenate(v) for name, v in parts.items() if v}
     storage.save_npz_atomic(FLAGS.output, **out)
     print(f"wrote {FLAGS.output}: {len(out['images'])} images {out['images'].shape[1:]}, styles {space.total}")
 

@@ -22,6 +22,8 @@ def main(argv):
     def run():
         import math
 
+        import numpy as np
+
         import si_jax
         from si_jax.engines import runs
         from si_jax.training import quality
@@ -32,12 +34,18 @@ def main(argv):
         if FLAGS.output:
             cli.check_output_free(FLAGS.output, overwrite=True, inputs=[FLAGS.weights])
         canonical, cfg = cli.load_weights(FLAGS.weights)
-        report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judges.load_judges(),
-                                        num=FLAGS.num, truncation_psi=FLAGS.truncation_psi)
+        hint = cli.likely_cause(truncation_psi=FLAGS.truncation_psi)
+        try:
+            report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judges.load_judges(),
+                                            num=FLAGS.num, truncation_psi=FLAGS.truncation_psi)
+        except np.linalg.LinAlgError as e:   # the Fréchet distance of non-finite features
+            raise cli.NonFiniteError(f"quality report: the Fréchet distance failed ({e}); likely cause: {hint}") \
+                from None
         report.update(weights=FLAGS.weights, fingerprint=si_jax.fingerprint(canonical))
-        print(json.dumps(report))
+        cli.finite_numbers_or_error(report, "quality report", hint)
         if FLAGS.output:
             runs.write_json_atomic(FLAGS.output, report)
+        print(json.dumps(report))
 
     cli.run_guarded(run)
 

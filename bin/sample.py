@@ -10,8 +10,12 @@ uninterrupted run); other settings into the same folder are refused. Images use 
 
 Devices: each batch is split over this process's devices (--batch_size must be a multiple of their number).
 Hosts (--multihost): jax.distributed.initialize(); process p computes shards p, p+P, ... into the SAME folder
-(a shared filesystem is assumed). Process 0 creates run.json before the others start, and after a final barrier
-checks that every shard exists and writes the contact sheet and manifest.json.
+(a shared filesystem is assumed); each writes run.json (the same bytes) with its first shard. After a final
+barrier process 0 checks that every shard exists and writes the contact sheet and manifest.json.
+
+Nothing is created before the flags, the weights and shard 0 were checked (shard 0 is computed first: its images
+fix the PNG display range, so resumed runs write the same bytes); a NaN or inf in any result is an error naming
+the samples, with nothing written for them. --batch_size is capped at the number of samples.
 """
 import os
 import sys
@@ -53,18 +57,12 @@ def _barrier(name: str) -> None:
 
 
 def _check_flags():
-    import math
-
     from si_jax.engines import cli
 
-    if FLAGS.num_samples < 1:
-        raise cli.UsageError(f"--num_samples must be >= 1, got {FLAGS.num_samples}")
-    if FLAGS.batch_size < 1:
-        raise cli.UsageError(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
-    if FLAGS.seed < 0:
-        raise cli.UsageError(f"--seed must be >= 0, got {FLAGS.seed}")
-    if not math.isfinite(FLAGS.truncation_psi):
-        raise cli.UsageError(f"--truncation_psi must be finite, got {FLAGS.truncation_psi}")
+    cli.require(FLAGS.num_samples >= 1, "num_samples", FLAGS.num_samples, "must be >= 1")
+    cli.require(FLAGS.batch_size >= 1, "batch_size", FLAGS.batch_size, "must be >= 1")
+    cli.require(FLAGS.seed >= 0, "seed", FLAGS.seed, "must be >= 0")
+    cli.check_finite_flags(truncation_psi=FLAGS.truncation_psi)
 
 
 def _make_generate(cfg, space, with_images: bool):
@@ -80,18 +78,6 @@ def _make_generate(cfg, space, with_images: bool):
         return w, space.concat(styles), img
 
     return jax.jit(fn)
-
-
-def _remove_stale_temp(run, todo: set, batch_size: int) -> None:
-    """Delete temp files a killed run left for the shards in `todo` (others may belong to live processes)."""
-    import re
-
-    pattern = re.compile(r"^\.(?:shard_(\d+)\.npz|(\d+)\.png)\.tmp\d+$")
-    for sub in ("shards", "images"):
-        for f in (run.path / sub).glob(".*.tmp*") if (run.path / sub).is_dir() else ():
-            m = pattern.match(f.name)
-            if m and (int(m[1]) if m[1] else int(m[2]) // batch_size) in todo:
-                f.unlink(missing_ok=True)
 
 
 def _contact_sheet(folder, num_samples: int, resolution: int):
@@ -136,57 +122,61 @@ def _run():
     import numpy as np
 
     import si_jax
+    from si_jax import storage
     from si_jax.editing import batches
     from si_jax.engines import cli, runs, samples
     from si_jax.evaluation import pictures
-    from si_jax.stylegan2 import loading
 
     _check_flags()
     lead = jax.process_index() == 0
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if lead else (lambda msg: None)
     t0 = time.perf_counter()
-    canonical, cfg = loading.load_canonical(FLAGS.weights)
+    cli.check_output_dir(FLAGS.output_dir, inputs=[FLAGS.weights])
+    canonical, cfg = cli.load_weights(FLAGS.weights)
     params = si_jax.to_jax_params(canonical, cfg)
     space = si_jax.StyleSpace.of(cfg)
     mesh = runs.local_mesh()
-    runs.check_batch_size(FLAGS.batch_size, mesh)
-    n, bs = FLAGS.num_samples, FLAGS.batch_size
+    n = FLAGS.num_samples
+    bs = runs.fit_batch_size(FLAGS.batch_size, n, mesh)
     settings = {"generator_id": si_jax.fingerprint(canonical), "num_samples": n, "seed": FLAGS.seed,
                 "truncation_psi": FLAGS.truncation_psi, "batch_size": bs, "save_images": FLAGS.save_images,
                 "noise_mode": NOISE_MODE}
-    if lead:
-        run = runs.RunDir(FLAGS.output_dir, settings, primary=True)
-    _barrier("si_jax.sample.run_dir")          # run.json exists before the other processes look
-    if not lead:
-        run = runs.RunDir(FLAGS.output_dir, settings, primary=False)
+    run = runs.RunDir(FLAGS.output_dir, settings)   # checks only: created with the first finished shard
     shards = samples.shard_ranges(n, bs)
     mine = runs.my_shards(len(shards))
-    todo = [k for k in mine if not run.is_done(k)]
+    todo = run.pending(len(shards))
     log(f"{n} samples in {len(shards)} shards of {bs}; {jax.process_count()} process(es), {mesh.devices.size} "
         f"local device(s); generator {settings['generator_id']}")
+    if bs < FLAGS.batch_size:
+        log(f"note: --batch_size={FLAGS.batch_size} capped at {bs} (the number of samples)")
     if len(todo) < len(mine):
         log(f"resuming: {len(mine) - len(todo)} of this process's {len(mine)} shards already done")
-    _remove_stale_temp(run, set(todo), bs)
+    run.remove_stale_temps(todo, bs)
 
     generate = _make_generate(cfg, space, FLAGS.save_images)
     params = runs.replicate(params, mesh)
+    hint = cli.likely_cause(truncation_psi=FLAGS.truncation_psi)
 
     def compute(k):
+        """Shard k -> (index, z, w, styles, images or None), every array checked finite."""
         start, count = shards[k]
         index = np.arange(start, start + count, dtype=np.int64)
         z = samples.latents(FLAGS.seed, index, cfg.z_dim)
         w, s, img = generate(params, runs.shard_batch(batches.pad_batch(z, bs).array, mesh))
-        img = None if img is None else np.asarray(img)[:count]
-        return index, z, np.asarray(w)[:count], np.asarray(s)[:count], img
+        got = {"w": w, "styles": s, "images": img}
+        got = {key: None if v is None else np.asarray(v)[:count] for key, v in got.items()}
+        cli.check_finite(got, hint, index)
+        return index, z, got["w"], got["styles"], got["images"]
 
     display_range = None
     if FLAGS.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
         display_range = pictures.display_range(compute(0)[4])
-        (run.path / "images").mkdir(exist_ok=True)
     work = sum(shards[k][1] for k in todo)
     for k in (cli.progress(todo, work, bs, "images") if lead else todo):
         index, z, w, s, img = compute(k)
         if img is not None:   # images first: a shard file on disk means its images are there too
+            run.create()
+            (run.path / "images").mkdir(exist_ok=True)
             for i, im in zip(index, pictures.to_uint8(img, *display_range)):
                 pictures.save_png(run.path / samples.image_file(int(i)), im)
         run.write_shard(k, index=index, z=z, w=w, styles=s)
@@ -198,11 +188,12 @@ def _run():
     if missing:
         raise ValueError(f"{len(missing)} of {len(shards)} shards are missing after the run (first: "
                          f"{samples.shard_file(missing[0])}); do all processes write to the same --output_dir?")
-    for stale in run.path.glob(".*.tmp*"):
-        stale.unlink(missing_ok=True)
+    run.remove_top_level_temps()
+    outputs = storage.Outputs()
     if FLAGS.save_images:
-        pictures.save_png(run.path / CONTACT_SHEET, _contact_sheet(run.path, n, cfg.img_resolution))
-    runs.write_json_atomic(run.path / samples.MANIFEST, _manifest(run.settings, cfg, space, shards, display_range))
+        outputs.add(run.path / CONTACT_SHEET, pictures.png_bytes(_contact_sheet(run.path, n, cfg.img_resolution)))
+    outputs.add_json(run.path / samples.MANIFEST, _manifest(run.settings, cfg, space, shards, display_range))
+    outputs.commit()
     print(f"wrote {run.path}: {n} samples, z {cfg.z_dim}, w {cfg.w_dim}, styles {space.total} "
           f"({time.perf_counter() - t0:.1f}s)")
 

@@ -1,51 +1,174 @@
-"""Files every stage writes or reads: validated .npz arrays, atomic .npz writes, versioned JSON headers, and the
-content fingerprint that ties a file to the weights it came from.
+"""Files every stage writes or reads: validated .npz arrays, deterministic atomic writes (one file, or a staged set
+of outputs committed together), versioned JSON headers, and the content fingerprint that ties a file to the
+weights it came from.
+
+Every file si_jax writes goes through `write_atomic` (temp file in the same folder, mode 0644, rename): a reader
+never sees half a file, and the bytes depend only on the content (npz members carry a fixed timestamp), so a
+resumed run rewrites identical files. `Outputs` stages several files and writes them all at the end.
 
 A leaf: imports nothing of si_jax.
 """
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import pathlib
+import zipfile
 
 import numpy as np
 
+FILE_MODE = 0o644
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
-def load_npz_array(path, key: str, *, ndim: int, last_dim: int | None = None) -> np.ndarray:
-    """One float32 array from an .npz, validated: present, rank `ndim`, last dim, finite. No pickles."""
+
+def load_npz_array(path, key: str, *, ndim: int, last_dim: int | None = None, min_rows: int = 1) -> np.ndarray:
+    """One float32 array from an .npz, validated: present, real-valued, rank `ndim`, last dim, >= `min_rows` rows,
+    finite. No pickles. Every problem is a ValueError / FileNotFoundError naming the file."""
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an .npz file")
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if key not in data:
-                raise ValueError(f"{path}: no array '{key}' (has: {', '.join(data.files) or 'none'})")
-            arr = np.asarray(data[key])
-    except (OSError, EOFError) as e:
+        with open(path, "rb") as f:
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError(f"{path} is a .npy array, not an .npz archive; write it with "
+                                 f"numpy.savez(path, {key}=array)")
+            with data:
+                if key not in data.files:
+                    raise ValueError(f"{path}: no array '{key}' (has: {', '.join(data.files) or 'none'})")
+                arr = np.asarray(data[key])
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
     if arr.ndim != ndim or (last_dim is not None and arr.shape[-1] != last_dim):
         want = f"rank {ndim}" + (f" with last dimension {last_dim}" if last_dim is not None else "")
         raise ValueError(f"{path}: '{key}' has shape {arr.shape}, expected {want}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{path}: '{key}' is not numeric (dtype {arr.dtype})")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{path}: '{key}' must hold real numbers (dtype {arr.dtype})")
+    if ndim and arr.shape[0] < min_rows:
+        raise ValueError(f"{path}: '{key}' has {arr.shape[0]} rows, need at least {min_rows}")
     arr = arr.astype(np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{path}: '{key}' contains NaN or infinite values")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row = int(np.argmax(bad.reshape(len(arr), -1).any(1))) if ndim else 0
+        raise ValueError(f"{path}: '{key}' contains NaN or infinite values (first in row {row}), or values too "
+                         "large for float32")
     return arr
 
 
-def save_npz_atomic(path, **arrays) -> None:
-    """np.savez to a temp file in the same folder, then rename: readers never see half a file."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def write_npz(file, **arrays) -> None:
+    """Write the .npz of `arrays` (an uncompressed zip of .npy members, like numpy.savez) to a binary file
+    object, byte-for-byte a function of the arrays: members in the given order, fixed timestamp, streamed."""
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as zf:
+        for name, value in arrays.items():
+            with zf.open(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME), "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def npz_bytes(**arrays) -> bytes:
+    """`write_npz` into memory."""
+    buf = io.BytesIO()
+    write_npz(buf, **arrays)
+    return buf.getvalue()
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, pathlib.PurePath):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def json_bytes(obj) -> bytes:
+    """Indented, key-sorted, strictly valid JSON (NaN / inf are refused with a ValueError, not written)."""
     try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=_json_default) + "\n").encode()
+    except ValueError as e:
+        raise ValueError(f"refusing to write non-finite numbers into JSON ({e})") from None
+
+
+def temp_path(path) -> pathlib.Path:
+    """The temp name a write of `path` uses: `.NAME.tmpPID` in the same folder."""
+    path = pathlib.Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _write_temp(path, data) -> pathlib.Path:
+    """Write `data` (bytes, or a function tmp_path -> None that creates the file) to path's temp name, mode
+    0644. -> the temp path (removed again on failure)."""
+    tmp = temp_path(path)
+    try:
+        if callable(data):
+            data(tmp)
+        else:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        os.chmod(tmp, FILE_MODE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_atomic(path, data) -> None:
+    """Write bytes (or what a writer function puts at the temp path) to `path`: temp file, mode 0644, rename."""
+    tmp = _write_temp(path, data)
+    try:
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
+
+
+def save_npz_atomic(path, **arrays) -> None:
+    """`write_npz` of the arrays, atomically (streamed to the temp file): readers never see half a file."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            write_npz(f, **arrays)
+
+    write_atomic(path, write)
+
+
+class Outputs:
+    """The files one step writes, all or none: stage them (bytes, or a writer of a temp path), then `commit()`.
+
+    commit() writes every temp file first (mode 0644) and renames them only when all were written; if any write
+    fails, every temp file is removed and no output appears. Stage everything after the computation, so a
+    failure anywhere before leaves nothing new behind.
+    """
+
+    def __init__(self):
+        self._staged = {}
+
+    def add(self, path, data) -> None:
+        self._staged[pathlib.Path(path)] = data
+
+    def add_json(self, path, obj) -> None:
+        self.add(path, json_bytes(obj))
+
+    def add_text(self, path, text: str) -> None:
+        self.add(path, text.encode())
+
+    def paths(self) -> list:
+        return list(self._staged)
+
+    def commit(self) -> list:
+        """-> the written paths, in staging order."""
+        temps = []
+        try:
+            for path, data in self._staged.items():
+                temps.append((_write_temp(path, data), path))
+            for tmp, path in temps:
+                os.replace(tmp, path)
+        finally:
+            for tmp, _ in temps:
+                tmp.unlink(missing_ok=True)
+        return self.paths()
 
 
 def check_format_header(header, where, what: str, fmt: str, version: int) -> dict:

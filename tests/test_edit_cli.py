@@ -62,6 +62,19 @@ def _shards(out):
     return {f.name: dict(np.load(f)) for f in files}
 
 
+def _tree(folder):
+    """{relative path: bytes} of every file under folder."""
+    folder = pathlib.Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _assert_same_files(ref, out):
+    a, b = _tree(ref), _tree(out)
+    assert sorted(a) == sorted(b)
+    differ = [name for name in a if a[name] != b[name]]
+    assert not differ, f"files differ from the uninterrupted run: {differ}"
+
+
 def test_edit_outputs_and_content(tmp_path, cache, direction_file):
     out = tmp_path / "run"
     edit(cache, *_real(direction_file, out))
@@ -79,6 +92,9 @@ def test_edit_outputs_and_content(tmp_path, cache, direction_file):
 
     assert Image.open(out / "grid.png").size[0] > 200
     assert len(list((out / "images").glob("*.png"))) == 4
+    modes = {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
+    assert modes == {"0o644"}, modes
+    assert "finished" not in summary  # summary.json is deterministic (wall-clock time goes to the log)
     # the Z-space baseline on the same images is much less local
     zout = tmp_path / "z"
     edit(cache, *_real(direction_file, zout, "--method=z"))
@@ -113,14 +129,41 @@ def test_kill_and_resume_gives_identical_results(tmp_path, cache, direction_file
     proc.wait()
     done = len(list((out / "shards").glob("shard_*.npz")))
     assert 1 <= done < 4, f"kill came too late or too early ({done} shards)"
+    # what a kill during a write leaves behind (shard 3 is never done yet): removed on resume
+    (out / "shards" / ".shard_00003.npz.tmp99999").write_bytes(b"half a file")
+    (out / "images").mkdir(exist_ok=True)
+    (out / "images" / ".000007.png.tmp99999").write_bytes(b"half a file")
     resumed = edit(cache, *_real(direction_file, out, *args))
     assert "resuming" in resumed.stdout
-    a, b = _shards(ref), _shards(out)
-    assert a.keys() == b.keys()
-    for name in a:
-        for key in a[name]:
-            np.testing.assert_array_equal(a[name][key], b[name][key], err_msg=f"{name}:{key}")
-    assert not list(out.rglob(".*tmp*"))
+    _assert_same_files(ref, out)   # every file, byte for byte: shards, previews, PNGs, grid, summary, run.json
+    # a rerun of the finished run rewrites grid.png and summary.json with the same bytes
+    edit(cache, *_real(direction_file, out, *args))
+    _assert_same_files(ref, out)
+
+
+def test_two_processes_write_the_same_files(tmp_path, cache, direction_file):
+    """--multihost with 2 local CPU processes (process p edits shards p, p + 2, ...; process 0 writes grid.png and
+    summary.json after a barrier): every file is byte-identical to a one-process run."""
+    import socket
+
+    from test_sample_fit_cli import MULTIHOST_DRIVER
+
+    args = ["--method=s", "--num_samples=4"]   # 2 shards of 2
+    one, two = tmp_path / "one", tmp_path / "two"
+    edit(cache, *_real(direction_file, one, *args))
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    driver = tmp_path / "driver.py"
+    driver.write_text(MULTIHOST_DRIVER)
+    cmd = _cmd(cache, *_real(direction_file, two, *args), "--multihost")[1:]
+    procs = [subprocess.Popen([sys.executable, str(driver), str(pid), str(port), *cmd], cwd=REPO,
+                              env=dict(_env(), JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for pid in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    _assert_same_files(one, two)
 
 
 def test_different_settings_refused(tmp_path, cache, direction_file):

@@ -155,7 +155,8 @@ def test_interpolation_strip_end_points():
 def _flags(tmp_path, **kw):
     base = dict(methods="z,s,intervention", coeffs="0,1", num_samples=2, batch_size=2, fig_images=2, top_frac=0.05,
                 steps_per_layer=2, learning_rate=0.2, output_dir=str(tmp_path / "out"), overwrite=False, mask=None,
-                masks=None, fig_layer="", condition_on=[], weights=None, direction=None)
+                masks=None, fig_layer="", condition_on=[], weights=None, direction=None, attribute=None, seed=0,
+                top_channels=5, target="flip", distance=3.0, truncation_psi=1.0)
     base.update(kw)
     return types.SimpleNamespace(**base)
 

@@ -1,40 +1,294 @@
-"""Shared plumbing of the absl binaries: one-line errors, output checks, progress lines."""
+"""Shared plumbing of the absl binaries: the one rule every binary follows, and progress lines.
+
+The rule (every bin/*.py):
+  1. validate every flag and input before anything is created (`require`, `check_finite_flags`,
+     `check_output_free` / `check_output_dir`, `load_weights`, the loaders' own checks);
+  2. compute;
+  3. check that every array that will be written is finite (`finite_or_error`: a non-finite result is an error
+     naming the samples and the likely cause, e.g. `likely_cause(truncation_psi=...)`);
+  4. write the outputs atomically, last (si_jax.storage.Outputs / write_atomic; resumable runs write finished
+     shards as they go, see engines.runs).
+Any failure is ONE line `error: ...` on stderr and exit status 1 (`run_guarded`): bad flags and inputs, OS errors
+(naming the file and what to do), damaged files, and running out of memory (naming the batch size tried and a
+smaller one).
+"""
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import os
+import pathlib
 import sys
 import time
+
+import numpy as np
 
 
 class UsageError(ValueError):
     """Bad flags or inputs detected by a binary itself."""
 
 
+class NonFiniteError(ValueError):
+    """A computed array that would be written holds NaN or inf."""
+
+
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, KeyError)
+
+_OS_ADVICE = {
+    errno.EACCES: "no permission; check the permissions or choose another location",
+    errno.EPERM: "not permitted; check the permissions or choose another location",
+    errno.EROFS: "the file system is read-only; choose another location",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; choose another path",
+    errno.EISDIR: "this is a folder, a file was expected; give a file path",
+    errno.ENOSPC: "the disk is full; free some space or choose another location",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or choose another location",
+    errno.ENOENT: "no such file or folder",
+    errno.EEXIST: "it exists already",
+}
 
 
 def run_guarded(fn) -> None:
-    """Run fn(); an expected error becomes ONE line `error: ...` on stderr and exit status 1.
+    """Run fn(); an expected error, an OS error or running out of memory becomes ONE line `error: ...` on stderr
+    and exit status 1. Anything else (a bug) keeps its traceback.
 
-    jax's INFO chatter (e.g. 'Unable to initialize backend tpu') is silenced so that stderr stays readable."""
+    jax's INFO chatter (e.g. 'Unable to initialize backend tpu') and numpy's floating-point warnings are silenced
+    so that stderr stays readable (non-finite results are errors of their own, see `finite_or_error`)."""
     logging.getLogger("jax").setLevel(logging.WARNING)
     try:
-        fn()
+        with np.errstate(all="ignore"):   # overflow is reported once, by finite_or_error, not as numpy warnings
+            fn()
     except EXPECTED_ERRORS as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = _first_line(e)
         if isinstance(e, KeyError):
             msg = msg.strip("'\"")
-        print(f"error: {msg}", file=sys.stderr)
-        sys.exit(1)
+        if isinstance(e, OSError) and e.filename is not None:
+            msg = os_error_message(e)
+        _fail(msg)
+    except OSError as e:
+        _fail(os_error_message(e))
+    except MemoryError:
+        _fail(oom_message("host memory"))
+    except Exception as e:  # noqa: BLE001 - XLA's RESOURCE_EXHAUSTED is a JaxRuntimeError; other errors re-raise
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        _fail(oom_message(_first_line(e)))
 
 
-def check_output_free(path, overwrite: bool) -> None:
-    if os.path.exists(path) and not overwrite:
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _fail(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def os_error_message(e: OSError) -> str:
+    """'PATH: what happened; what to do' for an OSError (PermissionError, IsADirectoryError, ...)."""
+    what = _OS_ADVICE.get(e.errno, e.strerror or type(e).__name__)
+    where = e.filename if e.filename is not None else ""
+    return f"{where}: {what}" if where else what
+
+
+def _flag_value(names, flag_values=None):
+    """(name, value) of the first of `names` that is a defined, parsed absl flag (default: absl's global
+    FLAGS), else (None, None)."""
+    try:
+        if flag_values is None:
+            from absl import flags
+
+            flag_values = flags.FLAGS
+        for name in names:
+            if name in flag_values and flag_values.is_parsed():
+                return name, flag_values[name].value
+    except Exception:  # noqa: BLE001 - no absl, or not parsed
+        pass
+    return None, None
+
+
+_BATCH_IN_USE = {}
+
+
+def note_batch_size(value: int, flag: str = "batch_size") -> int:
+    """Record the batch size a binary actually runs with (after capping it), for `oom_message`. -> value."""
+    _BATCH_IN_USE.update(name=flag, value=int(value))
+    return value
+
+
+def oom_message(detail: str, flag_values=None) -> str:
+    """Out of memory: the batch size that was tried (`note_batch_size`, else the flag's value) and a smaller one
+    (a multiple of the local devices)."""
+    name, bs = _flag_value(("batch_size", "batch"), flag_values)
+    if _BATCH_IN_USE and flag_values is None:
+        name, bs = _BATCH_IN_USE["name"], _BATCH_IN_USE["value"]
+    if not isinstance(bs, int) or bs < 1:
+        return f"out of memory ({detail}); use smaller inputs or a machine with more memory"
+    try:
+        import jax
+
+        d = jax.local_device_count()
+    except Exception:  # noqa: BLE001
+        d = 1
+    smaller = max(d, (bs // 2) // d * d)
+    if smaller >= bs:
+        return f"out of memory ({detail}) at --{name}={bs}, the smallest for {d} device(s); use a machine with more " \
+               "memory or smaller inputs"
+    return f"out of memory ({detail}) at --{name}={bs}; try --{name}={smaller}"
+
+
+# ---------------------------------------------------------------------------------------------- flags and inputs
+
+def require(ok: bool, flag: str, value, why: str) -> None:
+    """UsageError `--flag=value why` unless ok."""
+    if not ok:
+        raise UsageError(f"--{flag}={value!r} {why}")
+
+
+def is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def is_finite(v) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def check_finite_flags(**values) -> None:
+    """Every given (not None) numeric flag value must be finite: UsageError naming the first that is not."""
+    for flag, v in values.items():
+        if v is not None:
+            require(is_finite(v), flag, v, "must be a finite number")
+
+
+def check_not_inputs(outputs, inputs) -> None:
+    """No output may be an input, a folder holding one, or lie inside an input folder (--overwrite never replaces
+    an input)."""
+    real = [(p, pathlib.Path(os.path.realpath(p))) for p in inputs if p and not str(p).startswith("builtin:")]
+    for out in outputs:
+        o = pathlib.Path(os.path.realpath(out))
+        for raw, i in real:
+            if i in o.parents:
+                raise UsageError(f"output {out} lies inside the input folder {raw}; choose another output path")
+            if i == o or o in i.parents:
+                raise UsageError(f"output {out} would replace the input {raw}; choose another output path")
+
+
+def _check_writable_folder(folder: pathlib.Path, what: str) -> None:
+    """The nearest existing folder at or above `folder` must be a folder we can write into."""
+    p = folder
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise UsageError(f"{what}: {p} is a file, not a folder; choose another path")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UsageError(f"{what}: cannot write into {p} (no permission or read-only); choose another location")
+
+
+def check_output_free(path, overwrite: bool, inputs=()) -> None:
+    """An output FILE: not a folder, not an input, absent unless `overwrite`, in an existing writable folder."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, _OS_ADVICE[errno.EISDIR], str(path))
+    if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
+    parent = pathlib.Path(os.path.abspath(path)).parent
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"output {path}: {parent} is a file, not a folder")
+    if not parent.is_dir():
         raise FileNotFoundError(f"output folder {parent} does not exist")
+    _check_writable_folder(parent, f"output {path}")
+    check_not_inputs([path], inputs)
+
+
+def check_output_dir(path, inputs=()) -> pathlib.Path:
+    """An output FOLDER (created later, maybe with parents): a folder or absent, writable, holding no input."""
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output_dir {path} exists and is not a folder")
+    _check_writable_folder(pathlib.Path(os.path.abspath(path)), f"--output_dir {path}")
+    check_not_inputs([path], inputs)
+    return path
+
+
+def check_input_files(**paths) -> None:
+    """Input file flags (None = not given; lists allowed): each must be an existing file, not a folder."""
+    for flag, value in paths.items():
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if path is None:
+                continue
+            if os.path.isdir(path):
+                raise UsageError(f"--{flag} {path} is a folder; give a file")
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"--{flag} {path}: file not found")
+
+
+def load_weights(path) -> tuple:
+    """--weights -> (canonical weights, G2Config), with a clear error for a folder given as weights."""
+    from si_jax.stylegan2 import loading
+
+    if path is not None and not str(path).startswith("builtin:") and os.path.isdir(path):
+        raise UsageError(f"--weights {path} is a folder; give a weights file (.safetensors, .pkl or .pt) or "
+                         "builtin:demo / builtin:toyfaces")
+    return loading.load_canonical(path)
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+# Magnitudes beyond which a setting is the likely cause of an overflow (NaN/inf) in the generator.
+TYPICAL = {"truncation_psi": 2.0, "distance": 30.0, "s_scale": 100.0, "learning_rate": 10.0, "coeffs": 10.0}
+
+
+def likely_cause(**values) -> str:
+    """'--s_scale=1e+38 (unusually large)' for the settings beyond TYPICAL, else all the given ones."""
+    given = {k: v for k, v in values.items() if v is not None}
+    big = {k: v for k, v in given.items() if abs(float(v)) > TYPICAL.get(k, 1e3)}
+    shown = ", ".join(f"--{k}={float(v):g}" for k, v in (big or given).items())
+    return f"{shown} (unusually large)" if big else f"the settings {shown} or the inputs"
+
+
+def finite_or_error(name: str, array, hint: str, index=None) -> np.ndarray:
+    """array [N, ...] (row r = sample index[r], default r) must be finite; else NonFiniteError naming the samples
+    and the likely cause `hint`. -> the array. Non-float arrays pass."""
+    a = np.asarray(array)
+    if not np.issubdtype(a.dtype, np.inexact):
+        return a
+    bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1) if a.ndim else ~np.isfinite(a.reshape(1))
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        ids = rows if index is None else np.asarray(index)[rows]
+        shown = ", ".join(str(int(i)) for i in ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        raise NonFiniteError(f"non-finite {name} (NaN or inf) for sample{'s' if len(ids) > 1 else ''} {shown}, "
+                             f"not written; likely cause: {hint}")
+    return a
+
+
+def check_finite(arrays: dict, hint: str, index=None) -> dict:
+    """`finite_or_error` for every array of a dict of per-sample arrays [N, ...]. -> arrays."""
+    for key, value in arrays.items():
+        if value is not None:
+            finite_or_error(key, value, hint, index)
+    return arrays
+
+
+def finite_numbers_or_error(obj, what: str, hint: str):
+    """Every number in a JSON-like tree (dicts, lists, tuples) must be finite; else NonFiniteError naming the
+    keys ('fd', 'attribute_freq.smile[0]', ...) and `hint`. -> obj."""
+    def walk(o, path):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                yield from walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(o, (list, tuple)):
+            for i, v in enumerate(o):
+                yield from walk(v, f"{path}[{i}]")
+        elif isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
+            yield path
+
+    bad = list(walk(obj, ""))
+    if bad:
+        raise NonFiniteError(f"{what}: {', '.join(bad[:6])}{' ...' if len(bad) > 6 else ''} NaN or infinite, not "
+                             f"written; likely cause: {hint}")
+    return obj
 
 
 def progress(iterable, total_items: int, per_step: int, unit: str = "images", stream=None, every_s: float = 2.0):

@@ -112,6 +112,7 @@ def run(flags, is_demo: bool) -> None:
         cli.require(flags.seed >= 0, "seed", flags.seed, "must be >= 0")
     if flags.method == "interfacegan" and not flags.condition_on:
         raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
+    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
     inputs = [flags.weights, flags.direction, flags.samples, flags.masks, *flags.condition_on]
     cli.check_output_dir(out_dir, inputs=inputs)
     if is_demo:

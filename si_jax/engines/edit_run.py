@@ -161,7 +161,7 @@ def display_range(params, cfg, dirs, z_all, st: EditSettings) -> tuple:
     batch = pipeline.prepare(params, cfg, padded.array, dirs, truncation_psi=st.truncation_psi, target=st.target,
                              distance=st.distance, s_scale=st.s_scale)
     img0 = np.asarray(intervention.synth_program(cfg)(params, batch.styles))[:padded.valid]
-    cli.finite_or_error("the input image", img0, st.hint())
+    cli.finite_or_error("input images", img0, st.hint())
     return pictures.display_range(img0)
 
 

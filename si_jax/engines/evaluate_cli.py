@@ -104,6 +104,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
                           batch_size=flags.batch_size, steps_per_layer=steps, learning_rate=flags.learning_rate)
     config = intervention.InterventionConfig(steps_per_layer=steps, learning_rate=flags.learning_rate)
     mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
+    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
     out_dir = flags.output_dir or ("si_jax_eval_demo" if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
@@ -171,7 +172,8 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
                                          condition_on=inp.condition_on, classifier=inp.classifier,
                                          target=flags.target, distance=flags.distance,
                                          truncation_psi=flags.truncation_psi,
-                                         batch_size=min(flags.batch_size, len(inp.z)), keep=keep, log=log)
+                                         batch_size=cli.note_batch_size(min(flags.batch_size, len(inp.z))), keep=keep,
+                                         log=log)
     hint = cli.likely_cause(truncation_psi=flags.truncation_psi, distance=flags.distance,
                             learning_rate=inp.config.learning_rate)
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error

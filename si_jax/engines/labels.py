@@ -4,7 +4,7 @@
     direction = fit_direction(codes[indices], labels, space='s')
 
 Accepted files (sample i = row i of the codes file the labels belong to, 0-based):
-- `.npy` [num_samples]: bool or 0/1 labels; or numeric scores when `threshold` or `ratio` is given.
+- `.npy` [num_samples]: bool or 0/1 labels; or numeric (not bool) scores when `threshold` or `ratio` is given.
 - `.csv` / `.txt`: rows `index,label` (label 0/1/true/false) or `index,score` (any number). A header row is
   optional; if present it must name the columns `index` and `label` or `score`. Without a header the second
   column is read as a score when `threshold` or `ratio` is given, else as a label. Indices may cover a subset
@@ -168,12 +168,16 @@ def load_labels(path, num_samples: int, *, threshold: float | None = None,
         raise ValueError(f"num_samples must be positive, got {num_samples}")
     use_scores = threshold is not None or ratio is not None
     ext = os.path.splitext(os.fspath(path))[1].lower()
+    if os.path.isdir(path):
+        _fail(path, "is a folder, not a .npy or .csv file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"label file {os.fspath(path)} not found")
     if ext == ".npy":
         arr = _read_npy(path, num_samples)
         indices = np.arange(num_samples, dtype=np.int64)
         if use_scores:
+            if arr.dtype == bool:
+                _fail(path, "holds boolean labels, not scores: threshold and ratio apply to scores only")
             values, kind = arr.astype(np.float64), "score"
         else:
             if arr.dtype != bool and not np.all(np.isin(arr, (0, 1))):

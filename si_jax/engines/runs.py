@@ -1,8 +1,13 @@
 """Resumable, sharded runs: a run folder holds `run.json` (the settings) and one file per finished shard.
 
-- Every output file is written atomically (temp file + rename): a killed run leaves finished shards or nothing.
-- Re-running the same command resumes: shards already on disk are skipped; the result is identical to an
-  uninterrupted run because every shard depends only on the settings and its own indices.
+- Nothing is created until the first shard is finished: `RunDir(...)` only checks the folder; `write_shard`
+  creates the folder and run.json right before the first shard file. A run that fails on its inputs or its first
+  shard leaves nothing behind, and the corrected command is not refused.
+- Every output file is written atomically and deterministically (si_jax.storage): a killed run leaves finished
+  shards or nothing, and a resumed run rewrites files with the same bytes.
+- Re-running the same command resumes: shards already on disk are skipped (a damaged one is reported, naming the
+  file); the result is identical to an uninterrupted run because every shard depends only on the settings and
+  its own indices.
 - Re-running with different settings into the same folder is refused, naming the settings that differ.
 - Devices: a batch is sharded over the local devices on a 'data' axis, params replicated. Hosts: with
   `jax.distributed`, process p takes shards p, p + P, p + 2P, ... and writes its own shard files.
@@ -10,53 +15,50 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
+import re
+import zipfile
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from si_jax import storage
+from si_jax.engines import cli
 
 RUN_FILE = "run.json"
+# temp files of shard-owned outputs: shards/.shard_K.npz.tmpPID, shards/.preview_K.npz.tmpPID, images/.I.png.tmpPID
+_TEMP = re.compile(r"^\..+\.tmp\d+$")   # storage.temp_path names (a run killed while writing run.json)
+_SHARD_TEMP = re.compile(r"^\.(?:(?:shard|preview)_(\d+)\.npz|(\d+)\.png)\.tmp\d+$")
 
 
 def write_json_atomic(path, obj) -> None:
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    """storage.json_bytes(obj) (strict JSON: NaN / inf refused), written atomically with mode 0644."""
+    storage.write_atomic(path, storage.json_bytes(obj))
 
 
 class RunDir:
-    """A run folder. settings: JSON-able dict that fully determines the outputs."""
+    """A run folder. settings: JSON-able dict that fully determines the outputs. Checks only; creates nothing."""
 
-    def __init__(self, path, settings: dict, *, primary: bool = True):
+    def __init__(self, path, settings: dict):
         self.path = pathlib.Path(path)
-        self.settings = json.loads(json.dumps(settings, sort_keys=True, default=_json_default))
+        self.settings = json.loads(storage.json_bytes(settings))
         run_file = self.path / RUN_FILE
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"--output_dir {self.path} exists and is not a folder")
         if run_file.exists():
-            old = json.loads(run_file.read_text())
+            try:
+                old = json.loads(run_file.read_text())
+            except ValueError as e:
+                raise ValueError(f"{run_file} is damaged ({e}); delete the folder or choose another "
+                                 "--output_dir") from None
             diff = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
             if diff:
                 shown = ", ".join(f"{k}: {old.get(k)!r} -> {self.settings.get(k)!r}" for k in diff[:4])
                 raise ValueError(f"{self.path} holds a run with different settings ({shown}); use a new "
                                  "--output_dir or delete the old one")
-        elif self.path.exists() and any(p.name != RUN_FILE for p in self.path.iterdir()):
+        elif self.path.is_dir() and any(not _TEMP.match(p.name) for p in self.path.iterdir()):
             raise ValueError(f"{self.path} is not empty and is not an si_jax run folder; choose another --output_dir")
-        elif primary:
-            self.path.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(run_file, self.settings)
-        (self.path / "shards").mkdir(parents=True, exist_ok=True)
 
     def shard_path(self, k: int) -> pathlib.Path:
         return self.path / "shards" / f"shard_{k:05d}.npz"
@@ -64,12 +66,57 @@ class RunDir:
     def is_done(self, k: int) -> bool:
         return self.shard_path(k).is_file()
 
+    def pending(self, num_shards: int) -> list:
+        """This process's shards (`my_shards`) not finished yet. A finished shard that is not a readable .npz
+        (truncated, overwritten) is a ValueError naming it and saying to delete it."""
+        todo = []
+        for k in my_shards(num_shards):
+            if not self.is_done(k):
+                todo.append(k)
+                continue
+            try:
+                with zipfile.ZipFile(self.shard_path(k)) as zf:
+                    zf.namelist()
+            except (OSError, zipfile.BadZipFile) as e:
+                raise ValueError(f"{self.shard_path(k)} is damaged ({e}); delete it and re-run the same command "
+                                 "to recompute that shard") from None
+        return todo
+
+    def create(self) -> None:
+        """Create the folder, run.json, then shards/ (idempotent; every process may call it: same bytes)."""
+        if not (self.path / RUN_FILE).exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.path / RUN_FILE, self.settings)
+        (self.path / "shards").mkdir(exist_ok=True)
+
+    def remove_stale_temps(self, todo, batch_size: int) -> None:
+        """Delete temp files a killed run left for the shards in `todo` (shard K's files, and images/I.png of
+        sample I in shard I // batch_size); other shards' temps may belong to live processes."""
+        todo = set(todo)
+        for sub in ("shards", "images"):
+            folder = self.path / sub
+            for f in folder.glob(".*.tmp*") if folder.is_dir() else ():
+                m = _SHARD_TEMP.match(f.name)
+                if m and (int(m[1]) if m[1] else int(m[2]) // batch_size) in todo:
+                    f.unlink(missing_ok=True)
+
+    def remove_top_level_temps(self) -> None:
+        """Delete temp files of the run's final outputs (call on the one process that writes them)."""
+        for f in self.path.glob(".*.tmp*"):
+            f.unlink(missing_ok=True)
+
     def write_shard(self, k: int, **arrays) -> None:
+        self.create()
         storage.save_npz_atomic(self.shard_path(k), **arrays)
 
     def read_shard(self, k: int) -> dict:
-        with np.load(self.shard_path(k), allow_pickle=False) as d:
-            return {key: d[key] for key in d.files}
+        path = self.shard_path(k)
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                return {key: d[key] for key in d.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path} is damaged ({e}); delete it and re-run the same command to recompute "
+                             "that shard") from None
 
     def read_all(self, num_shards: int) -> dict:
         """Concatenate every shard (all must be finished)."""
@@ -87,10 +134,17 @@ def local_mesh() -> Mesh:
     return Mesh(np.asarray(jax.local_devices()), ("data",))
 
 
-def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+def fit_batch_size(batch_size: int, num_items: int, mesh: Mesh) -> int:
+    """--batch_size checked against the devices and capped at the data: -> min(batch_size, num_items rounded up to
+    a multiple of the local device count). ValueError naming the flag when it is < 1 or (after the cap) not a
+    multiple of the device count."""
     n = mesh.devices.size
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"--batch_size must be an integer >= 1, got {batch_size}")
+    batch_size = min(int(batch_size), -(-int(num_items) // n) * n)
     if batch_size % n:
         raise ValueError(f"--batch_size={batch_size} must be a multiple of the {n} local devices")
+    return cli.note_batch_size(batch_size)
 
 
 def shard_batch(tree, mesh: Mesh):

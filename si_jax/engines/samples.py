@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import zipfile
 
 import numpy as np
 
@@ -72,6 +73,8 @@ def _unfinished_message(folder: pathlib.Path) -> str | None:
 def load_manifest(folder) -> dict:
     """The manifest of a finished sample folder; FileNotFoundError / ValueError saying what is wrong."""
     folder = pathlib.Path(folder)
+    if folder.is_file():
+        raise ValueError(f"samples folder {folder} is a file; give the folder bin/sample.py wrote")
     if not folder.is_dir():
         raise FileNotFoundError(f"samples folder {folder} not found")
     path = folder / MANIFEST
@@ -106,7 +109,7 @@ def load_samples(folder) -> dict:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in ARRAYS}
-        except (OSError, ValueError, KeyError, EOFError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f"{path} is not a readable samples shard ({e})") from None
         n = int(entry["count"])
         want_index = np.arange(start, start + n)

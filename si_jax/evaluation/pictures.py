@@ -1,11 +1,12 @@
 """Pictures: raw generator output -> PNG, before/after pairs, grids and labelled strips (PIL only)."""
 from __future__ import annotations
 
-import os
-import pathlib
+import io
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from si_jax import storage
 
 
 def to_uint8(images, lo: float = -1.0, hi: float = 1.0) -> np.ndarray:
@@ -43,8 +44,8 @@ def upscale_for_viewing(tile_size: int) -> int:
     return max(1, 128 // max(tile_size, 1))
 
 
-def save_png(path, image: np.ndarray, caption: str | None = None) -> None:
-    """Write [H, W, 3] uint8 atomically; an optional caption band on top."""
+def png_bytes(image: np.ndarray, caption: str | None = None) -> bytes:
+    """[H, W, 3] uint8 -> PNG bytes (a function of the pixels and caption only); an optional caption band on top."""
     img = Image.fromarray(image)
     if caption:
         band = Image.new("RGB", (img.width, 14 * (caption.count("\n") + 1) + 4), "white")
@@ -53,10 +54,14 @@ def save_png(path, image: np.ndarray, caption: str | None = None) -> None:
         canvas.paste(band, (0, 0))
         canvas.paste(img, (0, band.height))
         img = canvas
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(path, image: np.ndarray, caption: str | None = None) -> None:
+    """Write [H, W, 3] uint8 atomically (storage.write_atomic); an optional caption band on top."""
+    storage.write_atomic(path, png_bytes(image, caption))
 
 
 def mask_overlay(image_u8: np.ndarray, mask: np.ndarray) -> np.ndarray:
