@@ -196,8 +196,8 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
     table["seconds_total"] = time.perf_counter() - t0
     _write_outputs(inp.out_dir, markdown, table, pngs, extra, log)
     if inp.is_demo:
-        log("(that was the demo: a random 32x32 generator and a synthetic attribute; pass --weights and --direction "
-            "to evaluate a real model)")
+        log("(that was the demo: the built-in toyfaces generator, its classifier as the judge and its segmenter's "
+            "masks; pass --weights and --direction to evaluate your own model)")
     return table
 
 
