@@ -8,16 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import numpy as np
 
-from si_jax.editing import directions
-from si_jax.engines import samples
-from si_jax.stylegan2 import network
-from si_jax.stylegan2.style_space import StyleSpace
-
-FIT_SAMPLES = 2000
-FIT_SEED = 1000  # latents for fitting are disjoint from the edited ones (seed 0 by default)
+from si_jax.engines import toyfaces
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +46,9 @@ class RegionAttribute:
 
 
 def fit_demo_directions(params, cfg, log=print) -> dict:
-    """Fit s (L1), z and w (L2) directions of the synthetic attribute on FIT_SAMPLES sampled images."""
+    """Fit s (L1), z and w (L2) directions of the synthetic attribute on 2000 sampled images (median split)."""
     attr = RegionAttribute()
-    z = samples.latents(FIT_SEED, range(FIT_SAMPLES), cfg.z_dim)
-    gen = jax.jit(lambda p, z: network.generate(p, cfg, z))
-    ws, ss, ys = [], [], []
-    space = StyleSpace.of(cfg)
-    for start in range(0, FIT_SAMPLES, 500):
-        w, s, img = gen(params, z[start:start + 500])
-        ws.append(np.asarray(w))
-        ss.append(np.asarray(space.concat(s)))
-        ys.append(attr.score(np.asarray(img)))
-    score = np.concatenate(ys)
-    y = score > np.median(score)
-    log(f"demo: sampled {FIT_SAMPLES} images, labelled '{attr.name}' by the mean red inside {attr.box_spec}")
-    return {"s": directions.fit_direction(np.concatenate(ss), y, space="s", attribute=attr.name),
-            "z": directions.fit_direction(z, y, space="z", attribute=attr.name),
-            "w": directions.fit_direction(np.concatenate(ws), y, space="w", attribute=attr.name)}
+    dirs, _ = toyfaces.fit_scored_directions(params, cfg, lambda img: attr.score(np.asarray(img)), attr.name,
+                                             threshold="median")
+    log(f"demo: sampled {toyfaces.FIT_SAMPLES} images, labelled {attr.name!r} by the mean red in {attr.box_spec}")
+    return dirs

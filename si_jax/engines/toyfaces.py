@@ -28,22 +28,32 @@ def check_attribute(attribute: str) -> str:
     return attribute
 
 
-def fit_directions(params, cfg, judges, attribute: str, *, num: int = FIT_SAMPLES, seed: int = FIT_SEED,
-                   log=print) -> dict:
-    """Sample `num` images, label `attribute` with the classifier, fit s (L1), z and w (L2) directions."""
+def fit_scored_directions(params, cfg, score, attribute: str, *, threshold=0.0, num: int = FIT_SAMPLES,
+                          seed: int = FIT_SEED) -> tuple:
+    """Sample `num` images, label them score(images [B,R,R,3]) -> [B] > threshold ('median': balanced classes),
+    fit s (L1), z and w (L2) directions. -> (directions {'s', 'z', 'w'}, labels [num] bool)."""
     z = samples.latents(seed, range(num), cfg.z_dim)
     gen = jax.jit(lambda p, z: network.generate(p, cfg, z))
-    space, ws, ss, ys = StyleSpace.of(cfg), [], [], []
+    space, ws, ss, scores = StyleSpace.of(cfg), [], [], []
     for start in range(0, num, 500):
         w, s, img = gen(params, z[start:start + 500])
         ws.append(np.asarray(w))
         ss.append(np.asarray(space.concat(s)))
-        ys.append(judges.score(attribute, img) > 0)
-    y = np.concatenate(ys)
-    log(f"toyfaces: sampled {num} images, the classifier finds '{attribute}' in {y.mean():.0%} of them")
+        scores.append(np.asarray(score(img)))
+    scores = np.concatenate(scores)
+    y = scores > (np.median(scores) if threshold == "median" else threshold)
     return {"s": directions.fit_direction(np.concatenate(ss), y, space="s", attribute=attribute),
             "z": directions.fit_direction(z, y, space="z", attribute=attribute),
-            "w": directions.fit_direction(np.concatenate(ws), y, space="w", attribute=attribute)}
+            "w": directions.fit_direction(np.concatenate(ws), y, space="w", attribute=attribute)}, y
+
+
+def fit_directions(params, cfg, judges, attribute: str, *, num: int = FIT_SAMPLES, seed: int = FIT_SEED,
+                   log=print) -> dict:
+    """Sample `num` images, label `attribute` with the classifier (logit > 0), fit s / z / w directions."""
+    dirs, y = fit_scored_directions(params, cfg, lambda img: judges.score(attribute, img), attribute, num=num,
+                                    seed=seed)
+    log(f"toyfaces: sampled {num} images, the classifier finds '{attribute}' in {y.mean():.0%} of them")
+    return dirs
 
 
 def parse_part_spec(spec: str) -> str:
