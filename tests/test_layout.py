@@ -8,7 +8,7 @@ from conftest import REPO
 
 # stage -> rank; a module may import si_jax stages of lower rank, and its own stage.
 RANKS = {"weights_convert": 0, "storage": 0, "metrics": 0, "world": 1, "stylegan2": 1, "editing": 2, "training": 2,
-         "evaluation": 3, "engines": 4}
+         "projection": 2, "evaluation": 3, "engines": 4}
 LEAVES = {"weights_convert", "storage", "metrics"}     # import nothing of si_jax at all
 
 

@@ -420,6 +420,22 @@ def write_rosinality_pt(path, params, config, *, legacy=False) -> None:
     if legacy:
         _atomic_write(path, lambda f: f.write(legacy_stream(obj)))
         return
+    _write_torch_zip(path, obj)
+
+
+def write_torch_state_dict(path, state_dict: dict) -> None:
+    """{name: float32 array} -> a torch zip file as `torch.save(module.state_dict(), path)` writes it (an
+    OrderedDict of tensors), e.g. a small torchvision-layout VGG16 for tests (si_jax.projection reads it back)."""
+    counter = iter(range(1 << 30))
+    obj = collections.OrderedDict()
+    for k, v in state_dict.items():
+        arr = np.ascontiguousarray(v, np.float32)
+        obj[k] = _Tensor(arr, _Storage(arr, str(next(counter))), False)
+    _write_torch_zip(path, obj)
+
+
+def _write_torch_zip(path, obj) -> None:
+    """The zip format of torch.save >= 1.6 (entries stored uncompressed), written atomically."""
     buf, storages = io.BytesIO(), {}
     _OutPickler(buf, 2, storage_mode="pid", storages=storages).dump(obj)
     prefix = pathlib.Path(path).name.split(".")[0] or "archive"
