@@ -4,6 +4,7 @@
     python bin/edit.py --weights=G.safetensors --direction=DIR.npz --output_dir=O \
         [--samples=D | --num_samples=N --seed=S] [--masks=PATH | --mask=auto | --mask=box:x0,y0,x1,y1] \
         [--method=intervention|z|w|interfacegan|s] [--batch_size=8] [--steps_per_layer] [--learning_rate] ...
+    python bin/edit.py --codes=PROJ --output_dir=O [--space=wplus|w|s]   # images projected by bin/project.py
 
 Outputs in --output_dir: shards/*.npz (edited styles, Λ*, outside-mask MSE, S scores), images/*.png
 (input | output | mask), grid.png, summary.json. Re-running the same command resumes, and every file it writes has
@@ -27,6 +28,9 @@ flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt
 flags.DEFINE_string("direction", None, "Direction file from bin/fit_direction.py (s, z, w normals).")
 flags.DEFINE_string("output_dir", None, "Run folder (default for the demo: si_jax_demo).")
 flags.DEFINE_string("samples", None, "Folder from bin/sample.py: edit those samples.")
+flags.DEFINE_string("codes", None, "Folder from bin/project.py: edit those projected images (methods intervention, "
+                    "w, s, interfacegan; the latent edit is the W-space one, codes have no z).")
+flags.DEFINE_enum("space", None, ["w", "wplus", "s"], "With --codes: which projection to edit (default wplus).")
 flags.DEFINE_integer("num_samples", 16, "Without --samples: edit this many samples of --seed.")
 flags.DEFINE_integer("seed", 0, "Without --samples: latents z[i] = default_rng([seed, i]).")
 flags.DEFINE_string("mask", None, "auto (from the S-only edit's own image difference) | box:x0,y0,x1,y1 | "

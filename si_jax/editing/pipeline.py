@@ -2,6 +2,7 @@
 
     batch = prepare(params, cfg, z, directions)            # s = f(z), Δs_z, Δs_n for each image
     out = run_method(params, cfg, batch, 'intervention', mask)
+    batch = prepare_from_codes(params, cfg, styles, w_ref, directions)   # projected codes (no z): see there
 
 directions: {'s': Direction, 'z': Direction, 'w': Direction} of one attribute (see si_jax.editing.directions);
 `condition_on`: Z-space Directions of other attributes, for the InterFaceGAN conditional baseline.
@@ -21,11 +22,15 @@ from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
 METHODS = ("intervention", "z", "w", "interfacegan", "s")
+CODE_METHODS = ("intervention", "w", "interfacegan", "s")   # the methods of a batch without z (prepare_from_codes)
 
 
 @dataclasses.dataclass
 class EditBatch:
-    """z: [B, z_dim]; w: [B, w_dim]; styles, ds_z, ds_n: lists of [B, dim_l]; alpha_z, beta: [B]."""
+    """z: [B, z_dim]; w: [B, w_dim]; styles, ds_z, ds_n: lists of [B, dim_l]; alpha_z, beta: [B].
+
+    From projected codes (`prepare_from_codes`): z is None, w is the codes' reference w, and ds_z / alpha_z are
+    the W-space edit and its step (the latent edit that the intervention localises)."""
 
     z: np.ndarray
     w: np.ndarray
@@ -74,6 +79,35 @@ def prepare(params, cfg: G2Config, z, directions: dict, *, truncation_psi: float
     return EditBatch(z, w, styles, ds_z, ds_n, alpha, beta)
 
 
+def prepare_from_codes(params, cfg: G2Config, styles, w_ref, directions: dict, *, target="flip",
+                       distance: float = 3.0, s_scale: float | None = None) -> EditBatch:
+    """An EditBatch for codes that have no z (images projected into W, W+ or S: si_jax.projection).
+
+    styles: flat [B, S] or a list of [B, dim_l] (the codes' styles); w_ref: [B, w_dim], the w at which W-space
+    distances are measured (projection.reference_w: the least-squares pre-image of the styles).
+    The latent edit is the W-space one: Δs_z := Δs_w = A(w_ref + α·n_w) − A(w_ref), α from the W classifier's
+    distance at w_ref (`target`, `distance` as in `prepare`). The affine layers are linear, so this is the same
+    displacement as moving every layer's w of a W+ code by α·n_w. Δs_n is scaled to match it, as in `prepare`.
+    Method 'z' has no meaning here (CODE_METHODS); 'interfacegan' conditions the W normal instead of the Z one.
+    """
+    space = StyleSpace.of(cfg)
+    styles = [jnp.asarray(s, jnp.float32) for s in (space.split(np.asarray(styles, np.float32))
+                                                    if not isinstance(styles, (list, tuple)) else styles)]
+    w_ref = np.asarray(w_ref, np.float32)
+    if w_ref.shape != (styles[0].shape[0], cfg.w_dim):
+        raise ValueError(f"w_ref must have shape [{styles[0].shape[0]}, {cfg.w_dim}], got {w_ref.shape}")
+    if not all(np.all(np.isfinite(np.asarray(s))) for s in styles) or not np.all(np.isfinite(w_ref)):
+        raise ValueError("codes contain NaN or infinite values")
+    dw, ds = _need(directions, "w", "intervention"), _need(directions, "s", "intervention")
+    edits.check_dim(ds, cfg.style_dim, "S")
+    alpha = edits.step_lengths(dw, w_ref, target, distance)
+    ds_w = edits.delta_s_w(params, cfg, w_ref, dw, alpha)
+    beta = (np.full(len(w_ref), s_scale, np.float32) if s_scale is not None
+            else edits.matched_scale(ds, np.asarray(space.concat(ds_w))))
+    ds_n = [jnp.asarray(a) for a in space.split(edits.delta_s_n(ds, beta))]
+    return EditBatch(None, w_ref, styles, ds_w, ds_n, alpha, beta)
+
+
 @functools.lru_cache(maxsize=None)
 def _mapping(cfg):
     return jax.jit(lambda p, z, psi: network.mapping(p, cfg, z, psi), static_argnums=2)
@@ -89,6 +123,9 @@ def baseline_delta(params, cfg: G2Config, batch: EditBatch, method: str, directi
     """Δs of a baseline: 'z' (Δs_z), 's' (Δs_n, i.e. Λ = 1), 'w' (W-space edit to the W classifier's target),
     'interfacegan' (Z edit along the normal made orthogonal to the `condition_on` attributes' Z normals)."""
     if method == "z":
+        if batch.z is None:
+            raise ValueError("method 'z' needs z latents; projected codes have none (their latent edit is the "
+                             "W-space one: use method 'w')")
         return batch.ds_z
     if method == "s":
         return batch.ds_n
@@ -99,6 +136,8 @@ def baseline_delta(params, cfg: G2Config, batch: EditBatch, method: str, directi
     if method == "interfacegan":
         from si_jax.editing.directions import conditional_direction
 
+        if batch.z is None:
+            return _conditional_w_delta(params, cfg, batch, directions, target, distance, condition_on)
         dz = _need(directions, "z", method)
         if not condition_on:
             raise ValueError("method 'interfacegan' needs Z directions of other attributes to condition on")
@@ -107,6 +146,21 @@ def baseline_delta(params, cfg: G2Config, batch: EditBatch, method: str, directi
         cond = dataclasses.replace(dz, normal=normal)
         return edits.delta_s_z(params, cfg, batch.z, cond, alpha)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def _conditional_w_delta(params, cfg, batch: EditBatch, directions: dict, target, distance, condition_on) -> list:
+    """InterFaceGAN's conditional edit for codes without z: the W normal made orthogonal to the `condition_on`
+    attributes' W normals (Directions of dimension w_dim), stepped from batch.w."""
+    from si_jax.editing.directions import conditional_direction
+
+    dw = _need(directions, "w", "interfacegan")
+    if not condition_on:
+        raise ValueError("method 'interfacegan' needs W directions of other attributes to condition on")
+    for d in condition_on:
+        edits.check_dim(d, cfg.w_dim, "W")
+    normal = conditional_direction(dw.normal, [d.normal for d in condition_on]).astype(np.float32)
+    alpha = edits.step_lengths(dw, batch.w, target, distance, along=normal)
+    return edits.delta_s_w(params, cfg, batch.w, dataclasses.replace(dw, normal=normal), alpha)
 
 
 def run_method(params, cfg: G2Config, batch: EditBatch, method: str, mask=None, directions: dict | None = None,

@@ -98,8 +98,17 @@ def settings_of(flags, **override) -> edit_run.EditSettings:
 
 def run(flags, is_demo: bool) -> None:
     """Validate the flags, resolve generator, directions, latents, masks and settings (nothing is created), then
-    edit into the run folder (created with the first finished shard) and print the summary."""
+    edit into the run folder (created with the first finished shard) and print the summary. With --codes (a
+    bin/project.py folder) the projected images are edited instead (engines.project_edit)."""
     import time
+
+    if getattr(flags, "codes", None):
+        from si_jax.engines import project_edit
+
+        project_edit.run(flags, is_demo, _log)
+        return
+    if getattr(flags, "space", None):
+        raise cli.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
 
     t0 = time.perf_counter()
     settings_of(flags)   # every numeric flag, before anything is loaded

@@ -1,0 +1,263 @@
+"""Editing projected codes (`bin/edit.py --codes=DIR`): the images of a bin/project.py folder, every method.
+
+Projected codes have no z. Per shard the batch is `pipeline.prepare_from_codes` of the chosen space's styles
+(`--space`, default wplus): the latent edit the intervention localises is the W-space edit Δs_w at the codes'
+reference w, so methods are intervention, w, s and interfacegan (W-space conditional); 'z' is refused. The
+intervention measures L_pix against the RECONSTRUCTION h(s) (what the codes reproduce); the summary also reports
+every method's outside-mask error against the ORIGINAL input image and the judge's verdict on input and edit.
+
+Run folder (a RunDir, resumable, byte-identical on resume like engines.edit_run):
+    shards/shard_XXXXX.npz  `index`, `styles_in` / `styles_out` / `lam` [n, S], `mse_outside` (edit vs
+                            reconstruction), `mse_outside_input` (edit vs input), `mse_recon` (reconstruction vs
+                            input, whole image), `score_before` / `score_after` (S-space SVM), and with a judge
+                            `judge_input` / `judge_before` (reconstruction) / `judge_after` [n]
+    images/XXXXXX.png       input | reconstruction | edit | mask
+    grid.png, summary.json  written together at the end (grid: rows of inputs, reconstructions, edits)
+
+The few functions `bin/evaluate.py --codes` needs are `load_code_inputs` and `code_batch` (see their docstrings).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+import zipfile
+
+import jax.numpy as jnp
+import numpy as np
+
+from si_jax import metrics, projection, storage
+from si_jax.editing import batches, directions, intervention, masks, pipeline
+from si_jax.engines import cli, demo, edit_cli, edit_run, project_run, runs, toyfaces
+from si_jax.evaluation import pictures
+from si_jax.stylegan2 import builtin
+from si_jax.stylegan2 import params as params_lib
+from si_jax.stylegan2.style_space import StyleSpace
+
+DEFAULT_SPACE = "wplus"
+GRID_IMAGES, GRID_COLUMNS = 8, 8
+
+
+@dataclasses.dataclass
+class CodeInputs:
+    """What an edit of projected codes starts from. names [N]; target [N, R, R, 3] (the user's images, model
+    resolution); styles [N, S] (flat, of `space`); w_ref [N, w_dim]; manifest: projection.json."""
+
+    names: np.ndarray
+    target: np.ndarray
+    styles: np.ndarray
+    w_ref: np.ndarray
+    space: str
+    manifest: dict
+
+
+def load_code_inputs(path, space: str, params, cfg, generator_id: str) -> CodeInputs:
+    """A finished bin/project.py folder -> CodeInputs (ValueError naming the folder when it is unfinished, of
+    another generator, or lacks `space`)."""
+    data = project_run.load_codes(path, space, generator_id)
+    if data["styles"].shape[1:] != (cfg.style_dim,):
+        raise ValueError(f"--codes {path}: styles of dimension {data['styles'].shape[1:]}, the generator has "
+                         f"{cfg.style_dim}")
+    return CodeInputs(data["names"], data["target"], data["styles"],
+                      projection.reference_w(params, cfg, data["styles"]), space, data["manifest"])
+
+
+def code_batch(params, cfg, styles_flat, w_ref, dirs, *, target="flip", distance=3.0,
+               s_scale=None) -> pipeline.EditBatch:
+    """styles_flat [B, S], w_ref [B, w_dim] -> the EditBatch of every method (pipeline.prepare_from_codes)."""
+    return pipeline.prepare_from_codes(params, cfg, styles_flat, w_ref, dirs, target=target, distance=distance,
+                                       s_scale=s_scale)
+
+
+def mask_function(spec: str, num_images: int, res: int, judges=None):
+    """The --mask / --masks setting -> fn(positions [B], img0, img_z, img_s) -> [B, R, R] (img0: the
+    reconstruction, img_z: the W-space edit, img_s: the S-only edit). part:NAME: the segmenter's part in the
+    reconstruction or the W edit (engines.toyfaces.part_masks)."""
+    if spec.startswith(toyfaces.PART_SPEC):
+        part = toyfaces.parse_part_spec(spec)
+        from si_jax.world import judges as judges_lib
+
+        judges = judges or judges_lib.load_judges()
+        return lambda pos, img0, img_z, img_s: toyfaces.part_masks(judges, part, img0, img_z)
+    if spec == "auto":
+        return lambda pos, img0, img_z, img_s: np.asarray(masks.auto_mask(img0, img_s), np.float32)
+    array = edit_run.MaskSource(spec, num_images, res).array
+    if len(array) == 1:
+        return lambda pos, *imgs: np.repeat(array, len(pos), axis=0)
+    return lambda pos, *imgs: array[np.asarray(pos)]
+
+
+def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, mask_fn, st, mesh,
+                    condition_on=(), judge=None) -> dict:
+    """Edit one padded batch of codes. styles [B, S], w_ref [B, w_dim], target_imgs [B, R, R, 3]."""
+    batch = code_batch(params, cfg, styles, w_ref, dirs, target=st.target, distance=st.distance, s_scale=st.s_scale)
+    synth = intervention.synth_program(cfg)
+    img0 = np.asarray(synth(params, batch.styles))
+    img_z, img_s = (np.asarray(synth(params, [s + d for s, d in zip(batch.styles, ds)]))
+                    for ds in (batch.ds_z, batch.ds_n))
+    mask = np.asarray(mask_fn(positions, img0, img_z, img_s), np.float32)
+    if mesh.devices.size > 1:
+        batch.styles, batch.ds_z, batch.ds_n = runs.shard_batch((batch.styles, batch.ds_z, batch.ds_n), mesh)
+    out = pipeline.run_method(params, cfg, batch, st.method, runs.shard_batch(jnp.asarray(mask), mesh)
+                              if mesh.devices.size > 1 else mask, dirs, st.intervention_config, target=st.target,
+                              distance=st.distance, condition_on=condition_on)
+    space = StyleSpace.of(cfg)
+    s_in, s_out = np.asarray(space.concat(batch.styles)), np.asarray(space.concat(out.styles))
+    img = np.asarray(out.image)
+    return {"styles_in": s_in, "styles_out": s_out,
+            "lam": np.asarray(space.concat(out.lam)) if out.lam is not None else np.zeros_like(s_in),
+            "mse_outside": np.asarray(metrics.outside_mask_mse(img, img0, mask)),
+            "mse_outside_input": np.asarray(metrics.outside_mask_mse(img, target_imgs, mask)),
+            "mse_recon": np.asarray(jnp.mean(jnp.square(img0 - target_imgs), axis=(1, 2, 3))),
+            "score_before": dirs["s"].decision(s_in).astype(np.float32),
+            "score_after": dirs["s"].decision(s_out).astype(np.float32),
+            "mask": mask, "img_in": np.asarray(target_imgs, np.float32), "img_recon": img0, "img_out": img,
+            **({} if judge is None else {"judge_input": np.asarray(judge(target_imgs), np.float32),
+                                         "judge_before": np.asarray(judge(img0), np.float32),
+                                         "judge_after": np.asarray(judge(img), np.float32)})}
+
+
+def _preview_path(run: runs.RunDir, k: int):
+    return run.path / "shards" / f"preview_{k:05d}.npz"
+
+
+def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, mask_fn, *, condition_on=(),
+                   judge=None, extra=None, log=print) -> dict:
+    """Edit every code into `run`, skipping finished shards (single host). -> the summary."""
+    mesh = runs.local_mesh()
+    n, bsz = len(codes.styles), st.batch_size
+    num_shards = -(-n // bsz)
+    todo = run.pending(num_shards)
+    if len(todo) < num_shards:
+        log(f"resuming: {num_shards - len(todo)} of {num_shards} shards already done")
+    run.remove_stale_temps(todo, bsz)
+    for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
+        pos = np.arange(k * bsz, min((k + 1) * bsz, n))
+        def pad(a, pos=pos):
+            return batches.pad_batch(a[pos], bsz).array
+
+        arrays = edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
+                                 batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge)
+        arrays = cli.check_finite({key: v[:len(pos)] for key, v in arrays.items()}, st.hint(), pos)
+        run.create()
+        (run.path / "images").mkdir(exist_ok=True)
+        for row, i in enumerate(pos):
+            tiles = [pictures.to_uint8(arrays[key][row]) for key in ("img_in", "img_recon", "img_out")]
+            tiles.append(pictures.mask_overlay(tiles[-1], arrays["mask"][row]))
+            pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
+                              pictures.grid([tiles], scale=pictures.upscale_for_viewing(tiles[0].shape[0])))
+        if k * bsz < GRID_IMAGES:
+            storage.save_npz_atomic(_preview_path(run, k), **{key: arrays[key] for key in
+                                                              ("img_in", "img_recon", "img_out")})
+        run.write_shard(k, index=pos, **{key: v for key, v in arrays.items()
+                                         if key not in ("img_in", "img_recon", "img_out", "mask")})
+    return finish(run, num_shards, st, codes, extra)
+
+
+def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None) -> dict:
+    """grid.png (rows: inputs, reconstructions, edits) and summary.json, written together (deterministic)."""
+    allv = run.read_all(num_shards)
+    previews = []
+    for k in range(min(num_shards, -(-GRID_IMAGES // st.batch_size))):
+        try:
+            with np.load(_preview_path(run, k), allow_pickle=False) as p:
+                previews.append({key: p[key] for key in p.files})
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{_preview_path(run, k)} is missing or damaged ({e}); delete "
+                             f"{run.shard_path(k).name} and re-run the same command") from None
+    rows = []
+    for key in ("img_in", "img_recon", "img_out"):
+        imgs = np.concatenate([p[key] for p in previews])[:GRID_IMAGES]
+        rows.append([pictures.to_uint8(x) for x in imgs[:GRID_COLUMNS]])
+    outputs = storage.Outputs()
+    space_name = projection.SPACE_NAMES[codes.space]
+    outputs.add(run.path / "grid.png", pictures.png_bytes(
+        pictures.grid(rows, scale=pictures.upscale_for_viewing(rows[0][0].shape[0])),
+        caption=f"rows: input, {space_name} reconstruction, {st.method} edit"))
+    before, after = allv["score_before"], allv["score_after"]
+    judged = {}
+    if "judge_after" in allv:
+        ji, jb, ja = allv["judge_input"], allv["judge_before"], allv["judge_after"]
+        judged = {"judge_flip_rate": float(metrics.flip_rate(ji, ja)),
+                  "judge_flip_rate_vs_reconstruction": float(metrics.flip_rate(jb, ja)),
+                  "judge_reconstruction_agrees": float(np.mean((ji > 0) == (jb > 0))),
+                  "judge_score_change_mean": float((ja - ji).mean())}
+    summary = {"method": st.method, "codes_space": codes.space, "num_images": len(before),
+               "latent_edit": "W-space (projected codes have no z)",
+               "mse_outside_mean": float(allv["mse_outside"].mean()),
+               "mse_outside_std": float(allv["mse_outside"].std()),
+               "mse_outside_input_mean": float(allv["mse_outside_input"].mean()),
+               "mse_outside_input_std": float(allv["mse_outside_input"].std()),
+               "mse_reconstruction_mean": float(allv["mse_recon"].mean()),
+               "score_change_mean": float((after - before).mean()),
+               "flip_rate": float(metrics.flip_rate(before, after)), **judged,
+               "lambda_mean": float(allv["lam"].mean()), "settings": run.settings}
+    cli.finite_numbers_or_error(summary, "summary", st.hint())
+    outputs.add_json(run.path / "summary.json", summary)
+    for name, data in (extra or {}).items():
+        outputs.add(run.path / name, data)
+    run.remove_top_level_temps()
+    outputs.commit()
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ bin/edit.py
+
+def run(flags, is_demo: bool, log=print) -> dict:
+    """bin/edit.py --codes=DIR: validate flags and inputs (nothing is created), edit every projected image into
+    the run folder, print the summary. -> the summary."""
+    t0 = time.perf_counter()
+    space = flags.space or DEFAULT_SPACE
+    cli.require(space in projection.SPACES, "space", space, f"must be one of {', '.join(projection.SPACES)}")
+    cli.require(flags.method in pipeline.CODE_METHODS, "method", flags.method,
+                "needs z latents, which projected codes do not have; their latent edit is the W-space one: use "
+                f"one of {', '.join(pipeline.CODE_METHODS)}")
+    if flags.samples:
+        raise cli.UsageError("give --codes or --samples, not both")
+    if flags.truncation_psi is not None:
+        raise cli.UsageError("--truncation_psi does not apply to projected codes (they have no z)")
+    edit_cli.settings_of(flags)
+    mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
+    out_dir = flags.output_dir
+    if not out_dir:
+        raise cli.UsageError("--output_dir is required with --codes")
+    if flags.method == "interfacegan" and not flags.condition_on:
+        raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
+    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
+    cli.check_output_dir(out_dir, inputs=[flags.weights, flags.direction, flags.codes, flags.masks,
+                                          *flags.condition_on])
+    if is_demo:
+        attribute = flags.attribute or demo.DEMO_ATTRIBUTE
+        canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
+        judge = functools.partial(judges.score, attribute)
+        source = {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}"}
+        mask_spec = mask_flag or part_spec
+    else:
+        canonical, cfg = cli.load_weights(flags.weights)
+        params = params_lib.to_jax_params(canonical, cfg)
+        dirs, judge, judges = directions.load_directions(flags.direction), None, None
+        source = {"weights": params_lib.fingerprint(canonical), "direction": edit_cli.file_digest(flags.direction)}
+        mask_spec = mask_flag or "auto"
+    generator_id = params_lib.fingerprint(canonical)
+    edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
+    codes = load_code_inputs(flags.codes, space, params, cfg, generator_id)
+    condition_on = [directions.load_directions(p)["w"] for p in flags.condition_on]
+    batch_size = runs.fit_batch_size(flags.batch_size, len(codes.styles), runs.local_mesh())
+    if batch_size < flags.batch_size:
+        log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")
+    st = edit_cli.settings_of(flags, mask=mask_spec, batch_size=batch_size)
+    mask_fn = mask_function(mask_spec, len(codes.styles), cfg.img_resolution, judges)
+    settings = {**edit_cli.vars_of(st), **source, "codes": str(flags.codes), "codes_space": space,
+                "codes_digest": edit_cli.file_digest(f"{flags.codes}/{project_run.CODES}"),
+                "masks_digest": edit_cli.file_digest(mask_spec) if flags.masks else None,
+                "condition_on": [edit_cli.file_digest(p) for p in flags.condition_on]}
+    run_dir = runs.RunDir(out_dir, settings)
+    log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {flags.codes}) "
+        f"with method '{st.method}' into {run_dir.path}; the latent edit is the W-space one (codes have no z)")
+    summary = run_code_edits(run_dir, params, cfg, dirs, codes, st, mask_fn, condition_on=condition_on, judge=judge,
+                             log=log)
+    log(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
+    log(f"outputs: {run_dir.path / 'grid.png'} (input / reconstruction / edit), {run_dir.path / 'summary.json'}, "
+        f"{run_dir.path / 'images'}/  ({time.perf_counter() - t0:.1f}s)")
+    return summary
