@@ -126,6 +126,28 @@ def test_conv3x3_algorithms_match_float64(monkeypatch, algo, shape):
         np.testing.assert_allclose(a, b, atol=1e-5 * np.abs(b).max())
 
 
+# Max |error| / max |float32 result| in bfloat16 (measured on [2, 16, 16, 64] -> 32 and [1, 32, 32, 128] -> 32,
+# 2-core CPU): direct 2.9e-3 - 3.9e-3, winograd2d 6.8e-3 - 9.9e-3, rows F(4, 3) 1.8e-2 - 2.2e-2. Winograd's
+# transforms amplify rounding (F(4, 3) most): the bound per algorithm is about 1.5x the worst measured.
+BF16_REL_ERROR = {"direct": 6e-3, "winograd2d": 1.5e-2, "rows": 3.5e-2}
+
+
+@pytest.mark.parametrize("algo", sorted(BF16_REL_ERROR))
+def test_conv3x3_bfloat16_matches_float32(monkeypatch, algo):
+    """conv_2d's 3x3 paths run in bfloat16 (no float32 constant promotes them: that was a TypeError in the
+    Winograd transforms) and stay within BF16_REL_ERROR of the float32 result; the gradient stays bfloat16."""
+    monkeypatch.setattr(ops, "CONV3X3_ALGORITHM", algo)
+    rng = np.random.default_rng(5)
+    x, k = rng.standard_normal((2, 16, 16, 64)), rng.standard_normal((3, 3, 64, 32)) / 24.0
+    with jax.default_matmul_precision("highest"):
+        want = np.asarray(ops.conv_2d(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32)))
+        xb, kb = jnp.asarray(x, jnp.bfloat16), jnp.asarray(k, jnp.bfloat16)
+        got = jax.jit(ops.conv_2d)(xb, kb)
+        grads = jax.grad(lambda a, b: jnp.sum(jnp.square(ops.conv_2d(a, b).astype(jnp.float32))), (0, 1))(xb, kb)
+    assert got.dtype == jnp.bfloat16 and all(g.dtype == jnp.bfloat16 for g in grads)
+    assert np.abs(np.asarray(got, np.float32) - want).max() <= BF16_REL_ERROR[algo] * np.abs(want).max()
+
+
 def test_conv3x3_algorithm_choice(monkeypatch):
     assert [ops.conv3x3_algorithm(r, r) for r in (8, 16, 32, 64, 1024)] == [
         "direct", "winograd2d", "winograd2d", "rows", "rows"]

@@ -36,12 +36,13 @@ _F43 = (4, ((1, 1.5, -2, -1.5, 1, 0), (0, -1, -2.5, -.5, 1, 0), (0, 1, .5, -2.5,
 
 
 def _lincomb(parts, coeffs):
-    """sum_j coeffs[j] * parts[j], skipping zero coefficients (exact for +-1)."""
+    """sum_j coeffs[j] * parts[j], skipping zero coefficients (exact for +-1); in the parts' dtype (a float32
+    coefficient would promote bf16 parts to float32, and the conv after it would then mix dtypes)."""
     out = None
     for c, p in zip(coeffs, parts):
         if c == 0:
             continue
-        term = p if c == 1 else -p if c == -1 else p * np.float32(c)
+        term = p if c == 1 else -p if c == -1 else p * np.asarray(c, p.dtype)
         out = term if out is None else out + term
     return out
 
