@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from si_jax.editing import pipeline  # noqa: E402
-from si_jax.engines import edit_run  # noqa: E402
+from si_jax.engines import cli, edit_run  # noqa: E402
 
 _D = edit_run.EditSettings()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -51,23 +51,24 @@ flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate for Λ
 flags.DEFINE_float("lambda_attr", _D.lambda_attr, "Weight of the cosine attribute term (paper: 1e-2).")
 flags.DEFINE_float("lambda_norm", _D.lambda_norm, "Weight of ‖Λ‖₂ (paper: 1e-6).")
 flags.DEFINE_float("lambda_init", _D.lambda_init, "Initial λ of the layer being optimised.")
-flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize(); each process edits its own shards.")
+flags.DEFINE_enum("objective", _D.objective, ["keep_edit", "paper"], "keep_edit: MSE outside the mask + "
+                  "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 exactly.")
+flags.DEFINE_float("lambda_inside", _D.lambda_inside, "keep_edit only: weight of the inside-mask term.")
 flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
                     "Persistent XLA compilation cache folder ('' to disable).")
+cli.define_host_flags(flags)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    from si_jax.engines import cli
-
     cli.run_guarded(_run)
 
 
 def _run():
-    from si_jax.engines import cli, edit_cli
+    from si_jax.engines import edit_cli
 
-    edit_cli.configure_jax(FLAGS.compilation_cache, FLAGS.multihost)
+    edit_cli.configure_jax(FLAGS.compilation_cache, FLAGS.multihost, FLAGS)
     demo = FLAGS.weights is None and FLAGS.direction is None
     if not demo and (FLAGS.weights is None or FLAGS.direction is None):
         raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")

@@ -9,9 +9,11 @@ on (seed, i). Re-running the same command resumes (finished shards are skipped, 
 uninterrupted run); other settings into the same folder are refused. Images use constant noise (noise_mode=const).
 
 Devices: each batch is split over this process's devices (--batch_size must be a multiple of their number).
-Hosts (--multihost): jax.distributed.initialize(); process p computes shards p, p+P, ... into the SAME folder
-(a shared filesystem is assumed); each writes run.json (the same bytes) with its first shard. After a final
-barrier process 0 checks that every shard exists and writes the contact sheet and manifest.json.
+Hosts (--multihost [--coordinator_address=HOST:PORT --num_processes=P --process_id=p]): jax.distributed; a
+multi-process launch (srun, mpirun, a TPU pod) without --multihost is refused. Process p computes shards p, p+P,
+... into the SAME folder (a shared filesystem is assumed); each writes run.json (the same bytes) with its first
+shard. After a final barrier process 0 checks that every shard exists and writes the contact sheet and
+manifest.json; the PNG display range is process 0's (from shard 0).
 
 Nothing is created before the flags, the weights and shard 0 were checked (shard 0 is computed first: its images
 fix the PNG display range, so resumed runs write the same bytes); a NaN or inf in any result is an error naming
@@ -24,6 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
+from si_jax.engines import cli  # noqa: E402
+
 flags.DEFINE_string("weights", None, "Weights: .safetensors, a raw .pkl / .pt file, or builtin:demo.")
 flags.DEFINE_integer("num_samples", None, "Number of samples N.")
 flags.DEFINE_integer("seed", 0, "Seed (>= 0): z[i] = default_rng([seed, i]).standard_normal(z_dim).")
@@ -31,7 +35,7 @@ flags.DEFINE_string("output_dir", None, "Run folder (created; resumed when it ho
 flags.DEFINE_float("truncation_psi", 1.0, "Truncation towards the model's w_avg.")
 flags.DEFINE_integer("batch_size", 16, "Samples per device call and per shard file (a multiple of the device count).")
 flags.DEFINE_bool("save_images", False, "Also synthesize and write images/XXXXXX.png and contact_sheet.png.")
-flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() and split the shards over processes.")
+cli.define_host_flags(flags)
 flags.mark_flags_as_required(["weights", "num_samples", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -42,23 +46,10 @@ NOISE_MODE = "const"
 
 def main(argv):
     del argv
-    from si_jax.engines import cli
-
     cli.run_guarded(_run)
 
 
-def _barrier(name: str) -> None:
-    import jax
-
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
-
-
 def _check_flags():
-    from si_jax.engines import cli
-
     cli.require(FLAGS.num_samples >= 1, "num_samples", FLAGS.num_samples, "must be >= 1")
     cli.require(FLAGS.batch_size >= 1, "batch_size", FLAGS.batch_size, "must be >= 1")
     cli.require(FLAGS.seed >= 0, "seed", FLAGS.seed, "must be >= 0")
@@ -117,14 +108,13 @@ def _run():
 
     import jax
 
-    if FLAGS.multihost:
-        jax.distributed.initialize()   # before anything touches a device
+    cli.start_hosts(FLAGS.multihost, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)   # first
     import numpy as np
 
     import si_jax
     from si_jax import storage
     from si_jax.editing import batches
-    from si_jax.engines import cli, runs, samples
+    from si_jax.engines import runs, samples
     from si_jax.evaluation import pictures
 
     _check_flags()
@@ -170,7 +160,7 @@ def _run():
 
     display_range = None
     if FLAGS.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
-        display_range = pictures.display_range(compute(0)[4])
+        display_range = runs.from_process_0(pictures.display_range(compute(0)[4]))
     work = sum(shards[k][1] for k in todo)
     for k in (cli.progress(todo, work, bs, "images") if lead else todo):
         index, z, w, s, img = compute(k)
@@ -181,7 +171,7 @@ def _run():
                 pictures.save_png(run.path / samples.image_file(int(i)), im)
         run.write_shard(k, index=index, z=z, w=w, styles=s)
 
-    _barrier("si_jax.sample.done")
+    runs.barrier("si_jax.sample.done")
     if not lead:
         return
     missing = [k for k in range(len(shards)) if not run.is_done(k)]

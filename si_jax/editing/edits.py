@@ -12,6 +12,9 @@ exactly as much (and in the same direction) as Δs_z does. `s_scale=float` overr
 """
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -63,19 +66,35 @@ def styles_of(params, cfg: G2Config, z, truncation_psi=1.0) -> list:
 
 
 def delta_s_z(params, cfg: G2Config, z, direction_z, alpha, truncation_psi=1.0) -> list:
-    """Δs_z = f(z + α·n_z) − f(z). z: [N, z_dim], alpha: [N] -> list of [N, dim_l]."""
+    """Δs_z = f(z + α·n_z) − f(z). z: [N, z_dim], alpha: [N] -> list of [N, dim_l], placed like z (one jitted
+    program: a z sharded over a mesh with params replicated on it stays sharded; alpha and n_z go straight there).
+    """
     check_dim(direction_z, cfg.z_dim, "Z")
-    z = jnp.asarray(z, jnp.float32)
-    z2 = z + jnp.asarray(alpha, jnp.float32)[:, None] * jnp.asarray(direction_z.normal)
+    return _delta_s_z(params, cfg, _codes(z), np.asarray(alpha, np.float32),
+                      np.asarray(direction_z.normal, np.float32), float(truncation_psi))
+
+
+def delta_s_w(params, cfg: G2Config, w, direction_w, alpha) -> list:
+    """Δs_w = A(w + α·n_w) − A(w). w: [N, w_dim], alpha: [N] -> list of [N, dim_l], placed like w (as delta_s_z)."""
+    check_dim(direction_w, cfg.w_dim, "W")
+    return _delta_s_w(params, cfg, _codes(w), np.asarray(alpha, np.float32), np.asarray(direction_w.normal, np.float32))
+
+
+def _codes(x):
+    """A jax.Array keeps its placement; anything else becomes float32 numpy (placed by the jitted program)."""
+    return x.astype(jnp.float32) if isinstance(x, jax.Array) else np.asarray(x, np.float32)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 5))
+def _delta_s_z(params, cfg, z, alpha, normal, truncation_psi):
+    z2 = z + alpha[:, None] * normal
     s1, s2 = styles_of(params, cfg, z, truncation_psi), styles_of(params, cfg, z2, truncation_psi)
     return [b - a for a, b in zip(s1, s2)]
 
 
-def delta_s_w(params, cfg: G2Config, w, direction_w, alpha) -> list:
-    """Δs_w = A(w + α·n_w) − A(w). w: [N, w_dim], alpha: [N] -> list of [N, dim_l]."""
-    check_dim(direction_w, cfg.w_dim, "W")
-    w = jnp.asarray(w, jnp.float32)
-    w2 = w + jnp.asarray(alpha, jnp.float32)[:, None] * jnp.asarray(direction_w.normal)
+@functools.partial(jax.jit, static_argnums=1)
+def _delta_s_w(params, cfg, w, alpha, normal):
+    w2 = w + alpha[:, None] * normal
     return [b - a for a, b in zip(network.styles_from_w(params, cfg, w), network.styles_from_w(params, cfg, w2))]
 
 

@@ -27,13 +27,14 @@ CODE_METHODS = ("intervention", "w", "interfacegan", "s")   # the methods of a b
 
 @dataclasses.dataclass
 class EditBatch:
-    """z: [B, z_dim]; w: [B, w_dim]; styles, ds_z, ds_n: lists of [B, dim_l]; alpha_z, beta: [B].
+    """z: [B, z_dim]; w: [B, w_dim]; styles, ds_z, ds_n: lists of [B, dim_l] (device arrays placed like the z or
+    codes given to `prepare` / `prepare_from_codes`); alpha_z, beta: [B] (numpy).
 
     From projected codes (`prepare_from_codes`): z is None, w is the codes' reference w, and ds_z / alpha_z are
     the W-space edit and its step (the latent edit that the intervention localises)."""
 
-    z: np.ndarray
-    w: np.ndarray
+    z: jax.Array
+    w: jax.Array
     styles: list
     ds_z: list
     ds_n: list
@@ -60,23 +61,39 @@ def _need(directions: dict, space: str, method: str):
 
 def prepare(params, cfg: G2Config, z, directions: dict, *, truncation_psi: float = 1.0, target="flip",
             distance: float = 3.0, s_scale: float | None = None) -> EditBatch:
-    """s = f(z), Δs_z (Z edit to the target distance) and Δs_n (S normal scaled to match Δs_z's score change)."""
-    z = np.asarray(z, np.float32)
-    if z.ndim != 2 or z.shape[1] != cfg.z_dim:
-        raise ValueError(f"latents must have shape [N, {cfg.z_dim}], got {z.shape}")
-    if not np.all(np.isfinite(z)):
+    """s = f(z), Δs_z (Z edit to the target distance) and Δs_n (S normal scaled to match Δs_z's score change).
+
+    z: [B, z_dim], numpy or a jax.Array. Placement: every device array of the batch (z, w, styles, ds_z, ds_n) is
+    placed like z: give z sharded over a mesh (`engines.runs.shard_batch`) and params replicated on it, and the
+    whole batch is computed sharded, nothing gathered on one device (the SVM step lengths are computed on host).
+    """
+    z_host = np.asarray(z, np.float32)
+    if z_host.ndim != 2 or z_host.shape[1] != cfg.z_dim:
+        raise ValueError(f"latents must have shape [N, {cfg.z_dim}], got {z_host.shape}")
+    if not np.all(np.isfinite(z_host)):
         raise ValueError("latents contain NaN or infinite values")
     dz, ds = _need(directions, "z", "intervention"), _need(directions, "s", "intervention")
     edits.check_dim(ds, cfg.style_dim, "S")
     space = StyleSpace.of(cfg)
-    w = np.asarray(_mapping(cfg)(params, jnp.asarray(z), truncation_psi))
-    styles = _styles(cfg)(params, jnp.asarray(w))
-    alpha = edits.step_lengths(dz, z, target, distance)
+    put = placed_like(z)
+    z = put(z_host) if not isinstance(z, jax.Array) else z.astype(jnp.float32)
+    w = _mapping(cfg)(params, z, truncation_psi)
+    styles = _styles(cfg)(params, w)
+    alpha = edits.step_lengths(dz, z_host, target, distance)
     ds_z = edits.delta_s_z(params, cfg, z, dz, alpha, truncation_psi)
-    beta = (np.full(len(z), s_scale, np.float32) if s_scale is not None
+    beta = (np.full(len(z_host), s_scale, np.float32) if s_scale is not None
             else edits.matched_scale(ds, np.asarray(space.concat(ds_z))))
-    ds_n = [jnp.asarray(a) for a in space.split(edits.delta_s_n(ds, beta))]
+    ds_n = [put(a) for a in space.split(edits.delta_s_n(ds, beta))]
     return EditBatch(z, w, styles, ds_z, ds_n, alpha, beta)
+
+
+def placed_like(ref):
+    """-> put(host array) placing it like `ref`: on ref's sharding when ref is a jax.Array (e.g. a batch sharded
+    over a mesh: put(x [B, ...]) is split along its first axis the same way), else `jnp.asarray` (default device).
+    """
+    if isinstance(ref, jax.Array):
+        return lambda x: jax.device_put(np.asarray(x), ref.sharding)
+    return jnp.asarray
 
 
 def prepare_from_codes(params, cfg: G2Config, styles, w_ref, directions: dict, *, target="flip",
@@ -89,28 +106,38 @@ def prepare_from_codes(params, cfg: G2Config, styles, w_ref, directions: dict, *
     distance at w_ref (`target`, `distance` as in `prepare`). The affine layers are linear, so this is the same
     displacement as moving every layer's w of a W+ code by α·n_w. Δs_n is scaled to match it, as in `prepare`.
     Method 'z' has no meaning here (CODE_METHODS); 'interfacegan' conditions the W normal instead of the Z one.
+    Placement as in `prepare`, by w_ref: give styles and w_ref sharded over a mesh and the batch stays sharded.
     """
     space = StyleSpace.of(cfg)
-    styles = [jnp.asarray(s, jnp.float32) for s in (space.split(np.asarray(styles, np.float32))
-                                                    if not isinstance(styles, (list, tuple)) else styles)]
-    w_ref = np.asarray(w_ref, np.float32)
-    if w_ref.shape != (styles[0].shape[0], cfg.w_dim):
-        raise ValueError(f"w_ref must have shape [{styles[0].shape[0]}, {cfg.w_dim}], got {w_ref.shape}")
-    if not all(np.all(np.isfinite(np.asarray(s))) for s in styles) or not np.all(np.isfinite(w_ref)):
+    put = placed_like(w_ref)
+    if not isinstance(styles, (list, tuple)):
+        styles = _split(cfg)(styles if isinstance(styles, jax.Array) else put(np.asarray(styles, np.float32)))
+    styles = [s.astype(jnp.float32) if isinstance(s, jax.Array) else put(np.asarray(s, np.float32)) for s in styles]
+    w_host = np.asarray(w_ref, np.float32)
+    if w_host.shape != (styles[0].shape[0], cfg.w_dim):
+        raise ValueError(f"w_ref must have shape [{styles[0].shape[0]}, {cfg.w_dim}], got {w_host.shape}")
+    if not all(np.all(np.isfinite(np.asarray(s))) for s in styles) or not np.all(np.isfinite(w_host)):
         raise ValueError("codes contain NaN or infinite values")
     dw, ds = _need(directions, "w", "intervention"), _need(directions, "s", "intervention")
     edits.check_dim(ds, cfg.style_dim, "S")
-    alpha = edits.step_lengths(dw, w_ref, target, distance)
+    w_ref = w_ref.astype(jnp.float32) if isinstance(w_ref, jax.Array) else put(w_host)
+    alpha = edits.step_lengths(dw, w_host, target, distance)
     ds_w = edits.delta_s_w(params, cfg, w_ref, dw, alpha)
-    beta = (np.full(len(w_ref), s_scale, np.float32) if s_scale is not None
+    beta = (np.full(len(w_host), s_scale, np.float32) if s_scale is not None
             else edits.matched_scale(ds, np.asarray(space.concat(ds_w))))
-    ds_n = [jnp.asarray(a) for a in space.split(edits.delta_s_n(ds, beta))]
+    ds_n = [put(a) for a in space.split(edits.delta_s_n(ds, beta))]
     return EditBatch(None, w_ref, styles, ds_w, ds_n, alpha, beta)
 
 
 @functools.lru_cache(maxsize=None)
 def _mapping(cfg):
     return jax.jit(lambda p, z, psi: network.mapping(p, cfg, z, psi), static_argnums=2)
+
+
+@functools.lru_cache(maxsize=None)
+def _split(cfg):
+    """Jitted flat styles [B, S] -> list of [B, dim_l], placed like the input (eager slices would not be)."""
+    return jax.jit(StyleSpace.of(cfg).split)
 
 
 @functools.lru_cache(maxsize=None)

@@ -305,3 +305,60 @@ def progress(iterable, total_items: int, per_step: int, unit: str = "images", st
             eta = (total_items - done) / rate if rate > 0 else float("inf")
             print(f"  {done}/{total_items} {unit}  {rate:.2f} {unit}/s  ETA {eta:.0f}s", file=stream, flush=True)
             last = now
+
+
+# ------------------------------------------------------------------------------------------------ several hosts
+
+# Environment variables that a multi-process launcher sets, with the process count they hold (srun, mpirun /
+# Open MPI, MPICH / Intel MPI, a TPU pod slice's worker list).
+LAUNCHER_ENV = {"SLURM_STEP_NUM_TASKS": int, "OMPI_COMM_WORLD_SIZE": int, "PMI_SIZE": int,
+                "TPU_WORKER_HOSTNAMES": lambda v: len(v.split(","))}
+
+
+def define_host_flags(flags) -> None:
+    """Define --multihost, --coordinator_address, --num_processes, --process_id on the absl `flags` module."""
+    flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize(); process p computes shards p, p+P, ... "
+                      "into the same (shared) folder and process 0 writes the final files after a barrier.")
+    flags.DEFINE_string("coordinator_address", None, "With --multihost: host:port of process 0 (default: detected "
+                        "from the cluster, e.g. SLURM or a TPU pod).")
+    flags.DEFINE_integer("num_processes", None, "With --multihost: number of processes (default: detected).")
+    flags.DEFINE_integer("process_id", None, "With --multihost: this process's id in [0, num_processes).")
+
+
+def multihost_launch(environ=None) -> str | None:
+    """'NAME=value' of the first launcher variable (LAUNCHER_ENV) that says more than one process was started,
+    or None."""
+    environ = os.environ if environ is None else environ
+    for name, count in LAUNCHER_ENV.items():
+        value = environ.get(name, "")
+        try:
+            if value and count(value) > 1:
+                return f"{name}={value}"
+        except ValueError:
+            continue
+    return None
+
+
+def start_hosts(multihost: bool, coordinator_address=None, num_processes=None, process_id=None,
+                environ=None) -> None:
+    """--multihost: jax.distributed.initialize with the coordinator flags that are given (the rest detected by
+    jax). Without it: UsageError when coordinator flags are given, or when the environment shows a multi-process
+    launch (every process would then compute every shard). Call before anything touches a device."""
+    given = {k: v for k, v in (("coordinator_address", coordinator_address), ("num_processes", num_processes),
+                               ("process_id", process_id)) if v is not None}
+    if not multihost:
+        if given:
+            raise UsageError(f"--{next(iter(given))} needs --multihost")
+        launch = multihost_launch(environ)
+        if launch:
+            raise UsageError(f"this is a multi-process launch ({launch}) without --multihost: every process would "
+                             "compute every shard into the same folder; add --multihost (bin/edit.py, bin/sample.py), or start one "
+                             "process")
+        return
+    require(num_processes is None or (is_int(num_processes) and num_processes >= 1), "num_processes", num_processes,
+            "must be an integer >= 1")
+    require(process_id is None or (is_int(process_id) and 0 <= process_id < (num_processes or process_id + 1)),
+            "process_id", process_id, f"must be in [0, {num_processes}) (--num_processes)")
+    import jax
+
+    jax.distributed.initialize(**given)

@@ -11,19 +11,22 @@ import numpy as np
 
 from si_jax.editing import directions
 from si_jax.engines import cli, demo, edit_run, runs, samples
-from si_jax.stylegan2 import builtin, params as params_lib
+from si_jax.stylegan2 import builtin
+from si_jax.stylegan2 import params as params_lib
 
 DEMO_DIR = "si_jax_demo"
 
 
-def configure_jax(cache_dir: str, multihost: bool) -> None:
-    """Persistent compilation cache (cuts cold start) and, for --multihost, jax.distributed."""
+def configure_jax(cache_dir: str, multihost: bool, flags=None) -> None:
+    """Persistent compilation cache (cuts cold start), then the hosts (`cli.start_hosts`): jax.distributed for
+    --multihost, with --coordinator_address / --num_processes / --process_id from `flags` when it has them; a
+    multi-process launch without --multihost is refused."""
     if cache_dir:
         os.makedirs(cache_dir, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", cache_dir)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    if multihost:
-        jax.distributed.initialize()
+    cli.start_hosts(multihost, **{k: getattr(flags, k, None) for k in ("coordinator_address", "num_processes",
+                                                                        "process_id")})
 
 
 def file_digest(path) -> str:
@@ -92,7 +95,7 @@ def settings_of(flags, **override) -> edit_run.EditSettings:
                   s_scale=flags.s_scale, truncation_psi=1.0 if flags.truncation_psi is None else flags.truncation_psi,
                   batch_size=flags.batch_size, steps_per_layer=flags.steps_per_layer,
                   learning_rate=flags.learning_rate, lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm,
-                  lambda_init=flags.lambda_init)
+                  lambda_init=flags.lambda_init, objective=flags.objective, lambda_inside=flags.lambda_inside)
     return edit_run.EditSettings(**{**values, **override})
 
 
@@ -128,6 +131,7 @@ def run(flags, is_demo: bool) -> None:
         attribute = flags.attribute or demo.DEMO_ATTRIBUTE
         _log(demo.banner(attribute))
         canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, _log)
+        judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
         judge = functools.partial(judges.score, attribute)
         source = {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}"}
         mask_spec = mask_flag or part_spec
@@ -152,7 +156,7 @@ def run(flags, is_demo: bool) -> None:
     if batch_size < flags.batch_size:
         _log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")
     st = settings_of(flags, mask=mask_spec, truncation_psi=psi, batch_size=batch_size)
-    mask_source = edit_run.MaskSource(mask_spec, len(z), cfg.img_resolution)
+    mask_source = edit_run.MaskSource(mask_spec, len(z), cfg.img_resolution, runs.local_mesh())
     settings = {**vars_of(st), **source, **latent_source,
                 "masks_digest": file_digest(mask_spec) if mask_source.array is not None and
                 not mask_spec.startswith(("box:", "ellipse:")) else None,

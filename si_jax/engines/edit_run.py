@@ -14,12 +14,12 @@ the same bytes as an uninterrupted run. Nothing is written for a shard whose arr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
 import zipfile
 
-import jax.numpy as jnp
 import numpy as np
 
 from si_jax import metrics, storage
@@ -47,21 +47,26 @@ class EditSettings:
     lambda_attr: float = intervention.InterventionConfig.lambda_attr
     lambda_norm: float = intervention.InterventionConfig.lambda_norm
     lambda_init: float = intervention.InterventionConfig.lambda_init
+    objective: str = "keep_edit"
+    lambda_inside: float = intervention.InterventionConfig.lambda_inside
 
     def __post_init__(self):
         """UsageError naming the first bad setting (flags are checked before anything is loaded or created)."""
         req = cli.require
         req(self.method in pipeline.METHODS, "method", self.method, f"must be one of {', '.join(pipeline.METHODS)}")
         req(self.target in edits.TARGETS, "target", self.target, f"must be one of {', '.join(edits.TARGETS)}")
+        req(self.objective in intervention.OBJECTIVES, "objective", self.objective,
+            f"must be one of {', '.join(intervention.OBJECTIVES)}")
         for name in ("batch_size", "steps_per_layer"):
             req(cli.is_int(getattr(self, name)) and getattr(self, name) >= 1, name, getattr(self, name),
                 "must be an integer >= 1")
         cli.check_finite_flags(distance=self.distance, s_scale=self.s_scale, truncation_psi=self.truncation_psi,
                                learning_rate=self.learning_rate, lambda_attr=self.lambda_attr,
-                               lambda_norm=self.lambda_norm, lambda_init=self.lambda_init)
+                               lambda_norm=self.lambda_norm, lambda_init=self.lambda_init,
+                               lambda_inside=self.lambda_inside)
         req(self.target != "flip" or self.distance > 0, "distance", self.distance, "must be > 0 with --target=flip")
         req(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
-        for name in ("lambda_attr", "lambda_norm"):
+        for name in ("lambda_attr", "lambda_norm", "lambda_inside"):
             req(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
         req(0 <= self.lambda_init <= 1, "lambda_init", self.lambda_init, "must be in [0, 1] (Λ lies in [0, 1])")
 
@@ -72,28 +77,34 @@ class EditSettings:
 
     @property
     def intervention_config(self) -> intervention.InterventionConfig:
-        return intervention.InterventionConfig(self.steps_per_layer, self.learning_rate, self.lambda_attr,
-                                               self.lambda_norm, self.lambda_init)
+        return intervention.config_for(self.objective, steps_per_layer=self.steps_per_layer,
+                                       learning_rate=self.learning_rate, lambda_attr=self.lambda_attr,
+                                       lambda_norm=self.lambda_norm, lambda_init=self.lambda_init,
+                                       lambda_inside=self.lambda_inside)
 
 
 class MaskSource:
-    """Resolves the --mask/--masks setting to [B, R, R] arrays for a batch of sample indices."""
+    """Resolves the --mask/--masks setting to [B, R, R] arrays for a batch of sample indices. mesh: where the
+    segmenter of part:NAME masks is replicated (default: not placed; each call then copies it to the images)."""
 
-    def __init__(self, spec: str, num_images: int, res: int):
+    def __init__(self, spec: str, num_images: int, res: int, mesh=None):
         self.spec, self.res, self.array, self.part = spec, res, None, None
         if spec.startswith(toyfaces.PART_SPEC):
             self.part, self.judges = toyfaces.parse_part_spec(spec), judges_lib.load_judges()
+            if mesh is not None:
+                self.judges = self.judges.placed(functools.partial(runs.replicate, mesh=mesh))
         elif spec.startswith(("box:", "ellipse:")):
             self.array = masks.parse_mask_spec(spec, res, res)[None]
         elif spec != "auto":
             self.array = masks.load_masks(spec, num_images, res, res)
 
-    def __call__(self, positions, img0, img_s) -> np.ndarray:
-        """positions: [B] rows into the run's sample list; img0, img_s: [B, R, R, C] input and S-only edit."""
+    def __call__(self, positions, img0, img_z, img_s):
+        """positions: [B] rows into the run's sample list; img0, img_z, img_s: [B, R, R, C] input, Z-only and
+        S-only edit. -> [B, R, R] float32 (numpy, or for 'auto' a device array placed like the images)."""
         if self.part is not None:
-            return toyfaces.part_masks(self.judges, self.part, img0, img_s)
+            return toyfaces.part_masks(self.judges, self.part, img0, img_z)
         if self.array is None:
-            return np.asarray(masks.auto_mask(img0, img_s), np.float32)
+            return masks.auto_mask(img0, img_s)   # placed like the images
         if len(self.array) == 1:
             return np.repeat(self.array, len(positions), axis=0)
         return self.array[np.asarray(positions)]
@@ -105,28 +116,36 @@ def _flat(styles) -> np.ndarray:
 
 def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: EditSettings, mesh,
                condition_on=(), judge=None) -> dict:
-    """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring)."""
-    batch = pipeline.prepare(params, cfg, z, dirs, truncation_psi=st.truncation_psi, target=st.target,
-                             distance=st.distance, s_scale=st.s_scale)
-    synth = intervention.synth_program(cfg)
-    img0 = np.asarray(synth(params, batch.styles))
-    img_s = np.asarray(synth(params, [s + d for s, d in zip(batch.styles, batch.ds_n)]))
-    mask = mask_source(positions, img0, img_s)
-    if mesh.devices.size > 1:
-        batch.styles, batch.ds_z, batch.ds_n = runs.shard_batch((batch.styles, batch.ds_z, batch.ds_n), mesh)
-        mask = runs.shard_batch(jnp.asarray(mask), mesh)
+    """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring).
+
+    params must be replicated on `mesh` (`runs.replicate`, once per run): z is sharded over it before anything is
+    synthesised, and every per-image array (styles, Δs's, images, mask, metrics) stays sharded until it is written.
+    """
+    batch = pipeline.prepare(params, cfg, runs.shard_batch(np.asarray(z, np.float32), mesh), dirs,
+                             truncation_psi=st.truncation_psi, target=st.target, distance=st.distance,
+                             s_scale=st.s_scale)
+    img0, img_z, img_s = edit_inputs(params, cfg, batch)
+    mask = runs.shard_batch(mask_source(positions, img0, img_z, img_s), mesh)
     out = pipeline.run_method(params, cfg, batch, st.method, mask, dirs, st.intervention_config,
                               target=st.target, distance=st.distance, condition_on=condition_on,
                               on_layer=_layer_progress())
+    image = runs.shard_batch(np.asarray(out.image), mesh)
     s_in, s_out = _flat(batch.styles), _flat(out.styles)
     lam = _flat(out.lam) if out.lam is not None else np.zeros_like(s_in)
     return {"z": np.asarray(z), "styles_in": s_in, "styles_out": s_out, "lam": lam,
-            "mse_outside": np.asarray(metrics.outside_mask_mse(out.image, img0, np.asarray(mask))),
+            "mse_outside": np.asarray(metrics.outside_mask_mse(image, img0, mask)),
             "score_before": dirs["s"].decision(s_in).astype(np.float32),
             "score_after": dirs["s"].decision(s_out).astype(np.float32),
-            "mask": np.asarray(mask, np.float32), "img_in": img0, "img_out": np.asarray(out.image),
+            "mask": np.asarray(mask, np.float32), "img_in": np.asarray(img0), "img_out": np.asarray(image),
             **({} if judge is None else {"judge_before": np.asarray(judge(img0), np.float32),
-                                         "judge_after": np.asarray(judge(out.image), np.float32)})}
+                                         "judge_after": np.asarray(judge(image), np.float32)})}
+
+
+def edit_inputs(params, cfg, batch: pipeline.EditBatch) -> tuple:
+    """-> (img0, img_z, img_s): [B, R, R, C] device arrays h(s), h(s + Δs_z), h(s + Δs_n), placed like the batch."""
+    synth = intervention.synth_program(cfg)
+    return tuple(synth(params, batch.styles if ds is None else [s + d for s, d in zip(batch.styles, ds)])
+                 for ds in (None, batch.ds_z, batch.ds_n))
 
 
 def _layer_progress(every_s: float = 10.0):
@@ -154,31 +173,24 @@ def _preview_path(run: runs.RunDir, k: int):
     return run.path / "shards" / f"preview_{k:05d}.npz"
 
 
-def display_range(params, cfg, dirs, z_all, st: EditSettings) -> tuple:
+def display_range(params, cfg, dirs, z_all, st: EditSettings, mesh) -> tuple:
     """The PNG display range of the whole run, from shard 0's input images: fixed by the settings, so every
-    process and every resume writes the same bytes. Also checks shard 0's inputs (before anything is written)."""
+    resume writes the same bytes (run_edits takes process 0's, `runs.from_process_0`, so every process does
+    too). Also checks shard 0's inputs (before anything is written). params: replicated on `mesh`."""
     padded = batches.pad_batch(z_all[:st.batch_size], st.batch_size)
-    batch = pipeline.prepare(params, cfg, padded.array, dirs, truncation_psi=st.truncation_psi, target=st.target,
-                             distance=st.distance, s_scale=st.s_scale)
+    batch = pipeline.prepare(params, cfg, runs.shard_batch(padded.array, mesh), dirs, truncation_psi=st.truncation_psi,
+                             target=st.target, distance=st.distance, s_scale=st.s_scale)
     img0 = np.asarray(intervention.synth_program(cfg)(params, batch.styles))[:padded.valid]
     cli.finite_or_error("input images", img0, st.hint())
     return pictures.display_range(img0)
-
-
-def _barrier(name: str) -> None:
-    import jax
-
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
 
 
 def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask_source: MaskSource, *,
               condition_on=(), judge=None, extra=None, log=print) -> dict | None:
     """Edit every sample of z_all [N, z_dim] into `run`, skipping finished shards. Returns the summary once all
     shards exist (on process 0; None on the other processes of a multi-host run, after a final barrier).
-    `judge`: an independent attribute score images [B, R, R, 3] -> [B] (e.g. the toyfaces classifier), recorded
+    params are replicated over the local devices here, once. `judge`: an independent attribute score
+    images [B, R, R, 3] -> [B] (e.g. the toyfaces classifier; its params replicated like `Judges.placed`), recorded
     per image as judge_before / judge_after and summarised as the judge's flip rate. `extra`: {file name: bytes
     or writer} written with grid.png and summary.json. Every array is checked finite before its shard is
     written (a NaN / inf is an error naming the samples and the likely setting)."""
@@ -193,7 +205,8 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     if len(todo) < len(runs.my_shards(num_shards)):
         log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
     run.remove_stale_temps(todo, bsz)
-    lo_hi = display_range(params, cfg, dirs, z_all, st)
+    params = runs.replicate(params, mesh)   # once: every program of the run reads this copy on every device
+    lo_hi = runs.from_process_0(display_range(params, cfg, dirs, z_all, st, mesh))
     for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
         positions = np.arange(k * bsz, min((k + 1) * bsz, n))
         padded = batches.pad_batch(z_all[positions], bsz)
@@ -206,7 +219,7 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
             storage.save_npz_atomic(_preview_path(run, k), img_in=arrays["img_in"], img_out=arrays["img_out"])
         run.write_shard(k, index=positions, **{key: v for key, v in arrays.items()
                                                if key not in ("img_in", "img_out", "mask")})
-    _barrier("si_jax.edit.done")
+    runs.barrier("si_jax.edit.done")
     if jax.process_index() != 0:
         return None
     missing = [k for k in range(num_shards) if not run.is_done(k)]

@@ -24,11 +24,12 @@ import json
 import time
 import zipfile
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from si_jax import metrics, projection, storage
-from si_jax.editing import batches, directions, intervention, masks, pipeline
+from si_jax.editing import batches, directions, masks, pipeline
 from si_jax.engines import cli, demo, edit_cli, edit_run, project_run, runs, toyfaces
 from si_jax.evaluation import pictures
 from si_jax.stylegan2 import builtin
@@ -90,21 +91,20 @@ def mask_function(spec: str, num_images: int, res: int, judges=None):
 
 def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, mask_fn, st, mesh,
                     condition_on=(), judge=None) -> dict:
-    """Edit one padded batch of codes. styles [B, S], w_ref [B, w_dim], target_imgs [B, R, R, 3]."""
+    """Edit one padded batch of codes. styles [B, S], w_ref [B, w_dim], target_imgs [B, R, R, 3].
+
+    params must be replicated on `mesh` (`runs.replicate`); the codes are sharded over it before anything is
+    synthesised (as engines.edit_run.edit_shard)."""
+    styles, w_ref, target_imgs = runs.shard_batch(tuple(np.asarray(a, np.float32) for a in (styles, w_ref,
+                                                                                               target_imgs)), mesh)
     batch = code_batch(params, cfg, styles, w_ref, dirs, target=st.target, distance=st.distance, s_scale=st.s_scale)
-    synth = intervention.synth_program(cfg)
-    img0 = np.asarray(synth(params, batch.styles))
-    img_z, img_s = (np.asarray(synth(params, [s + d for s, d in zip(batch.styles, ds)]))
-                    for ds in (batch.ds_z, batch.ds_n))
-    mask = np.asarray(mask_fn(positions, img0, img_z, img_s), np.float32)
-    if mesh.devices.size > 1:
-        batch.styles, batch.ds_z, batch.ds_n = runs.shard_batch((batch.styles, batch.ds_z, batch.ds_n), mesh)
-    out = pipeline.run_method(params, cfg, batch, st.method, runs.shard_batch(jnp.asarray(mask), mesh)
-                              if mesh.devices.size > 1 else mask, dirs, st.intervention_config, target=st.target,
+    img0, img_z, img_s = edit_run.edit_inputs(params, cfg, batch)
+    mask = runs.shard_batch(np.asarray(mask_fn(positions, img0, img_z, img_s), np.float32), mesh)
+    out = pipeline.run_method(params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target,
                               distance=st.distance, condition_on=condition_on)
     space = StyleSpace.of(cfg)
     s_in, s_out = np.asarray(space.concat(batch.styles)), np.asarray(space.concat(out.styles))
-    img = np.asarray(out.image)
+    img = runs.shard_batch(np.asarray(out.image), mesh)
     return {"styles_in": s_in, "styles_out": s_out,
             "lam": np.asarray(space.concat(out.lam)) if out.lam is not None else np.zeros_like(s_in),
             "mse_outside": np.asarray(metrics.outside_mask_mse(img, img0, mask)),
@@ -112,7 +112,8 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
             "mse_recon": np.asarray(jnp.mean(jnp.square(img0 - target_imgs), axis=(1, 2, 3))),
             "score_before": dirs["s"].decision(s_in).astype(np.float32),
             "score_after": dirs["s"].decision(s_out).astype(np.float32),
-            "mask": mask, "img_in": np.asarray(target_imgs, np.float32), "img_recon": img0, "img_out": img,
+            "mask": np.asarray(mask), "img_in": np.asarray(target_imgs), "img_recon": np.asarray(img0),
+            "img_out": np.asarray(img),
             **({} if judge is None else {"judge_input": np.asarray(judge(target_imgs), np.float32),
                                          "judge_before": np.asarray(judge(img0), np.float32),
                                          "judge_after": np.asarray(judge(img), np.float32)})}
@@ -123,14 +124,16 @@ def _preview_path(run: runs.RunDir, k: int):
 
 
 def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, mask_fn, *, condition_on=(),
-                   judge=None, extra=None, log=print) -> dict:
-    """Edit every code into `run`, skipping finished shards (single host). -> the summary."""
+                   judge=None, extra=None, log=print) -> dict | None:
+    """Edit every code into `run`, skipping finished shards. -> the summary (on process 0; None on the other
+    processes of a multi-host run, which edit their own shards, `runs.my_shards`, and meet at a final barrier)."""
     mesh = runs.local_mesh()
+    params = runs.replicate(params, mesh)   # once (see edit_code_shard)
     n, bsz = len(codes.styles), st.batch_size
     num_shards = -(-n // bsz)
     todo = run.pending(num_shards)
-    if len(todo) < num_shards:
-        log(f"resuming: {num_shards - len(todo)} of {num_shards} shards already done")
+    if len(todo) < len(runs.my_shards(num_shards)):
+        log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
     run.remove_stale_temps(todo, bsz)
     for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
         pos = np.arange(k * bsz, min((k + 1) * bsz, n))
@@ -152,6 +155,13 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
                                                               ("img_in", "img_recon", "img_out")})
         run.write_shard(k, index=pos, **{key: v for key, v in arrays.items()
                                          if key not in ("img_in", "img_recon", "img_out", "mask")})
+    runs.barrier("si_jax.edit_codes.done")
+    if jax.process_index() != 0:
+        return None
+    missing = [k for k in range(num_shards) if not run.is_done(k)]
+    if missing:
+        raise ValueError(f"{len(missing)} of {num_shards} shards are missing after the run (first: "
+                         f"{run.shard_path(missing[0])}); do all processes write to the same --output_dir?")
     return finish(run, num_shards, st, codes, extra)
 
 
@@ -204,9 +214,9 @@ def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None)
 
 # ------------------------------------------------------------------------------------------------ bin/edit.py
 
-def run(flags, is_demo: bool, log=print) -> dict:
+def run(flags, is_demo: bool, log=print) -> dict | None:
     """bin/edit.py --codes=DIR: validate flags and inputs (nothing is created), edit every projected image into
-    the run folder, print the summary. -> the summary."""
+    the run folder, print the summary. -> the summary (None on the processes other than 0 of a multi-host run)."""
     t0 = time.perf_counter()
     space = flags.space or DEFAULT_SPACE
     cli.require(space in projection.SPACES, "space", space, f"must be one of {', '.join(projection.SPACES)}")
@@ -230,6 +240,7 @@ def run(flags, is_demo: bool, log=print) -> dict:
     if is_demo:
         attribute = flags.attribute or demo.DEMO_ATTRIBUTE
         canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
+        judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
         judge = functools.partial(judges.score, attribute)
         source = {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}"}
         mask_spec = mask_flag or part_spec
@@ -257,6 +268,8 @@ def run(flags, is_demo: bool, log=print) -> dict:
         f"with method '{st.method}' into {run_dir.path}; the latent edit is the W-space one (codes have no z)")
     summary = run_code_edits(run_dir, params, cfg, dirs, codes, st, mask_fn, condition_on=condition_on, judge=judge,
                              log=log)
+    if summary is None:
+        return None
     log(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
     log(f"outputs: {run_dir.path / 'grid.png'} (input / reconstruction / edit), {run_dir.path / 'summary.json'}, "
         f"{run_dir.path / 'images'}/  ({time.perf_counter() - t0:.1f}s)")

@@ -9,8 +9,10 @@
   file); the result is identical to an uninterrupted run because every shard depends only on the settings and
   its own indices.
 - Re-running with different settings into the same folder is refused, naming the settings that differ.
-- Devices: a batch is sharded over the local devices on a 'data' axis, params replicated. Hosts: with
-  `jax.distributed`, process p takes shards p, p + P, p + 2P, ... and writes its own shard files.
+- Devices: params are replicated over the local devices once per run (`replicate`), and each batch is sharded
+  over them on a 'data' axis (`shard_batch`) before anything is computed from it. Hosts: with `jax.distributed`,
+  process p takes shards p, p + P, p + 2P, ... and writes its own shard files; after a final `barrier` process 0
+  writes the run's final files; values that must agree everywhere come from process 0 (`from_process_0`).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import zipfile
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from si_jax import storage
 from si_jax.engines import cli
@@ -154,3 +157,24 @@ def shard_batch(tree, mesh: Mesh):
 
 def replicate(tree, mesh: Mesh):
     return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def barrier(name: str) -> None:
+    """Wait for every process (a no-op in a one-process run)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def from_process_0(values) -> tuple:
+    """Process 0's `values` (a few floats) on every process, bit for bit (sent as the float64's uint32 words: jax
+    may run without 64-bit types): one value for the whole run, e.g. the PNG display range, even where hosts'
+    floating point differs in the last bit. -> tuple of floats."""
+    values = np.asarray(values, np.float64).ravel()
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        words = np.asarray(multihost_utils.broadcast_one_to_all(values.view(np.uint32)), np.uint32)
+        values = words.view(np.float64)
+    return tuple(float(v) for v in values)

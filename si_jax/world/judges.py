@@ -153,6 +153,10 @@ class Judges:
             raise KeyError(f"unknown toyfaces attribute {attribute!r}; expected one of {', '.join(ATTRIBUTES)}")
         return np.asarray(classify(self.classifier, images)["logits"][:, ATTRIBUTES.index(attribute)])
 
+    def placed(self, put) -> "Judges":
+        """A copy whose classifier and segmenter params are put(tree) (e.g. replicated over a device mesh)."""
+        return dataclasses.replace(self, classifier=put(self.classifier), segmenter=put(self.segmenter))
+
     def parts(self, images) -> np.ndarray:
         """[N, H, W] int32 part ids (PARTS order)."""
         return np.asarray(jnp.argmax(segment(self.segmenter, images), -1), np.int32)
