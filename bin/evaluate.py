@@ -41,6 +41,9 @@ flags.DEFINE_float("truncation_psi", 1.0, "Truncation of the samples' w.")
 flags.DEFINE_integer("steps_per_layer", None, "Adam steps per style layer (Style Intervention). Default: "
                      f"{_C.steps_per_layer} (demo: {evaluate_cli.DEMO_STEPS_PER_LAYER}).")
 flags.DEFINE_float("learning_rate", _C.learning_rate, "Adam learning rate for Λ.")
+flags.DEFINE_enum("objective", "keep_edit", ["keep_edit", "paper"], "keep_edit: MSE outside the mask + "
+                  "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 exactly.")
+flags.DEFINE_float("lambda_inside", _C.lambda_inside, "keep_edit only: weight of the inside-mask term.")
 flags.DEFINE_integer("batch_size", 8, "Images per device program.")
 flags.DEFINE_string("coeffs", ",".join(f"{c:g}" for c in evaluate_cli.DEFAULT_COEFFS),
                     "Fig. 5: coefficients c of Λ*·Δs_n (c = 1: the intervention result).")

@@ -1,5 +1,6 @@
 """Style Intervention: Eq. 8 end points, batching, constraints, monotone layer-wise progress, the synthetic
 attribute benchmark, and bad inputs."""
+import dataclasses
 import functools
 
 import jax
@@ -16,7 +17,9 @@ from si_jax.stylegan2 import builtin
 from si_jax.stylegan2.config import G2Config
 
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
-FAST = InterventionConfig(steps_per_layer=6, learning_rate=0.2)
+# The mechanics tests use the paper's objective (Eq. 11: no inside term, so the outside error may only trade
+# against λ_attr·cos); the keep_edit objective has its own test below and tests/test_paper_claims.py.
+FAST = dataclasses.replace(intervention.PAPER_CONFIG, steps_per_layer=6, learning_rate=0.2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,6 +107,29 @@ def test_bad_inputs_raise_clear_errors():
         intervention.intervene(params, TINY, styles, bad, ds_n, mask, FAST)
     with pytest.raises(ValueError, match="lambda_init"):
         InterventionConfig(lambda_init=1.5)
+
+
+def test_keep_edit_objective_keeps_the_z_edit_inside_the_mask():
+    """keep_edit with λ_attr = 0 and a mask covering the whole image: every term is >= 0 and all are 0 at Λ = 0
+    (the Z edit), so the best iterate is exactly the Z edit. The paper's objective on the same problem moves away
+    from it (its outside term is empty, its cosine term pulls Λ towards Δs_n)."""
+    params, styles, ds_z, ds_n, _ = _problem(2)
+    full = jnp.ones((2, 16, 16), jnp.float32)
+    keep = dataclasses.replace(InterventionConfig(), steps_per_layer=6, lambda_attr=0.0)
+    res = intervention.intervene(params, TINY, styles, ds_z, ds_n, full, keep)
+    z_img = jax.jit(si_jax.synthesize, static_argnums=1)(params, TINY, [s + d for s, d in zip(styles, ds_z)])
+    np.testing.assert_array_equal(res.image, np.asarray(z_img))
+    assert all(float(jnp.max(lam)) == 0.0 for lam in res.lam)
+    paper = intervention.intervene(params, TINY, styles, ds_z, ds_n, full, FAST)
+    assert float(np.mean(np.concatenate([np.asarray(lam) for lam in paper.lam], 1))) > 0.1
+
+
+def test_pixel_loss_kinds_are_the_paper_norm_and_the_mean_square():
+    a, b = jnp.ones((1, 4, 4, 3)), jnp.zeros((1, 4, 4, 3))
+    mask = jnp.zeros((1, 4, 4)).at[0, :2].set(1.0)                     # 8 pixels inside, 8 outside
+    for cfg, want in ((intervention.PAPER_CONFIG, np.sqrt(8 * 3)), (InterventionConfig(), 1.0)):
+        got = intervention.pixel_loss(a, b, mask, intervention.hyper_parameters(cfg))
+        np.testing.assert_allclose(np.asarray(got), [want], rtol=1e-6)
 
 
 def test_nan_during_optimisation_is_reported_not_returned():

@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 
-from si_jax.editing import intervention, masks as masks_lib
 from si_jax import storage
+from si_jax.editing import intervention
+from si_jax.editing import masks as masks_lib
 from si_jax.engines import cli, edit_run
 from si_jax.evaluation import comparison, figure_data, figure_panels, pictures
 from si_jax.stylegan2.config import G2Config
@@ -85,10 +86,11 @@ def check_output_dir(path, overwrite: bool) -> pathlib.Path:
 
 def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     """Flags -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
-    from si_jax.editing import directions
     from si_jax import world
+    from si_jax.editing import directions
     from si_jax.engines import demo, edit_cli, samples, toyfaces
-    from si_jax.stylegan2 import builtin, params as params_lib
+    from si_jax.stylegan2 import builtin
+    from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
 
     methods = parse_methods(flags.methods)
@@ -101,8 +103,10 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     steps = flags.steps_per_layer if flags.steps_per_layer is not None else (
         DEMO_STEPS_PER_LAYER if is_demo else intervention.InterventionConfig.steps_per_layer)
     edit_run.EditSettings(target=flags.target, distance=flags.distance, truncation_psi=flags.truncation_psi,
-                          batch_size=flags.batch_size, steps_per_layer=steps, learning_rate=flags.learning_rate)
-    config = intervention.InterventionConfig(steps_per_layer=steps, learning_rate=flags.learning_rate)
+                          batch_size=flags.batch_size, steps_per_layer=steps, learning_rate=flags.learning_rate,
+                          objective=flags.objective, lambda_inside=flags.lambda_inside)
+    config = intervention.config_for(flags.objective, steps_per_layer=steps, learning_rate=flags.learning_rate,
+                                     lambda_inside=flags.lambda_inside)
     mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
     cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
     out_dir = flags.output_dir or ("si_jax_eval_demo" if is_demo else None)
@@ -123,7 +127,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     if mask_spec == "auto":
         masks = "auto"
     elif mask_spec.startswith(toyfaces.PART_SPEC):
-        masks = functools.partial(toyfaces.part_masks, judges, toyfaces.parse_part_spec(mask_spec))
+        masks = toyfaces.part_mask_fn(judges, toyfaces.parse_part_spec(mask_spec))
     elif mask_spec.startswith(("box:", "ellipse:")):
         masks = np.broadcast_to(masks_lib.parse_mask_spec(mask_spec, res, res), (n, res, res))
     else:
@@ -189,7 +193,7 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
     kept = results["kept"]
     pngs, extra = {}, {}
     if kept["lam"] is not None:
-        _fig5_and_fig6(inp, kept, keep, pngs, extra, log)
+        fig5_and_fig6(inp.params, inp.cfg, kept, inp.coeffs, pngs, extra, log)
     else:
         log("note: Figs. 5 and 6 need the 'intervention' method; not drawn")
     _fig2(inp, flags, kept, pngs, extra, log)
@@ -201,23 +205,23 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
     return table
 
 
-def _fig5_and_fig6(inp: EvalInputs, kept: dict, keep: int, pngs: dict, extra: dict, log) -> None:
+def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log) -> None:
     """Figs. 5 and 6 of the kept images (compare_methods' 'kept', with Λ*) into pngs {name: (image, caption)} and
     extra {name: JSON-able}."""
-    cfg, params = inp.cfg, inp.params
+    keep = len(kept["input"])
     names = [l.name for l in cfg.layers]
     strip = figure_data.interpolation_strip(params, cfg, kept["styles"], kept["ds_z"], kept["ds_n"], kept["lam"],
-                                              inp.coeffs)
+                                              coeffs)
     mse = figure_data.strip_outside_mse(strip, kept["input"], kept["mask"])
-    cli.finite_or_error("Fig. 5 outside-mask MSE", mse.T, cli.likely_cause(coeffs=max(map(abs, inp.coeffs))))
-    pngs["fig5_interpolation.png"] = figure_panels.fig5_image(strip, kept["input"], kept["mask"], inp.coeffs, mse)
+    cli.finite_or_error("Fig. 5 outside-mask MSE", mse.T, cli.likely_cause(coeffs=max(map(abs, coeffs))))
+    pngs["fig5_interpolation.png"] = figure_panels.fig5_image(strip, kept["input"], kept["mask"], coeffs, mse)
     extra["fig5_interpolation.json"] = {
         "definition": "s(c) = s + (1 - lam*) * ds_z + c * lam* * ds_n; c = 1 is the Style Intervention result",
-        "coeffs": list(inp.coeffs), "mse_outside_mean": mse.mean(axis=1).tolist(),
+        "coeffs": list(coeffs), "mse_outside_mean": mse.mean(axis=1).tolist(),
         "mse_outside_per_image": mse.T.tolist(), "z_edit_mse_outside_mean": float(kept["pix_error"][0].mean())}
     log("Fig. 5 outside-mask MSE along the strip (mean over %d samples; Z edit: %.4g): %s" % (
         keep, kept["pix_error"][0].mean(), ", ".join(f"c={c:g}: {v:.4g}" for c, v in
-                                                     zip(inp.coeffs, mse.mean(axis=1)))))
+                                                     zip(coeffs, mse.mean(axis=1)))))
     img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(intervention.synth_program(cfg)(
         params, [s + d for s, d in zip(kept["styles"], kept["ds_z"])]))
     pngs["fig6_layers.png"] = figure_panels.fig6_layers_image(kept["layer_images"], img_z, kept["input"],
@@ -278,8 +282,9 @@ def _settings(inp: EvalInputs, flags) -> dict:
             "num_samples": len(inp.z), "seed": flags.seed, "mask": inp.mask_desc, "methods": list(inp.methods),
             "condition_on": list(flags.condition_on), "target": flags.target, "distance": flags.distance,
             "truncation_psi": flags.truncation_psi, "steps_per_layer": inp.config.steps_per_layer,
-            "learning_rate": inp.config.learning_rate, "batch_size": flags.batch_size, "coeffs": list(inp.coeffs),
-            "fig_layer": inp.fig_layer, "top_frac": flags.top_frac}
+            "learning_rate": inp.config.learning_rate, "objective": flags.objective,
+            "pixel_loss": inp.config.pixel_loss, "lambda_inside": inp.config.lambda_inside,
+            "batch_size": flags.batch_size, "coeffs": list(inp.coeffs), "fig_layer": inp.fig_layer, "top_frac": flags.top_frac}
 
 
 def main(flags, is_demo: bool, log=print) -> dict:

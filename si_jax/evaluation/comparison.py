@@ -30,7 +30,9 @@ import time
 import numpy as np
 
 from si_jax import metrics
-from si_jax.editing import batches, intervention, masks as masks_lib, pipeline
+from si_jax.editing import batches, intervention, pipeline
+from si_jax.editing import masks as masks_lib
+from si_jax.evaluation import judged
 from si_jax.stylegan2.config import G2Config
 
 METHOD_NAMES = {"z": "Z-space", "w": "W-space", "interfacegan": "InterFaceGAN", "s": "S-space (Δs_n)",
@@ -100,24 +102,34 @@ def check_methods(methods, condition_on) -> tuple:
 def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                     config: intervention.InterventionConfig = intervention.InterventionConfig(), condition_on=(),
                     classifier=None, target="flip", distance: float = 3.0, truncation_psi: float = 1.0,
-                    batch_size: int = 8, data_range=None, keep: int = 0, log=None) -> dict:
+                    batch_size: int = 8, data_range=None, keep: int = 0, extra_methods=None, judge=None,
+                    reference_features=None, log=None) -> dict:
     """Run every method on the same samples and masks; per-method per-image metrics.
 
     z: [N, z_dim]; dirs: {'s', 'z', 'w'} Directions; masks: [N, R, R], [R, R] (shared), 'auto'
-    (masks.auto_mask from the S-only edit, per image) or a function (img0, img_s_edit) -> [B, R, R] (e.g. a
-    segmenter's part, engines.toyfaces.part_masks); methods: subset of pipeline.METHODS ('interfacegan' needs
+    (masks.auto_mask from the S-only edit, per image) or a function (img0, img_z, img_s) -> [B, R, R] of the
+    input and the Z-only / S-only edits (e.g. a segmenter's part, engines.toyfaces.part_mask_fn); methods: subset of pipeline.METHODS ('interfacegan' needs
     `condition_on`, Z Directions of other attributes). Images are processed in batches of `batch_size` (the last
     padded, so every batch reuses the same compiled programs). data_range: for SSIM/PSNR, default
     metrics.image_data_range of the first batch's input images (fixed for all methods and batches).
     keep: also return the inputs of the first `keep` images for the figures (see 'kept' below).
+    extra_methods: {row name: fn(EditBatch, mask [B, R, R]) -> pipeline.EditOutput}, rows after `methods` (an
+    intervention variant, the amortised Λ). judge: an evaluation.judged.JudgeMetrics, adding its per-image keys;
+    with reference_features [M, F] also the Fréchet distance of each method's edited images ('set_metrics').
 
     Returns {'num_images': N, 'methods': {method: {metric: [N]}} (keys in the module docstring),
              'seconds': {method: wall seconds}, 'data_range': float, 'masks': [N, R, R], 'target_sign': [N],
+             'set_metrics': {method: {'fd': stat}} (with judge and reference_features; also row 'input'),
              'kept': None or {'styles', 'ds_z', 'ds_n': lists of [K, dim_l], 'lam': list of [K, dim_l] or None,
                               'mask': [K, R, R], 'input': [K, R, R, C], 'images': {method: [K, R, R, C]},
                               'layer_images': [L, K, R, R, C] or None, 'pix_error': [L + 1, K] or None}}.
     """
     methods = check_methods(methods, condition_on)
+    extra_methods = dict(extra_methods or {})
+    clash = sorted(set(extra_methods) & set(methods))
+    if clash:
+        raise ValueError(f"extra method names clash with methods: {', '.join(clash)}")
+    rows = methods + tuple(extra_methods)
     z = np.asarray(z, np.float32)
     if z.ndim != 2 or z.shape[1] != cfg.z_dim:
         raise ValueError(f"latents must have shape [N, {cfg.z_dim}], got {z.shape}")
@@ -127,14 +139,15 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     if isinstance(masks, str):
         if masks != "auto":
             raise ValueError(f"masks must be an array, a function or 'auto', got {masks!r}")
-        masks = masks_lib.auto_mask
+        masks = lambda img0, img_z, img_s: masks_lib.auto_mask(img0, img_s)  # noqa: E731
     from_images = callable(masks)
     if not from_images:
         masks = np.asarray(masks_lib.validate_masks(masks, n, res, res), np.float32)
     log = log or (lambda msg: None)
     synth = intervention.synth_program(cfg)
-    per = {m: [] for m in methods}
-    seconds = {m: 0.0 for m in methods}
+    per = {m: [] for m in rows}
+    seconds = {m: 0.0 for m in rows}
+    feats = {m: [] for m in ("input",) + rows}
     used_masks, signs, kept = [], [], []
     for start in range(0, n, batch_size):
         padded = batches.pad_batch(z[start:start + batch_size], batch_size)
@@ -143,8 +156,9 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                                  distance=distance)
         img0 = np.asarray(synth(params, batch.styles))
         if from_images:
-            img_s = np.asarray(synth(params, [s + d for s, d in zip(batch.styles, batch.ds_n)]))
-            mask = np.asarray(masks(img0, img_s), np.float32)
+            img_z, img_s = (np.asarray(synth(params, [s + d for s, d in zip(batch.styles, ds)]))
+                            for ds in (batch.ds_z, batch.ds_n))
+            mask = np.asarray(masks(img0, img_z, img_s), np.float32)
         else:
             mask = batches.pad_batch(masks[start:start + batch_size], batch_size).array
         if data_range is None:
@@ -152,10 +166,15 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
         sign = np.where(np.asarray(batch.alpha_z) >= 0, 1.0, -1.0).astype(np.float32)
         keep_here = start < keep
         outputs = {}
-        for m in methods:
+        if judge is not None:
+            feats["input"].append(judge.features(img0[:valid]))
+        for m in rows:
             t0 = time.perf_counter()
-            out = pipeline.run_method(params, cfg, batch, m, mask, dirs, config, target=target, distance=distance,
-                                      condition_on=condition_on, return_layer_images=keep_here)
+            if m in extra_methods:
+                out = extra_methods[m](batch, mask)
+            else:
+                out = pipeline.run_method(params, cfg, batch, m, mask, dirs, config, target=target,
+                                          distance=distance, condition_on=condition_on, return_layer_images=keep_here)
             image = np.asarray(out.image)
             seconds[m] += time.perf_counter() - t0
             outputs[m] = out
@@ -163,6 +182,9 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                                 target_sign=sign[:valid], s_direction=dirs.get("s"),
                                 styles_before=[np.asarray(s)[:valid] for s in batch.styles],
                                 styles_after=[np.asarray(s)[:valid] for s in out.styles], classifier=classifier)
+            if judge is not None:
+                vals.update(judge(img0[:valid], image[:valid], mask[:valid], sign[:valid]))
+                feats[m].append(judge.features(image[:valid]))
             per[m].append(vals)
             log(f"  {m:>12}: images {start}-{start + valid - 1}, {time.perf_counter() - t0:.1f}s, outside MSE "
                 f"{float(np.mean(vals['mse_outside'])):.4g}")
@@ -170,9 +192,13 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
         signs.append(sign[:valid])
         if keep_here:
             kept.append(_kept_part(batch, img0, mask, outputs, min(valid, keep - start)))
+    set_metrics = {}
+    if judge is not None and reference_features is not None:
+        set_metrics = {m: {"fd": judged.frechet_with_spread(np.concatenate(f), reference_features)}
+                       for m, f in feats.items()}
     return {"num_images": n, "methods": {m: {k: np.concatenate([p[k] for p in per[m]]) for k in per[m][0]}
-                                         for m in methods},
-            "seconds": seconds, "data_range": float(data_range), "masks": np.concatenate(used_masks),
+                                         for m in rows},
+            "seconds": seconds, "set_metrics": set_metrics, "data_range": float(data_range), "masks": np.concatenate(used_masks),
             "target_sign": np.concatenate(signs), "kept": _merge_kept(kept) if kept else None}
 
 
@@ -214,22 +240,32 @@ def _fmt(stat: dict, values) -> str:
     return f"{stat['mean']:.4g} ± {stat['std']:.2g}"
 
 
+def _rank_value(results, stats, m, key) -> float:
+    """The mean that ranks a method in a column: from the per-image values (+inf PSNR ranks best), else the
+    set metric's."""
+    if key in results["methods"][m]:
+        return float(np.mean(np.asarray(results["methods"][m][key], np.float64)))
+    return np.nan if stats[m][key]["mean"] is None else stats[m][key]["mean"]
+
+
 def table2(results: dict) -> tuple:
     """Paper Table 2 from `compare_methods` output: mean ± std over samples, one row per method.
 
     -> (Markdown string, JSON-able dict {'num_images', 'data_range', 'rows': methods in order,
         'columns': [{key, header}],
-        'methods': {method: {metric: {'mean', 'std', 'n', 'n_nonfinite'}}}}). mean/std are None when a value is
-    non-finite (PSNR of an image with no change outside the mask is +inf; the table then says 'inf').
-    The best mean of the MSE / SSIM / PSNR columns is bold.
+        'methods': {method: {metric: {'mean', 'std', 'n', 'n_nonfinite'}}}, 'input_fd': stat or None}). mean/std
+    are None when a value is non-finite (PSNR of an image with no change outside the mask is +inf; the table then
+    says 'inf'). Set metrics (the judges' FD: std over bootstrap resamples) sit beside the per-image ones.
+    The best mean of the columns with a direction (↓ / ↑) is bold.
     """
     methods = list(results["methods"])
-    cols = [c for c in TABLE_COLUMNS if all(c[0] in results["methods"][m] for m in methods)]
-    stats = {m: {k: _stat(v) for k, v in results["methods"][m].items()} for m in methods}
+    set_metrics = results.get("set_metrics") or {}
+    stats = {m: {**{k: _stat(v) for k, v in results["methods"][m].items()}, **set_metrics.get(m, {})}
+             for m in methods}
+    cols = [c for c in TABLE_COLUMNS + judged.JUDGE_COLUMNS if all(c[0] in stats[m] for m in methods)]
     best = {}
     for key, _, better in cols:
-        means = [(float(np.mean(np.asarray(results["methods"][m][key], np.float64))), m) for m in methods]
-        means = [(v, m) for v, m in means if not np.isnan(v)]  # +inf PSNR (nothing changed outside) ranks best
+        means = [(v, m) for m in methods if not np.isnan(v := _rank_value(results, stats, m, key))]
         if better and means and len(methods) > 1:
             best[key] = (min if better == "low" else max)(means)[1]
     lines = ["| method | " + " | ".join(h for _, h, _ in cols) + " |",
@@ -237,7 +273,7 @@ def table2(results: dict) -> tuple:
     for m in methods:
         cells = []
         for key, _, _ in cols:
-            text = _fmt(stats[m][key], results["methods"][m][key])
+            text = _fmt(stats[m][key], results["methods"][m].get(key, np.nan))
             cells.append(f"**{text}**" if best.get(key) == m else text)
         lines.append(f"| {METHOD_NAMES.get(m, m)} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -245,7 +281,13 @@ def table2(results: dict) -> tuple:
                  f"raw generator units; SSIM/PSNR with data range {results['data_range']:.4g}. Δ→target: score "
                  "change towards the requested attribute value (S = S-space SVM decision). flip rate: fraction "
                  "whose S-space decision changed sign.")
+    input_fd = set_metrics.get("input", {}).get("fd")
+    if input_fd is not None:
+        lines.append(f"Judge columns (evaluation.judged): the independent classifier's flip rate and logit change of "
+                     f"the attribute, the fraction of the other attributes it sees flipped, the mean range-normalised "
+                     f"change of its 12 nuisance estimates (identity), and the Fréchet distance of its features to "
+                     f"renders (± bootstrap std; the unedited inputs: {input_fd['mean']:.3g}).")
     table = {"num_images": int(results["num_images"]), "data_range": float(results["data_range"]), "rows": methods,
-             "columns": [{"key": k, "header": h} for k, h, _ in cols], "methods": stats,
+             "columns": [{"key": k, "header": h} for k, h, _ in cols], "methods": stats, "input_fd": input_fd,
              "seconds": {m: float(s) for m, s in results.get("seconds", {}).items()}}
     return "\n".join(lines), table

@@ -157,3 +157,20 @@ def fig2_image(images, mask, binary, channels, ious, layer_name, max_rows: int =
                f"IoU in yellow, mean under the label (highest possible mean IoU here: "
                f"{float(np.mean(iou_upper_bound(binary, mask, channels[0]))) if len(channels) else 0:.2f})")
     return labelled_grid(rows, cols, [f"#{b}" for b in range(len(rows))]), caption
+
+
+# ------------------------------------------------------------------------------------------------- methods side by side
+
+def methods_image(inputs, edits: dict, masks, row_labels=(), col_names: dict | None = None) -> np.ndarray:
+    """One row per image: the input (mask outlined), then each method's edit. inputs [B, R, R, C]; edits
+    {method: [B, R, R, C]} (columns in dict order); masks [B, R, R]; col_names {method: label}. -> uint8 picture.
+    Every row is shown over the display range of ALL inputs, so the methods are compared on the same scale."""
+    inputs = np.asarray(inputs)
+    lo, hi = pictures.display_range(inputs)
+    size = _display_size(inputs.shape[1])
+    rows = []
+    for b in range(len(inputs)):
+        tiles = _tiles(np.stack([inputs[b]] + [np.asarray(v)[b] for v in edits.values()]), lo, hi, size)
+        rows.append([_outline(tiles[0], masks[b])] + tiles[1:])
+    names = col_names or {}
+    return labelled_grid(rows, ["input"] + [names.get(m, m) for m in edits], row_labels)
