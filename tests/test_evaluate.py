@@ -56,7 +56,8 @@ def test_evaluate_demo_end_to_end(tmp_path, jax_cache):
     assert table["demo"] and table["num_images"] == 3 and "interfacegan" in table["skipped"]
     assert table["rows"] == ["z", "w", "s", "intervention"] and set(table["methods"]) == set(table["rows"])
     for m, cols in table["methods"].items():
-        for key in ("mse_outside", "ssim_outside", "psnr_outside", "s_score_gain", "flipped", "classifier_gain"):
+        for key in ("mse_outside", "ssim_outside", "psnr_outside", "s_score_gain", "flipped", "judge_gain",
+                    "judge_flipped", "others_flipped", "nuisance_change", "inside_mse"):
             assert np.isfinite(cols[key]["mean"]) and np.isfinite(cols[key]["std"]), (m, key)
             assert cols[key]["n"] == 3
     mse = {m: table["methods"][m]["mse_outside"]["mean"] for m in table["methods"]}
@@ -156,7 +157,8 @@ def _flags(tmp_path, **kw):
     base = dict(methods="z,s,intervention", coeffs="0,1", num_samples=2, batch_size=2, fig_images=2, top_frac=0.05,
                 steps_per_layer=2, learning_rate=0.2, output_dir=str(tmp_path / "out"), overwrite=False, mask=None,
                 masks=None, fig_layer="", condition_on=[], weights=None, direction=None, attribute=None, seed=0,
-                top_channels=5, target="flip", distance=3.0, truncation_psi=1.0)
+                top_channels=5, target="flip", distance=3.0, truncation_psi=1.0, objective="keep_edit",
+                lambda_inside=1.0)
     base.update(kw)
     return types.SimpleNamespace(**base)
 

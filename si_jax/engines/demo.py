@@ -16,8 +16,8 @@ BANNER = """\
 =====================================================================================================
  si_jax DEMO: no --weights/--direction given, so this ran on the built-in toyfaces StyleGAN2 (32x32,
  trained by si_jax on its procedural face world) and the attribute '{attr}', labelled by the shipped
- classifier; the mask is the segmenter's '{part}' region of each image. Other attributes: --attribute=
- ({attrs}). To edit real images:
+ classifier; the mask is the segmenter's '{part}' region in each image or its Z edit. Other attributes:
+ --attribute=({attrs}). To edit real images:
    python bin/convert_weights.py --input=stylegan2-ffhq-config-f.pkl --output=ffhq.safetensors
    python bin/sample.py --weights=ffhq.safetensors --num_samples=10000 --seed=0 --output_dir=samples
    (label the samples, e.g. labels.csv with index,score)

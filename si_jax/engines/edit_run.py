@@ -169,7 +169,7 @@ def _save_pngs(run: runs.RunDir, index, arrays, lo_hi):
                           pictures.grid([tiles], scale=pictures.upscale_for_viewing(a.shape[0])))
 
 
-def _preview_path(run: runs.RunDir, k: int):
+def preview_path(run: runs.RunDir, k: int):
     return run.path / "shards" / f"preview_{k:05d}.npz"
 
 
@@ -194,7 +194,6 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     per image as judge_before / judge_after and summarised as the judge's flip rate. `extra`: {file name: bytes
     or writer} written with grid.png and summary.json. Every array is checked finite before its shard is
     written (a NaN / inf is an error naming the samples and the likely setting)."""
-    import jax
 
     mesh = runs.local_mesh()
     n, bsz = len(z_all), runs.fit_batch_size(st.batch_size, len(z_all), mesh)
@@ -216,17 +215,41 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
         run.create()
         _save_pngs(run, positions, arrays, lo_hi)
         if k * bsz < GRID_IMAGES:  # raw images for grid.png, before the shard so a kill cannot orphan it
-            storage.save_npz_atomic(_preview_path(run, k), img_in=arrays["img_in"], img_out=arrays["img_out"])
+            storage.save_npz_atomic(preview_path(run, k), img_in=arrays["img_in"], img_out=arrays["img_out"])
         run.write_shard(k, index=positions, **{key: v for key, v in arrays.items()
                                                if key not in ("img_in", "img_out", "mask")})
-    runs.barrier("si_jax.edit.done")
-    if jax.process_index() != 0:
+    if not all_shards_done(run, num_shards, "si_jax.edit.done"):
         return None
+    return finish(run, num_shards, st, lo_hi, extra)
+
+
+def all_shards_done(run: runs.RunDir, num_shards: int, barrier: str) -> bool:
+    """After the final barrier: True on process 0 once every shard exists (ValueError naming the first missing
+    one), False on the other processes (they write nothing more)."""
+    import jax
+
+    runs.barrier(barrier)
+    if jax.process_index() != 0:
+        return False
     missing = [k for k in range(num_shards) if not run.is_done(k)]
     if missing:
         raise ValueError(f"{len(missing)} of {num_shards} shards are missing after the run (first: "
                          f"{run.shard_path(missing[0])}); do all processes write to the same --output_dir?")
-    return finish(run, num_shards, st, lo_hi, extra)
+    return True
+
+
+def read_previews(run: runs.RunDir, num_shards: int, batch_size: int, num_images: int = GRID_IMAGES) -> list:
+    """The preview arrays ({key: [n, ...]}) of the shards holding the first `num_images` images, in order
+    (ValueError naming a missing or damaged one, and how to recover)."""
+    previews = []
+    for k in range(min(num_shards, -(-num_images // batch_size))):
+        try:
+            with np.load(preview_path(run, k), allow_pickle=False) as p:
+                previews.append({key: p[key] for key in p.files})
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{preview_path(run, k)} is missing or damaged ({e}); delete "
+                             f"{run.shard_path(k).name} and re-run the same command") from None
+    return previews
 
 
 def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None, extra=None) -> dict:
@@ -234,14 +257,7 @@ def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None, extr
     (with `extra`, {file name: bytes or writer}). Deterministic: a function of the shards and settings only.
     lo_hi: the display range (default: from shard 0's input images, as `display_range`)."""
     allv = run.read_all(num_shards)
-    previews = []
-    for k in range(min(num_shards, -(-GRID_IMAGES // st.batch_size))):
-        try:
-            with np.load(_preview_path(run, k), allow_pickle=False) as p:
-                previews.append({"img_in": p["img_in"], "img_out": p["img_out"]})
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{_preview_path(run, k)} is missing or damaged ({e}); delete "
-                             f"{run.shard_path(k).name} and re-run the same command") from None
+    previews = read_previews(run, num_shards, st.batch_size)
     outputs = storage.Outputs()
     img_in = np.concatenate([p["img_in"] for p in previews])[:GRID_IMAGES]
     img_out = np.concatenate([p["img_out"] for p in previews])[:GRID_IMAGES]

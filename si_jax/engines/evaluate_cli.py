@@ -10,7 +10,6 @@ fig2_channels.png, fig2_iou.json (see bin/evaluate.py).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import pathlib
 import time
@@ -21,7 +20,7 @@ from si_jax import storage
 from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
 from si_jax.engines import cli, edit_run
-from si_jax.evaluation import comparison, figure_data, figure_panels, pictures
+from si_jax.evaluation import comparison, figure_data, figure_panels, judged, pictures
 from si_jax.stylegan2.config import G2Config
 
 DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
@@ -47,8 +46,8 @@ class EvalInputs:
     coeffs: tuple
     fig_layer: int
     out_dir: pathlib.Path
-    classifier: object = None
     is_demo: bool = False
+    judge: object = None          # evaluation.judged.JudgeMetrics (the demo: the toyfaces judges' columns)
 
 
 def parse_methods(text: str) -> tuple:
@@ -143,12 +142,12 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         methods = tuple(m for m in methods if m != "interfacegan")
         if not methods:
             raise ValueError("nothing to compare: 'interfacegan' needs --condition_on and no other method was given")
-    classifier = None
+    judge = None
     if is_demo:
         log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
         params = params_lib.to_jax_params(canonical, cfg)
         dirs = toyfaces.fit_directions(params, cfg, judges, attribute, log=log)
-        classifier = functools.partial(judges.score, attribute)
+        judge = judged.JudgeMetrics(judges, attribute)
     else:
         params = params_lib.to_jax_params(canonical, cfg)
         dirs = directions.load_directions(flags.direction)
@@ -160,7 +159,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
     z = samples.latents(flags.seed, range(n), cfg.z_dim)
     return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
-                      fig_layer, out_dir, classifier, is_demo)
+                      fig_layer, out_dir, is_demo, judge)
 
 
 def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
@@ -173,11 +172,11 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
     t0 = time.perf_counter()
     keep = min(flags.fig_images, len(inp.z))
     results = comparison.compare_methods(params, cfg, inp.z, inp.dirs, inp.masks, inp.methods, config=inp.config,
-                                         condition_on=inp.condition_on, classifier=inp.classifier,
+                                         condition_on=inp.condition_on,
                                          target=flags.target, distance=flags.distance,
                                          truncation_psi=flags.truncation_psi,
                                          batch_size=cli.note_batch_size(min(flags.batch_size, len(inp.z))), keep=keep,
-                                         log=log)
+                                         judge=inp.judge, log=log)
     hint = cli.likely_cause(truncation_psi=flags.truncation_psi, distance=flags.distance,
                             learning_rate=inp.config.learning_rate)
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
@@ -284,7 +283,8 @@ def _settings(inp: EvalInputs, flags) -> dict:
             "truncation_psi": flags.truncation_psi, "steps_per_layer": inp.config.steps_per_layer,
             "learning_rate": inp.config.learning_rate, "objective": flags.objective,
             "pixel_loss": inp.config.pixel_loss, "lambda_inside": inp.config.lambda_inside,
-            "batch_size": flags.batch_size, "coeffs": list(inp.coeffs), "fig_layer": inp.fig_layer, "top_frac": flags.top_frac}
+            "batch_size": flags.batch_size, "coeffs": list(inp.coeffs), "fig_layer": inp.fig_layer,
+            "top_frac": flags.top_frac}
 
 
 def main(flags, is_demo: bool, log=print) -> dict:

@@ -10,11 +10,9 @@ import pathlib
 import numpy as np
 
 from si_jax import storage
-from si_jax.evaluation import comparison, figure_panels, pictures
+from si_jax.evaluation import figure_panels, pictures
 
 PICTURES, NUMBERS = "docs/results", "results"
-ROW_NAMES = {**comparison.METHOD_NAMES, "intervention": "Style Intervention (si_jax default)",
-             "intervention_paper": "Style Intervention (paper Eq. 11)", "amortised": "amortised Λ (fit on other images)"}
 SHORT = {"z": "Z", "w": "W", "interfacegan": "IFG cond.", "s": "S only", "intervention": "SI",
          "intervention_paper": "SI paper", "amortised": "SI amort."}
 FLIP_TARGET, MSE_TARGET = 0.9, 0.2
@@ -107,7 +105,8 @@ def _fig2_picture(part: str, d: dict) -> tuple:
 
 
 def report(suite: dict, command: str, seconds: float, root) -> storage.Outputs:
-    """suite: paper_suite.run_suite's dict ('records': {attribute: paper_suite.attribute_record}). -> staged outputs under `root`: RESULTS.md, docs/results/*.png,
+    """suite: paper_suite.run_suite's dict ('records': {attribute: paper_suite.attribute_record}).
+    -> staged outputs under `root`: RESULTS.md, docs/results/*.png,
     results/*.json (folders created here; files written by commit())."""
     root = pathlib.Path(root)
     for sub in (PICTURES, NUMBERS):

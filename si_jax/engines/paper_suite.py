@@ -35,6 +35,9 @@ FIT_SEED, FRESH_SEED, EVAL_SEED, AMORTISED_SEED, RENDER_SEED = toyfaces.FIT_SEED
 CONDITION_ON = {"smile": "mouth_open", "mouth_open": "smile", "blond_hair": "bangs", "bangs": "blond_hair"}
 FIG2_PARTS = ("hair", "glasses", "mouth", "brows", "eyes")
 METHODS = ("z", "w", "interfacegan", "s", "intervention")
+ROW_NAMES = {**comparison.METHOD_NAMES, "intervention": "Style Intervention (si_jax default)",
+             "intervention_paper": "Style Intervention (paper's Eq. 11)",
+             "amortised": "amortised Λ (fit on 64 other images)"}
 FIG5_COEFFS = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 
@@ -154,17 +157,17 @@ def table2_for(params, cfg, judges, attribute: str, dirs: dict, reference, st: S
                                      keep=st.keep, extra_methods={"intervention_paper": paper, "amortised": amortised},
                                      judge=judged.JudgeMetrics(judges, attribute), reference_features=reference,
                                      log=lambda m: None)
-    markdown, table = comparison.table2(res)
+    markdown, table = comparison.table2(res, names=ROW_NAMES)
     auto_iou = np.concatenate(mask_fn.ious)[:st.num_images]
     table.update(attribute=attribute, part=part, condition_on=cond, mask_coverage=float(np.mean(res["masks"])),
                  auto_mask_iou={"mean": float(auto_iou.mean()), "std": float(auto_iou.std())},
                  settings={"num_images": st.num_images, "eval_seed": EVAL_SEED, "num_amortised": st.num_amortised,
-                           "config": dataclasses.asdict(st.config), "paper_config": dataclasses.asdict(st.paper_config)})
+                           "config": dataclasses.asdict(st.config),
+                           "paper_config": dataclasses.asdict(st.paper_config)})
     m = table["methods"]
-    log(f"Table 2 {attribute} ({time.perf_counter() - t0:.0f} s): judge flip Z {m['z']['judge_flipped']['mean']:.2f}"
-        f" SI {m['intervention']['judge_flipped']['mean']:.2f} paper {m['intervention_paper']['judge_flipped']['mean']:.2f};"
-        f" outside MSE Z {m['z']['mse_outside']['mean']:.4f} SI {m['intervention']['mse_outside']['mean']:.4f} paper "
-        f"{m['intervention_paper']['mse_outside']['mean']:.4f}")
+    row = {k: f"{m[k]['judge_flipped']['mean']:.2f} / {m[k]['mse_outside']['mean']:.4f}"
+           for k in ("z", "intervention", "intervention_paper")}
+    log(f"Table 2 {attribute} ({time.perf_counter() - t0:.0f} s), judge flip rate / outside MSE: {row}")
     return {"markdown": markdown, "table": table, "results": res, "auto_iou": auto_iou}
 
 

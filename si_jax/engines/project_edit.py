@@ -22,9 +22,7 @@ import dataclasses
 import functools
 import json
 import time
-import zipfile
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -119,10 +117,6 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
                                          "judge_after": np.asarray(judge(img), np.float32)})}
 
 
-def _preview_path(run: runs.RunDir, k: int):
-    return run.path / "shards" / f"preview_{k:05d}.npz"
-
-
 def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, mask_fn, *, condition_on=(),
                    judge=None, extra=None, log=print) -> dict | None:
     """Edit every code into `run`, skipping finished shards. -> the summary (on process 0; None on the other
@@ -151,31 +145,19 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
             pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
                               pictures.grid([tiles], scale=pictures.upscale_for_viewing(tiles[0].shape[0])))
         if k * bsz < GRID_IMAGES:
-            storage.save_npz_atomic(_preview_path(run, k), **{key: arrays[key] for key in
+            storage.save_npz_atomic(edit_run.preview_path(run, k), **{key: arrays[key] for key in
                                                               ("img_in", "img_recon", "img_out")})
         run.write_shard(k, index=pos, **{key: v for key, v in arrays.items()
                                          if key not in ("img_in", "img_recon", "img_out", "mask")})
-    runs.barrier("si_jax.edit_codes.done")
-    if jax.process_index() != 0:
+    if not edit_run.all_shards_done(run, num_shards, "si_jax.edit_codes.done"):
         return None
-    missing = [k for k in range(num_shards) if not run.is_done(k)]
-    if missing:
-        raise ValueError(f"{len(missing)} of {num_shards} shards are missing after the run (first: "
-                         f"{run.shard_path(missing[0])}); do all processes write to the same --output_dir?")
     return finish(run, num_shards, st, codes, extra)
 
 
 def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None) -> dict:
     """grid.png (rows: inputs, reconstructions, edits) and summary.json, written together (deterministic)."""
     allv = run.read_all(num_shards)
-    previews = []
-    for k in range(min(num_shards, -(-GRID_IMAGES // st.batch_size))):
-        try:
-            with np.load(_preview_path(run, k), allow_pickle=False) as p:
-                previews.append({key: p[key] for key in p.files})
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{_preview_path(run, k)} is missing or damaged ({e}); delete "
-                             f"{run.shard_path(k).name} and re-run the same command") from None
+    previews = edit_run.read_previews(run, num_shards, st.batch_size, GRID_IMAGES)
     rows = []
     for key in ("img_in", "img_recon", "img_out"):
         imgs = np.concatenate([p[key] for p in previews])[:GRID_IMAGES]

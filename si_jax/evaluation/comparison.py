@@ -108,7 +108,8 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
 
     z: [N, z_dim]; dirs: {'s', 'z', 'w'} Directions; masks: [N, R, R], [R, R] (shared), 'auto'
     (masks.auto_mask from the S-only edit, per image) or a function (img0, img_z, img_s) -> [B, R, R] of the
-    input and the Z-only / S-only edits (e.g. a segmenter's part, engines.toyfaces.part_mask_fn); methods: subset of pipeline.METHODS ('interfacegan' needs
+    input and the Z-only / S-only edits (e.g. a segmenter's part, engines.toyfaces.part_mask_fn); methods:
+    subset of pipeline.METHODS ('interfacegan' needs
     `condition_on`, Z Directions of other attributes). Images are processed in batches of `batch_size` (the last
     padded, so every batch reuses the same compiled programs). data_range: for SSIM/PSNR, default
     metrics.image_data_range of the first batch's input images (fixed for all methods and batches).
@@ -198,7 +199,8 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                        for m, f in feats.items()}
     return {"num_images": n, "methods": {m: {k: np.concatenate([p[k] for p in per[m]]) for k in per[m][0]}
                                          for m in rows},
-            "seconds": seconds, "set_metrics": set_metrics, "data_range": float(data_range), "masks": np.concatenate(used_masks),
+            "seconds": seconds, "set_metrics": set_metrics, "data_range": float(data_range),
+            "masks": np.concatenate(used_masks),
             "target_sign": np.concatenate(signs), "kept": _merge_kept(kept) if kept else None}
 
 
@@ -248,7 +250,7 @@ def _rank_value(results, stats, m, key) -> float:
     return np.nan if stats[m][key]["mean"] is None else stats[m][key]["mean"]
 
 
-def table2(results: dict) -> tuple:
+def table2(results: dict, names: dict | None = None) -> tuple:
     """Paper Table 2 from `compare_methods` output: mean ± std over samples, one row per method.
 
     -> (Markdown string, JSON-able dict {'num_images', 'data_range', 'rows': methods in order,
@@ -256,8 +258,9 @@ def table2(results: dict) -> tuple:
         'methods': {method: {metric: {'mean', 'std', 'n', 'n_nonfinite'}}}, 'input_fd': stat or None}). mean/std
     are None when a value is non-finite (PSNR of an image with no change outside the mask is +inf; the table then
     says 'inf'). Set metrics (the judges' FD: std over bootstrap resamples) sit beside the per-image ones.
-    The best mean of the columns with a direction (↓ / ↑) is bold.
+    The best mean of the columns with a direction (↓ / ↑) is bold. names: row labels (default METHOD_NAMES).
     """
+    names = names or METHOD_NAMES
     methods = list(results["methods"])
     set_metrics = results.get("set_metrics") or {}
     stats = {m: {**{k: _stat(v) for k, v in results["methods"][m].items()}, **set_metrics.get(m, {})}
@@ -275,18 +278,19 @@ def table2(results: dict) -> tuple:
         for key, _, _ in cols:
             text = _fmt(stats[m][key], results["methods"][m].get(key, np.nan))
             cells.append(f"**{text}**" if best.get(key) == m else text)
-        lines.append(f"| {METHOD_NAMES.get(m, m)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {names.get(m, m)} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"{results['num_images']} images, mean ± std over images. Outside = pixels outside the mask; MSE in "
                  f"raw generator units; SSIM/PSNR with data range {results['data_range']:.4g}. Δ→target: score "
                  "change towards the requested attribute value (S = S-space SVM decision). flip rate: fraction "
                  "whose S-space decision changed sign.")
     input_fd = set_metrics.get("input", {}).get("fd")
-    if input_fd is not None:
-        lines.append(f"Judge columns (evaluation.judged): the independent classifier's flip rate and logit change of "
-                     f"the attribute, the fraction of the other attributes it sees flipped, the mean range-normalised "
-                     f"change of its 12 nuisance estimates (identity), and the Fréchet distance of its features to "
-                     f"renders (± bootstrap std; the unedited inputs: {input_fd['mean']:.3g}).")
+    if any(k == "judge_flipped" for k, _, _ in cols):
+        fd = ("" if input_fd is None else f", and the Fréchet distance of its features to renders (± bootstrap std; "
+              f"the unedited inputs: {input_fd['mean']:.3g})")
+        lines.append("Judge columns (evaluation.judged): the independent classifier's flip rate and logit change of "
+                     "the attribute, the fraction of the other attributes it sees flipped, the mean range-normalised "
+                     f"change of its 12 nuisance estimates (identity){fd}. MSE inside: the change inside the mask.")
     table = {"num_images": int(results["num_images"]), "data_range": float(results["data_range"]), "rows": methods,
              "columns": [{"key": k, "header": h} for k, h, _ in cols], "methods": stats, "input_fd": input_fd,
              "seconds": {m: float(s) for m, s in results.get("seconds", {}).items()}}
