@@ -1,6 +1,7 @@
 """Flags -> inputs, settings and run folder for `bin/edit.py` (kept here so the binary stays a thin shell)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -99,6 +100,43 @@ def settings_of(flags, **override) -> edit_run.EditSettings:
     return edit_run.EditSettings(**{**values, **override})
 
 
+@dataclasses.dataclass
+class Model:
+    """The generator and directions an edit run uses. judge: images -> [B] attribute score (demo) or None;
+    judges: the toyfaces Judges replicated on the local mesh (demo) or None; source: the run's identity fields."""
+
+    canonical: dict
+    cfg: object
+    params: dict
+    dirs: dict
+    judge: object
+    judges: object
+    source: dict
+    default_mask: str
+    generator_id: str
+
+
+def resolve_model(flags, is_demo: bool, log) -> Model:
+    """The demo (builtin:toyfaces, judge-labelled directions of --attribute, segmenter masks) or --weights +
+    --direction (refused when the direction was fitted for another generator)."""
+    if is_demo:
+        attribute = flags.attribute or demo.DEMO_ATTRIBUTE
+        canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
+        judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
+        return Model(canonical, cfg, params, dirs, functools.partial(judges.score, attribute), judges,
+                     {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}"}, part_spec,
+                     params_lib.fingerprint(canonical))
+    canonical, cfg = cli.load_weights(flags.weights)
+    generator_id = params_lib.fingerprint(canonical)
+    meta = directions.load_directions_meta(flags.direction)
+    if meta.get("generator_id") not in (None, generator_id):
+        raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
+                         f"--weights has {generator_id})")
+    return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), directions.load_directions(flags.direction),
+                 None, None, {"weights": generator_id, "direction": file_digest(flags.direction)}, "auto",
+                 generator_id)
+
+
 def run(flags, is_demo: bool) -> None:
     """Validate the flags, resolve generator, directions, latents, masks and settings (nothing is created), then
     edit into the run folder (created with the first finished shard) and print the summary. With --codes (a
@@ -128,24 +166,10 @@ def run(flags, is_demo: bool) -> None:
     inputs = [flags.weights, flags.direction, flags.samples, flags.masks, *flags.condition_on]
     cli.check_output_dir(out_dir, inputs=inputs)
     if is_demo:
-        attribute = flags.attribute or demo.DEMO_ATTRIBUTE
-        _log(demo.banner(attribute))
-        canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, _log)
-        judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
-        judge = functools.partial(judges.score, attribute)
-        source = {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}"}
-        mask_spec = mask_flag or part_spec
-    else:
-        canonical, cfg = cli.load_weights(flags.weights)
-        params = params_lib.to_jax_params(canonical, cfg)
-        dirs, judge = directions.load_directions(flags.direction), None
-        source = {"weights": params_lib.fingerprint(canonical), "direction": file_digest(flags.direction)}
-        mask_spec = mask_flag or "auto"
-    generator_id = params_lib.fingerprint(canonical)
-    meta = {} if is_demo else directions.load_directions_meta(flags.direction)
-    if meta.get("generator_id") not in (None, generator_id):
-        raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
-                         f"--weights has {generator_id})")
+        _log(demo.banner(flags.attribute or demo.DEMO_ATTRIBUTE))
+    model = resolve_model(flags, is_demo, _log)
+    cfg, params, dirs, judge, source = model.cfg, model.params, model.dirs, model.judge, model.source
+    generator_id, mask_spec = model.generator_id, mask_flag or model.default_mask
     check_directions(dirs, cfg, flags.direction or "demo")
     z, latent_source, psi = _latents(flags, cfg.z_dim, generator_id)
     condition_on = [directions.load_directions(p)["z"] for p in flags.condition_on]

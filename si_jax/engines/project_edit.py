@@ -19,7 +19,6 @@ The few functions `bin/evaluate.py --codes` needs are `load_code_inputs` and `co
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import time
 
@@ -28,10 +27,8 @@ import numpy as np
 
 from si_jax import metrics, projection, storage
 from si_jax.editing import batches, directions, masks, pipeline
-from si_jax.engines import cli, demo, edit_cli, edit_run, project_run, runs, toyfaces
+from si_jax.engines import cli, edit_cli, edit_run, project_run, runs, toyfaces
 from si_jax.evaluation import pictures
-from si_jax.stylegan2 import builtin
-from si_jax.stylegan2 import params as params_lib
 from si_jax.stylegan2.style_space import StyleSpace
 
 DEFAULT_SPACE = "wplus"
@@ -219,20 +216,10 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
     cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
     cli.check_output_dir(out_dir, inputs=[flags.weights, flags.direction, flags.codes, flags.masks,
                                           *flags.condition_on])
-    if is_demo:
-        attribute = flags.attribute or demo.DEMO_ATTRIBUTE
-        canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
-        judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
-        judge = functools.partial(judges.score, attribute)
-        source = {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}"}
-        mask_spec = mask_flag or part_spec
-    else:
-        canonical, cfg = cli.load_weights(flags.weights)
-        params = params_lib.to_jax_params(canonical, cfg)
-        dirs, judge, judges = directions.load_directions(flags.direction), None, None
-        source = {"weights": params_lib.fingerprint(canonical), "direction": edit_cli.file_digest(flags.direction)}
-        mask_spec = mask_flag or "auto"
-    generator_id = params_lib.fingerprint(canonical)
+    model = edit_cli.resolve_model(flags, is_demo, log)
+    cfg, params, dirs, judge, judges, source = (model.cfg, model.params, model.dirs, model.judge, model.judges,
+                                                model.source)
+    generator_id, mask_spec = model.generator_id, mask_flag or model.default_mask
     edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
     codes = load_code_inputs(flags.codes, space, params, cfg, generator_id)
     condition_on = [directions.load_directions(p)["w"] for p in flags.condition_on]
