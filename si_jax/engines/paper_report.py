@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 
 from si_jax import storage
-from si_jax.evaluation import figure_panels, pictures
+from si_jax.evaluation import figure_data, figure_panels, pictures
 
 PICTURES, NUMBERS = "docs/results", "results"
 SHORT = {"z": "Z", "w": "W", "interfacegan": "IFG cond.", "s": "S only", "intervention": "SI",
@@ -96,10 +96,7 @@ def _fig2_picture(part: str, d: dict) -> tuple:
     best = d["best"][0]
     has = np.flatnonzero(d["has"])[:6]
     binary = d["binary"][best["layer"]][has]
-    iou = np.zeros((len(has), binary.shape[-1]))
-    iou[:, best["channel"]] = [float(np.sum(b[..., best["channel"]] & (m > 0.5)) /
-                                     max(1, np.sum(b[..., best["channel"]] | (m > 0.5))))
-                               for b, m in zip(binary, d["mask"][has])]
+    iou = figure_data.mask_ious(binary, d["mask"][has])
     return figure_panels.fig2_image(d["images"][has], d["mask"][has], binary, [best["channel"]], iou,
                                     best["layer_name"])
 
