@@ -257,28 +257,16 @@ def timed_intervention(params, cfg, inputs, steps, shared=False):
 
 
 def counted_intervention(params, cfg, inputs, steps):
-    """(seconds, (flops, bytes)) of one `intervene` run; the counts are XLA's for the layer programs it runs (read
-    back from jax's compile cache after each call, so nothing is compiled twice), times `steps` (XLA counts a scan
-    body once). Wraps the private intervention._layer_program for the duration of the call only."""
+    """(seconds, (flops, bytes)) of one cold `intervene` run (compile included); the counts are XLA's for the
+    layer programs, which `intervention.compile_programs` returns compiled (the run then reuses them), times
+    `steps` (XLA counts a scan body once)."""
     from si_jax.editing import intervention
-    original, calls = intervention._layer_program, []
-
-    def spy(cfg_, layer, steps_, shared=False):
-        program = original(cfg_, layer, steps_, shared)
-
-        def call(*args):
-            out = program(*args)
-            calls.append(xla_cost(program.lower(*args).compile()))
-            return out
-        return call
-
-    intervention._layer_program = spy
-    try:
-        seconds, _ = timed_intervention(params, cfg, inputs, steps)
-    finally:
-        intervention._layer_program = original
-    total = [sum(c[i] or 0 for c in calls) * steps or None for i in (0, 1)]
-    return seconds, tuple(total)
+    t0 = time.perf_counter()
+    compiled = intervention.compile_programs(params, cfg, *inputs,
+                                             intervention.InterventionConfig(steps_per_layer=steps))
+    timed_intervention(params, cfg, inputs, steps)
+    seconds, costs = time.perf_counter() - t0, [xla_cost(c) for c in compiled]
+    return seconds, tuple(sum(c[i] or 0 for c in costs) * steps or None for i in (0, 1))
 
 
 def bench_intervention(name, params, cfg, steps, extrapolate, batch, amortised_batch, repeats, ceilings):

@@ -8,12 +8,13 @@ each edit under `jax.transfer_guard`:
   made on device 0 is spread over the mesh afterwards (a hotspot would be exactly such a transfer);
 - host-to-device transfers are logged and must all land on the 8-device mesh (none on one device) and be small
   (direction vectors, step lengths, scalars: no params, no images);
-- the intervention is run with device-to-device transfers logged: every one is a scalar hyper-parameter or a
-  zero Λ [B, dim_l] that `editing.intervention.intervene` creates on device 0 (that file is not changed here;
-  the report of issue 13 names the fix), never a param;
-- the batch's styles, Δs's and the three input images are sharded P('data') over all 8 devices.
+- the intervention is run with device-to-device transfers logged: there is none (the hyper-parameters and the
+  zero Λ are placed on the mesh once per call), and host-to-device transfers are small;
+- the batch's styles, Δs's and the three input images are sharded P('data') over all 8 devices;
+- the layer programs that `intervention.compile_programs` compiles ahead, in parallel, are the ones the loop
+  runs: each is compiled exactly once (item 4).
 
-Before the fix, 2 calls of edit_shard (intervention, 8 devices) logged 7264 device-to-device copies.
+Before the fix, 2 calls of edit_shard (intervention, 8 devices) logged 7264 device-to-device copies; now 0.
 
 Several hosts (item 5): the launcher check, a refused multi-process launch without --multihost, and bin/sample.py
 over 2 local processes with the coordinator flags, file for file equal to one process.
@@ -74,7 +75,13 @@ for name, arr in [("styles", batch.styles[0]), ("ds_z", batch.ds_z[-1]), ("ds_n"
 runs_ = [(lambda: latents("s")), (lambda: latents("w")), (lambda: codes("s")), (lambda: codes("w"))]
 for fn in runs_:
     fn()
-latents("intervention")
+import io, logging
+compile_log = io.StringIO()
+logging.getLogger("jax").addHandler(logging.StreamHandler(compile_log))
+jax.config.update("jax_log_compiles", True)
+latents("intervention")   # first call: intervention.compile_programs compiles every layer program ahead, once
+jax.config.update("jax_log_compiles", False)
+print("LAYER_COMPILES", compile_log.getvalue().count("compilation of jit(layer_program)"))
 print("=== baselines", file=sys.stderr, flush=True)
 with jax.transfer_guard_device_to_device("disallow"), jax.transfer_guard_host_to_device("log"):
     for fn in runs_ * 2:
@@ -104,15 +111,18 @@ def test_params_replicated_and_batches_sharded_on_8_devices(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], cwd=REPO, env=dict(xla_env(8), JAX_PLATFORMS="cpu"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    dims = {int(d) for d in proc.stdout.split("LAYER_DIMS", 1)[1].split()}
+    dims = [int(d) for d in proc.stdout.split("LAYER_DIMS", 1)[1].split()]
+    compiles = int(proc.stdout.split("LAYER_COMPILES", 1)[1].split()[0])
+    assert compiles == len(dims), f"{compiles} layer-program compiles for {len(dims)} layers: the loop did not " \
+                                  "reuse compile_programs' executables (shardings predicted wrong?)"
     base = _transfers(proc.stderr, "=== baselines", "=== intervention")
     assert base, "the transfer guard logged nothing: the log format changed?"
     assert {k for k, _, _ in base} == {"host-to-device"}
     assert {s for _, _, s in base} == {"NamedSharding"}, "a host array was put on a single device"
     assert all(int(np.prod(shape)) <= 64 for _, shape, _ in base), base   # vectors, not images
     inter = _transfers(proc.stderr, "=== intervention", "=== done")
-    d2d = [shape for k, shape, _ in inter if k == "device-to-device"]
-    assert all(shape == () or (len(shape) == 2 and shape[0] == 8 and shape[1] in dims) for shape in d2d), d2d
+    assert not [shape for k, shape, _ in inter if k == "device-to-device"]
+    assert all(int(np.prod(shape)) <= 64 for _, shape, _ in inter), inter
     assert {s for k, _, s in inter if k == "host-to-device"} <= {"NamedSharding"}
 
 

@@ -13,7 +13,9 @@ Layers are optimised from coarse to fine. While layer i is optimised, layers < i
 layers > i hold λ = 0 (the Z-space edit), so the intermediate results start at the Z-space edit. Each layer is one
 jitted program (cached per generator, layer, step count and shape): `lax.scan` over optax Adam steps, projected
 onto [0, 1] after every step, `vmap`ped over the images of the batch. The activations before layer i depend only
-on fixed styles, so they are computed once per layer and the program synthesises from there.
+on fixed styles, so they are computed once per layer and the program synthesises from there. All layer programs
+are compiled before the loop starts, in parallel threads (`compile_programs`), and the loop never waits for the
+devices: the loss histories, errors and non-finite flags of every layer come back in one fetch at the end.
 
 Best-iterate: a layer keeps the iterate with the lowest total loss among λ_i = 0 (no intervention at this layer,
 i.e. the previous result) and every Adam iterate. The total loss is therefore non-increasing from layer to layer.
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from si_jax import metrics
 from si_jax.stylegan2 import network
@@ -188,7 +191,7 @@ def _layer_program(cfg: G2Config, layer: int, steps: int, shared: bool = False):
     """
     dim = cfg.layers[layer].dim
 
-    def run(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, prev_loss, prev_img, hp):
+    def layer_program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, prev_loss, prev_img, hp):
         data = (state, styles, ds_z, ds_n, lam, img0, img_z, mask)
         lam0 = jnp.full((dim,), hp["lambda_init"], jnp.float32)
         if shared:
@@ -200,7 +203,7 @@ def _layer_program(cfg: G2Config, layer: int, steps: int, shared: bool = False):
         one = lambda *d: _adam_best(_image_loss(params, cfg, layer, d[:8], hp), lam0, d[8], d[9], steps, hp)  # noqa
         return jax.vmap(one)(*data, prev_loss, prev_img)
 
-    return jax.jit(run)
+    return jax.jit(layer_program)
 
 
 @functools.lru_cache(maxsize=None)
@@ -240,61 +243,142 @@ def hyper_parameters(config: InterventionConfig) -> dict:
     return hp
 
 
+@jax.jit
+def _all_finite(*lists):
+    """One program (one sync; on a sharded batch one set of reductions, not one collective per array):
+    [len(lists)] bool, whether every array of each list is finite."""
+    return jnp.stack([jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in lst])) for lst in lists])
+
+
 def _check_inputs(cfg, styles, ds_z, ds_n, mask):
     dims = tuple(l.dim for l in cfg.layers)
     for name, lst in (("styles", styles), ("ds_z", ds_z), ("ds_n", ds_n)):
         if len(lst) != len(dims) or any(a.shape[-1] != d for a, d in zip(lst, dims)):
             raise ValueError(f"{name} must be a list of {len(dims)} arrays with dims {dims}, got "
                              f"{[tuple(a.shape) for a in lst]}")
-        if any(not bool(jnp.all(jnp.isfinite(a))) for a in lst):
-            raise ValueError(f"{name} contains NaN or infinite values")
     batch, res = styles[0].shape[0], cfg.img_resolution
     if tuple(mask.shape) != (batch, res, res):
         raise ValueError(f"mask must have shape {(batch, res, res)} (batch, resolution, resolution), got "
                          f"{tuple(mask.shape)}")
+    for name, ok in zip(("styles", "ds_z", "ds_n"), jax.device_get(_all_finite(styles, ds_z, ds_n))):
+        if not ok:
+            raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _placement(ref):
+    """Where intervene's per-image arrays live: (per-image sharding, scalar sharding) of a committed jax.Array
+    `ref` (a sharded batch), (None, None) otherwise (uncommitted: jit places them)."""
+    if not (isinstance(ref, jax.Array) and ref.committed):
+        return None, None
+    sh = ref.sharding
+    return sh, (NamedSharding(sh.mesh, PartitionSpec()) if isinstance(sh, NamedSharding) else sh)
+
+
+def _place(tree, sharding):
+    return tree if sharding is None else jax.device_put(tree, sharding)
+
+
+def _abstract(tree, sharding):
+    return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
+
+
+def _zero_lam(styles, per_image) -> list:
+    """Λ = 0 for every layer (the Z-space edit), placed like the styles: [B, dim_l] each."""
+    return [_place(jnp.zeros(s.shape, jnp.float32), per_image) for s in styles]
+
+
+def _states_before_layers(params, cfg, styles) -> list:
+    """SynthState before each layer [num_layers] (for shapes: `jax.eval_shape`)."""
+    states, state = [], network.initial_state(params, styles[0].shape[0])
+    for i in range(len(cfg.layers)):
+        states.append(state)
+        state = network.layer_forward(params["layers"][i], cfg.layers[i], cfg, state, styles[i])
+    return states
+
+
+def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig =
+                     InterventionConfig(), *, shared: bool = False, workers: int | None = None) -> list:
+    """Compile `intervene`'s layer programs for these inputs ahead of time, all at once on `workers` threads
+    (default: one per CPU; XLA compiles outside the GIL). Arguments as `intervene`. -> [num_layers] jax `Compiled`
+    (e.g. for `cost_analysis()`).
+
+    jit reuses these executables when the loop calls the programs, as long as the shapes and shardings predicted
+    here (per-image arrays placed like styles[0]) are the ones the loop produces; tests/test_devices.py checks that
+    on 8 devices. A wrong prediction costs one more compile, never a wrong result. The persistent compilation
+    cache (`edit_cli.configure_jax`) serves these compiles like any other."""
+    import concurrent.futures
+    import os
+
+    per_image, scalar = _placement(styles[0])
+    batch, hp, mask = styles[0].shape[0], _place(hyper_parameters(config), scalar), jnp.asarray(mask, jnp.float32)
+    states = _abstract(jax.eval_shape(lambda p, s: _states_before_layers(p, cfg, s), params, styles), per_image)
+    img = _abstract(jax.eval_shape(synth_program(cfg), params, styles), per_image)
+    loss = jax.ShapeDtypeStruct((), jnp.float32, sharding=scalar) if shared else \
+        jax.ShapeDtypeStruct((batch,), jnp.float32, sharding=per_image)
+    done, zeros = _abstract(_zero_lam(styles, None), per_image), _zero_lam(styles, per_image)
+
+    def compile_layer(i):
+        lam = done[:i] + zeros[i:]
+        args = (params, states[i], styles, ds_z, ds_n, lam, img, img, mask, loss, img, hp)
+        return _layer_program(cfg, i, config.steps_per_layer, shared).lower(*args).compile()
+
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        return list(pool.map(compile_layer, range(len(cfg.layers))))
 
 
 def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig = InterventionConfig(),
-              *, shared: bool = False, return_layer_images: bool = False, on_layer=None) -> InterventionResult:
+              *, shared: bool = False, return_layer_images: bool = False, on_layer=None,
+              precompile: bool = True) -> InterventionResult:
     """Find Λ* for a batch of images.
 
     styles, ds_z, ds_n: lists over layers of [B, dim_l] (s = f(z), Δs_z, Δs_n); mask: [B, R, R], 1 inside the
     edited component. shared=True fits ONE Λ for the whole batch (amortised mode; apply it to other images with
-    `apply_lambda`). on_layer(i, num_layers) is called after each layer (progress). Raises FloatingPointError if
-    a non-finite loss or gradient appears (naming images and layer); such a result is never returned.
+    `apply_lambda`). precompile: compile every layer program first, in parallel (`compile_programs`).
+
+    The loop only dispatches: nothing waits for the devices until the one fetch at the end. on_layer(i,
+    num_layers, pending) is called once layer i is dispatched; `pending` (a device array) is ready when the layer
+    has run, so a progress report may wait for it (edit_run's does, on large models only). Raises
+    FloatingPointError if a non-finite loss or gradient appeared (naming the first such layer and its images);
+    such a result is never returned.
     """
     _check_inputs(cfg, styles, ds_z, ds_n, mask)
-    hp = hyper_parameters(config)
+    if precompile:
+        compile_programs(params, cfg, styles, ds_z, ds_n, mask, config, shared=shared)
+    per_image, scalar = _placement(styles[0])
+    hp = _place(hyper_parameters(config), scalar)   # once per call, on every device of a sharded batch
     mask = jnp.asarray(mask, jnp.float32)
     batch, n_layers = styles[0].shape[0], len(cfg.layers)
     img0 = synth_program(cfg)(params, styles)
     img_z = synth_program(cfg)(params, [s + d for s, d in zip(styles, ds_z)])
-    lam = [jnp.zeros_like(s, device=s.sharding) if isinstance(s, jax.Array) else jnp.zeros_like(s) for s in styles]
+    lam = _zero_lam(styles, per_image)
     loss, img = _start_program(cfg)(params, styles, ds_z, ds_n, img0, img_z, mask, hp)
     loss = jnp.mean(loss) if shared else loss
-    pix = [np.asarray(metrics.outside_mask_mse(img, img0, mask))]
-    state = network.initial_state(params, batch)
-    history, layer_images = [], []
+    pix = [metrics.outside_mask_mse(img, img0, mask)]
+    state = _place(network.initial_state(params, batch), per_image)
+    history, bads, layer_images = [], [], []
     for i in range(n_layers):
         program = _layer_program(cfg, i, config.steps_per_layer, shared)
         lam_i, hist, loss, img, bad = program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, loss, img,
                                               hp)
-        if bool(jnp.any(bad)):
-            where = "the batch" if shared else f"images {np.flatnonzero(np.asarray(bad)).tolist()}"
+        lam[i] = _place(jnp.broadcast_to(lam_i, styles[i].shape), per_image) if shared else lam_i
+        state = _advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam[i]))
+        history.append(hist)
+        bads.append(bad)
+        pix.append(metrics.outside_mask_mse(img, img0, mask))
+        if return_layer_images:
+            layer_images.append(img)
+        if on_layer is not None:
+            on_layer(i, n_layers, loss)
+    bads, history, pix, image, layer_images = jax.device_get((bads, history, pix, img, layer_images))  # one fetch
+    for i, bad in enumerate(bads):
+        if np.any(bad):
+            where = "the batch" if shared else f"images {np.flatnonzero(bad).tolist()}"
             raise FloatingPointError(f"non-finite loss or gradient while optimising layer {i} "
                                      f"({cfg.layers[i].name}) for {where}")
-        lam[i] = jnp.broadcast_to(lam_i, styles[i].shape) if shared else lam_i
-        state = _advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam[i]))
-        hist = np.asarray(hist)
-        history.append(np.broadcast_to(hist[:, None], (len(hist), batch)) if shared else hist.T)
-        pix.append(np.asarray(metrics.outside_mask_mse(img, img0, mask)))
-        if return_layer_images:
-            layer_images.append(np.asarray(img))
-        if on_layer is not None:
-            on_layer(i, n_layers)
+    history = [np.broadcast_to(h[:, None], (len(h), batch)) if shared else h.T for h in history]
     edited = [s + d for s, d in zip(styles, mix(ds_z, ds_n, lam))]
     return InterventionResult(lam=lam, styles=edited, loss_history=np.stack(history), pix_error=np.stack(pix),
-                              image=np.asarray(img), layer_images=np.stack(layer_images) if layer_images else None)
+                              image=np.asarray(image), layer_images=np.stack(layer_images) if layer_images else None)
 
 
 def apply_lambda(params, cfg: G2Config, styles, ds_z, ds_n, lam) -> tuple:

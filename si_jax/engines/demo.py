@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from si_jax import world
 from si_jax.engines import toyfaces
-from si_jax.stylegan2 import builtin, loading, params as params_lib
+from si_jax.stylegan2 import builtin, loading
+from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
 
 DEMO_ATTRIBUTE = "eyeglasses"

@@ -20,6 +20,7 @@ import sys
 import time
 import zipfile
 
+import jax
 import numpy as np
 
 from si_jax import metrics, storage
@@ -149,11 +150,13 @@ def edit_inputs(params, cfg, batch: pipeline.EditBatch) -> tuple:
 
 
 def _layer_progress(every_s: float = 10.0):
-    """on_layer callback: a line per layer, but only once a shard has run for `every_s` (large models)."""
+    """on_layer callback: a line per finished layer, but only once a shard has run for `every_s` (large models,
+    where waiting for each layer costs nothing next to its run time; before that it never waits)."""
     start = time.perf_counter()
 
-    def report(i, n):
+    def report(i, n, pending):
         if time.perf_counter() - start > every_s:
+            jax.block_until_ready(pending)
             print(f"    layer {i + 1}/{n} done ({time.perf_counter() - start:.0f}s into this batch)", file=sys.stderr,
                   flush=True)
 
@@ -167,6 +170,17 @@ def _save_pngs(run: runs.RunDir, index, arrays, lo_hi):
         tiles = [a, b, pictures.mask_overlay(b, arrays["mask"][row])]
         pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
                           pictures.grid([tiles], scale=pictures.upscale_for_viewing(a.shape[0])))
+
+
+def _write_shard(run: runs.RunDir, k: int, positions, arrays: dict, lo_hi) -> None:
+    """Shard k's files (on the writer thread): one PNG per image, the raw previews for grid.png (before the shard,
+    so a kill cannot orphan them), then the shard file, which marks the shard done."""
+    run.create()
+    _save_pngs(run, positions, arrays, lo_hi)
+    if positions[0] < GRID_IMAGES:
+        storage.save_npz_atomic(preview_path(run, k), img_in=arrays["img_in"], img_out=arrays["img_out"])
+    run.write_shard(k, index=positions, **{key: v for key, v in arrays.items()
+                                           if key not in ("img_in", "img_out", "mask")})
 
 
 def preview_path(run: runs.RunDir, k: int):
@@ -206,18 +220,15 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     run.remove_stale_temps(todo, bsz)
     params = runs.replicate(params, mesh)   # once: every program of the run reads this copy on every device
     lo_hi = runs.from_process_0(display_range(params, cfg, dirs, z_all, st, mesh))
-    for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
-        positions = np.arange(k * bsz, min((k + 1) * bsz, n))
-        padded = batches.pad_batch(z_all[positions], bsz)
-        pos_padded = batches.pad_batch(positions, bsz).array
-        arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh, condition_on, judge)
-        arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
-        run.create()
-        _save_pngs(run, positions, arrays, lo_hi)
-        if k * bsz < GRID_IMAGES:  # raw images for grid.png, before the shard so a kill cannot orphan it
-            storage.save_npz_atomic(preview_path(run, k), img_in=arrays["img_in"], img_out=arrays["img_out"])
-        run.write_shard(k, index=positions, **{key: v for key, v in arrays.items()
-                                               if key not in ("img_in", "img_out", "mask")})
+    with runs.ShardWriter() as writer:
+        for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
+            positions = np.arange(k * bsz, min((k + 1) * bsz, n))
+            padded = batches.pad_batch(z_all[positions], bsz)
+            pos_padded = batches.pad_batch(positions, bsz).array
+            arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh, condition_on,
+                                judge)
+            arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
+            writer.submit(_write_shard, run, k, positions, arrays, lo_hi)
     if not all_shards_done(run, num_shards, "si_jax.edit.done"):
         return None
     return finish(run, num_shards, st, lo_hi, extra)
@@ -226,7 +237,6 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
 def all_shards_done(run: runs.RunDir, num_shards: int, barrier: str) -> bool:
     """After the final barrier: True on process 0 once every shard exists (ValueError naming the first missing
     one), False on the other processes (they write nothing more)."""
-    import jax
 
     runs.barrier(barrier)
     if jax.process_index() != 0:

@@ -98,6 +98,15 @@ def project_shard(params, cfg, stats, aux, targets, positions, st: ProjectSettin
     return out
 
 
+def _write_shard(run: runs.RunDir, k: int, positions, arrays: dict, spaces) -> None:
+    """Shard k's PNGs, then its shard file (on the writer thread, `runs.ShardWriter`)."""
+    run.create()
+    (run.path / "images").mkdir(exist_ok=True)
+    for row, i in enumerate(positions):
+        _save_png(run, i, arrays, row, spaces)
+    run.write_shard(k, index=positions, **arrays)
+
+
 def _save_png(run: runs.RunDir, i: int, arrays: dict, row: int, spaces) -> None:
     tiles = [pictures.to_uint8(arrays["target"][row])] + [pictures.to_uint8(arrays[f"recon_{s}"][row]) for s in spaces]
     pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
@@ -120,17 +129,14 @@ def run_projection(run: runs.RunDir, params, cfg, folder: projection.ImageFolder
         log(f"resuming: {num_shards - len(todo)} of {num_shards} shards already done")
     run.remove_stale_temps(todo, bsz)
     stats = projection.code_stats(params, cfg)
-    for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
-        positions = np.arange(k * bsz, min((k + 1) * bsz, n))
-        padded = batches.pad_batch(folder.images[positions], bsz)
-        arrays = project_shard(params, cfg, stats, aux, padded.array, batches.pad_batch(positions, bsz).array, st,
-                               mesh)
-        arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
-        run.create()
-        (run.path / "images").mkdir(exist_ok=True)
-        for row, i in enumerate(positions):
-            _save_png(run, i, arrays, row, st.spaces)
-        run.write_shard(k, index=positions, **arrays)
+    with runs.ShardWriter() as writer:
+        for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
+            positions = np.arange(k * bsz, min((k + 1) * bsz, n))
+            padded = batches.pad_batch(folder.images[positions], bsz)
+            arrays = project_shard(params, cfg, stats, aux, padded.array, batches.pad_batch(positions, bsz).array,
+                                   st, mesh)
+            arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
+            writer.submit(_write_shard, run, k, positions, arrays, st.spaces)
     return finish(run, num_shards, folder, st, meta)
 
 

@@ -13,9 +13,12 @@
   over them on a 'data' axis (`shard_batch`) before anything is computed from it. Hosts: with `jax.distributed`,
   process p takes shards p, p + P, p + 2P, ... and writes its own shard files; after a final `barrier` process 0
   writes the run's final files; values that must agree everywhere come from process 0 (`from_process_0`).
+- Host work overlaps device work: a finished shard's PNGs and npz files are written on a background thread
+  (`ShardWriter`) while the next shard computes.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import pathlib
 import re
@@ -125,6 +128,40 @@ class RunDir:
         """Concatenate every shard (all must be finished)."""
         parts = [self.read_shard(k) for k in range(num_shards)]
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+class ShardWriter:
+    """Writes finished shards on one background thread while the next shard computes. At most one write is in
+    flight: `submit` first waits for the previous one (re-raising its error, so a failed write stops the run at
+    the next shard) and files appear in shard order. As a context manager, leaving waits for the last write, also
+    when the loop raised (the pending shard is finished, never left half-written; the loop's error wins)."""
+
+    def __init__(self):
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="si_jax-writer")
+        self._pending = None
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        """Run fn(*args, **kwargs) on the writer thread, after the previous write has finished."""
+        self.wait()
+        self._pending = self._pool.submit(fn, *args, **kwargs)
+
+    def wait(self) -> None:
+        """Block until the pending write is done; re-raise its exception."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.wait()
+        except Exception:
+            if exc_type is None:
+                raise
+        finally:
+            self._pool.shutdown()
 
 
 def my_shards(num_shards: int) -> list:

@@ -1,0 +1,106 @@
+"""Cold start of Style Intervention: time to the first edited batch in a fresh process (issue 13, item 4).
+
+    python bench/cold_start.py                              # toyfaces + paper256, ~12 min on 2 CPU cores
+    python bench/cold_start.py --models=toyfaces --append_to=
+
+Each measurement runs in its own subprocess with no persistent compilation cache, so every program is compiled
+from scratch. Modes:
+- sequential: `intervene(..., precompile=False)`: each layer program compiles when the loop reaches it (before);
+- ahead, 1 thread: `intervention.compile_programs(workers=1)` first, then the loop (ahead of time, one at a time);
+- ahead, N threads: the default `intervene` (`compile_programs` on one thread per CPU).
+Printed per mode: seconds to the first result (compile + run of one batch) and, for the ahead modes, the compile
+share. Results are appended to BENCHMARKS.md (--append_to).
+"""
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_list("models", ["toyfaces", "paper256"], "toyfaces (the shipped 32 px generator) and/or paper256.")
+flags.DEFINE_integer("batch", 2, "Images per batch.")
+flags.DEFINE_integer("steps", 15, "Adam steps per layer (the default).")
+flags.DEFINE_string("append_to", "BENCHMARKS.md", "Markdown file the section is appended to ('': only print).")
+flags.DEFINE_string("child", None, "Internal: run one measurement as 'config:mode' and print JSON.")
+FLAGS = flags.FLAGS
+
+MODES = ("sequential", "ahead_1", "ahead_all")
+
+
+def _model(name):
+    import si_jax
+    from si_jax.stylegan2 import builtin, loading
+    from si_jax.stylegan2.config import G2Config
+    if name == "toyfaces":
+        canonical, cfg = loading.load_canonical(builtin.BUILTIN_TOYFACES)
+        return si_jax.to_jax_params(canonical, cfg), cfg
+    cfg = G2Config.make(256, channel_base=16384)
+    return si_jax.to_jax_params(si_jax.random_canonical(cfg, 0), cfg), cfg
+
+
+def child(spec: str) -> dict:
+    """One cold measurement in this (fresh) process: {'total_s', 'compile_s', 'layers', 'workers'}."""
+    import jax
+
+    from si_jax.editing import intervention
+    name, mode = spec.split(":")
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import run as bench_run
+    params, cfg = _model(name)
+    inputs = bench_run.intervention_inputs(params, cfg, FLAGS.batch, seed=0)
+    jax.block_until_ready(inputs[:3])
+    config = intervention.InterventionConfig(steps_per_layer=FLAGS.steps)
+    workers = 1 if mode == "ahead_1" else os.cpu_count()
+    t0 = time.perf_counter()
+    compile_s = None
+    if mode != "sequential":
+        intervention.compile_programs(params, cfg, *inputs, config, workers=workers)
+        compile_s = time.perf_counter() - t0
+    intervention.intervene(params, cfg, *inputs, config, precompile=False)
+    return {"total_s": time.perf_counter() - t0, "compile_s": compile_s, "layers": len(cfg.layers),
+            "workers": None if mode == "sequential" else workers}
+
+
+def measure(name: str, mode: str) -> dict:
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR="", JAX_ENABLE_COMPILATION_CACHE="false")
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), f"--child={name}:{mode}",
+                          f"--batch={FLAGS.batch}", f"--steps={FLAGS.steps}"], env=env, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv):
+    del argv
+    if FLAGS.child:
+        print(json.dumps(child(FLAGS.child)))
+        return
+    import jax
+    rows = []
+    for name in FLAGS.models:
+        results = {mode: measure(name, mode) for mode in MODES}
+        base = results["sequential"]["total_s"]
+        for mode, r in results.items():
+            comp = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
+            rows.append(f"| {name} ({r['layers']} layers) | {mode} | {r['workers'] or '-'} | {r['total_s']:.1f} | "
+                        f"{comp} | {base / r['total_s']:.2f}x |")
+            print(rows[-1], flush=True)
+    section = "\n".join([
+        f"\n## Cold start of the intervention ({datetime.date.today()}, {os.cpu_count()} CPU cores, "
+        f"jax {jax.__version__}, batch {FLAGS.batch}, {FLAGS.steps} steps/layer, no persistent cache)\n",
+        "`python bench/cold_start.py`: seconds from nothing compiled to the first edited batch, fresh process each.\n",
+        "| config | mode | compile threads | first batch s | of which compile ahead s | speed-up |",
+        "|---|---|---|---|---|---|", *rows, ""])
+    print(section)
+    if FLAGS.append_to:
+        with open(os.path.join(ROOT, FLAGS.append_to), "a") as f:
+            f.write(section)
+
+
+if __name__ == "__main__":
+    app.run(main)
