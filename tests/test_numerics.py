@@ -1,6 +1,7 @@
 """Numerics (si_jax.stylegan2.numerics): conv algorithms and precision reach the compiled programs, bf16 works."""
 import types
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -105,6 +106,9 @@ def test_precision_reaches_the_compiled_programs(wide):
     assert _count(text["fp32"], "HIGHEST") >= n_conv > 0
     assert _count(text["tf32"], "HIGHEST") == 0
     assert "bf16" in text["bf16"] and "bf16" not in text["fp32"]
+    if jax.default_backend() == "cpu":   # documented: tf32 is fp32 on CPU
+        np.testing.assert_array_equal(intervention.synth_program(WIDE.with_numerics(precision="tf32"))(params, styles),
+                                      intervention.synth_program(WIDE)(params, styles))
 
 
 @pytest.fixture(scope="module")

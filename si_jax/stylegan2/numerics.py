@@ -13,8 +13,10 @@ Conv algorithms ('auto' resolves when a function is traced, with the backend `op
   rows; si_jax.stylegan2.conv3x3). 'auto' on CPU is the rule measured there (BENCHMARKS.md): direct below 16 px or
   128 channels, winograd2d below 64 px, rows from 64 px up. Off CPU and for bfloat16 arrays 'auto' is 'direct':
   on GPU / TPU a conv is one tensor-core (MXU) kernel while Winograd becomes transform fusions plus many small
-  matmuls, and Winograd's transforms amplify rounding (2.5-5x the direct conv's error in bfloat16, ~3x in TF32:
-  direct 3e-4, F(2x2) 5e-4, F(4, 3) 9e-4 against float64). Not measured faster on an accelerator yet.
+  matmuls, and Winograd's transforms amplify rounding: 2.5-5x the direct conv's error in bfloat16 (measured on
+  CPU, tests/test_stylegan2.py BF16_REL_ERROR) and ~3x in TF32 (issue 13's figures against float64: direct 3e-4,
+  F(2x2) 5e-4, F(4, 3) 9e-4; TF32 cannot be run here). Winograd has not been measured on an accelerator, so it is
+  not the default there.
 - upconv (the 2x up-sampling 3x3 conv + [1,3,3,1] blur): 'polyphase' (four small stride-1 convs, no products with
   inserted zeros; measured faster on CPU, with a hand-written weight gradient) or 'transposed' (one XLA conv of the
   2x-dilated input, then the blur: what cuDNN / the TPU run as one kernel). 'auto': polyphase on CPU, else
