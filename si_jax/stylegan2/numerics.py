@@ -26,10 +26,12 @@ Precision:
 - 'fp32': float32 arrays, convs and matmuls at precision HIGHEST (true float32 on every backend).
 - 'tf32': float32 arrays at precision DEFAULT: TF32 tensor cores on NVIDIA Ampere and later (Hopper: H100 / H200),
   bf16 passes on TPU; on CPU the same as fp32 (XLA CPU computes float32 exactly either way).
-- 'bf16': as NVlabs' mixed precision (fp16 there; bfloat16 has float32's exponent range, so no pre-scaling is
-  needed): the activations, conv inputs and kernels of the synthesis layers of resolution >= `bf16_from_res` in
-  bfloat16; styles, modulation and demodulation coefficients, the layers below, the toRGB skip accumulation and
-  the image in float32 (HIGHEST). The loss, Λ and Adam see only the float32 image. On CPU bfloat16 is emulated.
+- 'bf16': as NVlabs' mixed precision (fp16 there; bfloat16 has float32's exponent range, so neither NVlabs'
+  pre-scaling of weights and styles nor a conv_clamp is needed against overflow; a model's conv_clamp is applied
+  in the layer's dtype, as NVlabs does): the activations, conv inputs and kernels of the synthesis layers of
+  resolution >= `bf16_from_res` in bfloat16; styles, modulation and demodulation coefficients, the layers below,
+  the toRGB outputs (cast before their bias, as NVlabs casts them before adding), the skip accumulation and the
+  image in float32 (HIGHEST). The loss, Λ and Adam see only the float32 image. On CPU bfloat16 is emulated.
   bf16_from_res=None: NVlabs' rule, res >= max(2^(log2 R + 1 - n), 8) with n = the model's num_fp16_res, or n = 4
   (NVlabs' training default for every config) when the model says 0: config-f 1024 -> 128 px and up, paper256 ->
   32 px, the 32 px toyfaces model -> 8 px.
