@@ -202,3 +202,9 @@ def test_precision_flag_reaches_a_binary(tmp_path):
     assert proc.returncode == 1 and img is None
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: --bf16_from_res=16 applies only with --precision=bf16 (got --precision=fp32)")
+
+
+def test_nnx_module_takes_numerics():
+    gen = si_jax.StyleGAN2.from_file("builtin:demo", Numerics(precision="bf16"))
+    assert gen.cfg.numerics.precision == "bf16" and gen.cfg.to_dict() == si_jax.StyleGAN2.from_file(
+        "builtin:demo").cfg.to_dict()

@@ -122,10 +122,5 @@ class Numerics:
             return self.upconv
         return "polyphase" if backend == "cpu" else "transposed"
 
-    def describe(self) -> str:
-        """One line for logs and reports, e.g. 'bf16 (from 8 px), conv3x3 auto, upconv auto'."""
-        p = self.precision + (f" (from {self.bf16_from_res} px)" if self.bf16_from_res else "")
-        return f"{p}, conv3x3 {self.conv3x3}, upconv {self.upconv}"
-
 
 DEFAULT = Numerics()
