@@ -148,7 +148,10 @@ def test_bf16_intervention_runs_finite_in_float32():
     for a in (got.image, got.loss_history, got.pix_error, *got.lam):
         assert np.all(np.isfinite(np.asarray(a)))
     assert not np.array_equal(got.image, want.image)
-    np.testing.assert_allclose(got.image, want.image, atol=0.05 * np.abs(want.image).max())
+    # Measured (CPU, jax 0.10.2): the first loss (same Λ, only the synthesis differs) within 1.1 % of fp32's, the
+    # final image within 0.046 x its max (Adam amplifies the difference); bounds with ~4x / 3x margin.
+    np.testing.assert_allclose(got.loss_history[0, 0], want.loss_history[0, 0], rtol=0.05)
+    np.testing.assert_allclose(got.image, want.image, atol=0.15 * np.abs(want.image).max())
 
 
 def _flags(**kw):
