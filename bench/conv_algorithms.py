@@ -1,4 +1,4 @@
-"""The evidence behind `ops.conv3x3_algorithm`: same-size 3x3 conv time per algorithm at StyleGAN2 layer shapes.
+"""The evidence behind `Numerics.conv3x3_for` ('auto' on CPU): same-size 3x3 conv time per algorithm at StyleGAN2 layer shapes.
 
     python bench/conv_algorithms.py [--batch=1] [--repeats=5]
 
@@ -46,7 +46,9 @@ def main(argv):
     del argv
     import jax
     import numpy as np
+
     from si_jax.stylegan2 import ops
+    from si_jax.stylegan2.numerics import Numerics
 
     rng = np.random.default_rng(0)
     rows = []
@@ -56,14 +58,12 @@ def main(argv):
         want = _float64_conv(x, k) if res <= 256 else None
         cells = []
         for algo in ("direct", "winograd2d", "rows"):
-            ops.CONV3X3_ALGORITHM = algo  # read when conv_2d is traced: a fresh function per algorithm, since
-            with jax.default_matmul_precision("highest"):  # jit would reuse the trace of the same function
-                fn = jax.jit(lambda x, k: ops.conv_2d(x, k))
-                sec = _median_seconds(fn, x, k, repeats=FLAGS.repeats)
-                err = "" if want is None else f", err {np.abs(np.asarray(fn(x, k)) - want).max() / np.abs(want).max():.1e}"
+            fn = jax.jit(lambda x, k, n=Numerics(conv3x3=algo): ops.conv_2d(x, k, n))  # fp32: precision HIGHEST
+            sec = _median_seconds(fn, x, k, repeats=FLAGS.repeats)
+            err = "" if want is None else f", err {np.abs(np.asarray(fn(x, k)) - want).max() / np.abs(want).max():.1e}"
             cells.append(f"{1e3 * sec:.2f} ms{err}")
-        ops.CONV3X3_ALGORITHM = "auto"
-        rows.append([f"{res}", f"{cin}->{cout}", *cells, ops.conv3x3_algorithm(res, res, min(cin, cout))])
+        auto = Numerics().conv3x3_for(res, res, min(cin, cout), "float32", jax.default_backend())
+        rows.append([f"{res}", f"{cin}->{cout}", *cells, auto])
         print(" | ".join(rows[-1]), flush=True)
     print(f"\nbatch {FLAGS.batch}, jax {jax.__version__}, {jax.default_backend()}, {len(os.sched_getaffinity(0))} CPUs\n")
     print("| resolution | channels | direct | winograd2d F(2x2,3x3) | rows F(4,3) | auto picks |\n|---|---|---|---|---|---|")

@@ -4,13 +4,16 @@
 #
 #     bash bench/device_check.sh            # DEVICE_CHECK_BUDGET_S=470 by default: the whole check, all steps
 #
-# Steps, most important first, each a `python bench/run.py` call (see its docstring) under a timeout cut to the
-# budget left; a step that does not finish is recorded as such instead of its table:
-#   1. paper256, 'default' precision (TF32 / bf16 passes): synthesis at batch 1, 8, 32; the edit loop at batch 1
-#      and 16 (3 steps/layer, scaled to 30): throughput, compile time, share of the matmul and bandwidth ceilings
-#   2. f1024, 'default': synthesis at batch 1 and 4, and the largest fwd+bwd batch (doubling up to 64)
-#   3. paper256, 'highest' precision (FP32 cores): synthesis at batch 1, 8; the edit loop at batch 16
-#   4. f1024, 'default': the edit loop at batch 4 (2 steps/layer, scaled)
+# Steps, most important first, each a `python bench/run.py` call (see its docstring; --precision as in the
+# binaries, si_jax.stylegan2.numerics) under a timeout cut to the budget left; a step that does not finish is
+# recorded as such instead of its table:
+#   1. paper256, --precision=tf32 (TF32 tensor cores): synthesis at batch 1, 8, 32; the edit loop at batch 1
+#      and 16 (3 steps/layer, scaled): throughput, compile time, share of the matmul and bandwidth ceilings
+#   2. paper256, --precision=bf16 (bfloat16 from 32 px): synthesis at batch 1, 8, 32; the edit loop at batch 16
+#   3. f1024, tf32: synthesis at batch 1 and 4, and the largest fwd+bwd batch (doubling up to 64)
+#   4. paper256, --precision=fp32 (FP32 cores): synthesis at batch 1, 8; the edit loop at batch 16
+#   5. bf16 / tf32 effect on results: bench/precision.py (toyfaces eyeglasses edit, fp32 vs tf32 vs bf16)
+#   6. f1024, tf32: the edit loop at batch 4 (2 steps/layer, scaled)
 # Refuses to run (exit 2) when jax sees no accelerator: CPU numbers belong to `python bench/run.py`.
 # For a check of this script itself on CPU: DEVICE_CHECK_ALLOW_CPU=1 DEVICE_CHECK_TARGET=/tmp/x.md (never appends
 # CPU numbers to BENCHMARKS.md unless told to).
@@ -37,9 +40,10 @@ if [ "$ok" != 1 ]; then
   exit 2
 fi
 
-step() {   # step NAME SECONDS ARGS...: one bench/run.py call, its section appended to $SECTIONS
-  local name=$1 want=$2 left t rc
+step() {   # step NAME SECONDS [SCRIPT] ARGS...: one bench/run.py (or SCRIPT) call, its section appended to $SECTIONS
+  local name=$1 want=$2 left t rc script=bench/run.py
   shift 2
+  case "${1:-}" in bench/*.py) script=$1; shift ;; esac
   left=$((BUDGET - ($(date +%s) - START)))
   t=$(( want < left ? want : left ))
   if (( t < 30 )); then
@@ -48,7 +52,7 @@ step() {   # step NAME SECONDS ARGS...: one bench/run.py call, its section appen
   fi
   echo "== $name (timeout ${t} s)" >&2
   local t0=$(date +%s)
-  timeout -k 10 "$t" "$PY" bench/run.py --benchmarks_file="$SECTIONS" "$@" > "$WORK/$name.log" 2>&1
+  timeout -k 10 "$t" "$PY" "$script" --benchmarks_file="$SECTIONS" "$@" > "$WORK/$name.log" 2>&1
   rc=$?
   if (( rc == 0 )); then
     echo "- $name: done in $(( $(date +%s) - t0 )) s" >> "$NOTES"
@@ -65,13 +69,16 @@ step() {   # step NAME SECONDS ARGS...: one bench/run.py call, its section appen
   fi
 }
 
-step paper256_default 150 --matmul_precision=default --configs=paper256 --batches=1,8,32 \
+step paper256_tf32 120 --precision=tf32 --configs=paper256 --batches=1,8,32 \
   --intervention_configs=paper256 --intervention_batches=1,16 --intervention_steps=3
-step f1024_default 110 --matmul_precision=default --configs=f1024 --batches=1,4 --intervention_configs= \
-  --max_batch_configs=f1024 --max_batch_limit=64
-step paper256_highest 100 --matmul_precision=highest --configs=paper256 --batches=1,8 \
+step paper256_bf16 80 --precision=bf16 --configs=paper256 --batches=1,8,32 \
   --intervention_configs=paper256 --intervention_batches=16 --intervention_steps=3
-step f1024_edit_loop 110 --matmul_precision=default --configs=f1024 --batches=0 --intervention_configs=f1024 \
+step f1024_tf32 90 --precision=tf32 --configs=f1024 --batches=1,4 --intervention_configs= \
+  --max_batch_configs=f1024 --max_batch_limit=64
+step paper256_fp32 60 --precision=fp32 --configs=paper256 --batches=1,8 \
+  --intervention_configs=paper256 --intervention_batches=16 --intervention_steps=3
+step precision_effect 60 bench/precision.py --num_images=32
+step f1024_edit_loop 60 --precision=tf32 --configs=f1024 --batches=0 --intervention_configs=f1024 \
   --intervention_batches=4 --intervention_steps=2
 
 {

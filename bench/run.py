@@ -6,12 +6,13 @@
 
 Configs: fixture (the 32 px NVlabs fixture pickle from ../shared/fixtures, or a random generator of the same
 shape if it is missing), paper256 (256 px, channel_base 16384) and f1024 (config-f 1024); the large ones are
-randomly initialised (same FLOPs as trained weights). Arrays are float32; the matmul / conv precision is
---matmul_precision, by default per backend ('highest' on CPU, where it costs nothing; 'default' on GPU / TPU,
-i.e. TF32 tensor cores on NVIDIA Ampere and later, bf16 passes on TPU: 'highest' there means FP32 cores, ~7x
-slower on an H200), and is stated in the output.
-Ceilings, measured in the same run at that precision: matmul FLOP/s (2048^3 float32 matmul, 4096^3 on an
-accelerator) and memory bandwidth (a jitted elementwise x * a + b over a large float32 array: bytes read +
+randomly initialised (same FLOPs as trained weights). The generator computes at --precision
+(si_jax.stylegan2.numerics: fp32 = float32 at HIGHEST, tf32 = float32 at DEFAULT, bf16 = bfloat16 synthesis
+layers from NVlabs' fp16 resolution up), by default per backend ('auto': fp32 on CPU, where TF32 does not exist;
+tf32 on GPU / TPU, i.e. TF32 tensor cores on NVIDIA Ampere and later, bf16 passes on TPU: fp32 there means FP32
+cores, ~7x slower on an H200); the conv algorithms are 'auto' (per backend). Both are stated in the output.
+Ceilings, measured in the same run at that precision: matmul FLOP/s (2048^3 matmul, 4096^3 on an accelerator;
+float32 at HIGHEST / DEFAULT, or bfloat16) and memory bandwidth (a jitted elementwise x * a + b over a large float32 array: bytes read +
 written / time).
 Per config and batch size: synthesis forward and forward+backward (gradient w.r.t. the styles) time and images/s,
 compile time, FLOPs and bytes per call from XLA's cost analysis of the compiled program, achieved FLOP/s and GB/s
@@ -47,8 +48,8 @@ flags.DEFINE_list("intervention_configs", ["fixture", "paper256"], "Of --configs
 flags.DEFINE_integer("intervention_steps", 3, "N for configs timed at N steps/layer and scaled to the default.")
 flags.DEFINE_list("intervention_batches", ["1"], "Images per intervention run, one row each (per-image time = run "
                   "time / batch); each batch size compiles its own layer programs.")
-flags.DEFINE_enum("matmul_precision", "auto", ["auto", "highest", "high", "default"],
-                  "jax.default_matmul_precision; auto: 'highest' on CPU, 'default' on GPU / TPU.")
+flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "tf32", "bf16"],
+                  "The generator's --precision (si_jax.stylegan2.numerics); auto: fp32 on CPU, tf32 on GPU / TPU.")
 flags.DEFINE_list("max_batch_configs", [], "Of --configs, those whose largest synthesis fwd+bwd batch is searched.")
 flags.DEFINE_integer("max_batch_limit", 256, "Stop the largest-batch search at this batch size.")
 flags.DEFINE_string("benchmarks_file", None, "Markdown file the section is appended to (default: BENCHMARKS.md).")
@@ -102,18 +103,27 @@ def xla_cost(compiled) -> tuple:
 
 
 def precision_for(backend: str, choice: str) -> str:
-    """--matmul_precision -> the jax.default_matmul_precision value: 'auto' is 'highest' on CPU (float32 anyway)
-    and 'default' on accelerators (TF32 / bf16 passes: the fast units)."""
-    return ("highest" if backend == "cpu" else "default") if choice == "auto" else choice
+    """--precision -> fp32 | tf32 | bf16: 'auto' is fp32 on CPU (TF32 does not exist there) and tf32 on
+    accelerators (TF32 / bf16 passes: the fast units for float32 arrays)."""
+    return ("fp32" if backend == "cpu" else "tf32") if choice == "auto" else choice
 
 
-def matmul_ceiling(n=2048, repeats=5):
-    """FLOP/s of a jitted n x n @ n x n float32 matmul at the current matmul precision (median of `repeats`)."""
+def jax_precision(precision: str) -> str:
+    """The jax.default_matmul_precision for what the generator does not compute itself (losses, metrics):
+    'highest' for fp32, 'default' for tf32 and bf16 (their float32 matmuls outside the network)."""
+    return "highest" if precision == "fp32" else "default"
+
+
+def matmul_ceiling(n=2048, repeats=5, precision="fp32"):
+    """FLOP/s of a jitted n x n @ n x n matmul as `precision` computes it: float32 at HIGHEST (fp32) or DEFAULT
+    (tf32), bfloat16 (bf16); median of `repeats`."""
     import jax
     import jax.numpy as jnp
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
-    _, t = median_time(jax.jit(jnp.matmul), a, b, repeats=repeats)
+    dtype = jnp.bfloat16 if precision == "bf16" else jnp.float32
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
+    prec = "highest" if precision == "fp32" else "default"
+    _, t = median_time(jax.jit(lambda a, b: jnp.matmul(a, b, precision=prec)), a, b, repeats=repeats)
     return 2.0 * n ** 3 / t
 
 
@@ -135,7 +145,7 @@ class Ceilings:
         big = backend != "cpu"
         self.backend, self.precision = backend, precision
         self.matmul_n, self.mib = (4096, 1024) if big else (2048, 64)
-        self.flops = matmul_ceiling(self.matmul_n)
+        self.flops = matmul_ceiling(self.matmul_n, precision=precision)
         self.bandwidth = bandwidth_ceiling(self.mib)
 
     def shares(self, flops, nbytes, seconds) -> str:
@@ -337,10 +347,10 @@ def header(ceilings):
              ("backend / devices", f"{jax.default_backend()} / {', '.join(str(d) for d in jax.devices())}"),
              ("threads / XLA env", ", ".join(f"{k}={v}" for k, v in env.items()) or "none set (XLA default)"),
              ("git commit", git_state()), ("command", "`" + " ".join(["python"] + sys.argv) + "`"),
-             ("matmul precision", f"{ceilings.precision} (--matmul_precision={FLAGS.matmul_precision}, backend "
-                                  f"{ceilings.backend})"),
-             ("matmul ceiling", f"{ceilings.flops / 1e9:.1f} GFLOP/s (float32 {ceilings.matmul_n}^3 matmul, "
-                                f"{ceilings.precision} precision)"),
+             ("precision", f"{ceilings.precision} (--precision={FLAGS.precision}, backend {ceilings.backend}; "
+                           "conv algorithms auto)"),
+             ("matmul ceiling", f"{ceilings.flops / 1e9:.1f} GFLOP/s ({ceilings.matmul_n}^3 matmul at "
+                                f"{ceilings.precision})"),
              ("bandwidth ceiling", f"{ceilings.bandwidth / 1e9:.1f} GB/s (x * a + b over {ceilings.mib} MiB float32, "
                                    "read + write)")]
     return "\n".join(f"- {k}: {v}" for k, v in items) + "\n"
@@ -374,7 +384,7 @@ def render(ceilings, synth_rows, iv_rows, max_rows):
                f"synthesis and intervention timings ({ceilings.backend}, {ceilings.precision} precision)\n\n"
                + header(ceilings) + "\n")
     if synth_rows:
-        section += (f"Synthesis (float32 arrays, {ceilings.precision} matmul precision, noise const; compile = lower +"
+        section += (f"Synthesis (precision {ceilings.precision}, noise const; compile = lower +"
                     " compile; FLOPs and bytes = XLA cost analysis of the compiled program; achieved = FLOPs / median"
                     " time; % of ceilings = 'matmul% / bandwidth%' for fwd ; fwd+bwd; reference = NVlabs PyTorch, "
                     "2-core CPU, batch 1; cells 'a / b' = fwd / fwd+bwd):\n\n")
@@ -406,14 +416,15 @@ def main(argv):
     iv_batches = [int(b) for b in FLAGS.intervention_batches]
     if not iv_batches or min(iv_batches) < 1:
         raise app.UsageError(f"--intervention_batches must be integers >= 1, got {FLAGS.intervention_batches}")
-    precision = precision_for(jax.default_backend(), FLAGS.matmul_precision)
-    with jax.default_matmul_precision(precision):
+    precision = precision_for(jax.default_backend(), FLAGS.precision)
+    with jax.default_matmul_precision(jax_precision(precision)):
         ceilings = Ceilings(jax.default_backend(), precision)
         log(f"{precision} precision: matmul ceiling {ceilings.flops / 1e9:.1f} GFLOP/s, bandwidth ceiling "
             f"{ceilings.bandwidth / 1e9:.1f} GB/s")
         synth_rows, iv_rows, max_rows = [], [], []
         for name in FLAGS.configs:
             params, cfg, desc = load_config(name)
+            cfg = cfg.with_numerics(precision=precision)
             log(f"{name}: {cfg.img_resolution} px, {len(cfg.layers)} style layers, {desc}")
             batches = [1, 2] if FLAGS.quick else [int(b) for b in FLAGS.batches or DEFAULT_BATCHES[name]]
             if batches != [0]:   # --batches=0: no synthesis table

@@ -11,7 +11,8 @@ Outputs in --output_dir: shards/*.npz (edited styles, Λ*, outside-mask MSE, S s
 the same bytes as in an uninterrupted run. Nothing is created before every flag and input is checked (and shard
 0's input images are finite); a shard with a NaN / inf result is an error naming its samples and the likely setting.
 --batch_size is capped at the number of images. With --samples, the samples' generator id must match --weights
-and their truncation_psi is used. Errors are one `error: ...` line (si_jax.engines.cli).
+and their truncation_psi is used. --precision=fp32|tf32|bf16 (--bf16_from_res), --conv3x3, --upconv: how the
+generator computes (si_jax.stylegan2.numerics). Errors are one `error: ...` line (si_jax.engines.cli).
 """
 import os
 import sys
@@ -57,6 +58,7 @@ flags.DEFINE_float("lambda_inside", _D.lambda_inside, "keep_edit only: weight of
 flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
                     "Persistent XLA compilation cache folder ('' to disable).")
 cli.define_host_flags(flags)
+cli.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 
 

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from si_jax.editing import intervention  # noqa: E402
-from si_jax.engines import evaluate_cli  # noqa: E402
+from si_jax.engines import cli, evaluate_cli  # noqa: E402
 
 _C = intervention.InterventionConfig()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -54,6 +54,7 @@ flags.DEFINE_float("top_frac", 0.05, "Fig. 2: fraction of locations kept when bi
 flags.DEFINE_integer("top_channels", 5, "Fig. 2: number of best channels shown.")
 flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
                     "Persistent XLA compilation cache folder ('' to disable).")
+cli.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 
 

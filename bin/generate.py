@@ -15,6 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
+from si_jax.engines import cli  # noqa: E402
+
 flags.DEFINE_string("weights", None, "Weights: .safetensors from convert_weights.py, or a raw .pkl / .pt file.")
 flags.DEFINE_string("latents", None, "NPZ with `z` [N, z_dim].")
 flags.DEFINE_string("styles", None, "NPZ with `s` [N, S] flat style codes (instead of --latents).")
@@ -24,14 +26,13 @@ flags.DEFINE_enum("noise_mode", "const", ["const", "random", "none"], "Noise inp
 flags.DEFINE_integer("seed", 0, "PRNG seed for --noise_mode=random.")
 flags.DEFINE_integer("batch_size", 16, "Images per device call.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+cli.define_numerics_flags(flags)
 flags.mark_flags_as_required(["weights", "output"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    from si_jax.engines import cli
-
     cli.run_guarded(_run)
 
 
@@ -42,15 +43,15 @@ def _run():
     import si_jax
     from si_jax import storage
     from si_jax.editing import batches
-    from si_jax.engines import cli
 
     if (FLAGS.latents is None) == (FLAGS.styles is None):
         raise cli.UsageError("give exactly one of --latents or --styles")
     cli.require(FLAGS.batch_size >= 1, "batch_size", FLAGS.batch_size, "must be >= 1")
+    numerics = cli.numerics_of(FLAGS)
     cli.check_finite_flags(truncation_psi=FLAGS.truncation_psi)
     cli.check_input_files(latents=FLAGS.latents, styles=FLAGS.styles)
     cli.check_output_free(FLAGS.output, FLAGS.overwrite, inputs=[FLAGS.weights, FLAGS.latents, FLAGS.styles])
-    canonical, cfg = cli.load_weights(FLAGS.weights)
+    canonical, cfg = cli.load_weights(FLAGS.weights, numerics)
     params = si_jax.to_jax_params(canonical, cfg)
     space = si_jax.StyleSpace.of(cfg)
     if FLAGS.latents:

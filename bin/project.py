@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags
 
 from si_jax import projection
+from si_jax.engines import cli
 
 _D = projection.ProjectConfig()
 flags.DEFINE_string("images", None, "Folder of PNG / JPEG images to project.")
@@ -44,6 +45,7 @@ flags.DEFINE_integer("batch_size", 8, "Images per shard and per device program (
 flags.DEFINE_integer("seed", 0, "Seed of the code noise (and optimised noise buffers) of image i.")
 flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
                     "Persistent XLA compilation cache folder ('' to disable).")
+cli.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 
 

@@ -36,6 +36,7 @@ flags.DEFINE_float("truncation_psi", 1.0, "Truncation towards the model's w_avg.
 flags.DEFINE_integer("batch_size", 16, "Samples per device call and per shard file (a multiple of the device count).")
 flags.DEFINE_bool("save_images", False, "Also synthesize and write images/XXXXXX.png and contact_sheet.png.")
 cli.define_host_flags(flags)
+cli.define_numerics_flags(flags)
 flags.mark_flags_as_required(["weights", "num_samples", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -118,11 +119,12 @@ def _run():
     from si_jax.evaluation import pictures
 
     _check_flags()
+    numerics = cli.numerics_of(FLAGS)
     lead = jax.process_index() == 0
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if lead else (lambda msg: None)
     t0 = time.perf_counter()
     cli.check_output_dir(FLAGS.output_dir, inputs=[FLAGS.weights])
-    canonical, cfg = cli.load_weights(FLAGS.weights)
+    canonical, cfg = cli.load_weights(FLAGS.weights, numerics)
     params = si_jax.to_jax_params(canonical, cfg)
     space = si_jax.StyleSpace.of(cfg)
     mesh = runs.local_mesh()
@@ -130,7 +132,7 @@ def _run():
     bs = runs.fit_batch_size(FLAGS.batch_size, n, mesh)
     settings = {"generator_id": si_jax.fingerprint(canonical), "num_samples": n, "seed": FLAGS.seed,
                 "truncation_psi": FLAGS.truncation_psi, "batch_size": bs, "save_images": FLAGS.save_images,
-                "noise_mode": NOISE_MODE}
+                "noise_mode": NOISE_MODE, **cli.numerics_settings(numerics)}
     run = runs.RunDir(FLAGS.output_dir, settings)   # checks only: created with the first finished shard
     shards = samples.shard_ranges(n, bs)
     mine = runs.my_shards(len(shards))

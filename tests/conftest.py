@@ -18,6 +18,10 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", False)
+# Pinned precision, so that no result depends on a backend's default: the generator's convs and matmuls run at
+# the precision of its cfg.numerics (default fp32 = HIGHEST, explicit in every op); this pins everything else
+# (losses, metrics, projection, judges) to HIGHEST too. On CPU both are float32 anyway.
+jax.config.update("jax_default_matmul_precision", "highest")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = pathlib.Path(os.environ.get("SI_JAX_FIXTURES", REPO.parent / "shared" / "fixtures"))

@@ -7,6 +7,7 @@ import pytest
 import si_jax
 from si_jax.stylegan2 import ops
 from si_jax.stylegan2.config import G2Config
+from si_jax.stylegan2.numerics import Numerics
 
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
 synthesize = jax.jit(si_jax.synthesize, static_argnums=(1, 3))
@@ -84,11 +85,13 @@ def test_upsample_matches_direct_upfirdn():
                                _upfirdn_reference(x, np.array(f, float), 2, 2, 1, 4), atol=1e-5)
 
 
+@pytest.mark.parametrize("upconv", ["polyphase", "transposed"])
 @pytest.mark.parametrize("shape,filt", [((1, 4, 4, 2), (1, 3, 3, 1)), ((2, 5, 3, 2), (1, 2, 5, 1))])
-def test_conv_up_matches_scatter_transpose(shape, filt):
+def test_conv_up_matches_scatter_transpose(shape, filt, upconv):
     """conv_up_2d == scatter-form transposed conv (PyTorch conv_transpose2d semantics) + FIR with padding 1.
 
-    Runs the polyphase form (3x3 kernel, 4 taps); the asymmetric filter and non-square map catch flips/transposes.
+    Both forms (polyphase: CPU's 'auto'; one dilated conv: other backends' 'auto'); the asymmetric filter and
+    non-square map catch flips/transposes.
     """
     rng = np.random.default_rng(1)
     x = rng.standard_normal(shape)
@@ -99,17 +102,17 @@ def test_conv_up_matches_scatter_transpose(shape, filt):
         for j in range(w):
             t[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum("nc,abco->nabo", x[:, i, j], k)
     want = _upfirdn_reference(t, np.array(filt, float), up=1, pad0=1, pad1=1, gain=4)
-    got = ops.conv_up_2d(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32), filt)
+    got = ops.conv_up_2d(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32), filt, Numerics(upconv=upconv))
     assert got.shape == (n, 2 * h, 2 * w, 3)
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 @pytest.mark.parametrize("algo", ["direct", "winograd2d", "rows"])
 @pytest.mark.parametrize("shape", [(1, 5, 7, 3), (2, 16, 16, 4), (1, 17, 22, 3)])
-def test_conv3x3_algorithms_match_float64(monkeypatch, algo, shape):
+def test_conv3x3_algorithms_match_float64(algo, shape):
     """Every 3x3 algorithm (incl. sizes that are not a multiple of the tile) == float64 correlation; its
     gradient == the direct conv's."""
-    monkeypatch.setattr(ops, "CONV3X3_ALGORITHM", algo)
+    numerics = Numerics(conv3x3=algo)
     rng = np.random.default_rng(3)
     x, k = rng.standard_normal(shape), rng.standard_normal((3, 3, shape[-1], 5))
     n, h, w, _ = shape
@@ -117,10 +120,10 @@ def test_conv3x3_algorithms_match_float64(monkeypatch, algo, shape):
     want = sum(np.einsum("nhwi,io->nhwo", xp[:, a:a + h, b:b + w], k[a, b]) for a in range(3) for b in range(3))
     xj, kj = jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32)
     with jax.default_matmul_precision("highest"):
-        got = ops.conv_2d(xj, kj)
+        got = ops.conv_2d(xj, kj, numerics)
         np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
         loss = lambda f: (lambda x, k: jnp.sum(jnp.sin(f(x, k))))  # noqa: E731
-        g = jax.grad(loss(ops.conv_2d), (0, 1))(xj, kj)
+        g = jax.grad(loss(lambda x, k: ops.conv_2d(x, k, numerics)), (0, 1))(xj, kj)
         g_ref = jax.grad(loss(lambda x, k: ops._conv(x, k, ((1, 1), (1, 1)))), (0, 1))(xj, kj)
     for a, b in zip(g, g_ref):
         np.testing.assert_allclose(a, b, atol=1e-5 * np.abs(b).max())
@@ -133,28 +136,34 @@ BF16_REL_ERROR = {"direct": 6e-3, "winograd2d": 1.5e-2, "rows": 3.5e-2}
 
 
 @pytest.mark.parametrize("algo", sorted(BF16_REL_ERROR))
-def test_conv3x3_bfloat16_matches_float32(monkeypatch, algo):
+def test_conv3x3_bfloat16_matches_float32(algo):
     """conv_2d's 3x3 paths run in bfloat16 (no float32 constant promotes them: that was a TypeError in the
     Winograd transforms) and stay within BF16_REL_ERROR of the float32 result; the gradient stays bfloat16."""
-    monkeypatch.setattr(ops, "CONV3X3_ALGORITHM", algo)
+    numerics = Numerics(conv3x3=algo)
+    conv = lambda a, b: ops.conv_2d(a, b, numerics)  # noqa: E731
     rng = np.random.default_rng(5)
     x, k = rng.standard_normal((2, 16, 16, 64)), rng.standard_normal((3, 3, 64, 32)) / 24.0
     with jax.default_matmul_precision("highest"):
-        want = np.asarray(ops.conv_2d(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32)))
+        want = np.asarray(conv(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32)))
         xb, kb = jnp.asarray(x, jnp.bfloat16), jnp.asarray(k, jnp.bfloat16)
-        got = jax.jit(ops.conv_2d)(xb, kb)
-        grads = jax.grad(lambda a, b: jnp.sum(jnp.square(ops.conv_2d(a, b).astype(jnp.float32))), (0, 1))(xb, kb)
+        got = jax.jit(conv)(xb, kb)
+        grads = jax.grad(lambda a, b: jnp.sum(jnp.square(conv(a, b).astype(jnp.float32))), (0, 1))(xb, kb)
     assert got.dtype == jnp.bfloat16 and all(g.dtype == jnp.bfloat16 for g in grads)
     assert np.abs(np.asarray(got, np.float32) - want).max() <= BF16_REL_ERROR[algo] * np.abs(want).max()
 
 
-def test_conv3x3_algorithm_choice(monkeypatch):
-    assert [ops.conv3x3_algorithm(r, r) for r in (8, 16, 32, 64, 1024)] == [
+def test_conv3x3_algorithm_choice():
+    """'auto': the CPU-measured rule on CPU for float32; direct off CPU and for bfloat16; a set field wins."""
+    auto = Numerics()
+    assert [auto.conv3x3_for(r, r, 512, "float32", "cpu") for r in (8, 16, 32, 64, 1024)] == [
         "direct", "winograd2d", "winograd2d", "rows", "rows"]
-    assert ops.conv3x3_algorithm(64, 64, channels=64) == "direct"  # narrow layers: not worth the compile time
-    monkeypatch.setattr(ops, "CONV3X3_ALGORITHM", "fastest")
-    with pytest.raises(ValueError, match="CONV3X3_ALGORITHM"):
-        ops.conv3x3_algorithm(8, 8)
+    assert auto.conv3x3_for(64, 64, 64, "float32", "cpu") == "direct"  # narrow layers: not worth the compile time
+    assert {auto.conv3x3_for(r, r, 512, "float32", b) for r in (16, 64) for b in ("gpu", "tpu")} == {"direct"}
+    assert auto.conv3x3_for(32, 32, 512, jnp.bfloat16, "cpu") == "direct"
+    assert (auto.upconv_for("cpu"), auto.upconv_for("gpu")) == ("polyphase", "transposed")
+    assert Numerics(conv3x3="rows").conv3x3_for(8, 8, 16, "float32", "gpu") == "rows"
+    with pytest.raises(ValueError, match="conv3x3 must be one of"):
+        Numerics(conv3x3="fastest")
 
 
 def test_nonfused_modconv_equals_per_sample_weights():
@@ -232,23 +241,21 @@ def test_unsupported_configs_raise():
         si_jax.to_jax_params(canon, TINY)
 
 
-def test_winograd_network_matches_direct_under_vmap_and_grad(monkeypatch):
-    """A 128-channel model (Winograd at 16 and 32 px under 'auto'): image and vmapped per-image style gradients
-    (the intervention's pattern) equal those with direct convs."""
-    cfg = G2Config.make(img_resolution=32, channel_base=4096, channel_max=128, z_dim=8, w_dim=8, mapping_layers=1)
-    assert ops.conv3x3_algorithm(16, 16, 128) == "winograd2d"
+def test_winograd_network_matches_direct_under_vmap_and_grad():
+    """A 128-channel model (Winograd at 16 and 32 px, polyphase up-convs): image and vmapped per-image style
+    gradients (the intervention's pattern) equal those with direct convs and transposed up-convs."""
+    base = G2Config.make(img_resolution=32, channel_base=4096, channel_max=128, z_dim=8, w_dim=8, mapping_layers=1)
+    cfg = base.with_numerics(conv3x3="winograd2d", upconv="polyphase")
     params = si_jax.to_jax_params(si_jax.random_canonical(cfg, seed=1), cfg)
     styles = si_jax.styles_from_w(params, cfg, si_jax.mapping(params, cfg, jnp.ones((2, 8))))
 
-    def run():
+    def run(cfg):
         loss = lambda s: jnp.sum(jnp.sin(si_jax.synthesize(params, cfg, [x[None] for x in s])))  # noqa: E731
         img = jax.jit(lambda s: si_jax.synthesize(params, cfg, s))(styles)
         return img, jax.jit(jax.vmap(jax.grad(loss)))(styles)
 
-    with jax.default_matmul_precision("highest"):
-        img, grads = run()
-        monkeypatch.setattr(ops, "CONV3X3_ALGORITHM", "direct")
-        img_d, grads_d = run()
+    img, grads = run(cfg)
+    img_d, grads_d = run(base.with_numerics(conv3x3="direct", upconv="transposed"))
     np.testing.assert_allclose(img, img_d, atol=1e-5 * float(jnp.abs(img_d).max()))
     for g, gd in zip(grads, grads_d):
         np.testing.assert_allclose(g, gd, atol=1e-5 * float(jnp.abs(gd).max()) + 1e-7)

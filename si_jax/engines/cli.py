@@ -223,14 +223,78 @@ def check_input_files(**paths) -> None:
                 raise FileNotFoundError(f"--{flag} {path}: file not found")
 
 
-def load_weights(path) -> tuple:
-    """--weights -> (canonical weights, G2Config), with a clear error for a folder given as weights."""
+def load_weights(path, numerics=None) -> tuple:
+    """--weights -> (canonical weights, G2Config computing with `numerics` (a Numerics, e.g. `numerics_of(flags)`;
+    None = the default fp32)), with a clear error for a folder given as weights."""
     from si_jax.stylegan2 import loading
 
     if path is not None and not str(path).startswith("builtin:") and os.path.isdir(path):
         raise UsageError(f"--weights {path} is a folder; give a weights file (.safetensors, .pkl or .pt) or "
                          "builtin:demo / builtin:toyfaces")
-    return loading.load_canonical(path)
+    canonical, cfg = loading.load_canonical(path)
+    return canonical, with_numerics(cfg, numerics)
+
+
+# ---------------------------------------------------------------------------------------------- numerics
+
+NUMERICS_FLAGS = ("precision", "bf16_from_res", "conv3x3", "upconv")
+
+
+def define_numerics_flags(flags) -> None:
+    """Define --precision, --bf16_from_res, --conv3x3, --upconv (si_jax.stylegan2.numerics) on absl `flags`."""
+    from si_jax.stylegan2 import numerics
+
+    flags.DEFINE_enum("precision", "fp32", list(numerics.PRECISIONS), "fp32: float32 at precision HIGHEST; tf32: "
+                      "float32 at the backend's default precision (TF32 tensor cores on Ampere / Hopper GPUs; the "
+                      "same as fp32 on CPU); bf16: synthesis activations and convs in bfloat16 from --bf16_from_res "
+                      "up, styles / demodulation / image / loss / Λ in float32 (emulated, slow, on CPU).")
+    flags.DEFINE_integer("bf16_from_res", None, "With --precision=bf16: lowest resolution computed in bfloat16 (a "
+                         "power of two). Default: NVlabs' rule, the model's num_fp16_res highest resolutions (4 when "
+                         "it has 0), at least 8 px.")
+    flags.DEFINE_enum("conv3x3", "auto", list(numerics.CONV3X3_ALGORITHMS), "Same-size 3x3 conv algorithm. auto: "
+                      "Winograd where it measured faster on CPU, direct on GPU / TPU and in bfloat16.")
+    flags.DEFINE_enum("upconv", "auto", list(numerics.UPCONV_ALGORITHMS), "Up-sampling conv form. auto: polyphase "
+                      "on CPU, one transposed conv on GPU / TPU.")
+
+
+def numerics_of(flags):
+    """The Numerics of --precision / --bf16_from_res / --conv3x3 / --upconv (defaults where `flags` lacks them);
+    UsageError naming the flag for a bad value."""
+    from si_jax.stylegan2 import numerics
+
+    defaults = numerics.DEFAULT
+    values = {name: getattr(flags, name, getattr(defaults, name)) for name in NUMERICS_FLAGS}
+    for name, allowed in (("precision", numerics.PRECISIONS), ("conv3x3", numerics.CONV3X3_ALGORITHMS),
+                          ("upconv", numerics.UPCONV_ALGORITHMS)):
+        require(values[name] in allowed, name, values[name], f"must be one of {', '.join(allowed)}")
+    low = values["bf16_from_res"]
+    if low is not None:
+        require(values["precision"] == "bf16", "bf16_from_res", low,
+                f"applies only with --precision=bf16 (got --precision={values['precision']})")
+        require(is_int(low) and low >= 4 and low & (low - 1) == 0, "bf16_from_res", low,
+                "must be a power of two >= 4 (a resolution)")
+    return numerics.Numerics(**values)
+
+
+def with_numerics(cfg, numerics):
+    """cfg computing with `numerics` (None: cfg unchanged); UsageError when --bf16_from_res is above the model's
+    resolution (no layer would run in bfloat16)."""
+    if numerics is None:
+        return cfg
+    low = numerics.bf16_from_res
+    require(low is None or low <= cfg.img_resolution, "bf16_from_res", low,
+            f"is above the generator's {cfg.img_resolution} px: no layer would run in bfloat16")
+    return cfg.with_numerics(numerics)
+
+
+def numerics_settings(numerics) -> dict:
+    """{'numerics': {...}} for a run's settings, or {} for the default (so that runs made before these flags
+    existed, all at the default, keep their settings and resume)."""
+    from si_jax.stylegan2 import numerics as numerics_lib
+
+    if numerics is None or numerics == numerics_lib.DEFAULT:
+        return {}
+    return {"numerics": {name: getattr(numerics, name) for name in NUMERICS_FLAGS}}
 
 
 # ---------------------------------------------------------------------------------------------- results

@@ -118,23 +118,27 @@ class Model:
 
 def resolve_model(flags, is_demo: bool, log) -> Model:
     """The demo (builtin:toyfaces, judge-labelled directions of --attribute, segmenter masks) or --weights +
-    --direction (refused when the direction was fitted for another generator)."""
+    --direction (refused when the direction was fitted for another generator). The cfg computes with the flags'
+    numerics (--precision, --conv3x3, ...; `cli.numerics_of`), which a non-default value adds to `source`; the
+    demo's directions are fitted at the default fp32 either way."""
+    numerics = cli.numerics_of(flags)
     if is_demo:
         attribute = flags.attribute or demo.DEMO_ATTRIBUTE
         canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
         judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
-        return Model(canonical, cfg, params, dirs, functools.partial(judges.score, attribute), judges,
-                     {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}"}, part_spec,
-                     params_lib.fingerprint(canonical))
-    canonical, cfg = cli.load_weights(flags.weights)
+        return Model(canonical, cli.with_numerics(cfg, numerics), params, dirs,
+                     functools.partial(judges.score, attribute), judges,
+                     {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}",
+                      **cli.numerics_settings(numerics)}, part_spec, params_lib.fingerprint(canonical))
+    canonical, cfg = cli.load_weights(flags.weights, numerics)
     generator_id = params_lib.fingerprint(canonical)
     meta = directions.load_directions_meta(flags.direction)
     if meta.get("generator_id") not in (None, generator_id):
         raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
                          f"--weights has {generator_id})")
     return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), directions.load_directions(flags.direction),
-                 None, None, {"weights": generator_id, "direction": file_digest(flags.direction)}, "auto",
-                 generator_id)
+                 None, None, {"weights": generator_id, "direction": file_digest(flags.direction),
+                              **cli.numerics_settings(numerics)}, "auto", generator_id)
 
 
 def run(flags, is_demo: bool) -> None:
@@ -153,6 +157,7 @@ def run(flags, is_demo: bool) -> None:
 
     t0 = time.perf_counter()
     settings_of(flags)   # every numeric flag, before anything is loaded
+    cli.numerics_of(flags)
     mask_flag = mask_setting(flags.mask, flags.masks, default=None)
     out_dir = flags.output_dir or (DEMO_DIR if is_demo else None)
     if not out_dir:

@@ -116,10 +116,10 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
                          [flags.weights, flags.direction, flags.masks, *flags.condition_on])
     attribute = flags.attribute or demo.DEMO_ATTRIBUTE
     if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
-        canonical, cfg = cli.load_weights(builtin.BUILTIN_TOYFACES)
+        canonical, cfg = cli.load_weights(builtin.BUILTIN_TOYFACES, cli.numerics_of(flags))
         mask_spec = mask_flag or toyfaces.PART_SPEC + world.ATTRIBUTE_PART[toyfaces.check_attribute(attribute)]
     else:
-        canonical, cfg = cli.load_weights(flags.weights)
+        canonical, cfg = cli.load_weights(flags.weights, cli.numerics_of(flags))
         mask_spec = mask_flag or "auto"
     n, res = flags.num_samples, cfg.img_resolution
     judges = judges_lib.load_judges() if is_demo or mask_spec.startswith(toyfaces.PART_SPEC) else None

@@ -38,13 +38,14 @@ def run(flags, log=print) -> dict:
     the run folder and print the reconstruction quality. -> the manifest."""
     t0 = time.perf_counter()
     st = settings_of(flags)
+    numerics = cli.numerics_of(flags)
     if not flags.images:
         raise cli.UsageError("--images is required (a folder of PNG / JPEG images)")
     if not flags.output_dir:
         raise cli.UsageError("--output_dir is required")
     cli.check_input_files(vgg16=flags.vgg16)
     cli.check_output_dir(flags.output_dir, inputs=[flags.images, flags.weights, flags.vgg16])
-    canonical, cfg = cli.load_weights(flags.weights)
+    canonical, cfg = cli.load_weights(flags.weights, numerics)
     params = params_lib.to_jax_params(canonical, cfg)
     folder = projection.load_image_folder(flags.images, cfg.img_resolution)
     if cfg.img_channels != 3:
@@ -64,7 +65,8 @@ def run(flags, log=print) -> dict:
         log(f"note: --batch_size={st.batch_size} capped at {batch_size} (the number of images)")
         st = project_run.ProjectSettings(st.projector, st.spaces, batch_size, st.seed)
     settings = {**st.to_json(), "weights": generator_id, "images_digest": edit_cli.file_digest(flags.images),
-                "vgg16": edit_cli.file_digest(flags.vgg16) if aux["vgg"] is not None else None}
+                "vgg16": edit_cli.file_digest(flags.vgg16) if aux["vgg"] is not None else None,
+                **cli.numerics_settings(numerics)}
     run_dir = runs.RunDir(flags.output_dir, settings)   # checks only; created with the first finished shard
     for line in project_run.note_lines(folder):
         log(line)

@@ -1,6 +1,7 @@
 """The StyleGAN2 generator G = h∘f as pure JAX functions, and everything needed to load one.
 
     config       G2Config (frozen, the jit static argument) and the style-layer layout
+    numerics     Numerics (a G2Config field): conv algorithms per backend, precision fp32 / tf32 / bf16
     ops, conv3x3 building blocks: modulated conv, FIR up-sampling, 3x3 conv algorithms (NHWC)
     network      mapping f, affine w -> styles, synthesis h from styles (layer by layer)
     params       canonical (NVlabs-named numpy dict) -> params pytree; random init; fingerprint
@@ -25,6 +26,7 @@ from si_jax.stylegan2.network import run_layers as run_layers
 from si_jax.stylegan2.network import styles_from_w as styles_from_w
 from si_jax.stylegan2.network import synthesize as synthesize
 from si_jax.stylegan2.network import synthesize_from as synthesize_from
+from si_jax.stylegan2.numerics import Numerics as Numerics
 from si_jax.stylegan2.params import fingerprint as fingerprint
 from si_jax.stylegan2.params import random_canonical as random_canonical
 from si_jax.stylegan2.params import to_jax_params as to_jax_params

@@ -2,13 +2,17 @@
 
 `G2Config` is a frozen (hashable) dataclass, so it can be a static argument of `jax.jit`. It is built from the
 canonical config dict that `weights_convert` writes (`G2Config.from_dict`) or for a random model
-(`G2Config.make`, e.g. config-f 1024: 26 style layers, 9088 style values).
+(`G2Config.make`, e.g. config-f 1024: 26 style layers, 9088 style values). Its `numerics` field (conv algorithms
+and precision, si_jax.stylegan2.numerics) says how the network is computed, not what it is: it is part of the jit
+key but not of `to_dict` (saved configs and fingerprints are the same for every numerics).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
+
+from si_jax.stylegan2.numerics import Numerics
 
 SUPPORTED_ARCHITECTURES = ("skip", "orig")
 
@@ -46,6 +50,10 @@ class G2Config:
     channels: ((res, channels), ...) for res = 4, 8, ..., img_resolution.
     resample_filter: 1-D taps of the separable FIR used for up-sampling ([1,3,3,1] in all released models).
     conv_clamp: NVlabs activation clamp (None = off); applied after bias+act of every conv and toRGB layer.
+    num_fp16_res: NVlabs' number of highest resolutions trained in fp16; picks the bfloat16 layers of
+    precision 'bf16' (`Numerics.bf16_resolution`).
+    numerics: how to compute (conv algorithms, precision; `with_numerics`). Compared and hashed, so part of every
+    program's cache key; left out of `to_dict` / ignored by `from_dict`.
     """
 
     z_dim: int
@@ -62,6 +70,7 @@ class G2Config:
     use_noise: bool = True
     num_fp16_res: int = 0
     source_format: str = "random"
+    numerics: Numerics = Numerics()
 
     def __post_init__(self):
         res = self.img_resolution
@@ -78,6 +87,11 @@ class G2Config:
         if self.c_dim:
             raise ValueError(f"conditional generators (c_dim={self.c_dim}) are not supported; si_jax edits "
                              "unconditional StyleGAN2 models")
+        if not isinstance(self.numerics, Numerics):
+            raise TypeError(f"numerics must be a Numerics, got {type(self.numerics).__name__}")
+        low = self.numerics.bf16_from_res
+        if low is not None and low > res:
+            raise ValueError(f"bf16_from_res={low} is above the generator's {res} px: no layer would run in bfloat16")
 
     # --- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -90,7 +104,7 @@ class G2Config:
     @classmethod
     def from_dict(cls, d: dict) -> "G2Config":
         """From the canonical config dict of `weights_convert` (unknown keys are ignored)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"numerics"}
         kw = {k: v for k, v in d.items() if k in fields}
         kw["channels"] = tuple(sorted((int(r), int(c)) for r, c in dict(d["channels"]).items()))
         kw["resample_filter"] = tuple(float(t) for t in d.get("resample_filter", (1, 3, 3, 1)))
@@ -99,11 +113,24 @@ class G2Config:
         return cls(**kw)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        """The canonical config dict (what weights files store): every field but `numerics`, plus num_ws."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "numerics"}
         d["channels"] = {str(r): c for r, c in self.channels}
         d["resample_filter"] = list(self.resample_filter)
         d["num_ws"] = self.num_ws
         return d
+
+    def with_numerics(self, numerics: Numerics | None = None, **fields) -> "G2Config":
+        """This config computed another way: `numerics` as given, or the current one with `fields` replaced
+        (e.g. precision='bf16', conv3x3='direct')."""
+        numerics = numerics if numerics is not None else dataclasses.replace(self.numerics, **fields)
+        return dataclasses.replace(self, numerics=numerics)
+
+    def layer_dtype(self, res: int) -> str:
+        """'bfloat16' for synthesis layers of resolution `res` that precision 'bf16' computes in bfloat16, else
+        'float32'."""
+        low = self.numerics.bf16_resolution(self.img_resolution, self.num_fp16_res)
+        return "bfloat16" if low is not None and res >= low else "float32"
 
     # --- derived layout -----------------------------------------------------------------------------------
     @property

@@ -1,10 +1,12 @@
 """Same-size 3x3 convolution by Winograd minimal filtering (Lavin & Gray 2016), and the direct conv it replaces.
 
-    y = conv3x3(x, kernel, algo)   # x: [N, H, W, I], kernel: [3, 3, I, O] -> [N, H, W, O]; 'winograd2d' | 'rows'
+    y = conv3x3(x, kernel, algo, precision)   # x: [N, H, W, I], kernel: [3, 3, I, O] -> [N, H, W, O]
+                                              # algo 'winograd2d' | 'rows'; precision 'highest' | 'default'
 
 'winograd2d' is F(2x2, 3x3) on 2-D tiles (one batched matmul over the 16 tile positions); 'rows' is F(4, 3) along
 rows only, followed by 1x3 convs along columns. Both stay in float32 within a few 1e-6 of the direct conv. The
-gradient is the direct conv's (custom_vjp), which measured faster. Which layers use which: si_jax.stylegan2.ops.conv_2d.
+gradient is the direct conv's (custom_vjp), which measured faster. Which layers use which:
+`si_jax.stylegan2.numerics.Numerics.conv3x3_for`. `precision` is lax's (None = jax's default matmul precision).
 """
 from __future__ import annotations
 
@@ -17,9 +19,9 @@ import numpy as np
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
-def direct(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
+def direct(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
     """Stride-1 cross-correlation. x: [N, H, W, I], kernel: [kh, kw, I, O], padding ((lo, hi), (lo, hi))."""
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN)
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN, precision=precision)
 
 
 # F(2, 3) (Lavin & Gray 2016) and F(4, 3) with interpolation points 0, 1, -1, 2, -1/2, inf. Max error relative to
@@ -56,7 +58,7 @@ def _taps_of(k, axis):
     return [jax.lax.index_in_dim(k, i, axis, keepdims=False) for i in range(k.shape[axis])]
 
 
-def winograd2d(x: jax.Array, kernel: jax.Array, spec=_F23) -> jax.Array:
+def winograd2d(x: jax.Array, kernel: jax.Array, spec=_F23, precision=None) -> jax.Array:
     """'Same' 3x3 conv by Winograd F(m x m, 3x3) on 2-D tiles: one batched matmul over the alpha^2 positions."""
     m, bt, g, at = spec
     alpha = len(bt)
@@ -68,13 +70,13 @@ def winograd2d(x: jax.Array, kernel: jax.Array, spec=_F23) -> jax.Array:
     v = jnp.stack(v).reshape(alpha * alpha, n * th * tw, c)
     u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
     u = jnp.stack([_lincomb(_taps_of(ur, 0), row) for ur in u_rows for row in g])  # [alpha^2, I, O]
-    prod = jnp.einsum("tpi,tio->tpo", v, u).reshape(alpha, alpha, n, th, tw, -1)
+    prod = jnp.einsum("tpi,tio->tpo", v, u, precision=precision).reshape(alpha, alpha, n, th, tw, -1)
     y_rows = [_lincomb(_taps_of(prod, 0), row) for row in at]  # m x [alpha, N, th, tw, O]
     y = jnp.stack([jnp.stack([_lincomb(_taps_of(yr, 0), row) for row in at], 3) for yr in y_rows], 2)
     return y.reshape(n, m * th, m * tw, -1)[:, :h, :w]  # y was [N, th, m, tw, m, O]
 
 
-def winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43) -> jax.Array:
+def winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43, precision=None) -> jax.Array:
     """'Same' 3x3 conv by Winograd F(m, 3) along rows: alpha 1x3 convs along columns on row-transformed input."""
     m, bt, g, at = spec
     alpha = len(bt)
@@ -83,7 +85,7 @@ def winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43) -> jax.Array:
     xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (0, 0), (0, 0)))
     v = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]  # alpha x [N, th, W, I]
     u = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
-    prod = [direct(vi, ui[None], ((0, 0), (1, 1))) for vi, ui in zip(v, u)]  # alpha x [N, th, W, O]
+    prod = [direct(vi, ui[None], ((0, 0), (1, 1)), precision) for vi, ui in zip(v, u)]  # alpha x [N, th, W, O]
     y = jnp.stack([_lincomb(prod, row) for row in at], 2)  # [N, th, m, W, O]
     return y.reshape(n, m * th, w, -1)[:, :h]
 
@@ -91,24 +93,24 @@ def winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43) -> jax.Array:
 _ALGORITHMS = {"winograd2d": winograd2d, "rows": winograd_rows}
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv3x3(x: jax.Array, kernel: jax.Array, algo: str) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv3x3(x: jax.Array, kernel: jax.Array, algo: str, precision=None) -> jax.Array:
     """'Same' 3x3 conv by a Winograd algorithm; its gradient is the direct conv's (`_bwd`).
 
     Measured on paper256, batch 1, 2 CPU threads: autodiff through the transforms made fwd+bwd slower than with
     direct convs (0.85 s vs 0.63 s), and a Winograd input gradient (flipped kernel, I/O swapped) was still slower
     (0.63 s) than the direct conv's gradient behind a Winograd forward (0.53 s).
     """
-    return _ALGORITHMS[algo](x, kernel)
+    return _ALGORITHMS[algo](x, kernel, precision=precision)
 
 
-def _fwd(x, kernel, algo):
-    return conv3x3(x, kernel, algo), (x, kernel)
+def _fwd(x, kernel, algo, precision):
+    return conv3x3(x, kernel, algo, precision), (x, kernel)
 
 
-def _bwd(algo, res, dy):
+def _bwd(algo, precision, res, dy):
     x, kernel = res
-    _, vjp = jax.vjp(lambda x, k: direct(x, k, ((1, 1), (1, 1))), x, kernel)
+    _, vjp = jax.vjp(lambda x, k: direct(x, k, ((1, 1), (1, 1)), precision), x, kernel)
     return vjp(dy)
 
 

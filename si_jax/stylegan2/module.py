@@ -1,7 +1,7 @@
 """Flax NNX face of the generator. It holds the params pytree and calls the pure functions of
 `si_jax.stylegan2.network`: one implementation of the math, two ways to use it.
 
-    gen = StyleGAN2.from_file('ffhq.pkl')          # or StyleGAN2(params, cfg)
+    gen = StyleGAN2.from_file('ffhq.pkl')          # or StyleGAN2(params, cfg); numerics=Numerics(precision='bf16')
     img = gen(z, truncation_psi=0.7)                # [N, R, R, 3]
     s = gen.styles(gen.mapping(z)); img = gen.synthesize(s)
 """
@@ -24,11 +24,12 @@ class StyleGAN2(nnx.Module):
         self.layer_params = nnx.Param(params["layers"])
 
     @classmethod
-    def from_file(cls, path) -> "StyleGAN2":
+    def from_file(cls, path, numerics=None) -> "StyleGAN2":
+        """Load a weights file; `numerics` (a Numerics: precision, conv algorithms) replaces the default fp32."""
         from si_jax.stylegan2.loading import load_generator
 
         params, cfg = load_generator(path)
-        return cls(params, cfg)
+        return cls(params, cfg if numerics is None else cfg.with_numerics(numerics))
 
     @property
     def params(self) -> dict:

@@ -3,6 +3,10 @@
 Params are the pytree of `params.to_jax_params`; `cfg` is a `G2Config` (static). Synthesis is a fold over
 the style layers in forward order on a state (x, img), so that an edit can start from the saved state before
 layer i (`synthesize_from`): the layer-wise intervention reuses the activations of already-fixed layers.
+
+How it computes is `cfg.numerics` (si_jax.stylegan2.numerics): conv algorithms and precision. With precision
+'bf16' the activations x of layers at resolution >= its bf16 resolution are bfloat16 (`cfg.layer_dtype`); styles,
+demodulation, the toRGB outputs added to the image, and the image itself are always float32.
 """
 from __future__ import annotations
 
@@ -31,8 +35,9 @@ def mapping(params, cfg: G2Config, z: jax.Array, truncation_psi: float = 1.0) ->
     mp = params["mapping"]
     x = z.astype(jnp.float32)
     x = x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=1, keepdims=True) + 1e-8)
+    precision = cfg.numerics.matmul_precision(jnp.float32)
     for layer in mp["fc"]:
-        x = ops.bias_act(x @ layer["w"], layer["b"], act="lrelu")
+        x = ops.bias_act(jnp.matmul(x, layer["w"], precision=precision), layer["b"], act="lrelu")
     if truncation_psi != 1.0:
         x = mp["w_avg"] + truncation_psi * (x - mp["w_avg"])
     return x
@@ -44,10 +49,10 @@ def styles_from_w(params, cfg: G2Config, w: jax.Array) -> list:
 
     w: [N, w_dim] (same w for every layer) or ws: [N, num_ws, w_dim] -> list over `cfg.layers` of [N, dim_l].
     """
-    out = []
+    out, precision = [], cfg.numerics.matmul_precision(jnp.float32)
     for spec, lp in zip(cfg.layers, params["layers"]):
         wl = w if w.ndim == 2 else w[:, spec.w_index]
-        out.append(wl @ lp["affine_w"] + lp["affine_b"])
+        out.append(jnp.matmul(wl, lp["affine_w"], precision=precision) + lp["affine_b"])
     return out
 
 
@@ -74,17 +79,23 @@ def _noise(lp, spec: LayerSpec, batch: int, noise_mode: str, key) -> Optional[ja
 
 def layer_forward(lp, spec: LayerSpec, cfg: G2Config, state: SynthState, s: jax.Array,
                   noise_mode: str = "const", key=None) -> SynthState:
-    """Apply one style layer. s: [N, spec.dim]."""
+    """Apply one style layer. s: [N, spec.dim] float32.
+
+    The layer runs in `cfg.layer_dtype(spec.res)` (x is cast on entry; a conv layer's output stays in it); a
+    toRGB output is cast to float32 before its bias, clamp and the add to the float32 image (NVlabs: torgb output
+    .to(float32) before img.add_).
+    """
+    x = state.x.astype(cfg.layer_dtype(spec.res))
     if spec.kind == "conv":
-        y = ops.modulated_conv(state.x, lp["weight"], s, demodulate=True, up=spec.up,
-                               resample_filter=cfg.resample_filter)
+        y = ops.modulated_conv(x, lp["weight"], s, demodulate=True, up=spec.up,
+                               resample_filter=cfg.resample_filter, numerics=cfg.numerics)
         noise = _noise(lp, spec, y.shape[0], noise_mode, key) if cfg.use_noise else None
         if noise is not None:
-            y = y + noise
+            y = y + noise.astype(y.dtype)
         return SynthState(ops.bias_act(y, lp["bias"], act="lrelu", clamp=cfg.conv_clamp), state.img)
     gain = 1.0 / math.sqrt(spec.in_ch)  # ToRGB weight gain, applied to the style (NVlabs ToRGBLayer)
-    y = ops.modulated_conv(state.x, lp["weight"], s * gain, demodulate=False, up=False)
-    y = ops.bias_act(y, lp["bias"], act="linear", clamp=cfg.conv_clamp)
+    y = ops.modulated_conv(x, lp["weight"], s * gain, demodulate=False, up=False, numerics=cfg.numerics)
+    y = ops.bias_act(y.astype(jnp.float32), lp["bias"], act="linear", clamp=cfg.conv_clamp)
     img = state.img
     if img is not None and img.shape[1] != y.shape[1]:
         img = ops.upsample_2d(img, cfg.resample_filter)

@@ -4,15 +4,16 @@ Forms chosen by measurement (DESIGN.md, BENCHMARKS.md): the non-fused modulated 
 shared-weight conv, scale output by the demodulation coefficients) and the separable [1,3,3,1] FIR as shifted adds.
 Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
 
-Speed (CPU, jax 0.10.2; numbers in BENCHMARKS.md):
+Conv algorithms and precision come from a `Numerics` (si_jax.stylegan2.numerics; the network passes
+`cfg.numerics`), resolved when a function is traced, with jax.default_backend(). Speed on CPU (jax 0.10.2; numbers
+in BENCHMARKS.md), which is what 'auto' picks there:
 - Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.stylegan2.conv3x3) where it measured
   faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
-  checks both against float64); smaller or narrower maps use the direct conv. `SI_JAX_CONV3X3=direct` (environment, read at import)
-  or `ops.CONV3X3_ALGORITHM` (read when a function is traced) selects one algorithm everywhere: 'auto', 'direct',
-  'winograd2d', 'rows'.
-- The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form: four small stride-1 convs
-  (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
-  interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too.
+  checks both against float64); smaller or narrower maps use the direct conv. Off CPU, 'auto' is the direct conv.
+- The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form on CPU: four small stride-1
+  convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
+  interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too. Off CPU it is one
+  transposed conv (XLA conv of the 2x-dilated input) and the blur.
 - Winograd convs run forward only: their gradient is the direct conv's (`conv3x3.conv3x3`).
 - The demodulation sums the squared kernel over its 3x3 taps with explicit adds (see `_sum_taps`).
 """
@@ -20,13 +21,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from si_jax.stylegan2 import conv3x3
+from si_jax.stylegan2.numerics import DEFAULT, Numerics
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -95,31 +96,32 @@ def upsample_2d(x: jax.Array, resample_filter) -> jax.Array:
     return _upsample_axis(_upsample_axis(x, taps, 1), taps, 2)
 
 
-_conv = conv3x3.direct
+_conv = conv3x3.direct   # (x, kernel, padding, precision=None)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv_tapgrad(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_tapgrad(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
     """`_conv` for the small even kernels (2x2, 2x1, 1x2) of the polyphase up-conv, whose weight gradient is
     computed as one [I, O] matmul per tap: XLA CPU's own weight-gradient conv for such kernels is slow (measured
     on the 64-channel 32 px training config: 371 ms vs 48 ms for that gradient; G fwd+bwd 649 -> 337 ms).
     Same values as `_conv` and its autodiff to float32 rounding, first and second order (tests)."""
-    return _conv(x, kernel, padding)
+    return _conv(x, kernel, padding, precision)
 
 
-def _conv_tapgrad_fwd(x, kernel, padding):
-    return _conv(x, kernel, padding), (x, kernel)
+def _conv_tapgrad_fwd(x, kernel, padding, precision):
+    return _conv(x, kernel, padding, precision), (x, kernel)
 
 
-def _conv_tapgrad_bwd(padding, res, g):
+def _conv_tapgrad_bwd(padding, precision, res, g):
     x, k = res
     kh, kw = k.shape[:2]
     (lh, hh), (lw, hw) = padding
     dx = _conv_tapgrad(g, jnp.flip(k, (0, 1)).swapaxes(2, 3),
-                       ((kh - 1 - lh, kh - 1 - hh), (kw - 1 - lw, kw - 1 - hw)))
+                       ((kh - 1 - lh, kh - 1 - hh), (kw - 1 - lw, kw - 1 - hw)), precision)
     xp = jnp.pad(x, ((0, 0), (lh, hh), (lw, hw), (0, 0)))
     ho, wo = g.shape[1:3]
-    dk = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", xp[:, a:a + ho, b:b + wo], g) for b in range(kw)])
+    dk = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", xp[:, a:a + ho, b:b + wo], g, precision=precision)
+                               for b in range(kw)])
                     for a in range(kh)])
     return dx, dk
 
@@ -127,7 +129,7 @@ def _conv_tapgrad_bwd(padding, res, g):
 _conv_tapgrad.defvjp(_conv_tapgrad_fwd, _conv_tapgrad_bwd)
 
 
-def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray) -> jax.Array:
+def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precision=None) -> jax.Array:
     """conv_up_2d for a 3x3 kernel and a 4-tap filter, in polyphase form.
 
     Per axis, the scatter-form transposed conv t[2i + a] += x[i] k[a] has an even phase E[q] = t[2q] =
@@ -140,8 +142,8 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray) -> jax
     rows = {"E": (jnp.stack([kernel[2], kernel[0]]), (1, 1)), "O": (kernel[1:2], (0, 0))}
     phase = {}
     for pr, (kr, pad_r) in rows.items():  # kr: [taps_h, 3, I, O]
-        phase[pr + "E"] = _conv_tapgrad(x, jnp.stack([kr[:, 2], kr[:, 0]], 1), (pad_r, (1, 1)))
-        phase[pr + "O"] = _conv_tapgrad(x, kr[:, 1:2], (pad_r, (0, 0)))
+        phase[pr + "E"] = _conv_tapgrad(x, jnp.stack([kr[:, 2], kr[:, 0]], 1), (pad_r, (1, 1)), precision)
+        phase[pr + "O"] = _conv_tapgrad(x, kr[:, 1:2], (pad_r, (0, 0)), precision)
 
     def blur(e, o, axis):
         """(even, odd) output samples along `axis` from the even (length L + 1) and odd (length L) phases."""
@@ -159,55 +161,40 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray) -> jax
     return y.reshape(n, 2 * h, 2 * w, y.shape[-1])
 
 
-def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter) -> jax.Array:
+def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numerics = DEFAULT) -> jax.Array:
     """Transposed stride-2 conv followed by the FIR blur, as NVlabs conv2d_resample(up=2, padding=k//2).
 
-    x: [N, H, W, I]; kernel: [k, k, I, O] in forward-conv (cross-correlation) orientation -> [N, 2H, 2W, O].
-    3x3 kernels with a 4-tap filter (every released model) run in polyphase form (`_conv_up_polyphase`); other
-    sizes as a correlation of the 2x-dilated input with the spatially flipped kernel, then the blur.
+    x: [N, H, W, I]; kernel: [k, k, I, O] in forward-conv (cross-correlation) orientation, x's dtype
+    -> [N, 2H, 2W, O]. 3x3 kernels with a 4-tap filter (every released model) run in polyphase form
+    (`_conv_up_polyphase`) where `numerics.upconv_for` says so (CPU); otherwise, and for other sizes, as a
+    correlation of the 2x-dilated input with the spatially flipped kernel, then the blur.
     """
     k, taps = kernel.shape[0], len(resample_filter)
-    if k == 3 and taps == 4:
-        return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0))
+    precision = numerics.matmul_precision(x.dtype)
+    if k == 3 and taps == 4 and numerics.upconv_for(jax.default_backend()) == "polyphase":
+        return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0), precision)
     lo, hi = k // 2 + (taps + 1) // 2 - (k - 1), k // 2 + (taps - 2) // 2 - (k - 2)  # NVlabs px0, px1
     if lo < 0 or hi < 0:
         raise ValueError(f"unsupported kernel/filter sizes for an up-conv: k={k}, filter taps={taps}")
     y = jax.lax.conv_general_dilated(
         x, kernel[::-1, ::-1], window_strides=(1, 1), padding=((k - 1, k - 1), (k - 1, k - 1)),
-        lhs_dilation=(2, 2), dimension_numbers=_DN)  # [N, 2H + k - 2, 2W + k - 2, O]
+        lhs_dilation=(2, 2), dimension_numbers=_DN, precision=precision)  # [N, 2H + k - 2, 2W + k - 2, O]
     return fir_filter_2d(y, resample_filter, pad=(lo, hi), gain=4.0)
 
 
-# --- 3x3 convolution: which algorithm (si_jax.stylegan2.conv3x3 has them) ---------------------------------------
-CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "rows")
-CONV3X3_ALGORITHM = os.environ.get("SI_JAX_CONV3X3", "auto")
+def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT) -> jax.Array:
+    """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] (x's dtype) -> [N, H, W, O].
 
-
-def conv3x3_algorithm(h: int, w: int, channels: int = 512) -> str:
-    """The algorithm `conv_2d` uses for a 3x3 kernel on an h x w map with min(in, out) = `channels`
-    (CONV3X3_ALGORITHM unless 'auto').
-
-    'auto' (the fastest whole-network variant measured on CPU, BENCHMARKS.md): direct below 16 px or 128 channels,
-    F(2x2, 3x3) below 64 px, rows F(4, 3) from 64 px up. The gain is modest (~10 % on the paper256 forward, none
-    at 1024), and the transforms cost compile time, so narrow layers (small test and demo models) stay direct.
+    3x3 kernels use the algorithm `numerics.conv3x3_for` picks (backend: jax.default_backend(), at trace time);
+    every conv runs at `numerics.matmul_precision` of x's dtype.
     """
-    algo = CONV3X3_ALGORITHM
-    if algo not in CONV3X3_ALGORITHMS:
-        raise ValueError(f"CONV3X3_ALGORITHM / SI_JAX_CONV3X3 must be one of {CONV3X3_ALGORITHMS}, got {algo!r}")
-    if algo != "auto":
-        return algo
-    size = min(h, w)
-    return "direct" if size < 16 or channels < 128 else "winograd2d" if size < 64 else "rows"
-
-
-def conv_2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] -> [N, H, W, O]."""
     p = kernel.shape[0] // 2
+    precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[:2] == (3, 3):
-        algo = conv3x3_algorithm(x.shape[1], x.shape[2], min(kernel.shape[2:]))
+        algo = numerics.conv3x3_for(x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, jax.default_backend())
         if algo != "direct":
-            return conv3x3.conv3x3(x, kernel, algo)
-    return _conv(x, kernel, ((p, p), (p, p)))
+            return conv3x3.conv3x3(x, kernel, algo, precision)
+    return _conv(x, kernel, ((p, p), (p, p)), precision)
 
 
 def _sum_taps(k: jax.Array) -> jax.Array:
@@ -223,27 +210,33 @@ def _sum_taps(k: jax.Array) -> jax.Array:
     return out
 
 
-def demod_coefficients(kernel: jax.Array, s: jax.Array) -> jax.Array:
-    """rsqrt(sum_{kh,kw,i} (kernel * s_i)^2 + 1e-8). kernel: [k, k, I, O], s: [N, I] -> [N, O]."""
-    wsq = _sum_taps(jnp.square(kernel))  # [I, O]
-    return jax.lax.rsqrt(jnp.square(s) @ wsq + 1e-8)
+def demod_coefficients(kernel: jax.Array, s: jax.Array, precision="highest") -> jax.Array:
+    """rsqrt(sum_{kh,kw,i} (kernel * s_i)^2 + 1e-8) in float32. kernel: [k, k, I, O], s: [N, I] -> [N, O]."""
+    wsq = _sum_taps(jnp.square(kernel.astype(jnp.float32)))  # [I, O]
+    return jax.lax.rsqrt(jnp.matmul(jnp.square(s.astype(jnp.float32)), wsq, precision=precision) + 1e-8)
 
 
-def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=(1, 3, 3, 1)):
-    """Non-fused modulated convolution: conv(x * s) * demod(s).
+def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=(1, 3, 3, 1),
+                   numerics: Numerics = DEFAULT):
+    """Non-fused modulated convolution: conv(x * s) * demod(s), in x's dtype (the kernel is cast to it; s and the
+    demodulation coefficients are computed in float32 and cast, as NVlabs does in fp16).
 
-    x: [N, H, W, I]; kernel: [k, k, I, O]; s: [N, I] -> [N, H', W', O] (H' = 2H when up).
+    x: [N, H, W, I] (float32 or bfloat16); kernel: [k, k, I, O] float32; s: [N, I] float32
+    -> [N, H', W', O] in x's dtype (H' = 2H when up).
     """
+    k = kernel.astype(x.dtype)
     x = x * s[:, None, None, :].astype(x.dtype)
-    y = conv_up_2d(x, kernel, resample_filter) if up else conv_2d(x, kernel)
+    y = conv_up_2d(x, k, resample_filter, numerics) if up else conv_2d(x, k, numerics)
     if demodulate:
-        y = y * demod_coefficients(kernel, s)[:, None, None, :].astype(y.dtype)
+        d = demod_coefficients(kernel, s, numerics.matmul_precision(jnp.float32))
+        y = y * d[:, None, None, :].astype(y.dtype)
     return y
 
 
 def bias_act(x: jax.Array, bias: jax.Array, *, act: str, clamp: float | None = None) -> jax.Array:
-    """NVlabs bias_act: x + b, then lrelu(0.2) * sqrt(2) (act='lrelu') or identity ('linear'), then clamp."""
-    x = x + bias
+    """NVlabs bias_act: x + b, then lrelu(0.2) * sqrt(2) (act='lrelu') or identity ('linear'), then clamp; in x's
+    dtype (b is cast to it)."""
+    x = x + bias.astype(x.dtype)
     if act == "lrelu":
         x = jnp.where(x >= 0, x, 0.2 * x) * math.sqrt(2.0)
     elif act != "linear":

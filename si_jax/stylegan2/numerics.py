@@ -1,0 +1,126 @@
+"""How the generator computes: conv algorithms and floating-point precision, as one hashable value.
+
+    cfg = cfg.with_numerics(precision="bf16")          # G2Config carries a Numerics; every program keys on cfg
+    cfg.numerics.conv3x3_for(64, 64, 512, "float32", "cpu")   # -> 'rows'
+
+`Numerics` is a field of `G2Config` (si_jax.stylegan2.config), so it is part of the jit static argument and of the
+key of every cached program (editing.intervention caches its layer programs on cfg): two configs that differ only
+in numerics compile two programs, and a changed choice cannot be hidden behind a cached one. It is not part of the
+model: `G2Config.to_dict` leaves it out, so saved configs and generator fingerprints do not change.
+
+Conv algorithms ('auto' resolves when a function is traced, with the backend `ops` passes: jax.default_backend()):
+- conv3x3 (same-size 3x3 convs): 'direct' (one XLA conv), 'winograd2d' (F(2x2, 3x3) tiles), 'rows' (F(4, 3) along
+  rows; si_jax.stylegan2.conv3x3). 'auto' on CPU is the rule measured there (BENCHMARKS.md): direct below 16 px or
+  128 channels, winograd2d below 64 px, rows from 64 px up. Off CPU and for bfloat16 arrays 'auto' is 'direct':
+  on GPU / TPU a conv is one tensor-core (MXU) kernel while Winograd becomes transform fusions plus many small
+  matmuls, and Winograd's transforms amplify rounding: 2.5-5x the direct conv's error in bfloat16 (measured on
+  CPU, tests/test_stylegan2.py BF16_REL_ERROR) and ~3x in TF32 (issue 13's figures against float64: direct 3e-4,
+  F(2x2) 5e-4, F(4, 3) 9e-4; TF32 cannot be run here). Winograd has not been measured on an accelerator, so it is
+  not the default there.
+- upconv (the 2x up-sampling 3x3 conv + [1,3,3,1] blur): 'polyphase' (four small stride-1 convs, no products with
+  inserted zeros; measured faster on CPU, with a hand-written weight gradient) or 'transposed' (one XLA conv of the
+  2x-dilated input, then the blur: what cuDNN / the TPU run as one kernel). 'auto': polyphase on CPU, else
+  transposed.
+
+Precision:
+- 'fp32': float32 arrays, convs and matmuls at precision HIGHEST (true float32 on every backend).
+- 'tf32': float32 arrays at precision DEFAULT: TF32 tensor cores on NVIDIA Ampere and later (Hopper: H100 / H200),
+  bf16 passes on TPU; on CPU the same as fp32 (XLA CPU computes float32 exactly either way).
+- 'bf16': as NVlabs' mixed precision (fp16 there; bfloat16 has float32's exponent range, so neither NVlabs'
+  pre-scaling of weights and styles nor a conv_clamp is needed against overflow; a model's conv_clamp is applied
+  in the layer's dtype, as NVlabs does): the activations, conv inputs and kernels of the synthesis layers of
+  resolution >= `bf16_from_res` in bfloat16; styles, modulation and demodulation coefficients, the layers below,
+  the toRGB outputs (cast before their bias, as NVlabs casts them before adding), the skip accumulation and the
+  image in float32 (HIGHEST). The loss, Λ and Adam see only the float32 image. On CPU bfloat16 is emulated.
+  bf16_from_res=None: NVlabs' rule, res >= max(2^(log2 R + 1 - n), 8) with n = the model's num_fp16_res, or n = 4
+  (NVlabs' training default for every config) when the model says 0: config-f 1024 -> 128 px and up, paper256 ->
+  32 px, the 32 px toyfaces model -> 8 px.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "rows")
+UPCONV_ALGORITHMS = ("auto", "polyphase", "transposed")
+PRECISIONS = ("fp32", "tf32", "bf16")
+DEFAULT_NUM_FP16_RES = 4   # NVlabs stylegan2-ada-pytorch train.py: num_fp16_res = 4 for every config
+
+
+def _dtype_name(dtype) -> str:
+    """'float32' / 'bfloat16' for a dtype, a scalar type (jnp.float32) or a name."""
+    return dtype if isinstance(dtype, str) else np.dtype(dtype).name
+
+
+def _is_power_of_two(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 4 and v & (v - 1) == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Numerics:
+    """Conv algorithms and precision of the synthesis network (frozen, hashable: part of G2Config's key).
+
+    conv3x3: 'auto' | 'direct' | 'winograd2d' | 'rows'; upconv: 'auto' | 'polyphase' | 'transposed';
+    precision: 'fp32' | 'tf32' | 'bf16'; bf16_from_res: lowest resolution computed in bfloat16 (a power of two
+    >= 4; only with precision 'bf16'; None = the model's rule, see the module docstring).
+    """
+
+    conv3x3: str = "auto"
+    upconv: str = "auto"
+    precision: str = "fp32"
+    bf16_from_res: int | None = None
+
+    def __post_init__(self):
+        for name, allowed in (("conv3x3", CONV3X3_ALGORITHMS), ("upconv", UPCONV_ALGORITHMS),
+                              ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.bf16_from_res is not None:
+            if self.precision != "bf16":
+                raise ValueError(f"bf16_from_res={self.bf16_from_res} applies only to precision 'bf16', "
+                                 f"not {self.precision!r}")
+            if not _is_power_of_two(self.bf16_from_res):
+                raise ValueError(f"bf16_from_res must be a power of two >= 4, got {self.bf16_from_res!r}")
+
+    def bf16_resolution(self, img_resolution: int, num_fp16_res: int = 0) -> int | None:
+        """Lowest resolution whose synthesis layers run in bfloat16, or None (precision is not 'bf16')."""
+        if self.precision != "bf16":
+            return None
+        if self.bf16_from_res is not None:
+            return self.bf16_from_res
+        n = num_fp16_res if num_fp16_res > 0 else DEFAULT_NUM_FP16_RES
+        return max(2 ** (int(math.log2(img_resolution)) + 1 - n), 8)
+
+    def matmul_precision(self, dtype) -> str:
+        """lax `precision` for a conv / matmul on arrays of `dtype`: 'highest' for float32 (fp32, and bf16's float32
+        parts), 'default' in tf32 mode and for bfloat16 arrays (the dtype is the precision there)."""
+        if _dtype_name(dtype) == "bfloat16" or self.precision == "tf32":
+            return "default"
+        return "highest"
+
+    def conv3x3_for(self, h: int, w: int, channels: int, dtype, backend: str) -> str:
+        """The algorithm of a same-size 3x3 conv on an h x w map with min(in, out) = `channels`, arrays of `dtype`,
+        on `backend` (jax.default_backend()): the field unless 'auto' (module docstring).
+
+        On CPU the Winograd gain is modest (~10 % on the paper256 forward, none at 1024) and its transforms cost
+        compile time, so narrow layers (small test and demo models) stay direct.
+        >>> Numerics().conv3x3_for(32, 32, 512, "float32", "cpu"), Numerics().conv3x3_for(32, 32, 512, "float32", "gpu")
+        ('winograd2d', 'direct')
+        """
+        if self.conv3x3 != "auto":
+            return self.conv3x3
+        if backend != "cpu" or _dtype_name(dtype) != "float32":
+            return "direct"
+        size = min(h, w)
+        return "direct" if size < 16 or channels < 128 else "winograd2d" if size < 64 else "rows"
+
+    def upconv_for(self, backend: str) -> str:
+        """'polyphase' or 'transposed' for the up-sampling conv on `backend`: the field unless 'auto'."""
+        if self.upconv != "auto":
+            return self.upconv
+        return "polyphase" if backend == "cpu" else "transposed"
+
+
+DEFAULT = Numerics()
