@@ -111,10 +111,6 @@ class MaskSource:
         return self.array[np.asarray(positions)]
 
 
-def _flat(styles) -> np.ndarray:
-    return np.concatenate([np.asarray(s) for s in styles], axis=1)
-
-
 def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: EditSettings, mesh,
                condition_on=(), judge=None) -> dict:
     """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring).
@@ -131,15 +127,16 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
                               target=st.target, distance=st.distance, condition_on=condition_on,
                               on_layer=_layer_progress())
     image = runs.shard_batch(np.asarray(out.image), mesh)
-    s_in, s_out = _flat(batch.styles), _flat(out.styles)
-    lam = _flat(out.lam) if out.lam is not None else np.zeros_like(s_in)
-    return {"z": np.asarray(z), "styles_in": s_in, "styles_out": s_out, "lam": lam,
-            "mse_outside": np.asarray(metrics.outside_mask_mse(image, img0, mask)),
-            "score_before": dirs["s"].decision(s_in).astype(np.float32),
-            "score_after": dirs["s"].decision(s_out).astype(np.float32),
-            "mask": np.asarray(mask, np.float32), "img_in": np.asarray(img0), "img_out": np.asarray(image),
-            **({} if judge is None else {"judge_before": np.asarray(judge(img0), np.float32),
-                                         "judge_after": np.asarray(judge(image), np.float32)})}
+    on_device = {"styles_in": list(batch.styles), "styles_out": list(out.styles), "mask": mask, "img_in": img0,
+                 "mse_outside": metrics.outside_mask_mse(image, img0, mask),
+                 **({} if out.lam is None else {"lam": list(out.lam)}),
+                 **({} if judge is None else {"judge_before": judge(img0), "judge_after": judge(image)})}
+    host = {k: np.concatenate(v, axis=1) if isinstance(v, list) else np.asarray(v, np.float32)
+            for k, v in jax.device_get(on_device).items()}   # one fetch per batch
+    host.setdefault("lam", np.zeros_like(host["styles_in"]))
+    return {"z": np.asarray(z), **host, "img_out": np.asarray(out.image),
+            "score_before": dirs["s"].decision(host["styles_in"]).astype(np.float32),
+            "score_after": dirs["s"].decision(host["styles_out"]).astype(np.float32)}
 
 
 def edit_inputs(params, cfg, batch: pipeline.EditBatch) -> tuple:
