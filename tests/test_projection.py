@@ -296,18 +296,30 @@ def _eval_flags(tmp_path, **kw):
     ("space_without_codes", "--space picks the code space of --codes"),
     ("codes_of_another_generator", "was projected with generator"),
     ("direction_of_another_generator", "was fitted for another generator"),
+    ("condition_on_without_w", "has no 'w' direction"),
+    ("condition_on_wrong_dim", "W direction of dimension 8, the generator has 64"),
 ])
 def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, toy_directions, tmp_path, case,
                                                                    message):
+    import dataclasses
+
+    from si_jax.editing import directions
     from si_jax.engines import evaluate_cli
 
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "a.png").write_bytes(b"x")
+    own = directions.load_directions(toy_directions["own"])
+    directions.save_directions(tmp_path / "z_only.npz", {"z": own["z"]})
+    w8 = dataclasses.replace(own["w"], normal=np.ones(8) / np.sqrt(8), mean=np.zeros(8), scale=np.ones(8),
+                             coef=np.ones(8))
+    directions.save_directions(tmp_path / "w8.npz", {"w": w8})
     kw = {"missing": dict(codes=str(tmp_path / "nope")), "not_codes": dict(codes=str(tmp_path / "plain")),
           "space_absent": dict(space="w"), "space_unknown": dict(space="q"), "method_z": dict(methods="z,s"),
           "num_samples": dict(num_samples=4), "space_without_codes": dict(codes=None, space="s"),
           "codes_of_another_generator": dict(weights="builtin:demo", direction=str(toy_directions["no_id"])),
-          "direction_of_another_generator": dict(direction=str(toy_directions["other"]))}[case]
+          "direction_of_another_generator": dict(direction=str(toy_directions["other"])),
+          "condition_on_without_w": dict(condition_on=[str(tmp_path / "z_only.npz")]),
+          "condition_on_wrong_dim": dict(condition_on=[str(tmp_path / "w8.npz")])}[case]
     flags = _eval_flags(tmp_path, **{"codes": str(projected), "direction": str(toy_directions["own"]), **kw})
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         evaluate_cli.resolve_inputs(flags, is_demo=False, log=lambda m: None)

@@ -146,7 +146,12 @@ def check_direction_generator(path, generator_id: str) -> None:
 def load_condition_on(paths, space: str, dim: int) -> list:
     """--condition_on files -> their `space` ('z' for latents, 'w' for projected codes) Directions, each of
     dimension `dim` (ValueError naming the file otherwise)."""
-    out = [directions.load_directions(p)[space] for p in paths]
+    out = []
+    for path in paths:
+        dirs = directions.load_directions(path)
+        if space not in dirs:
+            raise ValueError(f"--condition_on {path} has no '{space}' direction (has: {', '.join(sorted(dirs))})")
+        out.append(dirs[space])
     for path, d in zip(paths, out):
         if d.dim != dim:
             raise ValueError(f"--condition_on {path}: {space.upper()} direction of dimension {d.dim}, the generator "
