@@ -4,11 +4,15 @@
     python bin/evaluate.py --weights=G.safetensors --direction=DIR.npz --output_dir=O \
         [--num_samples=8 --seed=0] [--masks=PATH | --mask=auto | --mask=box:x0,y0,x1,y1] \
         [--methods=intervention,z,w,interfacegan,s] [--condition_on=OTHER.npz ...] [--fig_layer=b64.conv1]
+    python bin/evaluate.py --codes=PROJ --output_dir=O [--space=wplus|w|s] [--methods=w,interfacegan,s,intervention]
+        # images projected by bin/project.py (demo directions, or --weights + --direction as above)
 
 Outputs in --output_dir: table2.md / table2.json (mean ± std per method: outside-mask MSE, SSIM, PSNR, S-score
 change, flip rate; the demo adds the synthetic attribute's own score change), fig5_interpolation.png/.json
 (Λ* fixed, coefficient of Δs_n varied), fig6_layers.png, fig6_mse.png/.json (result and outside-mask MSE after
 each layer), fig2_channels.png + fig2_iou.json (feature maps vs mask IoU). Nothing is written on bad input.
+With --codes the table compares each edit with the original input image (and, in one column, with the
+reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' (the codes unedited).
 """
 import os
 import sys
@@ -25,19 +29,24 @@ flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt
 flags.DEFINE_string("direction", None, "Direction file from bin/fit_direction.py (s, z, w normals).")
 flags.DEFINE_string("output_dir", None, "Output folder (default for the demo: si_jax_eval_demo).")
 flags.DEFINE_bool("overwrite", False, "Write into a non-empty --output_dir.")
-flags.DEFINE_integer("num_samples", 6, "Number of samples (latents z[i] = default_rng([seed, i])).")
-flags.DEFINE_integer("seed", 0, "Latent seed.")
+flags.DEFINE_integer("num_samples", None, "Number of samples (latents z[i] = default_rng([seed, i])). Default: "
+                     f"{evaluate_cli.DEFAULT_NUM_SAMPLES}; not with --codes.")
+flags.DEFINE_integer("seed", None, f"Latent seed. Default: {evaluate_cli.DEFAULT_SEED}; not with --codes.")
+flags.DEFINE_string("codes", None, "Folder from bin/project.py: evaluate those projected images (methods "
+                    "intervention, w, s, interfacegan; the latent edit is the W-space one, codes have no z).")
+flags.DEFINE_enum("space", None, ["w", "wplus", "s"], "With --codes: which projection to edit (default wplus).")
 flags.DEFINE_string("attribute", None, "Demo only: the toyfaces attribute to evaluate (default eyeglasses).")
 flags.DEFINE_string("mask", None, "auto | box:x0,y0,x1,y1 | ellipse:cx,cy,rx,ry (pixels) | part:NAME (toyfaces "
                     "segmenter). Default: auto (demo: the attribute's part).")
 flags.DEFINE_string("masks", None, "Per-image masks: .npz (masks [N,H,W]) / .npy / PNG / folder of PNGs.")
-flags.DEFINE_string("methods", ",".join(("z", "w", "interfacegan", "s", "intervention")),
-                    "Comma-separated methods to compare (rows of the table, in this order).")
+flags.DEFINE_string("methods", None, "Comma-separated methods to compare (rows of the table, in this order). "
+                    "Default: z,w,interfacegan,s,intervention (with --codes: without z).")
 flags.DEFINE_multi_string("condition_on", [], "Direction files of other attributes (method interfacegan; without "
                           "them interfacegan is skipped with a note).")
 flags.DEFINE_enum("target", "flip", ["flip", "positive", "negative"], "Where the Z edit lands (InterFaceGAN).")
 flags.DEFINE_float("distance", 3.0, "Target distance to the Z hyperplane.")
-flags.DEFINE_float("truncation_psi", 1.0, "Truncation of the samples' w.")
+flags.DEFINE_float("truncation_psi", None, "Truncation of the samples' w. Default: "
+                   f"{evaluate_cli.DEFAULT_TRUNCATION_PSI:g}; not with --codes.")
 flags.DEFINE_integer("steps_per_layer", None, "Adam steps per style layer (Style Intervention). Default: "
                      f"{_C.steps_per_layer} (demo: {evaluate_cli.DEMO_STEPS_PER_LAYER}).")
 flags.DEFINE_float("learning_rate", _C.learning_rate, "Adam learning rate for Λ.")

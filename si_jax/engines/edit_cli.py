@@ -132,13 +132,35 @@ def resolve_model(flags, is_demo: bool, log) -> Model:
                       **cli.numerics_settings(numerics)}, part_spec, params_lib.fingerprint(canonical))
     canonical, cfg = cli.load_weights(flags.weights, numerics)
     generator_id = params_lib.fingerprint(canonical)
-    meta = directions.load_directions_meta(flags.direction)
-    if meta.get("generator_id") not in (None, generator_id):
-        raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
-                         f"--weights has {generator_id})")
+    check_direction_generator(flags.direction, generator_id)
     return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), directions.load_directions(flags.direction),
                  None, None, {"weights": generator_id, "direction": file_digest(flags.direction),
                               **cli.numerics_settings(numerics)}, "auto", generator_id)
+
+
+def check_direction_generator(path, generator_id: str) -> None:
+    """ValueError when the direction file at `path` records a generator id other than `generator_id` (files
+    without one are accepted). Read from the header alone, before the arrays."""
+    meta = directions.load_directions_meta(path)
+    if meta.get("generator_id") not in (None, generator_id):
+        raise ValueError(f"{path} was fitted for another generator (id {meta['generator_id']}, --weights has "
+                         f"{generator_id})")
+
+
+def load_condition_on(paths, space: str, dim: int) -> list:
+    """--condition_on files -> their `space` ('z' for latents, 'w' for projected codes) Directions, each of
+    dimension `dim` (ValueError naming the file otherwise)."""
+    out = []
+    for path in paths:
+        dirs = directions.load_directions(path)
+        if space not in dirs:
+            raise ValueError(f"--condition_on {path} has no '{space}' direction (has: {', '.join(sorted(dirs))})")
+        out.append(dirs[space])
+    for path, d in zip(paths, out):
+        if d.dim != dim:
+            raise ValueError(f"--condition_on {path}: {space.upper()} direction of dimension {d.dim}, the generator "
+                             f"has {dim}")
+    return out
 
 
 def run(flags, is_demo: bool) -> None:
@@ -177,10 +199,7 @@ def run(flags, is_demo: bool) -> None:
     generator_id, mask_spec = model.generator_id, mask_flag or model.default_mask
     check_directions(dirs, cfg, flags.direction or "demo")
     z, latent_source, psi = _latents(flags, cfg.z_dim, generator_id)
-    condition_on = [directions.load_directions(p)["z"] for p in flags.condition_on]
-    for path, d in zip(flags.condition_on, condition_on):
-        if d.dim != cfg.z_dim:
-            raise ValueError(f"--condition_on {path}: Z direction of dimension {d.dim}, the generator has {cfg.z_dim}")
+    condition_on = load_condition_on(flags.condition_on, "z", cfg.z_dim)
     batch_size = runs.fit_batch_size(flags.batch_size, len(z), runs.local_mesh())
     if batch_size < flags.batch_size:
         _log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")

@@ -4,6 +4,12 @@ stays a thin shell.
     inp = resolve_inputs(flags, is_demo)     # everything checked; nothing computed or written yet
     table = run_evaluation(inp, flags)       # compare_methods + table2, Figs. 5/6 (needs 'intervention') and 2
 
+With --codes=DIR (a bin/project.py folder, --space as bin/edit.py) the projected images are evaluated instead of
+samples: methods of pipeline.CODE_METHODS (the latent edit is the W-space one; 'interfacegan' conditions on the
+--condition_on files' W normals), batches from engines.project_edit.code_preparer. Table 2 then compares every
+edit with the ORIGINAL input image (+ a column against the reconstruction, which the intervention's L_pix and the
+figures use) and adds the row 'reconstruction' (the codes unedited: the floor of every outside error).
+
 Outputs in --output_dir: table2.md, table2.json, fig5_interpolation.png/.json, fig6_layers.png, fig6_mse.png/.json,
 fig2_channels.png, fig2_iou.json (see bin/evaluate.py).
 """
@@ -24,6 +30,8 @@ from si_jax.evaluation import comparison, figure_data, figure_panels, judged, pi
 from si_jax.stylegan2.config import G2Config
 
 DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
+DEFAULT_METHODS = ("z", "w", "interfacegan", "s", "intervention")   # --methods (with --codes: without z)
+DEFAULT_NUM_SAMPLES, DEFAULT_SEED, DEFAULT_TRUNCATION_PSI = 6, 0, 1.0   # samples only (not with --codes)
 DEFAULT_COEFFS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 OUTPUT_FILES = ("table2.md", "table2.json", "fig5_interpolation.png", "fig5_interpolation.json", "fig6_layers.png",
                 "fig6_mse.png", "fig6_mse.json", "fig2_channels.png", "fig2_iou.json")
@@ -36,7 +44,7 @@ class EvalInputs:
     params: dict
     cfg: G2Config
     dirs: dict
-    z: np.ndarray
+    z: np.ndarray                 # [N, z_dim]; None with codes
     masks: object                 # [N, R, R] float32 or 'auto'
     mask_desc: str
     methods: tuple
@@ -48,6 +56,11 @@ class EvalInputs:
     out_dir: pathlib.Path
     is_demo: bool = False
     judge: object = None          # evaluation.judged.JudgeMetrics (the demo: the toyfaces judges' columns)
+    codes: object = None          # engines.project_edit.CodeInputs (--codes) or None
+
+    @property
+    def num_images(self) -> int:
+        return len(self.codes.styles) if self.codes is not None else len(self.z)
 
 
 def parse_methods(text: str) -> tuple:
@@ -83,25 +96,48 @@ def check_output_dir(path, overwrite: bool) -> pathlib.Path:
     return p
 
 
+def sample_flags(flags) -> tuple:
+    """-> (num_samples, seed, truncation_psi) with their defaults. With --codes none of them applies (every
+    projected image is evaluated, codes have no z): given, they are a UsageError, as --space without --codes."""
+    given = [name for name in ("num_samples", "seed", "truncation_psi") if getattr(flags, name, None) is not None]
+    if getattr(flags, "codes", None):
+        if given:
+            raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is evaluated; "
+                                 "codes have no z)")
+    elif getattr(flags, "space", None):
+        raise cli.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
+    num = DEFAULT_NUM_SAMPLES if flags.num_samples is None else flags.num_samples
+    seed = DEFAULT_SEED if flags.seed is None else flags.seed
+    psi = DEFAULT_TRUNCATION_PSI if flags.truncation_psi is None else flags.truncation_psi
+    cli.require(num >= 1, "num_samples", num, "must be >= 1")
+    cli.require(seed >= 0, "seed", seed, "must be >= 0")
+    return num, seed, psi
+
+
 def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     """Flags -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
     from si_jax import world
-    from si_jax.editing import directions
-    from si_jax.engines import demo, edit_cli, samples, toyfaces
+    from si_jax.editing import directions, pipeline
+    from si_jax.engines import demo, edit_cli, project_edit, samples, toyfaces
     from si_jax.stylegan2 import builtin
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
 
-    methods = parse_methods(flags.methods)
+    codes_path = getattr(flags, "codes", None)
+    methods = parse_methods(flags.methods if flags.methods is not None else ",".join(
+        m for m in DEFAULT_METHODS if not codes_path or m in pipeline.CODE_METHODS))
+    space = project_edit.code_space(flags.space) if codes_path else None
+    if codes_path:
+        project_edit.check_code_methods(methods, "methods")
+    num_samples, seed, psi = sample_flags(flags)
     coeffs = parse_coeffs(flags.coeffs)
-    for name in ("num_samples", "batch_size", "fig_images", "top_channels"):
+    for name in ("batch_size", "fig_images", "top_channels"):
         cli.require(getattr(flags, name) >= 1, name, getattr(flags, name), "must be >= 1")
-    cli.require(flags.seed >= 0, "seed", flags.seed, "must be >= 0")
     cli.require(cli.is_finite(flags.top_frac) and 0.0 < flags.top_frac <= 1.0, "top_frac", flags.top_frac,
                 "must be in (0, 1]")
     steps = flags.steps_per_layer if flags.steps_per_layer is not None else (
         DEMO_STEPS_PER_LAYER if is_demo else intervention.InterventionConfig.steps_per_layer)
-    edit_run.EditSettings(target=flags.target, distance=flags.distance, truncation_psi=flags.truncation_psi,
+    edit_run.EditSettings(target=flags.target, distance=flags.distance, truncation_psi=psi,
                           batch_size=flags.batch_size, steps_per_layer=steps, learning_rate=flags.learning_rate,
                           objective=flags.objective, lambda_inside=flags.lambda_inside)
     config = intervention.config_for(flags.objective, steps_per_layer=steps, learning_rate=flags.learning_rate,
@@ -113,7 +149,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         raise ValueError("--output_dir is required")
     out_dir = check_output_dir(out_dir, flags.overwrite)
     cli.check_not_inputs([out_dir / name for name in OUTPUT_FILES],
-                         [flags.weights, flags.direction, flags.masks, *flags.condition_on])
+                         [flags.weights, flags.direction, flags.masks, codes_path, *flags.condition_on])
     attribute = flags.attribute or demo.DEMO_ATTRIBUTE
     if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
         canonical, cfg = cli.load_weights(builtin.BUILTIN_TOYFACES, cli.numerics_of(flags))
@@ -121,7 +157,12 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     else:
         canonical, cfg = cli.load_weights(flags.weights, cli.numerics_of(flags))
         mask_spec = mask_flag or "auto"
-    n, res = flags.num_samples, cfg.img_resolution
+    gid = params_lib.fingerprint(canonical)
+    if not is_demo:
+        edit_cli.check_direction_generator(flags.direction, gid)
+    params = params_lib.to_jax_params(canonical, cfg)
+    codes = project_edit.load_code_inputs(codes_path, space, params, cfg, gid) if codes_path else None
+    n, res = (len(codes.styles) if codes is not None else num_samples), cfg.img_resolution
     judges = judges_lib.load_judges() if is_demo or mask_spec.startswith(toyfaces.PART_SPEC) else None
     if mask_spec == "auto":
         masks = "auto"
@@ -132,10 +173,8 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     else:
         masks = masks_lib.load_masks(mask_spec, n, res, res)
     fig_layer = figure_data.resolve_layer(cfg, flags.fig_layer)
-    condition_on = [directions.load_directions(p)["z"] for p in flags.condition_on]
-    for path, d in zip(flags.condition_on, condition_on):
-        if d.dim != cfg.z_dim:
-            raise ValueError(f"--condition_on {path}: Z direction of dimension {d.dim}, the generator has {cfg.z_dim}")
+    condition_on = (edit_cli.load_condition_on(flags.condition_on, "w", cfg.w_dim) if codes is not None else
+                    edit_cli.load_condition_on(flags.condition_on, "z", cfg.z_dim))
     skipped = {}
     if "interfacegan" in methods and not condition_on:
         skipped["interfacegan"] = "needs --condition_on direction files of other attributes (none given)"
@@ -145,40 +184,47 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     judge = None
     if is_demo:
         log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
-        params = params_lib.to_jax_params(canonical, cfg)
         dirs = toyfaces.fit_directions(params, cfg, judges, attribute, log=log)
         judge = judged.JudgeMetrics(judges, attribute)
     else:
-        params = params_lib.to_jax_params(canonical, cfg)
         dirs = directions.load_directions(flags.direction)
-        meta = directions.load_directions_meta(flags.direction)
-        gid = params_lib.fingerprint(canonical)
-        if meta.get("generator_id") not in (None, gid):
-            raise ValueError(f"{flags.direction} was fitted for another generator (id {meta['generator_id']}, "
-                             f"--weights has {gid})")
     edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
-    z = samples.latents(flags.seed, range(n), cfg.z_dim)
+    z = samples.latents(seed, range(n), cfg.z_dim) if codes is None else None
     return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
-                      fig_layer, out_dir, is_demo, judge)
+                      fig_layer, out_dir, is_demo, judge, codes)
 
 
 def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
     """Compute Table 2 and the figures, then write them into inp.out_dir (created only now). -> the table dict."""
     for m, why in inp.skipped.items():
         log(f"note: skipping method '{m}': {why}")
-    cfg, params = inp.cfg, inp.params
-    log(f"comparing {', '.join(inp.methods)} on {len(inp.z)} samples (seed {flags.seed}), mask {inp.mask_desc}, "
+    cfg, params, n = inp.cfg, inp.params, inp.num_images
+    _, seed, psi = sample_flags(flags)
+    if inp.codes is None:
+        what, images, prepare, extra_methods = f"{n} samples (seed {seed})", inp.z, None, None
+    else:
+        from si_jax import projection
+        from si_jax.editing import pipeline
+        from si_jax.engines import project_edit
+
+        what = (f"{n} projected images ({projection.SPACE_NAMES[inp.codes.space]} codes from {flags.codes}; the "
+                "latent edit is the W-space one, outside errors against the input images)")
+        images = n
+        prepare = project_edit.code_preparer(params, cfg, inp.codes, inp.dirs, target=flags.target,
+                                             distance=flags.distance)
+        synth = intervention.synth_program(cfg)
+        extra_methods = {"reconstruction": lambda batch, mask: pipeline.EditOutput(
+            batch.styles, np.asarray(synth(params, batch.styles)))}
+    log(f"comparing {', '.join(inp.methods)} on {what}, mask {inp.mask_desc}, "
         f"{inp.config.steps_per_layer} steps/layer")
     t0 = time.perf_counter()
-    keep = min(flags.fig_images, len(inp.z))
-    results = comparison.compare_methods(params, cfg, inp.z, inp.dirs, inp.masks, inp.methods, config=inp.config,
+    keep = min(flags.fig_images, n)
+    results = comparison.compare_methods(params, cfg, images, inp.dirs, inp.masks, inp.methods, config=inp.config,
                                          condition_on=inp.condition_on,
-                                         target=flags.target, distance=flags.distance,
-                                         truncation_psi=flags.truncation_psi,
-                                         batch_size=cli.note_batch_size(min(flags.batch_size, len(inp.z))), keep=keep,
-                                         judge=inp.judge, log=log)
-    hint = cli.likely_cause(truncation_psi=flags.truncation_psi, distance=flags.distance,
-                            learning_rate=inp.config.learning_rate)
+                                         target=flags.target, distance=flags.distance, truncation_psi=psi,
+                                         batch_size=cli.note_batch_size(min(flags.batch_size, n)), keep=keep,
+                                         extra_methods=extra_methods, judge=inp.judge, prepare=prepare, log=log)
+    hint = cli.likely_cause(truncation_psi=psi, distance=flags.distance, learning_rate=inp.config.learning_rate)
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
         for key, v in values.items():
             cli.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
@@ -276,11 +322,14 @@ def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, ex
 def _settings(inp: EvalInputs, flags) -> dict:
     from si_jax.engines import demo
 
+    _, seed, psi = sample_flags(flags)
+    codes = {} if inp.codes is None else {"codes": str(flags.codes), "codes_space": inp.codes.space}
     return {"weights": "builtin:toyfaces" if inp.is_demo else flags.weights,
             "direction": flags.direction or f"demo:{flags.attribute or demo.DEMO_ATTRIBUTE}",
-            "num_samples": len(inp.z), "seed": flags.seed, "mask": inp.mask_desc, "methods": list(inp.methods),
+            "num_samples": inp.num_images, "seed": None if codes else seed, **codes, "mask": inp.mask_desc,
+            "methods": list(inp.methods),
             "condition_on": list(flags.condition_on), "target": flags.target, "distance": flags.distance,
-            "truncation_psi": flags.truncation_psi, "steps_per_layer": inp.config.steps_per_layer,
+            "truncation_psi": None if codes else psi, "steps_per_layer": inp.config.steps_per_layer,
             "learning_rate": inp.config.learning_rate, "objective": flags.objective,
             "pixel_loss": inp.config.pixel_loss, "lambda_inside": inp.config.lambda_inside,
             "batch_size": flags.batch_size, "coeffs": list(inp.coeffs), "fig_layer": inp.fig_layer,

@@ -14,7 +14,8 @@ Run folder (a RunDir, resumable, byte-identical on resume like engines.edit_run)
     images/XXXXXX.png       input | reconstruction | edit | mask
     grid.png, summary.json  written together at the end (grid: rows of inputs, reconstructions, edits)
 
-The few functions `bin/evaluate.py --codes` needs are `load_code_inputs` and `code_batch` (see their docstrings).
+`bin/evaluate.py --codes` (engines.evaluate_cli) shares the checks (`code_space`, `check_code_methods`),
+`load_code_inputs` and, through `code_preparer`, `code_batch`.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from si_jax import metrics, projection, storage
-from si_jax.editing import batches, directions, masks, pipeline
+from si_jax.editing import batches, masks, pipeline
 from si_jax.engines import cli, edit_cli, edit_run, project_run, runs, toyfaces
 from si_jax.evaluation import pictures
 from si_jax.stylegan2.style_space import StyleSpace
@@ -59,11 +60,37 @@ def load_code_inputs(path, space: str, params, cfg, generator_id: str) -> CodeIn
                       projection.reference_w(params, cfg, data["styles"]), space, data["manifest"])
 
 
+def code_space(space) -> str:
+    """--space (None: DEFAULT_SPACE) -> the code space, UsageError naming a bad one."""
+    space = space or DEFAULT_SPACE
+    cli.require(space in projection.SPACES, "space", space, f"must be one of {', '.join(projection.SPACES)}")
+    return space
+
+
+def check_code_methods(methods, flag: str = "method") -> None:
+    """UsageError unless every method applies to codes (pipeline.CODE_METHODS: not 'z', codes have no z)."""
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
+    cli.require(all(m in pipeline.CODE_METHODS for m in methods), flag, ",".join(methods),
+                "needs z latents, which projected codes do not have; their latent edit is the W-space one: use "
+                f"{'one' if flag == 'method' else 'some'} of {', '.join(pipeline.CODE_METHODS)}")
+
+
 def code_batch(params, cfg, styles_flat, w_ref, dirs, *, target="flip", distance=3.0,
                s_scale=None) -> pipeline.EditBatch:
     """styles_flat [B, S], w_ref [B, w_dim] -> the EditBatch of every method (pipeline.prepare_from_codes)."""
     return pipeline.prepare_from_codes(params, cfg, styles_flat, w_ref, dirs, target=target, distance=distance,
                                        s_scale=s_scale)
+
+
+def code_preparer(params, cfg, codes: CodeInputs, dirs, *, target="flip", distance=3.0, s_scale=None):
+    """-> prepare(positions [B] int) -> (code_batch of those codes, their original images [B, R, R, 3]): the
+    `prepare` hook of evaluation.comparison.compare_methods (outside metrics against the user's images)."""
+    def prepare(positions):
+        pos = np.asarray(positions)
+        return (code_batch(params, cfg, codes.styles[pos], codes.w_ref[pos], dirs, target=target, distance=distance,
+                           s_scale=s_scale), codes.target[pos])
+
+    return prepare
 
 
 def mask_function(spec: str, num_images: int, res: int, judges=None):
@@ -197,11 +224,8 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
     """bin/edit.py --codes=DIR: validate flags and inputs (nothing is created), edit every projected image into
     the run folder, print the summary. -> the summary (None on the processes other than 0 of a multi-host run)."""
     t0 = time.perf_counter()
-    space = flags.space or DEFAULT_SPACE
-    cli.require(space in projection.SPACES, "space", space, f"must be one of {', '.join(projection.SPACES)}")
-    cli.require(flags.method in pipeline.CODE_METHODS, "method", flags.method,
-                "needs z latents, which projected codes do not have; their latent edit is the W-space one: use "
-                f"one of {', '.join(pipeline.CODE_METHODS)}")
+    space = code_space(flags.space)
+    check_code_methods(flags.method)
     if flags.samples:
         raise cli.UsageError("give --codes or --samples, not both")
     if flags.truncation_psi is not None:
@@ -222,7 +246,7 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
     generator_id, mask_spec = model.generator_id, mask_flag or model.default_mask
     edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
     codes = load_code_inputs(flags.codes, space, params, cfg, generator_id)
-    condition_on = [directions.load_directions(p)["w"] for p in flags.condition_on]
+    condition_on = edit_cli.load_condition_on(flags.condition_on, "w", cfg.w_dim)
     batch_size = runs.fit_batch_size(flags.batch_size, len(codes.styles), runs.local_mesh())
     if batch_size < flags.batch_size:
         log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")

@@ -20,6 +20,12 @@ Per-image metrics (`edit_metrics`, arrays [N]):
 target_sign [N] is the sign of the Z step α (pipeline.EditBatch.alpha_z): +1 where the edit adds the attribute,
 −1 where it removes it (target 'flip' goes both ways across a batch, so the raw change would average out).
 
+Inputs without z (images projected by bin/project.py): `compare_methods(..., prepare=...)` takes each batch from
+the hook (engines.project_edit.code_preparer) together with the user's ORIGINAL images. Every metric above then
+compares the edit with that input image (the user's view), plus
+  mse_outside_recon   outside-mask MSE between the edit and the reconstruction h(s) of the codes (what the
+                      intervention's L_pix measures; the figures use the reconstruction too)
+
 The figures (Figs. 2, 5, 6) are in evaluation.figure_data (their numbers) and evaluation.figure_panels (drawing);
 bin/evaluate.py's driver is si_jax.engines.evaluate_cli.
 """
@@ -36,9 +42,11 @@ from si_jax.evaluation import judged
 from si_jax.stylegan2.config import G2Config
 
 METHOD_NAMES = {"z": "Z-space", "w": "W-space", "interfacegan": "InterFaceGAN", "s": "S-space (Δs_n)",
-                "intervention": "Style Intervention"}
+                "intervention": "Style Intervention", "reconstruction": "reconstruction (no edit)"}
+UNRANKED_ROWS = ("reconstruction",)   # rows that are no edit (the floor of projected images): never bold
 # (metric key, Markdown header, better: 'low' | 'high' | None)
-TABLE_COLUMNS = (("mse_outside", "MSE outside ↓", "low"), ("ssim_outside", "SSIM outside ↑", "high"),
+TABLE_COLUMNS = (("mse_outside", "MSE outside ↓", "low"), ("mse_outside_recon", "MSE outside vs recon ↓", "low"),
+                 ("ssim_outside", "SSIM outside ↑", "high"),
                  ("psnr_outside", "PSNR outside (dB) ↑", "high"), ("s_score_gain", "S score Δ→target", None),
                  ("flipped", "flip rate", None), ("classifier_gain", "classifier Δ→target", None))
 
@@ -99,14 +107,34 @@ def check_methods(methods, condition_on) -> tuple:
     return methods
 
 
+def latent_preparer(params, cfg: G2Config, z, dirs: dict, *, truncation_psi: float = 1.0, target="flip",
+                    distance: float = 3.0):
+    """z [N, z_dim] -> prepare(positions [B] int) -> (pipeline.prepare of z[positions], None): the default
+    batches of compare_methods (generated images: the input IS h(s), no separate reference image)."""
+    z = np.asarray(z, np.float32)
+    if z.ndim != 2 or z.shape[1] != cfg.z_dim:
+        raise ValueError(f"latents must have shape [N, {cfg.z_dim}], got {z.shape}")
+
+    def prepare(positions):
+        return pipeline.prepare(params, cfg, z[np.asarray(positions)], dirs, truncation_psi=truncation_psi,
+                                target=target, distance=distance), None
+
+    return prepare
+
+
 def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                     config: intervention.InterventionConfig = intervention.InterventionConfig(), condition_on=(),
                     classifier=None, target="flip", distance: float = 3.0, truncation_psi: float = 1.0,
                     batch_size: int = 8, data_range=None, keep: int = 0, extra_methods=None, judge=None,
-                    reference_features=None, log=None) -> dict:
+                    reference_features=None, prepare=None, log=None) -> dict:
     """Run every method on the same samples and masks; per-method per-image metrics.
 
-    z: [N, z_dim]; dirs: {'s', 'z', 'w'} Directions; masks: [N, R, R], [R, R] (shared), 'auto'
+    z: [N, z_dim] latents (batches from `latent_preparer`); or, with `prepare`, the number of images N.
+    prepare: fn(positions [B] int, the last batch padded with copies of its last index) -> (EditBatch,
+    reference [B, R, R, C] or None): inputs without z, e.g. projected codes (engines.project_edit.code_preparer,
+    reference = the user's original images). With a reference, the metrics compare each edit with it (module
+    docstring; + 'mse_outside_recon'), while masks, the intervention and the figures see h(s).
+    dirs: {'s', 'z', 'w'} Directions; masks: [N, R, R], [R, R] (shared), 'auto'
     (masks.auto_mask from the S-only edit, per image) or a function (img0, img_z, img_s) -> [B, R, R] of the
     input and the Z-only / S-only edits (e.g. a segmenter's part, engines.toyfaces.part_mask_fn); methods:
     subset of pipeline.METHODS ('interfacegan' needs
@@ -119,6 +147,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     with reference_features [M, F] also the Fréchet distance of each method's edited images ('set_metrics').
 
     Returns {'num_images': N, 'methods': {method: {metric: [N]}} (keys in the module docstring),
+             'reference': 'input' (prepare gave reference images) or 'generated',
              'seconds': {method: wall seconds}, 'data_range': float, 'masks': [N, R, R], 'target_sign': [N],
              'set_metrics': {method: {'fd': stat}} (with judge and reference_features; also row 'input'),
              'kept': None or {'styles', 'ds_z', 'ds_n': lists of [K, dim_l], 'lam': list of [K, dim_l] or None,
@@ -131,12 +160,15 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     if clash:
         raise ValueError(f"extra method names clash with methods: {', '.join(clash)}")
     rows = methods + tuple(extra_methods)
-    z = np.asarray(z, np.float32)
-    if z.ndim != 2 or z.shape[1] != cfg.z_dim:
-        raise ValueError(f"latents must have shape [N, {cfg.z_dim}], got {z.shape}")
+    if prepare is None:
+        prepare = latent_preparer(params, cfg, z, dirs, truncation_psi=truncation_psi, target=target,
+                                  distance=distance)
+        n = len(z)
+    else:
+        n = int(z)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    n, res = len(z), cfg.img_resolution
+    res = cfg.img_resolution
     if isinstance(masks, str):
         if masks != "auto":
             raise ValueError(f"masks must be an array, a function or 'auto', got {masks!r}")
@@ -149,13 +181,14 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     per = {m: [] for m in rows}
     seconds = {m: 0.0 for m in rows}
     feats = {m: [] for m in ("input",) + rows}
-    used_masks, signs, kept = [], [], []
+    used_masks, signs, kept, against_input = [], [], [], False
     for start in range(0, n, batch_size):
-        padded = batches.pad_batch(z[start:start + batch_size], batch_size)
+        padded = batches.pad_batch(np.arange(start, min(start + batch_size, n)), batch_size)
         valid = padded.valid
-        batch = pipeline.prepare(params, cfg, padded.array, dirs, truncation_psi=truncation_psi, target=target,
-                                 distance=distance)
+        batch, reference = prepare(padded.array)
         img0 = np.asarray(synth(params, batch.styles))
+        against_input = reference is not None
+        ref = img0 if reference is None else np.asarray(reference, np.float32)
         if from_images:
             img_z, img_s = (np.asarray(synth(params, [s + d for s, d in zip(batch.styles, ds)]))
                             for ds in (batch.ds_z, batch.ds_n))
@@ -163,12 +196,12 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
         else:
             mask = batches.pad_batch(masks[start:start + batch_size], batch_size).array
         if data_range is None:
-            data_range = float(metrics.image_data_range(img0[:valid]))
+            data_range = float(metrics.image_data_range(ref[:valid]))
         sign = np.where(np.asarray(batch.alpha_z) >= 0, 1.0, -1.0).astype(np.float32)
         keep_here = start < keep
         outputs = {}
         if judge is not None:
-            feats["input"].append(judge.features(img0[:valid]))
+            feats["input"].append(judge.features(ref[:valid]))
         for m in rows:
             t0 = time.perf_counter()
             if m in extra_methods:
@@ -179,12 +212,15 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
             image = np.asarray(out.image)
             seconds[m] += time.perf_counter() - t0
             outputs[m] = out
-            vals = edit_metrics(img0[:valid], image[:valid], mask[:valid], data_range=data_range,
+            vals = edit_metrics(ref[:valid], image[:valid], mask[:valid], data_range=data_range,
                                 target_sign=sign[:valid], s_direction=dirs.get("s"),
                                 styles_before=[np.asarray(s)[:valid] for s in batch.styles],
                                 styles_after=[np.asarray(s)[:valid] for s in out.styles], classifier=classifier)
+            if against_input:
+                vals["mse_outside_recon"] = np.asarray(
+                    metrics.outside_mask_mse(image[:valid], img0[:valid], mask[:valid]), np.float32)
             if judge is not None:
-                vals.update(judge(img0[:valid], image[:valid], mask[:valid], sign[:valid]))
+                vals.update(judge(ref[:valid], image[:valid], mask[:valid], sign[:valid]))
                 feats[m].append(judge.features(image[:valid]))
             per[m].append(vals)
             log(f"  {m:>12}: images {start}-{start + valid - 1}, {time.perf_counter() - t0:.1f}s, outside MSE "
@@ -199,7 +235,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                        for m, f in feats.items()}
     return {"num_images": n, "methods": {m: {k: np.concatenate([p[k] for p in per[m]]) for k in per[m][0]}
                                          for m in rows},
-            "seconds": seconds, "set_metrics": set_metrics, "data_range": float(data_range),
+            "reference": "input" if against_input else "generated", "seconds": seconds, "set_metrics": set_metrics, "data_range": float(data_range),
             "masks": np.concatenate(used_masks),
             "target_sign": np.concatenate(signs), "kept": _merge_kept(kept) if kept else None}
 
@@ -258,7 +294,8 @@ def table2(results: dict, names: dict | None = None) -> tuple:
         'methods': {method: {metric: {'mean', 'std', 'n', 'n_nonfinite'}}}, 'input_fd': stat or None}). mean/std
     are None when a value is non-finite (PSNR of an image with no change outside the mask is +inf; the table then
     says 'inf'). Set metrics (the judges' FD: std over bootstrap resamples) sit beside the per-image ones.
-    The best mean of the columns with a direction (↓ / ↑) is bold. names: row labels (default METHOD_NAMES).
+    The best mean of the columns with a direction (↓ / ↑) is bold, among the rows not in UNRANKED_ROWS. names:
+    row labels (default METHOD_NAMES).
     """
     names = names or METHOD_NAMES
     methods = list(results["methods"])
@@ -266,10 +303,10 @@ def table2(results: dict, names: dict | None = None) -> tuple:
     stats = {m: {**{k: _stat(v) for k, v in results["methods"][m].items()}, **set_metrics.get(m, {})}
              for m in methods}
     cols = [c for c in TABLE_COLUMNS + judged.JUDGE_COLUMNS if all(c[0] in stats[m] for m in methods)]
-    best = {}
+    best, ranked = {}, [m for m in methods if m not in UNRANKED_ROWS]
     for key, _, better in cols:
-        means = [(v, m) for m in methods if not np.isnan(v := _rank_value(results, stats, m, key))]
-        if better and means and len(methods) > 1:
+        means = [(v, m) for m in ranked if not np.isnan(v := _rank_value(results, stats, m, key))]
+        if better and means and len(ranked) > 1:
             best[key] = (min if better == "low" else max)(means)[1]
     lines = ["| method | " + " | ".join(h for _, h, _ in cols) + " |",
              "|---|" + "---|" * len(cols)]
@@ -284,6 +321,10 @@ def table2(results: dict, names: dict | None = None) -> tuple:
                  f"raw generator units; SSIM/PSNR with data range {results['data_range']:.4g}. Δ→target: score "
                  "change towards the requested attribute value (S = S-space SVM decision). flip rate: fraction "
                  "whose S-space decision changed sign.")
+    if results.get("reference") == "input":
+        lines.append("Projected images: every column compares the edit with the ORIGINAL input image (outside, "
+                     "inside, the judge's verdicts), except 'MSE outside vs recon', which compares it with the "
+                     "codes' reconstruction h(s) (what the intervention's L_pix measures).")
     input_fd = set_metrics.get("input", {}).get("fd")
     if any(k == "judge_flipped" for k, _, _ in cols):
         fd = ("" if input_fd is None else f", and the Fréchet distance of its features to renders (± bootstrap std; "
@@ -292,6 +333,7 @@ def table2(results: dict, names: dict | None = None) -> tuple:
                      "the attribute, the fraction of the other attributes it sees flipped, the mean range-normalised "
                      f"change of its 12 nuisance estimates (identity){fd}. MSE inside: the change inside the mask.")
     table = {"num_images": int(results["num_images"]), "data_range": float(results["data_range"]), "rows": methods,
+             "reference": results.get("reference", "generated"),
              "columns": [{"key": k, "header": h} for k, h, _ in cols], "methods": stats, "input_fd": input_fd,
              "seconds": {m: float(s) for m, s in results.get("seconds", {}).items()}}
     return "\n".join(lines), table
