@@ -160,24 +160,21 @@ def _layer_progress(every_s: float = 10.0):
     return report
 
 
-def _save_pngs(run: runs.RunDir, index, arrays, lo_hi):
-    (run.path / "images").mkdir(exist_ok=True)
-    for row, i in enumerate(index):
-        a, b = pictures.to_uint8(arrays["img_in"][row], *lo_hi), pictures.to_uint8(arrays["img_out"][row], *lo_hi)
-        tiles = [a, b, pictures.mask_overlay(b, arrays["mask"][row])]
-        pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
-                          pictures.grid([tiles], scale=pictures.upscale_for_viewing(a.shape[0])))
-
-
-def _write_shard(run: runs.RunDir, k: int, positions, arrays: dict, lo_hi) -> None:
-    """Shard k's files (on the writer thread): one PNG per image, the raw previews for grid.png (before the shard,
-    so a kill cannot orphan them), then the shard file, which marks the shard done."""
+def write_shard(run: runs.RunDir, k: int, positions, arrays: dict, image_keys=("img_in", "img_out"),
+                lo_hi=(-1.0, 1.0), grid_images: int = GRID_IMAGES) -> None:
+    """Shard k's files (on the writer thread, `runs.ShardWriter`): per image one PNG of the `image_keys` images
+    side by side plus the mask over the last, the raw images of the first `grid_images` for grid.png (before the
+    shard, so a kill cannot orphan them), then the shard file with every other array, which marks it done."""
     run.create()
-    _save_pngs(run, positions, arrays, lo_hi)
-    if positions[0] < GRID_IMAGES:
-        storage.save_npz_atomic(preview_path(run, k), img_in=arrays["img_in"], img_out=arrays["img_out"])
-    run.write_shard(k, index=positions, **{key: v for key, v in arrays.items()
-                                           if key not in ("img_in", "img_out", "mask")})
+    (run.path / "images").mkdir(exist_ok=True)
+    for row, i in enumerate(positions):
+        tiles = [pictures.to_uint8(arrays[key][row], *lo_hi) for key in image_keys]
+        tiles.append(pictures.mask_overlay(tiles[-1], arrays["mask"][row]))
+        pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
+                          pictures.grid([tiles], scale=pictures.upscale_for_viewing(tiles[0].shape[0])))
+    if positions[0] < grid_images:
+        storage.save_npz_atomic(preview_path(run, k), **{key: arrays[key] for key in image_keys})
+    run.write_shard(k, index=positions, **{key: v for key, v in arrays.items() if key not in (*image_keys, "mask")})
 
 
 def preview_path(run: runs.RunDir, k: int):
@@ -225,7 +222,7 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
             arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh, condition_on,
                                 judge)
             arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
-            writer.submit(_write_shard, run, k, positions, arrays, lo_hi)
+            writer.submit(write_shard, run, k, positions, arrays, lo_hi=lo_hi)
     if not all_shards_done(run, num_shards, "si_jax.edit.done"):
         return None
     return finish(run, num_shards, st, lo_hi, extra)

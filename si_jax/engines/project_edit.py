@@ -153,26 +153,17 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
     if len(todo) < len(runs.my_shards(num_shards)):
         log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
     run.remove_stale_temps(todo, bsz)
-    for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
-        pos = np.arange(k * bsz, min((k + 1) * bsz, n))
-        def pad(a, pos=pos):
-            return batches.pad_batch(a[pos], bsz).array
+    with runs.ShardWriter() as writer:
+        for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
+            pos = np.arange(k * bsz, min((k + 1) * bsz, n))
+            def pad(a, pos=pos):
+                return batches.pad_batch(a[pos], bsz).array
 
-        arrays = edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
-                                 batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge)
-        arrays = cli.check_finite({key: v[:len(pos)] for key, v in arrays.items()}, st.hint(), pos)
-        run.create()
-        (run.path / "images").mkdir(exist_ok=True)
-        for row, i in enumerate(pos):
-            tiles = [pictures.to_uint8(arrays[key][row]) for key in ("img_in", "img_recon", "img_out")]
-            tiles.append(pictures.mask_overlay(tiles[-1], arrays["mask"][row]))
-            pictures.save_png(run.path / "images" / f"{int(i):06d}.png",
-                              pictures.grid([tiles], scale=pictures.upscale_for_viewing(tiles[0].shape[0])))
-        if k * bsz < GRID_IMAGES:
-            storage.save_npz_atomic(edit_run.preview_path(run, k), **{key: arrays[key] for key in
-                                                              ("img_in", "img_recon", "img_out")})
-        run.write_shard(k, index=pos, **{key: v for key, v in arrays.items()
-                                         if key not in ("img_in", "img_recon", "img_out", "mask")})
+            arrays = edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
+                                     batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge)
+            arrays = cli.check_finite({key: v[:len(pos)] for key, v in arrays.items()}, st.hint(), pos)
+            writer.submit(edit_run.write_shard, run, k, pos, arrays, ("img_in", "img_recon", "img_out"),
+                          grid_images=GRID_IMAGES)
     if not edit_run.all_shards_done(run, num_shards, "si_jax.edit_codes.done"):
         return None
     return finish(run, num_shards, st, codes, extra)
