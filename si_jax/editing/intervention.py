@@ -14,7 +14,7 @@ layers > i hold λ = 0 (the Z-space edit), so the intermediate results start at 
 jitted program (cached per generator, layer, step count and shape): `lax.scan` over optax Adam steps, projected
 onto [0, 1] after every step, `vmap`ped over the images of the batch. The activations before layer i depend only
 on fixed styles, so they are computed once per layer and the program synthesises from there. All layer programs
-are compiled before the loop starts, in parallel threads (`compile_programs`), and the loop never waits for the
+are compiled before the loop starts (`compile_programs`; in parallel threads off CPU), and the loop never waits for the
 devices: the loss histories, errors and non-finite flags of every layer come back in one fetch at the end.
 
 Best-iterate: a layer keeps the iterate with the lowest total loss among λ_i = 0 (no intervention at this layer,
@@ -298,9 +298,11 @@ def _states_before_layers(params, cfg, styles) -> list:
 
 def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig =
                      InterventionConfig(), *, shared: bool = False, workers: int | None = None) -> list:
-    """Compile `intervene`'s layer programs for these inputs ahead of time, all at once on `workers` threads
-    (default: one per CPU; XLA compiles outside the GIL). Arguments as `intervene`. -> [num_layers] jax `Compiled`
-    (e.g. for `cost_analysis()`).
+    """Compile `intervene`'s layer programs for these inputs ahead of time, on `workers` threads (XLA compiles
+    outside the GIL). Default: one thread on CPU, where XLA's compiler already keeps the cores busy (measured on 2
+    cores: 1.6 cores used by one compile; 2 threads gave 0.85-1.00x, BENCHMARKS.md), one per CPU core on GPU / TPU
+    hosts (not measured there yet). Arguments as `intervene`. -> [num_layers] jax `Compiled` (e.g. for
+    `cost_analysis()`).
 
     jit reuses these executables when the loop calls the programs, as long as the shapes and shardings predicted
     here (per-image arrays placed like styles[0]) are the ones the loop produces; tests/test_devices.py checks that
@@ -322,7 +324,9 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
         args = (params, states[i], styles, ds_z, ds_n, lam, img, img, mask, loss, img, hp)
         return _layer_program(cfg, i, config.steps_per_layer, shared).lower(*args).compile()
 
-    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+    if workers is None:
+        workers = 1 if jax.default_backend() == "cpu" else os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return list(pool.map(compile_layer, range(len(cfg.layers))))
 
 
@@ -333,7 +337,7 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
 
     styles, ds_z, ds_n: lists over layers of [B, dim_l] (s = f(z), Δs_z, Δs_n); mask: [B, R, R], 1 inside the
     edited component. shared=True fits ONE Λ for the whole batch (amortised mode; apply it to other images with
-    `apply_lambda`). precompile: compile every layer program first, in parallel (`compile_programs`).
+    `apply_lambda`). precompile: compile every layer program first (`compile_programs`).
 
     The loop only dispatches: nothing waits for the devices until the one fetch at the end. on_layer(i,
     num_layers, pending) is called once layer i is dispatched; `pending` (a device array) is ready when the layer
