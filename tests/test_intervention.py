@@ -1,5 +1,6 @@
-"""Style Intervention: Eq. 8 end points, batching, constraints, monotone layer-wise progress, the synthetic
-attribute benchmark, and bad inputs."""
+"""Style Intervention: Eq. 8 end points, batching, constraints, monotone layer-wise progress, and bad inputs.
+Whether it edits what an independent judge sees and keeps the rest is tests/test_paper_claims.py (the toyfaces
+world; it replaced the synthetic red-box benchmark on the random demo generator that stood here, 66 s in CI)."""
 import dataclasses
 import functools
 
@@ -10,10 +11,8 @@ import pytest
 
 import si_jax
 from si_jax import metrics
-from si_jax.editing import directions, intervention, pipeline
+from si_jax.editing import intervention
 from si_jax.editing.intervention import InterventionConfig
-from si_jax.engines import synthetic
-from si_jax.stylegan2 import builtin
 from si_jax.stylegan2.config import G2Config
 
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
@@ -137,41 +136,6 @@ def test_nan_during_optimisation_is_reported_not_returned():
     huge = [d.at[1].set(3e38 * jnp.sign(d[1] + 0.5)) for d in ds_n]  # finite inputs that overflow in synthesis
     with pytest.raises(FloatingPointError, match=r"images \[1\]"):
         intervention.intervene(params, TINY, styles, ds_z, huge, mask, FAST)
-
-
-# --- the synthetic-attribute benchmark on the built-in demo generator ----------------------------------------
-def test_synthetic_attribute_intervention_beats_z_and_w_edits():
-    """Attribute: mean red inside a box (labels from sampled images); mask: that box. Numbers (seed 0, 1500
-    samples, 6 images, 10 steps/layer, lr 0.2): outside-mask MSE  Z ~2.5, W ~2.5, intervention ~0.1; the S-space
-    classifier score moves in the target direction for every image."""
-    canon, cfg = builtin.demo_generator(0)
-    params = si_jax.to_jax_params(canon, cfg)
-    attr = synthetic.RegionAttribute()
-    z = np.random.default_rng(0).standard_normal((1500, cfg.z_dim)).astype(np.float32)
-    w, s, img = jax.jit(si_jax.generate, static_argnums=1)(params, cfg, jnp.asarray(z))
-    flat = np.asarray(si_jax.StyleSpace.of(cfg).concat(s))
-    y = attr.labels(np.asarray(img))
-    dirs = {"s": directions.fit_direction(flat, y, space="s"), "z": directions.fit_direction(z, y, space="z"),
-            "w": directions.fit_direction(np.asarray(w), y, space="w")}
-    zt = np.random.default_rng(1).standard_normal((6, cfg.z_dim)).astype(np.float32)
-    batch = pipeline.prepare(params, cfg, zt, dirs)
-    mask = attr.mask(6, 32, 32)
-    img0 = np.asarray(jax.jit(si_jax.synthesize, static_argnums=1)(params, cfg, batch.styles))
-    mse = {}
-    for method in ("z", "w", "intervention"):
-        out = pipeline.run_method(params, cfg, batch, method, mask, dirs,
-                                  InterventionConfig(steps_per_layer=10, learning_rate=0.2))
-        mse[method] = float(np.mean(metrics.outside_mask_mse(out.image, img0, mask)))
-        if method == "intervention":
-            before = dirs["s"].decision(flat_of(batch.styles))
-            moved = dirs["s"].decision(flat_of(out.styles)) - before
-            assert np.all(np.sign(moved) == np.sign(batch.beta)), (moved, batch.beta)
-    assert mse["intervention"] < 0.2 * mse["z"], mse
-    assert mse["intervention"] < 0.2 * mse["w"], mse
-
-
-def flat_of(styles):
-    return np.concatenate([np.asarray(s) for s in styles], axis=1)
 
 
 def _structured_problem(batch, seed):
