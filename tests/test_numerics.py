@@ -130,6 +130,15 @@ def test_bf16_toyfaces_synthesis_is_close_to_fp32_but_not_equal(toyfaces):
     assert _psnr(img16, img32) >= BF16_MIN_PSNR_DB
 
 
+def test_bf16_fig2_channel_maps_are_float32_and_close(toyfaces):
+    from si_jax.evaluation import figure_data
+    params, cfg, styles = toyfaces
+    few = [s[:2] for s in styles]
+    m32, m16 = (figure_data.channel_maps(params, c, few, 6) for c in (cfg, cfg.with_numerics(precision="bf16")))
+    assert m16.dtype == np.float32 and m16.shape == m32.shape
+    assert np.abs(m16 - m32).max() <= 0.05 * np.abs(m32).max()
+
+
 def test_bf16_intervention_runs_finite_in_float32():
     """A bf16 intervention: Λ, losses, errors and image stay float32 and finite, close to the fp32 result."""
     params = si_jax.to_jax_params(si_jax.random_canonical(TINY, seed=3), TINY)

@@ -100,6 +100,7 @@ def _features_program(cfg: G2Config, layer: int):
     def run(params, styles):
         b = styles[0].shape[0]
         x = network.run_layers(params, cfg, network.initial_state(params, b), styles, 0, layer + 1).x
+        x = x.astype(jnp.float32)   # bfloat16 in the layers `--precision=bf16` computes so
         r = cfg.img_resolution
         return jax.image.resize(x, (b, r, r, x.shape[-1]), method=FIG2_UPSAMPLING)
 
