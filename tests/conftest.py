@@ -33,10 +33,13 @@ FORMAT_FILES = {
 }
 
 
-def xla_env(devices: int = 1) -> dict:
-    """Environment for a subprocess: this suite's XLA_FLAGS, plus forced host devices when devices > 1."""
+def xla_env(devices: int = 1, full_opt: bool = False) -> dict:
+    """Environment for a subprocess: this suite's XLA_FLAGS, plus forced host devices when devices > 1.
+    full_opt: without the optimisation level 0, for subprocesses that run the toyfaces generator, whose convs run
+    ~10x slower at level 0 (the demo bin/edit.py run: 47.7 s cold / 20.5 s warm cache vs 54.4 / 39.2 s at level 0)."""
     env = dict(os.environ)
-    flags = [f for f in env.get("XLA_FLAGS", "").split() if "force_host_platform_device_count" not in f]
+    drop = ("force_host_platform_device_count",) + (("xla_backend_optimization_level",) if full_opt else ())
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if not any(d in f for d in drop)]
     if devices > 1:
         flags.append(f"--xla_force_host_platform_device_count={devices}")
     env["XLA_FLAGS"] = " ".join(flags)

@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import xla_env
 
 import si_jax
-from conftest import xla_env
 from si_jax.editing import directions
 from si_jax.engines import samples, synthetic
 from si_jax.stylegan2 import builtin
@@ -40,13 +40,9 @@ def _cmd(cache, *args):
     return [sys.executable, str(REPO / "bin" / "edit.py"), f"--compilation_cache={cache}", *args]
 
 
-def _env(devices=1):
-    return xla_env(devices)
-
-
-def edit(cache, *args, devices=1, check=True):
-    proc = subprocess.run(_cmd(cache, *args), cwd=REPO, env=_env(devices), capture_output=True, text=True,
-                          timeout=600)
+def edit(cache, *args, devices=1, check=True, full_opt=False):
+    proc = subprocess.run(_cmd(cache, *args), cwd=REPO, env=xla_env(devices, full_opt), capture_output=True,
+                          text=True, timeout=600)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -104,7 +100,7 @@ def test_edit_outputs_and_content(tmp_path, cache, direction_file):
 
 def test_demo_default_runs(tmp_path, cache):
     out = tmp_path / "demo"
-    proc = edit(cache, f"--output_dir={out}", "--num_samples=2", *FAST)
+    proc = edit(cache, f"--output_dir={out}", "--num_samples=2", *FAST, full_opt=True)   # the toyfaces model
     assert "DEMO" in proc.stdout and "bin/convert_weights.py" in proc.stdout
     assert (out / "grid.png").is_file() and (out / "direction.npz").is_file() and (out / "table1.md").is_file()
 
@@ -120,7 +116,7 @@ def ref8(tmp_path_factory, cache, direction_file):
 def test_kill_and_resume_gives_identical_results(tmp_path, cache, direction_file, ref8):
     ref, out = ref8, tmp_path / "resumed"
     args = ["--num_samples=8"]
-    proc = subprocess.Popen(_cmd(cache, *_real(direction_file, out, *args)), cwd=REPO, env=_env(),
+    proc = subprocess.Popen(_cmd(cache, *_real(direction_file, out, *args)), cwd=REPO, env=xla_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / "shards").glob("shard_*.npz")):
@@ -158,7 +154,7 @@ def test_two_processes_write_the_same_files(tmp_path, cache, direction_file):
     driver.write_text(MULTIHOST_DRIVER)
     cmd = _cmd(cache, *_real(direction_file, two, *args), "--multihost")[1:]
     procs = [subprocess.Popen([sys.executable, str(driver), str(pid), str(port), *cmd], cwd=REPO,
-                              env=dict(_env(), JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=dict(xla_env(), JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for pid in (0, 1)]
     for p in procs:
         _, err = p.communicate(timeout=300)

@@ -11,6 +11,7 @@ import types
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import xla_env
 from PIL import Image
 
 import si_jax
@@ -35,9 +36,9 @@ def _demo():
     return params, cfg, [np.asarray(s) for s in styles]
 
 
-def _run(cache, *args):
+def _run(cache, *args, env=None):
     cmd = [sys.executable, str(REPO / "bin" / "evaluate.py"), f"--compilation_cache={cache}", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_evaluate_demo_end_to_end(tmp_path, jax_cache):
@@ -46,7 +47,7 @@ def test_evaluate_demo_end_to_end(tmp_path, jax_cache):
     the mask better than the Z-space edit."""
     out = tmp_path / "eval"
     proc = _run(jax_cache, f"--output_dir={out}", "--num_samples=3", "--batch_size=2", "--steps_per_layer=3",
-                "--fig_images=3", "--methods=z,w,interfacegan,s,intervention")
+                "--fig_images=3", "--methods=z,w,interfacegan,s,intervention", env=xla_env(full_opt=True))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "DEMO" in proc.stdout and "skipping method 'interfacegan'" in proc.stdout
     assert "| method |" in proc.stdout and "| Style Intervention |" in proc.stdout

@@ -29,8 +29,7 @@ N = 8
 def measured():
     """paper_suite.claims() in a subprocess at XLA's default optimisation level: this suite's level 0 (conftest)
     halves compile time but runs the toyfaces generator's convs ~10x slower."""
-    env = xla_env()
-    env["XLA_FLAGS"] = " ".join(f for f in env["XLA_FLAGS"].split() if "backend_optimization_level" not in f)
+    env = xla_env(full_opt=True)
     code = f"import json; from si_jax.engines import paper_suite; print(json.dumps(paper_suite.claims(num_images={N})))"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -59,16 +59,10 @@ def _u8(images):
     return np.clip((np.asarray(images) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _full_opt_env() -> dict:
-    env = xla_env()
-    env["XLA_FLAGS"] = " ".join(f for f in env["XLA_FLAGS"].split() if "xla_backend_optimization_level" not in f)
-    return env
-
-
 @pytest.fixture(scope="module")
 def numerics():
     r = subprocess.run([sys.executable, "-c", _NUMERICS], check=False, capture_output=True, text=True, cwd=REPO,
-                       env=_full_opt_env(), timeout=600)
+                       env=xla_env(full_opt=True), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     import json
 
@@ -124,7 +118,7 @@ def test_image_folder_conversions(tmp_path):
 
 def _run(args, tmp_path):
     return subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, cwd=REPO,
-                          env=_full_opt_env(), timeout=300)
+                          env=xla_env(full_opt=True), timeout=300)
 
 
 def test_bad_images_refused_with_one_line_and_nothing_written(tmp_path):
