@@ -12,7 +12,8 @@ sees them).
 Layers are optimised from coarse to fine. While layer i is optimised, layers < i hold their optimised λ and
 layers > i hold λ = 0 (the Z-space edit), so the intermediate results start at the Z-space edit. Each layer is one
 jitted program (cached per generator, layer, step count and shape): `lax.scan` over optax Adam steps, projected
-onto [0, 1] after every step, `vmap`ped over the images of the batch. The activations before layer i depend only
+onto [0, 1] after every step, `vmap`ped over the images of the batch; on CPU, where XLA runs a while loop's body
+~3x slower, the same step is a program of its own that the host dispatches steps + 1 times (`resolve_loop`). The activations before layer i depend only
 on fixed styles, so they are computed once per layer and the program synthesises from there. All layer programs
 are compiled before the loop starts (`compile_programs`; in parallel threads off CPU), and the loop never waits for the
 devices: the loss histories, errors and non-finite flags of every layer come back in one fetch at the end.
@@ -82,6 +83,25 @@ def config_for(objective: str, **fields) -> InterventionConfig:
     if objective == "paper":
         fields = {**fields, "pixel_loss": PAPER_CONFIG.pixel_loss, "lambda_inside": PAPER_CONFIG.lambda_inside}
     return InterventionConfig(**fields)
+
+
+LOOPS = ("auto", "scan", "steps")
+
+
+def resolve_loop(loop: str = "auto", backend: str | None = None) -> str:
+    """How each layer's Adam steps run: 'scan' (one program per layer, a `lax.scan` over the steps) or 'steps'
+    (one program per layer for ONE step, dispatched steps + 1 times by the host; same math, no while loop).
+
+    'auto': 'steps' on CPU, 'scan' elsewhere. Measured with bench/edit_floor.py (BENCHMARKS.md): XLA:CPU runs the
+    body of a while loop ~3x slower than the same ops as a program of their own (toyfaces, batch 16, layer
+    b16.conv0: 113 ms of CPU per Adam step inside the scan, 39 ms as a step program, 40 ms for the floor's
+    value-and-gradient pass); unrolling the scan 2 or 4 times does not help (105, 103 ms), unrolling it fully
+    does (39 ms) at 3x the compile time. Off CPU a scan saves steps + 1 dispatches per layer (not measured there)."""
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {', '.join(LOOPS)}, got {loop!r}")
+    if loop == "auto":
+        return "steps" if (backend or jax.default_backend()) == "cpu" else "scan"
+    return loop
 
 
 @dataclasses.dataclass
@@ -156,56 +176,92 @@ def _image_loss(params, cfg, layer, data, hp):
     return f
 
 
-def _adam_best(loss_img, lam0, prev_loss, prev_img, steps: int, hp):
-    """Projected Adam on λ from lam0, keeping the best iterate. loss_img: λ -> (scalar loss, image(s)).
+def _adam_start(lam0, prev_loss, prev_img, hp) -> tuple:
+    """The carry before the first Adam step: (λ, Adam state, best λ, its loss, its image(s), non-finite flag).
+    prev_loss, prev_img: loss and image(s) at λ = 0 (the current result: the best iterate to beat)."""
+    return lam0, optax.adam(hp["learning_rate"]).init(lam0), jnp.zeros_like(lam0), prev_loss, prev_img, \
+        jnp.array(False)
 
-    prev_loss, prev_img: loss and image(s) at λ = 0 (the current result: the best iterate to beat).
+
+def _adam_step(loss_img, carry, hp) -> tuple:
+    """One projected Adam step on λ that keeps the best iterate. loss_img: λ -> (scalar loss, image(s)).
+    -> (carry, loss at the λ this step started from)."""
+    lam_i, opt_state, best, best_loss, best_img, bad = carry
+    (value, img), grad = jax.value_and_grad(loss_img, has_aux=True)(lam_i)
+    better = value < best_loss
+    best, best_loss = jnp.where(better, lam_i, best), jnp.where(better, value, best_loss)
+    best_img = jnp.where(better, img, best_img)
+    bad = bad | ~jnp.isfinite(value) | ~jnp.all(jnp.isfinite(grad))
+    updates, opt_state = optax.adam(hp["learning_rate"]).update(grad, opt_state, lam_i)
+    lam_i = jnp.clip(optax.apply_updates(lam_i, updates), 0.0, 1.0)
+    return (lam_i, opt_state, best, best_loss, best_img, bad), value
+
+
+def _adam_best(loss_img, lam0, prev_loss, prev_img, steps: int, hp):
+    """Projected Adam on λ from lam0, keeping the best iterate, as one `lax.scan` (loop 'scan').
+
     The scan runs steps + 1 evaluations (the last update is discarded), so the program holds one copy of the
     forward + backward pass and every iterate, the last included, is a candidate.
     Returns (λ*, loss history [steps + 1], loss at λ*, image(s) at λ*, non-finite flag).
     """
-    grad_fn = jax.value_and_grad(loss_img, has_aux=True)
-    opt = optax.adam(hp["learning_rate"])
-
-    def step(carry, _):
-        lam_i, opt_state, best, best_loss, best_img, bad = carry
-        (value, img), grad = grad_fn(lam_i)
-        better = value < best_loss
-        best, best_loss = jnp.where(better, lam_i, best), jnp.where(better, value, best_loss)
-        best_img = jnp.where(better, img, best_img)
-        bad = bad | ~jnp.isfinite(value) | ~jnp.all(jnp.isfinite(grad))
-        updates, opt_state = opt.update(grad, opt_state, lam_i)
-        lam_i = jnp.clip(optax.apply_updates(lam_i, updates), 0.0, 1.0)
-        return (lam_i, opt_state, best, best_loss, best_img, bad), value
-
-    carry = (lam0, opt.init(lam0), jnp.zeros_like(lam0), prev_loss, prev_img, jnp.array(False))
-    (_, _, best, best_loss, best_img, bad), history = jax.lax.scan(step, carry, None, length=steps + 1)
+    carry = _adam_start(lam0, prev_loss, prev_img, hp)
+    carry, history = jax.lax.scan(lambda c, _: _adam_step(loss_img, c, hp), carry, None, length=steps + 1)
+    _, _, best, best_loss, best_img, bad = carry
     return best, history, best_loss, best_img, bad
+
+
+def _vmapped(cfg: G2Config, layer: int, shared: bool, run):
+    """The body of one layer's program: run(loss_img, extra, hp) per image (vmapped over the batch, with `extra`'s
+    leading axis) or, shared, once on the batch-mean loss. loss_img: λ_layer -> (loss, image(s))."""
+
+    def layer_program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, extra, hp):
+        data = (state, styles, ds_z, ds_n, lam, img0, img_z, mask)
+        if shared:
+            def batch_loss(lam_i):
+                totals, imgs = jax.vmap(lambda *d: _image_loss(params, cfg, layer, d, hp)(lam_i))(*data)
+                return jnp.mean(totals), imgs
+
+            return run(batch_loss, extra, hp)
+        return jax.vmap(lambda d, e: run(_image_loss(params, cfg, layer, d, hp), e, hp))(data, extra)
+
+    return layer_program
 
 
 @functools.lru_cache(maxsize=None)
 def _layer_program(cfg: G2Config, layer: int, steps: int, shared: bool = False):
-    """One compiled program per (generator config, layer, steps, mode); jit caches per input shape beyond that.
-    Params and hyper-parameters are arguments, so new weights or a new learning rate do not recompile.
+    """Loop 'scan': one compiled program per (generator config, layer, steps, mode) that runs all steps + 1 Adam
+    evaluations of the layer; jit caches per input shape beyond that. Params and hyper-parameters are arguments,
+    so new weights or a new learning rate do not recompile. extra = (prev_loss, prev_img): the result to beat.
 
     shared=False: one λ_layer per image (vmapped). shared=True (amortised): one λ_layer for the whole batch,
     minimising the batch-mean loss; prev_loss is then a scalar.
     """
     dim = cfg.layers[layer].dim
 
-    def layer_program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, prev_loss, prev_img, hp):
-        data = (state, styles, ds_z, ds_n, lam, img0, img_z, mask)
-        lam0 = jnp.full((dim,), hp["lambda_init"], jnp.float32)
-        if shared:
-            def batch_loss(lam_i):
-                totals, imgs = jax.vmap(lambda *d: _image_loss(params, cfg, layer, d, hp)(lam_i))(*data)
-                return jnp.mean(totals), imgs
+    def run(loss_img, extra, hp):
+        return _adam_best(loss_img, jnp.full((dim,), hp["lambda_init"], jnp.float32), *extra, steps, hp)
 
-            return _adam_best(batch_loss, lam0, prev_loss, prev_img, steps, hp)
-        one = lambda *d: _adam_best(_image_loss(params, cfg, layer, d[:8], hp), lam0, d[8], d[9], steps, hp)  # noqa
-        return jax.vmap(one)(*data, prev_loss, prev_img)
+    body = _vmapped(cfg, layer, shared, run)
+
+    def layer_program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, prev_loss, prev_img, hp):
+        return body(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, (prev_loss, prev_img), hp)
 
     return jax.jit(layer_program)
+
+
+@functools.lru_cache(maxsize=None)
+def _step_program(cfg: G2Config, layer: int, shared: bool = False):
+    """Loop 'steps': ONE Adam step of layer `layer` (arguments as `_layer_program`, with the carry of
+    `_start_carry` in place of prev_loss, prev_img) -> (carry, loss [B] or scalar); the host loop dispatches it
+    steps + 1 times. Same math as the scan, no while loop in the program."""
+    return jax.jit(_vmapped(cfg, layer, shared, _adam_step))
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "shared"))
+def _start_carry(prev_loss, prev_img, hp, *, dim: int, shared: bool):
+    """The Adam carry of every image (vmapped) or of the batch (shared), λ starting at λ_init everywhere."""
+    start = lambda pl, pi: _adam_start(jnp.full((dim,), hp["lambda_init"], jnp.float32), pl, pi, hp)  # noqa: E731
+    return start(prev_loss, prev_img) if shared else jax.vmap(start)(prev_loss, prev_img)
 
 
 @functools.lru_cache(maxsize=None)
@@ -298,13 +354,34 @@ def _states_before_layers(params, cfg, styles) -> list:
     return states
 
 
+def _carry_shardings(carry, shared: bool, per_image, scalar):
+    """Where the Adam carry lives: with the images (per image; shared: its image(s)), else replicated."""
+    return jax.tree_util.tree_map(lambda a: per_image if not shared or a.ndim == 4 else scalar, carry)
+
+
+def _run_steps(cfg: G2Config, layer: int, steps: int, shared: bool, args, prev_loss, prev_img, hp, placement):
+    """Loop 'steps': dispatch layer `layer`'s step program steps + 1 times (never waits). args: the layer program's
+    arguments up to the mask. -> (λ*, [steps + 1] losses (each [B] or scalar), best loss, best image(s), flag)."""
+    per_image, scalar = placement
+    carry = _start_carry(prev_loss, prev_img, hp, dim=cfg.layers[layer].dim, shared=shared)
+    if per_image is not None:
+        carry = jax.device_put(carry, _carry_shardings(carry, shared, per_image, scalar))
+    program, values = _step_program(cfg, layer, shared), []
+    for _ in range(steps + 1):
+        carry, value = program(*args, carry, hp)
+        values.append(value)
+    _, _, best, best_loss, best_img, bad = carry
+    return best, values, best_loss, best_img, bad
+
+
 def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig =
-                     InterventionConfig(), *, shared: bool = False, workers: int | None = None) -> list:
+                     InterventionConfig(), *, shared: bool = False, workers: int | None = None,
+                     loop: str = "auto") -> list:
     """Compile `intervene`'s layer programs for these inputs ahead of time, on `workers` threads (XLA compiles
     outside the GIL). Default: one thread on CPU, where XLA's compiler already keeps the cores busy (measured on 2
     cores: 1.6 cores used by one compile; 2 threads gave 0.85-1.00x, BENCHMARKS.md), one per CPU core on GPU / TPU
     hosts (not measured there yet). Arguments as `intervene`. -> [num_layers] jax `Compiled` (e.g. for
-    `cost_analysis()`).
+    `cost_analysis()`; with loop 'steps' the program of one step).
 
     jit reuses these executables when the loop calls the programs, as long as the shapes and shardings predicted
     here (per-image arrays placed like styles[0]) are the ones the loop produces; tests/test_devices.py checks that
@@ -320,8 +397,13 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
 
     def compile_layer(i):
         lam = done[:i] + zeros[i:]
-        args = (params, states[i], styles, ds_z, ds_n, lam, img, img, mask, loss, img, hp)
-        return _layer_program(cfg, i, config.steps_per_layer, shared).lower(*args).compile()
+        args = (params, states[i], styles, ds_z, ds_n, lam, img, img, mask)
+        if resolve_loop(loop) == "scan":
+            return _layer_program(cfg, i, config.steps_per_layer, shared).lower(*args, loss, img, hp).compile()
+        carry = jax.eval_shape(functools.partial(_start_carry, dim=cfg.layers[i].dim, shared=shared), loss, img, hp)
+        carry = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh), carry,
+                                       _carry_shardings(carry, shared, per_image, scalar))
+        return _step_program(cfg, i, shared).lower(*args, carry, hp).compile()
 
     if workers is None:
         workers = 1 if jax.default_backend() == "cpu" else os.cpu_count() or 1
@@ -334,13 +416,14 @@ _PRECOMPILED = set()   # (cfg, steps, shared, style shapes/dtypes, placement) th
 
 def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig = InterventionConfig(),
               *, shared: bool = False, return_layer_images: bool = False, on_layer=None,
-              precompile: bool = True) -> InterventionResult:
+              precompile: bool = True, loop: str = "auto") -> InterventionResult:
     """Find Λ* for a batch of images.
 
     styles, ds_z, ds_n: lists over layers of [B, dim_l] (s = f(z), Δs_z, Δs_n); mask: [B, R, R], 1 inside the
     edited component. shared=True fits ONE Λ for the whole batch (amortised mode; apply it to other images with
     `apply_lambda`). precompile: compile every layer program first (`compile_programs`), once per generator, step
-count, batch shape and placement (re-lowering them for every batch cost 0.2-0.5 s at 256 px).
+    count, batch shape and placement (re-lowering them for every batch cost 0.2-0.5 s at 256 px). loop: 'scan',
+    'steps' or 'auto' (`resolve_loop`: how the Adam steps of a layer run; the same Λ* within float tolerance).
 
     The loop only dispatches: nothing waits for the devices until the one fetch at the end. on_layer(i,
     num_layers, pending) is called once layer i is dispatched; `pending` (a device array) is ready when the layer
@@ -349,9 +432,11 @@ count, batch shape and placement (re-lowering them for every batch cost 0.2-0.5 
     such a result is never returned.
     """
     _check_inputs(cfg, styles, ds_z, ds_n, mask)
-    key = (cfg, config.steps_per_layer, shared, tuple((s.shape, s.dtype) for s in styles), _placement(styles[0]))
+    loop = resolve_loop(loop)
+    key = (cfg, config.steps_per_layer, shared, tuple((s.shape, s.dtype) for s in styles), _placement(styles[0]),
+           loop)
     if precompile and key not in _PRECOMPILED:   # later batches of a run: the programs are compiled already
-        compile_programs(params, cfg, styles, ds_z, ds_n, mask, config, shared=shared)
+        compile_programs(params, cfg, styles, ds_z, ds_n, mask, config, shared=shared, loop=loop)
         _PRECOMPILED.add(key)
     per_image, scalar = _placement(styles[0])
     hp = _place(hyper_parameters(config), scalar)   # once per call, on every device of a sharded batch
@@ -366,9 +451,12 @@ count, batch shape and placement (re-lowering them for every batch cost 0.2-0.5 
     state = _place(network.initial_state(params, batch), per_image)
     history, bads, layer_images = [], [], []
     for i in range(n_layers):
-        program = _layer_program(cfg, i, config.steps_per_layer, shared)
-        lam_i, hist, loss, img, bad = program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, loss, img,
-                                              hp)
+        args = (params, state, styles, ds_z, ds_n, lam, img0, img_z, mask)
+        if loop == "scan":
+            lam_i, hist, loss, img, bad = _layer_program(cfg, i, config.steps_per_layer, shared)(*args, loss, img, hp)
+        else:
+            lam_i, hist, loss, img, bad = _run_steps(cfg, i, config.steps_per_layer, shared, args, loss, img, hp,
+                                                     (per_image, scalar))
         lam[i] = _place(jnp.broadcast_to(lam_i, styles[i].shape), per_image) if shared else lam_i
         state = _advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam[i]))
         history.append(hist)
@@ -384,6 +472,7 @@ count, batch shape and placement (re-lowering them for every batch cost 0.2-0.5 
             where = "the batch" if shared else f"images {np.flatnonzero(bad).tolist()}"
             raise FloatingPointError(f"non-finite loss or gradient while optimising layer {i} "
                                      f"({cfg.layers[i].name}) for {where}")
+    history = [np.stack(h, -1) if isinstance(h, list) else h for h in history]   # 'steps': one loss per step
     history = [np.broadcast_to(h[:, None], (len(h), batch)) if shared else h.T for h in history]
     edited = [s + d for s, d in zip(styles, mix(ds_z, ds_n, lam))]
     return InterventionResult(lam=lam, styles=edited, loss_history=np.stack(history), pix_error=np.stack(pix),
