@@ -27,6 +27,7 @@ flags.DEFINE_integer("seed", 0, "PRNG seed for --noise_mode=random.")
 flags.DEFINE_integer("batch_size", 16, "Images per device call.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 cli.define_numerics_flags(flags)
+cli.define_cache_flag(flags)
 flags.mark_flags_as_required(["weights", "output"])
 FLAGS = flags.FLAGS
 
@@ -37,6 +38,7 @@ def main(argv):
 
 
 def _run():
+    cli.setup_jax(FLAGS.compilation_cache)
     import jax
     import numpy as np
 

@@ -256,6 +256,7 @@ def test_non_finite_loss_stops_before_writing_a_checkpoint(tmp_path, monkeypatch
         state, m = real_step(state, *args, **kw)
         return state, {**m, "D": jnp.float32(jnp.nan)} if step == 1 else m
 
+    nan_at_step_1.lower = real_step.lower   # train_run compiles the steps ahead
     monkeypatch.setattr(train_run.steps, "train_step", nan_at_step_1)
     with pytest.raises(FloatingPointError, match=r"non-finite loss at step 1: D = nan.*no checkpoint written"):
         train_run.train(SMALL, tmp_path)
