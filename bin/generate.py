@@ -67,6 +67,7 @@ def _run():
         hint = f"style codes in {FLAGS.styles} too large for the generator"
     bs = cli.note_batch_size(min(FLAGS.batch_size, len(inputs)))   # never pad a few inputs up to a huge batch
     key = jax.random.PRNGKey(FLAGS.seed)
+    print(f"compiling the generator program with the first batch ({cli.compile_note()})", file=sys.stderr, flush=True)
     parts = {"w": [], "styles": [], "images": []}
     for start in cli.progress(range(0, len(inputs), bs), len(inputs), bs, "images"):
         chunk = batches.pad_batch(inputs[start:start + bs], bs)

@@ -162,6 +162,7 @@ def _run():
         cli.check_finite(got, hint, index)
         return index, z, got["w"], got["styles"], got["images"]
 
+    log(f"compiling the sampling program with the first shard ({cli.compile_note()})")
     display_range = None
     if FLAGS.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
         display_range = runs.from_process_0(pictures.display_range(compute(0)[4]))

@@ -57,12 +57,13 @@ def cached_directions(params, cfg, judges, attribute: str, generator_id: str, *,
                       seed: int = toyfaces.FIT_SEED, log=print, cache_dir=None) -> dict:
     """`toyfaces.fit_directions` of the demo, kept in `cache_dir` (default `directions_cache_dir()`) as a code-free
     .npz keyed by everything the fit depends on: the generator's and the classifier's fingerprints, the attribute,
-    num, seed, scikit-learn's version and DIRECTIONS_CACHE_VERSION. A damaged or unreadable file is fitted again
+    num, seed, cfg.numerics, scikit-learn's version and DIRECTIONS_CACHE_VERSION. A damaged or unreadable file is fitted again
     and replaced; the log says which happened."""
     import sklearn
 
     key = {"generator": generator_id, "classifier": judges_lib.fingerprint(judges.classifier), "attribute": attribute,
-           "num": num, "seed": seed, "sklearn": sklearn.__version__, "version": DIRECTIONS_CACHE_VERSION}
+           "num": num, "seed": seed, "numerics": repr(cfg.numerics), "sklearn": sklearn.__version__,
+           "version": DIRECTIONS_CACHE_VERSION}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = directions_cache_dir() if cache_dir is None else pathlib.Path(cache_dir)
     path = None if folder is None else folder / f"{attribute}_{digest}.npz"
