@@ -432,6 +432,7 @@ def start_hosts(multihost: bool, coordinator_address=None, num_processes=None, p
 
 DEFAULT_COMPILATION_CACHE = os.path.join("~", ".cache", "si_jax", "jax")
 QUIET_XLA_LOG_LEVEL = "3"   # TF_CPP_MIN_LOG_LEVEL: only FATAL; XLA's "Very slow compile?" alarm is an ERROR line
+JAX_DEFAULT_LOG_LEVEL = "1"   # what `import jax` puts in TF_CPP_MIN_LOG_LEVEL when it is unset
 _JAX_SETUP = {"cache_dir": None}
 
 
@@ -448,12 +449,12 @@ def setup_jax(cache_dir, environ=None) -> None:
     - the persistent compilation cache in `cache_dir` ('' / None: off) for EVERY program, however fast it compiled
       or small it is (jax's defaults skip programs under 1 s, which add up over a run's dozens of programs);
     - XLA's C++ log lines below FATAL hidden (the 'Very slow compile?' alarm blocks that compiles over 2 min print
-      on a loaded machine), unless TF_CPP_MIN_LOG_LEVEL is set in the environment: e.g. TF_CPP_MIN_LOG_LEVEL=0
-      shows them all again."""
+      on a loaded machine), unless the user set TF_CPP_MIN_LOG_LEVEL: TF_CPP_MIN_LOG_LEVEL=0 (or 2) shows them
+      again. `import jax` sets it to 1 when it is unset, so 1 counts as unset."""
     import jax
 
     environ = os.environ if environ is None else environ
-    if "TF_CPP_MIN_LOG_LEVEL" not in environ:
+    if environ.get("TF_CPP_MIN_LOG_LEVEL", JAX_DEFAULT_LOG_LEVEL) == JAX_DEFAULT_LOG_LEVEL:
         environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_XLA_LOG_LEVEL   # read by XLA only when it loads: set it live too
         try:
             from jax._src.lib import utils as jaxlib_utils
