@@ -10,10 +10,14 @@ Every flag is a field of `si_jax.engines.train_run.TrainSettings` (its docstring
 work folder, resuming and the outputs); --config picks the values of the flags not given (train_run.CONFIGS).
 """
 import dataclasses
+import os
+import sys
 
-from absl import app, flags
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from si_jax.engines import cli, train_run
+from absl import app, flags  # noqa: E402
+
+from si_jax.engines import cli, train_run  # noqa: E402
 
 HELP = {
     "name": "Run name; the default work folder is ~/.cache/si_jax/train/<name>.",
