@@ -5,6 +5,7 @@ frequencies generated vs the world's, the share of images where the segmenter fi
     python bin/generator_quality.py --weights=builtin:toyfaces --num=5000 [--output=quality.json]
 """
 import json
+import sys
 
 from absl import app, flags
 
@@ -38,7 +39,9 @@ def main(argv):
         canonical, cfg = cli.load_weights(FLAGS.weights)
         hint = cli.likely_cause(truncation_psi=FLAGS.truncation_psi)
         try:
-            with cli.heartbeat(f"generating, rendering and judging {FLAGS.num} images each ({cli.compile_note()})"):
+            print(f"generating, rendering and judging {FLAGS.num} images each; the programs compile first "
+                  f"({cli.compile_note()})", file=sys.stderr, flush=True)
+            with cli.heartbeat(f"generating, rendering and judging {FLAGS.num} images each"):
                 report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judges.load_judges(),
                                                 num=FLAGS.num, truncation_psi=FLAGS.truncation_psi)
         except np.linalg.LinAlgError as e:   # the Fréchet distance of non-finite features

@@ -2,7 +2,7 @@
 
     python bin/train.py                                   # the shipping 32 px generator, ~/.cache/si_jax/train/toyfaces32
     python bin/train.py --kimg=50 --workdir=/tmp/run      # shorter; re-run the same command to resume
-    python bin/train.py --config=smoke --workdir=/tmp/smoke   # a tiny model end to end in about a minute
+    python bin/train.py --config=smoke --workdir=/tmp/smoke   # a tiny model end to end (TRAINING.md: timing)
 Then use it like any generator: si_jax.load_generator('<workdir>/G_ema.safetensors'), or --weights=... of the
 other binaries.
 
@@ -48,9 +48,10 @@ HELP = {
 DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
 TYPES = {"int": int, "float": float, "str": str, "float | None": float}
 for _f in dataclasses.fields(train_run.TrainSettings):
-    DEFINE[TYPES[_f.type]](_f.name, _f.default, HELP[_f.name] + " (default: --config's)")
+    DEFINE[TYPES[_f.type]](_f.name, _f.default, HELP[_f.name] + " Default: --config's value.")
 flags.DEFINE_enum("config", "default", list(train_run.CONFIGS), "Values of the flags not given: default (the "
-                  "shipped 32 px generator) or smoke (16 px, 16 channels, 1 kimg: the whole recipe in ~1 minute).")
+                  "shipped 32 px generator) or smoke (16 px, 16 channels, batch 8, 1 kimg: the whole recipe, mostly compiling; "
+                  "train_run.SMOKE).")
 cli.define_cache_flag(flags)
 flags.DEFINE_string("workdir", None, "Work folder (default ~/.cache/si_jax/train/<name>); resumed when it holds "
                                      "the same run.")

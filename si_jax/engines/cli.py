@@ -20,6 +20,7 @@ import math
 import os
 import pathlib
 import sys
+import threading
 import time
 
 import numpy as np
@@ -504,8 +505,6 @@ class heartbeat:
     seconds while the block runs (from a daemon thread), so that no long step is silent."""
 
     def __init__(self, what: str, every_s: float = 10.0, log=None):
-        import threading
-
         self.what, self.every_s = what, every_s
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._stop = threading.Event()

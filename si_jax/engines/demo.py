@@ -57,8 +57,8 @@ def cached_directions(params, cfg, judges, attribute: str, generator_id: str, *,
                       seed: int = toyfaces.FIT_SEED, log=print, cache_dir=None) -> dict:
     """`toyfaces.fit_directions` of the demo, kept in `cache_dir` (default `directions_cache_dir()`) as a code-free
     .npz keyed by everything the fit depends on: the generator's and the classifier's fingerprints, the attribute,
-    num, seed, cfg.numerics, scikit-learn's version and DIRECTIONS_CACHE_VERSION. A damaged or unreadable file is fitted again
-    and replaced; the log says which happened."""
+    num, seed, cfg.numerics, scikit-learn's version and DIRECTIONS_CACHE_VERSION. A damaged or unreadable file is
+    fitted again and replaced; the log says which happened."""
     import sklearn
 
     key = {"generator": generator_id, "classifier": judges_lib.fingerprint(judges.classifier), "attribute": attribute,
