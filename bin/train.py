@@ -50,8 +50,8 @@ TYPES = {"int": int, "float": float, "str": str, "float | None": float}
 for _f in dataclasses.fields(train_run.TrainSettings):
     DEFINE[TYPES[_f.type]](_f.name, _f.default, HELP[_f.name] + " Default: --config's value.")
 flags.DEFINE_enum("config", "default", list(train_run.CONFIGS), "Values of the flags not given: default (the "
-                  "shipped 32 px generator) or smoke (16 px, 16 channels, batch 8, 1 kimg: the whole recipe, mostly compiling; "
-                  "train_run.SMOKE).")
+                  "shipped 32 px generator) or smoke (16 px, 16 channels, batch 8, 1 kimg: the whole recipe, mostly "
+                  "compiling; train_run.SMOKE).")
 cli.define_cache_flag(flags)
 flags.DEFINE_string("workdir", None, "Work folder (default ~/.cache/si_jax/train/<name>); resumed when it holds "
                                      "the same run.")

@@ -333,7 +333,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
             if on_step is not None:
                 on_step(step)
             now = time.perf_counter()
-            if now - t_log >= settings.log_every_s or step == total or step_log == first_step:   # the first step: a line at once
+            if now - t_log >= settings.log_every_s or step == total or step_log == first_step:   # 1st: at once
                 log(step, now)
             if step % grid_every == 0 or step == total:
                 grid(state, step)
