@@ -55,8 +55,7 @@ flags.DEFINE_float("lambda_init", _D.lambda_init, "Initial λ of the layer being
 flags.DEFINE_enum("objective", _D.objective, ["keep_edit", "paper"], "keep_edit: MSE outside the mask + "
                   "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 exactly.")
 flags.DEFINE_float("lambda_inside", _D.lambda_inside, "keep_edit only: weight of the inside-mask term.")
-flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
-                    "Persistent XLA compilation cache folder ('' to disable).")
+cli.define_cache_flag(flags)
 cli.define_host_flags(flags)
 cli.define_numerics_flags(flags)
 FLAGS = flags.FLAGS

@@ -15,6 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
+from si_jax.engines import cli  # noqa: E402
+
 flags.DEFINE_string("samples", None, "Folder written by bin/sample.py.")
 flags.DEFINE_string("labels", None, "Label file: .npy [N] or .csv index,label|score (see si_jax.engines.labels).")
 flags.DEFINE_string("output", None, "Output directions file (.npz).")
@@ -25,21 +27,21 @@ flags.DEFINE_float("val_fraction", 0.2, "Stratified hold-out fraction for the va
 flags.DEFINE_integer("seed", 0, "Seed of the train/val split.")
 flags.DEFINE_float("C_s", None, "C of the S-space L1 SVM (default: si_jax.editing.directions.default_C).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output (and its .table1.md).")
+cli.define_cache_flag(flags)
 flags.mark_flags_as_required(["samples", "labels", "output"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    from si_jax.engines import cli
-
     cli.run_guarded(_run)
 
 
 def _run():
+    cli.setup_jax(FLAGS.compilation_cache)
     from si_jax import storage
     from si_jax.editing import directions
-    from si_jax.engines import cli, labels, samples
+    from si_jax.engines import labels, samples
 
     if not FLAGS.output.endswith(".npz"):
         raise cli.UsageError(f"--output must end in .npz, got {FLAGS.output}")

@@ -27,6 +27,7 @@ flags.DEFINE_integer("seed", 0, "PRNG seed for --noise_mode=random.")
 flags.DEFINE_integer("batch_size", 16, "Images per device call.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 cli.define_numerics_flags(flags)
+cli.define_cache_flag(flags)
 flags.mark_flags_as_required(["weights", "output"])
 FLAGS = flags.FLAGS
 
@@ -37,6 +38,7 @@ def main(argv):
 
 
 def _run():
+    cli.setup_jax(FLAGS.compilation_cache)
     import jax
     import numpy as np
 
@@ -65,6 +67,7 @@ def _run():
         hint = f"style codes in {FLAGS.styles} too large for the generator"
     bs = cli.note_batch_size(min(FLAGS.batch_size, len(inputs)))   # never pad a few inputs up to a huge batch
     key = jax.random.PRNGKey(FLAGS.seed)
+    print(f"compiling the generator program with the first batch ({cli.compile_note()})", file=sys.stderr, flush=True)
     parts = {"w": [], "styles": [], "images": []}
     for start in cli.progress(range(0, len(inputs), bs), len(inputs), bs, "images"):
         chunk = batches.pad_batch(inputs[start:start + bs], bs)

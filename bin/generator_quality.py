@@ -5,20 +5,22 @@ frequencies generated vs the world's, the share of images where the segmenter fi
     python bin/generator_quality.py --weights=builtin:toyfaces --num=5000 [--output=quality.json]
 """
 import json
+import sys
 
 from absl import app, flags
+
+from si_jax.engines import cli
 
 flags.DEFINE_string("weights", "builtin:toyfaces", "Generator weights (a toyfaces generator).")
 flags.DEFINE_integer("num", 5000, "Generated and rendered images each.")
 flags.DEFINE_float("truncation_psi", 1.0, "Truncation of the generated samples.")
 flags.DEFINE_string("output", None, "Also write the report as JSON here (atomically).")
+cli.define_cache_flag(flags)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    from si_jax.engines import cli
-
     def run():
         import math
 
@@ -33,11 +35,15 @@ def main(argv):
             raise cli.UsageError("--num must be >= 2 and --truncation_psi finite")
         if FLAGS.output:
             cli.check_output_free(FLAGS.output, overwrite=True, inputs=[FLAGS.weights])
+        cli.setup_jax(FLAGS.compilation_cache)
         canonical, cfg = cli.load_weights(FLAGS.weights)
         hint = cli.likely_cause(truncation_psi=FLAGS.truncation_psi)
         try:
-            report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judges.load_judges(),
-                                            num=FLAGS.num, truncation_psi=FLAGS.truncation_psi)
+            print(f"generating, rendering and judging {FLAGS.num} images each; the programs compile first "
+                  f"({cli.compile_note()})", file=sys.stderr, flush=True)
+            with cli.heartbeat(f"generating, rendering and judging {FLAGS.num} images each"):
+                report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judges.load_judges(),
+                                                num=FLAGS.num, truncation_psi=FLAGS.truncation_psi)
         except np.linalg.LinAlgError as e:   # the Fréchet distance of non-finite features
             raise cli.NonFiniteError(f"quality report: the Fréchet distance failed ({e}); likely cause: {hint}") \
                 from None

@@ -43,8 +43,7 @@ flags.DEFINE_float("lambda_vgg", None, "Weight of the VGG16 perceptual loss (def
 flags.DEFINE_float("lambda_judge", _D.lambda_judge, "Weight of the toyfaces judge's feature loss (toyfaces).")
 flags.DEFINE_integer("batch_size", 8, "Images per shard and per device program (multiple of the devices).")
 flags.DEFINE_integer("seed", 0, "Seed of the code noise (and optimised noise buffers) of image i.")
-flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
-                    "Persistent XLA compilation cache folder ('' to disable).")
+cli.define_cache_flag(flags)
 cli.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 

@@ -37,6 +37,7 @@ flags.DEFINE_integer("batch_size", 16, "Samples per device call and per shard fi
 flags.DEFINE_bool("save_images", False, "Also synthesize and write images/XXXXXX.png and contact_sheet.png.")
 cli.define_host_flags(flags)
 cli.define_numerics_flags(flags)
+cli.define_cache_flag(flags)
 flags.mark_flags_as_required(["weights", "num_samples", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -109,6 +110,7 @@ def _run():
 
     import jax
 
+    cli.setup_jax(FLAGS.compilation_cache)
     cli.start_hosts(FLAGS.multihost, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)   # first
     import numpy as np
 
@@ -160,6 +162,7 @@ def _run():
         cli.check_finite(got, hint, index)
         return index, z, got["w"], got["styles"], got["images"]
 
+    log(f"compiling the sampling program with the first shard ({cli.compile_note()})")
     display_range = None
     if FLAGS.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
         display_range = runs.from_process_0(pictures.display_range(compute(0)[4]))

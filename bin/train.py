@@ -2,17 +2,22 @@
 
     python bin/train.py                                   # the shipping 32 px generator, ~/.cache/si_jax/train/toyfaces32
     python bin/train.py --kimg=50 --workdir=/tmp/run      # shorter; re-run the same command to resume
+    python bin/train.py --config=smoke --workdir=/tmp/smoke   # a tiny model end to end (TRAINING.md: timing)
 Then use it like any generator: si_jax.load_generator('<workdir>/G_ema.safetensors'), or --weights=... of the
 other binaries.
 
 Every flag is a field of `si_jax.engines.train_run.TrainSettings` (its docstring and module docstring describe the
-work folder, resuming and the outputs).
+work folder, resuming and the outputs); --config picks the values of the flags not given (train_run.CONFIGS).
 """
 import dataclasses
+import os
+import sys
 
-from absl import app, flags
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from si_jax.engines import cli, train_run
+from absl import app, flags  # noqa: E402
+
+from si_jax.engines import cli, train_run  # noqa: E402
 
 HELP = {
     "name": "Run name; the default work folder is ~/.cache/si_jax/train/<name>.",
@@ -43,15 +48,21 @@ HELP = {
 DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
 TYPES = {"int": int, "float": float, "str": str, "float | None": float}
 for _f in dataclasses.fields(train_run.TrainSettings):
-    DEFINE[TYPES[_f.type]](_f.name, _f.default, HELP[_f.name])
+    DEFINE[TYPES[_f.type]](_f.name, _f.default, HELP[_f.name] + " Default: --config's value.")
+flags.DEFINE_enum("config", "default", list(train_run.CONFIGS), "Values of the flags not given: default (the "
+                  "shipped 32 px generator) or smoke (16 px, 16 channels, batch 8, 1 kimg: the whole recipe, mostly "
+                  "compiling; train_run.SMOKE).")
+cli.define_cache_flag(flags)
 flags.DEFINE_string("workdir", None, "Work folder (default ~/.cache/si_jax/train/<name>); resumed when it holds "
                                      "the same run.")
 FLAGS = flags.FLAGS
 
 
 def _run():
-    settings = train_run.TrainSettings(**{f.name: getattr(FLAGS, f.name)
-                                          for f in dataclasses.fields(train_run.TrainSettings)})
+    cli.setup_jax(FLAGS.compilation_cache)
+    base = train_run.CONFIGS[FLAGS.config]
+    settings = train_run.TrainSettings(**{f.name: FLAGS[f.name].value if FLAGS[f.name].present else
+                                          getattr(base, f.name) for f in dataclasses.fields(train_run.TrainSettings)})
     out = train_run.train(settings, FLAGS.workdir)
     print(f"done: {out['kimg']:.2f} kimg, step {out['step']}; generator {out['G_ema']}")
 

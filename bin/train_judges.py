@@ -8,6 +8,8 @@ import sys
 
 from absl import app, flags
 
+from si_jax.engines import cli
+
 flags.DEFINE_string("output_dir", None, "Folder for the two .safetensors files (e.g. si_jax/data).")
 flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the classifier.")
 flags.DEFINE_integer("segmenter_steps", 1500, "Training steps of the segmenter.")
@@ -15,21 +17,24 @@ flags.DEFINE_integer("batch_size", 64, "Rendered images per step.")
 flags.DEFINE_integer("seed", 1, "World seed of the training stream.")
 flags.DEFINE_integer("eval_seed", 99, "World seed of the held-out evaluation images.")
 flags.DEFINE_integer("eval_num", 4096, "Held-out images.")
+cli.define_cache_flag(flags)
 flags.mark_flags_as_required(["output_dir"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    from si_jax.engines import cli
-
     def run():
+        cli.setup_jax(FLAGS.compilation_cache)
         from si_jax.world import judge_training
 
-        report = judge_training.train_judges(
-            FLAGS.output_dir, classifier_steps=FLAGS.classifier_steps, segmenter_steps=FLAGS.segmenter_steps,
-            batch=FLAGS.batch_size, seed=FLAGS.seed, eval_seed=FLAGS.eval_seed, eval_num=FLAGS.eval_num,
-            command=" ".join(["python bin/train_judges.py", *sys.argv[1:]]), log=lambda m: print(m, flush=True))
+        log = lambda m: print(m, flush=True)  # noqa: E731
+        log(f"training the classifier, then the segmenter; each compiles its step first ({cli.compile_note()})")
+        with cli.heartbeat("training the judges", log=log):
+            report = judge_training.train_judges(
+                FLAGS.output_dir, classifier_steps=FLAGS.classifier_steps, segmenter_steps=FLAGS.segmenter_steps,
+                batch=FLAGS.batch_size, seed=FLAGS.seed, eval_seed=FLAGS.eval_seed, eval_num=FLAGS.eval_num,
+                command=" ".join(["python bin/train_judges.py", *sys.argv[1:]]), log=log)
         print(json.dumps(report, indent=1))
 
     cli.run_guarded(run)

@@ -15,7 +15,7 @@ from conftest import xla_env
 import si_jax
 from si_jax.editing import directions
 from si_jax.engines import samples, synthetic
-from si_jax.stylegan2 import builtin
+from si_jax.stylegan2 import builtin, loading
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FAST = ["--steps_per_layer=3", "--batch_size=2"]
@@ -40,9 +40,9 @@ def _cmd(cache, *args):
     return [sys.executable, str(REPO / "bin" / "edit.py"), f"--compilation_cache={cache}", *args]
 
 
-def edit(cache, *args, devices=1, check=True, full_opt=False):
-    proc = subprocess.run(_cmd(cache, *args), cwd=REPO, env=xla_env(devices, full_opt), capture_output=True,
-                          text=True, timeout=600)
+def edit(cache, *args, devices=1, check=True, full_opt=False, env=None):
+    proc = subprocess.run(_cmd(cache, *args), cwd=REPO, env={**xla_env(devices, full_opt), **(env or {})},
+                          capture_output=True, text=True, timeout=600)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -98,11 +98,32 @@ def test_edit_outputs_and_content(tmp_path, cache, direction_file):
     assert summary["mse_outside_mean"] < 0.5 * z_mse
 
 
-def test_demo_default_runs(tmp_path, cache):
-    out = tmp_path / "demo"
-    proc = edit(cache, f"--output_dir={out}", "--num_samples=2", *FAST, full_opt=True)   # the toyfaces model
+def _index_of(lines, text, after=-1):
+    """Index of the first line after `after` that contains `text` (fails naming it when there is none)."""
+    found = [i for i, line in enumerate(lines) if text in line and i > after]
+    assert found, f"no line with {text!r} after line {after}:\n" + "\n".join(lines[-40:])
+    return found[0]
+
+
+def test_demo_default_runs_says_what_it_compiles_and_reuses_its_directions(tmp_path, cache):
+    """Nobody waits in silence: before compiling, the demo says what it fits and compiles, then counts the layer
+    programs as they finish. The second run reuses the fitted directions (the same file bytes, no fitting)."""
+    out, dirs_cache = tmp_path / "demo", {"SI_JAX_DEMO_DIRECTIONS": str(tmp_path / "dirs")}
+    proc = edit(cache, f"--output_dir={out}", "--num_samples=2", *FAST, full_opt=True, env=dirs_cache)
     assert "DEMO" in proc.stdout and "bin/convert_weights.py" in proc.stdout
     assert (out / "grid.png").is_file() and (out / "direction.npz").is_file() and (out / "table1.md").is_file()
+    lines = proc.stdout.splitlines()
+    fit = _index_of(lines, "toyfaces: labelling 2000 samples with the classifier")
+    announce = _index_of(lines, f"compiling 11 layer programs of 'intervention' (first run only; cached in {cache})",
+                         fit)
+    counts = [_index_of(lines, f"  compiled {k}/11 (", announce) for k in range(1, 12)]
+    assert counts == sorted(counts) and _index_of(lines, "finished in", counts[-1])
+    assert "Very slow compile" not in proc.stderr and "slow_operation_alarm" not in proc.stderr
+
+    again = edit(cache, f"--output_dir={tmp_path / 'demo2'}", "--num_samples=2", *FAST, full_opt=True,
+                 env=dirs_cache)
+    assert "toyfaces: reused the 'eyeglasses' directions" in again.stdout and "labelling" not in again.stdout
+    assert (tmp_path / "demo2" / "direction.npz").read_bytes() == (out / "direction.npz").read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +238,47 @@ def test_bad_input_one_error_line_nothing_written(tmp_path, cache, direction_fil
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr[-2000:]
     assert not out.exists()
+
+
+def test_demo_directions_cache_reuses_and_refits_a_damaged_file(tmp_path):
+    """demo.cached_directions: fitted once, then read back (same normals); a damaged file is fitted again."""
+    from si_jax.engines import demo
+    from si_jax.world import judges as judges_lib
+
+    canonical, cfg = loading.load_canonical(builtin.BUILTIN_TOYFACES)
+    params, judges, logs = si_jax.to_jax_params(canonical, cfg), judges_lib.load_judges(), []
+    fit = lambda: demo.cached_directions(params, cfg, judges, "eyeglasses", si_jax.fingerprint(canonical),  # noqa
+                                         num=64, log=logs.append, cache_dir=tmp_path)
+    first = fit()
+    (path,) = tmp_path.glob("eyeglasses_*.npz")
+    assert any("labelling 64 samples" in m for m in logs)
+    logs.clear()
+    second = fit()
+    assert any("reused" in m for m in logs) and not any("labelling" in m for m in logs)
+    for space in ("s", "z", "w"):
+        np.testing.assert_array_equal(first[space].normal, second[space].normal)
+    path.write_bytes(b"not an npz")
+    logs.clear()
+    third = fit()
+    assert any("damaged" in m for m in logs) and any("labelling 64 samples" in m for m in logs)
+    np.testing.assert_array_equal(first["s"].normal, third["s"].normal)
+    assert directions.load_directions(path)["s"].dim == cfg.style_dim
+
+
+QUIET_PROBE = "from si_jax.engines import cli; cli.setup_jax(''); import jax; print(jax.jit(lambda x: x + 1)(1.0))"
+
+
+@pytest.mark.parametrize("level, shown", [(None, False), ("0", True)])
+def test_xla_log_lines_are_hidden_unless_the_user_sets_the_level(tmp_path, level, shown):
+    """XLA's C++ log lines (such as the 'Very slow compile?' alarm; here the ERROR lines of a dump folder that cannot
+    be created) do not reach the terminal after cli.setup_jax, unless TF_CPP_MIN_LOG_LEVEL is set explicitly."""
+    env = xla_env()
+    env["XLA_FLAGS"] += f" --xla_dump_to={tmp_path / 'file' / 'dump'}"
+    (tmp_path / "file").write_text("a file, not a folder")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    proc = subprocess.run([sys.executable, "-c", QUIET_PROBE], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "2.0", proc.stderr[-2000:]
+    assert ("dump" in proc.stderr) == shown, proc.stderr[-2000:]

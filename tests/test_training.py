@@ -256,6 +256,7 @@ def test_non_finite_loss_stops_before_writing_a_checkpoint(tmp_path, monkeypatch
         state, m = real_step(state, *args, **kw)
         return state, {**m, "D": jnp.float32(jnp.nan)} if step == 1 else m
 
+    nan_at_step_1.lower = real_step.lower   # train_run compiles the steps ahead
     monkeypatch.setattr(train_run.steps, "train_step", nan_at_step_1)
     with pytest.raises(FloatingPointError, match=r"non-finite loss at step 1: D = nan.*no checkpoint written"):
         train_run.train(SMALL, tmp_path)
@@ -312,3 +313,38 @@ def test_two_devices_match_one(tmp_path):
         total += a.size
         assert float(diff.max(initial=0)) <= 2.5 * TC.lr, k
     assert flipped <= 1e-3 * total, (flipped, total)
+
+
+# --- bin/train.py --config=smoke: says what it compiles, then a line from the first step -------------------------
+def _train(workdir, cache, *args):
+    proc = subprocess.run([sys.executable, str(REPO / "bin" / "train.py"), "--config=smoke", f"--workdir={workdir}",
+                           f"--compilation_cache={cache}", *args], cwd=REPO, env=xla_env(), capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stderr.splitlines() + proc.stdout.splitlines()   # progress on stderr, then the final 'done:'
+
+
+def _first(lines, text, after=-1) -> int:
+    found = [i for i, line in enumerate(lines) if text in line and i > after]
+    assert found, f"no line with {text!r} after line {after}:\n" + "\n".join(lines)
+    return found[0]
+
+
+def test_smoke_config_trains_end_to_end_announcing_compiles_and_resumes(tmp_path, jax_cache):
+    """The smoke config (explicit flags win over it) trains toyfaces at 16 px: the step programs are compiled and
+    counted before the first step, whose progress line comes at once (the ETA excludes compiling); the exported
+    G_ema loads; a longer re-run resumes from the checkpoint."""
+    work = tmp_path / "smoke"
+    lines = _train(work, jax_cache, "--kimg=0.024")   # 3 steps of 8: one with both regularisers, two without
+    announce = _first(lines, "compiling 3 training programs")
+    done = _first(lines, "  compiled 3/3 (", announce)
+    step1 = _first(lines, "kimg 0.01/0.02  step 1 ", done)
+    _first(lines, "done: 0.02 kimg, step 3", step1)
+    settings = json.loads((work / train_run.SETTINGS_FILE).read_text())
+    assert (settings["resolution"], settings["channel_max"], settings["data"], settings["kimg"]) == \
+        (train_run.SMOKE.resolution, train_run.SMOKE.channel_max, "toyfaces", 0.024)
+    _, cfg = si_jax.load_canonical(str(work / train_run.GEMA_FILE))
+    assert cfg.img_resolution == 16
+    again = _train(work, jax_cache, "--kimg=0.048")
+    resumed = _first(again, "resuming from")
+    _first(again, "kimg 0.03/0.05  step 4 ", _first(again, "compiling 3 training programs", resumed))

@@ -27,6 +27,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import os
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -376,7 +377,7 @@ def _run_steps(cfg: G2Config, layer: int, steps: int, shared: bool, args, prev_l
 
 def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig =
                      InterventionConfig(), *, shared: bool = False, workers: int | None = None,
-                     loop: str = "auto") -> list:
+                     on_compiled=None, loop: str = "auto") -> list:
     """Compile `intervene`'s layer programs for these inputs ahead of time, on `workers` threads (XLA compiles
     outside the GIL). Default: one thread on CPU, where XLA's compiler already keeps the cores busy (measured on 2
     cores: 1.6 cores used by one compile; 2 threads gave 0.85-1.00x, BENCHMARKS.md), one per CPU core on GPU / TPU
@@ -386,7 +387,8 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     jit reuses these executables when the loop calls the programs, as long as the shapes and shardings predicted
     here (per-image arrays placed like styles[0]) are the ones the loop produces; tests/test_devices.py checks that
     on 8 devices. A wrong prediction costs one more compile, never a wrong result. The persistent compilation
-    cache (`edit_cli.configure_jax`) serves these compiles like any other."""
+    cache (`engines.cli.setup_jax`) serves these compiles like any other. on_compiled(done, num_layers): progress,
+    called with done = 0 before the first compile and then as each program finishes (`engines.cli.compile_counter`)."""
     per_image, scalar = _placement(styles[0])
     batch, hp, mask = styles[0].shape[0], _place(hyper_parameters(config), scalar), jnp.asarray(mask, jnp.float32)
     states = _abstract(jax.eval_shape(lambda p, s: _states_before_layers(p, cfg, s), params, styles), per_image)
@@ -395,20 +397,30 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
         jax.ShapeDtypeStruct((batch,), jnp.float32, sharding=per_image)
     done, zeros = _abstract(_zero_lam(styles, None), per_image), _zero_lam(styles, per_image)
 
+    n_layers, finished, lock = len(cfg.layers), [0], threading.Lock()
+    report = on_compiled or (lambda done, total: None)
+
     def compile_layer(i):
         lam = done[:i] + zeros[i:]
         args = (params, states[i], styles, ds_z, ds_n, lam, img, img, mask)
         if resolve_loop(loop) == "scan":
-            return _layer_program(cfg, i, config.steps_per_layer, shared).lower(*args, loss, img, hp).compile()
-        carry = jax.eval_shape(functools.partial(_start_carry, dim=cfg.layers[i].dim, shared=shared), loss, img, hp)
-        carry = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh), carry,
-                                       _carry_shardings(carry, shared, per_image, scalar))
-        return _step_program(cfg, i, shared).lower(*args, carry, hp).compile()
+            compiled = _layer_program(cfg, i, config.steps_per_layer, shared).lower(*args, loss, img, hp).compile()
+        else:
+            carry = jax.eval_shape(functools.partial(_start_carry, dim=cfg.layers[i].dim, shared=shared), loss, img,
+                                   hp)
+            carry = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh), carry,
+                                           _carry_shardings(carry, shared, per_image, scalar))
+            compiled = _step_program(cfg, i, shared).lower(*args, carry, hp).compile()
+        with lock:
+            finished[0] += 1
+            report(finished[0], n_layers)
+        return compiled
 
     if workers is None:
         workers = 1 if jax.default_backend() == "cpu" else os.cpu_count() or 1
+    report(0, n_layers)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(compile_layer, range(len(cfg.layers))))
+        return list(pool.map(compile_layer, range(n_layers)))
 
 
 _PRECOMPILED = set()   # (cfg, steps, shared, style shapes/dtypes, placement) that compile_programs has done
@@ -416,7 +428,7 @@ _PRECOMPILED = set()   # (cfg, steps, shared, style shapes/dtypes, placement) th
 
 def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig = InterventionConfig(),
               *, shared: bool = False, return_layer_images: bool = False, on_layer=None,
-              precompile: bool = True, loop: str = "auto") -> InterventionResult:
+              precompile: bool = True, on_compiled=None, loop: str = "auto") -> InterventionResult:
     """Find Λ* for a batch of images.
 
     styles, ds_z, ds_n: lists over layers of [B, dim_l] (s = f(z), Δs_z, Δs_n); mask: [B, R, R], 1 inside the
@@ -427,7 +439,8 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
 
     The loop only dispatches: nothing waits for the devices until the one fetch at the end. on_layer(i,
     num_layers, pending) is called once layer i is dispatched; `pending` (a device array) is ready when the layer
-    has run, so a progress report may wait for it (edit_run's does, on large models only). Raises
+    has run, so a progress report may wait for it (edit_run's does, on large models only). on_compiled: the
+    progress callback of `compile_programs` (called only when this call compiles). Raises
     FloatingPointError if a non-finite loss or gradient appeared (naming the first such layer and its images);
     such a result is never returned.
     """
@@ -436,7 +449,8 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     key = (cfg, config.steps_per_layer, shared, tuple((s.shape, s.dtype) for s in styles), _placement(styles[0]),
            loop)
     if precompile and key not in _PRECOMPILED:   # later batches of a run: the programs are compiled already
-        compile_programs(params, cfg, styles, ds_z, ds_n, mask, config, shared=shared, loop=loop)
+        compile_programs(params, cfg, styles, ds_z, ds_n, mask, config, shared=shared, on_compiled=on_compiled,
+                         loop=loop)
         _PRECOMPILED.add(key)
     per_image, scalar = _placement(styles[0])
     hp = _place(hyper_parameters(config), scalar)   # once per call, on every device of a sharded batch

@@ -198,7 +198,7 @@ def run_method(params, cfg: G2Config, batch: EditBatch, method: str, mask=None, 
             raise ValueError("method 'intervention' needs a mask")
         res = intervention.intervene(params, cfg, batch.styles, batch.ds_z, batch.ds_n, mask, config,
                                      return_layer_images=kw.get("return_layer_images", False),
-                                     on_layer=kw.get("on_layer"))
+                                     on_layer=kw.get("on_layer"), on_compiled=kw.get("on_compiled"))
         return EditOutput(res.styles, res.image, res.lam, res)
     delta = baseline_delta(params, cfg, batch, method, directions or {}, target=kw.get("target", "flip"),
                            distance=kw.get("distance", 3.0), condition_on=kw.get("condition_on", ()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import os
 import pathlib
 
 import jax
@@ -19,13 +18,10 @@ DEMO_DIR = "si_jax_demo"
 
 
 def configure_jax(cache_dir: str, multihost: bool, flags=None) -> None:
-    """Persistent compilation cache (cuts cold start), then the hosts (`cli.start_hosts`): jax.distributed for
-    --multihost, with --coordinator_address / --num_processes / --process_id from `flags` when it has them; a
-    multi-process launch without --multihost is refused."""
-    if cache_dir:
-        os.makedirs(cache_dir, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    """`cli.setup_jax` (persistent compilation cache, quiet XLA logs), then the hosts (`cli.start_hosts`):
+    jax.distributed for --multihost, with --coordinator_address / --num_processes / --process_id from `flags` when
+    it has them; a multi-process launch without --multihost is refused."""
+    cli.setup_jax(cache_dir)
     cli.start_hosts(multihost, **{k: getattr(flags, k, None) for k in ("coordinator_address", "num_processes",
                                                                         "process_id")})
 

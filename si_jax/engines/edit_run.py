@@ -112,8 +112,9 @@ class MaskSource:
 
 
 def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: EditSettings, mesh,
-               condition_on=(), judge=None) -> dict:
-    """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring).
+               condition_on=(), judge=None, on_compiled=None) -> dict:
+    """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring). on_compiled:
+    progress of the intervention's layer programs, when this batch compiles them (`cli.compile_counter`).
 
     params must be replicated on `mesh` (`runs.replicate`, once per run): z is sharded over it before anything is
     synthesised, and every per-image array (styles, Δs's, images, mask, metrics) stays sharded until it is written.
@@ -125,7 +126,7 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
     mask = runs.shard_batch(mask_source(positions, img0, img_z, img_s), mesh)
     out = pipeline.run_method(params, cfg, batch, st.method, mask, dirs, st.intervention_config,
                               target=st.target, distance=st.distance, condition_on=condition_on,
-                              on_layer=_layer_progress())
+                              on_layer=_layer_progress(), on_compiled=on_compiled)
     image = runs.shard_batch(np.asarray(out.image), mesh)
     on_device = {"styles_in": list(batch.styles), "styles_out": list(out.styles), "mask": mask, "img_in": img0,
                  "mse_outside": metrics.outside_mask_mse(image, img0, mask),
@@ -214,13 +215,15 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     run.remove_stale_temps(todo, bsz)
     params = runs.replicate(params, mesh)   # once: every program of the run reads this copy on every device
     lo_hi = runs.from_process_0(display_range(params, cfg, dirs, z_all, st, mesh))
+    on_compiled = cli.compile_counter(f"layer programs of '{st.method}'", log)
     with runs.ShardWriter() as writer:
         for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
             positions = np.arange(k * bsz, min((k + 1) * bsz, n))
             padded = batches.pad_batch(z_all[positions], bsz)
             pos_padded = batches.pad_batch(positions, bsz).array
-            arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh, condition_on,
-                                judge)
+            with cli.heartbeat(f"editing images {positions[0]}-{positions[-1]}", log=log):
+                arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh,
+                                    condition_on, judge, on_compiled)
             arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
             writer.submit(write_shard, run, k, positions, arrays, lo_hi=lo_hi)
     if not all_shards_done(run, num_shards, "si_jax.edit.done"):

@@ -184,7 +184,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     judge = None
     if is_demo:
         log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
-        dirs = toyfaces.fit_directions(params, cfg, judges, attribute, log=log)
+        dirs = demo.cached_directions(params, cfg, judges, attribute, gid, log=log)
         judge = judged.JudgeMetrics(judges, attribute)
     else:
         dirs = directions.load_directions(flags.direction)
@@ -219,11 +219,13 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         f"{inp.config.steps_per_layer} steps/layer")
     t0 = time.perf_counter()
     keep = min(flags.fig_images, n)
-    results = comparison.compare_methods(params, cfg, images, inp.dirs, inp.masks, inp.methods, config=inp.config,
-                                         condition_on=inp.condition_on,
-                                         target=flags.target, distance=flags.distance, truncation_psi=psi,
-                                         batch_size=cli.note_batch_size(min(flags.batch_size, n)), keep=keep,
-                                         extra_methods=extra_methods, judge=inp.judge, prepare=prepare, log=log)
+    log(f"  (each method's programs compile on the first batch; {cli.compile_note()})")
+    with cli.heartbeat("comparing the methods (a line per method and batch)", log=log):
+        results = comparison.compare_methods(
+            params, cfg, images, inp.dirs, inp.masks, inp.methods, config=inp.config, condition_on=inp.condition_on,
+            target=flags.target, distance=flags.distance, truncation_psi=psi,
+            batch_size=cli.note_batch_size(min(flags.batch_size, n)), keep=keep, extra_methods=extra_methods,
+            judge=inp.judge, prepare=prepare, log=log)
     hint = cli.likely_cause(truncation_psi=psi, distance=flags.distance, learning_rate=inp.config.learning_rate)
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
         for key, v in values.items():

@@ -129,12 +129,17 @@ def run_projection(run: runs.RunDir, params, cfg, folder: projection.ImageFolder
         log(f"resuming: {num_shards - len(todo)} of {num_shards} shards already done")
     run.remove_stale_temps(todo, bsz)
     stats = projection.code_stats(params, cfg)
+    if todo:
+        log(f"compiling one projection program per space ({', '.join(st.spaces)}) with the first batch "
+            f"({cli.compile_note()})")
     with runs.ShardWriter() as writer:
         for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
             positions = np.arange(k * bsz, min((k + 1) * bsz, n))
             padded = batches.pad_batch(folder.images[positions], bsz)
-            arrays = project_shard(params, cfg, stats, aux, padded.array, batches.pad_batch(positions, bsz).array,
-                                   st, mesh)
+            with cli.heartbeat(f"projecting images {positions[0]}-{positions[-1]} ({st.projector.num_steps} steps "
+                               f"in each of {len(st.spaces)} spaces)", log=log):
+                arrays = project_shard(params, cfg, stats, aux, padded.array,
+                                       batches.pad_batch(positions, bsz).array, st, mesh)
             arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
             writer.submit(_write_shard, run, k, positions, arrays, st.spaces)
     return finish(run, num_shards, folder, st, meta)

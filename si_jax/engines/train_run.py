@@ -31,6 +31,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from si_jax.engines import cli
 from si_jax.engines.cli import UsageError
 from si_jax.evaluation import pictures
 from si_jax.stylegan2.config import G2Config
@@ -151,6 +152,15 @@ class TrainSettings:
         return max(1, math.ceil(round(kimg * 1000 / self.batch, 6)))
 
 
+# A tiny model of the whole recipe (toyfaces data, every regulariser, G_ema, grids, checkpoints) for people in a
+# hurry and for the tests: `bin/train.py --config=smoke`. Two step programs (both regularisers on the same
+# iterations) instead of three.
+SMOKE = TrainSettings(name="smoke", resolution=16, channel_base=256, channel_max=16, z_dim=16, w_dim=16,
+                      mapping_layers=2, batch=8, kimg=1.0, g_reg_interval=4, d_reg_interval=4, grid_kimg=0.5,
+                      checkpoint_kimg=0.5, log_every_s=5.0)
+CONFIGS = {"default": TrainSettings(), "smoke": SMOKE}
+
+
 def default_workdir(name: str) -> pathlib.Path:
     return pathlib.Path.home() / ".cache" / "si_jax" / "train" / name
 
@@ -214,6 +224,25 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z_grid, stream) -> None:
+    """Compile, before the first step, the train_step programs that the steps in `step_range` need (one per
+    (do_pl, do_r1) that occurs) and the grids' program, saying so and counting them (`cli.compile_counter`), so
+    that the training rate and ETA never include compile time. jit reuses these executables when the loop calls
+    `steps.train_step` / `steps.ema_images` with the same arguments (and the persistent cache keeps them)."""
+    period = math.lcm(tc.g_reg_interval, tc.d_reg_interval)
+    needed = sorted({tc.reg_flags(s) for s in step_range[:period]})
+    if not needed:
+        return
+    report = cli.compile_counter("training programs (the step per regulariser combination, the grid)",
+                                 lambda msg: print(msg, file=stream, flush=True))
+    report(0, len(needed) + 1)
+    for i, (do_pl, do_r1) in enumerate(needed):
+        steps.train_step.lower(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1).compile()
+        report(i + 1, len(needed) + 1)
+    steps.ema_images.lower(state.g_ema, state.w_avg, tc.g, z_grid).compile()
+    report(len(needed) + 1, len(needed) + 1)
+
+
 def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, stream=None) -> dict:
     """Train (or resume) the run `settings` in `workdir` until settings.kimg; -> summary dict.
 
@@ -262,10 +291,11 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
     def grid(state, step):
         _write_grid(workdir / f"grid_{int(kimg_of(step)):06d}.png", state, cfg, z_grid)
 
+    compile_steps(state, tc, dataset, mesh, range(step, total), z_grid, stream)
     if last is None:
         grid(state, step)
-    t_start = t_log = time.perf_counter()
-    acc, n_acc, step_log = {}, 0, step
+    t_start = t_log = time.perf_counter()   # after compiling: the rate and the ETA are training alone
+    acc, n_acc, step_log, first_step = {}, 0, step, step
     last_ckpt = last
 
     def log(step, now):
@@ -303,7 +333,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
             if on_step is not None:
                 on_step(step)
             now = time.perf_counter()
-            if now - t_log >= settings.log_every_s or step == total:
+            if now - t_log >= settings.log_every_s or step == total or step_log == first_step:   # 1st: at once
                 log(step, now)
             if step % grid_every == 0 or step == total:
                 grid(state, step)
