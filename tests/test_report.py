@@ -184,3 +184,79 @@ def test_finish_rewrites_page_and_csv_with_the_same_bytes(edit_folder):
                             attribute=dirs["s"].attribute)
     assert again == summary
     assert {name: (out / name).read_bytes() for name in before} == before
+
+
+# ------------------------------------------------------------------------------------------------ evaluate, project
+
+def test_evaluate_run_page_and_csv(demo_model, tmp_path):
+    """bin/evaluate.py's driver in-process (builtin:demo, methods z and s: no layer programs): one row per method
+    and image, thumbnails of the kept images inline, the page opens in Chromium."""
+    import types
+
+    from si_jax.editing import directions
+    from si_jax.engines import evaluate_cli
+
+    params, cfg, dirs = demo_model
+    direction = tmp_path / "dir.npz"
+    directions.save_directions(direction, dirs, generator_id=si_jax.fingerprint(builtin.demo_generator()[0]))
+    flags = types.SimpleNamespace(
+        methods="z,s", coeffs="0,1", num_samples=3, batch_size=2, fig_images=2, top_frac=0.05, steps_per_layer=2,
+        learning_rate=0.2, output_dir=str(tmp_path / "eval"), overwrite=False, mask="box:4,4,16,16", masks=None,
+        fig_layer="", condition_on=[], weights="builtin:demo", direction=str(direction), attribute=None, seed=0,
+        top_channels=3, target="flip", distance=3.0, truncation_psi=None, objective="keep_edit", lambda_inside=1.0,
+        codes=None, space=None)
+    lines = []
+    table = evaluate_cli.main(flags, is_demo=False, log=lines.append)
+    out = tmp_path / "eval"
+    assert table["attribute"] == dirs["s"].attribute and sum(table["targets"].values()) == 3
+    assert any(f"attribute '{dirs['s'].attribute}'" in line for line in lines)
+    rows = read_csv(out / "per_image.csv")
+    assert [(r["method"], r["image"]) for r in rows] == [(m, str(i)) for m in ("Z-space", "S-space (Δs_n)")
+                                                          for i in range(3)]
+    for m in ("z", "s"):   # the page's mean per method is the table's
+        gains = [float(r["svm_gain"]) for r in rows if r["method"] == evaluate_cli.comparison.METHOD_NAMES[m]]
+        assert np.mean(gains) == pytest.approx(table["methods"][m]["s_score_gain"]["mean"], rel=1e-5)
+    page = (out / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 * 2   # fig_images kept images x 2 methods
+    check_page_in_browser(out, tmp_path, "mse_outside", 6)
+
+
+def test_project_run_page_and_csv(demo_model, tmp_path):
+    """bin/project.py's engine in-process (builtin:demo, 3 images, W, 2 steps): a row per image with PSNR / SSIM,
+    the images/ PNGs as pictures; the page opens in Chromium."""
+    from si_jax import projection
+    from si_jax.engines import project_run
+
+    params, cfg, _ = demo_model
+    images = np.random.default_rng(1).uniform(-1, 1, (3, cfg.img_resolution, cfg.img_resolution, 3))
+    folder = projection.ImageFolder(images.astype(np.float32), ["b.png", "a<1>.png", "c.jpg"], [[], [], []], [])
+    st = project_run.ProjectSettings(projection.ProjectConfig(num_steps=2), ("w",), batch_size=2)
+    out = tmp_path / "proj"
+    manifest = project_run.run_projection(runs.RunDir(out, {"test": "report"}), params, cfg, folder, st,
+                                          {"vgg": None, "judge": None}, {"generator_id": "x"}, log=lambda m: None)
+    rows = read_csv(out / "per_image.csv")
+    assert [r["image"] for r in rows] == ["b.png", "a<1>.png", "c.jpg"]
+    with np.load(out / project_run.CODES) as codes:
+        np.testing.assert_allclose([float(r["psnr_w"]) for r in rows], codes["psnr_w"], rtol=1e-6)
+    assert np.mean([float(r["psnr_w"]) for r in rows]) == pytest.approx(
+        manifest["reconstruction"]["w"]["psnr_mean"], rel=1e-5)
+    assert all((out / r["thumb"]).is_file() for r in rows)
+    check_page_in_browser(out, tmp_path, "psnr_w", 3)
+
+
+# ------------------------------------------------------------------------------------------------ pictures vs words
+
+def test_fig6_plot_has_x_ticks():
+    """Fig. 6's error plot marks the layers under its x axis: tick marks at 'Z' (x = 0) and every step of layers,
+    where the plot without ticks has only white below the axis."""
+    from si_jax.evaluation import figure_panels, pictures
+
+    pix = np.linspace(1.0, 0.1, 12)[:, None] * np.ones((1, 2))   # the Z edit + 11 layers, 2 images
+    img = figure_panels.fig6_mse_plot(pix)
+    left, right, bottom = 50, 480 - 10, 270 - 38
+    dark = img[bottom + 1:bottom + 4].min(axis=(0, 2)) < 128
+    ticks = [round(left + (right - left) * i / 11) for i in (0, 2, 4, 6, 8, 10)]
+    assert all(dark[x - 1:x + 2].any() for x in ticks)
+    assert not dark[ticks[0] + 10:ticks[1] - 10].any()   # nothing between two ticks
+    plain = pictures.line_plot({"mean": pix[:, 0]}, width=480, height=270)   # no ticks: its axis at 270 - 25
+    assert (plain[270 - 25 + 1:270 - 25 + 4, left + 10:right - 10] > 128).all()

@@ -87,6 +87,20 @@ def edit_rows(index, target_sign, svm_before, svm_after, mse_outside, *, judge_b
     return rows
 
 
+def projection_rows(names, thumbs, psnr: dict, ssim: dict) -> tuple:
+    """Rows of a projection run (bin/project.py): per image its name, picture and per code space SP the PSNR
+    ('psnr_SP', dB) and SSIM ('ssim_SP') of the reconstruction; flag low_psnr where a space's PSNR lies more than
+    2 std below that space's mean. psnr, ssim: {space: [N]}. -> (rows, columns)."""
+    low = {sp: np.asarray(v) < np.mean(v) - 2 * np.std(v) for sp, v in psnr.items()}
+    columns = (("image", "image", None),) + tuple(
+        col for sp in psnr for col in ((f"psnr_{sp}", f"PSNR {sp} (dB)", 2), (f"ssim_{sp}", f"SSIM {sp}", 3)))
+    rows = [{"image": str(name), **{f"psnr_{sp}": float(psnr[sp][i]) for sp in psnr},
+             **{f"ssim_{sp}": float(ssim[sp][i]) for sp in ssim}, "thumb": thumbs[i],
+             "flags": ["low_psnr"] if any(bool(v[i]) for v in low.values()) else []}
+            for i, name in enumerate(names)]
+    return rows, columns
+
+
 def direction_summary(target_sign, svm_before, svm_after, judge_before=None, judge_after=None) -> dict:
     """The summary.json fields of the edit's direction, every score change measured towards the target:
     {'targets': {'add', 'remove'}, 'svm_flip_rate', 'svm_score_gain_mean', 'svm_score_change_raw_mean', and with
