@@ -90,17 +90,20 @@ def test_gain_is_measured_towards_each_images_target():
     assert s["svm_score_change_raw_mean"] == 0.0 and s["svm_score_gain_mean"] == 2.0
     assert s["judge_score_gain_mean"] == pytest.approx((7.0 + 1.0) / 2)
     assert s["targets"] == {"add": 1, "remove": 1} and s["judge_flip_rate"] == 0.5 and s["no_flip_count"] == 1
-    assert s["judge_svm_disagree_rate"] == 0.0
+    assert s["judge_svm_disagree_rate"] == 0.0 and s["on_target_already_count"] == 0
 
 
 def test_rows_flag_disagreement_and_missing_flips():
     rows = report.edit_rows(np.arange(3), [1, -1, 1], [-1.0, 2.0, -0.5], [1.0, -1.0, 0.6], [0.1, 0.3, 0.2],
                             judge_before=[-2.0, 3.0, 1.0], judge_after=[2.0, 3.5, 4.0])
-    assert [r["flags"] for r in rows] == [[], ["no_flip"], ["judge_disagrees", "no_flip"]]
+    assert [r["flags"] for r in rows] == [[], ["no_flip"], ["judge_disagrees", "on_target_already", "no_flip"]]
     assert [r["target"] for r in rows] == ["add", "remove", "add"]
     assert rows[1]["judge_gain"] == pytest.approx(-0.5)   # moved away from the target: negative
     no_judge = report.edit_rows(np.arange(2), [1, 1], [-1.0, -1.0], [1.0, -0.5], [0.0, 0.0])
     assert [r["flags"] for r in no_judge] == [[], ["no_flip"]] and no_judge[0]["judge_gain"] is None
+    removed = report.edit_rows(np.arange(1), [-1], [-0.1], [-2.0], [0.0], judge_before=[-6.0], judge_after=[-9.0])
+    assert removed[0]["flags"] == ["on_target_already", "no_flip"]   # 'remove' from a face the judge sees without
+    assert report.direction_summary([-1], [-0.1], [-2.0], [-6.0], [-9.0])["on_target_already_count"] == 1
 
 
 def test_csv_holds_the_page_rows_and_html_escapes_names():

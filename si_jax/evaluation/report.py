@@ -23,7 +23,8 @@ Edit rows (`edit_rows`), per image:
   mse_outside   outside-mask MSE of the edit (+ any `extra` columns)
   flags         judge_disagrees: the judge and the SVM put the INPUT on different sides (the edit's target, fixed
                 from the latent classifier, may then be the wrong way for what the image shows); no_flip: the
-                judge's label (without a judge: the SVM's) did not change.
+                judge's label (without a judge: the SVM's) did not change; on_target_already: the judge (else the
+                SVM) sees the input on the target side already (the target comes from the latent classifier).
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ from PIL import Image
 from si_jax import metrics
 
 FLAGS = {"judge_disagrees": "judge disagrees with the SVM about the input",
+         "on_target_already": "the judge (else the SVM) already put the input on the target side: the target was "
+                              "set by the latent classifier, which saw it on the other side",
          "no_flip": "no flip (the judge's label, else the SVM's, did not change)",
          "low_psnr": "reconstruction PSNR more than 2 std below the mean"}
 
@@ -71,6 +74,8 @@ def edit_rows(index, target_sign, svm_before, svm_after, mse_outside, *, judge_b
         if judged and (judge_before[i] > 0) != (svm_before[i] > 0):
             flags.append("judge_disagrees")
         before, after = (judge_before[i], judge_after[i]) if judged else (svm_before[i], svm_after[i])
+        if before * sign[i] > 0:
+            flags.append("on_target_already")
         if not before * after < 0:
             flags.append("no_flip")
         row = {"image": str(names[i]) if names is not None else int(index[i]),
@@ -105,7 +110,7 @@ def direction_summary(target_sign, svm_before, svm_after, judge_before=None, jud
     """The summary.json fields of the edit's direction, every score change measured towards the target:
     {'targets': {'add', 'remove'}, 'svm_flip_rate', 'svm_score_gain_mean', 'svm_score_change_raw_mean', and with
     a judge 'judge_flip_rate', 'judge_score_gain_mean', 'judge_score_change_raw_mean',
-    'judge_svm_disagree_rate'; 'no_flip_count'}. Arrays [N]; `_raw` = after − before, whose mean cancels across
+    'judge_svm_disagree_rate'; 'no_flip_count', 'on_target_already_count'}. Arrays [N]; `_raw` = after − before, whose mean cancels across
     images edited in opposite directions (kept for comparison with older summaries)."""
     sign = np.asarray(target_sign, np.float32)
     b, a = np.asarray(svm_before, np.float32), np.asarray(svm_after, np.float32)
@@ -121,6 +126,7 @@ def direction_summary(target_sign, svm_before, svm_after, judge_before=None, jud
                    judge_svm_disagree_rate=float(np.mean((jb > 0) != (b > 0))))
         b, a = jb, ja
     out["no_flip_count"] = int(np.sum(~(b * a < 0)))
+    out["on_target_already_count"] = int(np.sum(b * sign > 0))
     return out
 
 
@@ -134,6 +140,7 @@ DIRECTION_DEFINITIONS = {
     "judge_score_change_raw_mean": "as svm_score_change_raw_mean, for the judge's logit",
     "judge_svm_disagree_rate": "fraction of inputs that the judge and the S-space SVM put on different sides",
     "no_flip_count": "images whose judge label (without a judge: SVM label) did not change",
+    "on_target_already_count": "inputs that the judge (without a judge: the SVM) puts on the target side already",
 }
 
 
@@ -155,6 +162,10 @@ def notes_on(summary: dict) -> list:
     if k:
         lines.append(f"note: the judge and the S-space SVM disagree about {k} of {n} inputs (flag judge_disagrees "
                      "in index.html): for those the target may be the wrong way for what the image shows")
+    if summary["on_target_already_count"]:
+        lines.append(f"note: the judge sees {summary['on_target_already_count']} of {n} inputs on the target side "
+                     "already (flag on_target_already): the latent classifier that set their target saw them on "
+                     "the other side")
     if summary["judge_flip_rate"] < 0.5 * summary["svm_flip_rate"]:
         lines.append("note: the judge sees far fewer flips than the S-space SVM; the judge's verdict is the one "
                      "to trust")
