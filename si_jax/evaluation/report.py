@@ -218,7 +218,8 @@ th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
 tr.flagged td{background:#fde8e8}
 td.text{text-align:left} td.flags{text-align:left;color:#a00}
 img{image-rendering:pixelated;height:96px}
-#summary td{text-align:left}
+#summary{display:flex;flex-wrap:wrap;gap:4px 18px;max-width:1100px}
+#summary span{white-space:nowrap}
 """
 
 _JS = """
@@ -293,10 +294,9 @@ def render_html(title: str, rows, columns, *, summary=None, notes=()) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
            f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]
     if summary:
-        out.append('<table id="summary">')
-        out += [f"<tr><th>{e(k)}</th><td>{e(_number(v, 4) if isinstance(v, float) else str(v))}</td></tr>"
-                for k, v in _scalars(summary)]
-        out.append("</table>")
+        out.append('<div id="summary">' + "".join(
+            f"<span><b>{e(k)}</b> {e(_number(v, 4) if isinstance(v, float) else str(v))}</span>"
+            for k, v in _scalars(summary)) + "</div>")
     used = sorted({f for r in rows for f in r["flags"]}, key=list(FLAGS).index)
     out.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in notes) +
                "".join(f"<li><b>{e(f)}</b>: {e(FLAGS[f])}</li>" for f in used) + "</ul>")
