@@ -243,6 +243,11 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         "(per image: index.html, per_image.csv)")
     table.update(skipped=inp.skipped, demo=inp.is_demo, settings=_settings(inp, flags), mask_coverage=coverage,
                  attribute=inp.dirs["s"].attribute, targets=targets)
+    first = next(iter(results["methods"].values()))   # every method starts from the same inputs
+    if "judge_before" in first:
+        table["judge_svm_disagree_rate"] = float(np.mean((first["judge_before"] > 0) != (first["s_score_before"] > 0)))
+        log(f"the judge and the S-space SVM disagree about {table['judge_svm_disagree_rate']:.0%} of the inputs "
+            "(flag judge_disagrees in index.html)")
     if coverage > 0.5:
         log(f"note: the masks cover {100 * coverage:.0f}% of the image on average: the outside metrics see few "
             "pixels (SSIM ignores a 5-pixel border, and is 1 when nothing outside is left)")
@@ -365,7 +370,7 @@ def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, ex
     log("")
     log(markdown)
     log("")
-    log(f"outputs in {out}: table2.md, table2.json, " + ", ".join(sorted(list(pngs) + list(extra) + list(texts or ()))))
+    log(f"outputs in {out}: table2.md, table2.json, " + ", ".join(sorted([*pngs, *extra, *(texts or ())])))
 
 
 def _settings(inp: EvalInputs, flags) -> dict:

@@ -110,8 +110,8 @@ def direction_summary(target_sign, svm_before, svm_after, judge_before=None, jud
     """The summary.json fields of the edit's direction, every score change measured towards the target:
     {'targets': {'add', 'remove'}, 'svm_flip_rate', 'svm_score_gain_mean', 'svm_score_change_raw_mean', and with
     a judge 'judge_flip_rate', 'judge_score_gain_mean', 'judge_score_change_raw_mean',
-    'judge_svm_disagree_rate'; 'no_flip_count', 'on_target_already_count'}. Arrays [N]; `_raw` = after − before, whose mean cancels across
-    images edited in opposite directions (kept for comparison with older summaries)."""
+    'judge_svm_disagree_rate'; 'no_flip_count', 'on_target_already_count'}. Arrays [N]; `_raw` = after − before,
+    whose mean cancels across images edited in opposite directions (kept for comparison with older summaries)."""
     sign = np.asarray(target_sign, np.float32)
     b, a = np.asarray(svm_before, np.float32), np.asarray(svm_after, np.float32)
     out = {"targets": {"add": int(np.sum(sign > 0)), "remove": int(np.sum(sign < 0))},
