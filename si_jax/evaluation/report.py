@@ -288,9 +288,11 @@ def _scalars(summary: dict, skip=("settings", "definitions")) -> list:
 def render_html(title: str, rows, columns, *, summary=None, notes=()) -> str:
     """rows -> one self-contained HTML page (module docstring). summary: a summary.json dict, whose numbers and
     strings are shown above the table (not its 'settings' or 'definitions'); notes: lines of explanation below it
-    (the meanings of the flags that occur are added)."""
+    (the meanings of the flags that occur are added). Columns with no value in any row are left out (the CSV
+    keeps every column)."""
     e = html.escape
     n_flagged = sum(bool(r["flags"]) for r in rows)
+    columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]   # no judge: no empty columns
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
            f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]
     if summary:
