@@ -14,9 +14,9 @@ from si_jax import world
 from si_jax.editing import directions
 from si_jax.engines import cli, demo, edit_run, runs, samples, toyfaces
 from si_jax.evaluation import report
-from si_jax.world import judges as judges_lib
 from si_jax.stylegan2 import builtin
 from si_jax.stylegan2 import params as params_lib
+from si_jax.world import judges as judges_lib
 
 DEMO_DIR = "si_jax_demo"
 
