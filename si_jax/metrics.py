@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["outside_mask_mse", "masked_l2", "ssim", "psnr", "flip_rate", "score_change", "image_data_range"]
+__all__ = ["outside_mask_mse", "masked_l2", "ssim", "psnr", "flip_rate", "score_change", "score_gain",
+           "image_data_range"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -214,6 +215,20 @@ def score_change(score_before, score_after):
     if before.shape != after.shape:
         raise ValueError(f"score shapes differ: {before.shape} and {after.shape}")
     return after - before
+
+
+def score_gain(score_before, score_after, target_sign) -> np.ndarray:
+    """Per-image score change TOWARDS the target: (after − before) · target_sign, as paper Table 2 measures it.
+
+    score_before, score_after, target_sign: [N] (target_sign ±1: +1 where the edit should add the attribute, the
+    classifier's positive class; −1 where it should remove it). -> [N] float32 (numpy). With a 'flip' target the
+    images on either side move in opposite directions: their raw changes cancel in a mean, their gains do not.
+    """
+    before, after = np.asarray(score_before, np.float32), np.asarray(score_after, np.float32)
+    sign = np.asarray(target_sign, np.float32)
+    if before.shape != after.shape or before.shape != sign.shape:
+        raise ValueError(f"shapes differ: before {before.shape}, after {after.shape}, target_sign {sign.shape}")
+    return (after - before) * sign
 
 
 def image_data_range(images, *more):

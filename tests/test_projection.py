@@ -224,6 +224,11 @@ def test_project_then_edit_end_to_end(projected, tmp_path):
     assert summary["codes_space"] == "s" and summary["num_images"] == 2 and "judge_flip_rate" in summary
     assert (edits / "grid.png").is_file() and (edits / "images" / "000000.png").is_file()
     assert pathlib.Path(edits / "shards" / "shard_00000.npz").is_file()
+    from test_report import check_page_in_browser, read_csv   # the page of an edit of codes (tests/test_report.py)
+
+    assert summary["attribute"] == "eyeglasses" and "judge_svm_disagree_rate" in summary
+    assert [r["image"] for r in read_csv(edits / "per_image.csv")] == ["f0.png", "f1.png"]
+    check_page_in_browser(edits, tmp_path, "mse_outside_input", 2)
 
 
 def _outside_mse(a, b, mask):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import REPO, xla_env
 from safetensors.numpy import load_file
+from PIL import Image
 
 import si_jax
 from si_jax.engines import cli, train_run
@@ -181,7 +182,9 @@ def test_run_writes_checkpoints_metrics_grids(uninterrupted):
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
     assert lines[0]["r1"] is not None and lines[0]["pl"] is not None and lines[1]["r1"] is None
     assert {"G", "D"} <= set(lines[-1]["losses"]) and lines[-1]["timing"]["kimg_per_s"] > 0
-    assert (workdir / "grid_000000.png").is_file()
+    with Image.open(workdir / "grid_000000.png") as grid:   # an 8 x 8 grid with its kimg written above it
+        band = np.asarray(grid.convert("L"))[:grid.height - grid.width]
+    assert 10 < len(band) < 30 and band.min() < 100 and band.max() == 255
     meta = checkpoint.read_meta(workdir / "checkpoints" / "ckpt_000000004")
     assert meta["step"] == 4 and meta["data_position"] == 16 and meta["kimg"] == pytest.approx(0.016)
 

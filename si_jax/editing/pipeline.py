@@ -41,6 +41,12 @@ class EditBatch:
     alpha_z: np.ndarray
     beta: np.ndarray
 
+    @property
+    def target_sign(self) -> np.ndarray:
+        """[B] float32 ±1: the side of the attribute each image is edited towards (the sign of the latent step
+        alpha_z: +1 adds the attribute, the classifiers' positive class; −1 removes it)."""
+        return np.where(np.asarray(self.alpha_z) >= 0, 1.0, -1.0).astype(np.float32)
+
 
 @dataclasses.dataclass
 class EditOutput:

@@ -9,10 +9,13 @@ import pathlib
 import jax
 import numpy as np
 
+from si_jax import world
 from si_jax.editing import directions
-from si_jax.engines import cli, demo, edit_run, runs, samples
+from si_jax.engines import cli, demo, edit_run, runs, samples, toyfaces
+from si_jax.evaluation import report
 from si_jax.stylegan2 import builtin
 from si_jax.stylegan2 import params as params_lib
+from si_jax.world import judges as judges_lib
 
 DEMO_DIR = "si_jax_demo"
 
@@ -129,9 +132,28 @@ def resolve_model(flags, is_demo: bool, log) -> Model:
     canonical, cfg = cli.load_weights(flags.weights, numerics)
     generator_id = params_lib.fingerprint(canonical)
     check_direction_generator(flags.direction, generator_id)
-    return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), directions.load_directions(flags.direction),
-                 None, None, {"weights": generator_id, "direction": file_digest(flags.direction),
-                              **cli.numerics_settings(numerics)}, "auto", generator_id)
+    dirs = directions.load_directions(flags.direction)
+    judge, judges = judge_for(generator_id, dirs, log)
+    return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), dirs, judge, judges,
+                 {"weights": generator_id, "direction": file_digest(flags.direction),
+                  **cli.numerics_settings(numerics)}, "auto", generator_id)
+
+
+def judge_for(generator_id: str, dirs: dict, log) -> tuple:
+    """-> (judge: images [B, R, R, 3] -> [B] logit of the directions' attribute, Judges replicated on the local
+    mesh), when the generator is builtin:toyfaces and the attribute one the judges know (engines.toyfaces.
+    judged_attribute); else (None, None), with a note when only the attribute's name is unknown."""
+    name = dirs["s"].attribute if "s" in dirs else None
+    attribute = toyfaces.judged_attribute(generator_id, name)
+    if attribute is None:
+        if generator_id == toyfaces.generator_id():
+            log(f"note: no judge columns: the direction's attribute {name!r} is not a toyfaces attribute "
+                f"({', '.join(world.ATTRIBUTES)})")
+        return None, None
+    judges = judges_lib.load_judges().placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
+    log(f"judge: the toyfaces classifier scores '{attribute}' on every input and edit (independent of the "
+        "S-space SVM)")
+    return functools.partial(judges.score, attribute), judges
 
 
 def check_direction_generator(path, generator_id: str) -> None:
@@ -211,13 +233,16 @@ def run(flags, is_demo: bool) -> None:
         extra = {"direction.npz": lambda tmp: directions.save_directions(tmp, dirs, generator_id=generator_id),
                  "table1.md": (directions.table1_report(dirs) + "\n").encode()}
         _log(directions.table1_report(dirs))
-    _log(f"editing {len(z)} images with method '{st.method}' into {run_dir.path} "
-         f"(batch {st.batch_size}, {jax.local_device_count()} local device(s))")
+    _log(f"editing {len(z)} images: attribute '{dirs['s'].attribute}', target {st.target}, method '{st.method}', "
+         f"into {run_dir.path} (batch {st.batch_size}, {jax.local_device_count()} local device(s))")
     summary = edit_run.run_edits(run_dir, params, cfg, dirs, z, st, mask_source, condition_on=condition_on,
                                  judge=judge, extra=extra, log=_log)
     if summary is not None:
         _log(edit_run.describe(summary))
-        _log(f"outputs: {run_dir.path / 'grid.png'}, {run_dir.path / 'summary.json'}, {run_dir.path / 'images'}/")
+        for line in report.notes_on(summary):
+            _log(line)
+        _log(f"outputs: {run_dir.path / 'index.html'} (browse and sort the images), {run_dir.path / 'grid.png'}, "
+             f"{run_dir.path / 'summary.json'}, {run_dir.path / 'per_image.csv'}, {run_dir.path / 'images'}/")
         _log(f"finished in {time.perf_counter() - t0:.1f}s")
     if is_demo:
         _log("(that was the demo; see the commands in the banner above to edit real images)")

@@ -3,9 +3,16 @@
 Per shard (one fixed-size batch, the last one padded): Δs's, mask, the chosen method, metrics; written atomically
 as `shards/shard_XXXXX.npz` with `index` [n], `z` [n, z_dim], `styles_in`/`styles_out` [n, S], `lam` [n, S]
 (intervention; zeros otherwise), `mse_outside` [n], `score_before`/`score_after` [n] (S-space classifier),
-`judge_before`/`judge_after` [n] (an independent judge's attribute score, when one is given), and
-per image `images/XXXXXX.png` (input | output | mask). When every shard exists: `grid.png` (inputs vs outputs)
-and `summary.json`, written together.
+`target_sign` [n] (±1: the edit adds / removes the attribute), `judge_before`/`judge_after` [n] (an independent
+judge's attribute score, when one is given), and per image `images/XXXXXX.png` (input | output | mask). When
+every shard exists: `grid.png` (inputs vs outputs), `summary.json`, `index.html` and `per_image.csv` (a page to
+browse and sort the images, flagging the failures; evaluation.report), written together.
+
+summary.json: method, attribute (the direction's), target; mse_outside_mean/std; the direction fields of
+evaluation.report.direction_summary (score changes towards each image's target, flip rates of the S-space SVM and
+of the judge, how often they disagree about the input; their `definitions` are in the file); lambda_mean; the
+settings. (Before: `flip_rate` = svm_flip_rate, `score_change_mean` = svm_score_change_raw_mean,
+`judge_score_change_mean` = judge_score_change_raw_mean.)
 
 Every file is a function of the settings and the inputs (the PNG display range comes from shard 0's input
 images, summary.json holds no wall-clock time), so a killed and resumed run, or a rerun of a finished one, writes
@@ -26,7 +33,7 @@ import numpy as np
 from si_jax import metrics, storage
 from si_jax.editing import batches, edits, intervention, masks, pipeline
 from si_jax.engines import cli, runs, toyfaces
-from si_jax.evaluation import pictures
+from si_jax.evaluation import comparison, pictures, report
 from si_jax.world import judges as judges_lib
 
 GRID_IMAGES, GRID_COLUMNS = 16, 8
@@ -135,7 +142,7 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
     host = {k: np.concatenate(v, axis=1) if isinstance(v, list) else np.asarray(v, np.float32)
             for k, v in jax.device_get(on_device).items()}   # one fetch per batch
     host.setdefault("lam", np.zeros_like(host["styles_in"]))
-    return {"z": np.asarray(z), **host, "img_out": np.asarray(out.image),
+    return {"z": np.asarray(z), **host, "img_out": np.asarray(out.image), "target_sign": batch.target_sign,
             "score_before": dirs["s"].decision(host["styles_in"]).astype(np.float32),
             "score_after": dirs["s"].decision(host["styles_out"]).astype(np.float32)}
 
@@ -228,7 +235,7 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
             writer.submit(write_shard, run, k, positions, arrays, lo_hi=lo_hi)
     if not all_shards_done(run, num_shards, "si_jax.edit.done"):
         return None
-    return finish(run, num_shards, st, lo_hi, extra)
+    return finish(run, num_shards, st, lo_hi, extra, attribute=dirs["s"].attribute)
 
 
 def all_shards_done(run: runs.RunDir, num_shards: int, barrier: str) -> bool:
@@ -259,11 +266,15 @@ def read_previews(run: runs.RunDir, num_shards: int, batch_size: int, num_images
     return previews
 
 
-def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None, extra=None) -> dict:
-    """grid.png of the first shards' inputs vs outputs, and summary.json (means, stds, flip rate), written together
-    (with `extra`, {file name: bytes or writer}). Deterministic: a function of the shards and settings only.
-    lo_hi: the display range (default: from shard 0's input images, as `display_range`)."""
+def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None, extra=None, attribute=None) -> dict:
+    """grid.png of the first shards' inputs vs outputs, summary.json (module docstring), index.html and
+    per_image.csv, written together (with `extra`, {file name: bytes or writer}). Deterministic: a function of the
+    shards and settings only. lo_hi: the display range (default: from shard 0's input images, as
+    `display_range`); attribute: the edited attribute's name (the direction's)."""
     allv = run.read_all(num_shards)
+    if "target_sign" not in allv:
+        raise ValueError(f"{run.shard_path(0)} was written by an older si_jax (no target_sign); delete "
+                         f"{run.path / 'shards'} and re-run the same command")
     previews = read_previews(run, num_shards, st.batch_size)
     outputs = storage.Outputs()
     img_in = np.concatenate([p["img_in"] for p in previews])[:GRID_IMAGES]
@@ -274,17 +285,20 @@ def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None, extr
     outputs.add(run.path / "grid.png", pictures.png_bytes(
         pictures.grid(rows, scale=pictures.upscale_for_viewing(img_in.shape[1])),
         caption=f"each pair of rows: input above, {st.method} edit below"))
-    mse, before, after = allv["mse_outside"], allv["score_before"], allv["score_after"]
-    judged = {}
-    if "judge_before" in allv:  # the independent judge's verdict (toyfaces classifier), not the S-space SVM's
-        jb, ja = allv["judge_before"], allv["judge_after"]
-        judged = {"judge_flip_rate": float(metrics.flip_rate(jb, ja)),
-                  "judge_score_change_mean": float((ja - jb).mean())}
-    summary = {"method": st.method, "num_images": int(len(mse)),
+    mse = allv["mse_outside"]
+    judged = {"judge_before": allv["judge_before"], "judge_after": allv["judge_after"]} if "judge_before" in allv \
+        else {}   # the independent judge's verdict (toyfaces classifier), not the S-space SVM's
+    summary = {"method": st.method, "attribute": attribute, "target": st.target, "num_images": int(len(mse)),
                "mse_outside_mean": float(mse.mean()), "mse_outside_std": float(mse.std()),
-               "score_change_mean": float((after - before).mean()),
-               "flip_rate": float(metrics.flip_rate(before, after)), **judged,
-               "lambda_mean": float(allv["lam"].mean()), "settings": run.settings}
+               **report.direction_summary(allv["target_sign"], allv["score_before"], allv["score_after"], **judged),
+               "lambda_mean": float(allv["lam"].mean())}
+    summary["definitions"] = {k: v for k, v in report.DIRECTION_DEFINITIONS.items() if k in summary}
+    summary["settings"] = run.settings
+    page_rows = report.edit_rows(allv["index"], allv["target_sign"], allv["score_before"], allv["score_after"], mse,
+                                 thumbs=[f"images/{int(i):06d}.png" for i in allv["index"]], **judged)
+    add_report(outputs, run.path, page_rows, report.EDIT_COLUMNS, summary,
+               f"{attribute}: {comparison.METHOD_NAMES.get(st.method, st.method)}, {len(mse)} images",
+               ["picture: input | edit | mask (darkened outside)"])
     outputs.add_json(run.path / "summary.json", summary)
     for name, data in (extra or {}).items():
         outputs.add(run.path / name, data)
@@ -293,5 +307,11 @@ def finish(run: runs.RunDir, num_shards: int, st: EditSettings, lo_hi=None, extr
     return summary
 
 
+def add_report(outputs: storage.Outputs, folder, rows, columns, summary: dict, title: str, notes=()) -> None:
+    """Stage `folder`/index.html and per_image.csv (evaluation.report) of `rows`, with the summary's scalars."""
+    outputs.add_text(folder / "index.html", report.render_html(title, rows, columns, summary=summary, notes=notes))
+    outputs.add_text(folder / "per_image.csv", report.render_csv(rows, columns))
+
+
 def describe(summary: dict) -> str:
-    return json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2)
+    return json.dumps({k: v for k, v in summary.items() if k not in ("settings", "definitions")}, indent=2)

@@ -11,7 +11,8 @@ edit with the ORIGINAL input image (+ a column against the reconstruction, which
 figures use) and adds the row 'reconstruction' (the codes unedited: the floor of every outside error).
 
 Outputs in --output_dir: table2.md, table2.json, fig5_interpolation.png/.json, fig6_layers.png, fig6_mse.png/.json,
-fig2_channels.png, fig2_iou.json (see bin/evaluate.py).
+fig2_channels.png, fig2_iou.json (see bin/evaluate.py), and index.html + per_image.csv: one row per method and
+image (evaluation.report; pictures of the first --fig_images images as inline thumbnails).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from si_jax import storage
 from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
 from si_jax.engines import cli, edit_run
-from si_jax.evaluation import comparison, figure_data, figure_panels, judged, pictures
+from si_jax.evaluation import comparison, figure_data, figure_panels, judged, pictures, report
 from si_jax.stylegan2.config import G2Config
 
 DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
@@ -34,7 +35,7 @@ DEFAULT_METHODS = ("z", "w", "interfacegan", "s", "intervention")   # --methods 
 DEFAULT_NUM_SAMPLES, DEFAULT_SEED, DEFAULT_TRUNCATION_PSI = 6, 0, 1.0   # samples only (not with --codes)
 DEFAULT_COEFFS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 OUTPUT_FILES = ("table2.md", "table2.json", "fig5_interpolation.png", "fig5_interpolation.json", "fig6_layers.png",
-                "fig6_mse.png", "fig6_mse.json", "fig2_channels.png", "fig2_iou.json")
+                "fig6_mse.png", "fig6_mse.json", "fig2_channels.png", "fig2_iou.json", "index.html", "per_image.csv")
 
 
 @dataclasses.dataclass
@@ -188,6 +189,11 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         judge = judged.JudgeMetrics(judges, attribute)
     else:
         dirs = directions.load_directions(flags.direction)
+        judged_attr = toyfaces.judged_attribute(gid, dirs["s"].attribute if "s" in dirs else None)
+        if judged_attr is not None:   # builtin:toyfaces outside the demo: the judges' columns too
+            judge = judged.JudgeMetrics(judges or judges_lib.load_judges(), judged_attr)
+            log(f"judge: the toyfaces classifier and its identity estimates measure '{judged_attr}' (independent of "
+                "the S-space SVM)")
     edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
     z = samples.latents(seed, range(n), cfg.z_dim) if codes is None else None
     return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
@@ -215,8 +221,8 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         synth = intervention.synth_program(cfg)
         extra_methods = {"reconstruction": lambda batch, mask: pipeline.EditOutput(
             batch.styles, np.asarray(synth(params, batch.styles)))}
-    log(f"comparing {', '.join(inp.methods)} on {what}, mask {inp.mask_desc}, "
-        f"{inp.config.steps_per_layer} steps/layer")
+    log(f"comparing {', '.join(inp.methods)} on {what}: attribute '{inp.dirs['s'].attribute}', target "
+        f"{flags.target}, mask {inp.mask_desc}, {inp.config.steps_per_layer} steps/layer")
     t0 = time.perf_counter()
     keep = min(flags.fig_images, n)
     log(f"  (each method's programs compile on the first batch; {cli.compile_note()})")
@@ -233,7 +239,17 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
                                 np.where(np.isposinf(v), 0.0, v) if key == "psnr_outside" else v, hint)
     markdown, table = comparison.table2(results)
     coverage = float(np.mean(results["masks"]))
-    table.update(skipped=inp.skipped, demo=inp.is_demo, settings=_settings(inp, flags), mask_coverage=coverage)
+    sign = results["target_sign"]
+    targets = {"add": int(np.sum(sign > 0)), "remove": int(np.sum(sign < 0))}
+    log(f"targets: add '{inp.dirs['s'].attribute}' to {targets['add']} images, remove it from {targets['remove']} "
+        "(per image: index.html, per_image.csv)")
+    table.update(skipped=inp.skipped, demo=inp.is_demo, settings=_settings(inp, flags), mask_coverage=coverage,
+                 attribute=inp.dirs["s"].attribute, targets=targets)
+    first = next(iter(results["methods"].values()))   # every method starts from the same inputs
+    if "judge_before" in first:
+        table["judge_svm_disagree_rate"] = float(np.mean((first["judge_before"] > 0) != (first["s_score_before"] > 0)))
+        log(f"the judge and the S-space SVM disagree about {table['judge_svm_disagree_rate']:.0%} of the inputs "
+            "(flag judge_disagrees in index.html)")
     if coverage > 0.5:
         log(f"note: the masks cover {100 * coverage:.0f}% of the image on average: the outside metrics see few "
             "pixels (SSIM ignores a 5-pixel border, and is 1 when nothing outside is left)")
@@ -245,11 +261,46 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         log("note: Figs. 5 and 6 need the 'intervention' method; not drawn")
     _fig2(inp, flags, kept, pngs, extra, log)
     table["seconds_total"] = time.perf_counter() - t0
-    _write_outputs(inp.out_dir, markdown, table, pngs, extra, log)
+    page = page_rows(results, inp.codes.names if inp.codes is not None else None)
+    texts = {"index.html": report.render_html(
+        f"{inp.dirs['s'].attribute}: Table 2 per image ({n} images x {len(inp.methods)} methods)", page,
+        PAGE_COLUMNS, summary={"attribute": table["attribute"], "targets": targets, "num_images": n,
+                               "methods": ", ".join(inp.methods), "mask": inp.mask_desc},
+        notes=["picture (first --fig_images images): the edit's input h(s) | the edit | mask (darkened outside)",
+               "one row per method and image; see table2.md for the means"]),
+        "per_image.csv": report.render_csv(page, PAGE_COLUMNS)}
+    _write_outputs(inp.out_dir, markdown, table, pngs, extra, log, texts)
     if inp.is_demo:
         log("(that was the demo: the built-in toyfaces generator, its classifier as the judge and its segmenter's "
             "masks; pass --weights and --direction to evaluate your own model)")
     return table
+
+
+PAGE_COLUMNS = (report.EDIT_COLUMNS[:1] + (("method", "method", None),) + report.EDIT_COLUMNS[1:]
+                + (("ssim_outside", "SSIM outside", 3),))
+
+
+def page_rows(results: dict, names=None) -> list:
+    """compare_methods' results -> evaluation.report rows, one per method (not the unedited reconstruction) and
+    image; thumbnails (input | edit | mask) of the kept images as data URIs."""
+    kept, sign, rows = results["kept"], results["target_sign"], []
+    lo_hi = pictures.display_range(kept["input"])
+    for m, v in results["methods"].items():
+        if m in comparison.UNRANKED_ROWS:
+            continue
+        n = len(v["mse_outside"])
+        thumbs = [None] * n
+        for i in range(len(kept["input"]) if m in kept["images"] else 0):
+            tiles = [pictures.to_uint8(x, *lo_hi) for x in (kept["input"][i], kept["images"][m][i])]
+            thumbs[i] = report.thumbnail_uri(pictures.grid(
+                [tiles + [pictures.mask_overlay(tiles[-1], kept["mask"][i])]], scale=pictures.upscale_for_viewing(
+                    tiles[0].shape[0])))
+        judge = {"judge_before": v["judge_before"], "judge_after": v["judge_after"]} if "judge_before" in v else {}
+        rows += report.edit_rows(np.arange(n), sign, v["s_score_before"], v["s_score_after"], v["mse_outside"],
+                                 names=None if names is None else [str(x) for x in names], thumbs=thumbs,
+                                 extra={"ssim_outside": v["ssim_outside"]}, method=comparison.METHOD_NAMES.get(m, m),
+                                 **judge)
+    return rows
 
 
 def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log) -> None:
@@ -297,12 +348,15 @@ def _fig2(inp: EvalInputs, flags, kept: dict, pngs: dict, extra: dict, log) -> N
         + ", ".join(f"{c} ({mean[c]:.3f})" for c in best))
 
 
-def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, extra: dict, log) -> None:
-    """Encode everything, then create `out` and write table2.md / table2.json, the JSON files and the PNGs
-    together (storage.Outputs: all or none, mode 0644); log the table."""
+def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, extra: dict, log,
+                   texts=None) -> None:
+    """Encode everything, then create `out` and write table2.md / table2.json, the JSON files, the PNGs and
+    `texts` ({name: str}: the page and CSV) together (storage.Outputs: all or none, mode 0644); log the table."""
     outputs = storage.Outputs()
     outputs.add_text(out / "table2.md", markdown + "\n")
     outputs.add_json(out / "table2.json", table)
+    for name, text in (texts or {}).items():
+        outputs.add_text(out / name, text)
     for name, obj in extra.items():
         outputs.add_json(out / name, obj)
     for name, (img, caption) in pngs.items():
@@ -318,7 +372,7 @@ def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, ex
     log("")
     log(markdown)
     log("")
-    log(f"outputs in {out}: table2.md, table2.json, " + ", ".join(sorted(list(pngs) + list(extra))))
+    log(f"outputs in {out}: table2.md, table2.json, " + ", ".join(sorted([*pngs, *extra, *(texts or ())])))
 
 
 def _settings(inp: EvalInputs, flags) -> dict:

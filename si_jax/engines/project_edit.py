@@ -12,7 +12,9 @@ Run folder (a RunDir, resumable, byte-identical on resume like engines.edit_run)
                             input, whole image), `score_before` / `score_after` (S-space SVM), and with a judge
                             `judge_input` / `judge_before` (reconstruction) / `judge_after` [n]
     images/XXXXXX.png       input | reconstruction | edit | mask
-    grid.png, summary.json  written together at the end (grid: rows of inputs, reconstructions, edits)
+    grid.png, summary.json, index.html, per_image.csv   written together at the end (grid: rows of inputs,
+                            reconstructions, edits; summary keys as engines.edit_run's, plus the errors against
+                            the input; the judge's flip rate and disagreement are about the INPUT image)
 
 `bin/evaluate.py --codes` (engines.evaluate_cli) shares the checks (`code_space`, `check_code_methods`),
 `load_code_inputs` and, through `code_preparer`, `code_batch`.
@@ -20,7 +22,6 @@ Run folder (a RunDir, resumable, byte-identical on resume like engines.edit_run)
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 import jax.numpy as jnp
@@ -29,7 +30,7 @@ import numpy as np
 from si_jax import metrics, projection, storage
 from si_jax.editing import batches, masks, pipeline
 from si_jax.engines import cli, edit_cli, edit_run, project_run, runs, toyfaces
-from si_jax.evaluation import pictures
+from si_jax.evaluation import comparison, pictures, report
 from si_jax.stylegan2.style_space import StyleSpace
 
 DEFAULT_SPACE = "wplus"
@@ -134,7 +135,7 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
             "mse_outside_input": np.asarray(metrics.outside_mask_mse(img, target_imgs, mask)),
             "mse_recon": np.asarray(jnp.mean(jnp.square(img0 - target_imgs), axis=(1, 2, 3))),
             "score_before": dirs["s"].decision(s_in).astype(np.float32),
-            "score_after": dirs["s"].decision(s_out).astype(np.float32),
+            "score_after": dirs["s"].decision(s_out).astype(np.float32), "target_sign": batch.target_sign,
             "mask": np.asarray(mask), "img_in": np.asarray(target_imgs), "img_recon": np.asarray(img0),
             "img_out": np.asarray(img),
             **({} if judge is None else {"judge_input": np.asarray(judge(target_imgs), np.float32),
@@ -170,12 +171,17 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
                           grid_images=GRID_IMAGES)
     if not edit_run.all_shards_done(run, num_shards, "si_jax.edit_codes.done"):
         return None
-    return finish(run, num_shards, st, codes, extra)
+    return finish(run, num_shards, st, codes, extra, attribute=dirs["s"].attribute)
 
 
-def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None) -> dict:
-    """grid.png (rows: inputs, reconstructions, edits) and summary.json, written together (deterministic)."""
+def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None, attribute=None) -> dict:
+    """grid.png (rows: inputs, reconstructions, edits), summary.json, index.html and per_image.csv, written
+    together (deterministic). The judge's before is its verdict on the user's INPUT image (and so is its
+    disagreement with the SVM, which only sees the codes); attribute: the edited attribute's name."""
     allv = run.read_all(num_shards)
+    if "target_sign" not in allv:
+        raise ValueError(f"{run.shard_path(0)} was written by an older si_jax (no target_sign); delete "
+                         f"{run.path / 'shards'} and re-run the same command")
     previews = edit_run.read_previews(run, num_shards, st.batch_size, GRID_IMAGES)
     rows = []
     for key in ("img_in", "img_recon", "img_out"):
@@ -186,25 +192,42 @@ def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None)
     outputs.add(run.path / "grid.png", pictures.png_bytes(
         pictures.grid(rows, scale=pictures.upscale_for_viewing(rows[0][0].shape[0])),
         caption=f"rows: input, {space_name} reconstruction, {st.method} edit"))
-    before, after = allv["score_before"], allv["score_after"]
-    judged = {}
+    before, after, sign = allv["score_before"], allv["score_after"], allv["target_sign"]
+    judged, extra_judged = {}, {}
     if "judge_after" in allv:
         ji, jb, ja = allv["judge_input"], allv["judge_before"], allv["judge_after"]
-        judged = {"judge_flip_rate": float(metrics.flip_rate(ji, ja)),
-                  "judge_flip_rate_vs_reconstruction": float(metrics.flip_rate(jb, ja)),
-                  "judge_reconstruction_agrees": float(np.mean((ji > 0) == (jb > 0))),
-                  "judge_score_change_mean": float((ja - ji).mean())}
-    summary = {"method": st.method, "codes_space": codes.space, "num_images": len(before),
-               "latent_edit": "W-space (projected codes have no z)",
+        judged = {"judge_before": ji, "judge_after": ja}
+        extra_judged = {"judge_flip_rate_vs_reconstruction": float(metrics.flip_rate(jb, ja)),
+                        "judge_reconstruction_agrees": float(np.mean((ji > 0) == (jb > 0)))}
+    summary = {"method": st.method, "attribute": attribute, "target": st.target, "codes_space": codes.space,
+               "num_images": len(before), "latent_edit": "W-space (projected codes have no z)",
                "mse_outside_mean": float(allv["mse_outside"].mean()),
                "mse_outside_std": float(allv["mse_outside"].std()),
                "mse_outside_input_mean": float(allv["mse_outside_input"].mean()),
                "mse_outside_input_std": float(allv["mse_outside_input"].std()),
                "mse_reconstruction_mean": float(allv["mse_recon"].mean()),
-               "score_change_mean": float((after - before).mean()),
-               "flip_rate": float(metrics.flip_rate(before, after)), **judged,
-               "lambda_mean": float(allv["lam"].mean()), "settings": run.settings}
+               **report.direction_summary(sign, before, after, **judged), **extra_judged,
+               "lambda_mean": float(allv["lam"].mean())}
+    summary["definitions"] = {
+        **{k: v for k, v in report.DIRECTION_DEFINITIONS.items() if k in summary},
+        "mse_outside_mean": "outside-mask MSE of the edit against the reconstruction (what the intervention keeps)",
+        "mse_outside_input_mean": "outside-mask MSE of the edit against the original input image",
+        **({"judge_flip_rate": "the judge's label changed between the input image and the edit"} if judged else {})}
+    summary["settings"] = run.settings
     cli.finite_numbers_or_error(summary, "summary", st.hint())
+    names = [str(nm) for nm in codes.names[allv["index"]]]
+    page_rows = report.edit_rows(allv["index"], sign, before, after, allv["mse_outside"], names=names,
+                                 thumbs=[f"images/{int(i):06d}.png" for i in allv["index"]],
+                                 extra={"mse_outside_input": allv["mse_outside_input"],
+                                        "mse_recon": allv["mse_recon"]}, **judged)
+    columns = report.EDIT_COLUMNS[:-1] + (("mse_outside", "MSE outside vs recon", 5),
+                                          ("mse_outside_input", "MSE outside vs input", 5),
+                                          ("mse_recon", "recon MSE", 5))
+    edit_run.add_report(outputs, run.path, page_rows, columns, summary,
+                        f"{attribute}: {comparison.METHOD_NAMES.get(st.method, st.method)} on {len(before)} "
+                        f"projected images ({space_name})",
+                        ["picture: input | reconstruction | edit | mask (darkened outside)",
+                         "judge before: its verdict on the input image; SVM: on the codes"])
     outputs.add_json(run.path / "summary.json", summary)
     for name, data in (extra or {}).items():
         outputs.add(run.path / name, data)
@@ -252,13 +275,17 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
                 "masks_digest": edit_cli.file_digest(mask_spec) if flags.masks else None,
                 "condition_on": [edit_cli.file_digest(p) for p in flags.condition_on]}
     run_dir = runs.RunDir(out_dir, settings)
-    log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {flags.codes}) "
-        f"with method '{st.method}' into {run_dir.path}; the latent edit is the W-space one (codes have no z)")
+    log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {flags.codes}): "
+        f"attribute '{dirs['s'].attribute}', target {st.target}, method '{st.method}', into {run_dir.path}; the "
+        "latent edit is the W-space one (codes have no z)")
     summary = run_code_edits(run_dir, params, cfg, dirs, codes, st, mask_fn, condition_on=condition_on, judge=judge,
                              log=log)
     if summary is None:
         return None
-    log(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
-    log(f"outputs: {run_dir.path / 'grid.png'} (input / reconstruction / edit), {run_dir.path / 'summary.json'}, "
+    log(edit_run.describe(summary))
+    for line in report.notes_on(summary):
+        log(line)
+    log(f"outputs: {run_dir.path / 'index.html'} (browse and sort the images), {run_dir.path / 'grid.png'} (input / "
+        f"reconstruction / edit), {run_dir.path / 'summary.json'}, {run_dir.path / 'per_image.csv'}, "
         f"{run_dir.path / 'images'}/  ({time.perf_counter() - t0:.1f}s)")
     return summary

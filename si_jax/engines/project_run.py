@@ -10,6 +10,8 @@ Folder layout (a `si_jax.engines.runs.RunDir`; re-running the same command resum
     images/XXXXXX.png        image i: input | reconstruction in each space (8-bit, [-1, 1])
     codes.npz                when every shard exists: all shards' arrays concatenated, plus `names` [N]
     recon_grid.png, loss_curves.png   the first images (rows: input, then each space) and the mean loss curves
+    index.html, per_image.csv         per image: PSNR / SSIM in each space, sortable, low PSNR flagged
+                                      (evaluation.report)
     projection.json          written last, with the others: format header, generator id, image names and the
                              conversion notes of each, the settings, mean PSNR / SSIM / final MSE per space.
                              The folder is complete iff it is there; `load_codes` reads it (bin/edit.py --codes).
@@ -31,7 +33,7 @@ import numpy as np
 from si_jax import metrics, projection, storage
 from si_jax.editing import batches
 from si_jax.engines import cli, runs
-from si_jax.evaluation import pictures
+from si_jax.evaluation import pictures, report
 
 FORMAT, VERSION = "si_jax.projection", 1
 MANIFEST, CODES = "projection.json", "codes.npz"
@@ -170,6 +172,14 @@ def finish(run: runs.RunDir, num_shards: int, folder: projection.ImageFolder, st
                                                         zip(folder.names, folder.notes)],
                 "ignored_files": folder.ignored, "reconstruction": per_space, "settings": run.settings}
     cli.finite_numbers_or_error(per_space, "projection summary", st.hint())
+    rows, columns = report.projection_rows(folder.names, [f"images/{int(i):06d}.png" for i in allv["index"]],
+                                           {s: allv[f"psnr_{s}"] for s in st.spaces},
+                                           {s: allv[f"ssim_{s}"] for s in st.spaces})
+    outputs.add_text(run.path / "index.html", report.render_html(
+        f"projection of {len(rows)} images into {names}", rows, columns,
+        summary={f"{projection.SPACE_NAMES[s]} {k}": v for s, d in per_space.items() for k, v in d.items()},
+        notes=[f"picture: input | reconstruction in {names}", "PSNR / SSIM of the reconstruction vs the input"]))
+    outputs.add_text(run.path / "per_image.csv", report.render_csv(rows, columns))
     outputs.add_json(run.path / MANIFEST, manifest)
     run.remove_top_level_temps()
     outputs.commit()

@@ -12,6 +12,8 @@ for eyeglasses instead of 9.3 %, and the intervention then learned to undo the e
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 
@@ -69,6 +71,22 @@ def fit_directions(params, cfg, judges, attribute: str, *, num: int = FIT_SAMPLE
                                     seed=seed)
     log(f"toyfaces: sampled {num} images, the classifier finds '{attribute}' in {y.mean():.0%} of them")
     return dirs
+
+
+@functools.lru_cache(maxsize=1)
+def generator_id() -> str:
+    """The weight fingerprint of builtin:toyfaces (what the judges can judge: images of the toyfaces world)."""
+    from si_jax.stylegan2 import builtin, loading
+    from si_jax.stylegan2 import params as params_lib
+
+    return params_lib.fingerprint(loading.load_canonical(builtin.BUILTIN_TOYFACES)[0])
+
+
+def judged_attribute(weights_id: str, attribute) -> str | None:
+    """The toyfaces attribute the judges can check for an edit of `attribute` (a direction's name) on the
+    generator of fingerprint `weights_id`: `attribute` when the generator is builtin:toyfaces (any copy of its
+    weights) and the attribute one of world.ATTRIBUTES; else None (no judge)."""
+    return attribute if attribute in world.ATTRIBUTES and weights_id == generator_id() else None
 
 
 def parse_part_spec(spec: str) -> str:

@@ -9,7 +9,8 @@ Work folder (default ~/.cache/si_jax/train/<name>):
     G_ema.safetensors         G_ema + w_avg as a canonical generator (si_jax.load_generator reads it), at every
                               checkpoint and at the end
     metrics.jsonl             one JSON object per log interval: kimg, step, sec, losses, r1, pl, timing
-    grid_<kimg>.png           G_ema on 64 fixed z (8 x 8, constant noise, upscaled for viewing), every grid_kimg
+    grid_<kimg>.png           G_ema on 64 fixed z (8 x 8, constant noise, upscaled for viewing, its kimg written
+                              above), every grid_kimg
 
 Re-running the same command resumes from the newest checkpoint and gives the same final state as an
 uninterrupted run (every step is a pure function of the state, the settings and the step number). Only `kimg`
@@ -205,10 +206,12 @@ def _truncate_metrics(path: pathlib.Path, step: int) -> None:
     _atomic_text(path, "".join(f"{line}\n" for line in keep))
 
 
-def _write_grid(path: pathlib.Path, state, cfg: G2Config, z) -> None:
+def _write_grid(path: pathlib.Path, state, cfg: G2Config, z, kimg: float) -> None:
+    """The G_ema images of z as a GRID_SIDE² grid, captioned with the training progress `kimg`."""
     img = pictures.to_uint8(np.asarray(steps.ema_images(state.g_ema, state.w_avg, cfg, z)))
     rows = [list(img[i * GRID_SIDE:(i + 1) * GRID_SIDE]) for i in range(GRID_SIDE)]
-    pictures.save_png(path, pictures.grid(rows, scale=pictures.upscale_for_viewing(cfg.img_resolution)))
+    pictures.save_png(path, pictures.grid(rows, scale=pictures.upscale_for_viewing(cfg.img_resolution)),
+                      caption=f"G_ema after {kimg:g} kimg")
 
 
 def grid_latents(settings: TrainSettings) -> jax.Array:
@@ -289,7 +292,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
         return path
 
     def grid(state, step):
-        _write_grid(workdir / f"grid_{int(kimg_of(step)):06d}.png", state, cfg, z_grid)
+        _write_grid(workdir / f"grid_{int(kimg_of(step)):06d}.png", state, cfg, z_grid, kimg_of(step))
 
     compile_steps(state, tc, dataset, mesh, range(step, total), z_grid, stream)
     if last is None:

@@ -80,14 +80,14 @@ def edit_metrics(img0, img, mask, *, data_range, target_sign=None, s_direction=N
         before = s_direction.decision(_flat(styles_before)).astype(np.float32)
         after = s_direction.decision(_flat(styles_after)).astype(np.float32)
         out.update(s_score_before=before, s_score_after=after, s_score_change=metrics.score_change(before, after),
-                   s_score_gain=metrics.score_change(before, after) * sign,
+                   s_score_gain=metrics.score_gain(before, after, sign),
                    flipped=(before * after < 0).astype(np.float32))
     if classifier is not None:
         before = np.asarray(classifier(img0), np.float32).reshape(n)
         after = np.asarray(classifier(img), np.float32).reshape(n)
         out.update(classifier_before=before, classifier_after=after,
                    classifier_change=metrics.score_change(before, after),
-                   classifier_gain=metrics.score_change(before, after) * sign)
+                   classifier_gain=metrics.score_gain(before, after, sign))
     return {k: np.asarray(v, np.float32) for k, v in out.items()}
 
 
@@ -197,7 +197,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
             mask = batches.pad_batch(masks[start:start + batch_size], batch_size).array
         if data_range is None:
             data_range = float(metrics.image_data_range(ref[:valid]))
-        sign = np.where(np.asarray(batch.alpha_z) >= 0, 1.0, -1.0).astype(np.float32)
+        sign = batch.target_sign
         keep_here = start < keep
         outputs = {}
         if judge is not None:

@@ -117,14 +117,17 @@ def fig6_layers_image(layer_images, img_z, img0, mask, layer_names, pix_error, m
 
 
 def fig6_mse_plot(pix_error, max_lines: int = 3) -> np.ndarray:
-    """Fig. 6(b): outside-mask MSE after each layer (x: 0 = Z edit, i = after layer i); mean over images plus the
-    first `max_lines` images. pix_error [L + 1, B] -> uint8 image."""
+    """Fig. 6(b): outside-mask MSE after each layer (x: 0 = Z edit, i = after layer i, ticks under the axis); mean
+    over images plus the first `max_lines` images. pix_error [L + 1, B] -> uint8 image."""
     pix = np.asarray(pix_error, np.float64)
     series = {"mean": pix.mean(axis=1)}
     for b in range(min(max_lines, pix.shape[1]) if pix.shape[1] > 1 else 0):
         series[f"image {b}"] = pix[:, b]
-    return pictures.line_plot(series, width=480, height=260,
-                             title="outside-mask MSE after layer i (x=0: Z edit, x=L: final)")
+    layers = pix.shape[0] - 1
+    step = -(-layers // 10) or 1
+    ticks = [(0, "Z")] + [(i, str(i)) for i in range(step, layers + 1, step)]
+    return pictures.line_plot(series, width=480, height=270, x_ticks=ticks,
+                              title="outside-mask MSE after style layer i (i = 0: the Z edit)")
 
 
 def fig2_image(images, mask, binary, channels, ious, layer_name, max_rows: int = 6) -> tuple:

@@ -49,7 +49,7 @@ class JudgeMetrics:
         i = self.index
         nuis = np.abs(np.asarray(nuisance_difference(b["nuisance"], a["nuisance"]))) / _SPAN
         out = {"judge_before": la[:, i], "judge_after": lb[:, i],
-               "judge_gain": (lb[:, i] - la[:, i]) * np.asarray(target_sign, np.float32),
+               "judge_gain": metrics.score_gain(la[:, i], lb[:, i], target_sign),
                "judge_flipped": (la[:, i] * lb[:, i] < 0),
                "others_flipped": np.mean(la[:, others] * lb[:, others] < 0, axis=1),
                "others_change": np.mean(np.abs(lb[:, others] - la[:, others]), axis=1),

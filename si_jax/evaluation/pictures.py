@@ -70,11 +70,17 @@ def mask_overlay(image_u8: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (image_u8 * (0.35 + 0.65 * m)).astype(np.uint8)
 
 
-def line_plot(series: dict, width: int = 360, height: int = 220, title: str = "") -> np.ndarray:
-    """Minimal line plot: {label: [values]} -> [H, W, 3] uint8 (no matplotlib dependency)."""
+def line_plot(series: dict, width: int = 360, height: int = 220, title: str = "", x_ticks=()) -> np.ndarray:
+    """Minimal line plot: {label: [values]} -> [H, W, 3] uint8 (no matplotlib dependency). x_ticks: [(index into
+    the values, label)] marked under the x axis."""
     img = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(img)
-    left, right, top, bottom = 50, width - 10, 20, height - 25
+    left, right, top, bottom = 50, width - 10, 20, height - (38 if x_ticks else 25)
+    n = max(len(v) for v in series.values())
+    for i, label in x_ticks:
+        x = left + (right - left) * i / max(n - 1, 1)
+        d.line([(x, bottom), (x, bottom + 4)], fill="black")
+        d.text((x - 3 * len(label), bottom + 5), label, fill="black")
     vals = np.concatenate([np.asarray(v, np.float64) for v in series.values()])
     lo, hi = float(vals.min()), float(vals.max())
     hi = hi if hi > lo else lo + 1.0
@@ -89,5 +95,5 @@ def line_plot(series: dict, width: int = 360, height: int = 220, title: str = ""
         ys = bottom - (bottom - top) * (v - lo) / (hi - lo)
         c = colours[k % len(colours)]
         d.line(list(zip(xs, ys)), fill=c, width=2)
-        d.text((left + 5, bottom + 5 + 0 * k) if k == 0 else (left + 5 + 90 * k, bottom + 5), label, fill=c)
+        d.text((left + 5 + 90 * k, bottom + (18 if x_ticks else 5)), label, fill=c)
     return np.asarray(img)
