@@ -29,6 +29,8 @@ flags.DEFINE_list("configs", ["toyfaces", "paper256"], "toyfaces (builtin:toyfac
 flags.DEFINE_list("batches", ["16", "1"], "Batch sizes.")
 flags.DEFINE_integer("steps", 15, "Adam steps per layer (the default objective's).")
 flags.DEFINE_integer("repeats", 3, "Timed repeats (median).")
+flags.DEFINE_list("loops", ["scan", "steps"], "intervene(loop=...) modes to time beside the floor (scan: one "
+                  "program per layer; steps: one program per Adam step; see intervention.resolve_loop).")
 FLAGS = flags.FLAGS
 
 
@@ -94,36 +96,42 @@ def floor_pass(progs) -> None:
     jax.block_until_ready([p(*args) for p, args in progs])
 
 
-def bench(name: str, batch: int, steps: int, repeats: int) -> dict:
+def bench(name: str, batch: int, steps: int, repeats: int, loops) -> list:
+    """One row per loop mode: the floor and every mode timed interleaved in this process."""
     params, cfg = load(name)
     data = inputs(params, cfg, batch)
     config = intervention.InterventionConfig(steps_per_layer=steps)
     progs = floor_programs(params, cfg, data[0])
-    loop = lambda: intervention.intervene(params, cfg, *data, config)  # noqa: E731
-    floor_compile, _ = timed(lambda: floor_pass(progs))
-    loop_cold, _ = timed(loop)
-    floors, loops = [], []
-    for _ in range(repeats):   # interleaved, so that machine noise hits both alike
+    runs = {mode: (lambda mode=mode: intervention.intervene(params, cfg, *data, config, loop=mode)) for mode in loops}
+    timed(lambda: floor_pass(progs))
+    cold = {mode: timed(run)[0] for mode, run in runs.items()}
+    floors, warm = [], {mode: [] for mode in loops}
+    for _ in range(repeats):   # interleaved, so that machine noise hits all alike
         floors.append(np.array(timed(lambda: floor_pass(progs))) * (steps + 1))
-        loops.append(np.array(timed(loop)))
-    floor, loop_t = np.median(floors, axis=0), np.median(loops, axis=0)
-    return {"config": name, "batch": batch, "layers": len(cfg.layers), "floor_s": floor, "loop_s": loop_t,
-            "ratio": loop_t / floor, "loop_cold_s": loop_cold, "floor_compile_s": floor_compile}
+        for mode, run in runs.items():
+            warm[mode].append(np.array(timed(run)))
+    floor = np.median(floors, axis=0)
+    return [{"config": name, "loop": mode, "batch": batch, "layers": len(cfg.layers), "floor_s": floor,
+             "loop_s": np.median(warm[mode], axis=0), "ratio": np.median(warm[mode], axis=0) / floor,
+             "loop_cold_s": cold[mode]} for mode in loops]
+
+
+def row(r: dict) -> str:
+    (fw, fc), (lw, lc), (w, c) = r["floor_s"], r["loop_s"], r["ratio"]
+    return (f"| {r['config']} | {r['loop']} | {r['batch']} | {r['layers']} | {fw:.3f} / {fc:.3f} | {lw:.3f} / {lc:.3f} "
+            f"| {w:.2f}x / {c:.2f}x | {r['loop_cold_s']:.1f} |")
 
 
 def main(argv):
     del argv
     print(f"# {cpu_model()}; jax {jax.__version__}; {FLAGS.steps} steps per layer; median of {FLAGS.repeats}")
-    print("| config | batch | layers | floor wall / CPU (s) | warm intervene wall / CPU (s) | ratio wall / CPU | "
+    print("| config | loop | batch | layers | floor wall / CPU (s) | warm intervene wall / CPU (s) | ratio wall / CPU | "
           "cold intervene (s) |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in FLAGS.configs:
         for batch in map(int, FLAGS.batches):
-            r = bench(name, batch, FLAGS.steps, FLAGS.repeats)
-            w, c = r["ratio"]
-            print(f"| {r['config']} | {r['batch']} | {r['layers']} | {r['floor_s'][0]:.3f} / {r['floor_s'][1]:.3f} | "
-                  f"{r['loop_s'][0]:.3f} / {r['loop_s'][1]:.3f} | {w:.2f}x / {c:.2f}x | {r['loop_cold_s']:.1f} |",
-                  flush=True)
+            for r in bench(name, batch, FLAGS.steps, FLAGS.repeats, FLAGS.loops):
+                print(row(r), flush=True)
 
 
 if __name__ == "__main__":

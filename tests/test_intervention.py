@@ -94,6 +94,23 @@ def test_vmapped_batch_equals_per_image_runs():
             np.testing.assert_allclose(a[0], c[b], atol=2e-3)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_scan_and_step_loops_find_the_same_lambda(shared):
+    """loop 'scan' (one program per layer) and 'steps' (one program per Adam step, the CPU default) are the same
+    math: the same Λ*, loss histories and images within float tolerance (the programs fuse differently)."""
+    params, styles, ds_z, ds_n, mask = _problem(3)
+    scan, steps = (intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, FAST, shared=shared, loop=loop)
+                   for loop in ("scan", "steps"))
+    assert steps.loss_history.shape == scan.loss_history.shape == (len(TINY.layers), FAST.steps_per_layer + 1, 3)
+    np.testing.assert_allclose(steps.loss_history, scan.loss_history, rtol=1e-4, atol=1e-6)
+    for a, b in zip(steps.lam, scan.lam):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    np.testing.assert_allclose(steps.image, scan.image, atol=1e-4)
+    assert intervention.resolve_loop("auto", "cpu") == "steps" and intervention.resolve_loop("auto", "gpu") == "scan"
+    with pytest.raises(ValueError, match="loop must be one of"):
+        intervention.resolve_loop("while")
+
+
 def test_bad_inputs_raise_clear_errors():
     params, styles, ds_z, ds_n, mask = _problem(2)
     with pytest.raises(ValueError, match="mask must have shape"):
