@@ -168,8 +168,10 @@ def test_validate_accepts_shapes_and_broadcasts_one_mask():
     out = masks.validate_masks(one, 5, 4, 4)  # [H, W] -> shared by all images
     assert out.shape == (5, 4, 4) and out.dtype == np.float32
     np.testing.assert_array_equal(out[3], one)
-    out = masks.validate_masks(np.stack([one, one * 0])[..., None].astype(bool), 2, 4, 4)
-    assert out.shape == (2, 4, 4) and out[0].sum() == 4 and out[1].sum() == 0  # all-zeros is allowed
+    out = masks.validate_masks(np.stack([one, one * 0.5])[..., None], 2, 4, 4)
+    assert out.shape == (2, 4, 4) and out[0].sum() == 4 and out[1].sum() == 2   # soft masks are kept
+    with pytest.raises(ValueError, match=r"my_masks: mask 1 is empty \(all zeros\)"):   # like all ones: refused
+        masks.validate_masks(np.stack([one, one * 0]).astype(bool), 2, 4, 4, source="my_masks")
 
 
 # ---------------------------------------------------------------------------------------------------------------

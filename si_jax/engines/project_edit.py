@@ -56,6 +56,12 @@ def load_code_inputs(path, space: str, params, cfg, generator_id: str) -> CodeIn
     if data["styles"].shape[1:] != (cfg.style_dim,):
         raise ValueError(f"--codes {path}: styles of dimension {data['styles'].shape[1:]}, the generator has "
                          f"{cfg.style_dim}")
+    if data["code"].shape[1:] != projection.code_shape(cfg, space):
+        raise ValueError(f"--codes {path}: code_{space} of shape {data['code'].shape[1:]}, the generator's is "
+                         f"{projection.code_shape(cfg, space)}; project with the same --weights")
+    if data["target"].shape[1] != cfg.img_resolution:
+        raise ValueError(f"--codes {path}: its images are {data['target'].shape[1]} px, the generator makes "
+                         f"{cfg.img_resolution} px; project them with the same --weights")
     return CodeInputs(data["names"], data["target"], data["styles"],
                       projection.reference_w(params, cfg, data["styles"]), space, data["manifest"])
 
