@@ -6,7 +6,7 @@ frequencies generated vs the world's, the share of images where the segmenter fi
 """
 import json
 
-from absl import app, flags
+from absl import flags
 
 flags.DEFINE_string("weights", "builtin:toyfaces", "Generator weights (a toyfaces generator).")
 flags.DEFINE_integer("num", 5000, "Generated and rendered images each.")
@@ -51,4 +51,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

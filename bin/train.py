@@ -10,7 +10,7 @@ work folder, resuming and the outputs).
 """
 import dataclasses
 
-from absl import app, flags
+from absl import flags
 
 from si_jax.engines import cli, train_run
 
@@ -65,4 +65,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

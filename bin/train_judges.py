@@ -1,12 +1,12 @@
 """Train the toyfaces judges (attribute/identity classifier, part segmenter) on rendered images; report held-out
 accuracy per attribute, error per nuisance factor and IoU per part.
 
-    python bin/train_judges.py --output_dir=si_jax/data        # writes toyfaces_{classifier,segmenter}.safetensors
+    python bin/train_judges.py --output_dir=si_jax/data --overwrite   # replaces toyfaces_{classifier,segmenter}.safetensors
 """
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
 flags.DEFINE_string("output_dir", None, "Folder for the two .safetensors files (e.g. si_jax/data).")
 flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the classifier.")
@@ -15,6 +15,7 @@ flags.DEFINE_integer("batch_size", 64, "Rendered images per step.")
 flags.DEFINE_integer("seed", 1, "World seed of the training stream.")
 flags.DEFINE_integer("eval_seed", 99, "World seed of the held-out evaluation images.")
 flags.DEFINE_integer("eval_num", 4096, "Held-out images.")
+flags.DEFINE_bool("overwrite", False, "Replace judges already in --output_dir (e.g. the shipped ones in si_jax/data).")
 flags.mark_flags_as_required(["output_dir"])
 FLAGS = flags.FLAGS
 
@@ -29,11 +30,14 @@ def main(argv):
         report = judge_training.train_judges(
             FLAGS.output_dir, classifier_steps=FLAGS.classifier_steps, segmenter_steps=FLAGS.segmenter_steps,
             batch=FLAGS.batch_size, seed=FLAGS.seed, eval_seed=FLAGS.eval_seed, eval_num=FLAGS.eval_num,
-            command=" ".join(["python bin/train_judges.py", *sys.argv[1:]]), log=lambda m: print(m, flush=True))
+            command=" ".join(["python bin/train_judges.py", *sys.argv[1:]]), log=lambda m: print(m, flush=True),
+            overwrite=FLAGS.overwrite)
         print(json.dumps(report, indent=1))
 
     cli.run_guarded(run)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

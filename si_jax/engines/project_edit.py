@@ -225,8 +225,10 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
     check_code_methods(flags.method)
     if flags.samples:
         raise cli.UsageError("give --codes or --samples, not both")
-    if flags.truncation_psi is not None:
-        raise cli.UsageError("--truncation_psi does not apply to projected codes (they have no z)")
+    given = [f for f in ("truncation_psi", "num_samples", "seed") if getattr(flags, f, None) is not None]
+    if given:
+        raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; codes have "
+                             "no z)")
     edit_cli.settings_of(flags)
     mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
     out_dir = flags.output_dir
