@@ -232,10 +232,10 @@ def _truncate_metrics(path: pathlib.Path, step: int) -> None:
     _atomic_text(path, "".join(f"{line}\n" for line in keep))
 
 
-def _write_grid(path: pathlib.Path, state, cfg: G2Config, z) -> None:
+def _grid_image(state, cfg: G2Config, z) -> np.ndarray:
     img = pictures.to_uint8(np.asarray(steps.ema_images(state.g_ema, state.w_avg, cfg, z)))
     rows = [list(img[i * GRID_SIDE:(i + 1) * GRID_SIDE]) for i in range(GRID_SIDE)]
-    pictures.save_png(path, pictures.grid(rows, scale=pictures.upscale_for_viewing(cfg.img_resolution)))
+    return pictures.grid(rows, scale=pictures.upscale_for_viewing(cfg.img_resolution))
 
 
 def grid_name(settings: TrainSettings, kimg: float) -> str:
@@ -306,10 +306,13 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
         checkpoint.export_generator(workdir / GEMA_FILE, state.g_ema, state.w_avg, cfg)
         return path
 
-    def grid(state, step):
-        _write_grid(workdir / grid_name(settings, kimg_of(step)), state, cfg, z_grid)
+    def grid(state, step, image=None):
+        image = _grid_image(state, cfg, z_grid) if image is None else image
+        pictures.save_png(workdir / grid_name(settings, kimg_of(step)), image)
 
-    initial = state   # its grid: now when resuming a run without a checkpoint, else after the first good step
+    # the initial grid: now when resuming a run without a checkpoint; for a new run after its first good step
+    # (computed now: the step donates the state's buffers)
+    initial = _grid_image(state, cfg, z_grid) if fresh else None
     if last is None and not fresh:
         grid(state, step)
     t_start = t_log = time.perf_counter()
@@ -349,8 +352,8 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
                 acc[k] = (s + float(v), c + 1)
             if fresh:   # the first step went well: now the folder, its settings and the initial grid
                 _write_settings(workdir, record)
-                grid(initial, step)
-                fresh = initial = False
+                grid(None, step, initial)
+                fresh, initial = False, None
             step += 1
             if on_step is not None:
                 on_step(step)
