@@ -339,7 +339,7 @@ def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(
     assert oct((work / "G_ema.safetensors").stat().st_mode & 0o777) == "0o644"
 
 
-@pytest.mark.parametrize("text, words", [("[]", "holds list []"), ("{garbage", "is damaged")])
+@pytest.mark.parametrize("text, words", [("[]", r"holds list \[\]"), ("{garbage", "is damaged")])
 def test_damaged_settings_json_is_named(tmp_path, text, words):
     (tmp_path / "settings.json").write_text(text)
     with pytest.raises(cli.UsageError, match=words) as info:
