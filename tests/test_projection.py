@@ -324,7 +324,7 @@ def _tampered_codes(projected, to, case):
     ("spaces_missing", "no 'spaces' entry"),
     ("names_vs_images", "target has 2 rows for 3 names"),
     ("rows_vs_targets", "styles_wplus has 1 rows for 2 names"),
-    ("code_shape", "code_wplus of shape (7,)"),
+    ("code_shape", r"code_wplus of shape \(7,\), the generator.s is \(8, 64\)"),
     ("targets_16px", "its images are 16 px, the generator makes 32 px"),
 ])
 def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, toy_directions, tmp_path, case,
@@ -347,7 +347,7 @@ def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, 
           "codes_of_another_generator": dict(weights="builtin:demo", direction=str(toy_directions["no_id"])),
           "direction_of_another_generator": dict(direction=str(toy_directions["other"])),
           "condition_on_without_w": dict(condition_on=[str(tmp_path / "z_only.npz")]),
-          "condition_on_wrong_dim": dict(condition_on=[str(tmp_path / "w8.npz")])}[case]
+          "condition_on_wrong_dim": dict(condition_on=[str(tmp_path / "w8.npz")])}.get(case)
     tampered = _tampered_codes(projected, tmp_path / "tampered", case)
     if tampered:
         kw = dict(codes=str(tampered))
