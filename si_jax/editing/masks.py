@@ -1,4 +1,5 @@
-"""Component masks m_c (DESIGN.md "Masks"): 1 INSIDE the edited component, 0 outside, float32 [N, H, W].
+"""Component masks m_c (design notes: ../shared/DESIGN.md "Masks"): 1 INSIDE the edited component, 0 outside,
+float32 [N, H, W].
 
 Three sources:
   (a) user-supplied, per image or one for all: `load_masks` (.npz / .npy / one PNG / a directory of PNGs),
@@ -228,7 +229,8 @@ def load_masks(path, num_images: int, height: int, width: int) -> np.ndarray:
     shapes), a single ``.png`` (the same mask for every image), or a directory of ``*.png`` files taken in
     sorted filename order, one per image (or exactly one, shared). Arrays keep their values (soft masks allowed);
     PNGs are binarised on luminance (> 127). Masks whose size differs from (height, width) but with the same aspect
-    ratio are resized with nearest-neighbour interpolation (PIL); another aspect ratio is refused. The result then goes through `validate_masks`: 1 or num_images masks
+    ratio are resized with nearest-neighbour interpolation (PIL); another aspect ratio is refused. The result then
+    goes through `validate_masks`: 1 or num_images masks
     (one mask is broadcast as a read-only view), finite, in [0, 1], none all ones. Every problem is a ValueError
     that names the file.
     """
@@ -264,7 +266,7 @@ def load_masks(path, num_images: int, height: int, width: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("dilate",))
 def auto_mask(img_orig, img_s_edit, *, rel_threshold=0.2, quantile=None, dilate: int = 3, atol=1e-6):
-    """Label-free component mask from the S-only edit's own change (DESIGN.md "Masks" (b); paper Fig. 2).
+    """Label-free component mask from the S-only edit's own change (design notes "Masks" (b); paper Fig. 2).
 
     img_orig = h(s), img_s_edit = h(s + Δs_n): [N, H, W, C]. Returns float32 {0, 1} [N, H, W], 1 = edited.
 

@@ -1,6 +1,7 @@
 """StyleGAN2 building blocks, NHWC, pure JAX.
 
-Forms chosen by measurement (DESIGN.md, BENCHMARKS.md): the non-fused modulated conv (scale input by s, one
+Forms chosen by measurement (BENCHMARKS.md; design notes: ../shared/DESIGN.md): the non-fused modulated conv
+(scale input by s, one
 shared-weight conv, scale output by the demodulation coefficients) and the separable [1,3,3,1] FIR as shifted adds.
 Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
 
