@@ -217,3 +217,12 @@ def test_bad_input_one_error_line_nothing_written(tmp_path, cache, direction_fil
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr[-2000:]
     assert not out.exists()
+
+
+def test_demo_folder_is_per_attribute():
+    """`bin/edit.py` then `bin/edit.py --attribute=smile` must not collide in one folder (the second run was
+    refused for 'other settings' after fitting its directions)."""
+    from si_jax.engines import edit_cli
+
+    assert edit_cli.demo_dir(None) == edit_cli.demo_dir("eyeglasses") == "si_jax_demo"
+    assert edit_cli.demo_dir("smile") == "si_jax_demo_smile" != edit_cli.demo_dir("bangs")
