@@ -201,11 +201,7 @@ def run(flags, is_demo: bool) -> None:
     out_dir = flags.output_dir or (demo_dir(flags.attribute) if is_demo else None)
     if not out_dir:
         raise cli.UsageError("--output_dir is required")
-    if flags.samples:
-        given = [f for f in ("num_samples", "seed") if getattr(flags, f) is not None]
-        if given:
-            raise cli.UsageError(f"--{given[0]} does not apply to --samples (every sample of the folder is edited)")
-    else:
+    if not flags.samples:
         sample_flags(flags)
     if flags.method == "interfacegan" and not flags.condition_on:
         raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
