@@ -157,7 +157,7 @@ def test_validation_errors_for_files_and_arrays(tmp_path, make, match):
 
 
 def test_all_ones_png_in_directory_names_the_png(tmp_path):
-    _png(tmp_path / "a.png", np.zeros((4, 4)))
+    _png(tmp_path / "a.png", np.pad(np.full((2, 2), 255), 1))
     _png(tmp_path / "b.png", np.full((4, 4), 255))
     with pytest.raises(ValueError, match=r"b\.png.*all ones"):
         masks.load_masks(tmp_path, 2, 4, 4)
