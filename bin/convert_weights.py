@@ -15,7 +15,7 @@ try:
 except ImportError:  # running from a checkout: python bin/convert_weights.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 flags.DEFINE_string("input", None, "Weights file: NVlabs/TF .pkl, rosinality .pt, or .safetensors.")
 flags.DEFINE_string("output", None, "Output .safetensors path.")
@@ -28,6 +28,10 @@ def convert(src: str, dst: str, overwrite: bool) -> str:
     """Read `src`, write `dst`; returns the one-line summary. Raises WeightsFormatError / OSError / ValueError."""
     import weights_convert as wc
 
+    if not src:
+        raise ValueError("--input is empty; give a weights file (.pkl, .pt or .safetensors)")
+    if not dst:
+        raise ValueError("--output is empty; give a .safetensors path")
     if os.path.isdir(src):
         raise IsADirectoryError(f"--input {src} is a folder; give a weights file (.pkl, .pt or .safetensors)")
     if not dst.endswith(".safetensors"):
@@ -66,4 +70,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

@@ -1,6 +1,6 @@
 """Style Intervention batch editing (paper Sec. 3.2) or a baseline, resumable, on all local devices.
 
-    python bin/edit.py                        # demo: built-in toyfaces generator + judges, < 2 min on 2 CPUs
+    python bin/edit.py                        # demo: built-in toyfaces generator + judges (README: timing)
     python bin/edit.py --weights=G.safetensors --direction=DIR.npz --output_dir=O \
         [--samples=D | --num_samples=N --seed=S] [--masks=PATH | --mask=auto | --mask=box:x0,y0,x1,y1] \
         [--method=intervention|z|w|interfacegan|s] [--batch_size=8] [--steps_per_layer] [--learning_rate] ...
@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from si_jax.editing import pipeline  # noqa: E402
 from si_jax.engines import cli, edit_run  # noqa: E402
@@ -27,13 +27,15 @@ from si_jax.engines import cli, edit_run  # noqa: E402
 _D = edit_run.EditSettings()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
 flags.DEFINE_string("direction", None, "Direction file from bin/fit_direction.py (s, z, w normals).")
-flags.DEFINE_string("output_dir", None, "Run folder (default for the demo: si_jax_demo).")
+flags.DEFINE_string("output_dir", None, "Run folder (default for the demo: si_jax_demo, or si_jax_demo_<attribute> "
+                    "for another --attribute).")
 flags.DEFINE_string("samples", None, "Folder from bin/sample.py: edit those samples.")
 flags.DEFINE_string("codes", None, "Folder from bin/project.py: edit those projected images (methods intervention, "
                     "w, s, interfacegan; the latent edit is the W-space one, codes have no z).")
 flags.DEFINE_enum("space", None, ["w", "wplus", "s"], "With --codes: which projection to edit (default wplus).")
-flags.DEFINE_integer("num_samples", 16, "Without --samples: edit this many samples of --seed.")
-flags.DEFINE_integer("seed", 0, "Without --samples: latents z[i] = default_rng([seed, i]).")
+flags.DEFINE_integer("num_samples", None, "Without --samples / --codes: edit this many samples of --seed "
+                     "(default 16).")
+flags.DEFINE_integer("seed", None, "Without --samples / --codes: latents z[i] = default_rng([seed, i]) (default 0).")
 flags.DEFINE_string("mask", None, "auto (from the S-only edit's own image difference) | box:x0,y0,x1,y1 | "
                     "ellipse:cx,cy,rx,ry (pixels) | part:NAME (toyfaces segmenter). Default: auto (demo: the "
                     "edited attribute's part).")
@@ -80,4 +82,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

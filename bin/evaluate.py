@@ -1,6 +1,6 @@
 """Compare edit methods on the same samples and masks (paper Table 2) and draw the analysis figures (Figs. 2, 5, 6).
 
-    python bin/evaluate.py                         # demo: built-in generator + synthetic attribute, ~1 min on 2 CPUs
+    python bin/evaluate.py                         # demo: builtin:toyfaces, eyeglasses, judges + segmenter masks
     python bin/evaluate.py --weights=G.safetensors --direction=DIR.npz --output_dir=O \
         [--num_samples=8 --seed=0] [--masks=PATH | --mask=auto | --mask=box:x0,y0,x1,y1] \
         [--methods=intervention,z,w,interfacegan,s] [--condition_on=OTHER.npz ...] [--fig_layer=b64.conv1]
@@ -8,7 +8,7 @@
         # images projected by bin/project.py (demo directions, or --weights + --direction as above)
 
 Outputs in --output_dir: table2.md / table2.json (mean ± std per method: outside-mask MSE, SSIM, PSNR, S-score
-change, flip rate; the demo adds the synthetic attribute's own score change), fig5_interpolation.png/.json
+change, flip rate; the demo adds the toyfaces judges' columns), fig5_interpolation.png/.json
 (Λ* fixed, coefficient of Δs_n varied), fig6_layers.png, fig6_mse.png/.json (result and outside-mask MSE after
 each layer), fig2_channels.png + fig2_iou.json (feature maps vs mask IoU). Nothing is written on bad input.
 With --codes the table compares each edit with the original input image (and, in one column, with the
@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from si_jax.editing import intervention  # noqa: E402
 from si_jax.engines import cli, evaluate_cli  # noqa: E402
@@ -87,4 +87,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

@@ -13,14 +13,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from si_jax.engines import cli  # noqa: E402
 
 flags.DEFINE_string("samples", None, "Folder written by bin/sample.py.")
 flags.DEFINE_string("labels", None, "Label file: .npy [N] or .csv index,label|score (see si_jax.engines.labels).")
 flags.DEFINE_string("output", None, "Output directions file (.npz).")
-flags.DEFINE_string("attribute", None, "Attribute name stored with the directions (default: the label file's stem).")
+flags.DEFINE_string("attribute", None, "Attribute name stored with the directions (default: the "
+                    "column name of a .csv header 'index,NAME', else the label file's stem).")
 flags.DEFINE_float("threshold", None, "Scores: score > threshold is positive.")
 flags.DEFINE_float("ratio", None, "Scores: top/bottom ratio·n are positive/negative, the middle is dropped (0, 0.5].")
 flags.DEFINE_float("val_fraction", 0.2, "Stratified hold-out fraction for the validation accuracy.")
@@ -55,7 +56,8 @@ def _run():
     data = samples.load_samples(FLAGS.samples)
     n = len(data["index"])
     y, idx = labels.load_labels(FLAGS.labels, n, threshold=FLAGS.threshold, ratio=FLAGS.ratio)
-    attribute = FLAGS.attribute or os.path.splitext(os.path.basename(FLAGS.labels))[0]
+    attribute = (FLAGS.attribute or labels.column_name(FLAGS.labels) or
+                 os.path.splitext(os.path.basename(FLAGS.labels))[0])
     print(f"{attribute}: {idx.size} of {n} samples labelled ({int(y.sum())} positive)", file=sys.stderr)
     fitted = {}
     for space, key, C in (("s", "styles", FLAGS.C_s), ("z", "z", None), ("w", "w", None)):
@@ -74,4 +76,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

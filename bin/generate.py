@@ -13,11 +13,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from si_jax.engines import cli  # noqa: E402
 
-flags.DEFINE_string("weights", None, "Weights: .safetensors from convert_weights.py, or a raw .pkl / .pt file.")
+flags.DEFINE_string("weights", None, "Weights: .safetensors from convert_weights.py, a raw .pkl / .pt file, builtin:toyfaces or builtin:demo.")
 flags.DEFINE_string("latents", None, "NPZ with `z` [N, z_dim].")
 flags.DEFINE_string("styles", None, "NPZ with `s` [N, S] flat style codes (instead of --latents).")
 flags.DEFINE_string("output", None, "Output NPZ path.")
@@ -83,4 +83,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

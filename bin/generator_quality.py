@@ -7,7 +7,7 @@ frequencies generated vs the world's, the share of images where the segmenter fi
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from si_jax.engines import cli
 
@@ -57,4 +57,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags
+from absl import flags
 
 from si_jax import projection
 from si_jax.engines import cli
@@ -63,4 +63,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

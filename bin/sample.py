@@ -24,11 +24,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from si_jax.engines import cli  # noqa: E402
 
-flags.DEFINE_string("weights", None, "Weights: .safetensors, a raw .pkl / .pt file, or builtin:demo.")
+flags.DEFINE_string("weights", None, "Weights: .safetensors, a raw .pkl / .pt file, builtin:toyfaces or builtin:demo.")
 flags.DEFINE_integer("num_samples", None, "Number of samples N.")
 flags.DEFINE_integer("seed", 0, "Seed (>= 0): z[i] = default_rng([seed, i]).standard_normal(z_dim).")
 flags.DEFINE_string("output_dir", None, "Run folder (created; resumed when it holds the same run).")
@@ -194,4 +194,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from si_jax.engines import cli, train_run  # noqa: E402
 
@@ -76,4 +76,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

@@ -1,12 +1,12 @@
 """Train the toyfaces judges (attribute/identity classifier, part segmenter) on rendered images; report held-out
 accuracy per attribute, error per nuisance factor and IoU per part.
 
-    python bin/train_judges.py --output_dir=si_jax/data        # writes toyfaces_{classifier,segmenter}.safetensors
+    python bin/train_judges.py --output_dir=si_jax/data --overwrite   # replaces toyfaces_{classifier,segmenter}.safetensors
 """
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from si_jax.engines import cli
 
@@ -18,6 +18,7 @@ flags.DEFINE_integer("seed", 1, "World seed of the training stream.")
 flags.DEFINE_integer("eval_seed", 99, "World seed of the held-out evaluation images.")
 flags.DEFINE_integer("eval_num", 4096, "Held-out images.")
 cli.define_cache_flag(flags)
+flags.DEFINE_bool("overwrite", False, "Replace judges already in --output_dir (e.g. the shipped ones in si_jax/data).")
 flags.mark_flags_as_required(["output_dir"])
 FLAGS = flags.FLAGS
 
@@ -34,11 +35,14 @@ def main(argv):
             report = judge_training.train_judges(
                 FLAGS.output_dir, classifier_steps=FLAGS.classifier_steps, segmenter_steps=FLAGS.segmenter_steps,
                 batch=FLAGS.batch_size, seed=FLAGS.seed, eval_seed=FLAGS.eval_seed, eval_num=FLAGS.eval_num,
-                command=" ".join(["python bin/train_judges.py", *sys.argv[1:]]), log=log)
+                command=" ".join(["python bin/train_judges.py", *sys.argv[1:]]), log=log,
+                overwrite=FLAGS.overwrite)
         print(json.dumps(report, indent=1))
 
     cli.run_guarded(run)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from si_jax.engines.cli import run_app
+
+    run_app(main)

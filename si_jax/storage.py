@@ -43,6 +43,11 @@ def load_npz_array(path, key: str, *, ndim: int, last_dim: int | None = None, mi
                 arr = np.asarray(data[key])
     except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    except ValueError as e:   # pickled / object data (never loaded), or a damaged member
+        if str(e).startswith(f"{path}"):
+            raise
+        raise ValueError(f"{path}: not an .npz of plain numeric arrays (it holds pickled or object data, which "
+                         f"si_jax never loads, or is damaged); write it with numpy.savez(path, {key}=array)") from None
     if arr.ndim != ndim or (last_dim is not None and arr.shape[-1] != last_dim):
         want = f"rank {ndim}" + (f" with last dimension {last_dim}" if last_dim is not None else "")
         raise ValueError(f"{path}: '{key}' has shape {arr.shape}, expected {want}")
@@ -181,6 +186,28 @@ def check_format_header(header, where, what: str, fmt: str, version: int) -> dic
     if header.get("version") != version:
         raise ValueError(f"{where}: {what} version {header.get('version')!r} is not supported "
                          f"(this si_jax reads version {version})")
+    return header
+
+
+_FIELD_KINDS = {
+    "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
+    "size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number >= 1"),
+    "number": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v),
+               "a finite number"),
+    "text": (lambda v: isinstance(v, str), "a string"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+}
+
+
+def check_fields(header: dict, where, fix: str, **kinds) -> dict:
+    """Each named entry of a parsed JSON header must exist and be of its kind ('count', 'size', 'number', 'text',
+    'list'). -> header; ValueError '<where>: ... ; <fix>' naming the first missing or mistyped entry."""
+    for name, kind in kinds.items():
+        ok, what = _FIELD_KINDS[kind]
+        if name not in header:
+            raise ValueError(f"{where}: no '{name}' entry; {fix}")
+        if not ok(header[name]):
+            raise ValueError(f"{where}: '{name}' is {header[name]!r}, expected {what}; {fix}")
     return header
 
 

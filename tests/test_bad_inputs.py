@@ -320,3 +320,150 @@ def test_read_only_output_folder_binary(inputs, tmp_path):
     one_error(run_bin("generate.py", *_fill(GEN[:2], inputs, tmp_path, ""), f"--output={ro}/res.npz"),
               "cannot write into")
     assert list(ro.iterdir()) == []
+
+
+# ------------------------------------------------------------- in-process: loaders and validators (issue 21)
+
+
+def _tamper(folder, name, edit):
+    """folder/name (JSON) -> edit(dict) written back."""
+    import json
+
+    path = pathlib.Path(folder) / name
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda m: {**m, "shards": 5}, "'shards' is 5, expected a list"),
+    (lambda m: {k: v for k, v in m.items() if k != "z_dim"}, "no 'z_dim' entry"),
+    (lambda m: {**m, "truncation_psi": "abc"}, "'truncation_psi' is 'abc', expected a finite number"),
+    (lambda m: {**m, "shards": [{"file": "x"}]}, "shards[0]: no 'start' entry"),
+])
+def test_damaged_samples_manifest_is_named(inputs, tmp_path, edit, words):
+    from si_jax.engines import samples
+
+    run = tmp_path / "s"
+    shutil.copytree(inputs / "samples", run)
+    _tamper(run, "manifest.json", edit)
+    with pytest.raises(ValueError) as info:
+        samples.load_samples(run)
+    assert str(run / "manifest.json") in str(info.value) and words in str(info.value)
+    assert "re-run bin/sample.py" in str(info.value)
+
+
+def test_nan_in_a_samples_shard_names_the_shard(inputs, tmp_path):
+    from si_jax.engines import samples
+
+    run = tmp_path / "s"
+    shutil.copytree(inputs / "samples", run)
+    shard = run / "shards" / "shard_00001.npz"
+    with np.load(shard) as d:
+        arrays = dict(d)
+    arrays["styles"][1, 3] = np.nan
+    storage.save_npz_atomic(shard, **arrays)
+    with pytest.raises(ValueError, match=r"shard_00001\.npz: 'styles' holds NaN.*delete this shard"):
+        samples.load_samples(run)
+
+
+def test_pickled_or_random_npz_is_named_without_numpy_advice(tmp_path):
+    (tmp_path / "rnd.npz").write_bytes(np.random.default_rng(0).bytes(500))
+    np.savez(tmp_path / "obj.npz", z=np.array([{"a": 1}], dtype=object))
+    for name in ("rnd.npz", "obj.npz"):
+        with pytest.raises(ValueError) as info:
+            storage.load_npz_array(tmp_path / name, "z", ndim=2)
+        msg = str(info.value)
+        assert msg.startswith(str(tmp_path / name)) and "numpy.savez" in msg and "allow_pickle" not in msg, msg
+
+
+def test_too_many_shards_is_a_usage_error_not_out_of_memory():
+    with pytest.raises(ValueError, match=r"make 1000000000000 shards.*raise --batch_size to at least 10000000"):
+        runs.fit_batch_size(1, 10**12, runs.local_mesh())
+
+
+def test_label_csv_with_byte_order_mark_and_attribute_header(tmp_path):
+    from si_jax.engines import labels
+
+    path = tmp_path / "labels.csv"
+    path.write_bytes("index,smile\r\n0,1\r\n1,0\r\n2,1\r\n".encode("utf-8-sig"))   # as spreadsheets write it
+    y, idx = labels.load_labels(path, 3)
+    np.testing.assert_array_equal(y, [True, False, True])
+    assert labels.column_name(path) == "smile"
+    path.write_bytes("index,label\n0,1\n1,0\n".encode("utf-8-sig"))
+    assert labels.load_labels(path, 2)[0].tolist() == [True, False] and labels.column_name(path) is None
+
+
+def test_mask_files_empty_stretched_or_unreadable_are_refused(tmp_path):
+    from si_jax.editing import masks
+
+    np.save(tmp_path / "zero.npy", np.zeros((2, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"zero\.npy: mask 0 is empty \(all zeros\)"):
+        masks.load_masks(tmp_path / "zero.npy", 2, 8, 8)
+    odd = np.zeros((17, 23), np.float32)
+    odd[4:9, 5:12] = 1
+    np.save(tmp_path / "odd.npy", odd)
+    with pytest.raises(ValueError, match=r"odd\.npy: mask of 23x17 \(WxH\) px has another aspect ratio"):
+        masks.load_masks(tmp_path / "odd.npy", 1, 8, 8)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.fromarray((odd[:8, :8] * 255).astype(np.uint8)).save(folder / "a.png")
+    os.symlink(folder / "loop.png", folder / "loop.png")
+    with pytest.raises(ValueError, match=r"loop\.png is not a readable file"):
+        masks.load_masks(folder, 2, 8, 8)
+
+
+def test_image_folder_names_an_unreadable_png(tmp_path):
+    from PIL import Image
+
+    from si_jax import projection
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    os.symlink(tmp_path / "b.png", tmp_path / "b.png")   # a link to itself
+    with pytest.raises(ValueError, match=r"1 of 2 image files .* cannot be read: b\.png"):
+        projection.load_image_folder(tmp_path, 8)
+
+
+def test_convert_weights_empty_input_and_train_judges_outputs(tmp_path):
+    import importlib.util
+
+    from si_jax.world import judge_training, judges
+
+    spec = importlib.util.spec_from_file_location("convert_weights_bin", REPO / "bin" / "convert_weights.py")
+    with pytest.raises(ValueError, match="--input is empty"):
+        # convert() is the binary's whole work; its module defines absl flags only once per process
+        (mod := importlib.util.module_from_spec(spec), spec.loader.exec_module(mod))[0].convert("", "x.safetensors",
+                                                                                               False)
+    kw = dict(classifier_steps=1, segmenter_steps=1, batch=2, eval_num=2, log=lambda m: None)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match=r"afile is a file, not a folder"):
+        judge_training.train_judges(tmp_path / "afile", **kw)
+    (tmp_path / judges.CLASSIFIER_FILE).write_bytes(b"old")
+    with pytest.raises(FileExistsError, match=r"toyfaces_classifier.safetensors exists; pass --overwrite"):
+        judge_training.train_judges(tmp_path, **kw)
+    assert (tmp_path / judges.CLASSIFIER_FILE).read_bytes() == b"old"
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        with pytest.raises(PermissionError):
+            judge_training.train_judges(ro, **kw)
+
+
+def test_help_exits_0_for_every_binary():
+    """absl exits 1 after --help; cli.run_app makes it 0 (one subprocess for all binaries: they only parse flags)."""
+    code = ("import runpy, sys\n"
+            "for b in sys.argv[1:]:\n"
+            "    sys.argv = [b, '--help']\n"
+            "    try:\n"
+            "        runpy.run_path(b, run_name='__main__')\n"
+            "    except SystemExit as e:\n"
+            "        print('EXIT', b, e.code)\n"
+            "    from absl import flags\n"
+            "    for name in list(flags.FLAGS):\n"
+            "        delattr(flags.FLAGS, name) if name not in ('help', 'helpshort', 'helpfull', 'helpxml') else None\n")
+    bins = sorted(str(p) for p in (REPO / "bin").glob("*.py"))
+    proc = subprocess.run([sys.executable, "-c", code, *bins], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(xla_env(), JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO)))
+    codes = dict(line.split(" ")[1:] for line in proc.stdout.splitlines() if line.startswith("EXIT "))
+    assert codes == {b: "0" for b in bins}, proc.stdout[-2000:] + proc.stderr[-2000:]

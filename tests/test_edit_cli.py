@@ -282,3 +282,12 @@ def test_xla_log_lines_are_hidden_unless_the_user_sets_the_level(tmp_path, level
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "2.0", proc.stderr[-2000:]
     assert ("dump" in proc.stderr) == shown, proc.stderr[-2000:]
+
+
+def test_demo_folder_is_per_attribute():
+    """`bin/edit.py` then `bin/edit.py --attribute=smile` must not collide in one folder (the second run was
+    refused for 'other settings' after fitting its directions)."""
+    from si_jax.engines import edit_cli
+
+    assert edit_cli.demo_dir(None) == edit_cli.demo_dir("eyeglasses") == "si_jax_demo"
+    assert edit_cli.demo_dir("smile") == "si_jax_demo_smile" != edit_cli.demo_dir("bangs")

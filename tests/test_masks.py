@@ -157,7 +157,7 @@ def test_validation_errors_for_files_and_arrays(tmp_path, make, match):
 
 
 def test_all_ones_png_in_directory_names_the_png(tmp_path):
-    _png(tmp_path / "a.png", np.zeros((4, 4)))
+    _png(tmp_path / "a.png", np.pad(np.full((2, 2), 255), 1))
     _png(tmp_path / "b.png", np.full((4, 4), 255))
     with pytest.raises(ValueError, match=r"b\.png.*all ones"):
         masks.load_masks(tmp_path, 2, 4, 4)
@@ -168,8 +168,10 @@ def test_validate_accepts_shapes_and_broadcasts_one_mask():
     out = masks.validate_masks(one, 5, 4, 4)  # [H, W] -> shared by all images
     assert out.shape == (5, 4, 4) and out.dtype == np.float32
     np.testing.assert_array_equal(out[3], one)
-    out = masks.validate_masks(np.stack([one, one * 0])[..., None].astype(bool), 2, 4, 4)
-    assert out.shape == (2, 4, 4) and out[0].sum() == 4 and out[1].sum() == 0  # all-zeros is allowed
+    out = masks.validate_masks(np.stack([one, one * 0.5])[..., None], 2, 4, 4)
+    assert out.shape == (2, 4, 4) and out[0].sum() == 4 and out[1].sum() == 2   # soft masks are kept
+    with pytest.raises(ValueError, match=r"my_masks: mask 1 is empty \(all zeros\)"):   # like all ones: refused
+        masks.validate_masks(np.stack([one, one * 0]).astype(bool), 2, 4, 4, source="my_masks")
 
 
 # ---------------------------------------------------------------------------------------------------------------

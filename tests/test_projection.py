@@ -285,6 +285,34 @@ def _eval_flags(tmp_path, **kw):
     return types.SimpleNamespace(**base)
 
 
+def _tampered_codes(projected, to, case):
+    """A copy of the projected folder damaged as `case` says (issue 21), or None for the other cases."""
+    import json
+    import shutil
+
+    from si_jax import storage
+
+    edits = {"spaces_not_a_list": ("manifest", lambda m: {**m, "spaces": 5}),
+             "spaces_missing": ("manifest", lambda m: {k: v for k, v in m.items() if k != "spaces"}),
+             "names_vs_images": ("codes", lambda d: {**d, "names": np.array(["a", "b", "c"])}),
+             "rows_vs_targets": ("codes", lambda d: {**d, "styles_wplus": d["styles_wplus"][:1]}),
+             "code_shape": ("codes", lambda d: {**d, "code_wplus": np.zeros((2, 7), np.float32)}),
+             "targets_16px": ("codes", lambda d: {**d, "target": d["target"][:, ::2, ::2],
+                                                  **{k: d[k][:, ::2, ::2] for k in d if k.startswith("recon_")}})}
+    if case not in edits:
+        return None
+    shutil.copytree(projected, to)
+    what, edit = edits[case]
+    if what == "manifest":
+        path = to / "projection.json"
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    else:
+        with np.load(to / "codes.npz") as d:
+            arrays = dict(d)
+        storage.save_npz_atomic(to / "codes.npz", **edit(arrays))
+    return to
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing", "folder not found"),
     ("not_codes", "has no projection.json"),
@@ -297,6 +325,12 @@ def _eval_flags(tmp_path, **kw):
     ("direction_of_another_generator", "was fitted for another generator"),
     ("condition_on_without_w", "has no 'w' direction"),
     ("condition_on_wrong_dim", "W direction of dimension 8, the generator has 64"),
+    ("spaces_not_a_list", "'spaces' is 5, expected a list"),
+    ("spaces_missing", "no 'spaces' entry"),
+    ("names_vs_images", "target has 2 rows for 3 names"),
+    ("rows_vs_targets", "styles_wplus has 1 rows for 2 names"),
+    ("code_shape", r"code_wplus of shape \(7,\), the generator.s is \(8, 64\)"),
+    ("targets_16px", "its images are 16 px, the generator makes 32 px"),
 ])
 def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, toy_directions, tmp_path, case,
                                                                    message):
@@ -318,10 +352,30 @@ def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, 
           "codes_of_another_generator": dict(weights="builtin:demo", direction=str(toy_directions["no_id"])),
           "direction_of_another_generator": dict(direction=str(toy_directions["other"])),
           "condition_on_without_w": dict(condition_on=[str(tmp_path / "z_only.npz")]),
-          "condition_on_wrong_dim": dict(condition_on=[str(tmp_path / "w8.npz")])}[case]
+          "condition_on_wrong_dim": dict(condition_on=[str(tmp_path / "w8.npz")])}.get(case)
+    tampered = _tampered_codes(projected, tmp_path / "tampered", case)
+    if tampered:
+        kw = dict(codes=str(tampered))
     flags = _eval_flags(tmp_path, **{"codes": str(projected), "direction": str(toy_directions["own"]), **kw})
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         evaluate_cli.resolve_inputs(flags, is_demo=False, log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["num_samples", "seed", "truncation_psi"])
+def test_edit_codes_refuses_sample_flags_in_process(projected, tmp_path, flag):
+    """bin/edit.py --codes with --num_samples / --seed / --truncation_psi: refused (they were ignored), before
+    anything is loaded or written."""
+    import types
+
+    from si_jax.engines import cli, project_edit
+
+    flags = types.SimpleNamespace(space=None, method="intervention", samples=None, truncation_psi=None,
+                                  num_samples=None, seed=None, codes=str(projected),
+                                  output_dir=str(tmp_path / "out"))
+    setattr(flags, flag, 4)
+    with pytest.raises(cli.UsageError, match=f"--{flag} does not apply to --codes"):
+        project_edit.run(flags, is_demo=True, log=lambda m: None)
     assert not (tmp_path / "out").exists()
 
 

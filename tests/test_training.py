@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -182,7 +183,9 @@ def test_run_writes_checkpoints_metrics_grids(uninterrupted):
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
     assert lines[0]["r1"] is not None and lines[0]["pl"] is not None and lines[1]["r1"] is None
     assert {"G", "D"} <= set(lines[-1]["losses"]) and lines[-1]["timing"]["kimg_per_s"] > 0
-    with Image.open(workdir / "grid_000000.png") as grid:   # an 8 x 8 grid with its kimg written above it
+    assert sorted(p.name for p in workdir.glob("grid_*.png")) == [   # grid_kimg 0.008: none overwrites another
+        "grid_000000.000.png", "grid_000000.008.png", "grid_000000.016.png"]
+    with Image.open(workdir / "grid_000000.000.png") as grid:   # an 8 x 8 grid with its kimg written above it
         band = np.asarray(grid.convert("L"))[:grid.height - grid.width]
     assert 10 < len(band) < 30 and band.min() < 100 and band.max() == 255
     meta = checkpoint.read_meta(workdir / "checkpoints" / "ckpt_000000004")
@@ -351,3 +354,67 @@ def test_smoke_config_trains_end_to_end_announcing_compiles_and_resumes(tmp_path
     again = _train(work, jax_cache, "--kimg=0.048")
     resumed = _first(again, "resuming from")
     _first(again, "kimg 0.03/0.05  step 4 ", _first(again, "compiling 3 training programs", resumed))
+
+
+# --- bad inputs and leftovers (issue 21) ---------------------------------------------------------------------------
+
+def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(tmp_path, monkeypatch):
+    """--lr=1e30 fails at step 0: no folder, settings.json or grid is left, so the corrected command is not
+    refused for 'other settings'."""
+    real_step = steps.train_step
+
+    def nan_at_step_0(state, *args, **kw):
+        state, m = real_step(state, *args, **kw)
+        return state, {**m, "G": jnp.float32(jnp.nan)}
+
+    monkeypatch.setattr(train_run.steps, "train_step", nan_at_step_0)
+    work = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
+        train_run.train(dataclasses.replace(SMALL, lr=1e30), work)
+    assert not work.exists()
+    monkeypatch.setattr(train_run.steps, "train_step", real_step)
+    out = train_run.train(dataclasses.replace(SMALL, kimg=0.004, grid_kimg=0.004), work)
+    assert out["step"] == 1 and (work / "settings.json").is_file()
+    assert sorted(p.name for p in work.glob("grid_*")) == ["grid_000000.000.png", "grid_000000.004.png"]
+    assert oct((work / "G_ema.safetensors").stat().st_mode & 0o777) == "0o644"
+
+
+@pytest.mark.parametrize("text, words", [("[]", r"holds list \[\]"), ("{garbage", "is damaged")])
+def test_damaged_settings_json_is_named(tmp_path, text, words):
+    (tmp_path / "settings.json").write_text(text)
+    with pytest.raises(cli.UsageError, match=words) as info:
+        train_run.train(SMALL, tmp_path)
+    assert str(tmp_path / "settings.json") in str(info.value) and "delete it" in str(info.value)
+    assert (tmp_path / "settings.json").read_text() == text
+
+
+def test_damaged_newest_checkpoint_falls_back_and_is_named(uninterrupted, tmp_path, capsys):
+    """A truncated newest checkpoint (or one with a planted NaN) is named; the previous intact one is resumed;
+    an export temp file left by a kill is removed."""
+    workdir, _ = uninterrupted
+    work = tmp_path / "w"
+    shutil.copytree(workdir, work)
+    newest = work / "checkpoints" / "ckpt_000000004"
+    state_file = newest / checkpoint.STATE_FILE
+    state_file.write_bytes(state_file.read_bytes()[:1000])
+    (work / ".G_ema.safetensors.abc.tmp").write_bytes(b"half")
+    out = train_run.train(SMALL, work, stream=sys.stderr)
+    err = capsys.readouterr().err
+    assert "ckpt_000000004: unreadable checkpoint state" in err and "resuming from the previous checkpoint" in err
+    assert out["step"] == 4 and not (work / ".G_ema.safetensors.abc.tmp").exists()
+    a, b = _ckpt_arrays(workdir / "checkpoints" / "ckpt_000000004"), _ckpt_arrays(out["checkpoint"])
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    # NaN planted in the only checkpoint left: named, nothing restored from it
+    only = tmp_path / "only"
+    shutil.copytree(workdir, only)
+    shutil.rmtree(only / "checkpoints" / "ckpt_000000002")
+    arrays = _ckpt_arrays(only / "checkpoints" / "ckpt_000000004")
+    key = next(k for k, v in arrays.items() if v.dtype == np.float32 and v.size > 1)
+    arrays[key][0] = np.nan
+    from safetensors.numpy import save_file
+
+    save_file(arrays, str(only / "checkpoints" / "ckpt_000000004" / checkpoint.STATE_FILE))
+    before = (only / "settings.json").read_bytes()
+    with pytest.raises(ValueError, match=r"NaN or infinite values.*no intact checkpoint is left: delete"):
+        train_run.train(SMALL, only)
+    assert (only / "settings.json").read_bytes() == before

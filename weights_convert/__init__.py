@@ -11,7 +11,8 @@ import io
 import pathlib
 
 from weights_convert import nvlabs, rosinality, safe_pickle, tf
-from weights_convert.canonical import count_parameters, load_safetensors, save_safetensors, style_dim, validate
+from weights_convert.canonical import (count_parameters, load_safetensors, remove_temp_files, save_safetensors,
+                                      style_dim, validate)
 from weights_convert.common import describe, read_bytes
 from weights_convert.errors import UnsafePickleError, WeightsFormatError, one_line
 from weights_convert.nvlabs import read_nvlabs_pkl
@@ -19,7 +20,7 @@ from weights_convert.rosinality import read_rosinality_pt
 from weights_convert.tf import read_tf_pkl
 
 __all__ = ["read_weights", "read_nvlabs_pkl", "read_tf_pkl", "read_rosinality_pt", "save_safetensors",
-           "load_safetensors", "WeightsFormatError", "UnsafePickleError", "count_parameters", "style_dim",
+           "remove_temp_files", "load_safetensors", "WeightsFormatError", "UnsafePickleError", "count_parameters", "style_dim",
            "validate", "detect_format"]
 
 

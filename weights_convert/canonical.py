@@ -174,7 +174,8 @@ def style_dim(config) -> int:
 
 def save_safetensors(path, params: dict, config: dict) -> None:
     """Write params + config (JSON in metadata['si_jax_config'], metadata['format_version'] = '1') atomically:
-    a temp file in the same folder, fsync, then os.replace. Validates first; nothing is written on error."""
+    a temp file `.NAME.*.tmp` in the same folder (mode 0644), fsync, then os.replace. Validates first; nothing is
+    written on error (a kill can leave the temp file: `remove_temp_files` deletes it)."""
     from safetensors.numpy import save
 
     path = pathlib.Path(path)
@@ -183,6 +184,7 @@ def save_safetensors(path, params: dict, config: dict) -> None:
                                   "format_version": FORMAT_VERSION})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        os.fchmod(fd, 0o644)   # like every other output (mkstemp creates 0600)
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
@@ -194,6 +196,13 @@ def save_safetensors(path, params: dict, config: dict) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def remove_temp_files(path) -> None:
+    """Delete the temp files a killed `save_safetensors(path, ...)` left next to `path`."""
+    path = pathlib.Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def load_safetensors(path) -> tuple:

@@ -7,8 +7,8 @@ classifier score, `score_gradient` its raw-space gradient g, so a step t·normal
 Step length α (InterFaceGAN style), per image, from `target`:
   'flip'     : land at distance −sign(d)·t (cross to the other side by t: add the attribute where absent, remove it
                where present);  'positive' / 'negative': land at +t / −t;  a float: that fixed α for every image.
-Scale of Δs_n (DESIGN.md): Δs_n = β·n_s with β = (g_s·Δs_z)/‖g_s‖, so Δs_n moves the S-space classifier score by
-exactly as much (and in the same direction) as Δs_z does. `s_scale=float` overrides β.
+Scale of Δs_n (design notes: ../shared/DESIGN.md): Δs_n = β·n_s with β = (g_s·Δs_z)/‖g_s‖, so Δs_n moves the
+S-space classifier score by exactly as much (and in the same direction) as Δs_z does. `s_scale=float` overrides β.
 """
 from __future__ import annotations
 

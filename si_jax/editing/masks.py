@@ -1,4 +1,5 @@
-"""Component masks m_c (DESIGN.md "Masks"): 1 INSIDE the edited component, 0 outside, float32 [N, H, W].
+"""Component masks m_c (design notes: ../shared/DESIGN.md "Masks"): 1 INSIDE the edited component, 0 outside,
+float32 [N, H, W].
 
 Three sources:
   (a) user-supplied, per image or one for all: `load_masks` (.npz / .npy / one PNG / a directory of PNGs),
@@ -119,9 +120,9 @@ def validate_masks(masks, num_images: int, height: int, width: int, *, source: s
 
     masks: [K, H, W], [K, H, W, 1] or [H, W] (K = 1), with K == 1 (one mask for every image; returned as a
     read-only broadcast VIEW, no copy) or K == num_images. Checks, each a ValueError naming ``source``: shape and
-    count, finite values, values in [0, 1], and that no mask is all ones (weights 1 - m would be zero everywhere:
-    nothing to preserve, and the pixel loss would be identically 0). All-zeros masks are allowed (the loss then
-    covers the whole image).
+    count, finite values, values in [0, 1], that no mask is all ones (weights 1 - m would be zero everywhere:
+    nothing to preserve, and the pixel loss would be identically 0) and that none is all zeros (no region to
+    edit: e.g. a box given in the coordinates of another resolution).
     """
     try:
         arr = np.asarray(masks)
@@ -155,15 +156,24 @@ def validate_masks(masks, num_images: int, height: int, width: int, *, source: s
     if full.any():
         raise ValueError(f"{source}: mask {int(np.argmax(full))} is all ones -- nothing outside the edit to "
                          f"preserve")
+    empty = (arr <= 0.0).reshape(k, -1).all(1)
+    if empty.any():
+        raise ValueError(f"{source}: mask {int(np.argmax(empty))} is empty (all zeros) -- it marks no region to "
+                         f"edit; check its coordinates against the {width}x{height} (WxH) image")
     if k == 1 and num_images > 1:
         arr = np.broadcast_to(arr, (num_images, height, width))
     return arr
 
 
-def _resize_nearest(arr2d: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of one float [h, w] mask with PIL (mode 'F': values are kept exactly)."""
+def _resize_nearest(arr2d: np.ndarray, height: int, width: int, source="mask") -> np.ndarray:
+    """Nearest-neighbour resize of one float [h, w] mask with PIL (mode 'F': values are kept exactly). A mask of
+    another aspect ratio is refused (ValueError naming `source`): stretching it would move the region."""
     if arr2d.shape == (height, width):
         return arr2d
+    h, w = arr2d.shape
+    if h * width != w * height:
+        raise ValueError(f"{source}: mask of {w}x{h} (WxH) px has another aspect ratio than the {width}x{height} "
+                         f"images; give masks of {width}x{height} px (or the same aspect ratio)")
     img = Image.fromarray(np.ascontiguousarray(arr2d, dtype=np.float32))  # float32 2-D -> mode "F"
     return np.asarray(img.resize((width, height), Image.Resampling.NEAREST), np.float32)
 
@@ -179,7 +189,7 @@ def _read_png(path: pathlib.Path, height: int, width: int) -> np.ndarray:
                 binary = np.asarray(img.convert("L")) > 127
     except Exception as e:  # noqa: BLE001 - PIL raises many types for unreadable files
         raise ValueError(f"{path}: cannot read as an image ({e})") from None
-    return _resize_nearest(binary.astype(np.float32), height, width)
+    return _resize_nearest(binary.astype(np.float32), height, width, path)
 
 
 def _read_array(path: pathlib.Path, height: int, width: int) -> np.ndarray:
@@ -208,7 +218,7 @@ def _read_array(path: pathlib.Path, height: int, width: int) -> np.ndarray:
     if arr.shape[1:] != (height, width):
         if not np.isfinite(arr).all():
             raise ValueError(f"{path}: masks contain non-finite values (NaN/inf)")
-        arr = np.stack([_resize_nearest(m, height, width) for m in arr])
+        arr = np.stack([_resize_nearest(m, height, width, path) for m in arr])
     return arr
 
 
@@ -218,14 +228,19 @@ def load_masks(path, num_images: int, height: int, width: int) -> np.ndarray:
     path: a ``.npz`` (array ``masks`` of shape [N, h, w] or [N, h, w, 1]; [h, w] = one mask), a ``.npy`` (same
     shapes), a single ``.png`` (the same mask for every image), or a directory of ``*.png`` files taken in
     sorted filename order, one per image (or exactly one, shared). Arrays keep their values (soft masks allowed);
-    PNGs are binarised on luminance (> 127). Masks whose size differs from (height, width) are resized with
-    nearest-neighbour interpolation (PIL). The result then goes through `validate_masks`: 1 or num_images masks
+    PNGs are binarised on luminance (> 127). Masks whose size differs from (height, width) but with the same aspect
+    ratio are resized with nearest-neighbour interpolation (PIL); another aspect ratio is refused. The result then
+    goes through `validate_masks`: 1 or num_images masks
     (one mask is broadcast as a read-only view), finite, in [0, 1], none all ones. Every problem is a ValueError
     that names the file.
     """
     p = pathlib.Path(os.fspath(path))
     if p.is_dir():
-        pngs = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() == ".png")
+        pngs = sorted(q for q in p.iterdir() if q.suffix.lower() == ".png")
+        unreadable = [q.name for q in pngs if not q.is_file()]
+        if unreadable:
+            raise ValueError(f"{p}: {', '.join(unreadable[:5])} {'is' if len(unreadable) == 1 else 'are'} not a "
+                             "readable file (a folder, or a broken or looping link); remove or fix it")
         if not pngs:
             raise ValueError(f"{p}: directory contains no .png masks")
         if len(pngs) not in (1, num_images):
@@ -251,7 +266,7 @@ def load_masks(path, num_images: int, height: int, width: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("dilate",))
 def auto_mask(img_orig, img_s_edit, *, rel_threshold=0.2, quantile=None, dilate: int = 3, atol=1e-6):
-    """Label-free component mask from the S-only edit's own change (DESIGN.md "Masks" (b); paper Fig. 2).
+    """Label-free component mask from the S-only edit's own change (design notes "Masks" (b); paper Fig. 2).
 
     img_orig = h(s), img_s_edit = h(s + Δs_n): [N, H, W, C]. Returns float32 {0, 1} [N, H, W], 1 = edited.
 

@@ -76,6 +76,21 @@ def run_guarded(fn) -> None:
         _fail(oom_message(_first_line(e)))
 
 
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
+def run_app(main, argv=None) -> None:
+    """absl's app.run(main), except that asking for help exits 0 (absl exits 1 after printing it)."""
+    from absl import app
+
+    try:
+        app.run(main, argv)
+    except SystemExit as e:
+        if e.code == 1 and any(a in HELP_FLAGS for a in (argv or sys.argv)[1:]):
+            raise SystemExit(0) from None
+        raise
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__

@@ -18,6 +18,23 @@ from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
 
 DEMO_DIR = "si_jax_demo"
+DEFAULT_NUM_SAMPLES, DEFAULT_SEED = 16, 0
+
+
+def demo_dir(attribute=None) -> str:
+    """The demo's default run folder: DEMO_DIR for the default attribute, DEMO_DIR_<attribute> for another (so
+    that `bin/edit.py --attribute=smile` after `bin/edit.py` starts a run of its own instead of being refused)."""
+    attribute = attribute or demo.DEMO_ATTRIBUTE
+    return DEMO_DIR if attribute == demo.DEMO_ATTRIBUTE else f"{DEMO_DIR}_{attribute}"
+
+
+def sample_flags(flags) -> tuple:
+    """-> (num_samples, seed) with their defaults; UsageError for values out of range."""
+    num = DEFAULT_NUM_SAMPLES if flags.num_samples is None else flags.num_samples
+    seed = DEFAULT_SEED if flags.seed is None else flags.seed
+    cli.require(num >= 1, "num_samples", num, "must be >= 1")
+    cli.require(seed >= 0, "seed", seed, "must be >= 0")
+    return num, seed
 
 
 def configure_jax(cache_dir: str, multihost: bool, flags=None) -> None:
@@ -85,8 +102,8 @@ def _latents(flags, z_dim: int, generator_id: str) -> tuple:
         return data["z"], {"samples": str(flags.samples), "samples_digest": file_digest(
             pathlib.Path(flags.samples) / samples.MANIFEST)}, psi
     psi = 1.0 if flags.truncation_psi is None else flags.truncation_psi
-    return samples.latents(flags.seed, range(flags.num_samples), z_dim), {"num_samples": flags.num_samples,
-                                                                         "seed": flags.seed}, psi
+    num, seed = sample_flags(flags)
+    return samples.latents(seed, range(num), z_dim), {"num_samples": num, "seed": seed}, psi
 
 
 def settings_of(flags, **override) -> edit_run.EditSettings:
@@ -199,12 +216,11 @@ def run(flags, is_demo: bool) -> None:
     settings_of(flags)   # every numeric flag, before anything is loaded
     cli.numerics_of(flags)
     mask_flag = mask_setting(flags.mask, flags.masks, default=None)
-    out_dir = flags.output_dir or (DEMO_DIR if is_demo else None)
+    out_dir = flags.output_dir or (demo_dir(flags.attribute) if is_demo else None)
     if not out_dir:
         raise cli.UsageError("--output_dir is required")
     if not flags.samples:
-        cli.require(flags.num_samples >= 1, "num_samples", flags.num_samples, "must be >= 1")
-        cli.require(flags.seed >= 0, "seed", flags.seed, "must be >= 0")
+        sample_flags(flags)
     if flags.method == "interfacegan" and not flags.condition_on:
         raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
     cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))

@@ -184,7 +184,8 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
             raise ValueError("nothing to compare: 'interfacegan' needs --condition_on and no other method was given")
     judge = None
     if is_demo:
-        log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
+        if codes is None:   # the banner is about the generated demo samples, not the user's projected images
+            log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
         dirs = demo.cached_directions(params, cfg, judges, attribute, gid, log=log)
         judge = judged.JudgeMetrics(judges, attribute)
     else:
@@ -256,7 +257,8 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
     kept = results["kept"]
     pngs, extra = {}, {}
     if kept["lam"] is not None:
-        fig5_and_fig6(inp.params, inp.cfg, kept, inp.coeffs, pngs, extra, log)
+        fig5_and_fig6(inp.params, inp.cfg, kept, inp.coeffs, pngs, extra, log,
+                      latent="W edit" if inp.codes is not None else "Z edit")
     else:
         log("note: Figs. 5 and 6 need the 'intervention' method; not drawn")
     _fig2(inp, flags, kept, pngs, extra, log)
@@ -270,7 +272,7 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
                "one row per method and image; see table2.md for the means"]),
         "per_image.csv": report.render_csv(page, PAGE_COLUMNS)}
     _write_outputs(inp.out_dir, markdown, table, pngs, extra, log, texts)
-    if inp.is_demo:
+    if inp.is_demo and inp.codes is None:
         log("(that was the demo: the built-in toyfaces generator, its classifier as the judge and its segmenter's "
             "masks; pass --weights and --direction to evaluate your own model)")
     return table
@@ -303,9 +305,9 @@ def page_rows(results: dict, names=None) -> list:
     return rows
 
 
-def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log) -> None:
+def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log, latent: str = "Z edit") -> None:
     """Figs. 5 and 6 of the kept images (compare_methods' 'kept', with Λ*) into pngs {name: (image, caption)} and
-    extra {name: JSON-able}."""
+    extra {name: JSON-able}. latent: the name of the latent edit the intervention localises ('W edit' for codes)."""
     keep = len(kept["input"])
     names = [l.name for l in cfg.layers]
     strip = figure_data.interpolation_strip(params, cfg, kept["styles"], kept["ds_z"], kept["ds_n"], kept["lam"],
@@ -317,15 +319,15 @@ def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log)
         "definition": "s(c) = s + (1 - lam*) * ds_z + c * lam* * ds_n; c = 1 is the Style Intervention result",
         "coeffs": list(coeffs), "mse_outside_mean": mse.mean(axis=1).tolist(),
         "mse_outside_per_image": mse.T.tolist(), "z_edit_mse_outside_mean": float(kept["pix_error"][0].mean())}
-    log("Fig. 5 outside-mask MSE along the strip (mean over %d samples; Z edit: %.4g): %s" % (
-        keep, kept["pix_error"][0].mean(), ", ".join(f"c={c:g}: {v:.4g}" for c, v in
+    log("Fig. 5 outside-mask MSE along the strip (mean over %d samples; %s: %.4g): %s" % (
+        keep, latent, kept["pix_error"][0].mean(), ", ".join(f"c={c:g}: {v:.4g}" for c, v in
                                                      zip(coeffs, mse.mean(axis=1)))))
     img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(intervention.synth_program(cfg)(
         params, [s + d for s, d in zip(kept["styles"], kept["ds_z"])]))
     pngs["fig6_layers.png"] = figure_panels.fig6_layers_image(kept["layer_images"], img_z, kept["input"],
                                                               kept["mask"], names, kept["pix_error"])
     pngs["fig6_mse.png"] = (figure_panels.fig6_mse_plot(kept["pix_error"]), None)
-    extra["fig6_mse.json"] = {"layers": ["Z edit"] + names, "mse_outside_mean": kept["pix_error"].mean(1).tolist(),
+    extra["fig6_mse.json"] = {"layers": [latent] + names, "mse_outside_mean": kept["pix_error"].mean(1).tolist(),
                               "mse_outside_per_image": kept["pix_error"].T.tolist()}
 
 

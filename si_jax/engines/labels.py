@@ -6,9 +6,10 @@
 Accepted files (sample i = row i of the codes file the labels belong to, 0-based):
 - `.npy` [num_samples]: bool or 0/1 labels; or numeric (not bool) scores when `threshold` or `ratio` is given.
 - `.csv` / `.txt`: rows `index,label` (label 0/1/true/false) or `index,score` (any number). A header row is
-  optional; if present it must name the columns `index` and `label` or `score`. Without a header the second
-  column is read as a score when `threshold` or `ratio` is given, else as a label. Indices may cover a subset
-  of the samples (e.g. only the manually annotated ones), in any order, each at most once.
+  optional; if present it names the columns `index` and `label`, `score` or the attribute (`index,smile`: read
+  like a header-less column, and `column_name` gives the name). Without a header the second column is read as a
+  score when `threshold` or `ratio` is given, else as a label. A UTF-8 byte-order mark is accepted. Indices may
+  cover a subset of the samples (e.g. only the manually annotated ones), in any order, each at most once.
 
 Scores become labels either with `threshold` t (score > t positive, else negative) or, as InterFaceGAN does,
 with `ratio` r in (0, 0.5]: the top ⌊r·n⌋ scores are positive, the bottom ⌊r·n⌋ negative and the middle is
@@ -109,7 +110,7 @@ def _is_number(text: str) -> bool:
 
 def _read_csv(path, num_samples: int, use_scores: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """-> (indices int64 [n], values [n] (bool labels or float scores), column kind 'label'|'score')."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:   # -sig: spreadsheets start with a byte-order mark
         rows = [(n, [c.strip() for c in r]) for n, r in enumerate(csv.reader(f), start=1)
                 if any(c.strip() for c in r)]
     if not rows:
@@ -118,9 +119,9 @@ def _read_csv(path, num_samples: int, use_scores: bool) -> tuple[np.ndarray, np.
     first = rows[0][1]
     if first and not _is_number(first[0]):      # a header row
         names = [c.lower() for c in first]
-        if len(names) != 2 or names[0] != "index" or names[1] not in ("label", "score"):
-            _fail(path, f"header {first} must be 'index,label' or 'index,score'")
-        kind = names[1]
+        if len(names) != 2 or names[0] != "index" or not names[1]:
+            _fail(path, f"header {first} must be 'index,label', 'index,score' or 'index,ATTRIBUTE'")
+        kind = names[1] if names[1] in ("label", "score") else kind
         rows = rows[1:]
         if not rows:
             _fail(path, "header but no rows")
@@ -151,6 +152,21 @@ def _read_npy(path, num_samples: int) -> np.ndarray:
     if not np.all(np.isfinite(arr.astype(np.float64))):
         _fail(path, f"contains NaN or inf (first at index {int(np.flatnonzero(~np.isfinite(arr.astype(float)))[0])})")
     return arr
+
+
+def column_name(path) -> str | None:
+    """The attribute a .csv label file names in its header ('index,smile' -> 'smile'), else None (no header, a
+    generic 'label' / 'score' column, or not a .csv / .txt file)."""
+    if os.path.splitext(os.fspath(path))[1].lower() not in (".csv", ".txt"):
+        return None
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for row in csv.reader(f):
+            cells = [c.strip() for c in row]
+            if any(cells):
+                if len(cells) == 2 and cells[0].lower() == "index" and cells[1].lower() not in ("label", "score"):
+                    return cells[1] or None
+                return None
+    return None
 
 
 def load_labels(path, num_samples: int, *, threshold: float | None = None,

@@ -57,6 +57,12 @@ def load_code_inputs(path, space: str, params, cfg, generator_id: str) -> CodeIn
     if data["styles"].shape[1:] != (cfg.style_dim,):
         raise ValueError(f"--codes {path}: styles of dimension {data['styles'].shape[1:]}, the generator has "
                          f"{cfg.style_dim}")
+    if data["code"].shape[1:] != projection.code_shape(cfg, space):
+        raise ValueError(f"--codes {path}: code_{space} of shape {data['code'].shape[1:]}, the generator's is "
+                         f"{projection.code_shape(cfg, space)}; project with the same --weights")
+    if data["target"].shape[1] != cfg.img_resolution:
+        raise ValueError(f"--codes {path}: its images are {data['target'].shape[1]} px, the generator makes "
+                         f"{cfg.img_resolution} px; project them with the same --weights")
     return CodeInputs(data["names"], data["target"], data["styles"],
                       projection.reference_w(params, cfg, data["styles"]), space, data["manifest"])
 
@@ -246,8 +252,10 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
     check_code_methods(flags.method)
     if flags.samples:
         raise cli.UsageError("give --codes or --samples, not both")
-    if flags.truncation_psi is not None:
-        raise cli.UsageError("--truncation_psi does not apply to projected codes (they have no z)")
+    given = [f for f in ("truncation_psi", "num_samples", "seed") if getattr(flags, f, None) is not None]
+    if given:
+        raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; codes have "
+                             "no z)")
     edit_cli.settings_of(flags)
     mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
     out_dir = flags.output_dir

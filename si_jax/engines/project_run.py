@@ -225,6 +225,10 @@ def load_codes(path, space: str, generator_id: str | None = None) -> dict:
     except ValueError as e:
         raise ValueError(f"{man_path} is damaged ({e})") from None
     storage.check_format_header(manifest, man_path, "projection folder", FORMAT, VERSION)
+    fix = f"the file is damaged: delete it and re-run bin/project.py's command"
+    storage.check_fields(manifest, man_path, fix, spaces="list", generator_id="text")
+    if not all(isinstance(s, str) for s in manifest["spaces"]):
+        raise ValueError(f"{man_path}: 'spaces' is {manifest['spaces']!r}, expected a list of names; {fix}")
     if generator_id is not None and manifest.get("generator_id") != generator_id:
         raise ValueError(f"--codes {path} was projected with generator {manifest.get('generator_id')}, but the "
                          f"weights are generator {generator_id}; edit with the same weights")
@@ -238,11 +242,30 @@ def load_codes(path, space: str, generator_id: str | None = None) -> dict:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path / CODES} is missing or damaged ({e}); delete {MANIFEST} and re-run "
                          "bin/project.py's command") from None
+    _check_code_arrays(out, path / CODES, space)
     for key in ("target", "code", "styles", "recon"):
         if not np.all(np.isfinite(out[key])):
             raise ValueError(f"{path / CODES}: {key}_{space} holds NaN or infinite values")
     out["manifest"] = manifest
     return out
+
+
+def _check_code_arrays(out: dict, where, space: str) -> None:
+    """The arrays of one space of codes.npz agree: names [N], target and recon [N, R, R, 3], code and styles [N, ...]
+    (ValueError naming the file and the first disagreement)."""
+    fix = f"delete {MANIFEST} and re-run bin/project.py's command"
+    names, target = out["names"], out["target"]
+    if names.ndim != 1 or target.ndim != 4 or target.shape[1] != target.shape[2] or target.shape[3] != 3:
+        raise ValueError(f"{where}: names {names.shape} / target {target.shape} are not [N] / [N, R, R, 3]; {fix}")
+    n = len(names)
+    for key in ("target", "code", "styles", "recon"):
+        if len(out[key]) != n:
+            raise ValueError(f"{where}: {key}{'' if key == 'target' else '_' + space} has {len(out[key])} rows for "
+                             f"{n} names; {fix}")
+    if out["recon"].shape != target.shape:
+        raise ValueError(f"{where}: recon_{space} {out['recon'].shape} differs from target {target.shape}; {fix}")
+    if out["styles"].ndim != 2:
+        raise ValueError(f"{where}: styles_{space} has shape {out['styles'].shape}, expected [N, S]; {fix}")
 
 
 def describe_devices() -> str:

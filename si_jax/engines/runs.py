@@ -174,6 +174,9 @@ def local_mesh() -> Mesh:
     return Mesh(np.asarray(jax.local_devices()), ("data",))
 
 
+MAX_SHARDS = 100_000   # shard_XXXXX.npz: five digits
+
+
 def fit_batch_size(batch_size: int, num_items: int, mesh: Mesh) -> int:
     """--batch_size checked against the devices and capped at the data: -> min(batch_size, num_items rounded up to
     a multiple of the local device count). ValueError naming the flag when it is < 1 or (after the cap) not a
@@ -184,6 +187,11 @@ def fit_batch_size(batch_size: int, num_items: int, mesh: Mesh) -> int:
     batch_size = min(int(batch_size), -(-int(num_items) // n) * n)
     if batch_size % n:
         raise ValueError(f"--batch_size={batch_size} must be a multiple of the {n} local devices")
+    shards = -(-int(num_items) // batch_size)
+    if shards > MAX_SHARDS:
+        raise ValueError(f"{num_items} items at --batch_size={batch_size} make {shards} shards, more than a run folder "
+                         f"holds ({MAX_SHARDS}); raise --batch_size to at least {-(-int(num_items) // MAX_SHARDS)} "
+                         "or use fewer items")
     return cli.note_batch_size(batch_size)
 
 

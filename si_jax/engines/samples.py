@@ -87,7 +87,15 @@ def load_manifest(folder) -> dict:
         manifest = json.loads(path.read_text())
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
-    return storage.check_format_header(manifest, path, "samples manifest", FORMAT, VERSION)
+    storage.check_format_header(manifest, path, "samples manifest", FORMAT, VERSION)
+    fix = "the manifest is damaged: delete it and re-run bin/sample.py's command"
+    storage.check_fields(manifest, path, fix, num_samples="size", z_dim="size", w_dim="size", style_dim="size",
+                         truncation_psi="number", generator_id="text", shards="list")
+    for k, entry in enumerate(manifest["shards"]):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: shards[{k}] is {entry!r}, expected {{'file', 'start', 'count'}}; {fix}")
+        storage.check_fields(entry, f"{path}: shards[{k}]", fix, file="text", start="count", count="size")
+    return manifest
 
 
 def load_samples(folder) -> dict:
@@ -118,6 +126,10 @@ def load_samples(folder) -> dict:
         for key, dim in dims.items():
             if arrays[key].shape != (n, dim):
                 raise ValueError(f"{path}: '{key}' has shape {arrays[key].shape}, expected {(n, dim)}")
+        for key in ("z", "w", "styles"):
+            if not np.all(np.isfinite(arrays[key])):
+                raise ValueError(f"{path}: '{key}' holds NaN or infinite values; delete this shard and {MANIFEST} "
+                                 "and re-run bin/sample.py's command")
         for key in ARRAYS:
             parts[key].append(arrays[key])
         start += n

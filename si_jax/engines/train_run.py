@@ -10,13 +10,14 @@ Work folder (default ~/.cache/si_jax/train/<name>):
                               checkpoint and at the end
     metrics.jsonl             one JSON object per log interval: kimg, step, sec, losses, r1, pl, timing
     grid_<kimg>.png           G_ema on 64 fixed z (8 x 8, constant noise, upscaled for viewing, its kimg written
-                              above), every grid_kimg
+                              above), every grid_kimg (`grid_name`: 3 decimals of kimg when grid_kimg is not whole)
 
 Re-running the same command resumes from the newest checkpoint and gives the same final state as an
 uninterrupted run (every step is a pure function of the state, the settings and the step number). Only `kimg`
 and the cadences (grid_kimg, checkpoint_kimg, log_every_s) may change between runs; anything else is refused
-with a one-line diff. A non-finite loss stops the run (FloatingPointError naming step and loss) before anything is
-written; Ctrl-C or a kill leaves the last checkpoint intact.
+with a one-line diff. A new run creates its folder only after its first step gave finite losses; a non-finite
+loss stops the run (FloatingPointError naming step and loss) before anything more is written; Ctrl-C or a kill
+leaves the last checkpoint intact, and a damaged newest checkpoint is named and the previous one resumed.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import time
 
 import jax
 import numpy as np
+import weights_convert
 from jax.sharding import Mesh
 
 from si_jax.engines import cli
@@ -176,20 +178,54 @@ def _atomic_text(path: pathlib.Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _prepare_workdir(workdir: pathlib.Path, record: dict) -> None:
-    """Create the folder with settings.json, or check that it holds the same run (RESUMABLE keys may differ)."""
+def _check_workdir(workdir: pathlib.Path, record: dict) -> bool:
+    """Check that the folder is new / empty (-> True) or holds the same run (RESUMABLE keys may differ; -> False).
+    Creates and writes nothing (see `_write_settings`)."""
     path = workdir / SETTINGS_FILE
+    if workdir.exists() and not workdir.is_dir():
+        raise UsageError(f"--workdir {workdir} is a file; choose a folder")
     if path.is_file():
-        old = json.loads(path.read_text())
+        fix = "delete it (or the whole --workdir) to start again"
+        try:
+            old = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UsageError(f"{path} is damaged ({e}); {fix}") from None
+        if not isinstance(old, dict):
+            raise UsageError(f"{path} holds {type(old).__name__} {str(old)[:40]}, not the settings of a run; {fix}")
         diff = sorted(k for k in set(old) | set(record) if k not in RESUMABLE and old.get(k) != record.get(k))
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {record.get(k)!r}" for k in diff[:4])
             raise UsageError(f"{workdir} holds a training run with other settings ({shown}); use another "
                              "--workdir or --name, or delete it")
-    elif workdir.exists() and any(workdir.iterdir()):
+        return False
+    if workdir.exists() and any(workdir.iterdir()):
         raise UsageError(f"{workdir} is not empty and holds no si_jax training run; choose another --workdir")
+    return True
+
+
+def _write_settings(workdir: pathlib.Path, record: dict) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
-    _atomic_text(path, json.dumps(record, indent=1, sort_keys=True))
+    _atomic_text(workdir / SETTINGS_FILE, json.dumps(record, indent=1, sort_keys=True))
+
+
+def _restore_latest(ckpt_dir: pathlib.Path, template, stream):
+    """-> (state, meta, path) of the newest INTACT checkpoint (a damaged newer one is named, with the advice to
+    delete it), or (template, None, None) when there is none. ValueError when every checkpoint is damaged."""
+    damaged = []
+    for path in reversed(checkpoint.all_checkpoints(ckpt_dir)):
+        try:
+            state, meta = checkpoint.restore(path, template)
+        except ValueError as e:
+            damaged.append(e)
+            continue
+        for e in damaged:
+            print(f"note: {e}; resuming from the previous checkpoint {path}; delete the damaged folder", file=stream,
+                  flush=True)
+        return state, meta, path
+    if damaged:
+        raise ValueError(f"{damaged[0]}; no intact checkpoint is left: delete {ckpt_dir} (or the whole --workdir) "
+                         "to start again")
+    return template, None, None
 
 
 def _truncate_metrics(path: pathlib.Path, step: int) -> None:
@@ -206,12 +242,19 @@ def _truncate_metrics(path: pathlib.Path, step: int) -> None:
     _atomic_text(path, "".join(f"{line}\n" for line in keep))
 
 
-def _write_grid(path: pathlib.Path, state, cfg: G2Config, z, kimg: float) -> None:
-    """The G_ema images of z as a GRID_SIDE² grid, captioned with the training progress `kimg`."""
+def _grid_image(state, cfg: G2Config, z) -> np.ndarray:
+    """The G_ema images of z as a GRID_SIDE² grid (uint8, upscaled for viewing)."""
     img = pictures.to_uint8(np.asarray(steps.ema_images(state.g_ema, state.w_avg, cfg, z)))
     rows = [list(img[i * GRID_SIDE:(i + 1) * GRID_SIDE]) for i in range(GRID_SIDE)]
-    pictures.save_png(path, pictures.grid(rows, scale=pictures.upscale_for_viewing(cfg.img_resolution)),
-                      caption=f"G_ema after {kimg:g} kimg")
+    return pictures.grid(rows, scale=pictures.upscale_for_viewing(cfg.img_resolution))
+
+
+def grid_name(settings: TrainSettings, kimg: float) -> str:
+    """grid_<kimg>.png: whole kimg (grid_000050.png), or with 3 decimals when --grid_kimg is not a whole number
+    (grid_000000.250.png), so that no grid overwrites another."""
+    if float(settings.grid_kimg).is_integer():
+        return f"grid_{int(kimg):06d}.png"
+    return f"grid_{kimg:010.3f}.png"
 
 
 def grid_latents(settings: TrainSettings) -> jax.Array:
@@ -266,16 +309,18 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
     record = {**dataclasses.asdict(settings), "effective": settings.effective}
     if data is not None:
         record["data"] = repr(data)
-    _prepare_workdir(workdir, record)
+    fresh = _check_workdir(workdir, record)   # a new run creates its folder after its first good step
 
     ckpt_dir, metrics_path = workdir / CKPT_DIR, workdir / METRICS_FILE
-    state, prev_sec = state_lib.init_state(tc), 0.0
-    checkpoint.remove_temporary(ckpt_dir)
-    last = checkpoint.latest(ckpt_dir)
-    if last is not None:
-        state, meta = checkpoint.restore(last, state)
-        prev_sec = float(meta.get("sec", 0.0))
-        print(f"resuming from {last} (step {meta['step']}, {meta['kimg']:.3f} kimg)", file=stream, flush=True)
+    state, prev_sec, last = state_lib.init_state(tc), 0.0, None
+    if not fresh:
+        checkpoint.remove_temporary(ckpt_dir)
+        weights_convert.remove_temp_files(workdir / GEMA_FILE)   # left by a kill during an export
+        state, meta, last = _restore_latest(ckpt_dir, state, stream)
+        if last is not None:
+            prev_sec = float(meta.get("sec", 0.0))
+            print(f"resuming from {last} (step {meta['step']}, {meta['kimg']:.3f} kimg)", file=stream, flush=True)
+        _write_settings(workdir, record)   # the resumable keys (kimg, cadences) may have changed
     step = int(state.step)
     _truncate_metrics(metrics_path, step)
     state = steps.replicate(state, mesh)
@@ -291,11 +336,16 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
         checkpoint.export_generator(workdir / GEMA_FILE, state.g_ema, state.w_avg, cfg)
         return path
 
-    def grid(state, step):
-        _write_grid(workdir / f"grid_{int(kimg_of(step)):06d}.png", state, cfg, z_grid, kimg_of(step))
+    def grid(state, step, image=None):
+        image = _grid_image(state, cfg, z_grid) if image is None else image
+        pictures.save_png(workdir / grid_name(settings, kimg_of(step)), image,
+                          caption=f"G_ema after {kimg_of(step):g} kimg")
 
     compile_steps(state, tc, dataset, mesh, range(step, total), z_grid, stream)
-    if last is None:
+    # the initial grid: now when resuming a run without a checkpoint; for a new run after its first good step
+    # (computed now: the step donates the state's buffers)
+    initial = _grid_image(state, cfg, z_grid) if fresh else None
+    if last is None and not fresh:
         grid(state, step)
     t_start = t_log = time.perf_counter()   # after compiling: the rate and the ETA are training alone
     acc, n_acc, step_log, first_step = {}, 0, step, step
@@ -332,6 +382,10 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
                     raise FloatingPointError(f"non-finite loss at step {step}: {k} = {float(v)}; stopping ({where})")
                 s, c = acc.get(k, (0.0, 0))
                 acc[k] = (s + float(v), c + 1)
+            if fresh:   # the first step went well: now the folder, its settings and the initial grid
+                _write_settings(workdir, record)
+                grid(None, step, initial)
+                fresh, initial = False, None
             step += 1
             if on_step is not None:
                 on_step(step)

@@ -43,11 +43,12 @@ def list_images(folder) -> tuple:
         raise FileNotFoundError(f"--images {folder}: folder not found")
     if not folder.is_dir():
         raise ValueError(f"--images {folder} is a file; give a folder of PNG / JPEG images")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    # every entry named like an image is read (a broken or looping link, a folder: named as unreadable, not skipped)
+    images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         raise ValueError(f"--images {folder} holds no .png / .jpg / .jpeg files")
-    return images, [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    return images, [p.name for p in entries if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES]
 
 
 def _to_unit_float(img) -> tuple:

@@ -1,7 +1,8 @@
 """StyleGAN2 building blocks, NHWC, pure JAX.
 
-Forms chosen by measurement (DESIGN.md, BENCHMARKS.md): the non-fused modulated conv (scale input by s, one
-shared-weight conv, scale output by the demodulation coefficients) and the separable [1,3,3,1] FIR as shifted adds.
+Forms chosen by measurement (BENCHMARKS.md; design notes: ../shared/DESIGN.md): the non-fused modulated conv
+(scale input by s, one shared-weight conv, scale output by the demodulation coefficients) and the separable
+[1,3,3,1] FIR as shifted adds.
 Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
 
 Conv algorithms and precision come from a `Numerics` (si_jax.stylegan2.numerics; the network passes

@@ -114,7 +114,8 @@ def read_meta(path) -> dict:
 
 
 def restore(path, template):
-    """Checkpoint folder -> (state shaped like `template`, meta). ValueError naming the first mismatch."""
+    """Checkpoint folder -> (state shaped like `template`, meta). ValueError naming the first mismatch or damage
+    (unreadable, non-finite values)."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -132,6 +133,8 @@ def restore(path, template):
         if got.shape != a.shape or got.dtype != a.dtype:
             raise ValueError(f"{path}: checkpoint array {name} is {got.dtype}{list(got.shape)}, this model needs "
                              f"{a.dtype}{list(a.shape)}")
+        if np.issubdtype(got.dtype, np.inexact) and not np.all(np.isfinite(got)):
+            raise ValueError(f"{path}: checkpoint array {name} holds NaN or infinite values (damaged)")
     extra = sorted(set(arrays) - set(want))
     if extra:
         raise ValueError(f"{path}: checkpoint has an array this model lacks: {extra[0]}")

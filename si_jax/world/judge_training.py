@@ -106,11 +106,16 @@ def evaluate(judges: "J.Judges", *, seed: int = 99, num: int = 4096, batch: int 
 
 
 def train_judges(out_dir, *, classifier_steps: int, segmenter_steps: int, batch: int = 64, seed: int = 1,
-                 eval_seed: int = 99, eval_num: int = 4096, command: str = "", log=print) -> dict:
+                 eval_seed: int = 99, eval_num: int = 4096, command: str = "", log=print,
+                 overwrite: bool = False) -> dict:
     """Train both judges, evaluate them on held-out renders, write the two safetensors files. -> report dict.
 
     Each file's metadata records the command, the training settings, its fingerprint and the held-out report.
+    Before training: out_dir must be an existing writable folder, and the two files must not exist unless
+    `overwrite` (the shipped judges in si_jax/data are replaced only on request).
     """
+    import errno
+    import os
     import pathlib
 
     out_dir = pathlib.Path(out_dir)
@@ -118,8 +123,15 @@ def train_judges(out_dir, *, classifier_steps: int, segmenter_steps: int, batch:
         raise ValueError("steps, batch and eval_num must be positive")
     if seed == eval_seed:
         raise ValueError("the evaluation seed must differ from the training seed (held-out images)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--output_dir {out_dir} is a file, not a folder; give a folder")
     if not out_dir.is_dir():
-        raise FileNotFoundError(f"output folder {out_dir} does not exist")
+        raise FileNotFoundError(f"--output_dir {out_dir} does not exist; create it first")
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "no permission", str(out_dir))
+    for name in (J.CLASSIFIER_FILE, J.SEGMENTER_FILE):
+        if (out_dir / name).exists() and not overwrite:
+            raise FileExistsError(f"{out_dir / name} exists; pass --overwrite to replace it")
     start = time.perf_counter()
     cls, cls_hist = train(J.Classifier(), "classifier", seed=seed, steps=classifier_steps, batch=batch, log=log)
     seg, seg_hist = train(J.Segmenter(), "segmenter", seed=seed, steps=segmenter_steps, batch=batch, log=log)
