@@ -112,7 +112,7 @@ def mask_function(spec: str, num_images: int, res: int, judges=None):
 
 
 def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, mask_fn, st, mesh,
-                    condition_on=(), judge=None) -> dict:
+                    condition_on=(), judge=None, edit_fn=None) -> dict:
     """Edit one padded batch of codes. styles [B, S], w_ref [B, w_dim], target_imgs [B, R, R, 3].
 
     params must be replicated on `mesh` (`runs.replicate`); the codes are sharded over it before anything is
@@ -122,8 +122,9 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
     batch = code_batch(params, cfg, styles, w_ref, dirs, target=st.target, distance=st.distance, s_scale=st.s_scale)
     img0, img_z, img_s = edit_run.edit_inputs(params, cfg, batch)
     mask = runs.shard_batch(np.asarray(mask_fn(positions, img0, img_z, img_s), np.float32), mesh)
-    out = pipeline.run_method(params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target,
-                              distance=st.distance, condition_on=condition_on)
+    out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
+        params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
+        condition_on=condition_on)
     space = StyleSpace.of(cfg)
     s_in, s_out = np.asarray(space.concat(batch.styles)), np.asarray(space.concat(out.styles))
     img = runs.shard_batch(np.asarray(out.image), mesh)
@@ -142,7 +143,7 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
 
 
 def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, mask_fn, *, condition_on=(),
-                   judge=None, extra=None, log=print) -> dict | None:
+                   judge=None, extra=None, log=print, edit_fn=None) -> dict | None:
     """Edit every code into `run`, skipping finished shards. -> the summary (on process 0; None on the other
     processes of a multi-host run, which edit their own shards, `runs.my_shards`, and meet at a final barrier)."""
     mesh = runs.local_mesh()
@@ -160,7 +161,8 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
                 return batches.pad_batch(a[pos], bsz).array
 
             arrays = edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
-                                     batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge)
+                                     batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge,
+                                     edit_fn)
             arrays = cli.check_finite({key: v[:len(pos)] for key, v in arrays.items()}, st.hint(), pos)
             writer.submit(edit_run.write_shard, run, k, pos, arrays, ("img_in", "img_recon", "img_out"),
                           grid_images=GRID_IMAGES)
@@ -222,6 +224,7 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
     if flags.truncation_psi is not None:
         raise cli.UsageError("--truncation_psi does not apply to projected codes (they have no z)")
     edit_cli.settings_of(flags)
+    edit_cli.check_lambda_flags(flags)
     mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
     out_dir = flags.output_dir
     if not out_dir:
@@ -247,11 +250,13 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
                 "codes_digest": edit_cli.file_digest(f"{flags.codes}/{project_run.CODES}"),
                 "masks_digest": edit_cli.file_digest(mask_spec) if flags.masks else None,
                 "condition_on": [edit_cli.file_digest(p) for p in flags.condition_on]}
+    edit_fn, lam_settings = edit_cli.lambda_model_edit(flags, model, st)
+    settings.update(lam_settings)
     run_dir = runs.RunDir(out_dir, settings)
     log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {flags.codes}) "
         f"with method '{st.method}' into {run_dir.path}; the latent edit is the W-space one (codes have no z)")
     summary = run_code_edits(run_dir, params, cfg, dirs, codes, st, mask_fn, condition_on=condition_on, judge=judge,
-                             log=log)
+                             log=log, edit_fn=edit_fn)
     if summary is None:
         return None
     log(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
