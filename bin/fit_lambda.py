@@ -2,7 +2,7 @@
 
     python bin/fit_lambda.py                       # demo: builtin:toyfaces, --attribute (eyeglasses), part masks
     python bin/fit_lambda.py --weights=G.safetensors --direction=DIR.npz --mask=auto --output_dir=O \
-        [--num_train=256 --steps=300 --batch_size=32 --learning_rate=1e-3] [--objective=keep_edit|paper]
+        [--num_train=256 --steps=200 --batch_size=32 --learning_rate=3e-3] [--objective=keep_edit|paper]
 
 Trains by minimising the intervention's own objective over --num_train samples of --seed (default 6000: disjoint
 from the edit demo's seed 0 and the directions' samples) and reports on --num_heldout samples of --heldout_seed.

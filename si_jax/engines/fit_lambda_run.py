@@ -34,9 +34,9 @@ class FitSettings:
 
     num_train: int = 256
     num_heldout: int = 32
-    steps: int = 300
+    steps: int = 200
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     seed: int = lambda_data.TRAIN_SEED
     heldout_seed: int = lambda_data.HELDOUT_SEED
 
@@ -175,7 +175,7 @@ def mask_fn_of(spec: str, res: int, judges=None):
 def run(flags, is_demo: bool, log=print) -> dict:
     """bin/fit_lambda.py: validate every flag and input (nothing created), resolve generator, directions and
     masks (the demo's: builtin:toyfaces, --attribute, the segmenter's part), then `fit`."""
-    from si_jax.engines import edit_cli
+    from si_jax.engines import demo, edit_cli
     from si_jax.evaluation import judged
 
     st = FitSettings(num_train=flags.num_train, num_heldout=flags.num_heldout, steps=flags.steps,
@@ -189,12 +189,13 @@ def run(flags, is_demo: bool, log=print) -> dict:
                                      lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm)
     if flags.mask is not None:
         edit_cli.mask_setting(flags.mask, None, default=None)
-    out = pathlib.Path(flags.output_dir or (DEMO_DIR if is_demo else ""))
-    if not str(flags.output_dir or (DEMO_DIR if is_demo else "")):
+    if not (flags.output_dir or is_demo):
         raise cli.UsageError("--output_dir is required")
+    out = pathlib.Path(flags.output_dir or DEMO_DIR)
     cli.check_input_files(direction=flags.direction)
     cli.check_output_dir(out, inputs=[flags.weights, flags.direction])
-    cli.check_output_free(out / MODEL_FILE, flags.overwrite) if out.is_dir() else None
+    if out.is_dir():
+        cli.check_output_free(out / MODEL_FILE, flags.overwrite)
     model = edit_cli.resolve_model(flags, is_demo, log)
     edit_cli.check_directions(model.dirs, model.cfg, flags.direction or "demo")
     spec = flags.mask or model.default_mask
@@ -202,7 +203,7 @@ def run(flags, is_demo: bool, log=print) -> dict:
     mask_fn = mask_fn_of(spec, model.cfg.img_resolution, judges)
     meta = {**lambda_model.identity(model.generator_id, model.dirs, config), "mask_source": spec,
             "objective_name": flags.objective, "source": model.source}
-    judge = judged.JudgeMetrics(judges, flags.attribute or "eyeglasses") if is_demo else None
+    judge = judged.JudgeMetrics(judges, flags.attribute or demo.DEMO_ATTRIBUTE) if is_demo else None
     return fit(model.params, model.cfg, model.dirs, mask_fn, out, st, config, meta, judge=judge, log=log)
 
 
