@@ -30,7 +30,7 @@ print("RESULT " + json.dumps(r["rows"]))
 def test_predictor_beats_shared_lambda_on_heldout_images():
     env = dict(xla_env(full_opt=True), PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", CLAIM], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(proc.stdout.split("RESULT ", 1)[1])
     pred, shared, z = rows["predicted"], rows["amortised"], rows["z"]
