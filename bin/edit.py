@@ -5,6 +5,7 @@
         [--samples=D | --num_samples=N --seed=S] [--masks=PATH | --mask=auto | --mask=box:x0,y0,x1,y1] \
         [--method=intervention|z|w|interfacegan|s] [--batch_size=8] [--steps_per_layer] [--learning_rate] ...
     python bin/edit.py --codes=PROJ --output_dir=O [--space=wplus|w|s]   # images projected by bin/project.py
+    python bin/edit.py ... --lambda_model=O/lambda_model.safetensors [--refine_steps=K]   # bin/fit_lambda.py's Λ
 
 Outputs in --output_dir: shards/*.npz (edited styles, Λ*, outside-mask MSE, S scores), images/*.png
 (input | output | mask), grid.png, summary.json. Re-running the same command resumes, and every file it writes has
@@ -58,6 +59,10 @@ flags.DEFINE_enum("objective", _D.objective, ["keep_edit", "paper"], "keep_edit:
                   "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 exactly.")
 flags.DEFINE_float("lambda_inside", _D.lambda_inside, "keep_edit only: weight of the inside-mask term.")
 cli.define_cache_flag(flags)
+flags.DEFINE_string("lambda_model", None, "A Λ predictor from bin/fit_lambda.py (same generator, direction and "
+                    "objective): edit with its Λ in one synthesis per image, no per-image optimisation.")
+flags.DEFINE_integer("refine_steps", 0, "With --lambda_model: per-image Adam steps per layer starting from the "
+                     "predicted Λ (0: the prediction as it is).")
 cli.define_host_flags(flags)
 cli.define_numerics_flags(flags)
 FLAGS = flags.FLAGS

@@ -62,6 +62,8 @@ flags.DEFINE_string("fig_layer", "", "Fig. 2: conv layer, index or name (e.g. b1
 flags.DEFINE_float("top_frac", 0.05, "Fig. 2: fraction of locations kept when binarising a feature map.")
 flags.DEFINE_integer("top_channels", 5, "Fig. 2: number of best channels shown.")
 cli.define_cache_flag(flags)
+flags.DEFINE_string("lambda_model", None, "A Λ predictor from bin/fit_lambda.py (same generator, direction and "
+                    "objective): adds the row 'predicted' (its Λ, one synthesis per image).")
 cli.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 

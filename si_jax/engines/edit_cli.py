@@ -215,6 +215,7 @@ def run(flags, is_demo: bool) -> None:
     t0 = time.perf_counter()
     settings_of(flags)   # every numeric flag, before anything is loaded
     cli.numerics_of(flags)
+    check_lambda_flags(flags)
     mask_flag = mask_setting(flags.mask, flags.masks, default=None)
     out_dir = flags.output_dir or (demo_dir(flags.attribute) if is_demo else None)
     if not out_dir:
@@ -243,6 +244,8 @@ def run(flags, is_demo: bool) -> None:
                 "masks_digest": file_digest(mask_spec) if mask_source.array is not None and
                 not mask_spec.startswith(("box:", "ellipse:")) else None,
                 "condition_on": [file_digest(p) for p in flags.condition_on]}
+    edit_fn, lam_settings = lambda_model_edit(flags, model, st)
+    settings.update(lam_settings)
     run_dir = runs.RunDir(out_dir, settings)   # checks only; created with the first finished shard
     extra = {}
     if is_demo:
@@ -252,7 +255,7 @@ def run(flags, is_demo: bool) -> None:
     _log(f"editing {len(z)} images: attribute '{dirs['s'].attribute}', target {st.target}, method '{st.method}', "
          f"into {run_dir.path} (batch {st.batch_size}, {jax.local_device_count()} local device(s))")
     summary = edit_run.run_edits(run_dir, params, cfg, dirs, z, st, mask_source, condition_on=condition_on,
-                                 judge=judge, extra=extra, log=_log)
+                                 judge=judge, extra=extra, log=_log, edit_fn=edit_fn)
     if summary is not None:
         _log(edit_run.describe(summary))
         for line in report.notes_on(summary):
@@ -262,6 +265,36 @@ def run(flags, is_demo: bool) -> None:
         _log(f"finished in {time.perf_counter() - t0:.1f}s")
     if is_demo:
         _log("(that was the demo; see the commands in the banner above to edit real images)")
+
+
+def check_lambda_flags(flags) -> None:
+    """--lambda_model / --refine_steps (before anything is loaded): a file, method intervention, K >= 0."""
+    path, k = getattr(flags, "lambda_model", None), getattr(flags, "refine_steps", 0)
+    cli.require(cli.is_int(k) and k >= 0, "refine_steps", k, "must be an integer >= 0")
+    if path is None:
+        cli.require(k == 0, "refine_steps", k, "needs --lambda_model (it refines the predicted Λ)")
+        return
+    cli.require(flags.method == "intervention", "method", flags.method, "cannot use --lambda_model (it predicts "
+                "the intervention's Λ); use --method=intervention")
+    cli.check_input_files(lambda_model=path)
+
+
+def lambda_model_edit(flags, model: Model, st) -> tuple:
+    """--lambda_model FILE [--refine_steps=K] -> (edit_fn for edit_run / project_edit, run settings to add), or
+    (None, {}) without it. The model must be for this generator, direction and objective (else one-line error)."""
+    check_lambda_flags(flags)
+    path = getattr(flags, "lambda_model", None)
+    if path is None:
+        return None, {}
+    from si_jax.editing import lambda_model
+    from si_jax.engines import lambda_data
+
+    config = st.intervention_config
+    lm = lambda_model.load_model(path, expect=lambda_model.identity(model.generator_id, model.dirs, config))
+    if lm.meta.get("mask_source") != st.mask:
+        _log(f"note: {path} was trained with masks {lm.meta.get('mask_source')!r}, this run uses {st.mask!r}")
+    return (lambda_data.predicted_edit(model.params, model.cfg, lm, config, flags.refine_steps),
+            {"lambda_model": file_digest(path), "refine_steps": int(flags.refine_steps)})
 
 
 def check_directions(dirs: dict, cfg, name: str) -> None:

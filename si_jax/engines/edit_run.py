@@ -119,21 +119,22 @@ class MaskSource:
 
 
 def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: EditSettings, mesh,
-               condition_on=(), judge=None, on_compiled=None) -> dict:
+               condition_on=(), judge=None, on_compiled=None, edit_fn=None) -> dict:
     """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring). on_compiled:
     progress of the intervention's layer programs, when this batch compiles them (`cli.compile_counter`).
 
     params must be replicated on `mesh` (`runs.replicate`, once per run): z is sharded over it before anything is
     synthesised, and every per-image array (styles, Δs's, images, mask, metrics) stays sharded until it is written.
+    edit_fn(EditBatch, mask) -> EditOutput replaces st.method (e.g. a learned Λ, engines.lambda_data).
     """
     batch = pipeline.prepare(params, cfg, runs.shard_batch(np.asarray(z, np.float32), mesh), dirs,
                              truncation_psi=st.truncation_psi, target=st.target, distance=st.distance,
                              s_scale=st.s_scale)
     img0, img_z, img_s = edit_inputs(params, cfg, batch)
     mask = runs.shard_batch(mask_source(positions, img0, img_z, img_s), mesh)
-    out = pipeline.run_method(params, cfg, batch, st.method, mask, dirs, st.intervention_config,
-                              target=st.target, distance=st.distance, condition_on=condition_on,
-                              on_layer=_layer_progress(), on_compiled=on_compiled)
+    out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
+        params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
+        condition_on=condition_on, on_layer=_layer_progress(), on_compiled=on_compiled)
     image = runs.shard_batch(np.asarray(out.image), mesh)
     on_device = {"styles_in": list(batch.styles), "styles_out": list(out.styles), "mask": mask, "img_in": img0,
                  "mse_outside": metrics.outside_mask_mse(image, img0, mask),
@@ -202,7 +203,7 @@ def display_range(params, cfg, dirs, z_all, st: EditSettings, mesh) -> tuple:
 
 
 def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask_source: MaskSource, *,
-              condition_on=(), judge=None, extra=None, log=print) -> dict | None:
+              condition_on=(), judge=None, extra=None, log=print, edit_fn=None) -> dict | None:
     """Edit every sample of z_all [N, z_dim] into `run`, skipping finished shards. Returns the summary once all
     shards exist (on process 0; None on the other processes of a multi-host run, after a final barrier).
     params are replicated over the local devices here, once. `judge`: an independent attribute score
@@ -230,7 +231,7 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
             pos_padded = batches.pad_batch(positions, bsz).array
             with cli.heartbeat(f"editing images {positions[0]}-{positions[-1]}", log=log):
                 arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh,
-                                    condition_on, judge, on_compiled)
+                                    condition_on, judge, on_compiled, edit_fn)
             arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
             writer.submit(write_shard, run, k, positions, arrays, lo_hi=lo_hi)
     if not all_shards_done(run, num_shards, "si_jax.edit.done"):

@@ -58,6 +58,7 @@ class EvalInputs:
     is_demo: bool = False
     judge: object = None          # evaluation.judged.JudgeMetrics (the demo: the toyfaces judges' columns)
     codes: object = None          # engines.project_edit.CodeInputs (--codes) or None
+    predicted: object = None      # --lambda_model: fn(EditBatch, mask) -> EditOutput (row 'predicted') or None
 
     @property
     def num_images(self) -> int:
@@ -144,7 +145,8 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     config = intervention.config_for(flags.objective, steps_per_layer=steps, learning_rate=flags.learning_rate,
                                      lambda_inside=flags.lambda_inside)
     mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
-    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
+    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on),
+                          lambda_model=getattr(flags, "lambda_model", None))
     out_dir = flags.output_dir or ("si_jax_eval_demo" if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
@@ -196,9 +198,16 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
             log(f"judge: the toyfaces classifier and its identity estimates measure '{judged_attr}' (independent of "
                 "the S-space SVM)")
     edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
+    predicted = None
+    if getattr(flags, "lambda_model", None):
+        from si_jax.editing import lambda_model
+        from si_jax.engines import lambda_data
+
+        lm = lambda_model.load_model(flags.lambda_model, expect=lambda_model.identity(gid, dirs, config))
+        predicted = lambda_data.predicted_edit(params, cfg, lm, config)
     z = samples.latents(seed, range(n), cfg.z_dim) if codes is None else None
     return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
-                      fig_layer, out_dir, is_demo, judge, codes)
+                      fig_layer, out_dir, is_demo, judge, codes, predicted)
 
 
 def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
@@ -222,6 +231,8 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         synth = intervention.synth_program(cfg)
         extra_methods = {"reconstruction": lambda batch, mask: pipeline.EditOutput(
             batch.styles, np.asarray(synth(params, batch.styles)))}
+    if inp.predicted is not None:
+        extra_methods = {**(extra_methods or {}), "predicted": inp.predicted}
     log(f"comparing {', '.join(inp.methods)} on {what}: attribute '{inp.dirs['s'].attribute}', target "
         f"{flags.target}, mask {inp.mask_desc}, {inp.config.steps_per_layer} steps/layer")
     t0 = time.perf_counter()

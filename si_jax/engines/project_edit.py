@@ -119,9 +119,9 @@ def mask_function(spec: str, num_images: int, res: int, judges=None):
 
 
 def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, mask_fn, st, mesh,
-                    condition_on=(), judge=None, on_compiled=None) -> dict:
-    """Edit one padded batch of codes. styles [B, S], w_ref [B, w_dim], target_imgs [B, R, R, 3]. on_compiled:
-    as engines.edit_run.edit_shard's.
+                    condition_on=(), judge=None, on_compiled=None, edit_fn=None) -> dict:
+    """Edit one padded batch of codes. styles [B, S], w_ref [B, w_dim], target_imgs [B, R, R, 3]. on_compiled,
+    edit_fn: as engines.edit_run.edit_shard's.
 
     params must be replicated on `mesh` (`runs.replicate`); the codes are sharded over it before anything is
     synthesised (as engines.edit_run.edit_shard)."""
@@ -130,8 +130,9 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
     batch = code_batch(params, cfg, styles, w_ref, dirs, target=st.target, distance=st.distance, s_scale=st.s_scale)
     img0, img_z, img_s = edit_run.edit_inputs(params, cfg, batch)
     mask = runs.shard_batch(np.asarray(mask_fn(positions, img0, img_z, img_s), np.float32), mesh)
-    out = pipeline.run_method(params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target,
-                              distance=st.distance, condition_on=condition_on, on_compiled=on_compiled)
+    out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
+        params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
+        condition_on=condition_on, on_compiled=on_compiled)
     space = StyleSpace.of(cfg)
     s_in, s_out = np.asarray(space.concat(batch.styles)), np.asarray(space.concat(out.styles))
     img = runs.shard_batch(np.asarray(out.image), mesh)
@@ -150,7 +151,7 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
 
 
 def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, mask_fn, *, condition_on=(),
-                   judge=None, extra=None, log=print) -> dict | None:
+                   judge=None, extra=None, log=print, edit_fn=None) -> dict | None:
     """Edit every code into `run`, skipping finished shards. -> the summary (on process 0; None on the other
     processes of a multi-host run, which edit their own shards, `runs.my_shards`, and meet at a final barrier)."""
     mesh = runs.local_mesh()
@@ -171,7 +172,7 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
             with cli.heartbeat(f"editing images {pos[0]}-{pos[-1]}", log=log):
                 arrays = edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
                                          batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge,
-                                         on_compiled)
+                                         on_compiled, edit_fn)
             arrays = cli.check_finite({key: v[:len(pos)] for key, v in arrays.items()}, st.hint(), pos)
             writer.submit(edit_run.write_shard, run, k, pos, arrays, ("img_in", "img_recon", "img_out"),
                           grid_images=GRID_IMAGES)
@@ -257,6 +258,7 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
         raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; codes have "
                              "no z)")
     edit_cli.settings_of(flags)
+    edit_cli.check_lambda_flags(flags)
     mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
     out_dir = flags.output_dir
     if not out_dir:
@@ -282,12 +284,14 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
                 "codes_digest": edit_cli.file_digest(f"{flags.codes}/{project_run.CODES}"),
                 "masks_digest": edit_cli.file_digest(mask_spec) if flags.masks else None,
                 "condition_on": [edit_cli.file_digest(p) for p in flags.condition_on]}
+    edit_fn, lam_settings = edit_cli.lambda_model_edit(flags, model, st)
+    settings.update(lam_settings)
     run_dir = runs.RunDir(out_dir, settings)
     log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {flags.codes}): "
         f"attribute '{dirs['s'].attribute}', target {st.target}, method '{st.method}', into {run_dir.path}; the "
         "latent edit is the W-space one (codes have no z)")
     summary = run_code_edits(run_dir, params, cfg, dirs, codes, st, mask_fn, condition_on=condition_on, judge=judge,
-                             log=log)
+                             log=log, edit_fn=edit_fn)
     if summary is None:
         return None
     log(edit_run.describe(summary))

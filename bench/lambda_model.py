@@ -1,0 +1,54 @@
+"""The learned Λ (issue 22) beside per-image SI and the shared Λ on the toyfaces world, judged by its judges.
+
+    python bench/lambda_model.py                                   # every attribute, the sizes below
+    python bench/lambda_model.py --attributes=eyeglasses --num_heldout=32 --num_train=128 --steps=150
+
+Prints one Markdown row per attribute (judge flips ÷ Z, outside MSE ÷ Z, wall seconds to edit 1,000 images
+including the predictor's training / the shared Λ's fit) and writes --output (JSON, every number). Engine:
+si_jax.engines.lambda_bench.compare. Wall times are those of the machine it runs on (say whether it was shared).
+"""
+import json
+import os
+import platform
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from si_jax import world  # noqa: E402
+
+flags.DEFINE_list("attributes", list(world.ATTRIBUTES), "toyfaces attributes")
+flags.DEFINE_integer("num_train", 256, "predictor training images")
+flags.DEFINE_integer("num_heldout", 256, "held-out images (Table 2's: seed 0)")
+flags.DEFINE_integer("steps", 300, "predictor training steps")
+flags.DEFINE_list("refine", ["0", "2"], "refine steps K per layer to measure (0: the prediction)")
+flags.DEFINE_integer("num_shared", 64, "images the shared Λ is fit on")
+flags.DEFINE_float("learning_rate", 3e-3, "predictor learning rate")
+flags.DEFINE_bool("si", True, "also measure per-image SI")
+flags.DEFINE_string("output", "results/lambda_model.json", "JSON output")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from si_jax import storage
+    from si_jax.engines import lambda_bench
+
+    out = {}
+    if os.path.isfile(FLAGS.output):
+        out = json.load(open(FLAGS.output))
+    for a in FLAGS.attributes:
+        out[a] = lambda_bench.compare(a, num_train=FLAGS.num_train, num_heldout=FLAGS.num_heldout, steps=FLAGS.steps,
+                                      refine=tuple(int(k) for k in FLAGS.refine), num_shared=FLAGS.num_shared,
+                                      si=FLAGS.si, learning_rate=FLAGS.learning_rate,
+                                      log=lambda m: print(m, flush=True))
+        out[a]["machine"] = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
+        storage.write_atomic(FLAGS.output, storage.json_bytes(out))   # after each attribute: nothing is lost
+    for a, r in out.items():
+        cells = " | ".join(f"{m}: {v['flips_over_z']:.2f} / {v['mse_over_z']:.3f} / {v['seconds_per_1000']:.0f} s"
+                           for m, v in r["rows"].items() if m != "z")
+        print(f"| {a} | {cells} |")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,67 @@
+"""Train a per-image Λ predictor (issue 22): edits in one synthesis per image with `bin/edit.py --lambda_model`.
+
+    python bin/fit_lambda.py                       # demo: builtin:toyfaces, --attribute (eyeglasses), part masks
+    python bin/fit_lambda.py --weights=G.safetensors --direction=DIR.npz --mask=auto --output_dir=O \
+        [--num_train=256 --steps=200 --batch_size=32 --learning_rate=3e-3] [--objective=keep_edit|paper]
+
+Trains by minimising the intervention's own objective over --num_train samples of --seed (default 6000: disjoint
+from the edit demo's seed 0 and the directions' samples) and reports on --num_heldout samples of --heldout_seed.
+Outputs in --output_dir: lambda_model.safetensors, loss_curve.png, heldout.json; a checkpoint while training, so
+re-running the same command resumes. Errors are one `error: ...` line (si_jax.engines.cli).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from si_jax.editing import intervention  # noqa: E402
+from si_jax.engines import cli  # noqa: E402
+from si_jax.engines import fit_lambda_run as fr  # noqa: E402
+
+_S, _C = fr.FitSettings(), intervention.InterventionConfig()
+flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
+flags.DEFINE_string("direction", None, "Direction file from bin/fit_direction.py (s, z, w normals).")
+flags.DEFINE_string("attribute", None, "Demo only: the toyfaces attribute (default eyeglasses).")
+flags.DEFINE_string("mask", None, "auto | box:x0,y0,x1,y1 | ellipse:cx,cy,rx,ry | part:NAME (toyfaces segmenter). "
+                    "Default: auto (demo: the attribute's part). Use the same as bin/edit.py.")
+flags.DEFINE_string("output_dir", None, f"Output folder (default for the demo: {fr.DEMO_DIR}).")
+flags.DEFINE_bool("overwrite", False, "Replace a finished lambda_model.safetensors in --output_dir.")
+flags.DEFINE_integer("num_train", _S.num_train, "Training samples.")
+flags.DEFINE_integer("num_heldout", _S.num_heldout, "Held-out samples for the report.")
+flags.DEFINE_integer("steps", _S.steps, "Adam steps on the predictor.")
+flags.DEFINE_integer("batch_size", _S.batch_size, "Images per training step.")
+flags.DEFINE_float("learning_rate", _S.learning_rate, "Adam learning rate of the predictor's weights.")
+flags.DEFINE_integer("seed", _S.seed, "Latent seed of the training samples.")
+flags.DEFINE_integer("heldout_seed", _S.heldout_seed, "Latent seed of the held-out samples.")
+flags.DEFINE_enum("objective", "keep_edit", list(intervention.OBJECTIVES), "The intervention objective to learn "
+                  "(as bin/edit.py --objective).")
+flags.DEFINE_float("lambda_inside", _C.lambda_inside, "keep_edit only: weight of the inside-mask term.")
+flags.DEFINE_float("lambda_attr", _C.lambda_attr, "Weight of the cosine attribute term.")
+flags.DEFINE_float("lambda_norm", _C.lambda_norm, "Weight of ‖Λ‖₂.")
+flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
+                    "Persistent XLA compilation cache folder ('' to disable).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    cli.run_guarded(_run)
+
+
+def _run():
+    from si_jax.engines import edit_cli
+
+    demo = FLAGS.weights is None and FLAGS.direction is None
+    if not demo and (FLAGS.weights is None or FLAGS.direction is None):
+        raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
+    if FLAGS.attribute is not None and not demo:
+        raise cli.UsageError("--attribute picks the demo's toyfaces attribute; with --direction the attribute is "
+                             "the direction's")
+    edit_cli.configure_jax(FLAGS.compilation_cache, False)
+    fr.run(FLAGS, demo, log=lambda msg: print(msg, flush=True))
+
+
+if __name__ == "__main__":
+    app.run(main)
