@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags  # noqa: E402
 
-from si_jax.editing import pipeline  # noqa: E402
+from si_jax.editing import intervention, pipeline  # noqa: E402
 from si_jax.engines import cli, edit_run  # noqa: E402
 
 _D = edit_run.EditSettings()
@@ -58,6 +58,11 @@ flags.DEFINE_float("lambda_init", _D.lambda_init, "Initial λ of the layer being
 flags.DEFINE_enum("objective", _D.objective, ["keep_edit", "paper"], "keep_edit: MSE outside the mask + "
                   "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 exactly.")
 flags.DEFINE_float("lambda_inside", _D.lambda_inside, "keep_edit only: weight of the inside-mask term.")
+flags.DEFINE_enum("loop", _D.loop, ["auto", "scan", "steps", "one"], "How Λ's Adam steps run: scan (a lax.scan per "
+                  "layer), steps (a program per layer, one call per step: CPU), one (one program for all layers: "
+                  "fastest to compile, slower per step); auto: one for runs of at most "
+                  f"{intervention.ONE_PROGRAM_MAX_BATCHES} batches on CPU, else steps (CPU) / scan (si_jax.editing."
+                  "intervention.resolve_loop).")
 cli.define_cache_flag(flags)
 flags.DEFINE_string("lambda_model", None, "A Λ predictor from bin/fit_lambda.py (same generator, direction and "
                     "objective): edit with its Λ in one synthesis per image, no per-image optimisation.")

@@ -56,9 +56,9 @@ pos = np.arange(B)
 source = edit_run.MaskSource("box:2,2,6,6", B, cfg.img_resolution)
 codes_mask = project_edit.mask_function("auto", B, cfg.img_resolution)
 
-def latents(method, steps=1):
+def latents(method, steps=1, loop="auto"):
     st = edit_run.EditSettings(method=method, mask=source.spec, batch_size=B, steps_per_layer=steps)
-    return edit_run.edit_shard(params, cfg, dirs, z, pos, source, st, mesh)
+    return edit_run.edit_shard(params, cfg, dirs, z, pos, source, st, mesh, loop=loop)
 
 batch = pipeline.prepare(params, cfg, runs.shard_batch(z, mesh), dirs)
 flat = np.concatenate([np.asarray(s) for s in batch.styles], 1)
@@ -80,16 +80,18 @@ compile_log = io.StringIO()
 logging.getLogger("jax").addHandler(logging.StreamHandler(compile_log))
 jax.config.update("jax_log_compiles", True)
 latents("intervention")   # first call: intervention.compile_programs compiles every layer program ahead, once
-jax.config.update("jax_log_compiles", False)
 print("LAYER_COMPILES", compile_log.getvalue().count("compilation of jit(layer_program)"))
+latents("intervention", loop="one")   # one program for all layers, compiled ahead once
+jax.config.update("jax_log_compiles", False)
+print("ONE_COMPILES", compile_log.getvalue().count("compilation of jit(layer_program)"))
 print("=== baselines", file=sys.stderr, flush=True)
 with jax.transfer_guard_device_to_device("disallow"), jax.transfer_guard_host_to_device("log"):
     for fn in runs_ * 2:
         fn()
 print("=== intervention", file=sys.stderr, flush=True)
 with jax.transfer_guard_device_to_device("log"), jax.transfer_guard_host_to_device("log"):
-    for _ in range(2):
-        latents("intervention")
+    for loop in ("auto", "one"):
+        latents("intervention", loop=loop)
 print("=== done", file=sys.stderr, flush=True)
 print("LAYER_DIMS", *[l.dim for l in cfg.layers])
 """
@@ -115,6 +117,8 @@ def test_params_replicated_and_batches_sharded_on_8_devices(tmp_path):
     compiles = int(proc.stdout.split("LAYER_COMPILES", 1)[1].split()[0])
     assert compiles == len(dims), f"{compiles} layer-program compiles for {len(dims)} layers: the loop did not " \
                                   "reuse compile_programs' executables (shardings predicted wrong?)"
+    one = int(proc.stdout.split("ONE_COMPILES", 1)[1].split()[0]) - compiles
+    assert one == 1, f"loop 'one' compiled {one} programs, not 1 (shardings predicted wrong?)"
     base = _transfers(proc.stderr, "=== baselines", "=== intervention")
     assert base, "the transfer guard logged nothing: the log format changed?"
     assert {k for k, _, _ in base} == {"host-to-device"}

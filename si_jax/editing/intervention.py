@@ -86,12 +86,18 @@ def config_for(objective: str, **fields) -> InterventionConfig:
     return InterventionConfig(**fields)
 
 
-LOOPS = ("auto", "scan", "steps")
+LOOPS = ("auto", "scan", "steps", "one")
 
 
-def resolve_loop(loop: str = "auto", backend: str | None = None) -> str:
-    """How each layer's Adam steps run: 'scan' (one program per layer, a `lax.scan` over the steps) or 'steps'
-    (one program per layer for ONE step, dispatched steps + 1 times by the host; same math, no while loop).
+ONE_PROGRAM_MAX_BATCHES = 4   # 'auto' on CPU: 'one' for runs of at most this many batches (measured: resolve_loop)
+
+
+def resolve_loop(loop: str = "auto", backend: str | None = None, shared: bool = False,
+                 batches: int | None = None) -> str:
+    """How each layer's Adam steps run: 'scan' (one program per layer, a `lax.scan` over the steps), 'steps'
+    (one program per layer for ONE step, dispatched steps + 1 times by the host; same math, no while loop) or
+    'one' (ONE program for all layers and steps, `_one_program`: one compile instead of one per layer, each step a
+    pass of the whole network; per-image Λ only, shared=True runs 'steps' instead).
 
     'auto': 'steps' on CPU, 'scan' elsewhere. Measured with bench/edit_floor.py (BENCHMARKS.md): XLA:CPU runs the
     body of a while loop ~3x slower than the same ops as a program of their own (toyfaces, batch 16, layer
@@ -101,8 +107,10 @@ def resolve_loop(loop: str = "auto", backend: str | None = None) -> str:
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {', '.join(LOOPS)}, got {loop!r}")
     if loop == "auto":
-        return "steps" if (backend or jax.default_backend()) == "cpu" else "scan"
-    return loop
+        if (backend or jax.default_backend()) != "cpu":
+            return "scan"
+        loop = "one" if batches is not None and batches <= ONE_PROGRAM_MAX_BATCHES else "steps"
+    return "steps" if loop == "one" and shared else loop
 
 
 @dataclasses.dataclass
@@ -177,11 +185,12 @@ def _image_loss(params, cfg, layer, data, hp):
     return f
 
 
-def _adam_start(lam0, prev_loss, prev_img, hp) -> tuple:
+def _adam_start(lam0, prev_loss, prev_img, hp, best0=None) -> tuple:
     """The carry before the first Adam step: (λ, Adam state, best λ, its loss, its image(s), non-finite flag).
-    prev_loss, prev_img: loss and image(s) at λ = 0 (the current result: the best iterate to beat)."""
-    return lam0, optax.adam(hp["learning_rate"]).init(lam0), jnp.zeros_like(lam0), prev_loss, prev_img, \
-        jnp.array(False)
+    λ: an array or a list of arrays (loop 'one'). prev_loss, prev_img, best0: loss, image(s) and λ of the current
+    result, the best iterate to beat (best0 default: λ = 0)."""
+    best0 = jax.tree_util.tree_map(jnp.zeros_like, lam0) if best0 is None else best0
+    return lam0, optax.adam(hp["learning_rate"]).init(lam0), best0, prev_loss, prev_img, jnp.array(False)
 
 
 def _adam_step(loss_img, carry, hp) -> tuple:
@@ -190,11 +199,12 @@ def _adam_step(loss_img, carry, hp) -> tuple:
     lam_i, opt_state, best, best_loss, best_img, bad = carry
     (value, img), grad = jax.value_and_grad(loss_img, has_aux=True)(lam_i)
     better = value < best_loss
-    best, best_loss = jnp.where(better, lam_i, best), jnp.where(better, value, best_loss)
-    best_img = jnp.where(better, img, best_img)
-    bad = bad | ~jnp.isfinite(value) | ~jnp.all(jnp.isfinite(grad))
+    best = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), lam_i, best)
+    best_loss, best_img = jnp.where(better, value, best_loss), jnp.where(better, img, best_img)
+    bad = bad | ~jnp.isfinite(value) | ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(g))
+                                                          for g in jax.tree_util.tree_leaves(grad)]))
     updates, opt_state = optax.adam(hp["learning_rate"]).update(grad, opt_state, lam_i)
-    lam_i = jnp.clip(optax.apply_updates(lam_i, updates), 0.0, 1.0)
+    lam_i = jax.tree_util.tree_map(lambda a: jnp.clip(a, 0.0, 1.0), optax.apply_updates(lam_i, updates))
     return (lam_i, opt_state, best, best_loss, best_img, bad), value
 
 
@@ -263,6 +273,46 @@ def _start_carry(prev_loss, prev_img, hp, *, dim: int, shared: bool):
     """The Adam carry of every image (vmapped) or of the batch (shared), λ starting at λ_init everywhere."""
     start = lambda pl, pi: _adam_start(jnp.full((dim,), hp["lambda_init"], jnp.float32), pl, pi, hp)  # noqa: E731
     return start(prev_loss, prev_img) if shared else jax.vmap(start)(prev_loss, prev_img)
+
+
+def _whole_loss(params, cfg: G2Config, data, select, hp):
+    """Loop 'one': Λ (list over all layers of [dim_l]) -> (total loss, image) of ONE image through the whole
+    network, with the gradient reaching only the layers where select [num_layers] is 1 (the values are exactly Λ's:
+    s·λ + (1 − s)·stop_gradient(λ) with s ∈ {0, 1}). data: (styles, ds_z, ds_n, img0, img_z, mask) of the image,
+    without batch axis."""
+    styles, ds_z, ds_n, img0, img_z, mask = jax.tree_util.tree_map(lambda a: a[None], tuple(data))
+    state = network.initial_state(params, 1)
+
+    def f(lam):
+        lam = [(select[j] * l + (1.0 - select[j]) * jax.lax.stop_gradient(l))[None] for j, l in enumerate(lam)]
+        total, (_, _, img) = objective(params, cfg, 0, lam[0][0], state, styles, ds_z, ds_n, lam, img0, img_z, mask,
+                                       hp)
+        return total, img[0]
+
+    return f
+
+
+@functools.lru_cache(maxsize=None)
+def _one_program(cfg: G2Config):
+    """Loop 'one': ONE program for every layer, one Adam step per call, per image (vmapped). The layer is data
+    (select: [num_layers], 1 at the layer being optimised), so a generator compiles one program instead of one per
+    layer, at the cost of the whole network's forward and backward pass at every step (the prefix before the layer
+    is recomputed, not reused). (params, styles, ds_z, ds_n, img0, img_z, mask, select, carry, hp) -> (carry,
+    loss [B]); carry: `_start_one`'s, λ being the list over all layers."""
+
+    def layer_program(params, styles, ds_z, ds_n, img0, img_z, mask, select, carry, hp):
+        one = lambda d, c: _adam_step(_whole_loss(params, cfg, d, select, hp), c, hp)  # noqa: E731
+        return jax.vmap(one)((styles, ds_z, ds_n, img0, img_z, mask), carry)
+
+    return jax.jit(layer_program)
+
+
+@jax.jit
+def _start_one(lam, select, prev_loss, prev_img, hp):
+    """Loop 'one': the carry of every image for the layer where select is 1: λ_init there, the other layers as
+    they are (optimised before, or 0); the best iterate to beat is the current result (λ as it is)."""
+    lam0 = [jnp.where(select[j] > 0, hp["lambda_init"], l) for j, l in enumerate(lam)]
+    return jax.vmap(lambda l0, b0, pl, pi: _adam_start(l0, pl, pi, hp, b0))(lam0, list(lam), prev_loss, prev_img)
 
 
 @functools.lru_cache(maxsize=None)
@@ -375,6 +425,23 @@ def _run_steps(cfg: G2Config, layer: int, steps: int, shared: bool, args, prev_l
     return best, values, best_loss, best_img, bad
 
 
+def _run_one(cfg: G2Config, layer: int, steps: int, data, lam, prev_loss, prev_img, hp, placement):
+    """Loop 'one': layer `layer`'s steps + 1 calls of `_one_program` (never waits). data: (params, styles, ds_z, ds_n,
+    img0, img_z, mask). -> as `_run_steps` (the other layers' λ cannot change: their gradient is masked, so their
+    Adam moments and updates stay exactly 0)."""
+    per_image, scalar = placement
+    select = _place(np.eye(len(cfg.layers), dtype=np.float32)[layer], scalar)
+    carry = _start_one(lam, select, prev_loss, prev_img, hp)
+    if per_image is not None:
+        carry = jax.device_put(carry, _carry_shardings(carry, False, per_image, scalar))
+    program, values = _one_program(cfg), []
+    for _ in range(steps + 1):
+        carry, value = program(*data, select, carry, hp)
+        values.append(value)
+    _, _, best, best_loss, best_img, bad = carry
+    return best[layer], values, best_loss, best_img, bad
+
+
 def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig =
                      InterventionConfig(), *, shared: bool = False, workers: int | None = None,
                      on_compiled=None, loop: str = "auto") -> list:
@@ -399,11 +466,19 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
 
     n_layers, finished, lock = len(cfg.layers), [0], threading.Lock()
     report = on_compiled or (lambda done, total: None)
+    if resolve_loop(loop, shared=shared) == "one":
+        report(0, 1)
+        select = jax.ShapeDtypeStruct((n_layers,), jnp.float32, sharding=scalar)
+        carry = jax.eval_shape(_start_one, zeros, select, loss, img, hp)
+        carry = _abstract(carry, per_image)
+        compiled = _one_program(cfg).lower(params, styles, ds_z, ds_n, img, img, mask, select, carry, hp).compile()
+        report(1, 1)
+        return [compiled]
 
     def compile_layer(i):
         lam = done[:i] + zeros[i:]
         args = (params, states[i], styles, ds_z, ds_n, lam, img, img, mask)
-        if resolve_loop(loop) == "scan":
+        if resolve_loop(loop, shared=shared) == "scan":
             compiled = _layer_program(cfg, i, config.steps_per_layer, shared).lower(*args, loss, img, hp).compile()
         else:
             carry = jax.eval_shape(functools.partial(_start_carry, dim=cfg.layers[i].dim, shared=shared), loss, img,
@@ -445,7 +520,7 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     such a result is never returned.
     """
     _check_inputs(cfg, styles, ds_z, ds_n, mask)
-    loop = resolve_loop(loop)
+    loop = resolve_loop(loop, shared=shared)
     key = (cfg, config.steps_per_layer, shared, tuple((s.shape, s.dtype) for s in styles), _placement(styles[0]),
            loop)
     if precompile and key not in _PRECOMPILED:   # later batches of a run: the programs are compiled already
@@ -468,11 +543,15 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
         args = (params, state, styles, ds_z, ds_n, lam, img0, img_z, mask)
         if loop == "scan":
             lam_i, hist, loss, img, bad = _layer_program(cfg, i, config.steps_per_layer, shared)(*args, loss, img, hp)
+        elif loop == "one":
+            lam_i, hist, loss, img, bad = _run_one(cfg, i, config.steps_per_layer, (params, styles, ds_z, ds_n, img0,
+                                                   img_z, mask), lam, loss, img, hp, (per_image, scalar))
         else:
             lam_i, hist, loss, img, bad = _run_steps(cfg, i, config.steps_per_layer, shared, args, loss, img, hp,
                                                      (per_image, scalar))
         lam[i] = _place(jnp.broadcast_to(lam_i, styles[i].shape), per_image) if shared else lam_i
-        state = _advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam[i]))
+        if loop != "one":   # 'one' runs the whole network at every step: no state to carry
+            state = _advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam[i]))
         history.append(hist)
         bads.append(bad)
         pix.append(metrics.outside_mask_mse(img, img0, mask))

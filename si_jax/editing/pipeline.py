@@ -198,13 +198,15 @@ def _conditional_w_delta(params, cfg, batch: EditBatch, directions: dict, target
 
 def run_method(params, cfg: G2Config, batch: EditBatch, method: str, mask=None, directions: dict | None = None,
                config: intervention.InterventionConfig = intervention.InterventionConfig(), **kw) -> EditOutput:
-    """Edit the batch with one method. mask [B, R, R] is needed by 'intervention' only."""
+    """Edit the batch with one method. mask [B, R, R] is needed by 'intervention' only; its keywords
+    return_layer_images, on_layer, on_compiled and loop go to `intervention.intervene`."""
     if method == "intervention":
         if mask is None:
             raise ValueError("method 'intervention' needs a mask")
         res = intervention.intervene(params, cfg, batch.styles, batch.ds_z, batch.ds_n, mask, config,
                                      return_layer_images=kw.get("return_layer_images", False),
-                                     on_layer=kw.get("on_layer"), on_compiled=kw.get("on_compiled"))
+                                     on_layer=kw.get("on_layer"), on_compiled=kw.get("on_compiled"),
+                                     loop=kw.get("loop", "auto"))
         return EditOutput(res.styles, res.image, res.lam, res)
     delta = baseline_delta(params, cfg, batch, method, directions or {}, target=kw.get("target", "flip"),
                            distance=kw.get("distance", 3.0), condition_on=kw.get("condition_on", ()))

@@ -112,7 +112,8 @@ def settings_of(flags, **override) -> edit_run.EditSettings:
                   s_scale=flags.s_scale, truncation_psi=1.0 if flags.truncation_psi is None else flags.truncation_psi,
                   batch_size=flags.batch_size, steps_per_layer=flags.steps_per_layer,
                   learning_rate=flags.learning_rate, lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm,
-                  lambda_init=flags.lambda_init, objective=flags.objective, lambda_inside=flags.lambda_inside)
+                  lambda_init=flags.lambda_init, objective=flags.objective, lambda_inside=flags.lambda_inside,
+                  loop=getattr(flags, "loop", "auto"))   # bin/evaluate.py has no --loop
     return edit_run.EditSettings(**{**values, **override})
 
 

@@ -57,6 +57,7 @@ class EditSettings:
     lambda_init: float = intervention.InterventionConfig.lambda_init
     objective: str = "keep_edit"
     lambda_inside: float = intervention.InterventionConfig.lambda_inside
+    loop: str = "auto"   # how the Adam steps run (intervention.resolve_loop; 'auto' decided by the run's batch count)
 
     def __post_init__(self):
         """UsageError naming the first bad setting (flags are checked before anything is loaded or created)."""
@@ -65,6 +66,7 @@ class EditSettings:
         req(self.target in edits.TARGETS, "target", self.target, f"must be one of {', '.join(edits.TARGETS)}")
         req(self.objective in intervention.OBJECTIVES, "objective", self.objective,
             f"must be one of {', '.join(intervention.OBJECTIVES)}")
+        req(self.loop in intervention.LOOPS, "loop", self.loop, f"must be one of {', '.join(intervention.LOOPS)}")
         for name in ("batch_size", "steps_per_layer"):
             req(cli.is_int(getattr(self, name)) and getattr(self, name) >= 1, name, getattr(self, name),
                 "must be an integer >= 1")
@@ -119,9 +121,10 @@ class MaskSource:
 
 
 def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: EditSettings, mesh,
-               condition_on=(), judge=None, on_compiled=None, edit_fn=None) -> dict:
+               condition_on=(), judge=None, on_compiled=None, edit_fn=None, loop: str = "auto") -> dict:
     """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring). on_compiled:
-    progress of the intervention's layer programs, when this batch compiles them (`cli.compile_counter`).
+    progress of the intervention's layer programs, when this batch compiles them (`cli.compile_counter`). loop:
+    the intervention's loop (`intervention.resolve_loop`; `run_edits` resolves st.loop for the whole run).
 
     params must be replicated on `mesh` (`runs.replicate`, once per run): z is sharded over it before anything is
     synthesised, and every per-image array (styles, Δs's, images, mask, metrics) stays sharded until it is written.
@@ -134,7 +137,7 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
     mask = runs.shard_batch(mask_source(positions, img0, img_z, img_s), mesh)
     out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
         params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
-        condition_on=condition_on, on_layer=_layer_progress(), on_compiled=on_compiled)
+        condition_on=condition_on, on_layer=_layer_progress(), on_compiled=on_compiled, loop=loop)
     image = runs.shard_batch(np.asarray(out.image), mesh)
     on_device = {"styles_in": list(batch.styles), "styles_out": list(out.styles), "mask": mask, "img_in": img0,
                  "mse_outside": metrics.outside_mask_mse(image, img0, mask),
@@ -223,7 +226,7 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     run.remove_stale_temps(todo, bsz)
     params = runs.replicate(params, mesh)   # once: every program of the run reads this copy on every device
     lo_hi = runs.from_process_0(display_range(params, cfg, dirs, z_all, st, mesh))
-    on_compiled = cli.compile_counter(f"layer programs of '{st.method}'", log)
+    loop, on_compiled = run_loop(st, num_shards, log)
     with runs.ShardWriter() as writer:
         for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
             positions = np.arange(k * bsz, min((k + 1) * bsz, n))
@@ -231,12 +234,20 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
             pos_padded = batches.pad_batch(positions, bsz).array
             with cli.heartbeat(f"editing images {positions[0]}-{positions[-1]}", log=log):
                 arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh,
-                                    condition_on, judge, on_compiled, edit_fn)
+                                    condition_on, judge, on_compiled, edit_fn, loop)
             arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
             writer.submit(write_shard, run, k, positions, arrays, lo_hi=lo_hi)
     if not all_shards_done(run, num_shards, "si_jax.edit.done"):
         return None
     return finish(run, num_shards, st, lo_hi, extra, attribute=dirs["s"].attribute)
+
+
+def run_loop(st: EditSettings, num_shards: int, log) -> tuple:
+    """(the intervention's loop for the whole run, its compile-progress callback). Decided by the run's whole size,
+    not by what is left of it, so that a resumed run computes exactly as the first one did."""
+    loop = intervention.resolve_loop(st.loop, batches=num_shards)
+    what = "program of '{}', one for all layers as the run is short," if loop == "one" else "layer programs of '{}'"
+    return loop, cli.compile_counter(what.format(st.method), log)
 
 
 def all_shards_done(run: runs.RunDir, num_shards: int, barrier: str) -> bool:

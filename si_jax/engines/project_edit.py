@@ -119,9 +119,9 @@ def mask_function(spec: str, num_images: int, res: int, judges=None):
 
 
 def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, mask_fn, st, mesh,
-                    condition_on=(), judge=None, on_compiled=None, edit_fn=None) -> dict:
+                    condition_on=(), judge=None, on_compiled=None, edit_fn=None, loop: str = "auto") -> dict:
     """Edit one padded batch of codes. styles [B, S], w_ref [B, w_dim], target_imgs [B, R, R, 3]. on_compiled,
-    edit_fn: as engines.edit_run.edit_shard's.
+    edit_fn, loop: as engines.edit_run.edit_shard's.
 
     params must be replicated on `mesh` (`runs.replicate`); the codes are sharded over it before anything is
     synthesised (as engines.edit_run.edit_shard)."""
@@ -132,7 +132,7 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
     mask = runs.shard_batch(np.asarray(mask_fn(positions, img0, img_z, img_s), np.float32), mesh)
     out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
         params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
-        condition_on=condition_on, on_compiled=on_compiled)
+        condition_on=condition_on, on_compiled=on_compiled, loop=loop)
     space = StyleSpace.of(cfg)
     s_in, s_out = np.asarray(space.concat(batch.styles)), np.asarray(space.concat(out.styles))
     img = runs.shard_batch(np.asarray(out.image), mesh)
@@ -162,7 +162,7 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
     if len(todo) < len(runs.my_shards(num_shards)):
         log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
     run.remove_stale_temps(todo, bsz)
-    on_compiled = cli.compile_counter(f"layer programs of '{st.method}'", log)
+    loop, on_compiled = edit_run.run_loop(st, num_shards, log)
     with runs.ShardWriter() as writer:
         for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
             pos = np.arange(k * bsz, min((k + 1) * bsz, n))
@@ -172,7 +172,7 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
             with cli.heartbeat(f"editing images {pos[0]}-{pos[-1]}", log=log):
                 arrays = edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
                                          batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge,
-                                         on_compiled, edit_fn)
+                                         on_compiled, edit_fn, loop)
             arrays = cli.check_finite({key: v[:len(pos)] for key, v in arrays.items()}, st.hint(), pos)
             writer.submit(edit_run.write_shard, run, k, pos, arrays, ("img_in", "img_recon", "img_out"),
                           grid_images=GRID_IMAGES)
