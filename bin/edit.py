@@ -82,12 +82,7 @@ def _run():
     from si_jax.engines import edit_cli
 
     edit_cli.configure_jax(FLAGS.compilation_cache, FLAGS.multihost, FLAGS)
-    demo = FLAGS.weights is None and FLAGS.direction is None
-    if not demo and (FLAGS.weights is None or FLAGS.direction is None):
-        raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
-    if FLAGS.attribute is not None and not demo:
-        raise cli.UsageError("--attribute picks the demo's toyfaces attribute; with --direction the attribute is "
-                             "the direction's")
+    demo = cli.demo_mode(FLAGS)
     edit_cli.run(FLAGS, demo)
 
 

@@ -78,12 +78,7 @@ def main(argv):
 def _run():
     from si_jax.engines import cli, edit_cli
 
-    demo = FLAGS.weights is None and FLAGS.direction is None
-    if not demo and (FLAGS.weights is None or FLAGS.direction is None):
-        raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
-    if FLAGS.attribute is not None and not demo:
-        raise cli.UsageError("--attribute picks the demo's toyfaces attribute; with --direction the attribute is "
-                             "the direction's")
+    demo = cli.demo_mode(FLAGS)
     edit_cli.configure_jax(FLAGS.compilation_cache, False)
     evaluate_cli.main(FLAGS, demo, log=lambda msg: print(msg, flush=True))
 

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from si_jax.editing import intervention  # noqa: E402
 from si_jax.engines import cli  # noqa: E402
@@ -40,8 +40,7 @@ flags.DEFINE_enum("objective", "keep_edit", list(intervention.OBJECTIVES), "The 
 flags.DEFINE_float("lambda_inside", _C.lambda_inside, "keep_edit only: weight of the inside-mask term.")
 flags.DEFINE_float("lambda_attr", _C.lambda_attr, "Weight of the cosine attribute term.")
 flags.DEFINE_float("lambda_norm", _C.lambda_norm, "Weight of ‖Λ‖₂.")
-flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/si_jax/jax"),
-                    "Persistent XLA compilation cache folder ('' to disable).")
+cli.define_cache_flag(flags)
 FLAGS = flags.FLAGS
 
 
@@ -53,15 +52,10 @@ def main(argv):
 def _run():
     from si_jax.engines import edit_cli
 
-    demo = FLAGS.weights is None and FLAGS.direction is None
-    if not demo and (FLAGS.weights is None or FLAGS.direction is None):
-        raise cli.UsageError("give both --weights and --direction (or neither, for the demo)")
-    if FLAGS.attribute is not None and not demo:
-        raise cli.UsageError("--attribute picks the demo's toyfaces attribute; with --direction the attribute is "
-                             "the direction's")
+    demo = cli.demo_mode(FLAGS)
     edit_cli.configure_jax(FLAGS.compilation_cache, False)
     fr.run(FLAGS, demo, log=lambda msg: print(msg, flush=True))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_app(main)

@@ -13,7 +13,8 @@ Layers are optimised from coarse to fine. While layer i is optimised, layers < i
 layers > i hold λ = 0 (the Z-space edit), so the intermediate results start at the Z-space edit. Each layer is one
 jitted program (cached per generator, layer, step count and shape): `lax.scan` over optax Adam steps, projected
 onto [0, 1] after every step, `vmap`ped over the images of the batch; on CPU, where XLA runs a while loop's body
-~3x slower, the same step is a program of its own that the host dispatches steps + 1 times (`resolve_loop`). The activations before layer i depend only
+~3x slower, the same step is a program of its own that the host dispatches steps + 1 times, and a short run
+compiles ONE program for all layers instead (the layer as data; `resolve_loop`, BENCHMARKS.md). The activations before layer i depend only
 on fixed styles, so they are computed once per layer and the program synthesises from there. All layer programs
 are compiled before the loop starts (`compile_programs`; in parallel threads off CPU), and the loop never waits for the
 devices: the loss histories, errors and non-finite flags of every layer come back in one fetch at the end.

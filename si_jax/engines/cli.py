@@ -49,6 +49,18 @@ _OS_ADVICE = {
 }
 
 
+def demo_mode(flags) -> bool:
+    """True for the embedded demo (neither --weights nor --direction); UsageError for half of the pair, or for
+    --attribute (the demo's toyfaces attribute) beside a --direction. Shared by edit, evaluate and fit_lambda."""
+    demo = flags.weights is None and flags.direction is None
+    if not demo and (flags.weights is None or flags.direction is None):
+        raise UsageError("give both --weights and --direction (or neither, for the demo)")
+    if flags.attribute is not None and not demo:
+        raise UsageError("--attribute picks the demo's toyfaces attribute; with --direction the attribute is the "
+                         "direction's")
+    return demo
+
+
 def run_guarded(fn) -> None:
     """Run fn(); an expected error, an OS error or running out of memory becomes ONE line `error: ...` on stderr
     and exit status 1. Anything else (a bug) keeps its traceback.
