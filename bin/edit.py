@@ -8,12 +8,14 @@
     python bin/edit.py ... --lambda_model=O/lambda_model.safetensors [--refine_steps=K]   # bin/fit_lambda.py's Λ
 
 Outputs in --output_dir: shards/*.npz (edited styles, Λ*, outside-mask MSE, S scores), images/*.png
-(input | output | mask), grid.png, summary.json. Re-running the same command resumes, and every file it writes has
+(input | output | mask), grid.png, summary.json, index.html (every image, sortable, failures flagged) and
+per_image.csv. Re-running the same command resumes, and every file it writes has
 the same bytes as in an uninterrupted run. Nothing is created before every flag and input is checked (and shard
 0's input images are finite); a shard with a NaN / inf result is an error naming its samples and the likely setting.
 --batch_size is capped at the number of images. With --samples, the samples' generator id must match --weights
 and their truncation_psi is used. --precision=fp32|tf32|bf16 (--bf16_from_res), --conv3x3, --upconv: how the
-generator computes (si_jax.stylegan2.numerics). Errors are one `error: ...` line (si_jax.engines.cli).
+generator computes (si_jax.stylegan2.numerics); --loop: how Λ's Adam steps run (auto: one program for all layers on
+short runs). Errors are one `error: ...` line (si_jax.engines.cli).
 """
 import os
 import sys

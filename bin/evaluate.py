@@ -10,7 +10,8 @@
 Outputs in --output_dir: table2.md / table2.json (mean ± std per method: outside-mask MSE, SSIM, PSNR, S-score
 change, flip rate; the demo adds the toyfaces judges' columns), fig5_interpolation.png/.json
 (Λ* fixed, coefficient of Δs_n varied), fig6_layers.png, fig6_mse.png/.json (result and outside-mask MSE after
-each layer), fig2_channels.png + fig2_iou.json (feature maps vs mask IoU). Nothing is written on bad input.
+each layer), fig2_channels.png + fig2_iou.json (feature maps vs mask IoU), index.html + per_image.csv (a row per
+method and image, sortable, failures flagged). Nothing is written on bad input.
 With --codes the table compares each edit with the original input image (and, in one column, with the
 reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' (the codes unedited).
 """

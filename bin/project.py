@@ -8,7 +8,8 @@ Images: PNG / JPEG of any size and mode (RGBA composited over white, grayscale a
 centre-cropped, then resized to the model resolution; every conversion is noted in projection.json). A file that
 cannot be read is an error naming it (all such files in one line); nothing is created before every image is read.
 Outputs in --output_dir: codes.npz (codes, styles, reconstructions, loss curves), images/*.png (input | W | W+ |
-S), recon_grid.png, loss_curves.png, projection.json (written last). Re-running the same command resumes; every
+S), recon_grid.png, loss_curves.png, index.html + per_image.csv (PSNR / SSIM per image and space), projection.json
+(written last). Re-running the same command resumes; every
 file has the same bytes as in an uninterrupted run. Errors are one `error: ...` line (si_jax.engines.cli).
 """
 import os

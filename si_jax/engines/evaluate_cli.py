@@ -336,8 +336,8 @@ def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log,
     img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(intervention.synth_program(cfg)(
         params, [s + d for s, d in zip(kept["styles"], kept["ds_z"])]))
     pngs["fig6_layers.png"] = figure_panels.fig6_layers_image(kept["layer_images"], img_z, kept["input"],
-                                                              kept["mask"], names, kept["pix_error"])
-    pngs["fig6_mse.png"] = (figure_panels.fig6_mse_plot(kept["pix_error"]), None)
+                                                              kept["mask"], names, kept["pix_error"], latent=latent)
+    pngs["fig6_mse.png"] = (figure_panels.fig6_mse_plot(kept["pix_error"], latent=latent), None)
     extra["fig6_mse.json"] = {"layers": [latent] + names, "mse_outside_mean": kept["pix_error"].mean(1).tolist(),
                               "mse_outside_per_image": kept["pix_error"].T.tolist()}
 

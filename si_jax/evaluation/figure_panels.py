@@ -95,10 +95,11 @@ def _layer_columns(num_layers: int, max_cols: int) -> list:
     return sorted(set(idx.tolist()) | {num_layers - 1})
 
 
-def fig6_layers_image(layer_images, img_z, img0, mask, layer_names, pix_error, max_layer_cols: int = 12) -> tuple:
-    """Fig. 6(a): rows = images, columns = Z edit, result after layer 1..L (subsampled to `max_layer_cols`, the
-    last always kept), input (mask outlined). layer_images [L, B, R, R, C]; img_z, img0 [B, R, R, C];
-    pix_error [L + 1, B]. -> (uint8 image, caption)."""
+def fig6_layers_image(layer_images, img_z, img0, mask, layer_names, pix_error, max_layer_cols: int = 12,
+                      latent: str = "Z edit") -> tuple:
+    """Fig. 6(a): rows = images, columns = the latent edit (`latent`: 'Z edit', or 'W edit' for projected codes),
+    result after layer 1..L (subsampled to `max_layer_cols`, the last always kept), input (mask outlined).
+    layer_images [L, B, R, R, C]; img_z, img0 [B, R, R, C]; pix_error [L + 1, B]. -> (uint8 image, caption)."""
     layer_images = np.asarray(layer_images)
     lo, hi = pictures.display_range(img0)
     size = _display_size(img0.shape[1])
@@ -110,24 +111,24 @@ def fig6_layers_image(layer_images, img_z, img0, mask, layer_names, pix_error, m
         tiles[-1] = _outline(tiles[-1], mask[b])
         rows.append(tiles)
     mean = np.mean(pix_error, axis=1)
-    labels = [f"Z edit\n{mean[0]:.3g}"] + [f"{i + 1}:{layer_names[i]}\n{mean[i + 1]:.3g}" for i in cols] + ["input"]
+    labels = [f"{latent}\n{mean[0]:.3g}"] + [f"{i + 1}:{layer_names[i]}\n{mean[i + 1]:.3g}" for i in cols] + ["input"]
     caption = (f"Fig. 6: result after optimising each style layer (columns; {len(cols)} of {layer_images.shape[0]} "
                "layers shown), mean outside-mask MSE under each label")
     return labelled_grid(rows, labels, [f"#{b}" for b in range(img0.shape[0])]), caption
 
 
-def fig6_mse_plot(pix_error, max_lines: int = 3) -> np.ndarray:
-    """Fig. 6(b): outside-mask MSE after each layer (x: 0 = Z edit, i = after layer i, ticks under the axis); mean
-    over images plus the first `max_lines` images. pix_error [L + 1, B] -> uint8 image."""
+def fig6_mse_plot(pix_error, max_lines: int = 3, latent: str = "Z edit") -> np.ndarray:
+    """Fig. 6(b): outside-mask MSE after each layer (x: 0 = the latent edit, i = after layer i, ticks under the
+    axis); mean over images plus the first `max_lines` images. pix_error [L + 1, B] -> uint8 image."""
     pix = np.asarray(pix_error, np.float64)
     series = {"mean": pix.mean(axis=1)}
     for b in range(min(max_lines, pix.shape[1]) if pix.shape[1] > 1 else 0):
         series[f"image {b}"] = pix[:, b]
     layers = pix.shape[0] - 1
     step = -(-layers // 10) or 1
-    ticks = [(0, "Z")] + [(i, str(i)) for i in range(step, layers + 1, step)]
+    ticks = [(0, latent.split()[0])] + [(i, str(i)) for i in range(step, layers + 1, step)]
     return pictures.line_plot(series, width=480, height=270, x_ticks=ticks,
-                              title="outside-mask MSE after style layer i (i = 0: the Z edit)")
+                              title=f"outside-mask MSE after style layer i (i = 0: the {latent})")
 
 
 def fig2_image(images, mask, binary, channels, ious, layer_name, max_rows: int = 6) -> tuple:
