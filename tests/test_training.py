@@ -367,6 +367,8 @@ def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(
         state, m = real_step(state, *args, **kw)
         return state, {**m, "G": jnp.float32(jnp.nan)}
 
+    nan_at_step_0.lower = real_step.lower   # train_run.compile_steps compiles the real step ahead
+
     monkeypatch.setattr(train_run.steps, "train_step", nan_at_step_0)
     work = tmp_path / "run"
     with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
