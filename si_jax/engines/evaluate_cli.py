@@ -120,7 +120,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     """Flags -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
     from si_jax import world
     from si_jax.editing import directions, pipeline
-    from si_jax.engines import demo, edit_cli, project_edit, samples, toyfaces
+    from si_jax.engines import demo, inputs, project_edit, samples, toyfaces
     from si_jax.stylegan2 import builtin
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
@@ -144,7 +144,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
                           objective=flags.objective, lambda_inside=flags.lambda_inside)
     config = intervention.config_for(flags.objective, steps_per_layer=steps, learning_rate=flags.learning_rate,
                                      lambda_inside=flags.lambda_inside)
-    mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
+    mask_flag = inputs.mask_setting(flags.mask, flags.masks, default=None)
     cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on),
                           lambda_model=getattr(flags, "lambda_model", None))
     out_dir = flags.output_dir or ("si_jax_eval_demo" if is_demo else None)
@@ -162,7 +162,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         mask_spec = mask_flag or "auto"
     gid = params_lib.fingerprint(canonical)
     if not is_demo:
-        edit_cli.check_direction_generator(flags.direction, gid)
+        inputs.check_direction_generator(flags.direction, gid)
     params = params_lib.to_jax_params(canonical, cfg)
     codes = project_edit.load_code_inputs(codes_path, space, params, cfg, gid) if codes_path else None
     n, res = (len(codes.styles) if codes is not None else num_samples), cfg.img_resolution
@@ -176,8 +176,8 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     else:
         masks = masks_lib.load_masks(mask_spec, n, res, res)
     fig_layer = figure_data.resolve_layer(cfg, flags.fig_layer)
-    condition_on = (edit_cli.load_condition_on(flags.condition_on, "w", cfg.w_dim) if codes is not None else
-                    edit_cli.load_condition_on(flags.condition_on, "z", cfg.z_dim))
+    condition_on = (inputs.load_condition_on(flags.condition_on, "w", cfg.w_dim) if codes is not None else
+                    inputs.load_condition_on(flags.condition_on, "z", cfg.z_dim))
     skipped = {}
     if "interfacegan" in methods and not condition_on:
         skipped["interfacegan"] = "needs --condition_on direction files of other attributes (none given)"
@@ -197,7 +197,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
             judge = judged.JudgeMetrics(judges or judges_lib.load_judges(), judged_attr)
             log(f"judge: the toyfaces classifier and its identity estimates measure '{judged_attr}' (independent of "
                 "the S-space SVM)")
-    edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
+    inputs.check_directions(dirs, cfg, flags.direction or "demo")
     predicted = None
     if getattr(flags, "lambda_model", None):
         from si_jax.editing import lambda_model
