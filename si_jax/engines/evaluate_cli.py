@@ -28,6 +28,7 @@ from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
 from si_jax.engines import cli, edit_run
 from si_jax.evaluation import comparison, figure_data, figure_panels, judged, pictures, report
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 
 DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
@@ -228,7 +229,7 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         images = n
         prepare = project_edit.code_preparer(params, cfg, inp.codes, inp.dirs, target=flags.target,
                                              distance=flags.distance)
-        synth = intervention.synth_program(cfg)
+        synth = programs.synth_program(cfg)
         extra_methods = {"reconstruction": lambda batch, mask: pipeline.EditOutput(
             batch.styles, np.asarray(synth(params, batch.styles)))}
     if inp.predicted is not None:
@@ -333,7 +334,7 @@ def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log,
     log("Fig. 5 outside-mask MSE along the strip (mean over %d samples; %s: %.4g): %s" % (
         keep, latent, kept["pix_error"][0].mean(), ", ".join(f"c={c:g}: {v:.4g}" for c, v in
                                                      zip(coeffs, mse.mean(axis=1)))))
-    img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(intervention.synth_program(cfg)(
+    img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(programs.synth_program(cfg)(
         params, [s + d for s, d in zip(kept["styles"], kept["ds_z"])]))
     pngs["fig6_layers.png"] = figure_panels.fig6_layers_image(kept["layer_images"], img_z, kept["input"],
                                                               kept["mask"], names, kept["pix_error"])
