@@ -357,14 +357,13 @@ def header(ceilings):
 
 
 def append_benchmarks(section):
-    """Append `section` to --benchmarks_file (BENCHMARKS.md; created with an intro), via a temp file and
-    os.replace."""
+    """Append `section` to --benchmarks_file (BENCHMARKS.md; created with an intro), atomically
+    (storage.write_atomic)."""
+    from si_jax import storage
+
     path = FLAGS.benchmarks_file or os.path.join(ROOT, "BENCHMARKS.md")
     old = open(path).read() if os.path.exists(path) else BENCH_INTRO
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(old.rstrip("\n") + "\n\n" + section)
-    os.replace(tmp, path)
+    storage.write_atomic(path, (old.rstrip("\n") + "\n\n" + section).encode())
     log(f"appended to {path}")
 
 

@@ -6,8 +6,9 @@ import pytest
 
 from conftest import REPO
 
-# stage -> rank; a module may import si_jax stages of lower rank, and its own stage.
-RANKS = {"weights_convert": 0, "storage": 0, "metrics": 0, "world": 1, "stylegan2": 1, "editing": 2, "training": 2,
+# stage -> rank; a module may import si_jax stages of lower rank, and its own stage. weights_convert is the floor
+# (formats, and the one atomic file writer that si_jax.storage re-exports): it imports nothing of si_jax.
+RANKS = {"weights_convert": -1, "storage": 0, "metrics": 0, "world": 1, "stylegan2": 1, "editing": 2, "training": 2,
          "projection": 2, "evaluation": 3, "engines": 4}
 LEAVES = {"weights_convert", "storage", "metrics"}     # import nothing of si_jax at all
 
@@ -50,7 +51,8 @@ def test_imports_point_down(path):
     stage = _stage(path)
     imported = _imported_stages(path) - {stage}
     if stage in LEAVES:
-        assert not imported, f"{path.relative_to(REPO)}: {stage} is a leaf but imports {sorted(imported)}"
+        of_si_jax = sorted(imported - {"weights_convert"})
+        assert not of_si_jax, f"{path.relative_to(REPO)}: {stage} is a leaf but imports {of_si_jax}"
     upward = sorted(s for s in imported if RANKS[s] >= RANKS[stage])
     assert not upward, f"{path.relative_to(REPO)} ({stage}) imports stages at or above its own: {upward}"
 
