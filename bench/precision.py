@@ -18,10 +18,9 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_list("precisions", ["fp32", "tf32", "bf16"], "Precisions to compare (fp32 is the reference).")
 flags.DEFINE_integer("num_images", 32, "Images synthesised and edited.")

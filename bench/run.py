@@ -35,10 +35,9 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_list("configs", ["fixture", "paper256", "f1024"], "Configs to time: fixture, paper256, f1024.")
 flags.DEFINE_list("batches", None, "Batch sizes (default per config: fixture/paper256 1,2,4,8; f1024 1,2).")

@@ -15,15 +15,10 @@ the same bytes as in an uninterrupted run. Nothing is created before every flag 
 and their truncation_psi is used. --precision=fp32|tf32|bf16 (--bf16_from_res), --conv3x3, --upconv: how the
 generator computes (si_jax.stylegan2.numerics). Errors are one `error: ...` line (si_jax.engines.cli).
 """
-import os
-import sys
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import flags  # noqa: E402
-
-from si_jax.editing import intervention, pipeline  # noqa: E402
-from si_jax.engines import cli, edit_run  # noqa: E402
+from si_jax.editing import intervention, pipeline
+from si_jax.engines import cli, edit_run
 
 _D = edit_run.EditSettings()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")

@@ -11,10 +11,6 @@ Outputs in --output_dir: codes.npz (codes, styles, reconstructions, loss curves)
 S), recon_grid.png, loss_curves.png, projection.json (written last). Re-running the same command resumes; every
 file has the same bytes as in an uninterrupted run. Errors are one `error: ...` line (si_jax.engines.cli).
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags
 

@@ -141,3 +141,34 @@ def test_circle_finder_names_the_circle():
     assert sorted(_circles(graph)) == ["a -> b -> c -> a", "e -> e"]
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"b"}}) == ["b -> c -> b"]
     assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+SCRIPTS = sorted([*(REPO / "bin").glob("*.py"), *(REPO / "bench").glob("*.py")])
+
+
+def _sys_path_edits(source: str) -> list:
+    """Line numbers where `source` changes sys.path (sys.path.insert(...), .append(...), sys.path = ...)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            edited = node.func.value
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            edited = node.targets[0] if isinstance(node, ast.Assign) else node.target
+        else:
+            continue
+        if ast.unparse(edited) == "sys.path":
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))
+def test_scripts_use_the_installed_package(path):
+    """bin/ and bench/ import si_jax as installed (`pip install -e .`): no sys.path edits."""
+    assert not _sys_path_edits(path.read_text()), (
+        f"{path.relative_to(REPO)}: line(s) {_sys_path_edits(path.read_text())} edit sys.path; the package is "
+        "installed (pip install -e .)")
+
+
+def test_sys_path_edits_are_found():
+    src = "import sys\nsys.path.insert(0, 'x')\nsys.path.append('y')\nsys.path = []\nprint(sys.path[0])\n"
+    assert _sys_path_edits(src) == [2, 3, 4]
