@@ -1,4 +1,5 @@
-"""Flags -> inputs, settings and run folder for `bin/edit.py` (kept here so the binary stays a thin shell)."""
+"""Flags -> latents, settings and run folder for `bin/edit.py` (kept here so the binary stays a thin shell); what it
+shares with `--codes` (engines.project_edit) and bin/evaluate.py is in engines.inputs."""
 from __future__ import annotations
 
 import pathlib
