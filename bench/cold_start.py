@@ -21,10 +21,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_list("models", ["toyfaces", "paper256"], "toyfaces (the shipped 32 px generator) and/or paper256.")
 flags.DEFINE_list("modes", ["sequential", "ahead_1", "ahead_all", "cached"], "Which modes to measure (docstring).")
@@ -51,8 +50,7 @@ def child(spec: str) -> dict:
 
     from si_jax.editing import intervention
     name, mode = spec.split(":")
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    import run as bench_run
+    import run as bench_run   # bench/run.py: this script's folder is the first on sys.path
     params, cfg = _model(name)
     inputs = bench_run.intervention_inputs(params, cfg, FLAGS.batch, seed=0)
     jax.block_until_ready(inputs[:3])

@@ -8,12 +8,9 @@ reference (relative to the output's max). Prints a Markdown table; paste it into
 """
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_integer("batch", 1, "Images per call.")
 flags.DEFINE_integer("repeats", 5, "Timed calls (median), after one warm-up call.")

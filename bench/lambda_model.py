@@ -10,13 +10,10 @@ si_jax.engines.lambda_bench.compare. Wall times are those of the machine it runs
 import json
 import os
 import platform
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from si_jax import world  # noqa: E402
+from si_jax import world
 
 flags.DEFINE_list("attributes", list(world.ATTRIBUTES), "toyfaces attributes")
 flags.DEFINE_integer("num_train", 256, "predictor training images")

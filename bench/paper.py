@@ -15,12 +15,10 @@ import pathlib
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from si_jax import world  # noqa: E402
-from si_jax.engines import cli, paper_report, paper_suite  # noqa: E402
+from si_jax import world
+from si_jax.engines import cli, paper_report, paper_suite
 
 flags.DEFINE_bool("quick", False, "Smoke run: few images and samples (minutes, not hours).")
 flags.DEFINE_list("attributes", list(world.ATTRIBUTES), "Attributes to measure.")

@@ -18,10 +18,9 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_list("precisions", ["fp32", "tf32", "bf16"], "Precisions to compare (fp32 is the reference).")
 flags.DEFINE_integer("num_images", 32, "Images synthesised and edited.")
@@ -61,13 +60,14 @@ def main(argv):
     from si_jax import metrics
     from si_jax.editing import intervention, pipeline
     from si_jax.engines import demo, samples, toyfaces
+    from si_jax.stylegan2 import programs
 
     if "fp32" not in FLAGS.precisions:
         raise app.UsageError("--precisions must include fp32 (the reference)")
     canonical, cfg, params, dirs, _, judges = demo.demo_setup(ATTRIBUTE, log=print)
     z = samples.latents(0, range(FLAGS.num_images), cfg.z_dim)
     batch = pipeline.prepare(params, cfg, z, dirs)
-    synth = intervention.synth_program(cfg)
+    synth = programs.synth_program(cfg)
     img0 = np.asarray(synth(params, batch.styles))
     img_z = np.asarray(synth(params, [s + d for s, d in zip(batch.styles, batch.ds_z)]))
     mask = toyfaces.part_masks(judges, PART, img0, img_z)
@@ -77,7 +77,7 @@ def main(argv):
     synth_rows, edit_rows, ref = [], [], {}
     for p in FLAGS.precisions:
         cfg_p = cfg.with_numerics(precision=p)
-        program = intervention.synth_program(cfg_p)
+        program = programs.synth_program(cfg_p)
         img, _, t_synth = timed(lambda: program(params, batch.styles), FLAGS.repeats)
         img = np.asarray(img)
         ref.setdefault("img", img)

@@ -30,7 +30,6 @@ import time
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 HELDOUT_SEED = 12
 
 

@@ -35,10 +35,9 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_list("configs", ["fixture", "paper256", "f1024"], "Configs to time: fixture, paper256, f1024.")
 flags.DEFINE_list("batches", None, "Batch sizes (default per config: fixture/paper256 1,2,4,8; f1024 1,2).")
@@ -357,14 +356,13 @@ def header(ceilings):
 
 
 def append_benchmarks(section):
-    """Append `section` to --benchmarks_file (BENCHMARKS.md; created with an intro), via a temp file and
-    os.replace."""
+    """Append `section` to --benchmarks_file (BENCHMARKS.md; created with an intro), atomically
+    (storage.write_atomic)."""
+    from si_jax import storage
+
     path = FLAGS.benchmarks_file or os.path.join(ROOT, "BENCHMARKS.md")
     old = open(path).read() if os.path.exists(path) else BENCH_INTRO
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(old.rstrip("\n") + "\n\n" + section)
-    os.replace(tmp, path)
+    storage.write_atomic(path, (old.rstrip("\n") + "\n\n" + section).encode())
     log(f"appended to {path}")
 
 

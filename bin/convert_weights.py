@@ -10,12 +10,7 @@ stderr, the exit code is 1 and no output file is left behind.
 import os
 import sys
 
-try:
-    import weights_convert  # noqa: F401  (installed package)
-except ImportError:  # running from a checkout: python bin/convert_weights.py
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import flags  # noqa: E402
+from absl import flags
 
 flags.DEFINE_string("input", None, "Weights file: NVlabs/TF .pkl, rosinality .pt, or .safetensors.")
 flags.DEFINE_string("output", None, "Output .safetensors path.")

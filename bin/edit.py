@@ -17,15 +17,10 @@ and their truncation_psi is used. --precision=fp32|tf32|bf16 (--bf16_from_res), 
 generator computes (si_jax.stylegan2.numerics); --loop: how Λ's Adam steps run (auto: one program for all layers on
 short runs). Errors are one `error: ...` line (si_jax.engines.cli).
 """
-import os
-import sys
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import flags  # noqa: E402
-
-from si_jax.editing import intervention, pipeline  # noqa: E402
-from si_jax.engines import cli, edit_run  # noqa: E402
+from si_jax.editing import intervention, pipeline
+from si_jax.engines import cli, edit_run
 
 _D = edit_run.EditSettings()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")

@@ -15,15 +15,11 @@ method and image, sortable, failures flagged). Nothing is written on bad input.
 With --codes the table compares each edit with the original input image (and, in one column, with the
 reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' (the codes unedited).
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from si_jax.editing import intervention  # noqa: E402
-from si_jax.engines import cli, evaluate_cli  # noqa: E402
+from si_jax.editing import intervention
+from si_jax.engines import cli, evaluate_cli
 
 _C = intervention.InterventionConfig()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")

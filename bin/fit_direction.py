@@ -11,11 +11,9 @@ Nothing is written when anything fails.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from si_jax.engines import cli  # noqa: E402
+from si_jax.engines import cli
 
 flags.DEFINE_string("samples", None, "Folder written by bin/sample.py.")
 flags.DEFINE_string("labels", None, "Label file: .npy [N] or .csv index,label|score (see si_jax.engines.labels).")

@@ -9,16 +9,11 @@ from the edit demo's seed 0 and the directions' samples) and reports on --num_he
 Outputs in --output_dir: lambda_model.safetensors, loss_curve.png, heldout.json; a checkpoint while training, so
 re-running the same command resumes. Errors are one `error: ...` line (si_jax.engines.cli).
 """
-import os
-import sys
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import flags  # noqa: E402
-
-from si_jax.editing import intervention  # noqa: E402
-from si_jax.engines import cli  # noqa: E402
-from si_jax.engines import fit_lambda_run as fr  # noqa: E402
+from si_jax.editing import intervention
+from si_jax.engines import cli
+from si_jax.engines import fit_lambda_run as fr
 
 _S, _C = fr.FitSettings(), intervention.InterventionConfig()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")

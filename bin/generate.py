@@ -8,14 +8,11 @@ Z.npz holds `z` [N, z_dim]; S.npz holds `s` [N, S] (flat, forward layer order). 
 unless every flag, input and output path checks out and every result is finite (a NaN / inf names the samples
 and the likely cause); --batch_size is capped at N. Errors are one `error: ...` line (si_jax.engines.cli).
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from si_jax.engines import cli  # noqa: E402
+from si_jax.engines import cli
 
 flags.DEFINE_string("weights", None, "Weights: .safetensors from convert_weights.py, a raw .pkl / .pt file, builtin:toyfaces or builtin:demo.")
 flags.DEFINE_string("latents", None, "NPZ with `z` [N, z_dim].")

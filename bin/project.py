@@ -12,10 +12,6 @@ S), recon_grid.png, loss_curves.png, index.html + per_image.csv (PSNR / SSIM per
 (written last). Re-running the same command resumes; every
 file has the same bytes as in an uninterrupted run. Errors are one `error: ...` line (si_jax.engines.cli).
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags
 

@@ -19,14 +19,11 @@ Nothing is created before the flags, the weights and shard 0 were checked (shard
 fix the PNG display range, so resumed runs write the same bytes); a NaN or inf in any result is an error naming
 the samples, with nothing written for them. --batch_size is capped at the number of samples.
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from si_jax.engines import cli  # noqa: E402
+from si_jax.engines import cli
 
 flags.DEFINE_string("weights", None, "Weights: .safetensors, a raw .pkl / .pt file, builtin:toyfaces or builtin:demo.")
 flags.DEFINE_integer("num_samples", None, "Number of samples N.")

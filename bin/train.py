@@ -10,14 +10,10 @@ Every flag is a field of `si_jax.engines.train_run.TrainSettings` (its docstring
 work folder, resuming and the outputs); --config picks the values of the flags not given (train_run.CONFIGS).
 """
 import dataclasses
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from si_jax.engines import cli, train_run  # noqa: E402
+from si_jax.engines import cli, train_run
 
 HELP = {
     "name": "Run name; the default work folder is ~/.cache/si_jax/train/<name>.",

@@ -2,11 +2,12 @@
 of outputs committed together), versioned JSON headers, and the content fingerprint that ties a file to the
 weights it came from.
 
-Every file si_jax writes goes through `write_atomic` (temp file in the same folder, mode 0644, rename): a reader
-never sees half a file, and the bytes depend only on the content (npz members carry a fixed timestamp), so a
-resumed run rewrites identical files. `Outputs` stages several files and writes them all at the end.
+Every file si_jax writes goes through `write_atomic` (temp file in the same folder, mode 0644, rename; the one
+implementation, weights_convert.files, re-exported here): a reader never sees half a file, and the bytes depend
+only on the content (npz members carry a fixed timestamp), so a resumed run rewrites identical files. `Outputs`
+stages several files and writes them all at the end.
 
-A leaf: imports nothing of si_jax.
+A leaf: imports nothing of si_jax (only weights_convert.files, the floor below).
 """
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ import zipfile
 
 import numpy as np
 
-FILE_MODE = 0o644
+from weights_convert.files import temp_path as temp_path
+from weights_convert.files import write_atomic as write_atomic
+from weights_convert.files import write_stream_atomic as write_stream_atomic
+from weights_convert.files import write_temp
+
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -98,45 +103,9 @@ def json_bytes(obj) -> bytes:
         raise ValueError(f"refusing to write non-finite numbers into JSON ({e})") from None
 
 
-def temp_path(path) -> pathlib.Path:
-    """The temp name a write of `path` uses: `.NAME.tmpPID` in the same folder."""
-    path = pathlib.Path(path)
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
-def _write_temp(path, data) -> pathlib.Path:
-    """Write `data` (bytes, or a function tmp_path -> None that creates the file) to path's temp name, mode
-    0644. -> the temp path (removed again on failure)."""
-    tmp = temp_path(path)
-    try:
-        if callable(data):
-            data(tmp)
-        else:
-            with open(tmp, "wb") as f:
-                f.write(data)
-        os.chmod(tmp, FILE_MODE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def write_atomic(path, data) -> None:
-    """Write bytes (or what a writer function puts at the temp path) to `path`: temp file, mode 0644, rename."""
-    tmp = _write_temp(path, data)
-    try:
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_npz_atomic(path, **arrays) -> None:
     """`write_npz` of the arrays, atomically (streamed to the temp file): readers never see half a file."""
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            write_npz(f, **arrays)
-
-    write_atomic(path, write)
+    write_stream_atomic(path, lambda f: write_npz(f, **arrays))
 
 
 class Outputs:
@@ -167,7 +136,7 @@ class Outputs:
         temps = []
         try:
             for path, data in self._staged.items():
-                temps.append((_write_temp(path, data), path))
+                temps.append((write_temp(path, data), path))
             for tmp, path in temps:
                 os.replace(tmp, path)
         finally:

@@ -19,7 +19,7 @@ from si_jax import metrics
 from si_jax.editing import intervention
 from si_jax.engines import evaluate_cli, synthetic
 from si_jax.evaluation import comparison, figure_data
-from si_jax.stylegan2 import builtin
+from si_jax.stylegan2 import builtin, programs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 OUTPUTS = ("table2.md", "table2.json", "fig5_interpolation.png", "fig6_layers.png", "fig6_mse.png",
@@ -132,7 +132,7 @@ def test_interpolation_strip_end_points():
     coeffs = (0.0, 0.5, 1.0, 1.5)
     strip = figure_data.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, coeffs)
     assert strip.shape == (4, 3, 32, 32, 3)
-    synth = intervention.synth_program(cfg)
+    synth = programs.synth_program(cfg)
     _, img_lam = intervention.apply_lambda(params, cfg, styles, ds_z, ds_n, lam)
     np.testing.assert_allclose(strip[2], img_lam, rtol=1e-5, atol=1e-5)
     no_n = np.asarray(synth(params, [s + (1 - l) * d for s, d, l in zip(styles, ds_z, lam)]))

@@ -63,3 +63,16 @@ def test_nuisance_difference_wraps_the_hue_only():
     a[hue], b[hue], a[0], b[0] = 0.95, 0.05, 0.95, 0.05
     d = np.asarray(judge_training.nuisance_difference(a, b))
     assert d[hue] == pytest.approx(-0.1) and d[0] == pytest.approx(0.9)
+
+
+def test_saved_params_round_trip_atomically(tmp_path):
+    """save_params writes through storage.write_atomic: mode 0644, no temp file left, load_params gives back the
+    tree, the metadata and the fingerprint."""
+    params = {"conv": {"kernel": np.arange(6, dtype=np.float32).reshape(2, 3)}, "bias": np.ones(4, np.float32)}
+    J.save_params(tmp_path / "j.safetensors", params, {"command": "test"})
+    assert [p.name for p in tmp_path.iterdir()] == ["j.safetensors"]
+    assert oct((tmp_path / "j.safetensors").stat().st_mode & 0o777) == "0o644"
+    tree, meta = J.load_params(tmp_path / "j.safetensors")
+    np.testing.assert_array_equal(tree["conv"]["kernel"], params["conv"]["kernel"])
+    np.testing.assert_array_equal(tree["bias"], params["bias"])
+    assert meta == {"command": "test", "fingerprint": J.fingerprint(params)}

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO, xla_env
 from si_jax.editing import intervention, lambda_model
-from si_jax.stylegan2 import loading
+from si_jax.stylegan2 import loading, programs
 from test_bad_inputs import one_error, run_bin, snapshot
 
 CLAIM = """
@@ -89,7 +89,7 @@ def test_refine_never_raises_the_objective(toy):
     mask = np.zeros((2, cfg.img_resolution, cfg.img_resolution), np.float32)
     mask[:, 8:20, 8:24] = 1
     lam0 = [np.full(a.shape, 0.5, np.float32) for a in st]
-    synth = intervention.synth_program(cfg)
+    synth = programs.synth_program(cfg)
     img0, img_z = synth(params, st), synth(params, [s + d for s, d in zip(st, dz)])
     before = lambda_model.losses(params, cfg, lam0, st, dz, dn, img0, img_z, mask, config)
     lam = lambda_model.refine(params, cfg, st, dz, dn, mask, lam0, config, 2)

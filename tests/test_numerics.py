@@ -9,6 +9,7 @@ import pytest
 import si_jax
 from si_jax.editing import intervention
 from si_jax.engines import cli
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.numerics import DEFAULT, Numerics
 
@@ -35,7 +36,7 @@ def test_numerics_is_a_cache_key_but_not_part_of_the_model():
     assert cfg != WIDE and hash(cfg) != hash(WIDE) and WIDE.numerics == DEFAULT
     assert cfg.to_dict() == WIDE.to_dict() and "numerics" not in WIDE.to_dict()
     assert G2Config.from_dict({**cfg.to_dict(), "numerics": "ignored"}) == WIDE
-    assert intervention.synth_program(cfg) is not intervention.synth_program(WIDE)
+    assert programs.synth_program(cfg) is not programs.synth_program(WIDE)
     assert WIDE.with_numerics(Numerics(precision="bf16")).numerics.precision == "bf16"
 
 
@@ -80,7 +81,7 @@ def test_conv_algorithms_reach_the_compiled_programs(wide):
                 "direct+transposed": WIDE.with_numerics(conv3x3="direct", upconv="transposed")}
     texts, images = {}, {}
     for name, cfg in variants.items():
-        program = intervention.synth_program(cfg)
+        program = programs.synth_program(cfg)
         texts[name] = program.lower(params, styles).as_text()
         images[name] = np.asarray(program(params, styles))
     convs = {name: _count(t, "stablehlo.convolution") for name, t in texts.items()}
@@ -90,7 +91,7 @@ def test_conv_algorithms_reach_the_compiled_programs(wide):
     assert convs["winograd2d+polyphase"] == convs["direct+polyphase"] - 3  # the 3x3 convs are dot_generals now
     assert _count(texts["winograd2d+polyphase"], "dot_general") > _count(texts["direct+polyphase"], "dot_general")
     # auto on CPU: the CPU rule (Winograd only for b16.conv1: >= 16 px and 128 channels; polyphase up-convs)
-    assert _count(intervention.synth_program(WIDE).lower(params, styles).as_text(),
+    assert _count(programs.synth_program(WIDE).lower(params, styles).as_text(),
                   "stablehlo.convolution") == convs["direct+polyphase"] - 1
     ref = images["direct+transposed"]
     for name, img in images.items():
@@ -100,15 +101,15 @@ def test_conv_algorithms_reach_the_compiled_programs(wide):
 def test_precision_reaches_the_compiled_programs(wide):
     """fp32 lowers every conv / matmul at HIGHEST, tf32 at DEFAULT (none HIGHEST), bf16 has bf16 convs."""
     params, styles = wide
-    text = {p: intervention.synth_program(WIDE.with_numerics(precision=p)).lower(params, styles).as_text()
+    text = {p: programs.synth_program(WIDE.with_numerics(precision=p)).lower(params, styles).as_text()
             for p in ("fp32", "tf32", "bf16")}
     n_conv = _count(text["fp32"], "stablehlo.convolution")
     assert _count(text["fp32"], "HIGHEST") >= n_conv > 0
     assert _count(text["tf32"], "HIGHEST") == 0
     assert "bf16" in text["bf16"] and "bf16" not in text["fp32"]
     if jax.default_backend() == "cpu":   # documented: tf32 is fp32 on CPU
-        np.testing.assert_array_equal(intervention.synth_program(WIDE.with_numerics(precision="tf32"))(params, styles),
-                                      intervention.synth_program(WIDE)(params, styles))
+        np.testing.assert_array_equal(programs.synth_program(WIDE.with_numerics(precision="tf32"))(params, styles),
+                                      programs.synth_program(WIDE)(params, styles))
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +121,8 @@ def toyfaces():
 def test_bf16_toyfaces_synthesis_is_close_to_fp32_but_not_equal(toyfaces):
     params, cfg, styles = toyfaces
     bf16 = cfg.with_numerics(precision="bf16")
-    img32 = intervention.synth_program(cfg)(params, styles)
-    img16 = intervention.synth_program(bf16)(params, styles)
+    img32 = programs.synth_program(cfg)(params, styles)
+    img16 = programs.synth_program(bf16)(params, styles)
     assert img32.dtype == jnp.float32 and img16.dtype == jnp.float32
     state = si_jax.run_layers(params, bf16, si_jax.initial_state(params, 2), [s[:2] for s in styles], 0, 3)
     assert state.x.dtype == jnp.bfloat16 and state.img.dtype == jnp.float32   # after b8.conv0

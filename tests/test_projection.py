@@ -381,8 +381,8 @@ def test_edit_codes_refuses_sample_flags_in_process(projected, tmp_path, flag):
 
 @pytest.mark.parametrize("binary", ["edit.py", "evaluate.py"])
 def test_codes_with_direction_of_another_generator_refused(projected, toy_directions, tmp_path, binary):
-    """--codes with --direction fitted for another generator (edit_cli.check_direction_generator, shared by
-    edit_cli.resolve_model and evaluate_cli): one error line naming both ids, exit 1, nothing written."""
+    """--codes with --direction fitted for another generator (inputs.check_direction_generator, shared by
+    inputs.resolve_model and evaluate_cli): one error line naming both ids, exit 1, nothing written."""
     out = tmp_path / "out"
     before = sorted(p.name for p in projected.rglob("*"))
     r = _run([f"bin/{binary}", f"--codes={projected}", "--weights=builtin:toyfaces",

@@ -211,6 +211,34 @@ def test_safetensors_without_config_or_corrupt(tmp_path):
         wc.read_weights(tmp_path / "cut.safetensors")
 
 
+def test_one_atomic_writer_for_every_weights_file(tmp_path):
+    """Every weights writer and si_jax's files go through weights_convert.files.write_atomic (si_jax.storage
+    re-exports it): outputs are mode 0644 with no temp file left; a writer that fails leaves nothing; the temp
+    names it and older versions leave are what remove_temp_files deletes."""
+    from si_jax import storage
+    from weights_convert import files
+
+    assert storage.write_atomic is files.write_atomic and storage.temp_path is files.temp_path
+    params, config = tiny_canonical()
+    for fmt, write in WRITERS.items():
+        write(tmp_path / f"{fmt}{SUFFIX[fmt]}", params, config)
+    wc.save_safetensors(tmp_path / "g.safetensors", params, config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors", "nvlabs.pkl", "rosinality.pt", "tf.pkl"]
+    assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {"0o644"}
+
+    def half_then_fail(f):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        files.write_stream_atomic(tmp_path / "x.pkl", half_then_fail, fsync=True)
+    assert not (tmp_path / "x.pkl").exists() and not files.temp_path(tmp_path / "x.pkl").exists()
+    files.temp_path(tmp_path / "g.safetensors").write_bytes(b"killed")
+    (tmp_path / ".g.safetensors.abc123.tmp").write_bytes(b"killed, an older version")
+    wc.remove_temp_files(tmp_path / "g.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors", "nvlabs.pkl", "rosinality.pt", "tf.pkl"]
+
+
 # --- hostile and broken input ---------------------------------------------------------------------------------
 
 def _marker_cmd(marker):

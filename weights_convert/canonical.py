@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 
+from weights_convert import files
 from weights_convert.errors import WeightsFormatError, one_line
 
 CONFIG_KEYS = ("source_format", "z_dim", "w_dim", "c_dim", "img_resolution", "img_channels", "mapping_layers",
@@ -174,35 +173,24 @@ def style_dim(config) -> int:
 
 def save_safetensors(path, params: dict, config: dict) -> None:
     """Write params + config (JSON in metadata['si_jax_config'], metadata['format_version'] = '1') atomically:
-    a temp file `.NAME.*.tmp` in the same folder (mode 0644), fsync, then os.replace. Validates first; nothing is
-    written on error (a kill can leave the temp file: `remove_temp_files` deletes it)."""
+    `files.write_atomic` with fsync (temp file `.NAME.tmpPID` in the same folder, mode 0644, rename). Validates
+    first; nothing is written on error (a kill can leave the temp file: `remove_temp_files` deletes it)."""
     from safetensors.numpy import save
 
     path = pathlib.Path(path)
     params, config = validate(params, config, path)
     blob = save(params, metadata={METADATA_KEY: json.dumps(config, sort_keys=False),
                                   "format_version": FORMAT_VERSION})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.fchmod(fd, 0o644)   # like every other output (mkstemp creates 0600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    files.write_atomic(path, blob, fsync=True)
 
 
 def remove_temp_files(path) -> None:
-    """Delete the temp files a killed `save_safetensors(path, ...)` left next to `path`."""
+    """Delete the temp files a killed `save_safetensors(path, ...)` left next to `path` (`.NAME.tmpPID`, and
+    `.NAME.*.tmp` from versions before files.write_atomic)."""
     path = pathlib.Path(path)
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        tmp.unlink(missing_ok=True)
+    for pattern in (f".{path.name}.tmp*", f".{path.name}.*.tmp"):
+        for tmp in path.parent.glob(pattern):
+            tmp.unlink(missing_ok=True)
 
 
 def load_safetensors(path) -> tuple:

@@ -18,17 +18,15 @@ from __future__ import annotations
 import collections
 import io
 import math
-import os
 import pathlib
 import pickle
 import struct
-import tempfile
 import types
 import zipfile
 
 import numpy as np
 
-from weights_convert import canonical, torch_storage
+from weights_convert import canonical, files, torch_storage
 
 PLACEHOLDER_SRC = "# source omitted (written by si_jax weights_convert)\n"
 
@@ -173,19 +171,6 @@ def legacy_stream(obj) -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write(path, write_fn):
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _checked(params, config):
     params, config = canonical.validate(params, config, "<params to write>")
     return params, config, {int(r): c for r, c in config["channels"].items()}
@@ -284,7 +269,7 @@ def write_nvlabs_pkl(path, params, config) -> None:
                                       img_resolution=config["img_resolution"],
                                       img_channels=config["img_channels"]))
     snapshot = {"training_set_kwargs": None, "G": g, "D": None, "G_ema": g, "augment_pipe": None}
-    _atomic_write(path, lambda f: _OutPickler(f, 4).dump(snapshot))
+    files.write_stream_atomic(path, lambda f: _OutPickler(f, 4).dump(snapshot))
 
 
 # --- TF -----------------------------------------------------------------------------------------------------
@@ -353,7 +338,7 @@ def write_tf_pkl(path, params, config) -> None:
              {"synthesis": synthesis, "mapping": mapping})
     d = net("D", "D_stylegan2", [], {"num_channels": config["img_channels"],
                                      "resolution": config["img_resolution"], "label_size": 0})
-    _atomic_write(path, lambda f: _OutPickler(f, 4).dump((gs, d, gs)))
+    files.write_stream_atomic(path, lambda f: _OutPickler(f, 4).dump((gs, d, gs)))
 
 
 # --- rosinality ---------------------------------------------------------------------------------------------
@@ -418,7 +403,7 @@ def write_rosinality_pt(path, params, config, *, legacy=False) -> None:
     obj = {"g_ema": collections.OrderedDict((k, tensor(v)) for k, v in sd.items()),
            "latent_avg": tensor(np.ascontiguousarray(params["mapping.w_avg"], np.float32))}
     if legacy:
-        _atomic_write(path, lambda f: f.write(legacy_stream(obj)))
+        files.write_stream_atomic(path, lambda f: f.write(legacy_stream(obj)))
         return
     _write_torch_zip(path, obj)
 
@@ -448,4 +433,4 @@ def _write_torch_zip(path, obj) -> None:
                 zf.writestr(f"{prefix}/data/{key}", st.array.tobytes())
             zf.writestr(f"{prefix}/version", "3\n")
 
-    _atomic_write(path, write)
+    files.write_stream_atomic(path, write)

@@ -46,7 +46,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import zipfile
 
 import numpy as np
@@ -274,7 +273,7 @@ def _meta_of(d: Direction) -> dict:
 
 
 def save_directions(path, directions: dict, generator_id: str | None = None) -> None:
-    """Write {key: Direction} to a code-free .npz at `path` (atomic: temp file in the same folder + os.replace).
+    """Write {key: Direction} to a code-free .npz at `path` (atomic and fsynced: `storage.write_atomic`).
 
     Layout: arrays `<key>/normal|mean|scale|coef`, plus `meta`, a 0-d unicode array holding JSON
     {"format", "version", "generator_id", "directions": {key: {space, attribute, intercept, accuracies, ...}}}.
@@ -293,19 +292,7 @@ def save_directions(path, directions: dict, generator_id: str | None = None) -> 
     header = {"format": FILE_FORMAT, "version": FILE_VERSION,
               "generator_id": None if generator_id is None else str(generator_id), "directions": meta}
     arrays["meta"] = np.array(json.dumps(header))
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    storage.write_stream_atomic(path, lambda f: np.savez(f, **arrays), fsync=True)
 
 
 def _read(path) -> tuple[dict, dict]:

@@ -37,7 +37,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from si_jax import metrics
-from si_jax.stylegan2 import network
+from si_jax.stylegan2 import network, programs
 from si_jax.stylegan2.config import G2Config
 
 PIXEL_LOSSES = ("l2", "mse")
@@ -324,11 +324,6 @@ def _advance_program(cfg: G2Config, layer: int):
 
 
 @functools.lru_cache(maxsize=None)
-def synth_program(cfg: G2Config):
-    return jax.jit(lambda params, styles: network.synthesize(params, cfg, styles))
-
-
-@functools.lru_cache(maxsize=None)
 def _start_program(cfg: G2Config):
     """Loss and image of the Z-space edit (Λ = 0) per image: the first best iterate to beat.
     -> (loss [B], image [B, R, R, C])."""
@@ -460,7 +455,7 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     per_image, scalar = _placement(styles[0])
     batch, hp, mask = styles[0].shape[0], _place(hyper_parameters(config), scalar), jnp.asarray(mask, jnp.float32)
     states = _abstract(jax.eval_shape(lambda p, s: _states_before_layers(p, cfg, s), params, styles), per_image)
-    img = _abstract(jax.eval_shape(synth_program(cfg), params, styles), per_image)
+    img = _abstract(jax.eval_shape(programs.synth_program(cfg), params, styles), per_image)
     loss = jax.ShapeDtypeStruct((), jnp.float32, sharding=scalar) if shared else \
         jax.ShapeDtypeStruct((batch,), jnp.float32, sharding=per_image)
     done, zeros = _abstract(_zero_lam(styles, None), per_image), _zero_lam(styles, per_image)
@@ -532,8 +527,8 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     hp = _place(hyper_parameters(config), scalar)   # once per call, on every device of a sharded batch
     mask = jnp.asarray(mask, jnp.float32)
     batch, n_layers = styles[0].shape[0], len(cfg.layers)
-    img0 = synth_program(cfg)(params, styles)
-    img_z = synth_program(cfg)(params, [s + d for s, d in zip(styles, ds_z)])
+    img0 = programs.synth_program(cfg)(params, styles)
+    img_z = programs.synth_program(cfg)(params, [s + d for s, d in zip(styles, ds_z)])
     lam = _zero_lam(styles, per_image)
     loss, img = _start_program(cfg)(params, styles, ds_z, ds_n, img0, img_z, mask, hp)
     loss = jnp.mean(loss) if shared else loss
@@ -580,4 +575,4 @@ def apply_lambda(params, cfg: G2Config, styles, ds_z, ds_n, lam) -> tuple:
     """
     lam = [jnp.broadcast_to(jnp.asarray(l), s.shape) for l, s in zip(lam, styles)]
     edited = [s + d for s, d in zip(styles, mix(ds_z, ds_n, lam))]
-    return edited, np.asarray(synth_program(cfg)(params, edited))
+    return edited, np.asarray(programs.synth_program(cfg)(params, edited))

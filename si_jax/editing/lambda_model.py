@@ -38,7 +38,7 @@ import optax
 
 from si_jax import storage
 from si_jax.editing import intervention
-from si_jax.stylegan2 import network
+from si_jax.stylegan2 import network, programs
 from si_jax.stylegan2.config import G2Config
 
 FILE_FORMAT, FILE_VERSION = "si_jax.lambda_model", 1
@@ -228,7 +228,7 @@ def _refine_program(cfg: G2Config, layer: int, steps: int):
 def refine(params, cfg: G2Config, styles, ds_z, ds_n, mask, lam, config, steps: int) -> list:
     """Per-image Adam from lam (list of [B, dim_l]), `steps` steps per layer coarse to fine, the other layers held
     at their current Λ (refined below, predicted above). -> refined Λ, list of [B, dim_l]."""
-    synth, hp = intervention.synth_program(cfg), intervention.hyper_parameters(config)
+    synth, hp = programs.synth_program(cfg), intervention.hyper_parameters(config)
     img0 = synth(params, styles)
     img_z = synth(params, [s + d for s, d in zip(styles, ds_z)])
     mask, lam = jnp.asarray(mask, jnp.float32), list(lam)

@@ -10,14 +10,13 @@ directions: {'s': Direction, 'z': Direction, 'w': Direction} of one attribute (s
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from si_jax.editing import edits, intervention
-from si_jax.stylegan2 import network
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -83,8 +82,8 @@ def prepare(params, cfg: G2Config, z, directions: dict, *, truncation_psi: float
     space = StyleSpace.of(cfg)
     put = placed_like(z)
     z = put(z_host) if not isinstance(z, jax.Array) else z.astype(jnp.float32)
-    w = _mapping(cfg)(params, z, truncation_psi)
-    styles = _styles(cfg)(params, w)
+    w = programs.mapping_program(cfg, truncation_psi)(params, z)
+    styles = programs.styles_program(cfg)(params, w)
     alpha = edits.step_lengths(dz, z_host, target, distance)
     ds_z = edits.delta_s_z(params, cfg, z, dz, alpha, truncation_psi)
     beta = (np.full(len(z_host), s_scale, np.float32) if s_scale is not None
@@ -117,7 +116,8 @@ def prepare_from_codes(params, cfg: G2Config, styles, w_ref, directions: dict, *
     space = StyleSpace.of(cfg)
     put = placed_like(w_ref)
     if not isinstance(styles, (list, tuple)):
-        styles = _split(cfg)(styles if isinstance(styles, jax.Array) else put(np.asarray(styles, np.float32)))
+        flat = styles if isinstance(styles, jax.Array) else put(np.asarray(styles, np.float32))
+        styles = programs.split_program(cfg)(flat)
     styles = [s.astype(jnp.float32) if isinstance(s, jax.Array) else put(np.asarray(s, np.float32)) for s in styles]
     w_host = np.asarray(w_ref, np.float32)
     if w_host.shape != (styles[0].shape[0], cfg.w_dim):
@@ -133,22 +133,6 @@ def prepare_from_codes(params, cfg: G2Config, styles, w_ref, directions: dict, *
             else edits.matched_scale(ds, np.asarray(space.concat(ds_w))))
     ds_n = [put(a) for a in space.split(edits.delta_s_n(ds, beta))]
     return EditBatch(None, w_ref, styles, ds_w, ds_n, alpha, beta)
-
-
-@functools.lru_cache(maxsize=None)
-def _mapping(cfg):
-    return jax.jit(lambda p, z, psi: network.mapping(p, cfg, z, psi), static_argnums=2)
-
-
-@functools.lru_cache(maxsize=None)
-def _split(cfg):
-    """Jitted flat styles [B, S] -> list of [B, dim_l], placed like the input (eager slices would not be)."""
-    return jax.jit(StyleSpace.of(cfg).split)
-
-
-@functools.lru_cache(maxsize=None)
-def _styles(cfg):
-    return jax.jit(lambda p, w: network.styles_from_w(p, cfg, w))
 
 
 def baseline_delta(params, cfg: G2Config, batch: EditBatch, method: str, directions: dict, *, target="flip",
@@ -211,4 +195,4 @@ def run_method(params, cfg: G2Config, batch: EditBatch, method: str, mask=None, 
     delta = baseline_delta(params, cfg, batch, method, directions or {}, target=kw.get("target", "flip"),
                            distance=kw.get("distance", 3.0), condition_on=kw.get("condition_on", ()))
     styles = [s + d for s, d in zip(batch.styles, delta)]
-    return EditOutput(styles, np.asarray(intervention.synth_program(cfg)(params, styles)))
+    return EditOutput(styles, np.asarray(programs.synth_program(cfg)(params, styles)))

@@ -5,7 +5,9 @@
     samples       sample folders of bin/sample.py and the per-sample latent rule
     labels        attribute label files for bin/fit_direction.py
     edit_run      batch editing of many samples (bin/edit.py): shards, metrics, PNGs, summary
-    edit_cli      bin/edit.py's flags -> inputs, settings and run folder
+    edit_cli      bin/edit.py's flags -> latents and run folder (--codes: project_edit)
+    inputs        flags -> what every edit engine shares: settings, mask setting, model (generator, directions,
+                  judge), --condition_on directions, input digests (edit_cli, project_edit, evaluate_cli)
     evaluate_cli  bin/evaluate.py's driver: Table 2 and the figures on disk
     demo, synthetic   the embedded default: built-in generator, synthetic attribute, fitted directions
 

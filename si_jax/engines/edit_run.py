@@ -34,6 +34,7 @@ from si_jax import metrics, storage
 from si_jax.editing import batches, edits, intervention, masks, pipeline
 from si_jax.engines import cli, runs, toyfaces
 from si_jax.evaluation import comparison, pictures, report
+from si_jax.stylegan2 import programs
 from si_jax.world import judges as judges_lib
 
 GRID_IMAGES, GRID_COLUMNS = 16, 8
@@ -153,7 +154,7 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
 
 def edit_inputs(params, cfg, batch: pipeline.EditBatch) -> tuple:
     """-> (img0, img_z, img_s): [B, R, R, C] device arrays h(s), h(s + Δs_z), h(s + Δs_n), placed like the batch."""
-    synth = intervention.synth_program(cfg)
+    synth = programs.synth_program(cfg)
     return tuple(synth(params, batch.styles if ds is None else [s + d for s, d in zip(batch.styles, ds)])
                  for ds in (None, batch.ds_z, batch.ds_n))
 
@@ -200,7 +201,7 @@ def display_range(params, cfg, dirs, z_all, st: EditSettings, mesh) -> tuple:
     padded = batches.pad_batch(z_all[:st.batch_size], st.batch_size)
     batch = pipeline.prepare(params, cfg, runs.shard_batch(padded.array, mesh), dirs, truncation_psi=st.truncation_psi,
                              target=st.target, distance=st.distance, s_scale=st.s_scale)
-    img0 = np.asarray(intervention.synth_program(cfg)(params, batch.styles))[:padded.valid]
+    img0 = np.asarray(programs.synth_program(cfg)(params, batch.styles))[:padded.valid]
     cli.finite_or_error("input images", img0, st.hint())
     return pictures.display_range(img0)
 

@@ -28,6 +28,7 @@ from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
 from si_jax.engines import cli, edit_run
 from si_jax.evaluation import comparison, figure_data, figure_panels, judged, pictures, report
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 
 DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
@@ -120,7 +121,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     """Flags -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
     from si_jax import world
     from si_jax.editing import directions, pipeline
-    from si_jax.engines import demo, edit_cli, project_edit, samples, toyfaces
+    from si_jax.engines import demo, inputs, project_edit, samples, toyfaces
     from si_jax.stylegan2 import builtin
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
@@ -144,7 +145,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
                           objective=flags.objective, lambda_inside=flags.lambda_inside)
     config = intervention.config_for(flags.objective, steps_per_layer=steps, learning_rate=flags.learning_rate,
                                      lambda_inside=flags.lambda_inside)
-    mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
+    mask_flag = inputs.mask_setting(flags.mask, flags.masks, default=None)
     cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on),
                           lambda_model=getattr(flags, "lambda_model", None))
     out_dir = flags.output_dir or ("si_jax_eval_demo" if is_demo else None)
@@ -162,7 +163,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         mask_spec = mask_flag or "auto"
     gid = params_lib.fingerprint(canonical)
     if not is_demo:
-        edit_cli.check_direction_generator(flags.direction, gid)
+        inputs.check_direction_generator(flags.direction, gid)
     params = params_lib.to_jax_params(canonical, cfg)
     codes = project_edit.load_code_inputs(codes_path, space, params, cfg, gid) if codes_path else None
     n, res = (len(codes.styles) if codes is not None else num_samples), cfg.img_resolution
@@ -176,8 +177,8 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
     else:
         masks = masks_lib.load_masks(mask_spec, n, res, res)
     fig_layer = figure_data.resolve_layer(cfg, flags.fig_layer)
-    condition_on = (edit_cli.load_condition_on(flags.condition_on, "w", cfg.w_dim) if codes is not None else
-                    edit_cli.load_condition_on(flags.condition_on, "z", cfg.z_dim))
+    condition_on = (inputs.load_condition_on(flags.condition_on, "w", cfg.w_dim) if codes is not None else
+                    inputs.load_condition_on(flags.condition_on, "z", cfg.z_dim))
     skipped = {}
     if "interfacegan" in methods and not condition_on:
         skipped["interfacegan"] = "needs --condition_on direction files of other attributes (none given)"
@@ -197,7 +198,7 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
             judge = judged.JudgeMetrics(judges or judges_lib.load_judges(), judged_attr)
             log(f"judge: the toyfaces classifier and its identity estimates measure '{judged_attr}' (independent of "
                 "the S-space SVM)")
-    edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
+    inputs.check_directions(dirs, cfg, flags.direction or "demo")
     predicted = None
     if getattr(flags, "lambda_model", None):
         from si_jax.editing import lambda_model
@@ -228,7 +229,7 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         images = n
         prepare = project_edit.code_preparer(params, cfg, inp.codes, inp.dirs, target=flags.target,
                                              distance=flags.distance)
-        synth = intervention.synth_program(cfg)
+        synth = programs.synth_program(cfg)
         extra_methods = {"reconstruction": lambda batch, mask: pipeline.EditOutput(
             batch.styles, np.asarray(synth(params, batch.styles)))}
     if inp.predicted is not None:
@@ -333,7 +334,7 @@ def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log,
     log("Fig. 5 outside-mask MSE along the strip (mean over %d samples; %s: %.4g): %s" % (
         keep, latent, kept["pix_error"][0].mean(), ", ".join(f"c={c:g}: {v:.4g}" for c, v in
                                                      zip(coeffs, mse.mean(axis=1)))))
-    img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(intervention.synth_program(cfg)(
+    img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(programs.synth_program(cfg)(
         params, [s + d for s, d in zip(kept["styles"], kept["ds_z"])]))
     pngs["fig6_layers.png"] = figure_panels.fig6_layers_image(kept["layer_images"], img_z, kept["input"],
                                                               kept["mask"], names, kept["pix_error"], latent=latent)

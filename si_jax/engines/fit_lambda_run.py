@@ -165,9 +165,9 @@ def fit(params, cfg, dirs, mask_fn, out_dir, st: FitSettings, config, meta: dict
 def mask_fn_of(spec: str, res: int, judges=None):
     """--mask spec (auto | box: | ellipse: | part:NAME) -> fn(img0, img_z, img_s) -> [B, R, R] for the training
     images (per-image mask files belong to the user's images, not to these samples: refused)."""
-    from si_jax.engines import edit_cli, project_edit
+    from si_jax.engines import inputs, project_edit
 
-    edit_cli.mask_setting(spec, None, default=None)
+    inputs.mask_setting(spec, None, default=None)
     fn = project_edit.mask_function(spec, 1, res, judges)
     return lambda img0, img_z, img_s: np.asarray(fn(np.arange(len(img0)), img0, img_z, img_s), np.float32)
 
@@ -175,7 +175,7 @@ def mask_fn_of(spec: str, res: int, judges=None):
 def run(flags, is_demo: bool, log=print) -> dict:
     """bin/fit_lambda.py: validate every flag and input (nothing created), resolve generator, directions and
     masks (the demo's: builtin:toyfaces, --attribute, the segmenter's part), then `fit`."""
-    from si_jax.engines import demo, edit_cli
+    from si_jax.engines import demo, inputs
     from si_jax.evaluation import judged
 
     st = FitSettings(num_train=flags.num_train, num_heldout=flags.num_heldout, steps=flags.steps,
@@ -188,7 +188,7 @@ def run(flags, is_demo: bool, log=print) -> dict:
     config = intervention.config_for(flags.objective, lambda_inside=flags.lambda_inside,
                                      lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm)
     if flags.mask is not None:
-        edit_cli.mask_setting(flags.mask, None, default=None)
+        inputs.mask_setting(flags.mask, None, default=None)
     if not (flags.output_dir or is_demo):
         raise cli.UsageError("--output_dir is required")
     out = pathlib.Path(flags.output_dir or DEMO_DIR)
@@ -196,8 +196,8 @@ def run(flags, is_demo: bool, log=print) -> dict:
     cli.check_output_dir(out, inputs=[flags.weights, flags.direction])
     if out.is_dir():
         cli.check_output_free(out / MODEL_FILE, flags.overwrite)
-    model = edit_cli.resolve_model(flags, is_demo, log)
-    edit_cli.check_directions(model.dirs, model.cfg, flags.direction or "demo")
+    model = inputs.resolve_model(flags, is_demo, log)
+    inputs.check_directions(model.dirs, model.cfg, flags.direction or "demo")
     spec = flags.mask or model.default_mask
     judges = model.judges if is_demo else None
     mask_fn = mask_fn_of(spec, model.cfg.img_resolution, judges)

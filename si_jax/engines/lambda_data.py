@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from si_jax.editing import intervention, lambda_model, pipeline
+from si_jax.editing import lambda_model, pipeline
+from si_jax.stylegan2 import programs
 
 TRAIN_SEED, HELDOUT_SEED = 6000, 6001
 
@@ -20,7 +21,7 @@ def edit_data(params, cfg, dirs, z, mask_fn, *, batch: int = 64, truncation_psi:
               target="flip", distance: float = 3.0) -> lambda_model.TrainData:
     """Every array the objective needs for latents z [N, z_dim], computed in batches of `batch`; mask_fn(img0,
     img_z, img_s) -> [B, R, R] (e.g. engines.toyfaces.part_mask_fn)."""
-    synth = intervention.synth_program(cfg)
+    synth = programs.synth_program(cfg)
     parts = []
     for start in range(0, len(z), batch):
         b = pipeline.prepare(params, cfg, z[start:start + batch], dirs, truncation_psi=truncation_psi,

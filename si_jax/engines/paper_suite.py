@@ -28,6 +28,7 @@ from si_jax.editing import edits, intervention, pipeline
 from si_jax.editing import masks as masks_lib
 from si_jax.engines import samples, toyfaces
 from si_jax.evaluation import comparison, figure_data, judged, pictures
+from si_jax.stylegan2 import programs
 from si_jax.training import quality
 from si_jax.world import judges as judges_lib
 
@@ -127,7 +128,7 @@ def amortised_lambda(params, cfg, dirs: dict, mask_fn, st: SuiteSettings) -> lis
     """ONE Λ (list of [dim_l]) fit on st.num_amortised images of seed AMORTISED_SEED (batch-mean loss)."""
     z = samples.latents(AMORTISED_SEED, range(st.num_amortised), cfg.z_dim)
     batch = pipeline.prepare(params, cfg, z, dirs)
-    synth = intervention.synth_program(cfg)
+    synth = programs.synth_program(cfg)
     img0, img_z, img_s = (np.asarray(synth(params, [s + d for s, d in zip(batch.styles, ds)]))
                           for ds in ([0.0] * len(batch.styles), batch.ds_z, batch.ds_n))
     res = intervention.intervene(params, cfg, batch.styles, batch.ds_z, batch.ds_n, mask_fn(img0, img_z, img_s),
@@ -217,7 +218,7 @@ def fig2(params, cfg, judges, st: SuiteSettings, top_frac: float = 0.05, k: int 
     -> {part: {'best': [{'layer', 'layer_name', 'channel', 'mean_iou'}], 'num_images', 'binary', 'iou', 'mask'}}."""
     z = samples.latents(EVAL_SEED, range(st.fig2_images), cfg.z_dim)
     styles = edits.styles_of(params, cfg, z)
-    img0 = np.asarray(intervention.synth_program(cfg)(params, styles))
+    img0 = np.asarray(programs.synth_program(cfg)(params, styles))
     convs = [i for i, layer in enumerate(cfg.layers) if layer.kind == "conv"]
     per_layer = {i: figure_data.top_fraction_maps(figure_data.channel_maps(params, cfg, styles, i), top_frac)
                  for i in convs}

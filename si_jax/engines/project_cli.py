@@ -6,7 +6,7 @@ import time
 import jax
 
 from si_jax import projection
-from si_jax.engines import cli, edit_cli, project_run, runs
+from si_jax.engines import cli, inputs, project_run, runs
 from si_jax.stylegan2 import params as params_lib
 
 DEFAULT_WEIGHTS = "builtin:toyfaces"
@@ -64,8 +64,8 @@ def run(flags, log=print) -> dict:
     if batch_size < st.batch_size:
         log(f"note: --batch_size={st.batch_size} capped at {batch_size} (the number of images)")
         st = project_run.ProjectSettings(st.projector, st.spaces, batch_size, st.seed)
-    settings = {**st.to_json(), "weights": generator_id, "images_digest": edit_cli.file_digest(flags.images),
-                "vgg16": edit_cli.file_digest(flags.vgg16) if aux["vgg"] is not None else None,
+    settings = {**st.to_json(), "weights": generator_id, "images_digest": inputs.file_digest(flags.images),
+                "vgg16": inputs.file_digest(flags.vgg16) if aux["vgg"] is not None else None,
                 **cli.numerics_settings(numerics)}
     run_dir = runs.RunDir(flags.output_dir, settings)   # checks only; created with the first finished shard
     for line in project_run.note_lines(folder):

@@ -29,7 +29,7 @@ import numpy as np
 
 from si_jax import metrics, projection, storage
 from si_jax.editing import batches, masks, pipeline
-from si_jax.engines import cli, edit_cli, edit_run, project_run, runs, toyfaces
+from si_jax.engines import cli, edit_run, inputs, project_run, runs, toyfaces
 from si_jax.evaluation import comparison, pictures, report
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -257,9 +257,9 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
     if given:
         raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; codes have "
                              "no z)")
-    edit_cli.settings_of(flags)
-    edit_cli.check_lambda_flags(flags)
-    mask_flag = edit_cli.mask_setting(flags.mask, flags.masks, default=None)
+    inputs.settings_of(flags)
+    inputs.check_lambda_flags(flags)
+    mask_flag = inputs.mask_setting(flags.mask, flags.masks, default=None)
     out_dir = flags.output_dir
     if not out_dir:
         raise cli.UsageError("--output_dir is required with --codes")
@@ -268,23 +268,23 @@ def run(flags, is_demo: bool, log=print) -> dict | None:
     cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
     cli.check_output_dir(out_dir, inputs=[flags.weights, flags.direction, flags.codes, flags.masks,
                                           *flags.condition_on])
-    model = edit_cli.resolve_model(flags, is_demo, log)
+    model = inputs.resolve_model(flags, is_demo, log)
     cfg, params, dirs, judge, judges, source = (model.cfg, model.params, model.dirs, model.judge, model.judges,
                                                 model.source)
     generator_id, mask_spec = model.generator_id, mask_flag or model.default_mask
-    edit_cli.check_directions(dirs, cfg, flags.direction or "demo")
+    inputs.check_directions(dirs, cfg, flags.direction or "demo")
     codes = load_code_inputs(flags.codes, space, params, cfg, generator_id)
-    condition_on = edit_cli.load_condition_on(flags.condition_on, "w", cfg.w_dim)
+    condition_on = inputs.load_condition_on(flags.condition_on, "w", cfg.w_dim)
     batch_size = runs.fit_batch_size(flags.batch_size, len(codes.styles), runs.local_mesh())
     if batch_size < flags.batch_size:
         log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")
-    st = edit_cli.settings_of(flags, mask=mask_spec, batch_size=batch_size)
+    st = inputs.settings_of(flags, mask=mask_spec, batch_size=batch_size)
     mask_fn = mask_function(mask_spec, len(codes.styles), cfg.img_resolution, judges)
-    settings = {**edit_cli.vars_of(st), **source, "codes": str(flags.codes), "codes_space": space,
-                "codes_digest": edit_cli.file_digest(f"{flags.codes}/{project_run.CODES}"),
-                "masks_digest": edit_cli.file_digest(mask_spec) if flags.masks else None,
-                "condition_on": [edit_cli.file_digest(p) for p in flags.condition_on]}
-    edit_fn, lam_settings = edit_cli.lambda_model_edit(flags, model, st)
+    settings = {**inputs.vars_of(st), **source, "codes": str(flags.codes), "codes_space": space,
+                "codes_digest": inputs.file_digest(f"{flags.codes}/{project_run.CODES}"),
+                "masks_digest": inputs.file_digest(mask_spec) if flags.masks else None,
+                "condition_on": [inputs.file_digest(p) for p in flags.condition_on]}
+    edit_fn, lam_settings = inputs.lambda_model_edit(flags, model, st, log)
     settings.update(lam_settings)
     run_dir = runs.RunDir(out_dir, settings)
     log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {flags.codes}): "

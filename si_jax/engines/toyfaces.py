@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import numpy as np
 
 from si_jax import world
 from si_jax.editing import directions, masks
 from si_jax.engines import samples
-from si_jax.stylegan2 import network
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.style_space import StyleSpace
 
 FIT_SAMPLES = 2000
@@ -38,7 +37,7 @@ def sample_codes(params, cfg, score, *, num: int, seed: int, batch: int = 500) -
     """Sample `num` images of latent seed `seed` and score them: {'z' [N, z_dim], 'w' [N, w_dim], 's' [N, S],
     'scores' = score(images [B, R, R, 3]) concatenated ([N] or [N, A])}."""
     z = samples.latents(seed, range(num), cfg.z_dim)
-    gen = jax.jit(lambda p, z: network.generate(p, cfg, z))
+    gen = programs.generate_program(cfg)
     space, ws, ss, scores = StyleSpace.of(cfg), [], [], []
     for start in range(0, num, batch):
         w, s, img = gen(params, z[start:start + batch])

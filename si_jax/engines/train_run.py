@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import sys
 import time
@@ -34,6 +33,7 @@ import numpy as np
 import weights_convert
 from jax.sharding import Mesh
 
+from si_jax import storage
 from si_jax.engines import cli
 from si_jax.engines.cli import UsageError
 from si_jax.evaluation import pictures
@@ -172,12 +172,6 @@ def _json_line(obj) -> str:
     return json.dumps(obj, sort_keys=True, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
 
-def _atomic_text(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _check_workdir(workdir: pathlib.Path, record: dict) -> bool:
     """Check that the folder is new / empty (-> True) or holds the same run (RESUMABLE keys may differ; -> False).
     Creates and writes nothing (see `_write_settings`)."""
@@ -205,7 +199,7 @@ def _check_workdir(workdir: pathlib.Path, record: dict) -> bool:
 
 def _write_settings(workdir: pathlib.Path, record: dict) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
-    _atomic_text(workdir / SETTINGS_FILE, json.dumps(record, indent=1, sort_keys=True))
+    storage.write_atomic(workdir / SETTINGS_FILE, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
 def _restore_latest(ckpt_dir: pathlib.Path, template, stream):
@@ -239,7 +233,7 @@ def _truncate_metrics(path: pathlib.Path, step: int) -> None:
                 keep.append(line)
         except (ValueError, KeyError, TypeError):
             pass  # a half-written last line
-    _atomic_text(path, "".join(f"{line}\n" for line in keep))
+    storage.write_atomic(path, "".join(f"{line}\n" for line in keep).encode())
 
 
 def _grid_image(state, cfg: G2Config, z) -> np.ndarray:

@@ -39,6 +39,7 @@ from si_jax import metrics
 from si_jax.editing import batches, intervention, pipeline
 from si_jax.editing import masks as masks_lib
 from si_jax.evaluation import judged
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 
 METHOD_NAMES = {"z": "Z-space", "w": "W-space", "interfacegan": "InterFaceGAN", "s": "S-space (Δs_n)",
@@ -177,7 +178,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     if not from_images:
         masks = np.asarray(masks_lib.validate_masks(masks, n, res, res), np.float32)
     log = log or (lambda msg: None)
-    synth = intervention.synth_program(cfg)
+    synth = programs.synth_program(cfg)
     per = {m: [] for m in rows}
     seconds = {m: 0.0 for m in rows}
     feats = {m: [] for m in ("input",) + rows}

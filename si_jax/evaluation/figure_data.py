@@ -18,8 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from si_jax import metrics
-from si_jax.editing import intervention
-from si_jax.stylegan2 import network
+from si_jax.stylegan2 import network, programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -49,7 +48,7 @@ def interpolation_strip(params, cfg: G2Config, styles, ds_z, ds_n, lam_star, coe
         raise ValueError(f"coeffs must be a non-empty list of finite numbers, got {coeffs.tolist()}")
     base = [jnp.asarray(s) + (1.0 - jnp.asarray(l)) * jnp.asarray(dz) for s, dz, l in zip(styles, ds_z, lam_star)]
     along = [jnp.asarray(l) * jnp.asarray(dn) for dn, l in zip(ds_n, lam_star)]
-    synth = intervention.synth_program(cfg)
+    synth = programs.synth_program(cfg)
     return np.stack([np.asarray(synth(params, [b + float(c) * a for b, a in zip(base, along)])) for c in coeffs])
 
 

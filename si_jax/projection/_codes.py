@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax.stylegan2 import network
+from si_jax.stylegan2 import network, programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -38,7 +38,7 @@ class CodeStats(NamedTuple):
 def code_stats(params, cfg: G2Config, num: int = STATS_SAMPLES, seed: int = STATS_SEED) -> CodeStats:
     """CodeStats from `num` samples z ~ N(0, I) (jax.random with `seed`: a function of the weights only)."""
     z = jax.random.normal(jax.random.PRNGKey(seed), (num, cfg.z_dim))
-    w = jax.jit(lambda p, z: network.mapping(p, cfg, z))(params, z)
+    w = programs.mapping_program(cfg)(params, z)
     styles = StyleSpace.of(cfg).concat(network.styles_from_w(params, cfg, w))
     w_avg = jnp.asarray(params["mapping"]["w_avg"], jnp.float32)
     w_std = jnp.sqrt(jnp.mean(jnp.square(w - w_avg)))

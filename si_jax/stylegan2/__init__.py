@@ -4,6 +4,7 @@
     numerics     Numerics (a G2Config field): conv algorithms per backend, precision fp32 / tf32 / bf16
     ops, conv3x3 building blocks: modulated conv, FIR up-sampling, 3x3 conv algorithms (NHWC)
     network      mapping f, affine w -> styles, synthesis h from styles (layer by layer)
+    programs     their compiled programs, cached per G2Config (synth_program, ...): every stage calls these
     params       canonical (NVlabs-named numpy dict) -> params pytree; random init; fingerprint
     style_space  S as an object: names, dims, offsets, flat <-> per layer
     module       the Flax NNX face of the same functions

@@ -40,13 +40,6 @@ def signature(state) -> str:
     return hashlib.sha256(json.dumps(layout).encode()).hexdigest()[:16]
 
 
-def _fsync_write(path: pathlib.Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def save(folder, state, meta: dict, *, keep: int = 2) -> pathlib.Path:
     """Write `state` (+ `meta`, JSON-able) as folder/ckpt_<step> atomically; prune to the newest `keep`."""
     from safetensors.numpy import save as st_save
@@ -67,8 +60,8 @@ def save(folder, state, meta: dict, *, keep: int = 2) -> pathlib.Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    _fsync_write(tmp / STATE_FILE, st_save(arrays))
-    _fsync_write(tmp / META_FILE, json.dumps(meta, indent=1, sort_keys=True).encode())
+    storage.write_atomic(tmp / STATE_FILE, st_save(arrays), fsync=True)
+    storage.write_atomic(tmp / META_FILE, json.dumps(meta, indent=1, sort_keys=True).encode(), fsync=True)
     if final.exists():  # the same step written again (a re-run): replace it
         shutil.rmtree(final)
     os.rename(tmp, final)

@@ -101,15 +101,11 @@ def fingerprint(params) -> str:
 def save_params(path, params, meta: dict) -> None:
     """params pytree -> safetensors (keys 'a/b/c'), metadata (JSON strings, + 'fingerprint'); atomic."""
     import json
-    import os
 
     from safetensors.numpy import save_file
     flat = {"/".join(k): np.asarray(v) for k, v in _flatten(params).items()}
-    tmp = pathlib.Path(path).with_name(f".{pathlib.Path(path).name}.tmp{os.getpid()}")
-    meta = {**meta, "fingerprint": fingerprint(params)}
-    save_file(flat, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
-    os.chmod(tmp, 0o644)  # package data: readable by everyone, like the rest of the checkout
-    os.replace(tmp, path)
+    meta = {k: json.dumps(v) for k, v in {**meta, "fingerprint": fingerprint(params)}.items()}
+    storage.write_atomic(path, lambda tmp: save_file(flat, str(tmp), metadata=meta))
 
 
 def load_params(path) -> tuple:

@@ -1,0 +1,194 @@
+"""Flags -> the inputs every edit engine shares: bin/edit.py on latents (engines.edit_cli) and on projected codes
+(engines.project_edit), bin/evaluate.py (engines.evaluate_cli) and bin/fit_lambda.py (engines.fit_lambda_run): the
+EditSettings, the mask setting, the model (generator, directions, judge), the --condition_on directions, the
+--lambda_model edit, and the digests that name input files in a run's settings."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import pathlib
+
+import numpy as np
+
+from si_jax import world
+from si_jax.editing import directions
+from si_jax.engines import cli, demo, edit_run, runs, toyfaces
+from si_jax.stylegan2 import builtin
+from si_jax.stylegan2 import params as params_lib
+from si_jax.world import judges as judges_lib
+
+
+def file_digest(path) -> str:
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"file not found: {path}")
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if p.is_file():
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+MASK_KINDS = ("auto", "box", "ellipse", "part")
+
+
+def mask_setting(mask, masks_path, default: str) -> str:
+    """--mask (a spec) / --masks (a file or folder) -> the mask setting; `default` when neither is given.
+
+    A --mask must be auto, box:..., ellipse:... or part:NAME (a typo is named as such, not looked up as a file);
+    an empty value is refused rather than read as the default."""
+    if mask is not None and masks_path is not None:
+        raise cli.UsageError("give --mask or --masks, not both")
+    if masks_path is not None:
+        cli.require(bool(masks_path), "masks", masks_path, "is empty; give a mask file or folder")
+        return masks_path
+    if mask is None:
+        return default
+    kind = mask.partition(":")[0]
+    cli.require(mask == "auto" or (kind in MASK_KINDS[1:] and ":" in mask), "mask", mask,
+                "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
+                "(mask files go to --masks)")
+    return mask
+
+
+def settings_of(flags, **override) -> edit_run.EditSettings:
+    """The flags' EditSettings (validated by EditSettings itself), with `override` applied."""
+    values = dict(method=flags.method, mask="auto", target=flags.target, distance=flags.distance,
+                  s_scale=flags.s_scale, truncation_psi=1.0 if flags.truncation_psi is None else flags.truncation_psi,
+                  batch_size=flags.batch_size, steps_per_layer=flags.steps_per_layer,
+                  learning_rate=flags.learning_rate, lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm,
+                  lambda_init=flags.lambda_init, objective=flags.objective, lambda_inside=flags.lambda_inside,
+                  loop=getattr(flags, "loop", "auto"))   # bin/evaluate.py has no --loop
+    return edit_run.EditSettings(**{**values, **override})
+
+
+@dataclasses.dataclass
+class Model:
+    """The generator and directions an edit run uses. judge: images -> [B] attribute score (demo) or None;
+    judges: the toyfaces Judges replicated on the local mesh (demo) or None; source: the run's identity fields."""
+
+    canonical: dict
+    cfg: object
+    params: dict
+    dirs: dict
+    judge: object
+    judges: object
+    source: dict
+    default_mask: str
+    generator_id: str
+
+
+def resolve_model(flags, is_demo: bool, log) -> Model:
+    """The demo (builtin:toyfaces, judge-labelled directions of --attribute, segmenter masks) or --weights +
+    --direction (refused when the direction was fitted for another generator). The cfg computes with the flags'
+    numerics (--precision, --conv3x3, ...; `cli.numerics_of`), which a non-default value adds to `source`; the
+    demo's directions are fitted at the default fp32 either way."""
+    numerics = cli.numerics_of(flags)
+    if is_demo:
+        attribute = flags.attribute or demo.DEMO_ATTRIBUTE
+        canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
+        judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
+        return Model(canonical, cli.with_numerics(cfg, numerics), params, dirs,
+                     functools.partial(judges.score, attribute), judges,
+                     {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}",
+                      **cli.numerics_settings(numerics)}, part_spec, params_lib.fingerprint(canonical))
+    canonical, cfg = cli.load_weights(flags.weights, numerics)
+    generator_id = params_lib.fingerprint(canonical)
+    check_direction_generator(flags.direction, generator_id)
+    dirs = directions.load_directions(flags.direction)
+    judge, judges = judge_for(generator_id, dirs, log)
+    return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), dirs, judge, judges,
+                 {"weights": generator_id, "direction": file_digest(flags.direction),
+                  **cli.numerics_settings(numerics)}, "auto", generator_id)
+
+
+def judge_for(generator_id: str, dirs: dict, log) -> tuple:
+    """-> (judge: images [B, R, R, 3] -> [B] logit of the directions' attribute, Judges replicated on the local
+    mesh), when the generator is builtin:toyfaces and the attribute one the judges know (engines.toyfaces.
+    judged_attribute); else (None, None), with a note when only the attribute's name is unknown."""
+    name = dirs["s"].attribute if "s" in dirs else None
+    attribute = toyfaces.judged_attribute(generator_id, name)
+    if attribute is None:
+        if generator_id == toyfaces.generator_id():
+            log(f"note: no judge columns: the direction's attribute {name!r} is not a toyfaces attribute "
+                f"({', '.join(world.ATTRIBUTES)})")
+        return None, None
+    judges = judges_lib.load_judges().placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
+    log(f"judge: the toyfaces classifier scores '{attribute}' on every input and edit (independent of the "
+        "S-space SVM)")
+    return functools.partial(judges.score, attribute), judges
+
+
+def check_direction_generator(path, generator_id: str) -> None:
+    """ValueError when the direction file at `path` records a generator id other than `generator_id` (files
+    without one are accepted). Read from the header alone, before the arrays."""
+    meta = directions.load_directions_meta(path)
+    if meta.get("generator_id") not in (None, generator_id):
+        raise ValueError(f"{path} was fitted for another generator (id {meta['generator_id']}, --weights has "
+                         f"{generator_id})")
+
+
+def load_condition_on(paths, space: str, dim: int) -> list:
+    """--condition_on files -> their `space` ('z' for latents, 'w' for projected codes) Directions, each of
+    dimension `dim` (ValueError naming the file otherwise)."""
+    out = []
+    for path in paths:
+        dirs = directions.load_directions(path)
+        if space not in dirs:
+            raise ValueError(f"--condition_on {path} has no '{space}' direction (has: {', '.join(sorted(dirs))})")
+        out.append(dirs[space])
+    for path, d in zip(paths, out):
+        if d.dim != dim:
+            raise ValueError(f"--condition_on {path}: {space.upper()} direction of dimension {d.dim}, the generator "
+                             f"has {dim}")
+    return out
+
+
+def check_lambda_flags(flags) -> None:
+    """--lambda_model / --refine_steps (before anything is loaded): a file, method intervention, K >= 0."""
+    path, k = getattr(flags, "lambda_model", None), getattr(flags, "refine_steps", 0)
+    cli.require(cli.is_int(k) and k >= 0, "refine_steps", k, "must be an integer >= 0")
+    if path is None:
+        cli.require(k == 0, "refine_steps", k, "needs --lambda_model (it refines the predicted Λ)")
+        return
+    cli.require(flags.method == "intervention", "method", flags.method, "cannot use --lambda_model (it predicts "
+                "the intervention's Λ); use --method=intervention")
+    cli.check_input_files(lambda_model=path)
+
+
+def lambda_model_edit(flags, model: Model, st, log=print) -> tuple:
+    """--lambda_model FILE [--refine_steps=K] -> (edit_fn for edit_run / project_edit, run settings to add), or
+    (None, {}) without it. The model must be for this generator, direction and objective (else one-line error);
+    `log` gets a note when it was trained with other masks."""
+    check_lambda_flags(flags)
+    path = getattr(flags, "lambda_model", None)
+    if path is None:
+        return None, {}
+    from si_jax.editing import lambda_model
+    from si_jax.engines import lambda_data
+
+    config = st.intervention_config
+    lm = lambda_model.load_model(path, expect=lambda_model.identity(model.generator_id, model.dirs, config))
+    if lm.meta.get("mask_source") != st.mask:
+        log(f"note: {path} was trained with masks {lm.meta.get('mask_source')!r}, this run uses {st.mask!r}")
+    return (lambda_data.predicted_edit(model.params, model.cfg, lm, config, flags.refine_steps),
+            {"lambda_model": file_digest(path), "refine_steps": int(flags.refine_steps)})
+
+
+def check_directions(dirs: dict, cfg, name: str) -> None:
+    """The s/z/w directions exist and have this generator's dimensions (before anything is written)."""
+    want = {"s": cfg.style_dim, "z": cfg.z_dim, "w": cfg.w_dim}
+    for space, dim in want.items():
+        if space not in dirs:
+            raise ValueError(f"{name} has no '{space}' direction (has: {', '.join(sorted(dirs))})")
+        if dirs[space].dim != dim:
+            raise ValueError(f"{name}: the {space}-space direction has dimension {dirs[space].dim}, this generator's "
+                             f"{space} space has {dim}: it was fitted for another generator")
+
+
+def vars_of(st) -> dict:
+    import dataclasses
+
+    return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in dataclasses.asdict(st).items()}
