@@ -1,0 +1,133 @@
+"""si_jax synthesis against the NVlabs PyTorch reference networks, timed in ONE run, interleaved; prints ratios.
+
+    python bench/vs_reference.py [--configs=paper256,f1024] [--repeats=3] [--threads=0]
+
+Needs CPU torch, an optional bench-only extra (never a dependency of si_jax): `pip install torch` into the same
+environment. Without it the bench says so and exits 0 having timed nothing. The reference code is read from
+../shared/nvlabs_ref (NVlabs stylegan2-ada-pytorch networks, put on sys.path here at run time, never copied into
+the project; $NVLABS_REF moves it).
+
+Per config (paper256 = G2Config.make(256, channel_base=16384); f1024 = config-f 1024), batch 1, float32: the
+synthesis forward, and forward + backward w.r.t. the styles (si_jax: d mean(image) / d styles, `bench/run.py`'s
+programs; NVlabs: d mean(image) / d ws of `G.synthesis`, whose per-layer affine maps ws to styles: a [512] x [512, C]
+matmul per layer, negligible next to the convs). Both sides use random weights of the same config (not the same
+values: the timings do not depend on them), no noise on either side (noise_mode='const' in NVlabs), fp32 everywhere
+(NVlabs num_fp16_res=0). Protocol: compile / warm-up call first (jit compile timed separately), then `--repeats`
+rounds, each timing si_jax fwd, NVlabs fwd, si_jax fwd+bwd, NVlabs fwd+bwd in turn; medians. Ratio = NVlabs time /
+si_jax time (> 1: si_jax is faster).
+"""
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+NVLABS_REF = os.environ.get("NVLABS_REF", os.path.join(ROOT, "..", "shared", "nvlabs_ref"))
+NVLABS_KWARGS = {"paper256": dict(img_resolution=256, channel_base=16384),
+                 "f1024": dict(img_resolution=1024, channel_base=32768)}
+
+
+def nvlabs_programs(name, seed=0):
+    """(fwd, fwd+bwd) of a random-weight NVlabs Generator's synthesis: ws [1, num_ws, 512] -> image / d mean / d ws."""
+    import torch
+    sys.path.insert(0, NVLABS_REF)
+    from training.networks import Generator  # noqa: E402  (NVlabs reference, read from ../shared at run time)
+    torch.manual_seed(seed)
+    kw = NVLABS_KWARGS[name]
+    g = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=kw["img_resolution"], img_channels=3,
+                  mapping_kwargs={"num_layers": 8},
+                  synthesis_kwargs={"channel_base": kw["channel_base"], "channel_max": 512, "num_fp16_res": 0,
+                                    "conv_clamp": None}).eval().requires_grad_(False)
+    ws = g.mapping(torch.randn(1, 512), None)
+
+    def fwd():
+        with torch.no_grad():
+            return g.synthesis(ws, noise_mode="const")
+
+    def bwd():
+        w = ws.detach().clone().requires_grad_(True)
+        g.synthesis(w, noise_mode="const").mean().backward()
+        return w.grad
+
+    return fwd, bwd
+
+
+def si_jax_programs(name):
+    """(fwd, fwd+bwd) thunks of si_jax synthesis at batch 1 (bench/run.py's programs), compiled; compile seconds."""
+    import jax
+    import run as bench_run  # bench/run.py
+    params, cfg, _ = bench_run.load_config(name)
+    styles = bench_run.make_styles(params, cfg, 1, seed=1)
+    fwd, bwd = bench_run.synthesis_programs(cfg)
+    t0 = time.perf_counter()
+    jax.block_until_ready(fwd(params, styles))
+    jax.block_until_ready(bwd(styles, params))
+    return (lambda: jax.block_until_ready(fwd(params, styles)),
+            lambda: jax.block_until_ready(bwd(styles, params))), time.perf_counter() - t0
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--configs", default="paper256,f1024")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
+    a = p.parse_args()
+    try:
+        import torch
+    except ImportError:
+        print("skipped: CPU torch is not installed (an optional bench-only extra: pip install torch); "
+              "nothing timed")
+        return
+    if not os.path.isdir(os.path.join(NVLABS_REF, "training")):
+        print(f"skipped: the NVlabs reference code is not at {NVLABS_REF} (set NVLABS_REF); nothing timed")
+        return
+    import jax
+    threads = a.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    print(f"{cpu_model()}, {len(os.sched_getaffinity(0))} CPUs, torch {torch.__version__} ({threads} threads), "
+          f"jax {jax.__version__} ({jax.default_backend()}), {now} UTC; batch 1, float32, random weights (same "
+          f"config, not the same values)", flush=True)
+    rows = []
+    for name in a.configs.split(","):
+        (jf, jb), compile_s = si_jax_programs(name)
+        nf, nb = nvlabs_programs(name)
+        nf(), nb()  # warm-up
+        t = {k: [] for k in ("jf", "nf", "jb", "nb")}
+        for _ in range(a.repeats):
+            for k, fn in (("jf", jf), ("nf", nf), ("jb", jb), ("nb", nb)):
+                t[k].append(timed(fn))
+        m = {k: statistics.median(v) for k, v in t.items()}
+        rows.append(f"| {name} | {m['jf']:.3f} | {m['nf']:.3f} | **{m['nf'] / m['jf']:.2f}x** | {m['jb']:.3f} | "
+                    f"{m['nb']:.3f} | **{m['nb'] / m['jb']:.2f}x** | {compile_s:.0f} |")
+        print(rows[-1], flush=True)
+    print("\n| config | si_jax fwd (s) | NVlabs fwd (s) | fwd ratio | si_jax fwd+bwd (s) | NVlabs fwd+bwd (s) | "
+          "fwd+bwd ratio | si_jax compile+first (s) |\n|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"\n(medians of {a.repeats} interleaved rounds; ratio = NVlabs / si_jax, > 1: si_jax faster)")
+
+
+if __name__ == "__main__":
+    main()
