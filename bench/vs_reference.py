@@ -34,8 +34,14 @@ NVLABS_KWARGS = {"paper256": dict(img_resolution=256, channel_base=16384),
 
 def nvlabs_programs(name, seed=0):
     """(fwd, fwd+bwd) of a random-weight NVlabs Generator's synthesis: ws [1, num_ws, 512] -> image / d mean / d ws."""
+    import types
+
     import torch
     sys.path.insert(0, NVLABS_REF)
+    try:
+        import requests  # noqa: F401  (dnnlib.util imports it for downloads, which this bench never does)
+    except ImportError:
+        sys.modules["requests"] = types.ModuleType("requests")
     from training.networks import Generator  # noqa: E402  (NVlabs reference, read from ../shared at run time)
     torch.manual_seed(seed)
     kw = NVLABS_KWARGS[name]
@@ -112,8 +118,8 @@ def main():
           f"config, not the same values)", flush=True)
     rows = []
     for name in a.configs.split(","):
-        (jf, jb), compile_s = si_jax_programs(name)
         nf, nb = nvlabs_programs(name)
+        (jf, jb), compile_s = si_jax_programs(name)
         nf(), nb()  # warm-up
         t = {k: [] for k in ("jf", "nf", "jb", "nb")}
         for _ in range(a.repeats):

@@ -81,7 +81,8 @@ def host_key() -> str:
     backend = jax.default_backend()
     if backend == "cpu":
         model, flags = _cpu_model_and_flags()
-        device = f"{model} [{' '.join(flags)}] x{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        device = f"{model} [{' '.join(flags)}] x{cpus}"
     else:
         device = jax.devices()[0].device_kind
     return f"{backend} | {device} | jax {jax.__version__}"
@@ -179,15 +180,17 @@ def time_candidates(candidates: dict, x_shape, k_shape, dtype, mode: str, repeat
     return out
 
 
-def choose(kind: str, candidates: dict, x, kernel, precision, rule: str, *, same_backward: bool = False) -> str:
+def choose(kind: str, candidates: dict, x, kernel, precision, rule: str, *, same_backward: bool = False,
+           mode: str | None = None) -> str:
     """The fastest of `candidates` ({name: f(x, kernel)}) for these arrays on this host: from the cache file, else
     measured now and recorded. `rule` when measuring is off ($SI_JAX_CONV_TUNING=off) or there is one candidate.
     x, kernel: arrays or tracers (only their shape, dtype and autodiff tracers are used). same_backward: every
     candidate has the same gradient computation (the Winograd convs' is the direct conv's), so only the forward
-    is timed, whatever is differentiated."""
+    is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what the tracers say (benches)."""
     if not enabled() or len(candidates) < 2:
         return rule
-    path, host, mode = cache_path(), host_key(), "fwd" if same_backward else mode_of(x, kernel)
+    mode = "fwd" if same_backward else mode or mode_of(x, kernel)
+    path, host = cache_path(), host_key()
     key = entry_key(kind, x, kernel, precision, mode)
     record = _hosts(path).get(host, {}).get(key)
     if record is not None and record["choice"] in candidates:

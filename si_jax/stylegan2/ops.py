@@ -176,6 +176,19 @@ def _conv_up_transposed(x: jax.Array, kernel: jax.Array, resample_filter, precis
     return fir_filter_2d(y, resample_filter, pad=(lo, hi), gain=4.0)
 
 
+def upconv_forms(resample_filter, precision=None) -> dict:
+    """{'polyphase' | 'transposed': f(x, kernel)}: the up-conv's candidate forms (3x3 kernel, 4-tap filter)."""
+    taps = _taps(resample_filter, 2.0)
+    return {"polyphase": lambda x, k: _conv_up_polyphase(x, k, taps, precision),
+            "transposed": lambda x, k: _conv_up_transposed(x, k, resample_filter, precision)}
+
+
+def conv3x3_forms(precision=None) -> dict:
+    """{'direct' | 'winograd2d' | 'rows': f(x, kernel)}: the same-size 3x3 conv's candidate algorithms."""
+    return {"direct": lambda x, k: _conv(x, k, ((1, 1), (1, 1)), precision),
+            **{a: (lambda x, k, a=a: conv3x3.conv3x3(x, k, a, precision)) for a in ("winograd2d", "rows")}}
+
+
 def _measured(x: jax.Array) -> bool:
     """Whether 'auto' is measured on this host for arrays like x (si_jax.stylegan2.autotune): float32 on CPU."""
     return jax.default_backend() == "cpu" and x.dtype == jnp.float32 and autotune.enabled()
@@ -193,9 +206,7 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
     precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[0] == 3 and len(resample_filter) == 4:
         algo = numerics.upconv_for(jax.default_backend())
-        taps = _taps(resample_filter, 2.0)
-        forms = {"polyphase": lambda x, k: _conv_up_polyphase(x, k, taps, precision),
-                 "transposed": lambda x, k: _conv_up_transposed(x, k, resample_filter, precision)}
+        forms = upconv_forms(resample_filter, precision)
         if numerics.upconv == "auto" and _measured(x):
             algo = autotune.choose("upconv", forms, x, kernel, precision, rule=algo)
         return forms[algo](x, kernel)
@@ -214,9 +225,8 @@ def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT) -> ja
     if kernel.shape[:2] == (3, 3):
         algo = numerics.conv3x3_for(x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, jax.default_backend())
         if numerics.conv3x3 == "auto" and _measured(x):
-            forms = {"direct": lambda x, k: _conv(x, k, ((1, 1), (1, 1)), precision),
-                     **{a: (lambda x, k, a=a: conv3x3.conv3x3(x, k, a, precision)) for a in ("winograd2d", "rows")}}
-            algo = autotune.choose("conv3x3", forms, x, kernel, precision, rule=algo, same_backward=True)
+            algo = autotune.choose("conv3x3", conv3x3_forms(precision), x, kernel, precision, rule=algo,
+                                   same_backward=True)
         if algo != "direct":
             return conv3x3.conv3x3(x, kernel, algo, precision)
     return _conv(x, kernel, ((p, p), (p, p)), precision)
