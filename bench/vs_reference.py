@@ -12,9 +12,11 @@ synthesis forward, and forward + backward w.r.t. the styles (si_jax: d mean(imag
 programs; NVlabs: d mean(image) / d ws of `G.synthesis`, whose per-layer affine maps ws to styles: a [512] x [512, C]
 matmul per layer, negligible next to the convs). Both sides use random weights of the same config (not the same
 values: the timings do not depend on them), no noise on either side (noise_mode='const' in NVlabs), fp32 everywhere
-(NVlabs num_fp16_res=0). Protocol: compile / warm-up call first (jit compile timed separately), then `--repeats`
-rounds, each timing si_jax fwd, NVlabs fwd, si_jax fwd+bwd, NVlabs fwd+bwd in turn; medians. Ratio = NVlabs time /
-si_jax time (> 1: si_jax is faster).
+(NVlabs num_fp16_res=0). NVlabs runs in each of --nvlabs_forms: 'fused' (fused_modconv=True, its default in eval
+mode: per-sample weights, one grouped conv) and 'nonfused' (scale input, shared-weight conv, scale output: si_jax's
+form); the ratio is against the faster of them. Protocol: compile / warm-up call first (jit compile timed
+separately), then `--repeats` rounds, each timing the forward of si_jax and of each NVlabs form in turn, then their
+fwd+bwd; medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster). Training steps are not timed here.
 """
 import argparse
 import datetime
@@ -32,8 +34,10 @@ NVLABS_KWARGS = {"paper256": dict(img_resolution=256, channel_base=16384),
                  "f1024": dict(img_resolution=1024, channel_base=32768)}
 
 
-def nvlabs_programs(name, seed=0):
-    """(fwd, fwd+bwd) of a random-weight NVlabs Generator's synthesis: ws [1, num_ws, 512] -> image / d mean / d ws."""
+def nvlabs_programs(name, fused: bool, seed=0):
+    """(fwd, fwd+bwd) of a random-weight NVlabs Generator's synthesis: ws [1, num_ws, 512] -> image / d mean / d ws.
+    fused: NVlabs' fused_modconv (per-sample weights, one grouped conv; its eval default) or not (scale the input,
+    one shared-weight conv, scale the output: si_jax's form)."""
     import types
 
     import torch
@@ -53,11 +57,11 @@ def nvlabs_programs(name, seed=0):
 
     def fwd():
         with torch.no_grad():
-            return g.synthesis(ws, noise_mode="const")
+            return g.synthesis(ws, noise_mode="const", fused_modconv=fused)
 
     def bwd():
         w = ws.detach().clone().requires_grad_(True)
-        g.synthesis(w, noise_mode="const").mean().backward()
+        g.synthesis(w, noise_mode="const", fused_modconv=fused).mean().backward()
         return w.grad
 
     return fwd, bwd
@@ -98,8 +102,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--configs", default="paper256,f1024")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--nvlabs_forms", default="fused,nonfused", help="NVlabs modconv forms to time: fused, nonfused")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
     a = p.parse_args()
+    forms = [f.strip() for f in a.nvlabs_forms.split(",")]
+    if not forms or set(forms) - {"fused", "nonfused"}:
+        sys.exit(f"error: --nvlabs_forms={a.nvlabs_forms!r}: give fused, nonfused or both (comma-separated)")
     try:
         import torch
     except ImportError:
@@ -118,21 +126,30 @@ def main():
           f"config, not the same values)", flush=True)
     rows = []
     for name in a.configs.split(","):
-        nf, nb = nvlabs_programs(name)
-        (jf, jb), compile_s = si_jax_programs(name)
-        nf(), nb()  # warm-up
-        t = {k: [] for k in ("jf", "nf", "jb", "nb")}
+        progs = {"si_jax": None}
+        for form in forms:
+            progs[f"NVlabs {form}"] = nvlabs_programs(name, fused=form == "fused")
+            for fn in progs[f"NVlabs {form}"]:
+                fn()  # warm-up
+        progs["si_jax"], compile_s = si_jax_programs(name)
+        t = {(p, d): [] for p in progs for d in (0, 1)}
         for _ in range(a.repeats):
-            for k, fn in (("jf", jf), ("nf", nf), ("jb", jb), ("nb", nb)):
-                t[k].append(timed(fn))
+            for d in (0, 1):   # fwd, then fwd+bwd; si_jax and each NVlabs form in turn
+                for p, fns in progs.items():
+                    t[p, d].append(timed(fns[d]))
         m = {k: statistics.median(v) for k, v in t.items()}
-        rows.append(f"| {name} | {m['jf']:.3f} | {m['nf']:.3f} | **{m['nf'] / m['jf']:.2f}x** | {m['jb']:.3f} | "
-                    f"{m['nb']:.3f} | **{m['nb'] / m['jb']:.2f}x** | {compile_s:.0f} |")
-        print(rows[-1], flush=True)
-    print("\n| config | si_jax fwd (s) | NVlabs fwd (s) | fwd ratio | si_jax fwd+bwd (s) | NVlabs fwd+bwd (s) | "
-          "fwd+bwd ratio | si_jax compile+first (s) |\n|---|---|---|---|---|---|---|---|")
+        for d, what in ((0, "fwd"), (1, "fwd+bwd")):
+            ref = {p: m[p, d] for p in progs if p != "si_jax"}
+            best = min(ref, key=ref.get)
+            cells = " | ".join(f"{ref[p]:.3f}" for p in ref)
+            rows.append(f"| {name} | {what} | {m['si_jax', d]:.3f} | {cells} | **{ref[best] / m['si_jax', d]:.2f}x** "
+                        f"(vs {best}) | {compile_s:.0f} |")
+            print(rows[-1], flush=True)
+    print(f"\n| config | pass | si_jax (s) | {' | '.join(f'NVlabs {f} (s)' for f in forms)} | ratio, fastest "
+          f"NVlabs / si_jax | si_jax compile+first (s) |\n|{'---|' * (5 + len(forms))}")
     print("\n".join(rows))
-    print(f"\n(medians of {a.repeats} interleaved rounds; ratio = NVlabs / si_jax, > 1: si_jax faster)")
+    print(f"\n(medians of {a.repeats} interleaved rounds; ratio > 1: si_jax faster; NVlabs fused = fused_modconv "
+          f"(its eval default), nonfused = si_jax's modconv form)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 The first time a (kind, shape, dtype, precision, what is differentiated) is needed on a host, each candidate
 (a function of (x, kernel)) is jit-compiled on zero arrays of the shapes at hand and timed eagerly (one warm-up
-call, then the median of `REPEATS` calls; fwd, or fwd+bwd when the caller is being differentiated), and the fastest
+call, then the median of `REPEATS` calls, fewer for a plainly slower one; fwd, or fwd+bwd when the caller is being differentiated), and the fastest
 is kept, like cuDNN's benchmark mode. The choice is written to a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES, else
 ~/.cache/si_jax/conv_choices.json), atomically through si_jax.storage, under the host's key (`host_key()`: backend,
 CPU model and SIMD flags, CPU count, jax version): a warm cache times nothing, and the choice is deterministic
@@ -157,7 +157,8 @@ def _record(path: pathlib.Path, host: str, key: str, record: dict) -> None:
 
 def time_candidates(candidates: dict, x_shape, k_shape, dtype, mode: str, repeats: int = REPEATS) -> dict:
     """{name: median seconds} of each candidate f(x, kernel) on zero arrays of the given shapes, jit-compiled and
-    run eagerly (also inside a trace); mode 'fwd', or 'grad_*': forward + VJP w.r.t. x and/or kernel."""
+    run eagerly (also inside a trace); mode 'fwd', or 'grad_*': forward + VJP w.r.t. x and/or kernel. One warm-up
+    call, then `repeats` timed calls, or one where that is over twice the best median so far."""
     argnums = tuple(i for i, c in enumerate("xw") if mode.startswith("grad") and c in mode[5:])
     out = {}
     with jax.ensure_compile_time_eval():
@@ -176,6 +177,8 @@ def time_candidates(candidates: dict, x_shape, k_shape, dtype, mode: str, repeat
                 t0 = time.perf_counter()
                 jax.block_until_ready(call(x, k))
                 times.append(time.perf_counter() - t0)
+                if times[0] > 2 * min(out.values(), default=float("inf")):
+                    break   # plainly slower than the best so far: one timed call is enough
             out[name] = statistics.median(times)
     return out
 
