@@ -16,7 +16,9 @@ arrays under `jax.ensure_compile_time_eval()`, so it is executed, not staged int
 Under vmap the per-example shape is timed (the shape the caller sees).
 
 What is differentiated: 'fwd' (no tracer of an autodiff transform in x or kernel), else 'grad_x', 'grad_w' or
-'grad_xw' (which of x and the kernel carry one); the grad modes time forward + VJP w.r.t. those arguments.
+'grad_xw' (which of x and the kernel carry one); the grad modes time forward + VJP w.r.t. those arguments. Best
+effort: a function traced to a jaxpr first and differentiated afterwards (the body of a lax.scan / jax.checkpoint
+under grad) sees no autodiff tracer and is timed as 'fwd'.
 
 $SI_JAX_CONV_TUNING=off: no measuring and no file; `choose` returns `rule` (the fixed rule of
 si_jax.stylegan2.numerics). The test suite runs so (tests/conftest.py).
@@ -29,6 +31,7 @@ import pathlib
 import platform
 import statistics
 import sys
+import threading
 import time
 
 import jax
@@ -44,6 +47,7 @@ _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vn
                "asimd", "sve")
 _AD_TRACERS = ("JVPTracer", "LinearizeTracer")
 _memo: dict = {}   # cache path -> {host key: {entry key: record}} as last read or written by this process
+_lock = threading.RLock()   # programs are traced in parallel threads (editing.intervention): one measures at a time
 
 
 def enabled() -> bool:
@@ -195,12 +199,13 @@ def choose(kind: str, candidates: dict, x, kernel, precision, rule: str, *, same
     mode = "fwd" if same_backward else mode or mode_of(x, kernel)
     path, host = cache_path(), host_key()
     key = entry_key(kind, x, kernel, precision, mode)
-    record = _hosts(path).get(host, {}).get(key)
-    if record is not None and record["choice"] in candidates:
-        return record["choice"]
-    t0 = time.perf_counter()
-    times = time_candidates(candidates, x.shape, kernel.shape, x.dtype, mode)
-    choice = min(times, key=times.get)
-    _record(path, host, key, {"choice": choice, "ms": {n: round(1e3 * t, 4) for n, t in times.items()},
-                              "measured_s": round(time.perf_counter() - t0, 3)})
-    return choice
+    with _lock:
+        record = _hosts(path).get(host, {}).get(key)
+        if record is not None and record["choice"] in candidates:
+            return record["choice"]
+        t0 = time.perf_counter()
+        times = time_candidates(candidates, x.shape, kernel.shape, x.dtype, mode)
+        choice = min(times, key=times.get)
+        _record(path, host, key, {"choice": choice, "ms": {n: round(1e3 * t, 4) for n, t in times.items()},
+                                  "measured_s": round(time.perf_counter() - t0, 3)})
+        return choice
