@@ -70,6 +70,12 @@ def test_cold_choice_is_the_fastest_and_is_written(cache, monkeypatch):
     assert autotune.choose("conv3x3", dict.fromkeys(times), X, K, "highest", rule="direct") == "winograd2d"
 
 
+def test_near_ties_keep_the_fixed_rule():
+    assert autotune.pick({"direct": 1.04, "rows": 1.0}, rule="direct") == "direct"
+    assert autotune.pick({"direct": 1.06, "rows": 1.0}, rule="direct") == "rows"
+    assert autotune.pick({"polyphase": 1.0, "transposed": 2.0}, rule="transposed") == "polyphase"
+
+
 @pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other", "version": 1, "hosts": {}}),
                                      json.dumps({"format": autotune.FORMAT, "version": autotune.VERSION,
                                                  "hosts": {"h": {"k": {"choice": 3}}}})])

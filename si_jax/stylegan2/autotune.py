@@ -1,15 +1,15 @@
 """Conv algorithm choices measured on the host that runs them ('auto' on CPU, float32), cached on disk.
 
-    algo = autotune.choose("conv3x3", {"direct": f, "winograd2d": g, "rows": h}, x, kernel, rule="direct")
+    algo = autotune.choose("conv3x3", {"direct": f, "winograd2d": g, "rows": h}, x, kernel, "highest", rule="direct")
 
-The first time a (kind, shape, dtype, precision, what is differentiated) is needed on a host, each candidate
-(a function of (x, kernel)) is jit-compiled on zero arrays of the shapes at hand and timed eagerly (one warm-up
-call, then the median of `REPEATS` calls, fewer for a plainly slower one; fwd, or fwd+bwd when the caller is being differentiated), and the fastest
-is kept, like cuDNN's benchmark mode. The choice is written to a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES, else
-~/.cache/si_jax/conv_choices.json), atomically through si_jax.storage, under the host's key (`host_key()`: backend,
-CPU model and SIMD flags, CPU count, jax version): a warm cache times nothing, and the choice is deterministic
-given the file. A file that cannot be read or does not have this module's format is rebuilt (with a warning on
-stderr), never trusted.
+The first time a (kind, shape, dtype, precision, what is differentiated) is needed on a host, each candidate (a
+function of (x, kernel)) is jit-compiled on zero arrays of the shapes at hand and timed eagerly (one warm-up call,
+then the minimum over `REPEATS` interleaved rounds; fwd, or fwd+bwd when the caller is being differentiated), and
+the fastest is kept (the fixed rule's choice unless another is `MARGIN` faster), like cuDNN's benchmark mode. The
+choice is written to a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES, else ~/.cache/si_jax/conv_choices.json),
+atomically through si_jax.storage, under the host's key (`host_key()`: backend, CPU model and SIMD flags, CPU count,
+jax version): a warm cache times nothing, and the choice is deterministic given the file. A file that cannot be read
+or does not have this module's format is rebuilt (with a warning on stderr), never trusted.
 
 `choose` runs at trace time, inside jit / grad / vmap: the timing is a separate computation, run on concrete
 arrays under `jax.ensure_compile_time_eval()`, so it is executed, not staged into the caller's program.
@@ -43,6 +43,7 @@ CACHE_ENV = "SI_JAX_CONV_CHOICES"
 TUNING_ENV = "SI_JAX_CONV_TUNING"
 FORMAT, VERSION = "si_jax.conv_choices", 1
 REPEATS = 3
+MARGIN = 0.05   # another candidate must be 5 % faster than the fixed rule's to replace it
 _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
                "asimd", "sve")
 _AD_TRACERS = ("JVPTracer", "LinearizeTracer")
@@ -160,11 +161,12 @@ def _record(path: pathlib.Path, host: str, key: str, record: dict) -> None:
 
 
 def time_candidates(candidates: dict, x_shape, k_shape, dtype, mode: str, repeats: int = REPEATS) -> dict:
-    """{name: median seconds} of each candidate f(x, kernel) on zero arrays of the given shapes, jit-compiled and
-    run eagerly (also inside a trace); mode 'fwd', or 'grad_*': forward + VJP w.r.t. x and/or kernel. One warm-up
-    call, then `repeats` timed calls, or one where that is over twice the best median so far."""
+    """{name: seconds} of each candidate f(x, kernel) on zero arrays of the given shapes, jit-compiled and run
+    eagerly (also inside a trace); mode 'fwd', or 'grad_*': forward + VJP w.r.t. x and/or kernel. Each is compiled
+    and called once, then timed in `repeats` interleaved rounds (a burst of load from other processes hits all
+    candidates alike). The time is the minimum over rounds: load only ever adds time."""
     argnums = tuple(i for i, c in enumerate("xw") if mode.startswith("grad") and c in mode[5:])
-    out = {}
+    calls, times = {}, {}
     with jax.ensure_compile_time_eval():
         x, k = np.zeros(x_shape, dtype), np.zeros(k_shape, dtype)
         for name, fn in candidates.items():
@@ -174,17 +176,24 @@ def time_candidates(candidates: dict, x_shape, k_shape, dtype, mode: str, repeat
                     return [g for i, g in enumerate(vjp(y)) if i in argnums]
             else:
                 run = fn
-            call = jax.jit(run)
-            jax.block_until_ready(call(x, k))
-            times = []
-            for _ in range(repeats):
+            calls[name] = jax.jit(run)
+            jax.block_until_ready(calls[name](x, k))
+            times[name] = []
+        for _ in range(repeats):
+            for name, call in calls.items():
                 t0 = time.perf_counter()
                 jax.block_until_ready(call(x, k))
-                times.append(time.perf_counter() - t0)
-                if times[0] > 2 * min(out.values(), default=float("inf")):
-                    break   # plainly slower than the best so far: one timed call is enough
-            out[name] = statistics.median(times)
-    return out
+                times[name].append(time.perf_counter() - t0)
+    return {name: min(t) for name, t in times.items()}
+
+
+def pick(times: dict, rule: str) -> str:
+    """The fastest of {name: seconds}; `rule` (the fixed rule's choice) unless another is over MARGIN faster, so that
+    near-ties, where the order is noise, keep the rule."""
+    fastest = min(times, key=times.get)
+    if rule in times and times[rule] <= (1 + MARGIN) * times[fastest]:
+        return rule
+    return fastest
 
 
 def choose(kind: str, candidates: dict, x, kernel, precision, rule: str, *, same_backward: bool = False,
@@ -205,7 +214,7 @@ def choose(kind: str, candidates: dict, x, kernel, precision, rule: str, *, same
             return record["choice"]
         t0 = time.perf_counter()
         times = time_candidates(candidates, x.shape, kernel.shape, x.dtype, mode)
-        choice = min(times, key=times.get)
+        choice = pick(times, rule)
         _record(path, host, key, {"choice": choice, "ms": {n: round(1e3 * t, 4) for n, t in times.items()},
                                   "measured_s": round(time.perf_counter() - t0, 3)})
         return choice
