@@ -2,6 +2,7 @@
 
     python bench/conv_algorithms.py [--batch=1] [--repeats=5]
     python bench/conv_algorithms.py --models=toyfaces,paper256 [--repeats=5]   # measured 'auto' vs the fastest
+    (whole network, 'auto' measured vs the fixed rule: python bench/vs_reference.py --rule_too)
 
 --models: for every conv layer shape of the models (toyfaces = builtin:toyfaces, paper256 = G2Config.make(256,
 channel_base=16384), f1024 = config-f 1024), batch --batch, float32: the choice 'auto' makes on this host

@@ -16,7 +16,9 @@ values: the timings do not depend on them), no noise on either side (noise_mode=
 mode: per-sample weights, one grouped conv) and 'nonfused' (scale input, shared-weight conv, scale output: si_jax's
 form); the ratio is against the faster of them. Protocol: compile / warm-up call first (jit compile timed
 separately), then `--repeats` rounds, each timing the forward of si_jax and of each NVlabs form in turn, then their
-fwd+bwd; medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster). Training steps are not timed here.
+fwd+bwd; medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are
+measured on this host (si_jax.stylegan2.autotune; --rule_too adds si_jax with the fixed rule as a column). Training
+steps are not timed here.
 """
 import argparse
 import datetime
@@ -67,10 +69,15 @@ def nvlabs_programs(name, fused: bool, seed=0):
     return fwd, bwd
 
 
-def si_jax_programs(name):
-    """(fwd, fwd+bwd) thunks of si_jax synthesis at batch 1 (bench/run.py's programs), compiled; compile seconds."""
+def si_jax_programs(name, tuning="on"):
+    """(fwd, fwd+bwd) thunks of si_jax synthesis at batch 1 (bench/run.py's programs), compiled; compile seconds.
+    tuning: $SI_JAX_CONV_TUNING while they are traced ('on': 'auto' conv choices measured on this host; 'off': the
+    fixed rule)."""
     import jax
     import run as bench_run  # bench/run.py
+
+    from si_jax.stylegan2 import autotune
+    os.environ[autotune.TUNING_ENV] = tuning   # read at trace time: the first calls below
     params, cfg, _ = bench_run.load_config(name)
     styles = bench_run.make_styles(params, cfg, 1, seed=1)
     fwd, bwd = bench_run.synthesis_programs(cfg)
@@ -103,6 +110,8 @@ def main():
     p.add_argument("--configs", default="paper256,f1024")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--nvlabs_forms", default="fused,nonfused", help="NVlabs modconv forms to time: fused, nonfused")
+    p.add_argument("--rule_too", action="store_true", help="also time si_jax with the fixed-rule conv choices "
+                   "($SI_JAX_CONV_TUNING=off) in the same rounds: does measuring the choices pay on this host?")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
     a = p.parse_args()
     forms = [f.strip() for f in a.nvlabs_forms.split(",")]
@@ -132,6 +141,8 @@ def main():
             for fn in progs[f"NVlabs {form}"]:
                 fn()  # warm-up
         progs["si_jax"], compile_s = si_jax_programs(name)
+        if a.rule_too:
+            progs["si_jax fixed rule"] = si_jax_programs(name, tuning="off")[0]
         t = {(p, d): [] for p in progs for d in (0, 1)}
         for _ in range(a.repeats):
             for d in (0, 1):   # fwd, then fwd+bwd; si_jax and each NVlabs form in turn
@@ -139,14 +150,16 @@ def main():
                     t[p, d].append(timed(fns[d]))
         m = {k: statistics.median(v) for k, v in t.items()}
         for d, what in ((0, "fwd"), (1, "fwd+bwd")):
-            ref = {p: m[p, d] for p in progs if p != "si_jax"}
+            ref = {p: m[p, d] for p in progs if p.startswith("NVlabs")}
+            rule = f" | {m['si_jax fixed rule', d]:.3f}" if a.rule_too else ""
             best = min(ref, key=ref.get)
             cells = " | ".join(f"{ref[p]:.3f}" for p in ref)
-            rows.append(f"| {name} | {what} | {m['si_jax', d]:.3f} | {cells} | **{ref[best] / m['si_jax', d]:.2f}x** "
-                        f"(vs {best}) | {compile_s:.0f} |")
+            rows.append(f"| {name} | {what} | {m['si_jax', d]:.3f}{rule} | {cells} | "
+                        f"**{ref[best] / m['si_jax', d]:.2f}x** (vs {best}) | {compile_s:.0f} |")
             print(rows[-1], flush=True)
-    print(f"\n| config | pass | si_jax (s) | {' | '.join(f'NVlabs {f} (s)' for f in forms)} | ratio, fastest "
-          f"NVlabs / si_jax | si_jax compile+first (s) |\n|{'---|' * (5 + len(forms))}")
+    rule_head = " si_jax fixed rule (s) |" if a.rule_too else ""
+    print(f"\n| config | pass | si_jax (s) |{rule_head} {' | '.join(f'NVlabs {f} (s)' for f in forms)} | ratio, "
+          f"fastest NVlabs / si_jax | si_jax compile+first (s) |\n|{'---|' * (5 + len(forms) + a.rule_too)}")
     print("\n".join(rows))
     print(f"\n(medians of {a.repeats} interleaved rounds; ratio > 1: si_jax faster; NVlabs fused = fused_modconv "
           f"(its eval default), nonfused = si_jax's modconv form)")

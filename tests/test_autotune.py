@@ -23,6 +23,7 @@ def cache(tmp_path, monkeypatch):
     path = tmp_path / "conv_choices.json"
     monkeypatch.setenv(autotune.TUNING_ENV, "on")
     monkeypatch.setenv(autotune.CACHE_ENV, str(path))
+    monkeypatch.setattr(autotune, "MIN_FLOPS", 0)   # these tests' convs are tiny
     autotune._memo.clear()
     yield path
     autotune._memo.clear()
@@ -68,6 +69,14 @@ def test_cold_choice_is_the_fastest_and_is_written(cache, monkeypatch):
     autotune._memo.clear()  # a new process: reads the file, measures nothing
     monkeypatch.setattr(autotune, "time_candidates", _no_timing)
     assert autotune.choose("conv3x3", dict.fromkeys(times), X, K, "highest", rule="direct") == "winograd2d"
+
+
+def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
+    monkeypatch.setattr(autotune, "time_candidates", _no_timing)
+    monkeypatch.setattr(autotune, "MIN_FLOPS", autotune.conv_flops(X.shape, K.shape) + 1)
+    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), X, K, "highest", rule="rows") == "rows"
+    assert not cache.exists()
+    assert autotune.conv_flops((1, 32, 32, 64), (3, 3, 64, 64)) == 2 * 32 * 32 * 9 * 64 * 64
 
 
 def test_near_ties_keep_the_fixed_rule():

@@ -20,6 +20,9 @@ What is differentiated: 'fwd' (no tracer of an autodiff transform in x or kernel
 effort: a function traced to a jaxpr first and differentiated afterwards (the body of a lax.scan / jax.checkpoint
 under grad) sees no autodiff tracer and is timed as 'fwd'.
 
+Convs of under MIN_FLOPS (1e8 FLOPs: ~1 ms on 2 CPU cores; e.g. every conv of the 32 px toyfaces model at batch
+1) keep the fixed rule unmeasured: measuring one costs ~1-2 s of compiles and could save microseconds.
+
 $SI_JAX_CONV_TUNING=off: no measuring and no file; `choose` returns `rule` (the fixed rule of
 si_jax.stylegan2.numerics). The test suite runs so (tests/conftest.py).
 """
@@ -44,6 +47,7 @@ TUNING_ENV = "SI_JAX_CONV_TUNING"
 FORMAT, VERSION = "si_jax.conv_choices", 1
 REPEATS = 3
 MARGIN = 0.05   # another candidate must be 5 % faster than the fixed rule's to replace it
+MIN_FLOPS = 1e8   # convs below this (~1 ms on 2 CPU cores) keep the fixed rule: measuring costs ~1-2 s of compiles
 _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
                "asimd", "sve")
 _AD_TRACERS = ("JVPTracer", "LinearizeTracer")
@@ -196,14 +200,22 @@ def pick(times: dict, rule: str) -> str:
     return fastest
 
 
+def conv_flops(x_shape, k_shape) -> float:
+    """Multiply-adds x 2 of a stride-1 conv of x [N, H, W, I] with kernel [kh, kw, I, O] (per output position)."""
+    n, h, w, _ = x_shape
+    kh, kw, i, o = k_shape
+    return 2.0 * n * h * w * kh * kw * i * o
+
+
 def choose(kind: str, candidates: dict, x, kernel, precision, rule: str, *, same_backward: bool = False,
            mode: str | None = None) -> str:
     """The fastest of `candidates` ({name: f(x, kernel)}) for these arrays on this host: from the cache file, else
-    measured now and recorded. `rule` when measuring is off ($SI_JAX_CONV_TUNING=off) or there is one candidate.
+    measured now and recorded. `rule` when measuring is off ($SI_JAX_CONV_TUNING=off), there is one candidate, or
+    the conv is too small to be worth measuring (under MIN_FLOPS: a few seconds of compiles to save microseconds).
     x, kernel: arrays or tracers (only their shape, dtype and autodiff tracers are used). same_backward: every
     candidate has the same gradient computation (the Winograd convs' is the direct conv's), so only the forward
     is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what the tracers say (benches)."""
-    if not enabled() or len(candidates) < 2:
+    if not enabled() or len(candidates) < 2 or conv_flops(x.shape, kernel.shape) < MIN_FLOPS:
         return rule
     mode = "fwd" if same_backward else mode or mode_of(x, kernel)
     path, host = cache_path(), host_key()
