@@ -69,21 +69,29 @@ def nvlabs_programs(name, fused: bool, seed=0):
     return fwd, bwd
 
 
-def si_jax_programs(name, tuning="on"):
+def si_jax_programs(name, tuning=None):
     """(fwd, fwd+bwd) thunks of si_jax synthesis at batch 1 (bench/run.py's programs), compiled; compile seconds.
-    tuning: $SI_JAX_CONV_TUNING while they are traced ('on': 'auto' conv choices measured on this host; 'off': the
-    fixed rule)."""
+    tuning: $SI_JAX_CONV_TUNING while they are traced ('off': the fixed-rule conv choices; None: as set, by default
+    'auto' measured on this host), restored afterwards."""
     import jax
     import run as bench_run  # bench/run.py
 
     from si_jax.stylegan2 import autotune
-    os.environ[autotune.TUNING_ENV] = tuning   # read at trace time: the first calls below
     params, cfg, _ = bench_run.load_config(name)
     styles = bench_run.make_styles(params, cfg, 1, seed=1)
     fwd, bwd = bench_run.synthesis_programs(cfg)
-    t0 = time.perf_counter()
-    jax.block_until_ready(fwd(params, styles))
-    jax.block_until_ready(bwd(styles, params))
+    before = os.environ.get(autotune.TUNING_ENV)
+    if tuning is not None:
+        os.environ[autotune.TUNING_ENV] = tuning   # read at trace time: the first calls below
+    try:
+        t0 = time.perf_counter()
+        jax.block_until_ready(fwd(params, styles))
+        jax.block_until_ready(bwd(styles, params))
+    finally:
+        if before is None:
+            os.environ.pop(autotune.TUNING_ENV, None)
+        else:
+            os.environ[autotune.TUNING_ENV] = before
     return (lambda: jax.block_until_ready(fwd(params, styles)),
             lambda: jax.block_until_ready(bwd(styles, params))), time.perf_counter() - t0
 
