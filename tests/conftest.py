@@ -14,6 +14,12 @@ if os.environ.get("SI_JAX_TEST_XLA_O0", "1") != "0" and "xla_backend_optimizatio
         "XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
+# Conv algorithms: 'auto' is the fixed rule (si_jax.stylegan2.numerics), not measured on this host
+# (si_jax.stylegan2.autotune): which program a test traces must not depend on a timing taken on a loaded machine
+# (at this suite's optimisation level 0, which does not even time what users run), no test may write to the
+# user's ~/.cache, and measuring costs seconds of compiles per shape. tests/test_autotune.py switches it on.
+os.environ.setdefault("SI_JAX_CONV_TUNING", "off")
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

@@ -13,7 +13,8 @@ from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.numerics import DEFAULT, Numerics
 
-# 128 channels at 16 px: 'auto' on CPU picks Winograd F(2x2, 3x3) for b16.conv1, polyphase for the up-convs.
+# 128 channels at 16 px: 'auto' on CPU with measuring off (tests/conftest.py) picks Winograd F(2x2, 3x3) for
+# b16.conv1, polyphase for the up-convs.
 WIDE = G2Config.make(img_resolution=16, channel_base=2048, channel_max=128, z_dim=8, w_dim=8, mapping_layers=1)
 TINY = G2Config.make(img_resolution=8, channel_base=64, channel_max=8, z_dim=8, w_dim=8, mapping_layers=1)
 
@@ -90,7 +91,7 @@ def test_conv_algorithms_reach_the_compiled_programs(wide):
     assert convs["direct+polyphase"] == 3 + 3 + 2 * 4
     assert convs["winograd2d+polyphase"] == convs["direct+polyphase"] - 3  # the 3x3 convs are dot_generals now
     assert _count(texts["winograd2d+polyphase"], "dot_general") > _count(texts["direct+polyphase"], "dot_general")
-    # auto on CPU: the CPU rule (Winograd only for b16.conv1: >= 16 px and 128 channels; polyphase up-convs)
+    # auto on CPU, measuring off: the CPU rule (Winograd only for b16.conv1: >= 16 px, 128 channels; polyphase up-convs)
     assert _count(programs.synth_program(WIDE).lower(params, styles).as_text(),
                   "stablehlo.convolution") == convs["direct+polyphase"] - 1
     ref = images["direct+transposed"]

@@ -153,7 +153,8 @@ def test_conv3x3_bfloat16_matches_float32(algo):
 
 
 def test_conv3x3_algorithm_choice():
-    """'auto': the CPU-measured rule on CPU for float32; direct off CPU and for bfloat16; a set field wins."""
+    """The fixed rule of 'auto' (what it is with $SI_JAX_CONV_TUNING=off, as in this suite; measured choices:
+    tests/test_autotune.py): the CPU rule for float32; direct off CPU and for bfloat16; a set field wins."""
     auto = Numerics()
     assert [auto.conv3x3_for(r, r, 512, "float32", "cpu") for r in (8, 16, 32, 64, 1024)] == [
         "direct", "winograd2d", "winograd2d", "rows", "rows"]

@@ -8,12 +8,15 @@ key of every cached program (editing.intervention caches its layer programs on c
 in numerics compile two programs, and a changed choice cannot be hidden behind a cached one. It is not part of the
 model: `G2Config.to_dict` leaves it out, so saved configs and generator fingerprints do not change.
 
-Conv algorithms ('auto' resolves when a function is traced, with the backend `ops` passes: jax.default_backend()):
+Conv algorithms ('auto' resolves when a function is traced, with the backend `ops` passes: jax.default_backend()).
+With $SI_JAX_CONV_TUNING=on, for float32 arrays on CPU, `ops` makes 'auto' the candidate measured fastest on this
+host for the shape at hand (si_jax.stylegan2.autotune, cached on disk; opt-in: it measured slower on the whole
+network); otherwise 'auto' is the rules below (`conv3x3_for`, `upconv_for`):
 - conv3x3 (same-size 3x3 convs): 'direct' (one XLA conv), 'winograd2d' (F(2x2, 3x3) tiles), 'rows' (F(4, 3) along
-  rows; si_jax.stylegan2.conv3x3). 'auto' on CPU is the rule measured there (BENCHMARKS.md): direct below 16 px or
-  128 channels, winograd2d below 64 px, rows from 64 px up. Off CPU and for bfloat16 arrays 'auto' is 'direct':
-  on GPU / TPU a conv is one tensor-core (MXU) kernel while Winograd becomes transform fusions plus many small
-  matmuls, and Winograd's transforms amplify rounding: 2.5-5x the direct conv's error in bfloat16 (measured on
+  rows; si_jax.stylegan2.conv3x3). The CPU rule was measured once on one 2-core CPU (BENCHMARKS.md): direct below 16
+  px or 128 channels, winograd2d below 64 px, rows from 64 px up. Off CPU and for bfloat16 arrays 'auto' is
+  'direct': on GPU / TPU a conv is one tensor-core (MXU) kernel while Winograd becomes transform fusions plus many
+  small matmuls, and Winograd's transforms amplify rounding: 2.5-5x the direct conv's error in bfloat16 (measured on
   CPU, tests/test_stylegan2.py BF16_REL_ERROR) and ~3x in TF32 (issue 13's figures against float64: direct 3e-4,
   F(2x2) 5e-4, F(4, 3) 9e-4; TF32 cannot be run here). Winograd has not been measured on an accelerator, so it is
   not the default there.
@@ -102,7 +105,8 @@ class Numerics:
 
     def conv3x3_for(self, h: int, w: int, channels: int, dtype, backend: str) -> str:
         """The algorithm of a same-size 3x3 conv on an h x w map with min(in, out) = `channels`, arrays of `dtype`,
-        on `backend` (jax.default_backend()): the field unless 'auto' (module docstring).
+        on `backend` (jax.default_backend()): the field unless 'auto'; for 'auto' the fixed rule (module docstring),
+        which `ops` replaces by a measurement for float32 on CPU with $SI_JAX_CONV_TUNING=on.
 
         On CPU the Winograd gain is modest (~10 % on the paper256 forward, none at 1024) and its transforms cost
         compile time, so narrow layers (small test and demo models) stay direct.

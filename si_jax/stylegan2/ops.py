@@ -6,8 +6,10 @@ Forms chosen by measurement (BENCHMARKS.md; design notes: ../shared/DESIGN.md): 
 Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.image.resize` does not.
 
 Conv algorithms and precision come from a `Numerics` (si_jax.stylegan2.numerics; the network passes
-`cfg.numerics`), resolved when a function is traced, with jax.default_backend(). Speed on CPU (jax 0.10.2; numbers
-in BENCHMARKS.md), which is what 'auto' picks there:
+`cfg.numerics`), resolved when a function is traced, with jax.default_backend(). 'auto' is the fixed rule below
+(measured on one 2-core CPU, jax 0.10.2; numbers in BENCHMARKS.md), or with $SI_JAX_CONV_TUNING=on, for float32 on
+CPU, the candidate measured fastest on this host for the shape at hand (si_jax.stylegan2.autotune: timed once,
+cached on disk; opt-in, since on the whole network it measured slower than the rule):
 - Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.stylegan2.conv3x3) where it measured
   faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
   checks both against float64); smaller or narrower maps use the direct conv. Off CPU, 'auto' is the direct conv.
@@ -27,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax.stylegan2 import conv3x3
+from si_jax.stylegan2 import autotune, conv3x3
 from si_jax.stylegan2.numerics import DEFAULT, Numerics
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -162,18 +164,9 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     return y.reshape(n, 2 * h, 2 * w, y.shape[-1])
 
 
-def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numerics = DEFAULT) -> jax.Array:
-    """Transposed stride-2 conv followed by the FIR blur, as NVlabs conv2d_resample(up=2, padding=k//2).
-
-    x: [N, H, W, I]; kernel: [k, k, I, O] in forward-conv (cross-correlation) orientation, x's dtype
-    -> [N, 2H, 2W, O]. 3x3 kernels with a 4-tap filter (every released model) run in polyphase form
-    (`_conv_up_polyphase`) where `numerics.upconv_for` says so (CPU); otherwise, and for other sizes, as a
-    correlation of the 2x-dilated input with the spatially flipped kernel, then the blur.
-    """
+def _conv_up_transposed(x: jax.Array, kernel: jax.Array, resample_filter, precision=None) -> jax.Array:
+    """conv_up_2d as a correlation of the 2x-dilated input with the spatially flipped kernel, then the blur."""
     k, taps = kernel.shape[0], len(resample_filter)
-    precision = numerics.matmul_precision(x.dtype)
-    if k == 3 and taps == 4 and numerics.upconv_for(jax.default_backend()) == "polyphase":
-        return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0), precision)
     lo, hi = k // 2 + (taps + 1) // 2 - (k - 1), k // 2 + (taps - 2) // 2 - (k - 2)  # NVlabs px0, px1
     if lo < 0 or hi < 0:
         raise ValueError(f"unsupported kernel/filter sizes for an up-conv: k={k}, filter taps={taps}")
@@ -183,16 +176,57 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
     return fir_filter_2d(y, resample_filter, pad=(lo, hi), gain=4.0)
 
 
+def upconv_forms(resample_filter, precision=None) -> dict:
+    """{'polyphase' | 'transposed': f(x, kernel)}: the up-conv's candidate forms (3x3 kernel, 4-tap filter)."""
+    taps = _taps(resample_filter, 2.0)
+    return {"polyphase": lambda x, k: _conv_up_polyphase(x, k, taps, precision),
+            "transposed": lambda x, k: _conv_up_transposed(x, k, resample_filter, precision)}
+
+
+def conv3x3_forms(precision=None) -> dict:
+    """{'direct' | 'winograd2d' | 'rows': f(x, kernel)}: the same-size 3x3 conv's candidate algorithms."""
+    return {"direct": lambda x, k: _conv(x, k, ((1, 1), (1, 1)), precision),
+            **{a: (lambda x, k, a=a: conv3x3.conv3x3(x, k, a, precision)) for a in ("winograd2d", "rows")}}
+
+
+def _measured(x: jax.Array) -> bool:
+    """Whether 'auto' is measured on this host for arrays like x (si_jax.stylegan2.autotune): float32 on CPU."""
+    return jax.default_backend() == "cpu" and x.dtype == jnp.float32 and autotune.enabled()
+
+
+def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numerics = DEFAULT) -> jax.Array:
+    """Transposed stride-2 conv followed by the FIR blur, as NVlabs conv2d_resample(up=2, padding=k//2).
+
+    x: [N, H, W, I]; kernel: [k, k, I, O] in forward-conv (cross-correlation) orientation, x's dtype
+    -> [N, 2H, 2W, O]. 3x3 kernels with a 4-tap filter (every released model) run in polyphase form
+    (`_conv_up_polyphase`) or as one transposed conv (`_conv_up_transposed`): numerics.upconv, and for 'auto' the
+    faster on this host for float32 on CPU (measured, si_jax.stylegan2.autotune), else `numerics.upconv_for`'s
+    rule. Other sizes: transposed.
+    """
+    precision = numerics.matmul_precision(x.dtype)
+    if kernel.shape[0] == 3 and len(resample_filter) == 4:
+        algo = numerics.upconv_for(jax.default_backend())
+        forms = upconv_forms(resample_filter, precision)
+        if numerics.upconv == "auto" and _measured(x):
+            algo = autotune.choose("upconv", forms, x, kernel, precision, rule=algo)
+        return forms[algo](x, kernel)
+    return _conv_up_transposed(x, kernel, resample_filter, precision)
+
+
 def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT) -> jax.Array:
     """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] (x's dtype) -> [N, H, W, O].
 
-    3x3 kernels use the algorithm `numerics.conv3x3_for` picks (backend: jax.default_backend(), at trace time);
-    every conv runs at `numerics.matmul_precision` of x's dtype.
+    3x3 kernels use numerics.conv3x3; for 'auto', the fastest on this host for float32 on CPU (measured at trace
+    time, si_jax.stylegan2.autotune), else `numerics.conv3x3_for`'s rule. Every conv runs at
+    `numerics.matmul_precision` of x's dtype.
     """
     p = kernel.shape[0] // 2
     precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[:2] == (3, 3):
         algo = numerics.conv3x3_for(x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, jax.default_backend())
+        if numerics.conv3x3 == "auto" and _measured(x):
+            algo = autotune.choose("conv3x3", conv3x3_forms(precision), x, kernel, precision, rule=algo,
+                                   same_backward=True)
         if algo != "direct":
             return conv3x3.conv3x3(x, kernel, algo, precision)
     return _conv(x, kernel, ((p, p), (p, p)), precision)

@@ -1,0 +1,236 @@
+"""Conv algorithm choices measured on the host that runs them ('auto' on CPU, float32), cached on disk.
+
+    algo = autotune.choose("conv3x3", {"direct": f, "winograd2d": g, "rows": h}, x, kernel, "highest", rule="direct")
+
+The first time a (kind, shape, dtype, precision, what is differentiated) is needed on a host, each candidate (a
+function of (x, kernel)) is jit-compiled on zero arrays of the shapes at hand and timed eagerly (one warm-up call,
+then the minimum over `REPEATS` interleaved rounds; fwd, or fwd+bwd when the caller is being differentiated), and
+the fastest is kept (the fixed rule's choice unless another is `MARGIN` faster), like cuDNN's benchmark mode. The
+choice is written to a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES, else ~/.cache/si_jax/conv_choices.json),
+atomically through si_jax.storage, under the host's key (`host_key()`: backend, CPU model and SIMD flags, CPU count,
+jax version): a warm cache times nothing, and the choice is deterministic given the file. A file that cannot be read
+or does not have this module's format is rebuilt (with a warning on stderr), never trusted.
+
+`choose` runs at trace time, inside jit / grad / vmap: the timing is a separate computation, run on concrete
+arrays under `jax.ensure_compile_time_eval()`, so it is executed, not staged into the caller's program.
+Under vmap the per-example shape is timed (the shape the caller sees).
+
+What is differentiated: 'fwd' (no tracer of an autodiff transform in x or kernel), else 'grad_x', 'grad_w' or
+'grad_xw' (which of x and the kernel carry one); the grad modes time forward + VJP w.r.t. those arguments. Best
+effort: a function traced to a jaxpr first and differentiated afterwards (the body of a lax.scan / jax.checkpoint
+under grad) sees no autodiff tracer and is timed as 'fwd'.
+
+Convs of under MIN_FLOPS (1e8 FLOPs: ~1 ms on 2 CPU cores; e.g. every conv of the 32 px toyfaces model at batch
+1) keep the fixed rule unmeasured: measuring one costs ~1-2 s of compiles and could save microseconds.
+
+Measuring is opt-in, $SI_JAX_CONV_TUNING=on (`enabled` says why it is off by default). Off: no measuring and no
+file; `choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The test suite runs so
+(tests/conftest.py) unless a test turns it on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import threading
+import time
+
+import jax
+import numpy as np
+
+from si_jax import storage
+
+CACHE_ENV = "SI_JAX_CONV_CHOICES"
+TUNING_ENV = "SI_JAX_CONV_TUNING"
+FORMAT, VERSION = "si_jax.conv_choices", 1
+REPEATS = 3
+MARGIN = 0.05   # another candidate must be 5 % faster than the fixed rule's to replace it
+MIN_FLOPS = 1e8   # convs below this (~1 ms on 2 CPU cores) keep the fixed rule: measuring costs ~1-2 s of compiles
+_SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
+               "asimd", "sve")
+_AD_TRACERS = ("JVPTracer", "LinearizeTracer")
+_memo: dict = {}   # cache path -> {host key: {entry key: record}} as last read or written by this process
+_lock = threading.RLock()   # programs are traced in parallel threads (editing.intervention): one measures at a time
+
+
+def enabled() -> bool:
+    """True when $SI_JAX_CONV_TUNING is 'on' / '1' / 'true' / 'yes'. Off by default: on the 2-core AMD EPYC where
+    it was built, the measured choices made the whole paper256 network 5-10 % slower than the fixed rule (a conv
+    timed alone ranks the forms differently from the network, where it is fused with modulation and bias) and a
+    first run paid 46-139 s of measuring (BENCHMARKS.md, 2026-12-02)."""
+    return os.environ.get(TUNING_ENV, "off").strip().lower() in ("on", "1", "true", "yes")
+
+
+def cache_path() -> pathlib.Path:
+    """$SI_JAX_CONV_CHOICES, else ~/.cache/si_jax/conv_choices.json ($XDG_CACHE_HOME honoured)."""
+    if os.environ.get(CACHE_ENV):
+        return pathlib.Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "si_jax" / "conv_choices.json"
+
+
+def _cpu_model_and_flags() -> tuple:
+    """(CPU model name, the SIMD flags of `_SIMD_FLAGS` it has) from /proc/cpuinfo; platform's names elsewhere."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "cpu model") and model in (platform.processor(), platform.machine()):
+                    model = value.strip()
+                elif key in ("flags", "features"):
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, tuple(f for f in _SIMD_FLAGS if f in flags)
+
+
+def host_key() -> str:
+    """What a measurement is valid for: backend, device kind (CPU model and SIMD flags on CPU), CPUs, jax version."""
+    backend = jax.default_backend()
+    if backend == "cpu":
+        model, flags = _cpu_model_and_flags()
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        device = f"{model} [{' '.join(flags)}] x{cpus}"
+    else:
+        device = jax.devices()[0].device_kind
+    return f"{backend} | {device} | jax {jax.__version__}"
+
+
+def differentiated(*arrays) -> tuple:
+    """For each array: whether it carries a tracer of an autodiff transform (jvp / linearize: grad, vjp), looking
+    through vmap and jit tracers."""
+    out = []
+    for a in arrays:
+        found = False
+        while isinstance(a, jax.core.Tracer) and not found:
+            found = type(a).__name__ in _AD_TRACERS
+            a = getattr(a, "primal", None) if hasattr(a, "primal") else getattr(a, "val", None)
+        out.append(found)
+    return tuple(out)
+
+
+def mode_of(x, kernel) -> str:
+    """'fwd', 'grad_x', 'grad_w' or 'grad_xw': which of the conv's input and kernel are being differentiated."""
+    dx, dw = differentiated(x, kernel)
+    return "grad_" + "x" * dx + "w" * dw if dx or dw else "fwd"
+
+
+def entry_key(kind: str, x, kernel, precision, mode: str) -> str:
+    """'conv3x3 fwd x1x32x32x64 k3x3x64x64 float32 highest': one measurement's key within a host."""
+    shape = lambda a: "x".join(str(d) for d in a.shape)  # noqa: E731
+    return f"{kind} {mode} x{shape(x)} k{shape(kernel)} {np.dtype(x.dtype).name} {precision}"
+
+
+def _load(path: pathlib.Path) -> dict:
+    """{host key: {entry key: record}} from the cache file; {} when it is absent; a damaged file or one of another
+    format is reported on stderr and ignored (it is rewritten at the next measurement)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        if not (isinstance(data, dict) and data.get("format") == FORMAT and data.get("version") == VERSION
+                and isinstance(data.get("hosts"), dict)):
+            raise ValueError(f"not a {FORMAT} version {VERSION} file")
+        hosts = data["hosts"]
+        for entries in hosts.values():
+            if not isinstance(entries, dict) or not all(
+                    isinstance(r, dict) and isinstance(r.get("choice"), str) for r in entries.values()):
+                raise ValueError("malformed entries")
+        return hosts
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        print(f"warning: conv choices cache {path} is damaged ({e}); ignoring it and measuring again "
+              f"(it will be rewritten)", file=sys.stderr, flush=True)
+        return {}
+
+
+def _hosts(path: pathlib.Path) -> dict:
+    if path not in _memo:
+        _memo[path] = _load(path)
+    return _memo[path]
+
+
+def _record(path: pathlib.Path, host: str, key: str, record: dict) -> None:
+    """Add one record and write the file (re-read first, so entries other processes wrote are kept)."""
+    hosts = _load(path) if path.exists() else {}
+    hosts.setdefault(host, {}).update(_memo.get(path, {}).get(host, {}))
+    hosts[host][key] = record
+    _memo[path] = hosts
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        storage.write_atomic(path, storage.json_bytes({"format": FORMAT, "version": VERSION, "hosts": hosts}))
+    except OSError as e:
+        print(f"warning: could not write the conv choices cache {path} ({e}); the choice holds for this process",
+              file=sys.stderr, flush=True)
+
+
+def time_candidates(candidates: dict, x_shape, k_shape, dtype, mode: str, repeats: int = REPEATS) -> dict:
+    """{name: seconds} of each candidate f(x, kernel) on zero arrays of the given shapes, jit-compiled and run
+    eagerly (also inside a trace); mode 'fwd', or 'grad_*': forward + VJP w.r.t. x and/or kernel. Each is compiled
+    and called once, then timed in `repeats` interleaved rounds (a burst of load from other processes hits all
+    candidates alike). The time is the minimum over rounds: load only ever adds time."""
+    argnums = tuple(i for i, c in enumerate("xw") if mode.startswith("grad") and c in mode[5:])
+    calls, times = {}, {}
+    with jax.ensure_compile_time_eval():
+        x, k = np.zeros(x_shape, dtype), np.zeros(k_shape, dtype)
+        for name, fn in candidates.items():
+            if argnums:
+                def run(x, k, fn=fn):
+                    y, vjp = jax.vjp(lambda *a: fn(*a), x, k)
+                    return [g for i, g in enumerate(vjp(y)) if i in argnums]
+            else:
+                run = fn
+            calls[name] = jax.jit(run)
+            jax.block_until_ready(calls[name](x, k))
+            times[name] = []
+        for _ in range(repeats):
+            for name, call in calls.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready(call(x, k))
+                times[name].append(time.perf_counter() - t0)
+    return {name: min(t) for name, t in times.items()}
+
+
+def pick(times: dict, rule: str) -> str:
+    """The fastest of {name: seconds}; `rule` (the fixed rule's choice) unless another is over MARGIN faster, so that
+    near-ties, where the order is noise, keep the rule."""
+    fastest = min(times, key=times.get)
+    if rule in times and times[rule] <= (1 + MARGIN) * times[fastest]:
+        return rule
+    return fastest
+
+
+def conv_flops(x_shape, k_shape) -> float:
+    """Multiply-adds x 2 of a stride-1 conv of x [N, H, W, I] with kernel [kh, kw, I, O] (per output position)."""
+    n, h, w, _ = x_shape
+    kh, kw, i, o = k_shape
+    return 2.0 * n * h * w * kh * kw * i * o
+
+
+def choose(kind: str, candidates: dict, x, kernel, precision, rule: str, *, same_backward: bool = False,
+           mode: str | None = None) -> str:
+    """The fastest of `candidates` ({name: f(x, kernel)}) for these arrays on this host: from the cache file, else
+    measured now and recorded. `rule` when measuring is off ($SI_JAX_CONV_TUNING=off), there is one candidate, or
+    the conv is too small to be worth measuring (under MIN_FLOPS: a few seconds of compiles to save microseconds).
+    x, kernel: arrays or tracers (only their shape, dtype and autodiff tracers are used). same_backward: every
+    candidate has the same gradient computation (the Winograd convs' is the direct conv's), so only the forward
+    is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what the tracers say (benches)."""
+    if not enabled() or len(candidates) < 2 or conv_flops(x.shape, kernel.shape) < MIN_FLOPS:
+        return rule
+    mode = "fwd" if same_backward else mode or mode_of(x, kernel)
+    path, host = cache_path(), host_key()
+    key = entry_key(kind, x, kernel, precision, mode)
+    with _lock:
+        record = _hosts(path).get(host, {}).get(key)
+        if record is not None and record["choice"] in candidates:
+            return record["choice"]
+        t0 = time.perf_counter()
+        times = time_candidates(candidates, x.shape, kernel.shape, x.dtype, mode)
+        choice = pick(times, rule)
+        _record(path, host, key, {"choice": choice, "ms": {n: round(1e3 * t, 4) for n, t in times.items()},
+                                  "measured_s": round(time.perf_counter() - t0, 3)})
+        return choice

@@ -1,0 +1,146 @@
+"""Measured conv choices (si_jax.stylegan2.autotune): 'auto' on CPU is the fastest candidate timed on this host,
+cached on disk; deterministic given the cache, a damaged cache is rebuilt, measuring can be switched off.
+
+The suite runs with measuring off (tests/conftest.py); these tests switch it on with a cache file of their own."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from si_jax.stylegan2 import autotune, ops
+from si_jax.stylegan2.numerics import Numerics
+
+X = jnp.asarray(np.random.default_rng(0).standard_normal((1, 8, 8, 16)), jnp.float32)
+K = jnp.asarray(np.random.default_rng(1).standard_normal((3, 3, 16, 16)) / 12, jnp.float32)
+KEY = autotune.entry_key("conv3x3", X, K, "highest", "fwd")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """Measuring on, into a fresh cache file; the process memo emptied before and after."""
+    path = tmp_path / "conv_choices.json"
+    monkeypatch.setenv(autotune.TUNING_ENV, "on")
+    monkeypatch.setenv(autotune.CACHE_ENV, str(path))
+    monkeypatch.setattr(autotune, "MIN_FLOPS", 0)   # these tests' convs are tiny
+    autotune._memo.clear()
+    yield path
+    autotune._memo.clear()
+
+
+def _write(path, entries):
+    path.write_text(json.dumps({"format": autotune.FORMAT, "version": autotune.VERSION,
+                                "hosts": {autotune.host_key(): entries}}))
+
+
+def _winograd_calls(fn, *args) -> int:
+    """How many Winograd convs (custom_vjp calls of conv3x3.conv3x3) the traced program has."""
+    return str(jax.make_jaxpr(fn)(*args)).count("custom_vjp_call")
+
+
+def _no_timing(*a, **k):
+    raise AssertionError("measured although the cache holds the choice")
+
+
+def test_the_choice_is_the_cached_one_and_a_warm_cache_times_nothing(cache, monkeypatch):
+    monkeypatch.setattr(autotune, "time_candidates", _no_timing)
+    for choice, calls in (("rows", 1), ("direct", 0), ("winograd2d", 1)):
+        _write(cache, {KEY: {"choice": choice, "ms": {}}})
+        autotune._memo.clear()
+        # a new function each time (jax caches traces per function): default numerics, conv3x3 'auto'
+        assert _winograd_calls(lambda x, k: ops.conv_2d(x, k), X, K) == calls, choice
+        assert autotune.choose("conv3x3", dict.fromkeys(("direct", "winograd2d", "rows")), X, K, "highest",
+                               rule="direct") == choice
+    # a forced algorithm is not looked up, measured or cached: the flag wins
+    assert _winograd_calls(lambda x, k: ops.conv_2d(x, k, Numerics(conv3x3="direct")), X, K) == 0
+
+
+def test_cold_choice_is_the_fastest_and_is_written(cache, monkeypatch):
+    times = {"direct": 3e-3, "winograd2d": 1e-3, "rows": 2e-3}
+    calls = []
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: calls.append(a) or {n: times[n] for n in c})
+    assert autotune.choose("conv3x3", dict.fromkeys(times), X, K, "highest", rule="direct") == "winograd2d"
+    assert calls == [(X.shape, K.shape, X.dtype, "fwd")]
+    data = json.loads(cache.read_text())
+    assert data["format"] == autotune.FORMAT
+    record = data["hosts"][autotune.host_key()][KEY]
+    assert (record["choice"], record["ms"]) == ("winograd2d", {"direct": 3.0, "winograd2d": 1.0, "rows": 2.0})
+    autotune._memo.clear()  # a new process: reads the file, measures nothing
+    monkeypatch.setattr(autotune, "time_candidates", _no_timing)
+    assert autotune.choose("conv3x3", dict.fromkeys(times), X, K, "highest", rule="direct") == "winograd2d"
+
+
+def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
+    monkeypatch.setattr(autotune, "time_candidates", _no_timing)
+    monkeypatch.setattr(autotune, "MIN_FLOPS", autotune.conv_flops(X.shape, K.shape) + 1)
+    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), X, K, "highest", rule="rows") == "rows"
+    assert not cache.exists()
+    assert autotune.conv_flops((1, 32, 32, 64), (3, 3, 64, 64)) == 2 * 32 * 32 * 9 * 64 * 64
+
+
+def test_near_ties_keep_the_fixed_rule():
+    assert autotune.pick({"direct": 1.04, "rows": 1.0}, rule="direct") == "direct"
+    assert autotune.pick({"direct": 1.06, "rows": 1.0}, rule="direct") == "rows"
+    assert autotune.pick({"polyphase": 1.0, "transposed": 2.0}, rule="transposed") == "polyphase"
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other", "version": 1, "hosts": {}}),
+                                     json.dumps({"format": autotune.FORMAT, "version": autotune.VERSION,
+                                                 "hosts": {"h": {"k": {"choice": 3}}}})])
+def test_a_damaged_cache_is_rebuilt_not_trusted(cache, monkeypatch, capsys, content):
+    cache.write_text(content)
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 2.0})
+    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), X, K, "highest", rule="rows") == "direct"
+    err = capsys.readouterr().err
+    assert f"conv choices cache {cache} is damaged" in err and "measuring again" in err
+    data = json.loads(cache.read_text())
+    assert data["format"] == autotune.FORMAT and data["hosts"][autotune.host_key()][KEY]["choice"] == "direct"
+
+
+def test_measuring_off_is_the_fixed_rule_and_writes_nothing(cache, monkeypatch):
+    monkeypatch.delenv(autotune.TUNING_ENV, raising=False)
+    assert not autotune.enabled()   # opt-in: off unless $SI_JAX_CONV_TUNING=on (autotune.enabled says why)
+    monkeypatch.setenv(autotune.TUNING_ENV, "on")
+    assert autotune.enabled()
+    monkeypatch.setenv(autotune.TUNING_ENV, "off")
+    monkeypatch.setattr(autotune, "time_candidates", _no_timing)
+    _write(cache, {KEY: {"choice": "rows", "ms": {}}})
+    autotune._memo.clear()
+    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), X, K, "highest", rule="direct") == "direct"
+    assert _winograd_calls(lambda x, k: ops.conv_2d(x, k), X, K) == 0   # the rule: direct below 16 px
+    cache.unlink()
+    ops.conv_up_2d(X, K, (1, 3, 3, 1))
+    assert not cache.exists()
+
+
+def test_measuring_runs_inside_jit_vmap_and_grad_and_keys_what_is_differentiated(cache):
+    """Real timing, at trace time of jit(vmap(grad)) of the up-conv: the candidates run eagerly (not staged into
+    the traced program), the entry says 'grad_x', the choice is the fastest recorded, and the values are right."""
+    f = lambda x, k: jnp.sum(jnp.square(ops.conv_up_2d(x, k, (1, 3, 3, 1))))  # noqa: E731
+    got = jax.jit(jax.vmap(jax.grad(f), in_axes=(0, None)))(X[None], K)
+    want = jax.grad(lambda x, k: f(x, k))(X, K)   # measured again? no: same shape, now 'grad_x' is cached
+    np.testing.assert_allclose(np.asarray(got[0]), np.asarray(want), rtol=1e-4, atol=1e-4)
+    entries = json.loads(cache.read_text())["hosts"][autotune.host_key()]
+    key = autotune.entry_key("upconv", X, K, "highest", "grad_x")
+    assert set(entries) == {key}
+    assert set(entries[key]["ms"]) == {"polyphase", "transposed"}
+    assert entries[key]["choice"] == min(entries[key]["ms"], key=entries[key]["ms"].get)
+    jax.jit(lambda x, k: ops.conv_up_2d(x, k, (1, 3, 3, 1)))(X, K)   # forward only: its own entry
+    jax.grad(lambda k: f(X, k))(K)                                   # w.r.t. the kernel: another
+    modes = {k.split()[1] for k in json.loads(cache.read_text())["hosts"][autotune.host_key()]}
+    assert modes == {"grad_x", "fwd", "grad_w"}
+
+
+def test_differentiated_sees_through_jit_and_vmap():
+    seen = []
+
+    def f(x, k):
+        seen.append(autotune.mode_of(x, k))
+        return jnp.sum(x * k)
+
+    jax.jit(f)(1.0, 2.0)
+    jax.grad(f)(1.0, 2.0)
+    jax.jit(jax.vmap(jax.grad(f, argnums=(0, 1)), in_axes=(0, None)))(jnp.ones(2), 2.0)
+    jax.grad(lambda k: jax.grad(f)(1.0, k))(2.0)
+    assert seen == ["fwd", "grad_x", "grad_xw", "grad_xw"]
