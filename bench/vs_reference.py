@@ -28,9 +28,7 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "bench"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the checkout (si_jax itself is installed)
 NVLABS_REF = os.environ.get("NVLABS_REF", os.path.join(ROOT, "..", "shared", "nvlabs_ref"))
 NVLABS_KWARGS = {"paper256": dict(img_resolution=256, channel_base=16384),
                  "f1024": dict(img_resolution=1024, channel_base=32768)}
