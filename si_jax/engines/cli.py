@@ -280,9 +280,10 @@ def define_numerics_flags(flags) -> None:
                          "power of two). Default: NVlabs' rule, the model's num_fp16_res highest resolutions (4 when "
                          "it has 0), at least 8 px.")
     flags.DEFINE_enum("conv3x3", "auto", list(numerics.CONV3X3_ALGORITHMS), "Same-size 3x3 conv algorithm. auto: "
-                      "Winograd where it measured faster on CPU, direct on GPU / TPU and in bfloat16.")
+                      "Winograd where it measured faster on CPU, direct on GPU / TPU and in bfloat16 (on CPU with "
+                      "$SI_JAX_CONV_TUNING=on: the form measured fastest on this host, si_jax.stylegan2.autotune).")
     flags.DEFINE_enum("upconv", "auto", list(numerics.UPCONV_ALGORITHMS), "Up-sampling conv form. auto: polyphase "
-                      "on CPU, one transposed conv on GPU / TPU.")
+                      "on CPU, one transposed conv on GPU / TPU (on CPU with $SI_JAX_CONV_TUNING=on: measured).")
 
 
 def numerics_of(flags):
