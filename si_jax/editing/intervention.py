@@ -445,7 +445,7 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     outside the GIL). Default: one thread on CPU, where XLA's compiler already keeps the cores busy (measured on 2
     cores: 1.6 cores used by one compile; 2 threads gave 0.85-1.00x, BENCHMARKS.md), one per CPU core on GPU / TPU
     hosts (not measured there yet). Arguments as `intervene`. -> [num_layers] jax `Compiled` (e.g. for
-    `cost_analysis()`; with loop 'steps' the program of one step).
+    `cost_analysis()`; with loop 'steps' the program of one step; with loop 'one' a list of one program).
 
     jit reuses these executables when the loop calls the programs, as long as the shapes and shardings predicted
     here (per-image arrays placed like styles[0]) are the ones the loop produces; tests/test_devices.py checks that
@@ -506,7 +506,7 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     edited component. shared=True fits ONE Λ for the whole batch (amortised mode; apply it to other images with
     `apply_lambda`). precompile: compile every layer program first (`compile_programs`), once per generator, step
     count, batch shape and placement (re-lowering them for every batch cost 0.2-0.5 s at 256 px). loop: 'scan',
-    'steps' or 'auto' (`resolve_loop`: how the Adam steps of a layer run; the same Λ* within float tolerance).
+    'steps', 'one' or 'auto' (`resolve_loop`: how the Adam steps run; the same Λ* within float tolerance).
 
     The loop only dispatches: nothing waits for the devices until the one fetch at the end. on_layer(i,
     num_layers, pending) is called once layer i is dispatched; `pending` (a device array) is ready when the layer
