@@ -94,15 +94,19 @@ def test_vmapped_batch_equals_per_image_runs():
             np.testing.assert_allclose(a[0], c[b], atol=2e-3)
 
 
+@functools.lru_cache(maxsize=None)
+def _loop_result(loop, shared):
+    params, styles, ds_z, ds_n, mask = _problem(3)
+    return intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, FAST, shared=shared, loop=loop)
+
+
 @pytest.mark.parametrize("loop, shared", [("steps", False), ("steps", True), ("one", False)])
 def test_every_loop_finds_the_same_lambda(loop, shared):
     """The loops are the same math as 'scan' (one program per layer): 'steps' (a program per Adam step, the CPU
     default) and 'one' (one program for all layers, the gradient masked to the current layer) find the same Λ*,
     loss histories and images within float tolerance (the programs fuse differently; Adam's normalised steps
     amplify gradient rounding where a gradient is ~0, hence Λ's looser bound)."""
-    params, styles, ds_z, ds_n, mask = _problem(3)
-    ref, got = (intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, FAST, shared=shared, loop=mode)
-                for mode in ("scan", loop))
+    ref, got = _loop_result("scan", shared), _loop_result(loop, shared)
     assert got.loss_history.shape == ref.loss_history.shape == (len(TINY.layers), FAST.steps_per_layer + 1, 3)
     np.testing.assert_allclose(got.loss_history, ref.loss_history, rtol=1e-4, atol=1e-6)
     for a, b in zip(got.lam, ref.lam):
