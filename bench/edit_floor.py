@@ -7,7 +7,7 @@ The floor of one intervention is what its generator passes cost: every Adam step
 one backward pass of `synthesize_from(l)` (the network from layer l on) w.r.t. layer l's style, and the scan runs
 steps + 1 of them. Both are timed in this process, interleaved (floor, loop, floor, loop, ...), warm (compiled
 before timing), the median of --repeats; the ratio is what the rest of the loop costs (Adam, losses, best-iterate
-bookkeeping, vmap, the per-layer state advance). Prints one line per (config, batch) and the CPU model.
+bookkeeping, vmap, the per-layer state advance). Prints the CPU model, then one row per (config, batch, loop).
 """
 from __future__ import annotations
 
@@ -37,7 +37,10 @@ FLAGS = flags.FLAGS
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            info = f.read().splitlines()
+        name = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1].split() for line in info if line.startswith("flags"))
+        name += f" ({', '.join(f for f in ('avx512f', 'avx2') if f in flags) or 'no AVX2'})"
     except (OSError, StopIteration):
         name = platform.processor() or "unknown CPU"
     return f"{name}, {jax.local_device_count()} {jax.default_backend()} device(s), {_cores()} cores"
