@@ -15,8 +15,8 @@ add per-image structure to it.
 Training (`train_amortised`): Adam on the network's weights, minimising the batch mean of the intervention's own
 objective (`intervention.objective` with every layer's Λ predicted, all layers jointly: one compiled program) over
 many images. Refinement (`refine`): per-image projected Adam from the predicted Λ, K steps per layer, coarse to
-fine, reusing the intervention's Adam (`intervention._adam_best`): its first iterate is the prediction itself, so
-the refined loss is never above the predicted one.
+fine: `intervention.intervene` started at the prediction, whose best-iterate rule keeps the refined loss never
+above the predicted one.
 
 The file (`save_model`): safetensors of the weights and the feature normalisation, JSON metadata (`meta`):
 generator fingerprint, direction digest, mask source, objective and its settings, training images. `load_model`
@@ -37,8 +37,7 @@ import numpy as np
 import optax
 
 from si_jax import storage
-from si_jax.editing import intervention
-from si_jax.stylegan2 import network, programs
+from si_jax.editing import intervention, loops
 from si_jax.stylegan2.config import G2Config
 
 FILE_FORMAT, FILE_VERSION = "si_jax.lambda_model", 1
@@ -126,24 +125,10 @@ def predict(model: LambdaModel, styles, ds_z, ds_n, mask) -> list:
 
 # ------------------------------------------------------------------------------------------------ objective
 
-def _losses(params, cfg, lam, styles, ds_z, ds_n, img0, img_z, mask, hp):
-    """The intervention's total loss per image [B] at a full Λ (every layer; lists of [B, dim_l])."""
-    def one(lam, styles, ds_z, ds_n, img0, img_z, mask):
-        data = (network.SynthState(params["const"], None), styles, ds_z, ds_n, lam, img0, img_z, mask)
-        return intervention._image_loss(params, cfg, 0, data, hp)(lam[0])[0]
-
-    return jax.vmap(one)(lam, styles, ds_z, ds_n, img0, img_z, mask)
-
-
-@functools.lru_cache(maxsize=None)
-def _loss_program(cfg: G2Config):
-    return jax.jit(functools.partial(_losses, cfg=cfg))
-
-
 def losses(params, cfg: G2Config, lam, styles, ds_z, ds_n, img0, img_z, mask, config) -> np.ndarray:
     """[B] the intervention objective of `config` at Λ = lam (e.g. predicted, or zeros: the Z edit)."""
-    return np.asarray(_loss_program(cfg)(params, lam=lam, styles=styles, ds_z=ds_z, ds_n=ds_n, img0=img0,
-                                         img_z=img_z, mask=mask, hp=intervention.hyper_parameters(config)))
+    return np.asarray(loops.loss_program(cfg)(params, styles, ds_z, ds_n, lam, img0, img_z, mask,
+                                              intervention.hyper_parameters(config))[0])
 
 
 @dataclasses.dataclass
@@ -174,7 +159,7 @@ def _train_step(cfg: G2Config, net: LambdaNet, learning_rate: float):
 
     def loss_fn(mparams, gparams, mean, std, styles, ds_z, ds_n, img0, img_z, mask, feats, hp):
         lam = split(_lam_flat(net, mparams, mean, std, feats), [s.shape[-1] for s in styles])
-        return jnp.mean(_losses(gparams, cfg, lam, styles, ds_z, ds_n, img0, img_z, mask, hp))
+        return jnp.mean(loops.loss_program(cfg)(gparams, styles, ds_z, ds_n, lam, img0, img_z, mask, hp)[0])
 
     def step(mparams, opt_state, gparams, mean, std, batch, hp):
         value, grad = jax.value_and_grad(loss_fn)(mparams, gparams, mean, std, *batch, hp)
@@ -211,33 +196,12 @@ def train_amortised(params, cfg: G2Config, model: LambdaModel, data: TrainData, 
 
 # ------------------------------------------------------------------------------------------------ editing
 
-@functools.lru_cache(maxsize=None)
-def _refine_program(cfg: G2Config, layer: int, steps: int):
-    """Per image: projected Adam on λ_layer from its predicted value, `steps` steps; the first iterate is the
-    prediction itself (prev_loss = inf), so the loss never rises above the predicted Λ's."""
-    def program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, hp):
-        def one(*d):
-            loss_img = intervention._image_loss(params, cfg, layer, d, hp)
-            return intervention._adam_best(loss_img, d[4][layer], jnp.inf, jnp.zeros_like(d[5]), steps, hp)[0]
-
-        return jax.vmap(one)(state, styles, ds_z, ds_n, lam, img0, img_z, mask)
-
-    return jax.jit(program)
-
-
-def refine(params, cfg: G2Config, styles, ds_z, ds_n, mask, lam, config, steps: int) -> list:
+def refine(params, cfg: G2Config, styles, ds_z, ds_n, mask, lam, config, steps: int, loop: str = "auto") -> list:
     """Per-image Adam from lam (list of [B, dim_l]), `steps` steps per layer coarse to fine, the other layers held
-    at their current Λ (refined below, predicted above). -> refined Λ, list of [B, dim_l]."""
-    synth, hp = programs.synth_program(cfg), intervention.hyper_parameters(config)
-    img0 = synth(params, styles)
-    img_z = synth(params, [s + d for s, d in zip(styles, ds_z)])
-    mask, lam = jnp.asarray(mask, jnp.float32), list(lam)
-    state = network.initial_state(params, styles[0].shape[0])
-    for i in range(len(cfg.layers)):
-        lam[i] = _refine_program(cfg, i, steps)(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, hp)
-        state = intervention._advance_program(cfg, i)(params, state,
-                                                      styles[i] + intervention.mix(ds_z[i], ds_n[i], lam[i]))
-    return lam
+    at their current Λ (refined below, predicted above): `intervention.intervene` started at lam, so its loop
+    forms and their speed are the edit's. -> refined Λ, list of [B, dim_l], its loss never above lam's."""
+    config = dataclasses.replace(config, steps_per_layer=steps)
+    return intervention.intervene(params, cfg, styles, ds_z, ds_n, mask, config, loop=loop, lam_start=lam).lam
 
 
 def edit_predicted(params, cfg: G2Config, model: LambdaModel, batch, mask, config, refine_steps: int = 0):
