@@ -42,56 +42,59 @@ GRID_IMAGES, GRID_COLUMNS = 16, 8
 
 @dataclasses.dataclass(frozen=True)
 class EditSettings:
-    """Everything (besides generator, directions and latents) that fixes the outputs."""
+    """Everything (besides generator, directions and latents) that fixes the outputs. The intervention's
+    hyper-parameters are its InterventionConfig (the objective is the config's: `objective`). Built from the flags
+    by engines.settings; mask, truncation_psi and batch_size are then resolved by the engine (the demo's part mask,
+    the samples' psi, the batch capped at the number of images): None means "not resolved yet"."""
 
     method: str = "intervention"
-    mask: str = "auto"  # 'auto' | 'box:x0,y0,x1,y1' | 'ellipse:cx,cy,rx,ry' | 'part:NAME' | a mask file path
+    mask: str | None = "auto"  # 'auto' | 'box:x0,y0,x1,y1' | 'ellipse:cx,cy,rx,ry' | 'part:NAME' | a mask file path
     target: str = "flip"
     distance: float = 3.0
     s_scale: float | None = None
-    truncation_psi: float = 1.0
+    truncation_psi: float | None = 1.0
     batch_size: int = 8
-    steps_per_layer: int = intervention.InterventionConfig.steps_per_layer
-    learning_rate: float = intervention.InterventionConfig.learning_rate
-    lambda_attr: float = intervention.InterventionConfig.lambda_attr
-    lambda_norm: float = intervention.InterventionConfig.lambda_norm
-    lambda_init: float = intervention.InterventionConfig.lambda_init
-    objective: str = "keep_edit"
-    lambda_inside: float = intervention.InterventionConfig.lambda_inside
     loop: str = "auto"   # how the Adam steps run (intervention.resolve_loop; 'auto' decided by the run's batch count)
+    intervention: intervention.InterventionConfig = intervention.InterventionConfig()
 
     def __post_init__(self):
-        """UsageError naming the first bad setting (flags are checked before anything is loaded or created)."""
+        """UsageError naming the first bad setting (the config checks its own fields)."""
         req = cli.require
         req(self.method in pipeline.METHODS, "method", self.method, f"must be one of {', '.join(pipeline.METHODS)}")
         req(self.target in edits.TARGETS, "target", self.target, f"must be one of {', '.join(edits.TARGETS)}")
-        req(self.objective in intervention.OBJECTIVES, "objective", self.objective,
-            f"must be one of {', '.join(intervention.OBJECTIVES)}")
         req(self.loop in intervention.LOOPS, "loop", self.loop, f"must be one of {', '.join(intervention.LOOPS)}")
-        for name in ("batch_size", "steps_per_layer"):
-            req(cli.is_int(getattr(self, name)) and getattr(self, name) >= 1, name, getattr(self, name),
-                "must be an integer >= 1")
-        cli.check_finite_flags(distance=self.distance, s_scale=self.s_scale, truncation_psi=self.truncation_psi,
-                               learning_rate=self.learning_rate, lambda_attr=self.lambda_attr,
-                               lambda_norm=self.lambda_norm, lambda_init=self.lambda_init,
-                               lambda_inside=self.lambda_inside)
+        req(cli.is_int(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size,
+            "must be an integer >= 1")
+        cli.check_finite_flags(distance=self.distance, s_scale=self.s_scale, truncation_psi=self.truncation_psi)
         req(self.target != "flip" or self.distance > 0, "distance", self.distance, "must be > 0 with --target=flip")
-        req(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
-        for name in ("lambda_attr", "lambda_norm", "lambda_inside"):
-            req(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
-        req(0 <= self.lambda_init <= 1, "lambda_init", self.lambda_init, "must be in [0, 1] (Λ lies in [0, 1])")
+
+    @property
+    def objective(self) -> str:
+        return objective_of(self.intervention)
+
+    @property
+    def intervention_config(self) -> intervention.InterventionConfig:
+        return self.intervention
 
     def hint(self) -> str:
         """The likely cause when a result is NaN / inf (cli.likely_cause of the settings that scale the edit)."""
         return cli.likely_cause(truncation_psi=self.truncation_psi, distance=self.distance, s_scale=self.s_scale,
-                                learning_rate=self.learning_rate)
+                                learning_rate=self.intervention.learning_rate)
 
-    @property
-    def intervention_config(self) -> intervention.InterventionConfig:
-        return intervention.config_for(self.objective, steps_per_layer=self.steps_per_layer,
-                                       learning_rate=self.learning_rate, lambda_attr=self.lambda_attr,
-                                       lambda_norm=self.lambda_norm, lambda_init=self.lambda_init,
-                                       lambda_inside=self.lambda_inside)
+    def record(self) -> dict:
+        """The flat dict of a run's settings (run.json, summary.json), as it has always been written: the
+        config's fields beside the others, its objective by name (pixel_loss follows from it)."""
+        config = {k: v for k, v in dataclasses.asdict(self.intervention).items() if k != "pixel_loss"}
+        flat = {k: getattr(self, k) for k in ("method", "mask", "target", "distance", "s_scale", "truncation_psi",
+                                                "batch_size", "loop")}
+        return {k: (float(v) if isinstance(v, np.floating) else v)
+                for k, v in {**flat, **config, "objective": self.objective}.items()}
+
+
+def objective_of(config: intervention.InterventionConfig) -> str:
+    """'paper' when `config` is Eq. 11's loss (intervention.config_for('paper', ...) of its own fields), else
+    'keep_edit'."""
+    return "paper" if config == intervention.config_for("paper", **dataclasses.asdict(config)) else "keep_edit"
 
 
 class MaskSource:

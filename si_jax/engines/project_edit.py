@@ -245,49 +245,39 @@ def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None,
 
 # ------------------------------------------------------------------------------------------------ bin/edit.py
 
-def run(flags, is_demo: bool, log=print) -> dict | None:
-    """bin/edit.py --codes=DIR: validate flags and inputs (nothing is created), edit every projected image into
-    the run folder, print the summary. -> the summary (None on the processes other than 0 of a multi-host run)."""
+def run(job, out, log=print) -> dict | None:
+    """bin/edit.py --codes=DIR: an EditJob (engines.settings: its flags checked) and the run folder -> check the
+    inputs (nothing is created), edit every projected image into the run folder, print the summary. -> the summary
+    (None on the processes other than 0 of a multi-host run)."""
     t0 = time.perf_counter()
-    space = code_space(flags.space)
-    check_code_methods(flags.method)
-    if flags.samples:
-        raise cli.UsageError("give --codes or --samples, not both")
-    given = [f for f in ("truncation_psi", "num_samples", "seed") if getattr(flags, f, None) is not None]
-    if given:
-        raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; codes have "
-                             "no z)")
-    inputs.settings_of(flags)
-    inputs.check_lambda_flags(flags)
-    mask_flag = inputs.mask_setting(flags.mask, flags.masks, default=None)
-    out_dir = flags.output_dir
+    is_demo, st = job.is_demo, job.edit
+    space = code_space(job.space)
+    mask_flag = inputs.mask_setting(st.mask, job.masks, default=None)
+    out_dir = out
     if not out_dir:
         raise cli.UsageError("--output_dir is required with --codes")
-    if flags.method == "interfacegan" and not flags.condition_on:
-        raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
-    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
-    cli.check_output_dir(out_dir, inputs=[flags.weights, flags.direction, flags.codes, flags.masks,
-                                          *flags.condition_on])
-    model = inputs.resolve_model(flags, is_demo, log)
+    cli.check_input_files(direction=job.direction, condition_on=list(job.condition_on), lambda_model=job.lambda_model)
+    cli.check_output_dir(out_dir, inputs=[job.weights, job.direction, job.codes, job.masks, *job.condition_on])
+    model = inputs.resolve_model(job, is_demo, log)
     cfg, params, dirs, judge, judges, source = (model.cfg, model.params, model.dirs, model.judge, model.judges,
                                                 model.source)
     generator_id, mask_spec = model.generator_id, mask_flag or model.default_mask
-    inputs.check_directions(dirs, cfg, flags.direction or "demo")
-    codes = load_code_inputs(flags.codes, space, params, cfg, generator_id)
-    condition_on = inputs.load_condition_on(flags.condition_on, "w", cfg.w_dim)
-    batch_size = runs.fit_batch_size(flags.batch_size, len(codes.styles), runs.local_mesh())
-    if batch_size < flags.batch_size:
-        log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")
-    st = inputs.settings_of(flags, mask=mask_spec, batch_size=batch_size)
+    inputs.check_directions(dirs, cfg, job.direction or "demo")
+    codes = load_code_inputs(job.codes, space, params, cfg, generator_id)
+    condition_on = inputs.load_condition_on(job.condition_on, "w", cfg.w_dim)
+    batch_size = runs.fit_batch_size(st.batch_size, len(codes.styles), runs.local_mesh())
+    if batch_size < st.batch_size:
+        log(f"note: --batch_size={st.batch_size} capped at {batch_size} (the number of images)")
+    st = dataclasses.replace(st, mask=mask_spec, truncation_psi=1.0, batch_size=batch_size)
     mask_fn = mask_function(mask_spec, len(codes.styles), cfg.img_resolution, judges)
-    settings = {**inputs.vars_of(st), **source, "codes": str(flags.codes), "codes_space": space,
-                "codes_digest": inputs.file_digest(f"{flags.codes}/{project_run.CODES}"),
-                "masks_digest": inputs.file_digest(mask_spec) if flags.masks else None,
-                "condition_on": [inputs.file_digest(p) for p in flags.condition_on]}
-    edit_fn, lam_settings = inputs.lambda_model_edit(flags, model, st, log)
+    settings = {**st.record(), **source, "codes": str(job.codes), "codes_space": space,
+                "codes_digest": inputs.file_digest(f"{job.codes}/{project_run.CODES}"),
+                "masks_digest": inputs.file_digest(mask_spec) if job.masks else None,
+                "condition_on": [inputs.file_digest(p) for p in job.condition_on]}
+    edit_fn, lam_settings = inputs.lambda_model_edit(job, model, st, log)
     settings.update(lam_settings)
     run_dir = runs.RunDir(out_dir, settings)
-    log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {flags.codes}): "
+    log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {job.codes}): "
         f"attribute '{dirs['s'].attribute}', target {st.target}, method '{st.method}', into {run_dir.path}; the "
         "latent edit is the W-space one (codes have no z)")
     summary = run_code_edits(run_dir, params, cfg, dirs, codes, st, mask_fn, condition_on=condition_on, judge=judge,
