@@ -212,9 +212,14 @@ class EditJob:
         return _demo(self)
 
 
+EDIT_FLAG_DEFAULTS = {"mask": None, "truncation_psi": None}   # not given: resolved by the engine (EditSettings)
+
+
 def edit_job(flags) -> EditJob:
-    """bin/edit.py's flags -> EditJob."""
-    return from_flags(EditJob, flags)
+    """bin/edit.py's flags -> EditJob (EDIT_FLAG_DEFAULTS where a flag dict leaves them out, as bin/edit.py's
+    flags default to them)."""
+    flat, strict = _flat(flags)
+    return from_flags(EditJob, {**EDIT_FLAG_DEFAULTS, **flat} if strict else flags)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,6 +344,38 @@ class SampleJob:
 def sample_job(flags) -> SampleJob:
     """bin/sample.py's flags -> SampleJob."""
     return from_flags(SampleJob, flags)
+
+
+NOISE_MODES = ("const", "random", "none")   # the generator's noise inputs (si_jax.synthesize)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateJob:
+    """bin/generate.py: latents (--latents) or style codes (--styles) through a generator."""
+
+    weights: str | None = None
+    latents: str | None = None
+    styles: str | None = None
+    truncation_psi: float = 1.0
+    noise_mode: str = "const"
+    seed: int = 0
+    batch_size: int = 16
+    overwrite: bool = False
+    numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
+
+    def __post_init__(self):
+        if self.weights is None:
+            raise cli.UsageError("--weights is required")
+        if (self.latents is None) == (self.styles is None):
+            raise cli.UsageError("give exactly one of --latents or --styles")
+        cli.require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode,
+                    f"must be one of {', '.join(NOISE_MODES)}")
+        cli.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+
+
+def generate_job(flags) -> GenerateJob:
+    """bin/generate.py's flags -> GenerateJob."""
+    return from_flags(GenerateJob, flags)
 
 
 # ---------------------------------------------------------------------------------------------- shared flags
