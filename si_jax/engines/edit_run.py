@@ -72,10 +72,6 @@ class EditSettings:
     def objective(self) -> str:
         return objective_of(self.intervention)
 
-    @property
-    def intervention_config(self) -> intervention.InterventionConfig:
-        return self.intervention
-
     def hint(self) -> str:
         """The likely cause when a result is NaN / inf (cli.likely_cause of the settings that scale the edit)."""
         return cli.likely_cause(truncation_psi=self.truncation_psi, distance=self.distance, s_scale=self.s_scale,
@@ -140,7 +136,7 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
     img0, img_z, img_s = edit_inputs(params, cfg, batch)
     mask = runs.shard_batch(mask_source(positions, img0, img_z, img_s), mesh)
     out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
-        params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
+        params, cfg, batch, st.method, mask, dirs, st.intervention, target=st.target, distance=st.distance,
         condition_on=condition_on, on_layer=_layer_progress(), on_compiled=on_compiled, loop=loop)
     image = runs.shard_batch(np.asarray(out.image), mesh)
     on_device = {"styles_in": list(batch.styles), "styles_out": list(out.styles), "mask": mask, "img_in": img0,

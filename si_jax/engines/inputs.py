@@ -144,7 +144,7 @@ def lambda_model_edit(job, model: Model, st, log=print) -> tuple:
     from si_jax.editing import lambda_model
     from si_jax.engines import lambda_data
 
-    config = st.intervention_config
+    config = st.intervention
     lm = lambda_model.load_model(path, expect=lambda_model.identity(model.generator_id, model.dirs, config))
     if lm.meta.get("mask_source") != st.mask:
         log(f"note: {path} was trained with masks {lm.meta.get('mask_source')!r}, this run uses {st.mask!r}")

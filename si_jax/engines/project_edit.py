@@ -131,7 +131,7 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
     img0, img_z, img_s = edit_run.edit_inputs(params, cfg, batch)
     mask = runs.shard_batch(np.asarray(mask_fn(positions, img0, img_z, img_s), np.float32), mesh)
     out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
-        params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
+        params, cfg, batch, st.method, mask, dirs, st.intervention, target=st.target, distance=st.distance,
         condition_on=condition_on, on_compiled=on_compiled, loop=loop)
     space = StyleSpace.of(cfg)
     s_in, s_out = np.asarray(space.concat(batch.styles)), np.asarray(space.concat(out.styles))
