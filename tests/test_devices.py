@@ -33,7 +33,7 @@ SCRIPT = r"""
 import sys
 import jax
 import numpy as np
-from si_jax.editing import pipeline
+from si_jax.editing import masks, pipeline
 from si_jax.editing.directions import Direction
 from si_jax.editing.intervention import InterventionConfig
 from si_jax.engines import edit_run, project_edit, runs
@@ -54,7 +54,7 @@ B = mesh.devices.size
 params = runs.replicate(params, mesh)
 z = np.random.default_rng(0).standard_normal((B, cfg.z_dim)).astype(np.float32)
 pos = np.arange(B)
-source = edit_run.MaskSource("box:2,2,6,6", B, cfg.img_resolution)
+source = masks.resolve("box:2,2,6,6", B, cfg.img_resolution)
 codes_mask = project_edit.mask_function("auto", B, cfg.img_resolution)
 
 def latents(method, steps=1, loop="auto"):

@@ -20,6 +20,7 @@ from PIL import Image
 
 import si_jax
 from si_jax import metrics
+from si_jax.editing import masks
 from si_jax.engines import edit_run, runs, synthetic
 from si_jax.evaluation import report
 from si_jax.stylegan2 import builtin
@@ -146,7 +147,7 @@ def edit_folder(tmp_path_factory, demo_model):
     st = edit_run.EditSettings(**EDIT_SETTINGS)
     z = np.random.default_rng(0).standard_normal((4, cfg.z_dim)).astype(np.float32)
     summary = edit_run.run_edits(runs.RunDir(out, {"test": "report"}), params, cfg, dirs, z, st,
-                                 edit_run.MaskSource(st.mask, 4, cfg.img_resolution), judge=_judge,
+                                 masks.resolve(st.mask, 4, cfg.img_resolution), judge=_judge,
                                  log=lambda m: None)
     return out, summary, dirs
 

@@ -8,10 +8,11 @@ import pathlib
 
 import jax
 
-from si_jax.editing import directions
+from si_jax.editing import directions, masks
 from si_jax.engines import cli, demo, edit_run, runs, samples
 from si_jax.engines.inputs import (check_directions, file_digest, lambda_model_edit, load_condition_on,
                                    mask_setting, resolve_model)
+from si_jax.engines.inputs import mask_source as mask_source_of
 from si_jax.evaluation import report
 
 DEMO_DIR = "si_jax_demo"
@@ -95,10 +96,9 @@ def run(job, out=None) -> dict | None:
     if batch_size < st.batch_size:
         _log(f"note: --batch_size={st.batch_size} capped at {batch_size} (the number of images)")
     st = dataclasses.replace(st, mask=mask_spec, truncation_psi=psi, batch_size=batch_size)
-    mask_source = edit_run.MaskSource(mask_spec, len(z), cfg.img_resolution, runs.local_mesh())
+    mask_source = mask_source_of(mask_spec, len(z), cfg.img_resolution, mesh=runs.local_mesh())
     settings = {**st.record(), **source, **latent_source,
-                "masks_digest": file_digest(mask_spec) if mask_source.array is not None and
-                not mask_spec.startswith(("box:", "ellipse:")) else None,
+                "masks_digest": file_digest(mask_spec) if masks.kind_of(mask_spec) == "file" else None,
                 "condition_on": [file_digest(p) for p in job.condition_on]}
     edit_fn, lam_settings = lambda_model_edit(job, model, st, _log)
     settings.update(lam_settings)

@@ -21,7 +21,6 @@ the same bytes as an uninterrupted run. Nothing is written for a shard whose arr
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import sys
 import time
@@ -32,10 +31,9 @@ import numpy as np
 
 from si_jax import metrics, storage
 from si_jax.editing import batches, edits, intervention, masks, pipeline
-from si_jax.engines import cli, runs, toyfaces
+from si_jax.engines import cli, runs
 from si_jax.evaluation import comparison, pictures, report
 from si_jax.stylegan2 import programs
-from si_jax.world import judges as judges_lib
 
 GRID_IMAGES, GRID_COLUMNS = 16, 8
 
@@ -93,34 +91,7 @@ def objective_of(config: intervention.InterventionConfig) -> str:
     return "paper" if config == intervention.config_for("paper", **dataclasses.asdict(config)) else "keep_edit"
 
 
-class MaskSource:
-    """Resolves the --mask/--masks setting to [B, R, R] arrays for a batch of sample indices. mesh: where the
-    segmenter of part:NAME masks is replicated (default: not placed; each call then copies it to the images)."""
-
-    def __init__(self, spec: str, num_images: int, res: int, mesh=None):
-        self.spec, self.res, self.array, self.part = spec, res, None, None
-        if spec.startswith(toyfaces.PART_SPEC):
-            self.part, self.judges = toyfaces.parse_part_spec(spec), judges_lib.load_judges()
-            if mesh is not None:
-                self.judges = self.judges.placed(functools.partial(runs.replicate, mesh=mesh))
-        elif spec.startswith(("box:", "ellipse:")):
-            self.array = masks.parse_mask_spec(spec, res, res)[None]
-        elif spec != "auto":
-            self.array = masks.load_masks(spec, num_images, res, res)
-
-    def __call__(self, positions, img0, img_z, img_s):
-        """positions: [B] rows into the run's sample list; img0, img_z, img_s: [B, R, R, C] input, Z-only and
-        S-only edit. -> [B, R, R] float32 (numpy, or for 'auto' a device array placed like the images)."""
-        if self.part is not None:
-            return toyfaces.part_masks(self.judges, self.part, img0, img_z)
-        if self.array is None:
-            return masks.auto_mask(img0, img_s)   # placed like the images
-        if len(self.array) == 1:
-            return np.repeat(self.array, len(positions), axis=0)
-        return self.array[np.asarray(positions)]
-
-
-def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: EditSettings, mesh,
+def edit_shard(params, cfg, dirs, z, positions, mask_source: masks.Masks, st: EditSettings, mesh,
                condition_on=(), judge=None, on_compiled=None, edit_fn=None, loop: str = "auto") -> dict:
     """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring). on_compiled:
     progress of the intervention's layer programs, when this batch compiles them (`cli.compile_counter`). loop:
@@ -205,7 +176,7 @@ def display_range(params, cfg, dirs, z_all, st: EditSettings, mesh) -> tuple:
     return pictures.display_range(img0)
 
 
-def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask_source: MaskSource, *,
+def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask_source: masks.Masks, *,
               condition_on=(), judge=None, extra=None, log=print, edit_fn=None) -> dict | None:
     """Edit every sample of z_all [N, z_dim] into `run`, skipping finished shards. Returns the summary once all
     shards exist (on process 0; None on the other processes of a multi-host run, after a final barrier).

@@ -47,7 +47,7 @@ class EvalInputs:
     cfg: G2Config
     dirs: dict
     z: np.ndarray                 # [N, z_dim]; None with codes
-    masks: object                 # [N, R, R] float32 or 'auto'
+    masks: object                 # [1 or N, R, R] float32 or fn(img0, img_z, img_s) -> [B, R, R]
     mask_desc: str
     methods: tuple
     skipped: dict
@@ -165,15 +165,9 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     params = params_lib.to_jax_params(canonical, cfg)
     codes = project_edit.load_code_inputs(codes_path, space, params, cfg, gid) if codes_path else None
     n, res = (len(codes.styles) if codes is not None else num_samples), cfg.img_resolution
-    judges = judges_lib.load_judges() if is_demo or mask_spec.startswith(toyfaces.PART_SPEC) else None
-    if mask_spec == "auto":
-        masks = "auto"
-    elif mask_spec.startswith(toyfaces.PART_SPEC):
-        masks = toyfaces.part_mask_fn(judges, toyfaces.parse_part_spec(mask_spec))
-    elif mask_spec.startswith(("box:", "ellipse:")):
-        masks = np.broadcast_to(masks_lib.parse_mask_spec(mask_spec, res, res), (n, res, res))
-    else:
-        masks = masks_lib.load_masks(mask_spec, n, res, res)
+    judges = judges_lib.load_judges() if is_demo or masks_lib.kind_of(mask_spec) == "part" else None
+    resolved = inputs.mask_source(mask_spec, n, res, judges)
+    masks = resolved.from_images or resolved.array   # compare_methods': a function of the images, or the masks
     fig_layer = figure_data.resolve_layer(cfg, job.fig_layer)
     condition_on = (inputs.load_condition_on(job.condition_on, "w", cfg.w_dim) if codes is not None else
                     inputs.load_condition_on(job.condition_on, "z", cfg.z_dim))

@@ -10,7 +10,7 @@ import hashlib
 import pathlib
 
 from si_jax import world
-from si_jax.editing import directions
+from si_jax.editing import directions, masks
 from si_jax.engines import cli, demo, runs, toyfaces
 from si_jax.stylegan2 import builtin
 from si_jax.stylegan2 import params as params_lib
@@ -29,9 +29,6 @@ def file_digest(path) -> str:
     return h.hexdigest()[:16]
 
 
-MASK_KINDS = ("auto", "box", "ellipse", "part")
-
-
 def mask_setting(mask, masks_path, default: str) -> str:
     """--mask (a spec) / --masks (a file or folder) -> the mask setting; `default` when neither is given.
 
@@ -44,11 +41,24 @@ def mask_setting(mask, masks_path, default: str) -> str:
         return masks_path
     if mask is None:
         return default
-    kind = mask.partition(":")[0]
-    cli.require(mask == "auto" or (kind in MASK_KINDS[1:] and ":" in mask), "mask", mask,
+    cli.require(masks.kind_of(mask) != "file", "mask", mask,
                 "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
                 "(mask files go to --masks)")
     return mask
+
+
+def mask_source(spec: str, num_images: int, res: int, judges=None, mesh=None) -> masks.Masks:
+    """The mask setting -> the mask function of every edit engine (`editing.masks.resolve`), with the toyfaces
+    segmenter behind part:NAME (engines.toyfaces.part_mask_fn): `judges`, or the judges loaded here (replicated
+    on `mesh` when one is given, else copied to the images at each call)."""
+    def part_masks(spec):
+        part = toyfaces.parse_part_spec(spec)
+        segmenter = judges or judges_lib.load_judges()
+        if judges is None and mesh is not None:
+            segmenter = segmenter.placed(functools.partial(runs.replicate, mesh=mesh))
+        return toyfaces.part_mask_fn(segmenter, part)
+
+    return masks.resolve(spec, num_images, res, part_masks)
 
 
 @dataclasses.dataclass

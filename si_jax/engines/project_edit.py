@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from si_jax import metrics, projection, storage
-from si_jax.editing import batches, masks, pipeline
-from si_jax.engines import cli, edit_run, inputs, project_run, runs, toyfaces
+from si_jax.editing import batches, pipeline
+from si_jax.engines import cli, edit_run, inputs, project_run, runs
 from si_jax.evaluation import comparison, pictures, report
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -101,21 +101,10 @@ def code_preparer(params, cfg, codes: CodeInputs, dirs, *, target="flip", distan
 
 
 def mask_function(spec: str, num_images: int, res: int, judges=None):
-    """The --mask / --masks setting -> fn(positions [B], img0, img_z, img_s) -> [B, R, R] (img0: the
-    reconstruction, img_z: the W-space edit, img_s: the S-only edit). part:NAME: the segmenter's part in the
-    reconstruction or the W edit (engines.toyfaces.part_masks)."""
-    if spec.startswith(toyfaces.PART_SPEC):
-        part = toyfaces.parse_part_spec(spec)
-        from si_jax.world import judges as judges_lib
-
-        judges = judges or judges_lib.load_judges()
-        return lambda pos, img0, img_z, img_s: toyfaces.part_masks(judges, part, img0, img_z)
-    if spec == "auto":
-        return lambda pos, img0, img_z, img_s: np.asarray(masks.auto_mask(img0, img_s), np.float32)
-    array = edit_run.MaskSource(spec, num_images, res).array
-    if len(array) == 1:
-        return lambda pos, *imgs: np.repeat(array, len(pos), axis=0)
-    return lambda pos, *imgs: array[np.asarray(pos)]
+    """The mask setting of projected codes (img0: the reconstruction, img_z: the W-space edit, img_s: the S-only
+    edit; part:NAME: the segmenter's part in the reconstruction or the W edit): `inputs.mask_source`, the one mask
+    resolver (bin/fit_lambda.py's masks come through here too)."""
+    return inputs.mask_source(spec, num_images, res, judges)
 
 
 def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, mask_fn, st, mesh,
