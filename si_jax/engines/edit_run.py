@@ -21,6 +21,7 @@ the same bytes as an uninterrupted run. Nothing is written for a shard whose arr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -191,24 +192,18 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     if bsz != st.batch_size:
         raise ValueError(f"--batch_size={st.batch_size} must be capped at {bsz} for {n} images (runs.fit_batch_size)")
     num_shards = -(-n // bsz)
-    todo = run.pending(num_shards)
-    if len(todo) < len(runs.my_shards(num_shards)):
-        log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
-    run.remove_stale_temps(todo, bsz)
     params = runs.replicate(params, mesh)   # once: every program of the run reads this copy on every device
     lo_hi = runs.from_process_0(display_range(params, cfg, dirs, z_all, st, mesh))
     loop, on_compiled = run_loop(st, num_shards, log)
-    with runs.ShardWriter() as writer:
-        for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
-            positions = np.arange(k * bsz, min((k + 1) * bsz, n))
-            padded = batches.pad_batch(z_all[positions], bsz)
-            pos_padded = batches.pad_batch(positions, bsz).array
-            with cli.heartbeat(f"editing images {positions[0]}-{positions[-1]}", log=log):
-                arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh,
-                                    condition_on, judge, on_compiled, edit_fn, loop)
-            arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
-            writer.submit(write_shard, run, k, positions, arrays, lo_hi=lo_hi)
-    if not all_shards_done(run, num_shards, "si_jax.edit.done"):
+
+    def compute(k, positions):
+        return edit_shard(params, cfg, dirs, batches.pad_batch(z_all[positions], bsz).array,
+                          batches.pad_batch(positions, bsz).array, mask_source, st, mesh, condition_on, judge,
+                          on_compiled, edit_fn, loop)
+
+    if not runs.run_shards(run, n, bsz, compute, functools.partial(write_shard, run, lo_hi=lo_hi), hint=st.hint(),
+                           barrier_name="si_jax.edit.done", log=log,
+                           heartbeat=lambda pos: f"editing images {pos[0]}-{pos[-1]}"):
         return None
     return finish(run, num_shards, st, lo_hi, extra, attribute=dirs["s"].attribute)
 
@@ -219,20 +214,6 @@ def run_loop(st: EditSettings, num_shards: int, log) -> tuple:
     loop = intervention.resolve_loop(st.loop, batches=num_shards)
     what = "program of '{}', one for all layers as the run is short," if loop == "one" else "layer programs of '{}'"
     return loop, cli.compile_counter(what.format(st.method), log)
-
-
-def all_shards_done(run: runs.RunDir, num_shards: int, barrier: str) -> bool:
-    """After the final barrier: True on process 0 once every shard exists (ValueError naming the first missing
-    one), False on the other processes (they write nothing more)."""
-
-    runs.barrier(barrier)
-    if jax.process_index() != 0:
-        return False
-    missing = [k for k in range(num_shards) if not run.is_done(k)]
-    if missing:
-        raise ValueError(f"{len(missing)} of {num_shards} shards are missing after the run (first: "
-                         f"{run.shard_path(missing[0])}); do all processes write to the same --output_dir?")
-    return True
 
 
 def read_previews(run: runs.RunDir, num_shards: int, batch_size: int, num_images: int = GRID_IMAGES) -> list:

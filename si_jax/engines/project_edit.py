@@ -147,25 +147,21 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
     params = runs.replicate(params, mesh)   # once (see edit_code_shard)
     n, bsz = len(codes.styles), st.batch_size
     num_shards = -(-n // bsz)
-    todo = run.pending(num_shards)
-    if len(todo) < len(runs.my_shards(num_shards)):
-        log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
-    run.remove_stale_temps(todo, bsz)
     loop, on_compiled = edit_run.run_loop(st, num_shards, log)
-    with runs.ShardWriter() as writer:
-        for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
-            pos = np.arange(k * bsz, min((k + 1) * bsz, n))
-            def pad(a, pos=pos):
-                return batches.pad_batch(a[pos], bsz).array
 
-            with cli.heartbeat(f"editing images {pos[0]}-{pos[-1]}", log=log):
-                arrays = edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
-                                         batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge,
-                                         on_compiled, edit_fn, loop)
-            arrays = cli.check_finite({key: v[:len(pos)] for key, v in arrays.items()}, st.hint(), pos)
-            writer.submit(edit_run.write_shard, run, k, pos, arrays, ("img_in", "img_recon", "img_out"),
-                          grid_images=GRID_IMAGES)
-    if not edit_run.all_shards_done(run, num_shards, "si_jax.edit_codes.done"):
+    def compute(k, pos):
+        def pad(a):
+            return batches.pad_batch(a[pos], bsz).array
+
+        return edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
+                               batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge, on_compiled,
+                               edit_fn, loop)
+
+    def write(k, pos, arrays):
+        edit_run.write_shard(run, k, pos, arrays, ("img_in", "img_recon", "img_out"), grid_images=GRID_IMAGES)
+
+    if not runs.run_shards(run, n, bsz, compute, write, hint=st.hint(), barrier_name="si_jax.edit_codes.done",
+                           log=log, heartbeat=lambda pos: f"editing images {pos[0]}-{pos[-1]}"):
         return None
     return finish(run, num_shards, st, codes, extra, attribute=dirs["s"].attribute)
 

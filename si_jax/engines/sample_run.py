@@ -79,52 +79,36 @@ def run(job, out) -> None:
                 "noise_mode": NOISE_MODE, **cli.numerics_settings(numerics)}
     run = runs.RunDir(out, settings)   # checks only: created with the first finished shard
     shards = samples.shard_ranges(n, bs)
-    mine = runs.my_shards(len(shards))
-    todo = run.pending(len(shards))
     log(f"{n} samples in {len(shards)} shards of {bs}; {jax.process_count()} process(es), {mesh.devices.size} "
         f"local device(s); generator {settings['generator_id']}")
     if bs < job.batch_size:
         log(f"note: --batch_size={job.batch_size} capped at {bs} (the number of samples)")
-    if len(todo) < len(mine):
-        log(f"resuming: {len(mine) - len(todo)} of this process's {len(mine)} shards already done")
-    run.remove_stale_temps(todo, bs)
-
     generate = _make_generate(cfg, space, job.save_images, job.truncation_psi)
     params = runs.replicate(params, mesh)
-    hint = cli.likely_cause(truncation_psi=job.truncation_psi)
 
-    def compute(k):
-        """Shard k -> (index, z, w, styles, images or None), every array checked finite."""
-        start, count = shards[k]
-        index = np.arange(start, start + count, dtype=np.int64)
+    def compute(k, index):
+        """Shard k's samples `index` -> their z, w, styles and images (None without --save_images)."""
         z = samples.latents(job.seed, index, cfg.z_dim)
         w, s, img = generate(params, runs.shard_batch(batches.pad_batch(z, bs).array, mesh))
-        got = {"w": w, "styles": s, "images": img}
-        got = {key: None if v is None else np.asarray(v)[:count] for key, v in got.items()}
-        cli.check_finite(got, hint, index)
-        return index, z, got["w"], got["styles"], got["images"]
+        return {"index": index.astype(np.int64), "z": z, "w": np.asarray(w), "styles": np.asarray(s),
+                "images": None if img is None else np.asarray(img)}
 
-    log(f"compiling the sampling program with the first shard ({cli.compile_note()})")
-    display_range = None
-    if job.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
-        display_range = runs.from_process_0(pictures.display_range(compute(0)[4]))
-    work = sum(shards[k][1] for k in todo)
-    for k in (cli.progress(todo, work, bs, "images") if lead else todo):
-        index, z, w, s, img = compute(k)
-        if img is not None:   # images first: a shard file on disk means its images are there too
+    def write(k, index, arrays):
+        if "images" in arrays:   # images first: a shard file on disk means its images are there too
             run.create()
             (run.path / "images").mkdir(exist_ok=True)
-            for i, im in zip(index, pictures.to_uint8(img, *display_range)):
+            for i, im in zip(index, pictures.to_uint8(arrays["images"], *display_range)):
                 pictures.save_png(run.path / samples.image_file(int(i)), im)
-        run.write_shard(k, index=index, z=z, w=w, styles=s)
+        run.write_shard(k, **{key: arrays[key] for key in ("index", "z", "w", "styles")})
 
-    runs.barrier("si_jax.sample.done")
-    if not lead:
+    log(f"compiling the sampling program with the first shard ({cli.compile_note()})")
+    display_range, hint = None, cli.likely_cause(truncation_psi=job.truncation_psi)
+    if job.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
+        first = np.arange(shards[0][1])
+        images = cli.finite_or_error("images", compute(0, first)["images"][:len(first)], hint, first)
+        display_range = runs.from_process_0(pictures.display_range(images))
+    if not runs.run_shards(run, n, bs, compute, write, hint=hint, barrier_name="si_jax.sample.done", log=log):
         return
-    missing = [k for k in range(len(shards)) if not run.is_done(k)]
-    if missing:
-        raise ValueError(f"{len(missing)} of {len(shards)} shards are missing after the run (first: "
-                         f"{samples.shard_file(missing[0])}); do all processes write to the same --output_dir?")
     run.remove_top_level_temps()
     outputs = storage.Outputs()
     if job.save_images:
