@@ -80,8 +80,7 @@ def run(job, out=None) -> dict | None:
     out_dir = out or (demo_dir(job.attribute) if is_demo else None)
     if not out_dir:
         raise cli.UsageError("--output_dir is required")
-    cli.check_input_files(direction=job.direction, condition_on=list(job.condition_on),
-                          lambda_model=job.lambda_model)
+    cli.check_input_files(lambda_model=job.lambda_model, direction=job.direction, condition_on=list(job.condition_on))
     inputs = [job.weights, job.direction, job.samples, job.masks, *job.condition_on]
     cli.check_output_dir(out_dir, inputs=inputs)
     if is_demo:

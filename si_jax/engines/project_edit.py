@@ -241,7 +241,7 @@ def run(job, out, log=print) -> dict | None:
     out_dir = out
     if not out_dir:
         raise cli.UsageError("--output_dir is required with --codes")
-    cli.check_input_files(direction=job.direction, condition_on=list(job.condition_on), lambda_model=job.lambda_model)
+    cli.check_input_files(lambda_model=job.lambda_model, direction=job.direction, condition_on=list(job.condition_on))
     cli.check_output_dir(out_dir, inputs=[job.weights, job.direction, job.codes, job.masks, *job.condition_on])
     model = inputs.resolve_model(job, is_demo, log)
     cfg, params, dirs, judge, judges, source = (model.cfg, model.params, model.dirs, model.judge, model.judges,
