@@ -25,7 +25,7 @@ from si_jax.stylegan2.builtin import BUILTIN_DEMO
 
 CHEAP_EDIT = {"weights": "builtin:demo", "num_samples": 2, "batch_size": 2, "steps_per_layer": 1,
               "mask": "box:4,4,16,16"}
-IN_PROCESS = ("edit.py", "evaluate.py", "generate.py", "sample.py")   # conftest.run_engine
+IN_PROCESS = ("edit.py", "evaluate.py", "fit_direction.py", "generate.py", "sample.py")   # conftest.run_engine
 
 
 def as_args(flags: dict) -> list:
@@ -114,7 +114,7 @@ EVAL = {"weights": "builtin:demo", "direction": "{I}/dir.npz", "output_dir": "{O
 NAN_CASES = {
     "generate": ("generate.py", {**GEN, "truncation_psi": 1e38}, "--truncation_psi=1e+38"),
     "sample": ("sample.py", {**SAMPLE, "truncation_psi": 1e38, "save_images": True}, "--truncation_psi=1e+38"),
-    "fit_direction": ("fit_direction.py", {**FIT, "C_s": "nan"}, "--C_s=nan"),
+    "fit_direction": ("fit_direction.py", {**FIT, "C_s": float("nan")}, "--C_s=nan"),
     "edit": ("edit.py", {**EDIT, "method": "s", "s_scale": 1e38}, "--s_scale=1e+38"),
     "evaluate": ("evaluate.py", {**EVAL, "truncation_psi": 1e38}, "--truncation_psi=1e+38"),
     "generator_quality": ("generator_quality.py", {"num": 2, "truncation_psi": 1e38, "output": "{O}/q.json"},
@@ -171,7 +171,7 @@ BAD = {
     "generate_latents_folder": ("generate.py", {**GEN, "latents": "{I}/adir"}, "--latents | is a folder"),
     "edit_direction_folder": ("edit.py", {**EDIT, "direction": "{I}/adir"}, "--direction | is a folder"),
     "fit_labels_folder": ("fit_direction.py", {"samples": FIT["samples"], "labels": "{I}/adir",
-                                               "output": "{O}/d.npz"}, "is a folder"),
+                                               "output": "{O}/d.npz"}, "is a folder", PROCESS),
     "convert_input_folder": ("convert_weights.py", {"input": "{I}/adir", "output": "{O}/g.safetensors"},
                              "--input | is a folder"),
     "generate_npy_latents": ("generate.py", {**GEN, "latents": "{I}/z.npy"}, "is a .npy array, not an .npz"),

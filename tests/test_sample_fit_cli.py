@@ -1,6 +1,6 @@
-"""bin/sample.py and bin/fit_direction.py (builtin:demo generator) and engines.samples. Sampling runs in-process
+"""bin/sample.py and bin/fit_direction.py (builtin:demo generator) and engines.samples. Both run in-process
 (conftest.run_engine) except where a process of its own is the point: kill-and-resume, 8 forced devices, two
-processes; bin/fit_direction.py runs as a process (conftest.run_binary)."""
+processes (conftest.run_binary)."""
 import pathlib
 import shutil
 import subprocess
@@ -252,12 +252,12 @@ def check_directions(path, data, n_used):
     return dirs
 
 
-def test_fit_direction_npy_labels(ref, scores, tmp_path):
+def test_fit_direction_npy_labels(ref, scores, tmp_path, capsys):
     labels = tmp_path / "red.npy"
     np.save(labels, scores > np.median(scores))
-    proc = ok(run_bin("fit_direction.py", f"--samples={ref[0]}", f"--labels={labels}",
-                      f"--output={tmp_path / 'red.npz'}"))
-    assert "| s | S | red |" in proc.stdout
+    capsys.readouterr()
+    run_engine("fit_direction.py", {"samples": str(ref[0]), "labels": str(labels), "output": str(tmp_path / "red.npz")})
+    assert "| s | S | red |" in capsys.readouterr().out
     check_directions(tmp_path / "red.npz", ref[1], N)
     for name in ("red.npz", "red.table1.md"):
         assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o644", name
@@ -266,8 +266,8 @@ def test_fit_direction_npy_labels(ref, scores, tmp_path):
 def test_fit_direction_csv_scores_with_ratio(ref, scores, tmp_path):
     labels = tmp_path / "scores.csv"
     labels.write_text("index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(scores)))
-    ok(run_bin("fit_direction.py", f"--samples={ref[0]}", f"--labels={labels}", "--ratio=0.3",
-               "--attribute=red_top_left", f"--output={tmp_path / 'dirs.npz'}"))
+    run_engine("fit_direction.py", {"samples": str(ref[0]), "labels": str(labels), "ratio": 0.3,
+                                    "attribute": "red_top_left", "output": str(tmp_path / "dirs.npz")})
     dirs = check_directions(tmp_path / "dirs.npz", ref[1], 2 * int(0.3 * N))
     assert dirs["z"].attribute == "red_top_left"
 
@@ -276,22 +276,22 @@ def _bad_labels(kind, tmp_path, scores):
     if kind == "count":
         path = tmp_path / "short.npy"
         np.save(path, scores[:-1] > np.median(scores))
-        return path, [], "479 entries"
+        return path, {}, "479 entries"
     if kind == "nan":
         path, bad = tmp_path / "nan.npy", scores.copy()
         bad[5] = np.nan
         np.save(path, bad)
-        return path, ["--threshold=0"], "NaN"
+        return path, {"threshold": 0.0}, "NaN"
     if kind == "single_class":
         path = tmp_path / "one.npy"
         np.save(path, np.zeros(N, bool))
-        return path, [], "both classes"
+        return path, {}, "both classes"
     raise AssertionError(kind)
 
 
 @pytest.mark.parametrize("kind", ["missing_samples", "unfinished", "count", "nan", "single_class"])
-def test_fit_direction_bad_inputs(kind, ref, scores, tmp_path):
-    samples_dir, extra = ref[0], []
+def test_fit_direction_bad_inputs(kind, ref, scores, tmp_path, capsys):
+    samples_dir, extra = ref[0], {}
     labels = tmp_path / "ok.npy"
     np.save(labels, scores > np.median(scores))
     if kind == "missing_samples":
@@ -302,7 +302,8 @@ def test_fit_direction_bad_inputs(kind, ref, scores, tmp_path):
     else:
         labels, extra, needle = _bad_labels(kind, tmp_path, scores)
     output = tmp_path / "out.npz"
-    one_error(run_bin("fit_direction.py", f"--samples={samples_dir}", f"--labels={labels}", *extra,
-                      f"--output={output}"), needle)
+    line = engine_error(capsys, "fit_direction.py", {"samples": str(samples_dir), "labels": str(labels), **extra,
+                                                     "output": str(output)})
+    assert needle in line, line
     assert not output.exists() and not (tmp_path / "out.table1.md").exists()
     assert not temp_files(tmp_path)

@@ -378,6 +378,33 @@ def generate_job(flags) -> GenerateJob:
     return from_flags(GenerateJob, flags)
 
 
+@dataclasses.dataclass(frozen=True)
+class FitJob:
+    """bin/fit_direction.py: a sample folder, its labels and the SVMs' settings."""
+
+    samples: str | None = None
+    labels: str | None = None
+    attribute: str | None = None
+    threshold: float | None = None
+    ratio: float | None = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    C_s: float | None = None
+    overwrite: bool = False
+
+    def __post_init__(self):
+        for name in ("samples", "labels"):
+            if getattr(self, name) is None:
+                raise cli.UsageError(f"--{name} is required")
+        cli.require(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "must be in [0, 1)")
+        cli.require(self.C_s is None or self.C_s > 0, "C_s", self.C_s, "must be > 0")
+
+
+def fit_job(flags) -> FitJob:
+    """bin/fit_direction.py's flags -> FitJob."""
+    return from_flags(FitJob, flags)
+
+
 # ---------------------------------------------------------------------------------------------- shared flags
 
 def define_intervention_flags(flags) -> None:
