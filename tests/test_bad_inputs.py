@@ -25,7 +25,7 @@ from si_jax.stylegan2.builtin import BUILTIN_DEMO
 
 CHEAP_EDIT = {"weights": "builtin:demo", "num_samples": 2, "batch_size": 2, "steps_per_layer": 1,
               "mask": "box:4,4,16,16"}
-IN_PROCESS = ("edit.py", "evaluate.py", "fit_direction.py", "generate.py", "sample.py")   # conftest.run_engine
+IN_PROCESS = ("edit.py", "evaluate.py", "fit_direction.py", "generate.py", "project.py", "sample.py")   # run_engine
 
 
 def as_args(flags: dict) -> list:
@@ -163,7 +163,10 @@ BAD = {
     "edit_mask_empty": ("edit.py", {**EDIT, "mask": ""}, "--mask='' is not a mask spec"),
     "evaluate_mask_typo": ("evaluate.py", {**EVAL, "mask": "auot"}, "is not a mask spec"),
     "fit_ratio_of_booleans": ("fit_direction.py", {**FIT, "ratio": 0.25}, "boolean labels, not scores"),
-    "generate_weights_folder": ("generate.py", {**GEN, "weights": "{I}/adir"}, "is a folder; give a weights file"),
+    "generate_weights_folder": ("generate.py", {**GEN, "weights": "{I}/adir"}, "is a folder; give a weights file",
+                                PROCESS),
+    "project_spaces_typo": ("project.py", {"images": "{I}/adir", "output_dir": "{O}/p", "spaces": "w,q"},
+                            "--spaces='w,q'", PROCESS),
     "sample_weights_folder": ("sample.py", {**SAMPLE, "weights": "{I}/adir"}, "is a folder"),
     "edit_samples_psi_contradicts": ("edit.py", {**EDIT, "samples": "{I}/samples", "truncation_psi": 0.5},
                                      "contradicts the samples' truncation_psi 0.7"),
@@ -342,7 +345,6 @@ def test_read_only_output_folder_binary(inputs, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    # generate's one exit-status run: a subprocess
     one_error(run_bin("generate.py", *as_args(_fill({**GEN, "output": f"{ro}/res.npz"}, inputs, tmp_path))),
               "cannot write into")
     assert list(ro.iterdir()) == []

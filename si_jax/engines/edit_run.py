@@ -60,12 +60,11 @@ class EditSettings:
         """UsageError naming the first bad setting (the config checks its own fields)."""
         req = cli.require
         req(self.method in pipeline.METHODS, "method", self.method, f"must be one of {', '.join(pipeline.METHODS)}")
-        req(self.target in edits.TARGETS, "target", self.target, f"must be one of {', '.join(edits.TARGETS)}")
+        check_target(self.target, self.distance)
         req(self.loop in intervention.LOOPS, "loop", self.loop, f"must be one of {', '.join(intervention.LOOPS)}")
         req(cli.is_int(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size,
             "must be an integer >= 1")
-        cli.check_finite_flags(distance=self.distance, s_scale=self.s_scale, truncation_psi=self.truncation_psi)
-        req(self.target != "flip" or self.distance > 0, "distance", self.distance, "must be > 0 with --target=flip")
+        cli.check_finite_flags(s_scale=self.s_scale, truncation_psi=self.truncation_psi)
 
     @property
     def objective(self) -> str:
@@ -84,6 +83,13 @@ class EditSettings:
                                                 "batch_size", "loop")}
         return {k: (float(v) if isinstance(v, np.floating) else v)
                 for k, v in {**flat, **config, "objective": self.objective}.items()}
+
+
+def check_target(target: str, distance: float) -> None:
+    """--target / --distance of the Z edit (bin/edit.py and bin/evaluate.py): UsageError naming the bad one."""
+    cli.require(target in edits.TARGETS, "target", target, f"must be one of {', '.join(edits.TARGETS)}")
+    cli.check_finite_flags(distance=distance)
+    cli.require(target != "flip" or distance > 0, "distance", distance, "must be > 0 with --target=flip")
 
 
 def objective_of(config: intervention.InterventionConfig) -> str:

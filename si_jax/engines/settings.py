@@ -151,6 +151,13 @@ EXTRA_FLAGS = {intervention.InterventionConfig: ("objective",), project_run.Proj
 
 # ---------------------------------------------------------------------------------------------- the jobs
 
+def _required(job, *names) -> None:
+    """UsageError naming the first of the flags `names` that the job lacks (None)."""
+    for name in names:
+        if getattr(job, name) is None:
+            raise cli.UsageError(f"--{flag_of(name)} is required")
+
+
 def _demo(job) -> bool:
     """cli.demo_mode of the job's --weights / --direction / --attribute."""
     return cli.demo_mode(job)
@@ -258,10 +265,7 @@ class EvalJob:
         for name in ("batch_size", "fig_images", "top_channels"):
             cli.require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         cli.require(0.0 < self.top_frac <= 1.0, "top_frac", self.top_frac, "must be in (0, 1]")
-        cli.require(self.target in edits.TARGETS, "target", self.target,
-                    f"must be one of {', '.join(edits.TARGETS)}")
-        cli.require(self.target != "flip" or self.distance > 0, "distance", self.distance,
-                    "must be > 0 with --target=flip")
+        edit_run.check_target(self.target, self.distance)
         inputs.mask_setting(self.mask, self.masks, default=None)
 
     @property
@@ -333,9 +337,7 @@ class SampleJob:
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        for name in ("weights", "num_samples"):
-            if getattr(self, name) is None:
-                raise cli.UsageError(f"--{name} is required")
+        _required(self, "weights", "num_samples")
         cli.require(self.num_samples >= 1, "num_samples", self.num_samples, "must be >= 1")
         cli.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         cli.require(self.seed >= 0, "seed", self.seed, "must be >= 0")
@@ -364,8 +366,7 @@ class GenerateJob:
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        if self.weights is None:
-            raise cli.UsageError("--weights is required")
+        _required(self, "weights")
         if (self.latents is None) == (self.styles is None):
             raise cli.UsageError("give exactly one of --latents or --styles")
         cli.require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode,
@@ -393,9 +394,7 @@ class FitJob:
     overwrite: bool = False
 
     def __post_init__(self):
-        for name in ("samples", "labels"):
-            if getattr(self, name) is None:
-                raise cli.UsageError(f"--{name} is required")
+        _required(self, "samples", "labels")
         cli.require(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "must be in [0, 1)")
         cli.require(self.C_s is None or self.C_s > 0, "C_s", self.C_s, "must be > 0")
 
