@@ -84,8 +84,8 @@ def run_python(*args, devices: int = 1, full_opt: bool = False, env=None, unset=
     """THE way a test starts a fresh Python process (`python ARGS...`, in the repository): a true end-to-end run
     (exit status, kill-and-resume, several processes, the README's commands). -> CompletedProcess (text, stdout and
     stderr captured), or with `popen` the running Popen (popen_kw: its stdout / stderr / text). env: added to
-    `xla_env(devices, full_opt)`; unset: names taken out of it. Everything else calls the engines in-process (`run_engine`): no Python + JAX
-    start."""
+    `xla_env(devices, full_opt)`; unset: names taken out of it. Everything else calls the engines in-process
+    (`run_engine`): no Python + JAX start."""
     cmd = [sys.executable, *map(str, args)]
     environ = {k: v for k, v in {**xla_env(devices, full_opt), **(env or {})}.items() if k not in unset}
     if popen:
@@ -121,8 +121,6 @@ def run_engine(name: str, flags: dict, **kw):
 def engine_error(capsys, name: str, flags: dict) -> str:
     """`run_engine` as the binary runs it (si_jax.engines.cli.run_guarded): exit status 1 and exactly one `error: ...`
     line on stderr, its last (progress lines may come before it), with no traceback or warning. -> that line."""
-    import pytest
-
     from si_jax.engines import cli
 
     capsys.readouterr()

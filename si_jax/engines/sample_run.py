@@ -113,7 +113,8 @@ def run(job, out) -> None:
     outputs = storage.Outputs()
     if job.save_images:
         outputs.add(run.path / CONTACT_SHEET, pictures.png_bytes(_contact_sheet(run.path, n, cfg.img_resolution)))
-    outputs.add_json(run.path / samples.MANIFEST, _manifest(run.settings, cfg, space, shards, display_range, job.weights))
+    outputs.add_json(run.path / samples.MANIFEST,
+                     _manifest(run.settings, cfg, space, shards, display_range, job.weights))
     outputs.commit()
     print(f"wrote {run.path}: {n} samples, z {cfg.z_dim}, w {cfg.w_dim}, styles {space.total} "
           f"({time.perf_counter() - t0:.1f}s)")

@@ -136,12 +136,9 @@ def _project_settings(values: dict) -> project_run.ProjectSettings:
     if vgg > 0 and not values.get("vgg16"):
         raise cli.UsageError(f"--lambda_vgg={vgg:g} needs --vgg16 (a torchvision vgg16 state-dict file)")
     projector = build(projection.ProjectConfig, {**values, "lambda_vgg": vgg})
-    text = values.get("spaces", ",".join(projection.SPACES))
-    spaces = tuple(s.strip() for s in str(text).split(",") if s.strip())
-    cli.require(bool(spaces) and all(s in projection.SPACES for s in spaces) and len(set(spaces)) == len(spaces),
-                "spaces", text, f"must be a comma-separated list of distinct spaces from {', '.join(projection.SPACES)}")
+    spaces = tuple(s.strip() for s in str(values.get("spaces", ",".join(projection.SPACES))).split(",") if s.strip())
     kw = {k: _checked(k, values[k], int) for k in ("batch_size", "seed") if k in values}
-    return project_run.ProjectSettings(projector, spaces, **kw)
+    return project_run.ProjectSettings(projector, spaces, **kw)   # it checks the spaces
 
 
 BUILDERS = {intervention.InterventionConfig: _intervention_config, numerics_lib.Numerics: _numerics,
@@ -156,11 +153,6 @@ def _required(job, *names) -> None:
     for name in names:
         if getattr(job, name) is None:
             raise cli.UsageError(f"--{flag_of(name)} is required")
-
-
-def _demo(job) -> bool:
-    """cli.demo_mode of the job's --weights / --direction / --attribute."""
-    return cli.demo_mode(job)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +177,7 @@ class EditJob:
 
     def __post_init__(self):
         """UsageError for flags that contradict each other (checked before anything is loaded)."""
-        _demo(self)
+        cli.demo_mode(self)
         st = self.edit
         inputs.mask_setting(st.mask, self.masks, default=None)
         k = self.refine_steps
@@ -216,7 +208,7 @@ class EditJob:
 
     @property
     def is_demo(self) -> bool:
-        return _demo(self)
+        return cli.demo_mode(self)
 
 
 EDIT_FLAG_DEFAULTS = {"mask": None, "truncation_psi": None}   # not given: resolved by the engine (EditSettings)
@@ -260,8 +252,8 @@ class EvalJob:
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        _demo(self)
-        _ = self.method_list, self.coeff_list, self.sample_settings   # parsed: UsageError for a bad --methods / --coeffs
+        cli.demo_mode(self)
+        _ = self.method_list, self.coeff_list, self.sample_settings   # parsed: UsageError for bad ones
         for name in ("batch_size", "fig_images", "top_channels"):
             cli.require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         cli.require(0.0 < self.top_frac <= 1.0, "top_frac", self.top_frac, "must be in (0, 1]")
@@ -270,7 +262,7 @@ class EvalJob:
 
     @property
     def is_demo(self) -> bool:
-        return _demo(self)
+        return cli.demo_mode(self)
 
     @property
     def method_list(self) -> tuple:
