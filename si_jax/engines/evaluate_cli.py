@@ -145,7 +145,7 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     config = job.intervention
     mask_flag = inputs.mask_setting(job.mask, job.masks, default=None)
     cli.check_input_files(direction=job.direction, condition_on=list(job.condition_on),
-                          lambda_model=getattr(job, "lambda_model", None))
+                          lambda_model=job.lambda_model)
     out_dir = out or ("si_jax_eval_demo" if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
@@ -192,7 +192,7 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
                 "the S-space SVM)")
     inputs.check_directions(dirs, cfg, job.direction or "demo")
     predicted = None
-    if getattr(job, "lambda_model", None):
+    if job.lambda_model:
         from si_jax.editing import lambda_model
         from si_jax.engines import lambda_data
 
