@@ -20,7 +20,7 @@ short runs). Errors are one `error: ...` line (si_jax.engines.cli).
 from absl import flags
 
 from si_jax.editing import intervention, pipeline
-from si_jax.engines import cli, edit_run
+from si_jax.engines import cli, edit_run, settings
 
 _D = edit_run.EditSettings()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -41,20 +41,11 @@ flags.DEFINE_string("attribute", None, "Demo only: the toyfaces attribute to edi
 flags.DEFINE_string("masks", None, "Per-image masks: .npz (masks [N,H,W]) / .npy / PNG / folder of PNGs.")
 flags.DEFINE_enum("method", _D.method, list(pipeline.METHODS), "Edit method.")
 flags.DEFINE_multi_string("condition_on", [], "Direction files of other attributes (method interfacegan).")
-flags.DEFINE_enum("target", _D.target, ["flip", "positive", "negative"], "Where the Z edit lands (InterFaceGAN).")
-flags.DEFINE_float("distance", _D.distance, "Target distance to the Z hyperplane.")
 flags.DEFINE_float("s_scale", None, "Fixed length of Δs_n (default: match the Z edit's S-score change).")
 flags.DEFINE_float("truncation_psi", None, "Truncation of the edited samples' w (default 1; with --samples: the "
                   "samples' own, which any value given must match).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Images per shard and per device program (multiple of devices).")
-flags.DEFINE_integer("steps_per_layer", _D.steps_per_layer, "Adam steps per style layer.")
-flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate for Λ.")
-flags.DEFINE_float("lambda_attr", _D.lambda_attr, "Weight of the cosine attribute term (paper: 1e-2).")
-flags.DEFINE_float("lambda_norm", _D.lambda_norm, "Weight of ‖Λ‖₂ (paper: 1e-6).")
-flags.DEFINE_float("lambda_init", _D.lambda_init, "Initial λ of the layer being optimised.")
-flags.DEFINE_enum("objective", _D.objective, ["keep_edit", "paper"], "keep_edit: MSE outside the mask + "
-                  "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 exactly.")
-flags.DEFINE_float("lambda_inside", _D.lambda_inside, "keep_edit only: weight of the inside-mask term.")
+settings.define_intervention_flags(flags)
 flags.DEFINE_enum("loop", _D.loop, ["auto", "scan", "steps", "one"], "How Λ's Adam steps run: scan (a lax.scan per "
                   "layer), steps (a program per layer, one call per step: CPU), one (one program for all layers: "
                   "fastest to compile, slower per step); auto: one for runs of at most "
@@ -78,9 +69,9 @@ def main(argv):
 def _run():
     from si_jax.engines import edit_cli
 
+    job = settings.edit_job(FLAGS)   # every flag checked, before jax starts
     edit_cli.configure_jax(FLAGS.compilation_cache, FLAGS.multihost, FLAGS)
-    demo = cli.demo_mode(FLAGS)
-    edit_cli.run(FLAGS, demo)
+    edit_cli.run(job, FLAGS.output_dir)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' 
 
 from absl import flags
 
-from si_jax.editing import intervention
-from si_jax.engines import cli, evaluate_cli
+from si_jax.engines import cli, evaluate_cli, settings
 
-_C = intervention.InterventionConfig()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
 flags.DEFINE_string("direction", None, "Direction file from bin/fit_direction.py (s, z, w normals).")
 flags.DEFINE_string("output_dir", None, "Output folder (default for the demo: si_jax_eval_demo).")
@@ -40,16 +38,9 @@ flags.DEFINE_string("methods", None, "Comma-separated methods to compare (rows o
                     "Default: z,w,interfacegan,s,intervention (with --codes: without z).")
 flags.DEFINE_multi_string("condition_on", [], "Direction files of other attributes (method interfacegan; without "
                           "them interfacegan is skipped with a note).")
-flags.DEFINE_enum("target", "flip", ["flip", "positive", "negative"], "Where the Z edit lands (InterFaceGAN).")
-flags.DEFINE_float("distance", 3.0, "Target distance to the Z hyperplane.")
 flags.DEFINE_float("truncation_psi", None, "Truncation of the samples' w. Default: "
                    f"{evaluate_cli.DEFAULT_TRUNCATION_PSI:g}; not with --codes.")
-flags.DEFINE_integer("steps_per_layer", None, "Adam steps per style layer (Style Intervention). Default: "
-                     f"{_C.steps_per_layer} (demo: {evaluate_cli.DEMO_STEPS_PER_LAYER}).")
-flags.DEFINE_float("learning_rate", _C.learning_rate, "Adam learning rate for Λ.")
-flags.DEFINE_enum("objective", "keep_edit", ["keep_edit", "paper"], "keep_edit: MSE outside the mask + "
-                  "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 exactly.")
-flags.DEFINE_float("lambda_inside", _C.lambda_inside, "keep_edit only: weight of the inside-mask term.")
+settings.define_intervention_flags(flags)
 flags.DEFINE_integer("batch_size", 8, "Images per device program.")
 flags.DEFINE_string("coeffs", ",".join(f"{c:g}" for c in evaluate_cli.DEFAULT_COEFFS),
                     "Fig. 5: coefficients c of Λ*·Δs_n (c = 1: the intervention result).")
@@ -67,17 +58,15 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from si_jax.engines import cli
-
     cli.run_guarded(_run)
 
 
 def _run():
-    from si_jax.engines import cli, edit_cli
+    from si_jax.engines import edit_cli
 
-    demo = cli.demo_mode(FLAGS)
+    job = settings.eval_job(FLAGS)   # every flag checked, before jax starts
     edit_cli.configure_jax(FLAGS.compilation_cache, False)
-    evaluate_cli.main(FLAGS, demo, log=lambda msg: print(msg, flush=True))
+    evaluate_cli.run(job, FLAGS.output_dir, log=lambda msg: print(msg, flush=True))
 
 
 if __name__ == "__main__":

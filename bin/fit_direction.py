@@ -8,9 +8,6 @@ samples are used. Writes the three directions with `save_directions` (keys 's', 
 fingerprint from the samples' manifest), prints the Table-1 report and writes it to `<output stem>.table1.md`.
 Nothing is written when anything fails.
 """
-import os
-import sys
-
 from absl import flags
 
 from si_jax.engines import cli
@@ -37,40 +34,11 @@ def main(argv):
 
 
 def _run():
-    cli.setup_jax(FLAGS.compilation_cache)
-    from si_jax import storage
-    from si_jax.editing import directions
-    from si_jax.engines import labels, samples
+    from si_jax.engines import fit_direction_run, settings
 
-    if not FLAGS.output.endswith(".npz"):
-        raise cli.UsageError(f"--output must end in .npz, got {FLAGS.output}")
-    table_path = FLAGS.output[:-len(".npz")] + ".table1.md"
-    cli.check_finite_flags(threshold=FLAGS.threshold, ratio=FLAGS.ratio, C_s=FLAGS.C_s)
-    cli.require(0.0 <= FLAGS.val_fraction < 1.0, "val_fraction", FLAGS.val_fraction, "must be in [0, 1)")
-    cli.require(FLAGS.C_s is None or FLAGS.C_s > 0, "C_s", FLAGS.C_s, "must be > 0")
-    cli.check_input_files(labels=FLAGS.labels)
-    for path in (FLAGS.output, table_path):
-        cli.check_output_free(path, FLAGS.overwrite, inputs=[FLAGS.samples, FLAGS.labels])
-    data = samples.load_samples(FLAGS.samples)
-    n = len(data["index"])
-    y, idx = labels.load_labels(FLAGS.labels, n, threshold=FLAGS.threshold, ratio=FLAGS.ratio)
-    attribute = (FLAGS.attribute or labels.column_name(FLAGS.labels) or
-                 os.path.splitext(os.path.basename(FLAGS.labels))[0])
-    print(f"{attribute}: {idx.size} of {n} samples labelled ({int(y.sum())} positive)", file=sys.stderr)
-    fitted = {}
-    for space, key, C in (("s", "styles", FLAGS.C_s), ("z", "z", None), ("w", "w", None)):
-        fitted[space] = directions.fit_direction(data[key][idx], y, space=space, attribute=attribute, C=C,
-                                                 val_fraction=FLAGS.val_fraction, seed=FLAGS.seed)
-        d = fitted[space]
-        cli.finite_or_error(f"the {space}-space direction", d.normal[None], f"degenerate {key} codes or --C_s")
-    report = directions.table1_report(fitted)
-    outputs = storage.Outputs()   # both files or neither
-    outputs.add(FLAGS.output, lambda tmp: directions.save_directions(
-        tmp, fitted, generator_id=data["manifest"]["generator_id"]))
-    outputs.add_text(table_path, report)
-    outputs.commit()
-    print(report, end="")
-    print(f"wrote {FLAGS.output} and {table_path}", file=sys.stderr)
+    job = settings.fit_job(FLAGS)   # every flag checked, before jax starts
+    cli.setup_jax(FLAGS.compilation_cache)
+    fit_direction_run.run(job, FLAGS.output)
 
 
 if __name__ == "__main__":

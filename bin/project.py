@@ -47,16 +47,15 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from si_jax.engines import cli
-
     cli.run_guarded(_run)
 
 
 def _run():
-    from si_jax.engines import edit_cli, project_cli
+    from si_jax.engines import edit_cli, project_cli, settings
 
+    job = settings.project_job(FLAGS)   # every flag checked, before jax starts
     edit_cli.configure_jax(FLAGS.compilation_cache, False)
-    project_cli.run(FLAGS)
+    project_cli.run(job, FLAGS.output_dir)
 
 
 if __name__ == "__main__":

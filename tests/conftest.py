@@ -6,6 +6,8 @@ except under CI (`CI=true`), where absence is a failure.
 """
 import os
 import pathlib
+import subprocess
+import sys
 
 # Compile time dominates this suite (tiny images, many small XLA programs). XLA's backend optimisation level 0
 # halves it (measured: 102 s -> 45 s for the demo generator's 11 layer programs); results stay within the tests'
@@ -73,3 +75,60 @@ def fmt(request):
 def jax_cache(tmp_path_factory) -> str:
     """One persistent XLA compilation cache for every binary the tests start (same flags, same demo shapes)."""
     return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+# ------------------------------------------------------------------------------------------ running the binaries
+
+def run_python(*args, devices: int = 1, full_opt: bool = False, env=None, unset=(), timeout: float = 600,
+               popen: bool = False, **popen_kw):
+    """THE way a test starts a fresh Python process (`python ARGS...`, in the repository): a true end-to-end run
+    (exit status, kill-and-resume, several processes, the README's commands). -> CompletedProcess (text, stdout and
+    stderr captured), or with `popen` the running Popen (popen_kw: its stdout / stderr / text). env: added to
+    `xla_env(devices, full_opt)`; unset: names taken out of it. Everything else calls the engines in-process
+    (`run_engine`): no Python + JAX start."""
+    cmd = [sys.executable, *map(str, args)]
+    environ = {k: v for k, v in {**xla_env(devices, full_opt), **(env or {})}.items() if k not in unset}
+    if popen:
+        return subprocess.Popen(cmd, cwd=REPO, env=environ, **popen_kw)
+    return subprocess.run(cmd, cwd=REPO, env=environ, capture_output=True, text=True, timeout=timeout)
+
+
+def run_binary(name: str, *args, **kw):
+    """bin/<name> ARGS as a fresh process (`run_python`)."""
+    return run_python(REPO / "bin" / name, *args, **kw)
+
+
+def _engines() -> dict:
+    from si_jax.engines import (edit_cli, evaluate_cli, fit_direction_run, generate_run, project_cli, sample_run,
+                                settings)
+
+    return {"edit.py": (settings.edit_job, edit_cli.run), "evaluate.py": (settings.eval_job, evaluate_cli.run),
+            "project.py": (settings.project_job, project_cli.run), "sample.py": (settings.sample_job, sample_run.run),
+            "generate.py": (settings.generate_job, generate_run.run),
+            "fit_direction.py": (settings.fit_job, fit_direction_run.run)}
+
+
+def run_engine(name: str, flags: dict, **kw):
+    """bin/<name>'s work in-process: its settings from `flags` ({flag: value}, as the binary would parse them;
+    'output_dir' / 'output' is the folder or file the engine writes), then `engine.run(settings, out, **kw)`.
+    -> what the engine returns. Errors are raised (see `engine_error` for the binary's one line)."""
+    job_of, run = _engines()[name]
+    flags = dict(flags)
+    out = flags.pop("output_dir", None) if "output_dir" in flags else flags.pop("output", None)
+    return run(job_of(flags), out, **kw)
+
+
+def engine_error(capsys, name: str, flags: dict) -> str:
+    """`run_engine` as the binary runs it (si_jax.engines.cli.run_guarded): exit status 1 and exactly one `error: ...`
+    line on stderr, its last (progress lines may come before it), with no traceback or warning. -> that line."""
+    from si_jax.engines import cli
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.run_guarded(lambda: run_engine(name, flags))
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert info.value.code == 1 and len(errors) == 1 and lines[-1] == errors[0], err[-3000:]
+    assert "Traceback" not in err and "Warning" not in err, err[-3000:]
+    return errors[0]

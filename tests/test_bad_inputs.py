@@ -2,34 +2,43 @@
 anything, refuses NaN / inf results naming the samples and the likely setting, writes its outputs atomically at
 the end, and reports OS errors, damaged files, out-of-memory and misuse as ONE `error:` line.
 
-Each case runs a binary once with cheap settings (builtin:demo, a few samples); the ones that compute share the
-session's compilation cache. "Nothing written" means: no file in the case's folder or the shared inputs changed.
+Each case is a binary's flags as a dict, run with cheap settings (builtin:demo, a few samples): in-process for the
+binaries with an engine (conftest.run_engine: settings from the flags, then engine.run(settings, out), through
+cli.run_guarded as the binary does), as a true subprocess (conftest.run_binary) for the others, for one exit-status
+case per binary and for what needs its own process (forced devices). "Nothing written" means: no file in the
+case's folder or the shared inputs changed.
 """
 import errno
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import si_jax
-from conftest import REPO, xla_env
+from conftest import REPO, engine_error, run_binary, run_engine, run_python
 from si_jax import storage
 from si_jax.editing import directions
 from si_jax.engines import cli, runs
 from si_jax.stylegan2.builtin import BUILTIN_DEMO
 
-CHEAP_EDIT = ["--weights=builtin:demo", "--num_samples=2", "--batch_size=2", "--steps_per_layer=1",
-              "--mask=box:4,4,16,16"]
+CHEAP_EDIT = {"weights": "builtin:demo", "num_samples": 2, "batch_size": 2, "steps_per_layer": 1,
+              "mask": "box:4,4,16,16"}
+IN_PROCESS = ("edit.py", "evaluate.py", "fit_direction.py", "generate.py", "project.py", "sample.py")   # run_engine
+
+
+def as_args(flags: dict) -> list:
+    """{flag: value} -> the command line ('--flag=value'; True: '--flag'; a list: the flag repeated)."""
+    args = []
+    for name, value in flags.items():
+        for v in value if isinstance(value, list) else [value]:
+            args.append(f"--{name}" if v is True else f"--{name}={v}")
+    return args
 
 
 def run_bin(name, *args, devices=1):
-    env = dict(xla_env(devices), JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, str(REPO / "bin" / name), *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_binary(name, *args, devices=devices, env={"JAX_PLATFORMS": "cpu"}, timeout=300)
 
 
 def snapshot(*folders) -> dict:
@@ -54,6 +63,18 @@ def one_error(proc, *needles) -> str:
     return errors[0]
 
 
+def fails(capsys, name, flags: dict, *needles, devices=1, subprocess=False) -> str:
+    """bin/<name> with `flags` fails with one error line holding every needle: in-process where the binary has an
+    engine (and neither `subprocess` nor forced `devices` ask for a process of its own), else as a process."""
+    if name in IN_PROCESS and not subprocess and devices == 1:
+        line = engine_error(capsys, name, flags)
+    else:
+        line = one_error(run_bin(name, *as_args(flags), devices=devices))
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """Shared inputs: latents, a direction file for builtin:demo, a finished sample folder (psi 0.7), labels."""
@@ -71,107 +92,116 @@ def inputs(tmp_path_factory):
         codes = rng.standard_normal((64, dim)).astype(np.float32)
         fitted[space] = directions.fit_direction(codes, codes[:, 0] > 0, space=space, attribute="x")
     directions.save_directions(base / "dir.npz", fitted, generator_id=si_jax.fingerprint(canonical))
-    proc = run_bin("sample.py", "--weights=builtin:demo", "--num_samples=8", "--batch_size=4",
-                   "--truncation_psi=0.7", "--save_images", f"--output_dir={base / 'samples'}")
-    assert proc.returncode == 0, proc.stderr
+    run_engine("sample.py", {"weights": "builtin:demo", "num_samples": 8, "batch_size": 4, "truncation_psi": 0.7,
+                             "save_images": True, "output_dir": str(base / "samples")})
     (base / "afile").write_text("not a folder")
     (base / "adir").mkdir()
     return base
 
 
-def _fill(args, inputs, out, cache):
-    return [a.format(I=inputs, O=out, C=cache) for a in args]
+def _fill(flags, inputs, out) -> dict:
+    return {k: v.format(I=inputs, O=out) if isinstance(v, str) else v for k, v in flags.items()}
 
 
-GEN = ["--weights=builtin:demo", "--latents={I}/z.npz", "--output={O}/res.npz"]
-SAMPLE = ["--weights=builtin:demo", "--num_samples=8", "--output_dir={O}/run"]
-FIT = ["--samples={I}/samples", "--labels={I}/labels.npy", "--output={O}/d.npz"]
-EDIT = ["--compilation_cache={C}", "--direction={I}/dir.npz", "--output_dir={O}/run", *CHEAP_EDIT]
-EVAL = ["--compilation_cache={C}", "--weights=builtin:demo", "--direction={I}/dir.npz", "--output_dir={O}/ev",
-        "--num_samples=2", "--methods=s", "--mask=box:4,4,16,16"]
+GEN = {"weights": "builtin:demo", "latents": "{I}/z.npz", "output": "{O}/res.npz"}
+SAMPLE = {"weights": "builtin:demo", "num_samples": 8, "output_dir": "{O}/run"}
+FIT = {"samples": "{I}/samples", "labels": "{I}/labels.npy", "output": "{O}/d.npz"}
+EDIT = {"direction": "{I}/dir.npz", "output_dir": "{O}/run", **CHEAP_EDIT}
+EVAL = {"weights": "builtin:demo", "direction": "{I}/dir.npz", "output_dir": "{O}/ev", "num_samples": 2,
+        "methods": "s", "mask": "box:4,4,16,16"}
 
 # Every binary with a setting that makes the computation overflow: exit 1, one line naming the cause, nothing new.
 NAN_CASES = {
-    "generate": ("generate.py", GEN + ["--truncation_psi=1e38"], "--truncation_psi=1e+38"),
-    "sample": ("sample.py", SAMPLE + ["--truncation_psi=1e38", "--save_images"], "--truncation_psi=1e+38"),
-    "fit_direction": ("fit_direction.py", FIT + ["--C_s=nan"], "--C_s=nan"),
-    "edit": ("edit.py", EDIT + ["--method=s", "--s_scale=1e38"], "--s_scale=1e+38"),
-    "evaluate": ("evaluate.py", EVAL + ["--truncation_psi=1e38"], "--truncation_psi=1e+38"),
-    "generator_quality": ("generator_quality.py", ["--num=2", "--truncation_psi=1e38", "--output={O}/q.json"],
+    "generate": ("generate.py", {**GEN, "truncation_psi": 1e38}, "--truncation_psi=1e+38"),
+    "sample": ("sample.py", {**SAMPLE, "truncation_psi": 1e38, "save_images": True}, "--truncation_psi=1e+38"),
+    "fit_direction": ("fit_direction.py", {**FIT, "C_s": float("nan")}, "--C_s=nan"),
+    "edit": ("edit.py", {**EDIT, "method": "s", "s_scale": 1e38}, "--s_scale=1e+38"),
+    "evaluate": ("evaluate.py", {**EVAL, "truncation_psi": 1e38}, "--truncation_psi=1e+38"),
+    "generator_quality": ("generator_quality.py", {"num": 2, "truncation_psi": 1e38, "output": "{O}/q.json"},
                           "--truncation_psi=1e+38"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(NAN_CASES))
-def test_nan_producing_setting_fails_and_writes_nothing(case, inputs, tmp_path, jax_cache):
-    name, args, needle = NAN_CASES[case]
+def test_nan_producing_setting_fails_and_writes_nothing(case, inputs, tmp_path, capsys):
+    name, flags, needle = NAN_CASES[case]
     before = snapshot(inputs, tmp_path)
-    one_error(run_bin(name, *_fill(args, inputs, tmp_path, jax_cache)), needle)
+    fails(capsys, name, _fill(flags, inputs, tmp_path), needle)
     assert snapshot(inputs, tmp_path) == before
 
 
-# (binary, args, words of the one error line[, devices]). Flags and inputs that are refused before anything is
-# loaded or created; the corrected command then runs into the same (still absent) output.
+NAN, INF = float("nan"), float("inf")
+# (binary, flags, words of the one error line[, devices]). Flags and inputs that are refused before anything is
+# loaded or created. The cases marked PROCESS run as a subprocess: one exit-status run per binary.
+PROCESS = "process"
 BAD = {
     # non-finite or out-of-range numbers
-    "generate_psi_nan": ("generate.py", GEN + ["--truncation_psi=nan"], "--truncation_psi=nan must be a finite number"),
-    "generate_psi_inf": ("generate.py", GEN + ["--truncation_psi=inf"], "--truncation_psi=inf"),
-    "evaluate_psi_nan": ("evaluate.py", EVAL + ["--truncation_psi=nan"], "--truncation_psi=nan"),
-    "evaluate_distance_nan": ("evaluate.py", EVAL + ["--distance=nan"], "--distance=nan"),
-    "edit_psi_nan": ("edit.py", EDIT + ["--truncation_psi=nan"], "--truncation_psi=nan"),
-    "edit_distance_nan": ("edit.py", EDIT + ["--distance=nan"], "--distance=nan"),
-    "edit_s_scale_inf": ("edit.py", EDIT + ["--s_scale=inf"], "--s_scale=inf"),
-    "edit_learning_rate_nan": ("edit.py", EDIT + ["--learning_rate=nan"], "--learning_rate=nan"),
-    "edit_steps_0": ("edit.py", EDIT + ["--steps_per_layer=0"], "--steps_per_layer=0"),
-    "edit_lambda_init_5": ("edit.py", EDIT + ["--lambda_init=5"], "--lambda_init=5.0 must be in [0, 1]"),
+    "generate_psi_nan": ("generate.py", {**GEN, "truncation_psi": NAN}, "--truncation_psi=nan must be a finite number"),
+    "generate_psi_inf": ("generate.py", {**GEN, "truncation_psi": INF}, "--truncation_psi=inf"),
+    "evaluate_psi_nan": ("evaluate.py", {**EVAL, "truncation_psi": NAN}, "--truncation_psi=nan"),
+    "evaluate_distance_nan": ("evaluate.py", {**EVAL, "distance": NAN}, "--distance=nan"),
+    "edit_psi_nan": ("edit.py", {**EDIT, "truncation_psi": NAN}, "--truncation_psi=nan"),
+    "edit_distance_nan": ("edit.py", {**EDIT, "distance": NAN}, "--distance=nan"),
+    "edit_s_scale_inf": ("edit.py", {**EDIT, "s_scale": INF}, "--s_scale=inf"),
+    "edit_learning_rate_nan": ("edit.py", {**EDIT, "learning_rate": NAN}, "--learning_rate=nan"),
+    "edit_steps_0": ("edit.py", {**EDIT, "steps_per_layer": 0}, "--steps_per_layer=0"),
+    "edit_lambda_init_5": ("edit.py", {**EDIT, "lambda_init": 5.0}, "--lambda_init=5.0 must be in [0, 1]"),
+    "evaluate_lambda_init_5": ("evaluate.py", {**EVAL, "lambda_init": 5.0}, "--lambda_init=5.0 must be in [0, 1]"),
+    "evaluate_lambda_norm_negative": ("evaluate.py", {**EVAL, "lambda_norm": -1.0}, "--lambda_norm=-1.0 must be >= 0"),
+    "evaluate_precision": ("evaluate.py", {**EVAL, "precision": "fp16"}, "--precision='fp16' must be one of"),
     # batch sizes
-    "generate_batch_0": ("generate.py", GEN + ["--batch_size=0"], "--batch_size=0"),
-    "sample_batch_negative": ("sample.py", SAMPLE + ["--batch_size=-4"], "--batch_size=-4"),
-    "edit_batch_0": ("edit.py", EDIT + ["--batch_size=0"], "--batch_size=0"),
-    "evaluate_batch_negative": ("evaluate.py", EVAL + ["--batch_size=-1"], "--batch_size=-1"),
-    "edit_batch_vs_devices": ("edit.py", EDIT + ["--num_samples=8", "--batch_size=3"],
+    "generate_batch_0": ("generate.py", {**GEN, "batch_size": 0}, "--batch_size=0"),
+    "sample_batch_negative": ("sample.py", {**SAMPLE, "batch_size": -4}, "--batch_size=-4"),
+    "edit_batch_0": ("edit.py", {**EDIT, "batch_size": 0}, "--batch_size=0"),
+    "evaluate_batch_negative": ("evaluate.py", {**EVAL, "batch_size": -1}, "--batch_size=-1", PROCESS),
+    "edit_batch_vs_devices": ("edit.py", {**EDIT, "num_samples": 8, "batch_size": 3},
                               "multiple of the 2 local devices", 2),
     # misuse
-    "edit_interfacegan_alone": ("edit.py", EDIT + ["--method=interfacegan"], "needs --condition_on"),
-    "edit_mask_typo": ("edit.py", EDIT + ["--mask=auot"], "--mask='auot' is not a mask spec"),
-    "edit_mask_kind": ("edit.py", EDIT + ["--mask=circle:4,4,8"], "is not a mask spec"),
-    "edit_mask_empty": ("edit.py", EDIT + ["--mask="], "--mask='' is not a mask spec"),
-    "evaluate_mask_typo": ("evaluate.py", EVAL + ["--mask=auot"], "is not a mask spec"),
-    "fit_ratio_of_booleans": ("fit_direction.py", FIT + ["--ratio=0.25"], "boolean labels, not scores"),
-    "generate_weights_folder": ("generate.py", GEN + ["--weights={I}/adir"], "is a folder; give a weights file"),
-    "sample_weights_folder": ("sample.py", SAMPLE + ["--weights={I}/adir"], "is a folder"),
-    "edit_samples_psi_contradicts": ("edit.py", EDIT + ["--samples={I}/samples", "--truncation_psi=0.5"],
+    "edit_interfacegan_alone": ("edit.py", {**EDIT, "method": "interfacegan"}, "needs --condition_on"),
+    "edit_mask_typo": ("edit.py", {**EDIT, "mask": "auot"}, "--mask='auot' is not a mask spec"),
+    "edit_mask_kind": ("edit.py", {**EDIT, "mask": "circle:4,4,8"}, "is not a mask spec"),
+    "edit_mask_empty": ("edit.py", {**EDIT, "mask": ""}, "--mask='' is not a mask spec"),
+    "evaluate_mask_typo": ("evaluate.py", {**EVAL, "mask": "auot"}, "is not a mask spec"),
+    "fit_ratio_of_booleans": ("fit_direction.py", {**FIT, "ratio": 0.25}, "boolean labels, not scores"),
+    "generate_weights_folder": ("generate.py", {**GEN, "weights": "{I}/adir"}, "is a folder; give a weights file",
+                                PROCESS),
+    "project_spaces_typo": ("project.py", {"images": "{I}/adir", "output_dir": "{O}/p", "spaces": "w,q"},
+                            "--spaces='w,q'", PROCESS),
+    "sample_weights_folder": ("sample.py", {**SAMPLE, "weights": "{I}/adir"}, "is a folder"),
+    "edit_samples_psi_contradicts": ("edit.py", {**EDIT, "samples": "{I}/samples", "truncation_psi": 0.5},
                                      "contradicts the samples' truncation_psi 0.7"),
     # input files: folders given as files, unreadable or unusable arrays
-    "generate_latents_folder": ("generate.py", GEN + ["--latents={I}/adir"], "--latents | is a folder"),
-    "edit_direction_folder": ("edit.py", EDIT + ["--direction={I}/adir"], "--direction | is a folder"),
-    "fit_labels_folder": ("fit_direction.py", FIT[:1] + ["--labels={I}/adir", "--output={O}/d.npz"], "is a folder"),
-    "convert_input_folder": ("convert_weights.py", ["--input={I}/adir", "--output={O}/g.safetensors"],
+    "generate_latents_folder": ("generate.py", {**GEN, "latents": "{I}/adir"}, "--latents | is a folder"),
+    "edit_direction_folder": ("edit.py", {**EDIT, "direction": "{I}/adir"}, "--direction | is a folder"),
+    "fit_labels_folder": ("fit_direction.py", {"samples": FIT["samples"], "labels": "{I}/adir",
+                                               "output": "{O}/d.npz"}, "is a folder", PROCESS),
+    "convert_input_folder": ("convert_weights.py", {"input": "{I}/adir", "output": "{O}/g.safetensors"},
                              "--input | is a folder"),
-    "generate_npy_latents": ("generate.py", GEN + ["--latents={I}/z.npy"], "is a .npy array, not an .npz"),
-    "generate_zero_rows": ("generate.py", GEN + ["--latents={I}/z0.npz"], "0 rows"),
-    "generate_complex": ("generate.py", GEN + ["--latents={I}/zc.npz"], "real numbers"),
+    "generate_npy_latents": ("generate.py", {**GEN, "latents": "{I}/z.npy"}, "is a .npy array, not an .npz"),
+    "generate_zero_rows": ("generate.py", {**GEN, "latents": "{I}/z0.npz"}, "0 rows"),
+    "generate_complex": ("generate.py", {**GEN, "latents": "{I}/zc.npz"}, "real numbers"),
     # outputs: a folder where a file goes, a file where a folder goes, an input as output
-    "generate_output_is_folder": ("generate.py", GEN + ["--output={I}/adir"], "adir: this is a folder"),
-    "generate_output_under_file": ("generate.py", GEN + ["--output={I}/afile/res.npz"], "is a file, not a folder"),
-    "generate_output_is_input": ("generate.py", GEN + ["--output={I}/z.npz", "--overwrite"],
+    "generate_output_is_folder": ("generate.py", {**GEN, "output": "{I}/adir"}, "adir: this is a folder"),
+    "generate_output_under_file": ("generate.py", {**GEN, "output": "{I}/afile/res.npz"}, "is a file, not a folder"),
+    "generate_output_is_input": ("generate.py", {**GEN, "output": "{I}/z.npz", "overwrite": True},
                                  "would replace the input"),
-    "sample_output_is_file": ("sample.py", SAMPLE + ["--output_dir={I}/afile"], "is not a folder"),
-    "edit_output_under_file": ("edit.py", EDIT + ["--output_dir={I}/afile/run"], "is a file, not a folder"),
-    "fit_table_is_folder": ("fit_direction.py", FIT[:2] + ["--output={I}/adir.npz"], "this is a folder"),
-    "fit_output_in_input": ("fit_direction.py", FIT[:2] + ["--output={I}/samples/shards/x.npz"],
-                            "inside the input folder"),
+    "sample_output_is_file": ("sample.py", {**SAMPLE, "output_dir": "{I}/afile"}, "is not a folder", PROCESS),
+    "edit_output_under_file": ("edit.py", {**EDIT, "output_dir": "{I}/afile/run"}, "is a file, not a folder"),
+    "fit_table_is_folder": ("fit_direction.py", {"samples": FIT["samples"], "labels": FIT["labels"],
+                                                 "output": "{I}/adir.npz"}, "this is a folder"),
+    "fit_output_in_input": ("fit_direction.py", {"samples": FIT["samples"], "labels": FIT["labels"],
+                                                 "output": "{I}/samples/shards/x.npz"}, "inside the input folder"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_flags_and_inputs_one_line_nothing_written(case, inputs, tmp_path, jax_cache):
-    name, args, needle, *devices = BAD[case]
+def test_bad_flags_and_inputs_one_line_nothing_written(case, inputs, tmp_path, capsys):
+    name, flags, needle, *how = BAD[case]
     if case == "fit_table_is_folder":
         (inputs / "adir.table1.md").mkdir(exist_ok=True)
     before = snapshot(inputs, tmp_path)
-    one_error(run_bin(name, *_fill(args, inputs, tmp_path, jax_cache), devices=devices[0] if devices else 1),
-              *needle.split(" | "))
+    fails(capsys, name, _fill(flags, inputs, tmp_path), *needle.split(" | "),
+          devices=how[0] if how and how[0] != PROCESS else 1, subprocess=how == [PROCESS])
     assert snapshot(inputs, tmp_path) == before
 
 
@@ -179,8 +209,7 @@ def test_batch_size_is_capped_at_the_data(inputs, tmp_path):
     """100 000 for 3 latents runs at 3 (no padding to 100 000), with the same bytes as --batch_size=3."""
     big, small = tmp_path / "big.npz", tmp_path / "small.npz"
     for out, bs in ((big, 100_000), (small, 3)):
-        proc = run_bin("generate.py", *_fill(GEN[:2], inputs, tmp_path, ""), f"--output={out}", f"--batch_size={bs}")
-        assert proc.returncode == 0, proc.stderr
+        run_engine("generate.py", {**_fill(GEN, inputs, tmp_path), "output": str(out), "batch_size": bs})
     assert big.read_bytes() == small.read_bytes()
     assert oct(big.stat().st_mode & 0o777) == "0o644"
     mesh = runs.local_mesh()
@@ -189,30 +218,29 @@ def test_batch_size_is_capped_at_the_data(inputs, tmp_path):
         runs.fit_batch_size(0, 3, mesh)
 
 
-def test_damaged_shard_on_resume_is_named(inputs, tmp_path):
+def test_damaged_shard_on_resume_is_named(inputs, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(inputs / "samples", run)
     (run / "manifest.json").unlink()
     shard = run / "shards" / "shard_00001.npz"
     shard.write_bytes(shard.read_bytes()[:100])   # truncated
     before = snapshot(run)
-    one_error(run_bin("sample.py", "--weights=builtin:demo", "--num_samples=8", "--batch_size=4",
-                      "--truncation_psi=0.7", "--save_images", f"--output_dir={run}"),
-              "shard_00001.npz is damaged", "delete it and re-run")
+    fails(capsys, "sample.py", {"weights": "builtin:demo", "num_samples": 8, "batch_size": 4, "truncation_psi": 0.7,
+                                "save_images": True, "output_dir": str(run)},
+          "shard_00001.npz is damaged", "delete it and re-run")
     assert snapshot(run) == before
 
 
-def test_samples_of_another_generator_refused_and_truncation_reused(inputs, tmp_path, jax_cache):
+def test_samples_of_another_generator_refused_and_truncation_reused(inputs, tmp_path, capsys):
     toy = tmp_path / "toy_samples"
-    assert run_bin("sample.py", "--weights=builtin:toyfaces", "--num_samples=2", f"--output_dir={toy}").returncode == 0
+    run_engine("sample.py", {"weights": "builtin:toyfaces", "num_samples": 2, "output_dir": str(toy)})
     demo_id = si_jax.fingerprint(si_jax.load_canonical(BUILTIN_DEMO)[0])
     toy_id = si_jax.fingerprint(si_jax.load_canonical("builtin:toyfaces")[0])
-    edit = _fill(EDIT, inputs, tmp_path, jax_cache)
-    one_error(run_bin("edit.py", *edit, f"--samples={toy}"), toy_id, demo_id)
+    edit = _fill(EDIT, inputs, tmp_path)
+    fails(capsys, "edit.py", {**edit, "samples": str(toy)}, toy_id, demo_id)
     assert not (tmp_path / "run").exists()
     # the demo samples (psi 0.7) are edited as they were drawn: their styles are the edit's input styles
-    proc = run_bin("edit.py", *edit, f"--samples={inputs / 'samples'}", "--method=s")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_engine("edit.py", {**edit, "samples": str(inputs / "samples"), "method": "s"})
     from si_jax.engines import samples
 
     data = samples.load_samples(inputs / "samples")
@@ -317,7 +345,7 @@ def test_read_only_output_folder_binary(inputs, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    one_error(run_bin("generate.py", *_fill(GEN[:2], inputs, tmp_path, ""), f"--output={ro}/res.npz"),
+    one_error(run_bin("generate.py", *as_args(_fill({**GEN, "output": f"{ro}/res.npz"}, inputs, tmp_path))),
               "cannot write into")
     assert list(ro.iterdir()) == []
 
@@ -463,7 +491,6 @@ def test_help_exits_0_for_every_binary():
             "    for name in list(flags.FLAGS):\n"
             "        delattr(flags.FLAGS, name) if name not in ('help', 'helpshort', 'helpfull', 'helpxml') else None\n")
     bins = sorted(str(p) for p in (REPO / "bin").glob("*.py"))
-    proc = subprocess.run([sys.executable, "-c", code, *bins], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env=dict(xla_env(), JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO)))
+    proc = run_python("-c", code, *bins, timeout=300, env={"JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)})
     codes = dict(line.split(" ")[1:] for line in proc.stdout.splitlines() if line.startswith("EXIT "))
     assert codes == {b: "0" for b in bins}, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -33,8 +33,9 @@ SCRIPT = r"""
 import sys
 import jax
 import numpy as np
-from si_jax.editing import pipeline
+from si_jax.editing import masks, pipeline
 from si_jax.editing.directions import Direction
+from si_jax.editing.intervention import InterventionConfig
 from si_jax.engines import edit_run, project_edit, runs
 from si_jax.stylegan2 import params as params_lib
 from si_jax.stylegan2.config import G2Config
@@ -53,11 +54,12 @@ B = mesh.devices.size
 params = runs.replicate(params, mesh)
 z = np.random.default_rng(0).standard_normal((B, cfg.z_dim)).astype(np.float32)
 pos = np.arange(B)
-source = edit_run.MaskSource("box:2,2,6,6", B, cfg.img_resolution)
+source = masks.resolve("box:2,2,6,6", B, cfg.img_resolution)
 codes_mask = project_edit.mask_function("auto", B, cfg.img_resolution)
 
 def latents(method, steps=1, loop="auto"):
-    st = edit_run.EditSettings(method=method, mask=source.spec, batch_size=B, steps_per_layer=steps)
+    st = edit_run.EditSettings(method=method, mask=source.spec, batch_size=B,
+                               intervention=InterventionConfig(steps))
     return edit_run.edit_shard(params, cfg, dirs, z, pos, source, st, mesh, loop=loop)
 
 batch = pipeline.prepare(params, cfg, runs.shard_batch(z, mesh), dirs)
@@ -65,7 +67,7 @@ flat = np.concatenate([np.asarray(s) for s in batch.styles], 1)
 w_ref = np.asarray(batch.w)
 
 def codes(method):
-    st = edit_run.EditSettings(method=method, mask="auto", batch_size=B, steps_per_layer=1)
+    st = edit_run.EditSettings(method=method, mask="auto", batch_size=B, intervention=InterventionConfig(1))
     return project_edit.edit_code_shard(params, cfg, dirs, flat, w_ref, np.zeros((B, 8, 8, 3), np.float32), pos,
                                         codes_mask, st, mesh)
 

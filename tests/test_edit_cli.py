@@ -1,24 +1,24 @@
-"""bin/edit.py end to end on the built-in generator: outputs, demo mode, kill-and-resume, 8 devices, bad input.
+"""bin/edit.py on the built-in generator: outputs, demo mode, kill-and-resume, 8 devices, bad input.
 
-All runs share one persistent compilation cache, so only the first run pays for compiling the layer programs.
+The engine runs in-process (conftest.run_engine: settings from the flags, then edit_cli.run(settings, out)); the
+demo, kill-and-resume, two processes and 8 forced devices run the binary as a process (conftest.run_binary). The
+processes share one persistent compilation cache, so only the first pays for compiling the layer programs.
 """
 import json
 import pathlib
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import xla_env
+from conftest import REPO, engine_error, run_binary, run_engine, run_python, xla_env
 
 import si_jax
 from si_jax.editing import directions
 from si_jax.engines import samples, synthetic
 from si_jax.stylegan2 import builtin, loading
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-FAST = ["--steps_per_layer=3", "--batch_size=2"]
+FAST = {"steps_per_layer": 3, "batch_size": 2}
 
 
 @pytest.fixture(scope="module")
@@ -36,21 +36,24 @@ def direction_file(tmp_path_factory):
     return str(path)
 
 
-def _cmd(cache, *args):
-    return [sys.executable, str(REPO / "bin" / "edit.py"), f"--compilation_cache={cache}", *args]
+def _args(flags: dict) -> list:
+    return [f"--{k}={v}" for k, v in flags.items()]
 
 
-def edit(cache, *args, devices=1, check=True, full_opt=False, env=None):
-    proc = subprocess.run(_cmd(cache, *args), cwd=REPO, env={**xla_env(devices, full_opt), **(env or {})},
-                          capture_output=True, text=True, timeout=600)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
+def edit_process(cache, flags: dict, *args, devices=1, full_opt=False, env=None, **popen_kw):
+    """bin/edit.py with `flags` (and `args`) as a process; checked to succeed, or with popen_kw (conftest.run_python)
+    started: -> the Popen."""
+    argv = [f"--compilation_cache={cache}", *_args(flags), *args]
+    if popen_kw:
+        return run_binary("edit.py", *argv, devices=devices, popen=True, **popen_kw)
+    proc = run_binary("edit.py", *argv, devices=devices, full_opt=full_opt, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
 
-def _real(direction_file, out, *extra):
-    return ["--weights=builtin:demo", f"--direction={direction_file}", f"--output_dir={out}", "--num_samples=4",
-            "--seed=3", "--mask=box:4,4,16,16", *FAST, *extra]
+def _real(direction_file, out, **extra):
+    return {"weights": "builtin:demo", "direction": direction_file, "output_dir": str(out), "num_samples": 4,
+            "seed": 3, "mask": "box:4,4,16,16", **FAST, **extra}
 
 
 def _shards(out):
@@ -73,7 +76,7 @@ def _assert_same_files(ref, out):
 
 def test_edit_outputs_and_content(tmp_path, cache, direction_file):
     out = tmp_path / "run"
-    edit(cache, *_real(direction_file, out))
+    assert run_engine("edit.py", _real(direction_file, out)) == json.loads((out / "summary.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_images"] == 4 and summary["method"] == "intervention"
     shards = _shards(out)
@@ -93,7 +96,7 @@ def test_edit_outputs_and_content(tmp_path, cache, direction_file):
     assert "finished" not in summary  # summary.json is deterministic (wall-clock time goes to the log)
     # the Z-space baseline on the same images is much less local
     zout = tmp_path / "z"
-    edit(cache, *_real(direction_file, zout, "--method=z"))
+    run_engine("edit.py", _real(direction_file, zout, method="z"))
     z_mse = json.loads((zout / "summary.json").read_text())["mse_outside_mean"]
     assert summary["mse_outside_mean"] < 0.5 * z_mse
 
@@ -109,7 +112,7 @@ def test_demo_default_runs_says_what_it_compiles_and_reuses_its_directions(tmp_p
     """Nobody waits in silence: before compiling, the demo says what it fits and compiles, then counts the layer
     programs as they finish. The second run reuses the fitted directions (the same file bytes, no fitting)."""
     out, dirs_cache = tmp_path / "demo", {"SI_JAX_DEMO_DIRECTIONS": str(tmp_path / "dirs")}
-    proc = edit(cache, f"--output_dir={out}", "--num_samples=2", *FAST, full_opt=True, env=dirs_cache)
+    proc = edit_process(cache, {"output_dir": out, "num_samples": 2, **FAST}, full_opt=True, env=dirs_cache)
     assert "DEMO" in proc.stdout and "bin/convert_weights.py" in proc.stdout
     assert (out / "grid.png").is_file() and (out / "direction.npz").is_file() and (out / "table1.md").is_file()
     lines = proc.stdout.splitlines()
@@ -119,25 +122,25 @@ def test_demo_default_runs_says_what_it_compiles_and_reuses_its_directions(tmp_p
     _index_of(lines, "finished in", _index_of(lines, "  compiled 1/1 (", announce))
     assert "Very slow compile" not in proc.stderr and "slow_operation_alarm" not in proc.stderr
 
-    again = edit(cache, f"--output_dir={tmp_path / 'demo2'}", "--num_samples=2", *FAST, full_opt=True,
-                 env=dirs_cache)
+    again = edit_process(cache, {"output_dir": tmp_path / "demo2", "num_samples": 2, **FAST}, full_opt=True,
+                         env=dirs_cache)
     assert "toyfaces: reused the 'eyeglasses' directions" in again.stdout and "labelling" not in again.stdout
     assert (tmp_path / "demo2" / "direction.npz").read_bytes() == (out / "direction.npz").read_bytes()
 
 
 @pytest.fixture(scope="module")
-def ref8(tmp_path_factory, cache, direction_file):
+def ref8(tmp_path_factory, direction_file):
     """An uninterrupted 1-device run of 8 samples (4 shards of 2), shared by the resume and 8-device tests."""
     ref = tmp_path_factory.mktemp("ref8")
-    edit(cache, *_real(direction_file, ref, "--num_samples=8"))
+    run_engine("edit.py", _real(direction_file, ref, num_samples=8))
     return ref
 
 
-def test_kill_and_resume_gives_identical_results(tmp_path, cache, direction_file, ref8):
+def test_kill_and_resume_gives_identical_results(tmp_path, cache, direction_file, ref8, capsys):
+    """The binary killed after its first shard; the run resumed (in-process) writes the files of ref8."""
     ref, out = ref8, tmp_path / "resumed"
-    args = ["--num_samples=8"]
-    proc = subprocess.Popen(_cmd(cache, *_real(direction_file, out, *args)), cwd=REPO, env=xla_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flags = _real(direction_file, out, num_samples=8)
+    proc = edit_process(cache, flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / "shards").glob("shard_*.npz")):
         time.sleep(0.05)
@@ -149,11 +152,12 @@ def test_kill_and_resume_gives_identical_results(tmp_path, cache, direction_file
     (out / "shards" / ".shard_00003.npz.tmp99999").write_bytes(b"half a file")
     (out / "images").mkdir(exist_ok=True)
     (out / "images" / ".000007.png.tmp99999").write_bytes(b"half a file")
-    resumed = edit(cache, *_real(direction_file, out, *args))
-    assert "resuming" in resumed.stdout
+    capsys.readouterr()
+    run_engine("edit.py", flags)
+    assert "resuming" in capsys.readouterr().out
     _assert_same_files(ref, out)   # every file, byte for byte: shards, previews, PNGs, grid, summary, run.json
     # a rerun of the finished run rewrites grid.png and summary.json with the same bytes
-    edit(cache, *_real(direction_file, out, *args))
+    run_engine("edit.py", flags)
     _assert_same_files(ref, out)
 
 
@@ -164,37 +168,33 @@ def test_two_processes_write_the_same_files(tmp_path, cache, direction_file):
 
     from test_sample_fit_cli import MULTIHOST_DRIVER
 
-    args = ["--method=s", "--num_samples=4"]   # 2 shards of 2
     one, two = tmp_path / "one", tmp_path / "two"
-    edit(cache, *_real(direction_file, one, *args))
+    run_engine("edit.py", _real(direction_file, one, method="s", num_samples=4))   # 2 shards of 2
     with socket.socket() as sock:
         sock.bind(("localhost", 0))
         port = sock.getsockname()[1]
     driver = tmp_path / "driver.py"
     driver.write_text(MULTIHOST_DRIVER)
-    cmd = _cmd(cache, *_real(direction_file, two, *args), "--multihost")[1:]
-    procs = [subprocess.Popen([sys.executable, str(driver), str(pid), str(port), *cmd], cwd=REPO,
-                              env=dict(xla_env(), JAX_PLATFORMS="cpu"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for pid in (0, 1)]
+    cmd = [REPO / "bin" / "edit.py", f"--compilation_cache={cache}", "--multihost",
+           *_args(_real(direction_file, two, method="s", num_samples=4))]
+    procs = [run_python(driver, pid, port, *cmd, popen=True, env={"JAX_PLATFORMS": "cpu"}, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
     _assert_same_files(one, two)
 
 
-def test_different_settings_refused(tmp_path, cache, direction_file):
+def test_different_settings_refused(tmp_path, direction_file, capsys):
     out = tmp_path / "run"
-    edit(cache, *_real(direction_file, out, "--method=z"))
-    proc = edit(cache, *_real(direction_file, out, "--method=s"), check=False)
-    assert proc.returncode != 0
-    assert proc.stderr.strip().startswith("error:") and "different settings" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    run_engine("edit.py", _real(direction_file, out, method="z"))
+    assert "different settings" in engine_error(capsys, "edit.py", _real(direction_file, out, method="s"))
 
 
 def test_eight_devices_match_one(tmp_path, cache, direction_file, ref8):
     """8 forced CPU devices, one batch of 8 split 1 per device == the 1-device run at batch 2 (ref8)."""
     eight = tmp_path / "eight"
-    proc = edit(cache, *_real(direction_file, eight, "--num_samples=8", "--batch_size=8"), devices=8)
+    proc = edit_process(cache, _real(direction_file, eight, num_samples=8, batch_size=8), devices=8)
     assert "8 local device(s)" in proc.stdout
     one = _shards(ref8)
     a = {k: np.concatenate([one[name][k] for name in sorted(one)]) for k in ("z", "styles_out", "mse_outside")}
@@ -210,32 +210,29 @@ def test_eight_devices_match_one(tmp_path, cache, direction_file, ref8):
 
 @pytest.mark.parametrize("case", ["missing_weights", "bad_mask_spec", "mask_count", "foreign_direction",
                                   "nan_masks", "only_direction"])
-def test_bad_input_one_error_line_nothing_written(tmp_path, cache, direction_file, case):
+def test_bad_input_one_error_line_nothing_written(tmp_path, direction_file, case, capsys):
     out = tmp_path / "out"
     args = _real(direction_file, out)
     if case == "missing_weights":
-        args[0] = f"--weights={tmp_path / 'nope.safetensors'}"
+        args["weights"] = str(tmp_path / "nope.safetensors")
     elif case == "bad_mask_spec":
-        args[-3] = "--mask=box:4,4,2"
+        args["mask"] = "box:4,4,2"
     elif case == "mask_count":
         np.save(tmp_path / "m.npy", np.zeros((3, 32, 32), np.float32))
-        args[-3] = f"--masks={tmp_path / 'm.npy'}"
+        args = {**args, "mask": None, "masks": str(tmp_path / "m.npy")}
     elif case == "nan_masks":
         np.save(tmp_path / "m.npy", np.full((4, 32, 32), np.nan, np.float32))
-        args[-3] = f"--masks={tmp_path / 'm.npy'}"
+        args = {**args, "mask": None, "masks": str(tmp_path / "m.npy")}
     elif case == "foreign_direction":
         rng = np.random.default_rng(0)
         codes = rng.standard_normal((64, 10))
         y = codes[:, 0] > 0
         other = {k: directions.fit_direction(codes, y, space=k) for k in ("s", "z", "w")}
         directions.save_directions(tmp_path / "other.npz", other)
-        args[1] = f"--direction={tmp_path / 'other.npz'}"
+        args["direction"] = str(tmp_path / "other.npz")
     elif case == "only_direction":
-        args = args[1:]
-    proc = edit(cache, *args, check=False)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr[-2000:]
+        del args["weights"]
+    engine_error(capsys, "edit.py", args)
     assert not out.exists()
 
 
@@ -271,14 +268,12 @@ QUIET_PROBE = "from si_jax.engines import cli; cli.setup_jax(''); import jax; pr
 def test_xla_log_lines_are_hidden_unless_the_user_sets_the_level(tmp_path, level, shown):
     """XLA's C++ log lines (such as the 'Very slow compile?' alarm; here the ERROR lines of a dump folder that cannot
     be created) do not reach the terminal after cli.setup_jax, unless TF_CPP_MIN_LOG_LEVEL is set explicitly."""
-    env = xla_env()
-    env["XLA_FLAGS"] += f" --xla_dump_to={tmp_path / 'file' / 'dump'}"
+    env = {"XLA_FLAGS": xla_env()["XLA_FLAGS"] + f" --xla_dump_to={tmp_path / 'file' / 'dump'}"}
     (tmp_path / "file").write_text("a file, not a folder")
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     if level is not None:
         env["TF_CPP_MIN_LOG_LEVEL"] = level
-    proc = subprocess.run([sys.executable, "-c", QUIET_PROBE], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = run_python("-c", QUIET_PROBE, env=env, unset=() if level is not None else ("TF_CPP_MIN_LOG_LEVEL",),
+                      timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "2.0", proc.stderr[-2000:]
     assert ("dump" in proc.stderr) == shown, proc.stderr[-2000:]
 

@@ -3,25 +3,20 @@ local versus an entangled edit, Fig. 2's channel/mask IoU on a constructed case,
 bad input (one error line, nothing written)."""
 import functools
 import json
-import pathlib
-import subprocess
-import sys
-import types
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import xla_env
+from conftest import engine_error, run_binary
 from PIL import Image
 
 import si_jax
 from si_jax import metrics
 from si_jax.editing import intervention
-from si_jax.engines import evaluate_cli, synthetic
+from si_jax.engines import evaluate_cli, settings, synthetic
 from si_jax.evaluation import comparison, figure_data
 from si_jax.stylegan2 import builtin, programs
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 OUTPUTS = ("table2.md", "table2.json", "fig5_interpolation.png", "fig6_layers.png", "fig6_mse.png",
            "fig2_channels.png", "fig2_iou.json", "fig5_interpolation.json", "fig6_mse.json")
 
@@ -36,18 +31,14 @@ def _demo():
     return params, cfg, [np.asarray(s) for s in styles]
 
 
-def _run(cache, *args, env=None):
-    cmd = [sys.executable, str(REPO / "bin" / "evaluate.py"), f"--compilation_cache={cache}", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
-
-
 def test_evaluate_demo_end_to_end(tmp_path, jax_cache):
     """3 samples in batches of 2 (the last padded), every method but interfacegan (no --condition_on: skipped
     with a note). Also checks the paper's Table 2 claim on the demo: the intervention preserves the outside of
     the mask better than the Z-space edit."""
     out = tmp_path / "eval"
-    proc = _run(jax_cache, f"--output_dir={out}", "--num_samples=3", "--batch_size=2", "--steps_per_layer=3",
-                "--fig_images=3", "--methods=z,w,interfacegan,s,intervention", env=xla_env(full_opt=True))
+    proc = run_binary("evaluate.py", f"--compilation_cache={jax_cache}", f"--output_dir={out}", "--num_samples=3",
+                      "--batch_size=2", "--steps_per_layer=3", "--fig_images=3",
+                      "--methods=z,w,interfacegan,s,intervention", full_opt=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "DEMO" in proc.stdout and "skipping method 'interfacegan'" in proc.stdout
     assert "| method |" in proc.stdout and "| Style Intervention |" in proc.stdout
@@ -154,14 +145,14 @@ def test_interpolation_strip_end_points():
         figure_data.interpolation_strip(params, cfg, styles, ds_z, ds_n, lam, [])
 
 
-def _flags(tmp_path, **kw):
-    base = dict(methods="z,s,intervention", coeffs="0,1", num_samples=2, batch_size=2, fig_images=2, top_frac=0.05,
-                steps_per_layer=2, learning_rate=0.2, output_dir=str(tmp_path / "out"), overwrite=False, mask=None,
-                masks=None, fig_layer="", condition_on=[], weights=None, direction=None, attribute=None, seed=0,
-                top_channels=5, target="flip", distance=3.0, truncation_psi=1.0, objective="keep_edit",
-                lambda_inside=1.0)
-    base.update(kw)
-    return types.SimpleNamespace(**base)
+def _flags(**kw) -> dict:
+    """bin/evaluate.py's flags for the demo, 2 samples."""
+    return {**dict(methods="z,s,intervention", coeffs="0,1", num_samples=2, batch_size=2, fig_images=2,
+                   steps_per_layer=2, learning_rate=0.2, seed=0, truncation_psi=1.0), **kw}
+
+
+def _resolve(tmp_path, **kw):
+    return evaluate_cli.resolve_inputs(settings.eval_job(_flags(**kw)), tmp_path / "out", log=lambda m: None)
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -176,7 +167,7 @@ def _flags(tmp_path, **kw):
 ])
 def test_bad_input_rejected_before_anything_is_computed(tmp_path, kw, message):
     with pytest.raises(ValueError, match=message):
-        evaluate_cli.resolve_inputs(_flags(tmp_path, **kw), is_demo=True, log=lambda m: None)
+        _resolve(tmp_path, **kw)
     assert not (tmp_path / "out").exists()
 
 
@@ -184,12 +175,25 @@ def test_non_empty_output_dir_refused_without_overwrite(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
-        evaluate_cli.resolve_inputs(_flags(tmp_path), is_demo=True, log=lambda m: None)
+        _resolve(tmp_path)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 
-def test_bad_input_binary_one_error_line_nothing_written(tmp_path, jax_cache):
+def test_bad_input_one_error_line_nothing_written(tmp_path, capsys):
     out = tmp_path / "out"
-    proc = _run(jax_cache, f"--output_dir={out}", "--methods=z,nope")
-    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert proc.stderr.startswith("error: unknown method") and not out.exists()
+    line = engine_error(capsys, "evaluate.py", {"output_dir": str(out), "methods": "z,nope"})
+    assert line.startswith("error: unknown method") and not out.exists()
+
+
+def test_evaluate_has_the_edit_flags_and_defaults():
+    """bin/evaluate.py's intervention flags are bin/edit.py's, with the same defaults (engines.settings); the demo
+    alone starts from fewer steps per layer."""
+    config = intervention.InterventionConfig()
+    real = {"weights": "builtin:demo", "direction": "d.npz"}
+    assert settings.eval_job(real).intervention == settings.edit_job(real).edit.intervention == config
+    assert settings.eval_job({}).intervention.steps_per_layer == evaluate_cli.DEMO_STEPS_PER_LAYER
+    kw = dict(steps_per_layer=4, learning_rate=0.1, lambda_attr=0.5, lambda_norm=0.0, lambda_init=0.25,
+              objective="paper", lambda_inside=2.0)
+    paper = settings.eval_job({**real, **kw}).intervention
+    assert paper == settings.edit_job({**real, **kw}).edit.intervention == intervention.config_for(**kw)
+    assert (paper.pixel_loss, paper.lambda_inside) == ("l2", 0.0)

@@ -209,3 +209,33 @@ def test_auto_mask_zero_difference_and_quantile_mode():
     np.testing.assert_array_equal(np.asarray(masks.auto_mask(orig, orig, quantile=0.75)), 0.0)
     with pytest.raises(ValueError, match="equal shapes"):
         masks.auto_mask(orig, orig[..., :2])
+
+
+def test_resolve_is_the_one_mask_function_of_every_spec(tmp_path):
+    """masks.resolve: box / ellipse / file -> fixed masks picked by position; auto -> auto_mask of the input and
+    the S-only edit; part:NAME -> the caller's segmenter on the input and the Z edit (refused without one)."""
+    assert [masks.kind_of(s) for s in ("auto", "box:1,1,3,3", "ellipse:4,4,2,2", "part:hair", "m.npy", "box",
+                                       "auot")] == ["auto", "box", "ellipse", "part", "file", "file", "file"]
+    rng = np.random.default_rng(0)
+    img0, img_z, img_s = (rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32) for _ in range(3))
+    box = masks.resolve("box:1,1,3,3", 5, 8)
+    assert box.from_images is None and box.array.shape == (1, 8, 8)
+    np.testing.assert_array_equal(box([4, 0], img0, img_z, img_s), np.stack([masks.box_mask(8, 8, 1, 1, 3, 3)] * 2))
+    per_image = np.zeros((3, 8, 8), np.float32)
+    for i in range(3):
+        per_image[i, i:i + 2, :4] = 1
+    np.save(tmp_path / "m.npy", per_image)
+    np.testing.assert_array_equal(masks.resolve(str(tmp_path / "m.npy"), 3, 8)([2, 0], img0, img_z, img_s),
+                                  per_image[[2, 0]])
+    with pytest.raises(ValueError, match="m.npy"):
+        masks.resolve(str(tmp_path / "m.npy"), 4, 8)   # 3 masks for 4 images
+    auto = masks.resolve("auto", 2, 8)
+    assert auto.array is None
+    np.testing.assert_array_equal(np.asarray(auto([0, 1], img0, img_z, img_s)),
+                                  np.asarray(masks.auto_mask(img0, img_s)))
+    with pytest.raises(ValueError, match="needs a segmenter"):
+        masks.resolve("part:hair", 2, 8)
+    seen = []
+    part = masks.resolve("part:hair", 2, 8, lambda spec: seen.append(spec) or (lambda a, b, c: a[..., 0] > b[..., 0]))
+    np.testing.assert_array_equal(part([0, 1], img0, img_z, img_s), img0[..., 0] > img_z[..., 0])
+    assert seen == ["part:hair"]

@@ -1,12 +1,10 @@
 """Projection (si_jax.projection, bin/project.py): recovery of generated images, batch = per image, image folders."""
 import pathlib
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO, xla_env
+from conftest import engine_error, run_binary, run_engine, run_python
 from PIL import Image
 
 from si_jax import projection
@@ -61,8 +59,7 @@ def _u8(images):
 
 @pytest.fixture(scope="module")
 def numerics():
-    r = subprocess.run([sys.executable, "-c", _NUMERICS], check=False, capture_output=True, text=True, cwd=REPO,
-                       env=xla_env(full_opt=True), timeout=600)
+    r = run_python("-c", _NUMERICS, full_opt=True)
     assert r.returncode == 0, r.stderr[-2000:]
     import json
 
@@ -116,12 +113,7 @@ def test_image_folder_conversions(tmp_path):
     assert folder.ignored == ["notes.txt"]
 
 
-def _run(args, tmp_path):
-    return subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, cwd=REPO,
-                          env=xla_env(full_opt=True), timeout=300)
-
-
-def test_bad_images_refused_with_one_line_and_nothing_written(tmp_path):
+def test_bad_images_refused_with_one_line_and_nothing_written(tmp_path, capsys):
     images = tmp_path / "imgs"
     images.mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(images / "good.png")
@@ -129,14 +121,12 @@ def test_bad_images_refused_with_one_line_and_nothing_written(tmp_path):
     good = (images / "good.png").read_bytes()
     (images / "truncated.jpg").write_bytes(good[: len(good) // 2])
     out = tmp_path / "out"
-    r = _run(["bin/project.py", f"--images={images}", f"--output_dir={out}", "--num_steps=2"], tmp_path)
-    assert r.returncode == 1
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: 2 of 3 image files"), r.stderr
-    assert "broken.png" in lines[0] and "truncated.jpg" in lines[0] and "good.png" not in lines[0]
+    line = engine_error(capsys, "project.py", {"images": str(images), "output_dir": str(out), "num_steps": 2})
+    assert line.startswith("error: 2 of 3 image files"), line
+    assert "broken.png" in line and "truncated.jpg" in line and "good.png" not in line
     assert not out.exists()
-    r = _run(["bin/project.py", f"--images={images}", f"--output_dir={out}", "--spaces=w,q"], tmp_path)
-    assert r.returncode == 1 and r.stderr.strip().startswith("error: --spaces='w,q'") and not out.exists()
+    line = engine_error(capsys, "project.py", {"images": str(images), "output_dir": str(out), "spaces": "w,q"})
+    assert line.startswith("error: --spaces='w,q'") and not out.exists()
 
 
 def test_vgg16_state_dict_perceptual_loss(tmp_path):
@@ -166,7 +156,9 @@ def test_vgg16_state_dict_perceptual_loss(tmp_path):
 
 @pytest.fixture(scope="module")
 def projected(tmp_path_factory):
-    """bin/project.py on a folder of 2 held-out renders (6 steps, W+ and S): the folder every --codes test uses."""
+    """bin/project.py on a folder of 2 held-out renders (6 steps, W+ and S): the folder every --codes test uses.
+    A process of its own (project's end-to-end run): the projector's scan runs ~50x slower at the suite's XLA
+    optimisation level 0."""
     from si_jax.world import renderer
 
     base = tmp_path_factory.mktemp("projected")
@@ -175,8 +167,8 @@ def projected(tmp_path_factory):
     for i, im in enumerate(_u8(renderer.render_batch(21, np.arange(2))["images"])):
         Image.fromarray(im).save(images / f"f{i}.png")
     proj = base / "proj"
-    r = _run(["bin/project.py", f"--images={images}", f"--output_dir={proj}", "--num_steps=6", "--spaces=wplus,s",
-              "--compilation_cache="], base)
+    r = run_binary("project.py", f"--images={images}", f"--output_dir={proj}", "--num_steps=6", "--spaces=wplus,s",
+                   "--compilation_cache=", full_opt=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return proj
 
@@ -209,18 +201,16 @@ def toy_directions(tmp_path_factory):
     return paths
 
 
-def test_project_then_edit_end_to_end(projected, tmp_path):
+def test_project_then_edit_end_to_end(projected, tmp_path, capsys):
     """bin/project.py on a folder, then bin/edit.py --codes on its output (toyfaces, the S-only method: fast)."""
     proj, edits = projected, tmp_path / "edits"
     assert (proj / "projection.json").is_file() and (proj / "images" / "000001.png").is_file()
-    r = _run(["bin/edit.py", f"--codes={proj}", "--method=z", f"--output_dir={edits}"], tmp_path)
-    assert r.returncode == 1 and "error: --method='z'" in r.stderr and not edits.exists()
-    r = _run(["bin/edit.py", f"--codes={proj}", "--space=s", "--method=s", f"--output_dir={edits}",
-              "--compilation_cache="], tmp_path)
-    assert r.returncode == 0, r.stderr
+    line = engine_error(capsys, "edit.py", {"codes": str(proj), "method": "z", "output_dir": str(edits)})
+    assert "error: --method='z'" in line and not edits.exists()
+    summary = run_engine("edit.py", {"codes": str(proj), "space": "s", "method": "s", "output_dir": str(edits)})
     import json
 
-    summary = json.loads((edits / "summary.json").read_text())
+    assert json.loads((edits / "summary.json").read_text()) == summary
     assert summary["codes_space"] == "s" and summary["num_images"] == 2 and "judge_flip_rate" in summary
     assert (edits / "grid.png").is_file() and (edits / "images" / "000000.png").is_file()
     assert pathlib.Path(edits / "shards" / "shard_00000.npz").is_file()
@@ -238,7 +228,7 @@ def _outside_mse(a, b, mask):
     return float(np.mean(np.sum(np.square(a - b) * keep, axis=(1, 2, 3)) / (3 * keep.sum())))
 
 
-def test_evaluate_codes_end_to_end(projected, toy_directions, tmp_path, jax_cache):
+def test_evaluate_codes_end_to_end(projected, toy_directions, tmp_path, capsys):
     """bin/evaluate.py --codes: the code baselines (interfacegan conditioned in W) on the 2 projected images.
     Table 2 measures outside errors against the ORIGINAL input: the unedited row's error is the reconstruction's
     own (from codes.npz, computed here independently), 0 against the reconstruction. The intervention is left
@@ -247,12 +237,11 @@ def test_evaluate_codes_end_to_end(projected, toy_directions, tmp_path, jax_cach
     import json
 
     out, box = tmp_path / "eval", (2, 2, 14, 30)
-    cmd = [sys.executable, "bin/evaluate.py", f"--codes={projected}", "--space=s", "--weights=builtin:toyfaces",
-           f"--direction={toy_directions['own']}", f"--condition_on={toy_directions['cond']}",
-           "--methods=w,s,interfacegan", "--mask=box:" + ",".join(map(str, box)), "--batch_size=2",
-           "--fig_images=2", f"--output_dir={out}", f"--compilation_cache={jax_cache}"]
-    r = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO, env=xla_env(), timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_engine("evaluate.py", {
+        "codes": str(projected), "space": "s", "weights": "builtin:toyfaces", "direction": str(toy_directions["own"]),
+        "condition_on": [str(toy_directions["cond"])], "methods": "w,s,interfacegan",
+        "mask": "box:" + ",".join(map(str, box)), "batch_size": 2, "fig_images": 2, "output_dir": str(out)})
+    stdout = capsys.readouterr().out
     table = json.loads((out / "table2.json").read_text())
     assert table["rows"] == ["w", "s", "interfacegan", "reconstruction"]
     assert table["reference"] == "input" and table["num_images"] == 2
@@ -270,19 +259,13 @@ def test_evaluate_codes_end_to_end(projected, toy_directions, tmp_path, jax_cach
     markdown = (out / "table2.md").read_text()
     assert "MSE outside vs recon" in markdown and "| reconstruction (no edit) |" in markdown
     assert "**" not in markdown.split("| reconstruction (no edit) |")[1].splitlines()[0]   # the floor is not ranked
-    assert "Figs. 5 and 6 need the 'intervention' method" in r.stdout and (out / "fig2_channels.png").is_file()
+    assert "Figs. 5 and 6 need the 'intervention' method" in stdout and (out / "fig2_channels.png").is_file()
 
 
-def _eval_flags(tmp_path, **kw):
-    import types
-
-    base = dict(methods="w,s", coeffs="0,1", num_samples=None, batch_size=2, fig_images=2, top_frac=0.05,
-                steps_per_layer=1, learning_rate=0.2, output_dir=str(tmp_path / "out"), overwrite=False,
-                mask="box:0,0,8,8", masks=None, fig_layer="", condition_on=[], weights="builtin:toyfaces",
-                direction=None, attribute=None, seed=None, top_channels=5, target="flip", distance=3.0,
-                truncation_psi=None, objective="keep_edit", lambda_inside=1.0, codes=None, space=None)
-    base.update(kw)
-    return types.SimpleNamespace(**base)
+def _eval_flags(**kw) -> dict:
+    """bin/evaluate.py's flags on builtin:toyfaces (--codes and --direction from `kw`)."""
+    return {**dict(methods="w,s", coeffs="0,1", batch_size=2, fig_images=2, steps_per_layer=1, learning_rate=0.2,
+                   mask="box:0,0,8,8", weights="builtin:toyfaces"), **kw}
 
 
 def _tampered_codes(projected, to, case):
@@ -337,7 +320,7 @@ def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, 
     import dataclasses
 
     from si_jax.editing import directions
-    from si_jax.engines import evaluate_cli
+    from si_jax.engines import evaluate_cli, settings
 
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "a.png").write_bytes(b"x")
@@ -356,9 +339,9 @@ def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, 
     tampered = _tampered_codes(projected, tmp_path / "tampered", case)
     if tampered:
         kw = dict(codes=str(tampered))
-    flags = _eval_flags(tmp_path, **{"codes": str(projected), "direction": str(toy_directions["own"]), **kw})
+    flags = _eval_flags(**{"codes": str(projected), "direction": str(toy_directions["own"]), **kw})
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        evaluate_cli.resolve_inputs(flags, is_demo=False, log=lambda m: None)
+        evaluate_cli.resolve_inputs(settings.eval_job(flags), tmp_path / "out", log=lambda m: None)
     assert not (tmp_path / "out").exists()
 
 
@@ -366,30 +349,20 @@ def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, 
 def test_edit_codes_refuses_sample_flags_in_process(projected, tmp_path, flag):
     """bin/edit.py --codes with --num_samples / --seed / --truncation_psi: refused (they were ignored), before
     anything is loaded or written."""
-    import types
+    from si_jax.engines import cli
 
-    from si_jax.engines import cli, project_edit
-
-    flags = types.SimpleNamespace(space=None, method="intervention", samples=None, truncation_psi=None,
-                                  num_samples=None, seed=None, codes=str(projected),
-                                  output_dir=str(tmp_path / "out"))
-    setattr(flags, flag, 4)
     with pytest.raises(cli.UsageError, match=f"--{flag} does not apply to --codes"):
-        project_edit.run(flags, is_demo=True, log=lambda m: None)
+        run_engine("edit.py", {"codes": str(projected), "output_dir": str(tmp_path / "out"), flag: 4})
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("binary", ["edit.py", "evaluate.py"])
-def test_codes_with_direction_of_another_generator_refused(projected, toy_directions, tmp_path, binary):
+def test_codes_with_direction_of_another_generator_refused(projected, toy_directions, tmp_path, binary, capsys):
     """--codes with --direction fitted for another generator (inputs.check_direction_generator, shared by
     inputs.resolve_model and evaluate_cli): one error line naming both ids, exit 1, nothing written."""
     out = tmp_path / "out"
     before = sorted(p.name for p in projected.rglob("*"))
-    r = _run([f"bin/{binary}", f"--codes={projected}", "--weights=builtin:toyfaces",
-              f"--direction={toy_directions['other']}", f"--output_dir={out}", "--compilation_cache="], tmp_path)
-    assert r.returncode == 1, r.stderr[-3000:]
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "was fitted for another generator" in lines[0], \
-        r.stderr[-3000:]
-    assert "0123456789abcdef" in lines[0] and not out.exists()
+    line = engine_error(capsys, binary, {"codes": str(projected), "weights": "builtin:toyfaces",
+                                         "direction": str(toy_directions["other"]), "output_dir": str(out)})
+    assert "was fitted for another generator" in line and "0123456789abcdef" in line and not out.exists()
     assert sorted(p.name for p in projected.rglob("*")) == before

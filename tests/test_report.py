@@ -20,6 +20,7 @@ from PIL import Image
 
 import si_jax
 from si_jax import metrics
+from si_jax.editing import masks
 from si_jax.engines import edit_run, runs, synthetic
 from si_jax.evaluation import report
 from si_jax.stylegan2 import builtin
@@ -146,7 +147,7 @@ def edit_folder(tmp_path_factory, demo_model):
     st = edit_run.EditSettings(**EDIT_SETTINGS)
     z = np.random.default_rng(0).standard_normal((4, cfg.z_dim)).astype(np.float32)
     summary = edit_run.run_edits(runs.RunDir(out, {"test": "report"}), params, cfg, dirs, z, st,
-                                 edit_run.MaskSource(st.mask, 4, cfg.img_resolution), judge=_judge,
+                                 masks.resolve(st.mask, 4, cfg.img_resolution), judge=_judge,
                                  log=lambda m: None)
     return out, summary, dirs
 
@@ -194,22 +195,17 @@ def test_finish_rewrites_page_and_csv_with_the_same_bytes(edit_folder):
 def test_evaluate_run_page_and_csv(demo_model, tmp_path):
     """bin/evaluate.py's driver in-process (builtin:demo, methods z and s: no layer programs): one row per method
     and image, thumbnails of the kept images inline, the page opens in Chromium."""
-    import types
-
     from si_jax.editing import directions
-    from si_jax.engines import evaluate_cli
+    from si_jax.engines import evaluate_cli, settings
 
     params, cfg, dirs = demo_model
     direction = tmp_path / "dir.npz"
     directions.save_directions(direction, dirs, generator_id=si_jax.fingerprint(builtin.demo_generator()[0]))
-    flags = types.SimpleNamespace(
-        methods="z,s", coeffs="0,1", num_samples=3, batch_size=2, fig_images=2, top_frac=0.05, steps_per_layer=2,
-        learning_rate=0.2, output_dir=str(tmp_path / "eval"), overwrite=False, mask="box:4,4,16,16", masks=None,
-        fig_layer="", condition_on=[], weights="builtin:demo", direction=str(direction), attribute=None, seed=0,
-        top_channels=3, target="flip", distance=3.0, truncation_psi=None, objective="keep_edit", lambda_inside=1.0,
-        codes=None, space=None)
+    job = settings.eval_job(dict(
+        methods="z,s", coeffs="0,1", num_samples=3, batch_size=2, fig_images=2, steps_per_layer=2, learning_rate=0.2,
+        mask="box:4,4,16,16", weights="builtin:demo", direction=str(direction), seed=0, top_channels=3))
     lines = []
-    table = evaluate_cli.main(flags, is_demo=False, log=lines.append)
+    table = evaluate_cli.run(job, tmp_path / "eval", log=lines.append)
     out = tmp_path / "eval"
     assert table["attribute"] == dirs["s"].attribute and sum(table["targets"].values()) == 3
     assert any(f"attribute '{dirs['s'].attribute}'" in line for line in lines)

@@ -53,3 +53,35 @@ def test_leaving_waits_for_the_pending_write_and_the_loops_error_wins():
     with pytest.raises(ZeroDivisionError):   # ...and surfaces when the loop ended normally
         with runs.ShardWriter() as writer:
             writer.submit(lambda: 1 / 0)
+
+
+def test_run_shards_trims_checks_writes_and_resumes(tmp_path):
+    """runs.run_shards, the loop of every sharded engine: 5 items in shards of 2 (the last one padded by compute,
+    trimmed here); a NaN stops the run naming its items with nothing of that shard written; the rerun computes
+    only the shards that are missing and ends with every shard on disk."""
+    import numpy as np
+
+    from si_jax.engines import cli
+
+    calls, bad = [], {2}
+
+    def compute(k, positions):
+        calls.append(k)
+        x = np.zeros(2, np.float32)   # always a full batch of 2
+        x[:len(positions)] = positions
+        if k in bad:
+            x[0] = np.nan
+        return {"x": x, "unused": None}
+
+    def write(k, positions, arrays):
+        assert set(arrays) == {"x"} and len(arrays["x"]) == len(positions)
+        run.write_shard(k, index=positions, x=arrays["x"])
+
+    run, lines = runs.RunDir(tmp_path / "run", {"test": 1}), []
+    with pytest.raises(cli.NonFiniteError, match=r"x \(NaN or inf\) for sample 4, not written; likely cause: X"):
+        runs.run_shards(run, 5, 2, compute, write, hint="X", barrier_name="t", log=lines.append)
+    assert calls == [0, 1, 2] and [run.is_done(k) for k in range(3)] == [True, True, False]
+    bad.clear()
+    assert runs.run_shards(run, 5, 2, compute, write, hint="X", barrier_name="t", log=lines.append)
+    assert calls == [0, 1, 2, 2] and lines == ["resuming: 2 of 3 shards already done"]
+    np.testing.assert_array_equal(run.read_all(3)["x"], np.arange(5))

@@ -1,8 +1,9 @@
-"""bin/sample.py and bin/fit_direction.py end to end (subprocesses, builtin:demo generator) and engines.samples."""
+"""bin/sample.py and bin/fit_direction.py (builtin:demo generator) and engines.samples. Both run in-process
+(conftest.run_engine) except where a process of its own is the point: kill-and-resume, 8 forced devices, two
+processes (conftest.run_binary)."""
 import pathlib
 import shutil
 import subprocess
-import sys
 import time
 
 import jax
@@ -11,29 +12,33 @@ import pytest
 from PIL import Image
 
 import si_jax
-from conftest import xla_env
+from conftest import REPO, engine_error, run_binary, run_engine, run_python
 from si_jax.editing import directions
 from si_jax.engines import samples, synthetic
 from si_jax.evaluation import pictures
 from si_jax.stylegan2.builtin import BUILTIN_DEMO
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 N, BS, SEED = 480, 16, 7            # 30 shards: enough to kill a run half-way
 NUM_SHARDS = -(-N // BS)
 
 
 def run_bin(name, *args, devices=None, wait=True):
-    """Run bin/<name> with 1 CPU device (or `devices` forced host devices); CompletedProcess or Popen."""
-    env = dict(xla_env(devices or 1), JAX_PLATFORMS="cpu")
-    cmd = [sys.executable, str(REPO / "bin" / name), *map(str, args)]
+    """bin/<name> as a process with 1 CPU device (or `devices` forced host devices); CompletedProcess or Popen."""
+    kw = dict(devices=devices or 1, env={"JAX_PLATFORMS": "cpu"})
     if not wait:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        return run_binary(name, *args, popen=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    return run_binary(name, *args, timeout=300, **kw)
 
 
-def sample_args(out, *, seed=SEED, batch_size=BS, images=True):
-    return (f"--weights={BUILTIN_DEMO}", f"--num_samples={N}", f"--seed={seed}", f"--output_dir={out}",
-            f"--batch_size={batch_size}", "--save_images" if images else "--nosave_images")
+def sample_flags(out, *, seed=SEED, batch_size=BS, images=True) -> dict:
+    return {"weights": BUILTIN_DEMO, "num_samples": N, "seed": seed, "output_dir": str(out), "batch_size": batch_size,
+            "save_images": images}
+
+
+def sample_args(out, **kw):
+    """sample_flags as a command line."""
+    return [f"--{k}={v}" if not isinstance(v, bool) else f"--{'' if v else 'no'}{k}"
+            for k, v in sample_flags(out, **kw).items()]
 
 
 def ok(proc):
@@ -68,7 +73,7 @@ def assert_same_files(ref, out):
 def ref(tmp_path_factory):
     """An uninterrupted 1-device run with images -> (folder, load_samples dict)."""
     out = tmp_path_factory.mktemp("samples") / "ref"
-    ok(run_bin("sample.py", *sample_args(out)))
+    run_engine("sample.py", sample_flags(out))
     return out, samples.load_samples(out)
 
 
@@ -129,7 +134,8 @@ def test_sample_outputs(ref, demo):
     assert {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()} == {"0o644"}
 
 
-def test_kill_and_resume_gives_identical_outputs(ref, tmp_path):
+def test_kill_and_resume_gives_identical_outputs(ref, tmp_path, capsys):
+    """The binary killed after its first shard; the run resumed (in-process) writes the files of ref."""
     out = tmp_path / "resumed"
     proc = run_bin("sample.py", *sample_args(out), wait=False)
     deadline = time.monotonic() + 120
@@ -155,17 +161,19 @@ def test_kill_and_resume_gives_identical_outputs(ref, tmp_path):
     (out / "images").mkdir(exist_ok=True)
     (out / "images" / f".{N - 1:06d}.png.tmp99999").write_bytes(b"half a file")
 
-    resumed = ok(run_bin("sample.py", *sample_args(out)))
-    assert "resuming" in resumed.stderr
+    capsys.readouterr()
+    run_engine("sample.py", sample_flags(out))
+    assert "resuming" in capsys.readouterr().err
     assert_same_files(ref[0], out)   # every file byte for byte: shards, PNGs, contact sheet, manifest, run.json
-    ok(run_bin("sample.py", *sample_args(out)))   # a rerun of the finished run changes no byte
+    run_engine("sample.py", sample_flags(out))   # a rerun of the finished run changes no byte
     assert_same_files(ref[0], out)
 
 
-def test_different_settings_refused(ref):
+def test_different_settings_refused(ref, capsys):
     out = ref[0]
     before = (out / "run.json").read_text()
-    one_error(run_bin("sample.py", *sample_args(out, seed=SEED + 1)), "different settings", "seed")
+    line = engine_error(capsys, "sample.py", sample_flags(out, seed=SEED + 1))
+    assert "different settings" in line and "seed" in line
     assert (out / "run.json").read_text() == before
 
 
@@ -201,11 +209,10 @@ def test_two_processes_share_one_folder(ref, tmp_path):
         port = sock.getsockname()[1]
     driver = tmp_path / "driver.py"
     driver.write_text(MULTIHOST_DRIVER)
-    env = dict(xla_env(1), JAX_PLATFORMS="cpu")
     out = tmp_path / "mh"
-    cmd = [str(REPO / "bin" / "sample.py"), *sample_args(out, images=False), "--multihost"]
-    procs = [subprocess.Popen([sys.executable, str(driver), str(pid), str(port), *cmd], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
+    cmd = [REPO / "bin" / "sample.py", *sample_args(out, images=False), "--multihost"]
+    procs = [run_python(driver, pid, port, *cmd, popen=True, env={"JAX_PLATFORMS": "cpu"}, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
     results = [p.communicate(timeout=180) for p in procs]
     for p, (_, err) in zip(procs, results):
         assert p.returncode == 0, err
@@ -245,12 +252,12 @@ def check_directions(path, data, n_used):
     return dirs
 
 
-def test_fit_direction_npy_labels(ref, scores, tmp_path):
+def test_fit_direction_npy_labels(ref, scores, tmp_path, capsys):
     labels = tmp_path / "red.npy"
     np.save(labels, scores > np.median(scores))
-    proc = ok(run_bin("fit_direction.py", f"--samples={ref[0]}", f"--labels={labels}",
-                      f"--output={tmp_path / 'red.npz'}"))
-    assert "| s | S | red |" in proc.stdout
+    capsys.readouterr()
+    run_engine("fit_direction.py", {"samples": str(ref[0]), "labels": str(labels), "output": str(tmp_path / "red.npz")})
+    assert "| s | S | red |" in capsys.readouterr().out
     check_directions(tmp_path / "red.npz", ref[1], N)
     for name in ("red.npz", "red.table1.md"):
         assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o644", name
@@ -259,8 +266,8 @@ def test_fit_direction_npy_labels(ref, scores, tmp_path):
 def test_fit_direction_csv_scores_with_ratio(ref, scores, tmp_path):
     labels = tmp_path / "scores.csv"
     labels.write_text("index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(scores)))
-    ok(run_bin("fit_direction.py", f"--samples={ref[0]}", f"--labels={labels}", "--ratio=0.3",
-               "--attribute=red_top_left", f"--output={tmp_path / 'dirs.npz'}"))
+    run_engine("fit_direction.py", {"samples": str(ref[0]), "labels": str(labels), "ratio": 0.3,
+                                    "attribute": "red_top_left", "output": str(tmp_path / "dirs.npz")})
     dirs = check_directions(tmp_path / "dirs.npz", ref[1], 2 * int(0.3 * N))
     assert dirs["z"].attribute == "red_top_left"
 
@@ -269,22 +276,22 @@ def _bad_labels(kind, tmp_path, scores):
     if kind == "count":
         path = tmp_path / "short.npy"
         np.save(path, scores[:-1] > np.median(scores))
-        return path, [], "479 entries"
+        return path, {}, "479 entries"
     if kind == "nan":
         path, bad = tmp_path / "nan.npy", scores.copy()
         bad[5] = np.nan
         np.save(path, bad)
-        return path, ["--threshold=0"], "NaN"
+        return path, {"threshold": 0.0}, "NaN"
     if kind == "single_class":
         path = tmp_path / "one.npy"
         np.save(path, np.zeros(N, bool))
-        return path, [], "both classes"
+        return path, {}, "both classes"
     raise AssertionError(kind)
 
 
 @pytest.mark.parametrize("kind", ["missing_samples", "unfinished", "count", "nan", "single_class"])
-def test_fit_direction_bad_inputs(kind, ref, scores, tmp_path):
-    samples_dir, extra = ref[0], []
+def test_fit_direction_bad_inputs(kind, ref, scores, tmp_path, capsys):
+    samples_dir, extra = ref[0], {}
     labels = tmp_path / "ok.npy"
     np.save(labels, scores > np.median(scores))
     if kind == "missing_samples":
@@ -295,7 +302,8 @@ def test_fit_direction_bad_inputs(kind, ref, scores, tmp_path):
     else:
         labels, extra, needle = _bad_labels(kind, tmp_path, scores)
     output = tmp_path / "out.npz"
-    one_error(run_bin("fit_direction.py", f"--samples={samples_dir}", f"--labels={labels}", *extra,
-                      f"--output={output}"), needle)
+    line = engine_error(capsys, "fit_direction.py", {"samples": str(samples_dir), "labels": str(labels), **extra,
+                                                     "output": str(output)})
+    assert needle in line, line
     assert not output.exists() and not (tmp_path / "out.table1.md").exists()
     assert not temp_files(tmp_path)

@@ -1,11 +1,13 @@
 """Component masks m_c (design notes: ../shared/DESIGN.md "Masks"): 1 INSIDE the edited component, 0 outside,
 float32 [N, H, W].
 
-Three sources:
+Four sources:
   (a) user-supplied, per image or one for all: `load_masks` (.npz / .npy / one PNG / a directory of PNGs),
       resized to the output resolution and checked by `validate_masks`;
   (b) label-free, from the S-only edit's own image difference: `auto_mask` (thresholded, then dilated);
   (c) simple regions for synthetic tests and quick runs: `box_mask`, `ellipse_mask`, `parse_mask_spec`.
+  (d) a segmenter's part ('part:NAME'), given by the caller (engines: the toyfaces segmenter).
+`resolve(spec, ...)` turns a mask setting (--mask / --masks) into the one mask function every edit engine uses.
 
 Coordinate convention (one only): PIXEL coordinates of the output resolution, x = column (0..W), y = row
 (0..H). Pixel (x, y) covers the unit square [x, x+1) × [y, y+1) and has its centre at (x + 0.5, y + 0.5).
@@ -14,16 +16,18 @@ contains the pixels whose CENTRE lies inside or on it.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import pathlib
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-__all__ = ["box_mask", "ellipse_mask", "parse_mask_spec", "load_masks", "validate_masks", "auto_mask"]
+__all__ = ["box_mask", "ellipse_mask", "parse_mask_spec", "load_masks", "validate_masks", "auto_mask", "resolve"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -306,3 +310,55 @@ def dilate_masks(m, pixels: int):
         return m
     k = 2 * pixels + 1
     return jax.lax.reduce_window(jnp.asarray(m, jnp.float32), 0.0, jax.lax.max, (1, k, k), (1, 1, 1), "SAME")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the mask setting -> a mask function
+# ----------------------------------------------------------------------------------------------------------------
+
+KINDS = ("auto", "box", "ellipse", "part")   # mask specs; anything else is a mask file or folder
+PART = "part:"
+
+
+def kind_of(spec: str) -> str:
+    """'auto' | 'box' | 'ellipse' | 'part' for a mask spec, 'file' for a mask file or folder."""
+    kind = spec.partition(":")[0]
+    return spec if spec == "auto" else kind if kind in KINDS[1:] and ":" in spec else "file"
+
+
+@dataclasses.dataclass(frozen=True)
+class Masks:
+    """A resolved mask setting: `masks(positions [B], img0, img_z, img_s) -> [B, R, R]` (positions: rows of the
+    run's images; img0, img_z, img_s: [B, R, R, C] input, Z-only (or W) and S-only edit).
+
+    array: [1 or N, R, R] float32 for the masks fixed before any image exists (box, ellipse, a file), else None;
+    from_images: (img0, img_z, img_s) -> [B, R, R] for those made from the images ('auto': `auto_mask`, placed like
+    the images; 'part:NAME': the caller's segmenter), else None."""
+
+    spec: str
+    array: np.ndarray | None = None
+    from_images: Callable | None = None
+
+    def __call__(self, positions, img0, img_z, img_s):
+        if self.from_images is not None:
+            return self.from_images(img0, img_z, img_s)
+        if len(self.array) == 1:
+            return np.repeat(self.array, len(positions), axis=0)
+        return self.array[np.asarray(positions)]
+
+
+def resolve(spec: str, num_images: int, res: int, part_masks=None) -> Masks:
+    """The mask setting -> Masks for `num_images` images of `res` px. spec: 'auto' | 'box:x0,y0,x1,y1' |
+    'ellipse:cx,cy,rx,ry' | 'part:NAME' | a mask file or folder (`load_masks`). part_masks(spec) -> (img0, img_z,
+    img_s) -> [B, R, R]: the segmenter behind 'part:NAME' (ValueError for such a spec without one). Files are read
+    and checked here (ValueError naming the file), before anything is computed."""
+    kind = kind_of(spec)
+    if kind == "auto":
+        return Masks(spec, from_images=lambda img0, img_z, img_s: auto_mask(img0, img_s))
+    if kind == "part":
+        if part_masks is None:
+            raise ValueError(f"mask spec {spec!r} needs a segmenter (the toyfaces judges); none is given here")
+        return Masks(spec, from_images=part_masks(spec))
+    if kind in ("box", "ellipse"):
+        return Masks(spec, array=parse_mask_spec(spec, res, res)[None])
+    return Masks(spec, array=load_masks(spec, num_images, res, res))

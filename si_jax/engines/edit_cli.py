@@ -1,15 +1,18 @@
-"""Flags -> latents, settings and run folder for `bin/edit.py` (kept here so the binary stays a thin shell); what it
-shares with `--codes` (engines.project_edit) and bin/evaluate.py is in engines.inputs."""
+"""The engine of `bin/edit.py`: an EditJob (engines.settings) and a run folder -> latents, model, masks, then the
+resumable edit (engines.edit_run); `run(job, out)`. What it shares with `--codes` (engines.project_edit) and
+bin/evaluate.py is in engines.inputs."""
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import jax
 
-from si_jax.editing import directions
+from si_jax.editing import directions, masks
 from si_jax.engines import cli, demo, edit_run, runs, samples
-from si_jax.engines.inputs import (check_directions, check_lambda_flags, file_digest, lambda_model_edit,
-                                   load_condition_on, mask_setting, resolve_model, settings_of, vars_of)
+from si_jax.engines.inputs import (check_directions, file_digest, lambda_model_edit, load_condition_on,
+                                   mask_setting, resolve_model)
+from si_jax.engines.inputs import mask_source as mask_source_of
 from si_jax.evaluation import report
 
 DEMO_DIR = "si_jax_demo"
@@ -21,15 +24,6 @@ def demo_dir(attribute=None) -> str:
     that `bin/edit.py --attribute=smile` after `bin/edit.py` starts a run of its own instead of being refused)."""
     attribute = attribute or demo.DEMO_ATTRIBUTE
     return DEMO_DIR if attribute == demo.DEMO_ATTRIBUTE else f"{DEMO_DIR}_{attribute}"
-
-
-def sample_flags(flags) -> tuple:
-    """-> (num_samples, seed) with their defaults; UsageError for values out of range."""
-    num = DEFAULT_NUM_SAMPLES if flags.num_samples is None else flags.num_samples
-    seed = DEFAULT_SEED if flags.seed is None else flags.seed
-    cli.require(num >= 1, "num_samples", num, "must be >= 1")
-    cli.require(seed >= 0, "seed", seed, "must be >= 0")
-    return num, seed
 
 
 def configure_jax(cache_dir: str, multihost: bool, flags=None) -> None:
@@ -46,74 +40,66 @@ def _log(msg: str) -> None:
         print(msg, flush=True)
 
 
-def _latents(flags, z_dim: int, generator_id: str) -> tuple:
+def _latents(job, z_dim: int, generator_id: str) -> tuple:
     """-> (z [N, z_dim], description for the settings, truncation psi). With --samples: the samples' z and their
     truncation psi, refused when they come from another generator or --truncation_psi contradicts them."""
-    if flags.samples:
-        data = samples.load_samples(flags.samples)
+    if job.samples:
+        data = samples.load_samples(job.samples)
         manifest = data["manifest"]
         if manifest["generator_id"] != generator_id:
-            raise ValueError(f"{flags.samples} was sampled from generator {manifest['generator_id']}, but --weights "
+            raise ValueError(f"{job.samples} was sampled from generator {manifest['generator_id']}, but --weights "
                              f"is generator {generator_id}; sample with the same weights")
         if data["z"].shape[1] != z_dim:
-            raise ValueError(f"{flags.samples} holds z of dimension {data['z'].shape[1]}, the generator has {z_dim}")
+            raise ValueError(f"{job.samples} holds z of dimension {data['z'].shape[1]}, the generator has {z_dim}")
         psi = float(manifest["truncation_psi"])
-        cli.require(flags.truncation_psi in (None, psi), "truncation_psi", flags.truncation_psi,
-                    f"contradicts the samples' truncation_psi {psi:g} ({flags.samples}); omit it with --samples")
-        return data["z"], {"samples": str(flags.samples), "samples_digest": file_digest(
-            pathlib.Path(flags.samples) / samples.MANIFEST)}, psi
-    psi = 1.0 if flags.truncation_psi is None else flags.truncation_psi
-    num, seed = sample_flags(flags)
+        cli.require(job.edit.truncation_psi in (None, psi), "truncation_psi", job.edit.truncation_psi,
+                    f"contradicts the samples' truncation_psi {psi:g} ({job.samples}); omit it with --samples")
+        return data["z"], {"samples": str(job.samples), "samples_digest": file_digest(
+            pathlib.Path(job.samples) / samples.MANIFEST)}, psi
+    psi = 1.0 if job.edit.truncation_psi is None else job.edit.truncation_psi
+    num = DEFAULT_NUM_SAMPLES if job.num_samples is None else job.num_samples
+    seed = DEFAULT_SEED if job.seed is None else job.seed
     return samples.latents(seed, range(num), z_dim), {"num_samples": num, "seed": seed}, psi
 
 
-def run(flags, is_demo: bool) -> None:
-    """Validate the flags, resolve generator, directions, latents, masks and settings (nothing is created), then
-    edit into the run folder (created with the first finished shard) and print the summary. With --codes (a
-    bin/project.py folder) the projected images are edited instead (engines.project_edit)."""
+def run(job, out=None) -> dict | None:
+    """bin/edit.py: an EditJob (engines.settings: its flags checked) and the run folder (--output_dir; None: the
+    demo's `demo_dir`). Checks the input files and the folder, resolves generator, directions, latents, masks and
+    settings (nothing is created), then edits into the run folder (created with the first finished shard) and
+    prints the summary. -> the summary (None on processes other than 0). With --codes (a bin/project.py folder)
+    the projected images are edited instead (engines.project_edit)."""
     import time
 
-    if getattr(flags, "codes", None):
+    if job.codes:
         from si_jax.engines import project_edit
 
-        project_edit.run(flags, is_demo, _log)
-        return
-    if getattr(flags, "space", None):
-        raise cli.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
-
+        return project_edit.run(job, out, _log)
     t0 = time.perf_counter()
-    settings_of(flags)   # every numeric flag, before anything is loaded
-    cli.numerics_of(flags)
-    check_lambda_flags(flags)
-    mask_flag = mask_setting(flags.mask, flags.masks, default=None)
-    out_dir = flags.output_dir or (demo_dir(flags.attribute) if is_demo else None)
+    is_demo, st = job.is_demo, job.edit
+    mask_flag = mask_setting(st.mask, job.masks, default=None)
+    out_dir = out or (demo_dir(job.attribute) if is_demo else None)
     if not out_dir:
         raise cli.UsageError("--output_dir is required")
-    if not flags.samples:
-        sample_flags(flags)
-    if flags.method == "interfacegan" and not flags.condition_on:
-        raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
-    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
-    inputs = [flags.weights, flags.direction, flags.samples, flags.masks, *flags.condition_on]
+    cli.check_input_files(lambda_model=job.lambda_model, direction=job.direction, condition_on=list(job.condition_on))
+    inputs = [job.weights, job.direction, job.samples, job.masks, *job.condition_on]
     cli.check_output_dir(out_dir, inputs=inputs)
     if is_demo:
-        _log(demo.banner(flags.attribute or demo.DEMO_ATTRIBUTE))
-    model = resolve_model(flags, is_demo, _log)
+        _log(demo.banner(job.attribute or demo.DEMO_ATTRIBUTE))
+    model = resolve_model(job, is_demo, _log)
     cfg, params, dirs, judge, source = model.cfg, model.params, model.dirs, model.judge, model.source
     generator_id, mask_spec = model.generator_id, mask_flag or model.default_mask
-    check_directions(dirs, cfg, flags.direction or "demo")
-    z, latent_source, psi = _latents(flags, cfg.z_dim, generator_id)
-    condition_on = load_condition_on(flags.condition_on, "z", cfg.z_dim)
-    batch_size = runs.fit_batch_size(flags.batch_size, len(z), runs.local_mesh())
-    if batch_size < flags.batch_size:
-        _log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")
-    st = settings_of(flags, mask=mask_spec, truncation_psi=psi, batch_size=batch_size)
-    mask_source = edit_run.MaskSource(mask_spec, len(z), cfg.img_resolution, runs.local_mesh())
-    settings = {**vars_of(st), **source, **latent_source,
-                "masks_digest": file_digest(mask_spec) if mask_source.array is not None and
-                not mask_spec.startswith(("box:", "ellipse:")) else None,
-                "condition_on": [file_digest(p) for p in flags.condition_on]}
-    edit_fn, lam_settings = lambda_model_edit(flags, model, st, _log)
+    check_directions(dirs, cfg, job.direction or "demo")
+    z, latent_source, psi = _latents(job, cfg.z_dim, generator_id)
+    condition_on = load_condition_on(job.condition_on, "z", cfg.z_dim)
+    batch_size = runs.fit_batch_size(st.batch_size, len(z), runs.local_mesh())
+    if batch_size < st.batch_size:
+        _log(f"note: --batch_size={st.batch_size} capped at {batch_size} (the number of images)")
+    st = dataclasses.replace(st, mask=mask_spec, truncation_psi=psi, batch_size=batch_size)
+    mask_source = mask_source_of(mask_spec, len(z), cfg.img_resolution, mesh=runs.local_mesh())
+    settings = {**st.record(), **source, **latent_source,
+                "masks_digest": file_digest(mask_spec) if masks.kind_of(mask_spec) == "file" else None,
+                "condition_on": [file_digest(p) for p in job.condition_on]}
+    edit_fn, lam_settings = lambda_model_edit(job, model, st, _log)
     settings.update(lam_settings)
     run_dir = runs.RunDir(out_dir, settings)   # checks only; created with the first finished shard
     extra = {}
@@ -134,3 +120,4 @@ def run(flags, is_demo: bool) -> None:
         _log(f"finished in {time.perf_counter() - t0:.1f}s")
     if is_demo:
         _log("(that was the demo; see the commands in the banner above to edit real images)")
+    return summary

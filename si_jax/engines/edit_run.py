@@ -32,96 +32,73 @@ import numpy as np
 
 from si_jax import metrics, storage
 from si_jax.editing import batches, edits, intervention, masks, pipeline
-from si_jax.engines import cli, runs, toyfaces
+from si_jax.engines import cli, runs
 from si_jax.evaluation import comparison, pictures, report
 from si_jax.stylegan2 import programs
-from si_jax.world import judges as judges_lib
 
 GRID_IMAGES, GRID_COLUMNS = 16, 8
 
 
 @dataclasses.dataclass(frozen=True)
 class EditSettings:
-    """Everything (besides generator, directions and latents) that fixes the outputs."""
+    """Everything (besides generator, directions and latents) that fixes the outputs. The intervention's
+    hyper-parameters are its InterventionConfig (the objective is the config's: `objective`). Built from the flags
+    by engines.settings; mask, truncation_psi and batch_size are then resolved by the engine (the demo's part mask,
+    the samples' psi, the batch capped at the number of images): None means "not resolved yet"."""
 
     method: str = "intervention"
-    mask: str = "auto"  # 'auto' | 'box:x0,y0,x1,y1' | 'ellipse:cx,cy,rx,ry' | 'part:NAME' | a mask file path
+    mask: str | None = "auto"  # 'auto' | 'box:x0,y0,x1,y1' | 'ellipse:cx,cy,rx,ry' | 'part:NAME' | a mask file path
     target: str = "flip"
     distance: float = 3.0
     s_scale: float | None = None
-    truncation_psi: float = 1.0
+    truncation_psi: float | None = 1.0
     batch_size: int = 8
-    steps_per_layer: int = intervention.InterventionConfig.steps_per_layer
-    learning_rate: float = intervention.InterventionConfig.learning_rate
-    lambda_attr: float = intervention.InterventionConfig.lambda_attr
-    lambda_norm: float = intervention.InterventionConfig.lambda_norm
-    lambda_init: float = intervention.InterventionConfig.lambda_init
-    objective: str = "keep_edit"
-    lambda_inside: float = intervention.InterventionConfig.lambda_inside
     loop: str = "auto"   # how the Adam steps run (intervention.resolve_loop; 'auto' decided by the run's batch count)
+    intervention: intervention.InterventionConfig = intervention.InterventionConfig()
 
     def __post_init__(self):
-        """UsageError naming the first bad setting (flags are checked before anything is loaded or created)."""
+        """UsageError naming the first bad setting (the config checks its own fields)."""
         req = cli.require
         req(self.method in pipeline.METHODS, "method", self.method, f"must be one of {', '.join(pipeline.METHODS)}")
-        req(self.target in edits.TARGETS, "target", self.target, f"must be one of {', '.join(edits.TARGETS)}")
-        req(self.objective in intervention.OBJECTIVES, "objective", self.objective,
-            f"must be one of {', '.join(intervention.OBJECTIVES)}")
+        check_target(self.target, self.distance)
         req(self.loop in intervention.LOOPS, "loop", self.loop, f"must be one of {', '.join(intervention.LOOPS)}")
-        for name in ("batch_size", "steps_per_layer"):
-            req(cli.is_int(getattr(self, name)) and getattr(self, name) >= 1, name, getattr(self, name),
-                "must be an integer >= 1")
-        cli.check_finite_flags(distance=self.distance, s_scale=self.s_scale, truncation_psi=self.truncation_psi,
-                               learning_rate=self.learning_rate, lambda_attr=self.lambda_attr,
-                               lambda_norm=self.lambda_norm, lambda_init=self.lambda_init,
-                               lambda_inside=self.lambda_inside)
-        req(self.target != "flip" or self.distance > 0, "distance", self.distance, "must be > 0 with --target=flip")
-        req(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
-        for name in ("lambda_attr", "lambda_norm", "lambda_inside"):
-            req(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
-        req(0 <= self.lambda_init <= 1, "lambda_init", self.lambda_init, "must be in [0, 1] (Λ lies in [0, 1])")
+        req(cli.is_int(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size,
+            "must be an integer >= 1")
+        cli.check_finite_flags(s_scale=self.s_scale, truncation_psi=self.truncation_psi)
+
+    @property
+    def objective(self) -> str:
+        return objective_of(self.intervention)
 
     def hint(self) -> str:
         """The likely cause when a result is NaN / inf (cli.likely_cause of the settings that scale the edit)."""
         return cli.likely_cause(truncation_psi=self.truncation_psi, distance=self.distance, s_scale=self.s_scale,
-                                learning_rate=self.learning_rate)
+                                learning_rate=self.intervention.learning_rate)
 
-    @property
-    def intervention_config(self) -> intervention.InterventionConfig:
-        return intervention.config_for(self.objective, steps_per_layer=self.steps_per_layer,
-                                       learning_rate=self.learning_rate, lambda_attr=self.lambda_attr,
-                                       lambda_norm=self.lambda_norm, lambda_init=self.lambda_init,
-                                       lambda_inside=self.lambda_inside)
-
-
-class MaskSource:
-    """Resolves the --mask/--masks setting to [B, R, R] arrays for a batch of sample indices. mesh: where the
-    segmenter of part:NAME masks is replicated (default: not placed; each call then copies it to the images)."""
-
-    def __init__(self, spec: str, num_images: int, res: int, mesh=None):
-        self.spec, self.res, self.array, self.part = spec, res, None, None
-        if spec.startswith(toyfaces.PART_SPEC):
-            self.part, self.judges = toyfaces.parse_part_spec(spec), judges_lib.load_judges()
-            if mesh is not None:
-                self.judges = self.judges.placed(functools.partial(runs.replicate, mesh=mesh))
-        elif spec.startswith(("box:", "ellipse:")):
-            self.array = masks.parse_mask_spec(spec, res, res)[None]
-        elif spec != "auto":
-            self.array = masks.load_masks(spec, num_images, res, res)
-
-    def __call__(self, positions, img0, img_z, img_s):
-        """positions: [B] rows into the run's sample list; img0, img_z, img_s: [B, R, R, C] input, Z-only and
-        S-only edit. -> [B, R, R] float32 (numpy, or for 'auto' a device array placed like the images)."""
-        if self.part is not None:
-            return toyfaces.part_masks(self.judges, self.part, img0, img_z)
-        if self.array is None:
-            return masks.auto_mask(img0, img_s)   # placed like the images
-        if len(self.array) == 1:
-            return np.repeat(self.array, len(positions), axis=0)
-        return self.array[np.asarray(positions)]
+    def record(self) -> dict:
+        """The flat dict of a run's settings (run.json, summary.json), as it has always been written: the
+        config's fields beside the others, its objective by name (pixel_loss follows from it)."""
+        config = {k: v for k, v in dataclasses.asdict(self.intervention).items() if k != "pixel_loss"}
+        flat = {k: getattr(self, k) for k in ("method", "mask", "target", "distance", "s_scale", "truncation_psi",
+                                                "batch_size", "loop")}
+        return {k: (float(v) if isinstance(v, np.floating) else v)
+                for k, v in {**flat, **config, "objective": self.objective}.items()}
 
 
-def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: EditSettings, mesh,
+def check_target(target: str, distance: float) -> None:
+    """--target / --distance of the Z edit (bin/edit.py and bin/evaluate.py): UsageError naming the bad one."""
+    cli.require(target in edits.TARGETS, "target", target, f"must be one of {', '.join(edits.TARGETS)}")
+    cli.check_finite_flags(distance=distance)
+    cli.require(target != "flip" or distance > 0, "distance", distance, "must be > 0 with --target=flip")
+
+
+def objective_of(config: intervention.InterventionConfig) -> str:
+    """'paper' when `config` is Eq. 11's loss (intervention.config_for('paper', ...) of its own fields), else
+    'keep_edit'."""
+    return "paper" if config == intervention.config_for("paper", **dataclasses.asdict(config)) else "keep_edit"
+
+
+def edit_shard(params, cfg, dirs, z, positions, mask_source: masks.Masks, st: EditSettings, mesh,
                condition_on=(), judge=None, on_compiled=None, edit_fn=None, loop: str = "auto") -> dict:
     """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring). on_compiled:
     progress of the intervention's layer programs, when this batch compiles them (`cli.compile_counter`). loop:
@@ -137,7 +114,7 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: MaskSource, st: Edi
     img0, img_z, img_s = edit_inputs(params, cfg, batch)
     mask = runs.shard_batch(mask_source(positions, img0, img_z, img_s), mesh)
     out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
-        params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
+        params, cfg, batch, st.method, mask, dirs, st.intervention, target=st.target, distance=st.distance,
         condition_on=condition_on, on_layer=_layer_progress(), on_compiled=on_compiled, loop=loop)
     image = runs.shard_batch(np.asarray(out.image), mesh)
     on_device = {"styles_in": list(batch.styles), "styles_out": list(out.styles), "mask": mask, "img_in": img0,
@@ -206,7 +183,7 @@ def display_range(params, cfg, dirs, z_all, st: EditSettings, mesh) -> tuple:
     return pictures.display_range(img0)
 
 
-def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask_source: MaskSource, *,
+def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask_source: masks.Masks, *,
               condition_on=(), judge=None, extra=None, log=print, edit_fn=None) -> dict | None:
     """Edit every sample of z_all [N, z_dim] into `run`, skipping finished shards. Returns the summary once all
     shards exist (on process 0; None on the other processes of a multi-host run, after a final barrier).
@@ -221,24 +198,18 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     if bsz != st.batch_size:
         raise ValueError(f"--batch_size={st.batch_size} must be capped at {bsz} for {n} images (runs.fit_batch_size)")
     num_shards = -(-n // bsz)
-    todo = run.pending(num_shards)
-    if len(todo) < len(runs.my_shards(num_shards)):
-        log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
-    run.remove_stale_temps(todo, bsz)
     params = runs.replicate(params, mesh)   # once: every program of the run reads this copy on every device
     lo_hi = runs.from_process_0(display_range(params, cfg, dirs, z_all, st, mesh))
     loop, on_compiled = run_loop(st, num_shards, log)
-    with runs.ShardWriter() as writer:
-        for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
-            positions = np.arange(k * bsz, min((k + 1) * bsz, n))
-            padded = batches.pad_batch(z_all[positions], bsz)
-            pos_padded = batches.pad_batch(positions, bsz).array
-            with cli.heartbeat(f"editing images {positions[0]}-{positions[-1]}", log=log):
-                arrays = edit_shard(params, cfg, dirs, padded.array, pos_padded, mask_source, st, mesh,
-                                    condition_on, judge, on_compiled, edit_fn, loop)
-            arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
-            writer.submit(write_shard, run, k, positions, arrays, lo_hi=lo_hi)
-    if not all_shards_done(run, num_shards, "si_jax.edit.done"):
+
+    def compute(k, positions):
+        return edit_shard(params, cfg, dirs, batches.pad_batch(z_all[positions], bsz).array,
+                          batches.pad_batch(positions, bsz).array, mask_source, st, mesh, condition_on, judge,
+                          on_compiled, edit_fn, loop)
+
+    if not runs.run_shards(run, n, bsz, compute, functools.partial(write_shard, run, lo_hi=lo_hi), hint=st.hint(),
+                           barrier_name="si_jax.edit.done", log=log,
+                           heartbeat=lambda pos: f"editing images {pos[0]}-{pos[-1]}"):
         return None
     return finish(run, num_shards, st, lo_hi, extra, attribute=dirs["s"].attribute)
 
@@ -249,20 +220,6 @@ def run_loop(st: EditSettings, num_shards: int, log) -> tuple:
     loop = intervention.resolve_loop(st.loop, batches=num_shards)
     what = "program of '{}', one for all layers as the run is short," if loop == "one" else "layer programs of '{}'"
     return loop, cli.compile_counter(what.format(st.method), log)
-
-
-def all_shards_done(run: runs.RunDir, num_shards: int, barrier: str) -> bool:
-    """After the final barrier: True on process 0 once every shard exists (ValueError naming the first missing
-    one), False on the other processes (they write nothing more)."""
-
-    runs.barrier(barrier)
-    if jax.process_index() != 0:
-        return False
-    missing = [k for k in range(num_shards) if not run.is_done(k)]
-    if missing:
-        raise ValueError(f"{len(missing)} of {num_shards} shards are missing after the run (first: "
-                         f"{run.shard_path(missing[0])}); do all processes write to the same --output_dir?")
-    return True
 
 
 def read_previews(run: runs.RunDir, num_shards: int, batch_size: int, num_images: int = GRID_IMAGES) -> list:

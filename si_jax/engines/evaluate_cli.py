@@ -1,8 +1,8 @@
-"""The driver of bin/evaluate.py (flags -> validated inputs -> Table 2 and the figures on disk), so that the binary
+"""The engine of bin/evaluate.py (settings -> validated inputs -> Table 2 and the figures on disk), so that the binary
 stays a thin shell.
 
-    inp = resolve_inputs(flags, is_demo)     # everything checked; nothing computed or written yet
-    table = run_evaluation(inp, flags)       # compare_methods + table2, Figs. 5/6 (needs 'intervention') and 2
+    table = run(job, out)                    # job: engines.settings.EvalJob; out: --output_dir (None: the demo's)
+    # = run_evaluation(resolve_inputs(job, out), job): everything checked before anything is computed or written
 
 With --codes=DIR (a bin/project.py folder, --space as bin/edit.py) the projected images are evaluated instead of
 samples: methods of pipeline.CODE_METHODS (the latent edit is the W-space one; 'interfacegan' conditions on the
@@ -47,7 +47,7 @@ class EvalInputs:
     cfg: G2Config
     dirs: dict
     z: np.ndarray                 # [N, z_dim]; None with codes
-    masks: object                 # [N, R, R] float32 or 'auto'
+    masks: object                 # [1 or N, R, R] float32 or fn(img0, img_z, img_s) -> [B, R, R]
     mask_desc: str
     methods: tuple
     skipped: dict
@@ -66,10 +66,15 @@ class EvalInputs:
         return len(self.codes.styles) if self.codes is not None else len(self.z)
 
 
-def parse_methods(text: str) -> tuple:
-    """--methods 'z,w,s' -> ('z', 'w', 's'), checked (comparison.check_methods; interfacegan is sorted out later)."""
+def parse_methods(text: str, codes: bool = False) -> tuple:
+    """--methods 'z,w,s' -> ('z', 'w', 's'), checked (comparison.check_methods; interfacegan is sorted out later;
+    with `codes` only methods that apply to projected codes)."""
     methods = tuple(m.strip() for m in str(text).split(",") if m.strip())
     comparison.check_methods(methods, condition_on=(True,))
+    if codes:
+        from si_jax.engines import project_edit
+
+        project_edit.check_code_methods(methods, "methods")
     return methods
 
 
@@ -99,86 +104,73 @@ def check_output_dir(path, overwrite: bool) -> pathlib.Path:
     return p
 
 
-def sample_flags(flags) -> tuple:
-    """-> (num_samples, seed, truncation_psi) with their defaults. With --codes none of them applies (every
-    projected image is evaluated, codes have no z): given, they are a UsageError, as --space without --codes."""
-    given = [name for name in ("num_samples", "seed", "truncation_psi") if getattr(flags, name, None) is not None]
-    if getattr(flags, "codes", None):
+def sample_settings(job) -> tuple:
+    """-> (num_samples, seed, truncation_psi) of an EvalJob with their defaults. With --codes none of them applies
+    (every projected image is evaluated, codes have no z): given, they are a UsageError, as --space without
+    --codes (a --space that is no space too)."""
+    given = [name for name in ("num_samples", "seed", "truncation_psi") if getattr(job, name, None) is not None]
+    if getattr(job, "codes", None):
+        from si_jax.engines import project_edit
+
+        project_edit.code_space(job.space)
         if given:
             raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is evaluated; "
                                  "codes have no z)")
-    elif getattr(flags, "space", None):
+    elif getattr(job, "space", None):
         raise cli.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
-    num = DEFAULT_NUM_SAMPLES if flags.num_samples is None else flags.num_samples
-    seed = DEFAULT_SEED if flags.seed is None else flags.seed
-    psi = DEFAULT_TRUNCATION_PSI if flags.truncation_psi is None else flags.truncation_psi
+    num = DEFAULT_NUM_SAMPLES if job.num_samples is None else job.num_samples
+    seed = DEFAULT_SEED if job.seed is None else job.seed
+    psi = DEFAULT_TRUNCATION_PSI if job.truncation_psi is None else job.truncation_psi
     cli.require(num >= 1, "num_samples", num, "must be >= 1")
     cli.require(seed >= 0, "seed", seed, "must be >= 0")
     return num, seed, psi
 
 
-def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
-    """Flags -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
+def resolve_inputs(job, out=None, log=print) -> EvalInputs:
+    """An EvalJob (engines.settings: its flags already checked) and --output_dir (None: the demo's si_jax_eval_demo)
+    -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
     from si_jax import world
-    from si_jax.editing import directions, pipeline
+    from si_jax.editing import directions
     from si_jax.engines import demo, inputs, project_edit, samples, toyfaces
     from si_jax.stylegan2 import builtin
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
 
-    codes_path = getattr(flags, "codes", None)
-    methods = parse_methods(flags.methods if flags.methods is not None else ",".join(
-        m for m in DEFAULT_METHODS if not codes_path or m in pipeline.CODE_METHODS))
-    space = project_edit.code_space(flags.space) if codes_path else None
-    if codes_path:
-        project_edit.check_code_methods(methods, "methods")
-    num_samples, seed, psi = sample_flags(flags)
-    coeffs = parse_coeffs(flags.coeffs)
-    for name in ("batch_size", "fig_images", "top_channels"):
-        cli.require(getattr(flags, name) >= 1, name, getattr(flags, name), "must be >= 1")
-    cli.require(cli.is_finite(flags.top_frac) and 0.0 < flags.top_frac <= 1.0, "top_frac", flags.top_frac,
-                "must be in (0, 1]")
-    steps = flags.steps_per_layer if flags.steps_per_layer is not None else (
-        DEMO_STEPS_PER_LAYER if is_demo else intervention.InterventionConfig.steps_per_layer)
-    edit_run.EditSettings(target=flags.target, distance=flags.distance, truncation_psi=psi,
-                          batch_size=flags.batch_size, steps_per_layer=steps, learning_rate=flags.learning_rate,
-                          objective=flags.objective, lambda_inside=flags.lambda_inside)
-    config = intervention.config_for(flags.objective, steps_per_layer=steps, learning_rate=flags.learning_rate,
-                                     lambda_inside=flags.lambda_inside)
-    mask_flag = inputs.mask_setting(flags.mask, flags.masks, default=None)
-    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on),
-                          lambda_model=getattr(flags, "lambda_model", None))
-    out_dir = flags.output_dir or ("si_jax_eval_demo" if is_demo else None)
+    is_demo = job.is_demo
+    codes_path = job.codes
+    methods = job.method_list
+    space = project_edit.code_space(job.space) if codes_path else None
+    num_samples, seed, psi = job.sample_settings
+    coeffs = job.coeff_list
+    config = job.intervention
+    mask_flag = inputs.mask_setting(job.mask, job.masks, default=None)
+    cli.check_input_files(direction=job.direction, condition_on=list(job.condition_on),
+                          lambda_model=job.lambda_model)
+    out_dir = out or ("si_jax_eval_demo" if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
-    out_dir = check_output_dir(out_dir, flags.overwrite)
+    out_dir = check_output_dir(out_dir, job.overwrite)
     cli.check_not_inputs([out_dir / name for name in OUTPUT_FILES],
-                         [flags.weights, flags.direction, flags.masks, codes_path, *flags.condition_on])
-    attribute = flags.attribute or demo.DEMO_ATTRIBUTE
+                         [job.weights, job.direction, job.masks, codes_path, *job.condition_on])
+    attribute = job.attribute or demo.DEMO_ATTRIBUTE
     if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
-        canonical, cfg = cli.load_weights(builtin.BUILTIN_TOYFACES, cli.numerics_of(flags))
+        canonical, cfg = cli.load_weights(builtin.BUILTIN_TOYFACES, job.numerics)
         mask_spec = mask_flag or toyfaces.PART_SPEC + world.ATTRIBUTE_PART[toyfaces.check_attribute(attribute)]
     else:
-        canonical, cfg = cli.load_weights(flags.weights, cli.numerics_of(flags))
+        canonical, cfg = cli.load_weights(job.weights, job.numerics)
         mask_spec = mask_flag or "auto"
     gid = params_lib.fingerprint(canonical)
     if not is_demo:
-        inputs.check_direction_generator(flags.direction, gid)
+        inputs.check_direction_generator(job.direction, gid)
     params = params_lib.to_jax_params(canonical, cfg)
     codes = project_edit.load_code_inputs(codes_path, space, params, cfg, gid) if codes_path else None
     n, res = (len(codes.styles) if codes is not None else num_samples), cfg.img_resolution
-    judges = judges_lib.load_judges() if is_demo or mask_spec.startswith(toyfaces.PART_SPEC) else None
-    if mask_spec == "auto":
-        masks = "auto"
-    elif mask_spec.startswith(toyfaces.PART_SPEC):
-        masks = toyfaces.part_mask_fn(judges, toyfaces.parse_part_spec(mask_spec))
-    elif mask_spec.startswith(("box:", "ellipse:")):
-        masks = np.broadcast_to(masks_lib.parse_mask_spec(mask_spec, res, res), (n, res, res))
-    else:
-        masks = masks_lib.load_masks(mask_spec, n, res, res)
-    fig_layer = figure_data.resolve_layer(cfg, flags.fig_layer)
-    condition_on = (inputs.load_condition_on(flags.condition_on, "w", cfg.w_dim) if codes is not None else
-                    inputs.load_condition_on(flags.condition_on, "z", cfg.z_dim))
+    judges = judges_lib.load_judges() if is_demo or masks_lib.kind_of(mask_spec) == "part" else None
+    resolved = inputs.mask_source(mask_spec, n, res, judges)
+    masks = resolved.from_images or resolved.array   # compare_methods': a function of the images, or the masks
+    fig_layer = figure_data.resolve_layer(cfg, job.fig_layer)
+    condition_on = (inputs.load_condition_on(job.condition_on, "w", cfg.w_dim) if codes is not None else
+                    inputs.load_condition_on(job.condition_on, "z", cfg.z_dim))
     skipped = {}
     if "interfacegan" in methods and not condition_on:
         skipped["interfacegan"] = "needs --condition_on direction files of other attributes (none given)"
@@ -192,31 +184,31 @@ def resolve_inputs(flags, is_demo: bool, log=print) -> EvalInputs:
         dirs = demo.cached_directions(params, cfg, judges, attribute, gid, log=log)
         judge = judged.JudgeMetrics(judges, attribute)
     else:
-        dirs = directions.load_directions(flags.direction)
+        dirs = directions.load_directions(job.direction)
         judged_attr = toyfaces.judged_attribute(gid, dirs["s"].attribute if "s" in dirs else None)
         if judged_attr is not None:   # builtin:toyfaces outside the demo: the judges' columns too
             judge = judged.JudgeMetrics(judges or judges_lib.load_judges(), judged_attr)
             log(f"judge: the toyfaces classifier and its identity estimates measure '{judged_attr}' (independent of "
                 "the S-space SVM)")
-    inputs.check_directions(dirs, cfg, flags.direction or "demo")
+    inputs.check_directions(dirs, cfg, job.direction or "demo")
     predicted = None
-    if getattr(flags, "lambda_model", None):
+    if job.lambda_model:
         from si_jax.editing import lambda_model
         from si_jax.engines import lambda_data
 
-        lm = lambda_model.load_model(flags.lambda_model, expect=lambda_model.identity(gid, dirs, config))
+        lm = lambda_model.load_model(job.lambda_model, expect=lambda_model.identity(gid, dirs, config))
         predicted = lambda_data.predicted_edit(params, cfg, lm, config)
     z = samples.latents(seed, range(n), cfg.z_dim) if codes is None else None
     return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
                       fig_layer, out_dir, is_demo, judge, codes, predicted)
 
 
-def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
+def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
     """Compute Table 2 and the figures, then write them into inp.out_dir (created only now). -> the table dict."""
     for m, why in inp.skipped.items():
         log(f"note: skipping method '{m}': {why}")
     cfg, params, n = inp.cfg, inp.params, inp.num_images
-    _, seed, psi = sample_flags(flags)
+    _, seed, psi = job.sample_settings
     if inp.codes is None:
         what, images, prepare, extra_methods = f"{n} samples (seed {seed})", inp.z, None, None
     else:
@@ -224,28 +216,28 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
         from si_jax.editing import pipeline
         from si_jax.engines import project_edit
 
-        what = (f"{n} projected images ({projection.SPACE_NAMES[inp.codes.space]} codes from {flags.codes}; the "
+        what = (f"{n} projected images ({projection.SPACE_NAMES[inp.codes.space]} codes from {job.codes}; the "
                 "latent edit is the W-space one, outside errors against the input images)")
         images = n
-        prepare = project_edit.code_preparer(params, cfg, inp.codes, inp.dirs, target=flags.target,
-                                             distance=flags.distance)
+        prepare = project_edit.code_preparer(params, cfg, inp.codes, inp.dirs, target=job.target,
+                                             distance=job.distance)
         synth = programs.synth_program(cfg)
         extra_methods = {"reconstruction": lambda batch, mask: pipeline.EditOutput(
             batch.styles, np.asarray(synth(params, batch.styles)))}
     if inp.predicted is not None:
         extra_methods = {**(extra_methods or {}), "predicted": inp.predicted}
     log(f"comparing {', '.join(inp.methods)} on {what}: attribute '{inp.dirs['s'].attribute}', target "
-        f"{flags.target}, mask {inp.mask_desc}, {inp.config.steps_per_layer} steps/layer")
+        f"{job.target}, mask {inp.mask_desc}, {inp.config.steps_per_layer} steps/layer")
     t0 = time.perf_counter()
-    keep = min(flags.fig_images, n)
+    keep = min(job.fig_images, n)
     log(f"  (each method's programs compile on the first batch; {cli.compile_note()})")
     with cli.heartbeat("comparing the methods (a line per method and batch)", log=log):
         results = comparison.compare_methods(
             params, cfg, images, inp.dirs, inp.masks, inp.methods, config=inp.config, condition_on=inp.condition_on,
-            target=flags.target, distance=flags.distance, truncation_psi=psi,
-            batch_size=cli.note_batch_size(min(flags.batch_size, n)), keep=keep, extra_methods=extra_methods,
+            target=job.target, distance=job.distance, truncation_psi=psi,
+            batch_size=cli.note_batch_size(min(job.batch_size, n)), keep=keep, extra_methods=extra_methods,
             judge=inp.judge, prepare=prepare, log=log)
-    hint = cli.likely_cause(truncation_psi=psi, distance=flags.distance, learning_rate=inp.config.learning_rate)
+    hint = cli.likely_cause(truncation_psi=psi, distance=job.distance, learning_rate=inp.config.learning_rate)
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
         for key, v in values.items():
             cli.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
@@ -256,7 +248,7 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
     targets = {"add": int(np.sum(sign > 0)), "remove": int(np.sum(sign < 0))}
     log(f"targets: add '{inp.dirs['s'].attribute}' to {targets['add']} images, remove it from {targets['remove']} "
         "(per image: index.html, per_image.csv)")
-    table.update(skipped=inp.skipped, demo=inp.is_demo, settings=_settings(inp, flags), mask_coverage=coverage,
+    table.update(skipped=inp.skipped, demo=inp.is_demo, settings=_settings(inp, job), mask_coverage=coverage,
                  attribute=inp.dirs["s"].attribute, targets=targets)
     first = next(iter(results["methods"].values()))   # every method starts from the same inputs
     if "judge_before" in first:
@@ -273,7 +265,7 @@ def run_evaluation(inp: EvalInputs, flags, log=print) -> dict:
                       latent="W edit" if inp.codes is not None else "Z edit")
     else:
         log("note: Figs. 5 and 6 need the 'intervention' method; not drawn")
-    _fig2(inp, flags, kept, pngs, extra, log)
+    _fig2(inp, job, kept, pngs, extra, log)
     table["seconds_total"] = time.perf_counter() - t0
     page = page_rows(results, inp.codes.names if inp.codes is not None else None)
     texts = {"index.html": report.render_html(
@@ -343,17 +335,17 @@ def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log,
                               "mse_outside_per_image": kept["pix_error"].T.tolist()}
 
 
-def _fig2(inp: EvalInputs, flags, kept: dict, pngs: dict, extra: dict, log) -> None:
+def _fig2(inp: EvalInputs, job, kept: dict, pngs: dict, extra: dict, log) -> None:
     """Fig. 2 (channel maps of layer inp.fig_layer vs the masks of the kept images) into pngs and extra."""
     names = [l.name for l in inp.cfg.layers]
     iou, binary = figure_data.channel_ious(inp.params, inp.cfg, kept["styles"], kept["mask"], inp.fig_layer,
-                                             flags.top_frac, flags.batch_size)
+                                             job.top_frac, job.batch_size)
     mean = iou.mean(axis=0)
-    best = [int(c) for c in np.argsort(-mean, kind="stable")[:flags.top_channels]]
+    best = [int(c) for c in np.argsort(-mean, kind="stable")[:job.top_channels]]
     pngs["fig2_channels.png"] = figure_panels.fig2_image(kept["input"], kept["mask"], binary, best, iou,
                                                          names[inp.fig_layer])
     upper = float(np.mean(figure_data.iou_upper_bound(binary, kept["mask"], best[0])))
-    extra["fig2_iou.json"] = {"layer": inp.fig_layer, "layer_name": names[inp.fig_layer], "top_frac": flags.top_frac,
+    extra["fig2_iou.json"] = {"layer": inp.fig_layer, "layer_name": names[inp.fig_layer], "top_frac": job.top_frac,
                               "upsampling": figure_data.FIG2_UPSAMPLING, "num_images": int(iou.shape[0]),
                               "num_channels": int(iou.shape[1]), "iou_upper_bound_mean": upper,
                               "channels": [{"channel": c, "mean_iou": float(mean[c]),
@@ -389,23 +381,26 @@ def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, ex
     log(f"outputs in {out}: table2.md, table2.json, " + ", ".join(sorted([*pngs, *extra, *(texts or ())])))
 
 
-def _settings(inp: EvalInputs, flags) -> dict:
+def _settings(inp: EvalInputs, job) -> dict:
     from si_jax.engines import demo
 
-    _, seed, psi = sample_flags(flags)
-    codes = {} if inp.codes is None else {"codes": str(flags.codes), "codes_space": inp.codes.space}
-    return {"weights": "builtin:toyfaces" if inp.is_demo else flags.weights,
-            "direction": flags.direction or f"demo:{flags.attribute or demo.DEMO_ATTRIBUTE}",
+    _, seed, psi = job.sample_settings
+    codes = {} if inp.codes is None else {"codes": str(job.codes), "codes_space": inp.codes.space}
+    return {"weights": "builtin:toyfaces" if inp.is_demo else job.weights,
+            "direction": job.direction or f"demo:{job.attribute or demo.DEMO_ATTRIBUTE}",
             "num_samples": inp.num_images, "seed": None if codes else seed, **codes, "mask": inp.mask_desc,
             "methods": list(inp.methods),
-            "condition_on": list(flags.condition_on), "target": flags.target, "distance": flags.distance,
+            "condition_on": list(job.condition_on), "target": job.target, "distance": job.distance,
             "truncation_psi": None if codes else psi, "steps_per_layer": inp.config.steps_per_layer,
-            "learning_rate": inp.config.learning_rate, "objective": flags.objective,
+            "learning_rate": inp.config.learning_rate, "objective": edit_run.objective_of(inp.config),
             "pixel_loss": inp.config.pixel_loss, "lambda_inside": inp.config.lambda_inside,
-            "batch_size": flags.batch_size, "coeffs": list(inp.coeffs), "fig_layer": inp.fig_layer,
-            "top_frac": flags.top_frac}
+            "lambda_attr": inp.config.lambda_attr, "lambda_norm": inp.config.lambda_norm,
+            "lambda_init": inp.config.lambda_init,
+            "batch_size": job.batch_size, "coeffs": list(inp.coeffs), "fig_layer": inp.fig_layer,
+            "top_frac": job.top_frac}
 
 
-def main(flags, is_demo: bool, log=print) -> dict:
-    """bin/evaluate.py: validate everything, then compute and write."""
-    return run_evaluation(resolve_inputs(flags, is_demo, log), flags, log)
+def run(job, out=None, log=print) -> dict:
+    """bin/evaluate.py: an EvalJob (engines.settings) and --output_dir (None: the demo's) -> validate every input,
+    then compute and write. -> the table dict."""
+    return run_evaluation(resolve_inputs(job, out, log), job, log)

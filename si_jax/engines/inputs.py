@@ -1,6 +1,6 @@
-"""Flags -> the inputs every edit engine shares: bin/edit.py on latents (engines.edit_cli) and on projected codes
+"""Settings -> the inputs every edit engine shares: bin/edit.py on latents (engines.edit_cli) and on projected codes
 (engines.project_edit), bin/evaluate.py (engines.evaluate_cli) and bin/fit_lambda.py (engines.fit_lambda_run): the
-EditSettings, the mask setting, the model (generator, directions, judge), the --condition_on directions, the
+mask setting, the model (generator, directions, judge), the --condition_on directions, the
 --lambda_model edit, and the digests that name input files in a run's settings."""
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ import functools
 import hashlib
 import pathlib
 
-import numpy as np
-
 from si_jax import world
-from si_jax.editing import directions
-from si_jax.engines import cli, demo, edit_run, runs, toyfaces
+from si_jax.editing import directions, masks
+from si_jax.engines import cli, demo, runs, toyfaces
 from si_jax.stylegan2 import builtin
 from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
@@ -31,9 +29,6 @@ def file_digest(path) -> str:
     return h.hexdigest()[:16]
 
 
-MASK_KINDS = ("auto", "box", "ellipse", "part")
-
-
 def mask_setting(mask, masks_path, default: str) -> str:
     """--mask (a spec) / --masks (a file or folder) -> the mask setting; `default` when neither is given.
 
@@ -46,22 +41,24 @@ def mask_setting(mask, masks_path, default: str) -> str:
         return masks_path
     if mask is None:
         return default
-    kind = mask.partition(":")[0]
-    cli.require(mask == "auto" or (kind in MASK_KINDS[1:] and ":" in mask), "mask", mask,
+    cli.require(masks.kind_of(mask) != "file", "mask", mask,
                 "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
                 "(mask files go to --masks)")
     return mask
 
 
-def settings_of(flags, **override) -> edit_run.EditSettings:
-    """The flags' EditSettings (validated by EditSettings itself), with `override` applied."""
-    values = dict(method=flags.method, mask="auto", target=flags.target, distance=flags.distance,
-                  s_scale=flags.s_scale, truncation_psi=1.0 if flags.truncation_psi is None else flags.truncation_psi,
-                  batch_size=flags.batch_size, steps_per_layer=flags.steps_per_layer,
-                  learning_rate=flags.learning_rate, lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm,
-                  lambda_init=flags.lambda_init, objective=flags.objective, lambda_inside=flags.lambda_inside,
-                  loop=getattr(flags, "loop", "auto"))   # bin/evaluate.py has no --loop
-    return edit_run.EditSettings(**{**values, **override})
+def mask_source(spec: str, num_images: int, res: int, judges=None, mesh=None) -> masks.Masks:
+    """The mask setting -> the mask function of every edit engine (`editing.masks.resolve`), with the toyfaces
+    segmenter behind part:NAME (engines.toyfaces.part_mask_fn): `judges`, or the judges loaded here (replicated
+    on `mesh` when one is given, else copied to the images at each call)."""
+    def part_masks(spec):
+        part = toyfaces.parse_part_spec(spec)
+        segmenter = judges or judges_lib.load_judges()
+        if judges is None and mesh is not None:
+            segmenter = segmenter.placed(functools.partial(runs.replicate, mesh=mesh))
+        return toyfaces.part_mask_fn(segmenter, part)
+
+    return masks.resolve(spec, num_images, res, part_masks)
 
 
 @dataclasses.dataclass
@@ -82,10 +79,11 @@ class Model:
 
 def resolve_model(flags, is_demo: bool, log) -> Model:
     """The demo (builtin:toyfaces, judge-labelled directions of --attribute, segmenter masks) or --weights +
-    --direction (refused when the direction was fitted for another generator). The cfg computes with the flags'
-    numerics (--precision, --conv3x3, ...; `cli.numerics_of`), which a non-default value adds to `source`; the
-    demo's directions are fitted at the default fp32 either way."""
-    numerics = cli.numerics_of(flags)
+    --direction (refused when the direction was fitted for another generator). `flags`: settings with .weights,
+    .direction, .attribute and .numerics (engines.settings), or absl flags (bin/fit_lambda.py; numerics then from
+    `cli.numerics_of`). The cfg computes with those numerics (--precision, --conv3x3, ...), which a non-default
+    value adds to `source`; the demo's directions are fitted at the default fp32 either way."""
+    numerics = getattr(flags, "numerics", None) or cli.numerics_of(flags)
     if is_demo:
         attribute = flags.attribute or demo.DEMO_ATTRIBUTE
         canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
@@ -146,35 +144,22 @@ def load_condition_on(paths, space: str, dim: int) -> list:
     return out
 
 
-def check_lambda_flags(flags) -> None:
-    """--lambda_model / --refine_steps (before anything is loaded): a file, method intervention, K >= 0."""
-    path, k = getattr(flags, "lambda_model", None), getattr(flags, "refine_steps", 0)
-    cli.require(cli.is_int(k) and k >= 0, "refine_steps", k, "must be an integer >= 0")
-    if path is None:
-        cli.require(k == 0, "refine_steps", k, "needs --lambda_model (it refines the predicted Λ)")
-        return
-    cli.require(flags.method == "intervention", "method", flags.method, "cannot use --lambda_model (it predicts "
-                "the intervention's Λ); use --method=intervention")
-    cli.check_input_files(lambda_model=path)
-
-
-def lambda_model_edit(flags, model: Model, st, log=print) -> tuple:
-    """--lambda_model FILE [--refine_steps=K] -> (edit_fn for edit_run / project_edit, run settings to add), or
-    (None, {}) without it. The model must be for this generator, direction and objective (else one-line error);
-    `log` gets a note when it was trained with other masks."""
-    check_lambda_flags(flags)
-    path = getattr(flags, "lambda_model", None)
+def lambda_model_edit(job, model: Model, st, log=print) -> tuple:
+    """--lambda_model FILE [--refine_steps=K] of an EditJob (engines.settings checked the pair) -> (edit_fn for
+    edit_run / project_edit, run settings to add), or (None, {}) without it. The model must be for this generator,
+    direction and objective (else one-line error); `log` gets a note when it was trained with other masks."""
+    path = job.lambda_model
     if path is None:
         return None, {}
     from si_jax.editing import lambda_model
     from si_jax.engines import lambda_data
 
-    config = st.intervention_config
+    config = st.intervention
     lm = lambda_model.load_model(path, expect=lambda_model.identity(model.generator_id, model.dirs, config))
     if lm.meta.get("mask_source") != st.mask:
         log(f"note: {path} was trained with masks {lm.meta.get('mask_source')!r}, this run uses {st.mask!r}")
-    return (lambda_data.predicted_edit(model.params, model.cfg, lm, config, flags.refine_steps),
-            {"lambda_model": file_digest(path), "refine_steps": int(flags.refine_steps)})
+    return (lambda_data.predicted_edit(model.params, model.cfg, lm, config, job.refine_steps),
+            {"lambda_model": file_digest(path), "refine_steps": int(job.refine_steps)})
 
 
 def check_directions(dirs: dict, cfg, name: str) -> None:
@@ -187,8 +172,3 @@ def check_directions(dirs: dict, cfg, name: str) -> None:
             raise ValueError(f"{name}: the {space}-space direction has dimension {dirs[space].dim}, this generator's "
                              f"{space} space has {dim}: it was fitted for another generator")
 
-
-def vars_of(st) -> dict:
-    import dataclasses
-
-    return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in dataclasses.asdict(st).items()}

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from si_jax import metrics, projection, storage
-from si_jax.editing import batches, masks, pipeline
-from si_jax.engines import cli, edit_run, inputs, project_run, runs, toyfaces
+from si_jax.editing import batches, pipeline
+from si_jax.engines import cli, edit_run, inputs, project_run, runs
 from si_jax.evaluation import comparison, pictures, report
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -101,21 +101,10 @@ def code_preparer(params, cfg, codes: CodeInputs, dirs, *, target="flip", distan
 
 
 def mask_function(spec: str, num_images: int, res: int, judges=None):
-    """The --mask / --masks setting -> fn(positions [B], img0, img_z, img_s) -> [B, R, R] (img0: the
-    reconstruction, img_z: the W-space edit, img_s: the S-only edit). part:NAME: the segmenter's part in the
-    reconstruction or the W edit (engines.toyfaces.part_masks)."""
-    if spec.startswith(toyfaces.PART_SPEC):
-        part = toyfaces.parse_part_spec(spec)
-        from si_jax.world import judges as judges_lib
-
-        judges = judges or judges_lib.load_judges()
-        return lambda pos, img0, img_z, img_s: toyfaces.part_masks(judges, part, img0, img_z)
-    if spec == "auto":
-        return lambda pos, img0, img_z, img_s: np.asarray(masks.auto_mask(img0, img_s), np.float32)
-    array = edit_run.MaskSource(spec, num_images, res).array
-    if len(array) == 1:
-        return lambda pos, *imgs: np.repeat(array, len(pos), axis=0)
-    return lambda pos, *imgs: array[np.asarray(pos)]
+    """The mask setting of projected codes (img0: the reconstruction, img_z: the W-space edit, img_s: the S-only
+    edit; part:NAME: the segmenter's part in the reconstruction or the W edit): `inputs.mask_source`, the one mask
+    resolver (bin/fit_lambda.py's masks come through here too)."""
+    return inputs.mask_source(spec, num_images, res, judges)
 
 
 def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, mask_fn, st, mesh,
@@ -131,7 +120,7 @@ def edit_code_shard(params, cfg, dirs, styles, w_ref, target_imgs, positions, ma
     img0, img_z, img_s = edit_run.edit_inputs(params, cfg, batch)
     mask = runs.shard_batch(np.asarray(mask_fn(positions, img0, img_z, img_s), np.float32), mesh)
     out = edit_fn(batch, mask) if edit_fn is not None else pipeline.run_method(
-        params, cfg, batch, st.method, mask, dirs, st.intervention_config, target=st.target, distance=st.distance,
+        params, cfg, batch, st.method, mask, dirs, st.intervention, target=st.target, distance=st.distance,
         condition_on=condition_on, on_compiled=on_compiled, loop=loop)
     space = StyleSpace.of(cfg)
     s_in, s_out = np.asarray(space.concat(batch.styles)), np.asarray(space.concat(out.styles))
@@ -158,25 +147,21 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
     params = runs.replicate(params, mesh)   # once (see edit_code_shard)
     n, bsz = len(codes.styles), st.batch_size
     num_shards = -(-n // bsz)
-    todo = run.pending(num_shards)
-    if len(todo) < len(runs.my_shards(num_shards)):
-        log(f"resuming: {len(runs.my_shards(num_shards)) - len(todo)} of {num_shards} shards already done")
-    run.remove_stale_temps(todo, bsz)
     loop, on_compiled = edit_run.run_loop(st, num_shards, log)
-    with runs.ShardWriter() as writer:
-        for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
-            pos = np.arange(k * bsz, min((k + 1) * bsz, n))
-            def pad(a, pos=pos):
-                return batches.pad_batch(a[pos], bsz).array
 
-            with cli.heartbeat(f"editing images {pos[0]}-{pos[-1]}", log=log):
-                arrays = edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
-                                         batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge,
-                                         on_compiled, edit_fn, loop)
-            arrays = cli.check_finite({key: v[:len(pos)] for key, v in arrays.items()}, st.hint(), pos)
-            writer.submit(edit_run.write_shard, run, k, pos, arrays, ("img_in", "img_recon", "img_out"),
-                          grid_images=GRID_IMAGES)
-    if not edit_run.all_shards_done(run, num_shards, "si_jax.edit_codes.done"):
+    def compute(k, pos):
+        def pad(a):
+            return batches.pad_batch(a[pos], bsz).array
+
+        return edit_code_shard(params, cfg, dirs, pad(codes.styles), pad(codes.w_ref), pad(codes.target),
+                               batches.pad_batch(pos, bsz).array, mask_fn, st, mesh, condition_on, judge, on_compiled,
+                               edit_fn, loop)
+
+    def write(k, pos, arrays):
+        edit_run.write_shard(run, k, pos, arrays, ("img_in", "img_recon", "img_out"), grid_images=GRID_IMAGES)
+
+    if not runs.run_shards(run, n, bsz, compute, write, hint=st.hint(), barrier_name="si_jax.edit_codes.done",
+                           log=log, heartbeat=lambda pos: f"editing images {pos[0]}-{pos[-1]}"):
         return None
     return finish(run, num_shards, st, codes, extra, attribute=dirs["s"].attribute)
 
@@ -245,49 +230,39 @@ def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None,
 
 # ------------------------------------------------------------------------------------------------ bin/edit.py
 
-def run(flags, is_demo: bool, log=print) -> dict | None:
-    """bin/edit.py --codes=DIR: validate flags and inputs (nothing is created), edit every projected image into
-    the run folder, print the summary. -> the summary (None on the processes other than 0 of a multi-host run)."""
+def run(job, out, log=print) -> dict | None:
+    """bin/edit.py --codes=DIR: an EditJob (engines.settings: its flags checked) and the run folder -> check the
+    inputs (nothing is created), edit every projected image into the run folder, print the summary. -> the summary
+    (None on the processes other than 0 of a multi-host run)."""
     t0 = time.perf_counter()
-    space = code_space(flags.space)
-    check_code_methods(flags.method)
-    if flags.samples:
-        raise cli.UsageError("give --codes or --samples, not both")
-    given = [f for f in ("truncation_psi", "num_samples", "seed") if getattr(flags, f, None) is not None]
-    if given:
-        raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; codes have "
-                             "no z)")
-    inputs.settings_of(flags)
-    inputs.check_lambda_flags(flags)
-    mask_flag = inputs.mask_setting(flags.mask, flags.masks, default=None)
-    out_dir = flags.output_dir
+    is_demo, st = job.is_demo, job.edit
+    space = code_space(job.space)
+    mask_flag = inputs.mask_setting(st.mask, job.masks, default=None)
+    out_dir = out
     if not out_dir:
         raise cli.UsageError("--output_dir is required with --codes")
-    if flags.method == "interfacegan" and not flags.condition_on:
-        raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
-    cli.check_input_files(direction=flags.direction, condition_on=list(flags.condition_on))
-    cli.check_output_dir(out_dir, inputs=[flags.weights, flags.direction, flags.codes, flags.masks,
-                                          *flags.condition_on])
-    model = inputs.resolve_model(flags, is_demo, log)
+    cli.check_input_files(lambda_model=job.lambda_model, direction=job.direction, condition_on=list(job.condition_on))
+    cli.check_output_dir(out_dir, inputs=[job.weights, job.direction, job.codes, job.masks, *job.condition_on])
+    model = inputs.resolve_model(job, is_demo, log)
     cfg, params, dirs, judge, judges, source = (model.cfg, model.params, model.dirs, model.judge, model.judges,
                                                 model.source)
     generator_id, mask_spec = model.generator_id, mask_flag or model.default_mask
-    inputs.check_directions(dirs, cfg, flags.direction or "demo")
-    codes = load_code_inputs(flags.codes, space, params, cfg, generator_id)
-    condition_on = inputs.load_condition_on(flags.condition_on, "w", cfg.w_dim)
-    batch_size = runs.fit_batch_size(flags.batch_size, len(codes.styles), runs.local_mesh())
-    if batch_size < flags.batch_size:
-        log(f"note: --batch_size={flags.batch_size} capped at {batch_size} (the number of images)")
-    st = inputs.settings_of(flags, mask=mask_spec, batch_size=batch_size)
+    inputs.check_directions(dirs, cfg, job.direction or "demo")
+    codes = load_code_inputs(job.codes, space, params, cfg, generator_id)
+    condition_on = inputs.load_condition_on(job.condition_on, "w", cfg.w_dim)
+    batch_size = runs.fit_batch_size(st.batch_size, len(codes.styles), runs.local_mesh())
+    if batch_size < st.batch_size:
+        log(f"note: --batch_size={st.batch_size} capped at {batch_size} (the number of images)")
+    st = dataclasses.replace(st, mask=mask_spec, truncation_psi=1.0, batch_size=batch_size)
     mask_fn = mask_function(mask_spec, len(codes.styles), cfg.img_resolution, judges)
-    settings = {**inputs.vars_of(st), **source, "codes": str(flags.codes), "codes_space": space,
-                "codes_digest": inputs.file_digest(f"{flags.codes}/{project_run.CODES}"),
-                "masks_digest": inputs.file_digest(mask_spec) if flags.masks else None,
-                "condition_on": [inputs.file_digest(p) for p in flags.condition_on]}
-    edit_fn, lam_settings = inputs.lambda_model_edit(flags, model, st, log)
+    settings = {**st.record(), **source, "codes": str(job.codes), "codes_space": space,
+                "codes_digest": inputs.file_digest(f"{job.codes}/{project_run.CODES}"),
+                "masks_digest": inputs.file_digest(mask_spec) if job.masks else None,
+                "condition_on": [inputs.file_digest(p) for p in job.condition_on]}
+    edit_fn, lam_settings = inputs.lambda_model_edit(job, model, st, log)
     settings.update(lam_settings)
     run_dir = runs.RunDir(out_dir, settings)
-    log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {flags.codes}): "
+    log(f"editing {len(codes.styles)} projected images ({projection.SPACE_NAMES[space]} codes from {job.codes}): "
         f"attribute '{dirs['s'].attribute}', target {st.target}, method '{st.method}', into {run_dir.path}; the "
         "latent edit is the W-space one (codes have no z)")
     summary = run_code_edits(run_dir, params, cfg, dirs, codes, st, mask_fn, condition_on=condition_on, judge=judge,

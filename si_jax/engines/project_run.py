@@ -22,6 +22,7 @@ killed and resumed run writes the same bytes. Nothing is written for a shard who
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import zipfile
@@ -119,31 +120,27 @@ def run_projection(run: runs.RunDir, params, cfg, folder: projection.ImageFolder
                    meta: dict, log=print) -> dict:
     """Project every image of `folder` into `run`, skipping finished shards; -> the manifest once all exist.
     aux: {'vgg': layers or None, 'judge': classifier params or None}; meta: JSON-able facts for the manifest
-    (generator id, weights)."""
+    (generator id, weights). None on processes other than 0 (one process projects: bin/project.py)."""
     mesh = runs.local_mesh()
     n = len(folder.images)
     bsz = runs.fit_batch_size(st.batch_size, n, mesh)
     if bsz != st.batch_size:
         raise ValueError(f"--batch_size={st.batch_size} must be capped at {bsz} for {n} images (runs.fit_batch_size)")
     num_shards = -(-n // bsz)
-    todo = run.pending(num_shards)
-    if len(todo) < num_shards:
-        log(f"resuming: {num_shards - len(todo)} of {num_shards} shards already done")
-    run.remove_stale_temps(todo, bsz)
     stats = projection.code_stats(params, cfg)
-    if todo:
+    if run.pending(num_shards):
         log(f"compiling one projection program per space ({', '.join(st.spaces)}) with the first batch "
             f"({cli.compile_note()})")
-    with runs.ShardWriter() as writer:
-        for k in cli.progress(todo, len(todo) * bsz, bsz, "images"):
-            positions = np.arange(k * bsz, min((k + 1) * bsz, n))
-            padded = batches.pad_batch(folder.images[positions], bsz)
-            with cli.heartbeat(f"projecting images {positions[0]}-{positions[-1]} ({st.projector.num_steps} steps "
-                               f"in each of {len(st.spaces)} spaces)", log=log):
-                arrays = project_shard(params, cfg, stats, aux, padded.array,
-                                       batches.pad_batch(positions, bsz).array, st, mesh)
-            arrays = cli.check_finite({key: v[:padded.valid] for key, v in arrays.items()}, st.hint(), positions)
-            writer.submit(_write_shard, run, k, positions, arrays, st.spaces)
+
+    def compute(k, positions):
+        return project_shard(params, cfg, stats, aux, batches.pad_batch(folder.images[positions], bsz).array,
+                             batches.pad_batch(positions, bsz).array, st, mesh)
+
+    if not runs.run_shards(run, n, bsz, compute, functools.partial(_write_shard, run, spaces=st.spaces),
+                           hint=st.hint(), barrier_name="si_jax.project.done", log=log,
+                           heartbeat=lambda pos: f"projecting images {pos[0]}-{pos[-1]} ({st.projector.num_steps} "
+                           f"steps in each of {len(st.spaces)} spaces)"):
+        return None
     return finish(run, num_shards, folder, st, meta)
 
 

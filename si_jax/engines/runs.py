@@ -15,10 +15,12 @@
   writes the run's final files; values that must agree everywhere come from process 0 (`from_process_0`).
 - Host work overlaps device work: a finished shard's PNGs and npz files are written on a background thread
   (`ShardWriter`) while the next shard computes.
+`run_shards` is that loop, the one every sharded engine runs (edit, edit --codes, project, sample).
 """
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import pathlib
 import re
@@ -162,6 +164,43 @@ class ShardWriter:
                 raise
         finally:
             self._pool.shutdown()
+
+
+def run_shards(run: RunDir, num_items: int, batch_size: int, compute, write, *, hint: str, barrier_name: str,
+               log=print, heartbeat=None) -> bool:
+    """The resumable shard loop of every sharded engine. Shard k holds the items `positions` = [k·B, min((k+1)·B,
+    num_items)) of B = batch_size (already `fit_batch_size`d). This process's pending shards (`RunDir.pending`, a
+    'resuming' note when some are done), the temps a killed run left for them removed, then per shard:
+    compute(k, positions) -> {name: [>= len(positions), ...] array or None} (padded batches allowed: trimmed here;
+    inside `cli.heartbeat(heartbeat(positions))` when given), checked finite (`cli.check_finite` naming the items
+    and `hint`: nothing of the shard is written), then write(k, positions, arrays) on the background writer while
+    the next shard computes; progress lines on process 0. Then the final barrier `barrier_name`.
+    -> True on process 0 once every shard exists (ValueError naming the first missing one), False on the other
+    processes (they write nothing more)."""
+    num_shards = -(-num_items // batch_size)
+    mine, todo = my_shards(num_shards), run.pending(num_shards)
+    if len(todo) < len(mine):
+        whose = "this process's " if jax.process_count() > 1 else ""
+        log(f"resuming: {len(mine) - len(todo)} of {whose}{len(mine)} shards already done")
+    run.remove_stale_temps(todo, batch_size)
+    lead = jax.process_index() == 0
+    work = sum(min(batch_size, num_items - k * batch_size) for k in todo)
+    with ShardWriter() as writer:
+        for k in cli.progress(todo, work, batch_size, "images") if lead else todo:
+            positions = np.arange(k * batch_size, min((k + 1) * batch_size, num_items))
+            with cli.heartbeat(heartbeat(positions), log=log) if heartbeat else contextlib.nullcontext():
+                arrays = compute(k, positions)
+            arrays = cli.check_finite({key: v[:len(positions)] for key, v in arrays.items() if v is not None}, hint,
+                                      positions)
+            writer.submit(write, k, positions, arrays)
+    barrier(barrier_name)
+    if not lead:
+        return False
+    missing = [k for k in range(num_shards) if not run.is_done(k)]
+    if missing:
+        raise ValueError(f"{len(missing)} of {num_shards} shards are missing after the run (first: "
+                         f"{run.shard_path(missing[0])}); do all processes write to the same --output_dir?")
+    return True
 
 
 def my_shards(num_shards: int) -> list:

@@ -25,7 +25,7 @@ from si_jax.stylegan2.style_space import StyleSpace
 FIT_SAMPLES = 2000
 FIT_SEED = 1000   # latents for fitting are disjoint from the edited ones (seed 0 by default)
 MASK_DILATE = 1   # pixels at 32 px: the part's antialiased fringe and the segmenter's 1-px uncertainty
-PART_SPEC = "part:"
+PART_SPEC = masks.PART
 
 def check_attribute(attribute: str) -> str:
     if attribute not in world.ATTRIBUTES:
