@@ -127,6 +127,27 @@ def tiny_canonical(seed=0, res=16, channels=None, mapping_layers=3, architecture
     return params, config
 
 
+@pytest.mark.parametrize("fmt_name, variant", [("tf", {}), ("tf", dict(architecture="orig", res=32)),
+                                               ("tf", dict(architecture="resnet")), ("rosinality", {})])
+def test_name_table_maps_every_canonical_tensor_once(fmt_name, variant):
+    """The one table a format's reader and writer share: expanded for a config it names every canonical tensor
+    exactly once, each to a distinct file name, and reading what writing gave returns the params bit for bit."""
+    from weights_convert import names, rosinality, tf
+
+    module = {"tf": tf, "rosinality": rosinality}[fmt_name]
+    params, config = tiny_canonical(seed=4, **variant)
+    rows = names.expand(module.TABLE, module.layers(names.Layout.of(params, config)))
+    canon = [c for c, _, _ in rows if c is not None]
+    assert sorted(canon) == sorted(params) and len(set(canon)) == len(canon)
+    sources = [s for _, s, _ in rows]
+    assert len(set(sources)) == len(sources)
+    tensors = names.from_canonical(module.TABLE, module.layers(names.Layout.of(params, config)), params)
+    back, used = names.to_canonical(module.TABLE, module.layers(names.Layout.of(params, config)), tensors,
+                                    missing=str)
+    assert used == set(tensors)
+    assert_same(back, params)
+
+
 @pytest.mark.parametrize("kind", ["nvlabs", "tf", "rosinality", "rosinality_legacy"])
 def test_writer_round_trip(kind, tmp_path):
     fmt = kind.split("_")[0]
