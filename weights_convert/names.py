@@ -60,6 +60,15 @@ def add_lead1(a) -> np.ndarray:
     return f32(np.asarray(a)[None])
 
 
+def squeeze_noise(n) -> np.ndarray:
+    """A noise input [1, 1, R, R] (or [R, R]) -> noise_const [R, R]; `unsqueeze_noise` is its inverse."""
+    return n.reshape(n.shape[-2:]) if n.ndim == 4 else n
+
+
+def unsqueeze_noise(n) -> np.ndarray:
+    return f32(np.asarray(n)[None, None])
+
+
 class Rule(NamedTuple):
     """One tensor of a layer. canonical / source: str.format templates over the layer's fields; canonical None
     marks a format-only tensor (a filter buffer, TF's `lod`): made by `write(None)` on writing, checked by

@@ -57,17 +57,18 @@ _MOD = [Rule("{p}.affine.weight", "g_ema.{src}.conv.modulation.weight"),
         Rule("{p}.affine.bias", "g_ema.{src}.conv.modulation.bias")]
 TABLE = {
     "w_avg": [Rule("mapping.w_avg", "latent_avg", lambda w: w.reshape(-1))],
-    "fc": [Rule("mapping.fc{i}.weight", "g_ema.style.{j}.weight"), Rule("mapping.fc{i}.bias", "g_ema.style.{j}.bias")],
+    "fc": [Rule("mapping.fc{i}.weight", "g_ema.style.{j}.weight"),
+           Rule("mapping.fc{i}.bias", "g_ema.style.{j}.bias")],
     "const": [Rule("synthesis.b4.const", "g_ema.input.input", names.lead1(3), names.add_lead1)],
     "conv": [Rule("{p}.weight", "g_ema.{src}.conv.weight", names.lead1(4), names.add_lead1),
              Rule(None, "g_ema.{src}.conv.blur.kernel", _filter_buffer, _filter_buffer, when="up"), *_MOD,
              Rule("{p}.noise_strength", "g_ema.{src}.noise.weight", _strength, lambda s: names.f32(s).reshape(1)),
              Rule("{p}.bias", "g_ema.{src}.activate.bias")],
-    "torgb": [Rule("{p}.bias", "g_ema.{src}.bias", lambda b: b.reshape(-1), lambda b: names.f32(b).reshape(1, -1, 1, 1)),
+    "torgb": [Rule("{p}.bias", "g_ema.{src}.bias", lambda b: b.reshape(-1),
+                   lambda b: names.f32(b).reshape(1, -1, 1, 1)),
               Rule(None, "g_ema.{src}.upsample.kernel", _filter_buffer, _filter_buffer, when="up"),
               Rule("{p}.weight", "g_ema.{src}.conv.weight", names.lead1(4), names.add_lead1), *_MOD],
-    "noise": [Rule("{p}.noise_const", "g_ema.noises.noise_{j}", lambda n: n.reshape(n.shape[-2:]) if n.ndim == 4 else n,
-                   lambda n: names.f32(n[None, None]))],
+    "noise": [Rule("{p}.noise_const", "g_ema.noises.noise_{j}", names.squeeze_noise, names.unsqueeze_noise)],
 }
 
 
@@ -76,11 +77,13 @@ def layers(layout: names.Layout) -> list:
     then convs.{2k} / convs.{2k+1} (b{R}.conv0 / conv1), to_rgbs.{k}, noises.noise_{j}; latent_avg last."""
     res = layout.resolutions
     out = [("fc", {"i": i, "j": i + 1}) for i in range(layout.mapping_layers)] + [("const", {})]
-    out += [("conv", {"src": "conv1", "p": "synthesis.b4.conv1"}), ("torgb", {"src": "to_rgb1", "p": "synthesis.b4.torgb"})]
+    out += [("conv", {"src": "conv1", "p": "synthesis.b4.conv1"}),
+            ("torgb", {"src": "to_rgb1", "p": "synthesis.b4.torgb"})]
     for k, r in enumerate(res[1:]):
         out += [("conv", {"src": f"convs.{2 * k}", "p": f"synthesis.b{r}.conv0", "up": True}),
                 ("conv", {"src": f"convs.{2 * k + 1}", "p": f"synthesis.b{r}.conv1"})]
-    out += [("torgb", {"src": f"to_rgbs.{k}", "p": f"synthesis.b{r}.torgb", "up": True}) for k, r in enumerate(res[1:])]
+    out += [("torgb", {"src": f"to_rgbs.{k}", "p": f"synthesis.b{r}.torgb", "up": True})
+            for k, r in enumerate(res[1:])]
     out += [("noise", {"j": j, "p": f"synthesis.b{r}.{n}"}) for j, (r, n) in enumerate(layout.conv_layers())]
     return out + [("w_avg", {})]
 
