@@ -79,7 +79,7 @@ def init_discriminator(key: jax.Array, dcfg: DConfig) -> dict:
     Returns {'fromrgb': {w [1,1,3,C_R], b}, 'blocks': [{'conv0', 'conv1', 'skip'} per res R..8],
              'epilogue': {'conv': {w [3,3,C4+F,C4], b}, 'fc': {w [16·C4, C4], b}, 'out': {w [C4, 1], b [1]}}}.
 
-    >>> p = init_discriminator(jax.random.PRNGKey(0), DConfig.make(8, 256, 16))
+    >>> p = jax.eval_shape(lambda: init_discriminator(jax.random.PRNGKey(0), DConfig.make(8, 256, 16)))  # no compile
     >>> p['blocks'][0]['conv1']['w'].shape
     (3, 3, 16, 16)
     """

@@ -45,7 +45,7 @@ def leaves(cfg: G2Config) -> list:
     >>> cfg = G2Config.make(8, 64, 16, 8, 8, mapping_layers=2)
     >>> [(leaf.name, leaf.path) for leaf in leaves(cfg)][:2]
     [('mapping.fc0.weight', ('mapping', 'fc', 0, 'w')), ('mapping.fc0.bias', ('mapping', 'fc', 0, 'b'))]
-    >>> len(leaves(cfg)) == 4 + 2 + 2 * 4 + 3 * 2   # mapping, w_avg + const, 5 layers (3 convs with noise)
+    >>> len(leaves(cfg)) == 2 * 2 + 2 + 5 * 4 + 3 * 2   # 2 fc, w_avg + const, 5 layers, 3 of them convs (noise)
     True
     """
     lr, w_dim, dim_in = cfg.mapping_lr_multiplier, cfg.w_dim, cfg.z_dim
