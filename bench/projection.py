@@ -94,15 +94,15 @@ def time_batch1(num_steps: int, images, spaces=("wplus",), reps: int = 3) -> dic
     params, cfg = loading.load_generator("builtin:toyfaces")
     stats = projection.code_stats(params, cfg)
     pc = projection.ProjectConfig(num_steps=num_steps)
-    out = {}
+    out, aux = {}, projection.ProjectAux()
     for space in spaces:
         x = jnp.asarray(images[:1])
-        jax.block_until_ready(projection.project_batch(params, cfg, stats, {}, x, projection.image_keys(0, [0]), space,
+        jax.block_until_ready(projection.project_batch(params, cfg, stats, aux, x, projection.image_keys(0, [0]), space,
                                                        pc).code)
         t0 = time.perf_counter()
         for i in range(reps):
             x = jnp.asarray(images[i + 1:i + 2])
-            jax.block_until_ready(projection.project_batch(params, cfg, stats, {}, x, projection.image_keys(0, [i]),
+            jax.block_until_ready(projection.project_batch(params, cfg, stats, aux, x, projection.image_keys(0, [i]),
                                                            space, pc).code)
         out[space] = (time.perf_counter() - t0) / reps
     return out
