@@ -24,7 +24,7 @@ import re
 import numpy as np
 
 from weights_convert import canonical, names, torch_storage
-from weights_convert.common import as_array, describe, format_guard, read_bytes
+from weights_convert.common import as_array, describe, fir_kernel, format_guard, is_filter, read_bytes
 from weights_convert.errors import WeightsFormatError, one_line
 from weights_convert.names import Rule
 
@@ -39,10 +39,9 @@ RESAMPLE = [1, 3, 3, 1]
 
 def _filter_buffer(kernel):
     """The [1,3,3,1] upsampling filter of rosinality (gain 4): made on writing, checked on reading."""
-    want = np.outer(RESAMPLE, RESAMPLE) / np.sum(RESAMPLE) ** 2 * 4
     if kernel is None:
-        return want.astype(np.float32)
-    if kernel.shape != want.shape or not np.allclose(kernel, want, rtol=1e-5, atol=1e-7):
+        return fir_kernel(RESAMPLE, gain=4).astype(np.float32)
+    if not is_filter(kernel, RESAMPLE, gain=4):
         raise names.BadTensor(f"does not match the resample filter {RESAMPLE} (unsupported FIR filter)")
     return kernel
 

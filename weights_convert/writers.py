@@ -27,6 +27,7 @@ import zipfile
 import numpy as np
 
 from weights_convert import canonical, files, names, rosinality, tf, torch_storage
+from weights_convert.common import fir_kernel
 
 PLACEHOLDER_SRC = "# source omitted (written by si_jax weights_convert)\n"
 
@@ -193,8 +194,7 @@ def write_nvlabs_pkl(path, params, config) -> None:
     params, config, ch = _checked(params, config)
     base, cmax = _channel_rule(config, ch)
     counter = iter(range(1 << 30))
-    taps = np.asarray(config["resample_filter"], np.float64)
-    fir = (np.outer(taps, taps) / taps.sum() ** 2).astype(np.float32)
+    fir = fir_kernel(config["resample_filter"]).astype(np.float32)
 
     def tensor(arr, param=True):
         arr = np.ascontiguousarray(arr, np.float32)
