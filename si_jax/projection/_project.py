@@ -104,8 +104,10 @@ class ProjectAux(NamedTuple):
         >>> ProjectAux.of({"vgg": None})
         ProjectAux(vgg=None, judge=None)
         """
-        if aux is None or isinstance(aux, cls):
-            return aux or cls()
+        if aux is None:
+            return cls()
+        if isinstance(aux, cls):
+            return aux
         unknown = set(aux) - set(cls._fields)
         if unknown:
             raise ValueError(f"unknown projection aux entries {sorted(unknown)}; expected {', '.join(cls._fields)}")

@@ -160,9 +160,10 @@ def minibatch_stddev(x: jax.Array, group: int, channels: int) -> jax.Array:
 def discriminate(params: dict, dcfg: DConfig, images: jax.Array) -> jax.Array:
     """Logits D(images). images: [N, R, R, img_channels] in [-1, 1] -> [N] (real > fake after training).
 
-    Example (plain text: tracing the discriminator op by op takes seconds, too slow for a doctest):
-        dcfg = DConfig.make(8, 256, 16)
-        discriminate(init_discriminator(jax.random.PRNGKey(0), dcfg), dcfg, jnp.zeros((4, 8, 8, 3))).shape == (4,)
+    >>> dcfg = DConfig.make(8, 256, 16)
+    >>> p = jax.eval_shape(lambda: init_discriminator(jax.random.PRNGKey(0), dcfg))   # shapes only: no compile
+    >>> jax.eval_shape(lambda p: discriminate(p, dcfg, jnp.zeros((4, 8, 8, 3))), p).shape
+    (4,)
     """
     x = _conv(params["fromrgb"], images.astype(jnp.float32), dcfg)
     for bp in params["blocks"]:
