@@ -137,14 +137,14 @@ def test_name_table_maps_every_canonical_tensor_once(fmt_name, variant):
 
     module = {"tf": tf, "rosinality": rosinality}[fmt_name]
     params, config = tiny_canonical(seed=4, **variant)
-    rows = names.expand(module.TABLE, module.layers(names.Layout.of(params, config)))
+    layers = module.layers(names.Layout.of(params, config))
+    rows = names.expand(module.TABLE, layers)
     canon = [c for c, _, _ in rows if c is not None]
     assert sorted(canon) == sorted(params) and len(set(canon)) == len(canon)
     sources = [s for _, s, _ in rows]
     assert len(set(sources)) == len(sources)
-    tensors = names.from_canonical(module.TABLE, module.layers(names.Layout.of(params, config)), params)
-    back, used = names.to_canonical(module.TABLE, module.layers(names.Layout.of(params, config)), tensors,
-                                    missing=str)
+    tensors = names.from_canonical(module.TABLE, layers, params)
+    back, used = names.to_canonical(module.TABLE, layers, tensors, missing=str)
     assert used == set(tensors)
     assert_same(back, params)
 
@@ -263,10 +263,12 @@ def test_one_atomic_writer_for_every_weights_file(tmp_path):
 
 # A file write outside the one atomic writer: opening for writing or appending, pathlib's write_*, numpy's save*, a
 # PIL save or a rename. Allowed where the line hands the write to an in-memory buffer or to the atomic writer itself.
-_RAW_WRITE = re.compile(r"""open\([^)]*["'][wax]b?\+?["']|\.write_(bytes|text)\(|np\.save|\.save\(|os\.(replace|rename)\(""")
-_WRITE_OK = re.compile(r"write_atomic|write_stream_atomic|\(buf\b|self\.save\(|checkpoint\.save\(|^\s*#|\"\"\"|torch\.save")
+_RAW_WRITE = re.compile(r"""open\([^)]*["'][wax]b?\+?["']|\.write_(bytes|text)\(|np\.save|\.save\("""
+                        r"|os\.(replace|rename)\(")
+_WRITE_OK = re.compile(r"write_atomic|write_stream_atomic|\(buf\b|self\.save\(|checkpoint\.save\(|^\s*#|\"\"\""
+                       r"|torch\.save")
 _ATOMIC_ITSELF = {"weights_convert/files.py": 3,    # the writer: temp file, then os.replace
-                  "si_jax/storage.py": 1,           # FileBatch.commit: write_temp for each file, then os.replace
+                  "si_jax/storage.py": 1,           # Outputs.commit: write_temp for each file, then os.replace
                   "si_jax/training/checkpoint.py": 1,  # files by write_atomic in a temp folder, renamed whole
                   "si_jax/engines/train_run.py": 1}  # the training metrics log, appended (a known exception)
 
