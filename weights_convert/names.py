@@ -108,9 +108,14 @@ class Layout(NamedTuple):
                    tuple(r for r in res if f"synthesis.b{r}.skip.weight" in params),
                    bool(config["use_noise"]), "mapping.embed.weight" in params)
 
+    @staticmethod
+    def convs_at(res: int) -> tuple:
+        """The conv layers of block `res`: ('conv1',) at 4x4, else ('conv0', 'conv1') (conv0 upsamples)."""
+        return ("conv1",) if res == 4 else ("conv0", "conv1")
+
     def conv_layers(self) -> list:
         """[(resolution, 'conv0' | 'conv1')] in forward order (the order of the noise inputs)."""
-        return [(r, name) for r in self.resolutions for name in (("conv1",) if r == 4 else ("conv0", "conv1"))]
+        return [(r, name) for r in self.resolutions for name in self.convs_at(r)]
 
 
 def expand(table: dict, layers) -> list:

@@ -56,7 +56,10 @@ def _const(c):
     return c[0]
 
 
-_TO_HWIO = lambda w: names.f32(w.transpose(2, 3, 1, 0))  # noqa: E731
+def _to_hwio(w):
+    return names.f32(w.transpose(2, 3, 1, 0))
+
+
 _MOD = [Rule("{p}.affine.weight", "G_synthesis/{t}/mod_weight", names.transpose, names.transpose),
         Rule("{p}.affine.bias", "G_synthesis/{t}/mod_bias", lambda b: b + np.float32(1),
              lambda b: names.f32(b - np.float32(1)))]
@@ -71,13 +74,13 @@ TABLE = {
               Rule("mapping.embed.bias", "G_mapping/LabelEmbed/bias")],
     "noise": [Rule("{p}.noise_const", "G_synthesis/noise{k}", names.squeeze_noise, names.unsqueeze_noise)],
     "const": [Rule("synthesis.b4.const", "G_synthesis/4x4/Const/const", _const, names.add_lead1)],
-    "conv": [Rule("{p}.weight", "G_synthesis/{t}/weight", _conv, _TO_HWIO)] + _CONV_TAIL,
+    "conv": [Rule("{p}.weight", "G_synthesis/{t}/weight", _conv, _to_hwio)] + _CONV_TAIL,
     "conv_up": [Rule("{p}.weight", "G_synthesis/{t}/weight", lambda w: _conv(w, flip=True),
-                     lambda w: _TO_HWIO(w)[::-1, ::-1])] + _CONV_TAIL,
-    "torgb": [Rule("{p}.weight", "G_synthesis/{t}/weight", lambda w: w.transpose(3, 2, 0, 1), _TO_HWIO)] + _MOD
+                     lambda w: _to_hwio(w)[::-1, ::-1])] + _CONV_TAIL,
+    "torgb": [Rule("{p}.weight", "G_synthesis/{t}/weight", lambda w: w.transpose(3, 2, 0, 1), _to_hwio)] + _MOD
              + [Rule("{p}.bias", "G_synthesis/{t}/bias")],
     "skip": [Rule("synthesis.b{r}.skip.weight", "G_synthesis/{r}x{r}/Skip/weight",
-                  lambda w: w[::-1, ::-1].transpose(3, 2, 0, 1), lambda w: _TO_HWIO(w)[::-1, ::-1])],
+                  lambda w: w[::-1, ::-1].transpose(3, 2, 0, 1), lambda w: _to_hwio(w)[::-1, ::-1])],
 }
 
 
@@ -90,7 +93,7 @@ def layers(layout: names.Layout) -> list:
             if layout.use_noise]
     out.append(("const", {}))
     for r in layout.resolutions:
-        for _, name in (x for x in layout.conv_layers() if x[0] == r):
+        for name in layout.convs_at(r):
             tf_name = "Conv" if r == 4 else {"conv0": "Conv0_up", "conv1": "Conv1"}[name]
             out.append(("conv_up" if name == "conv0" else "conv",
                         {"p": f"synthesis.b{r}.{name}", "t": f"{r}x{r}/{tf_name}", "noise": layout.use_noise}))
