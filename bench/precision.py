@@ -14,6 +14,7 @@ section; --benchmarks_file appends it. On CPU bf16 is emulated (slower than fp32
 """
 import datetime
 import os
+import pathlib
 import statistics
 import sys
 import time
@@ -119,8 +120,10 @@ def main(argv):
                  "warm CPU s/image"], edit_rows))
     print("\n" + section, flush=True)
     if FLAGS.benchmarks_file:
-        with open(FLAGS.benchmarks_file, "a") as f:
-            f.write("\n" + section)
+        from si_jax import storage
+
+        path = pathlib.Path(FLAGS.benchmarks_file)  # appended to by rewriting it whole, atomically
+        storage.write_atomic(path, (path.read_bytes() if path.exists() else b"") + ("\n" + section).encode())
 
 
 if __name__ == "__main__":

@@ -34,8 +34,7 @@ HELDOUT_SEED = 12
 
 
 def render_folder(folder: pathlib.Path, num: int) -> None:
-    from PIL import Image
-
+    from si_jax.evaluation import pictures
     from si_jax.world import renderer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,7 +43,7 @@ def render_folder(folder: pathlib.Path, num: int) -> None:
         imgs = np.asarray(renderer.render_batch(HELDOUT_SEED, idx)["images"])
         u8 = np.clip((imgs + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
         for i, im in zip(idx, u8):
-            Image.fromarray(im).save(folder / f"face_{i:05d}.png")
+            pictures.save_png(folder / f"face_{i:05d}.png", im)
 
 
 VGG16_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
@@ -95,15 +94,15 @@ def time_batch1(num_steps: int, images, spaces=("wplus",), reps: int = 3) -> dic
     params, cfg = loading.load_generator("builtin:toyfaces")
     stats = projection.code_stats(params, cfg)
     pc = projection.ProjectConfig(num_steps=num_steps)
-    out = {}
+    out, aux = {}, projection.ProjectAux()
     for space in spaces:
         x = jnp.asarray(images[:1])
-        jax.block_until_ready(projection.project_batch(params, cfg, stats, {}, x, projection.image_keys(0, [0]), space,
+        jax.block_until_ready(projection.project_batch(params, cfg, stats, aux, x, projection.image_keys(0, [0]), space,
                                                        pc).code)
         t0 = time.perf_counter()
         for i in range(reps):
             x = jnp.asarray(images[i + 1:i + 2])
-            jax.block_until_ready(projection.project_batch(params, cfg, stats, {}, x, projection.image_keys(0, [i]),
+            jax.block_until_ready(projection.project_batch(params, cfg, stats, aux, x, projection.image_keys(0, [i]),
                                                            space, pc).code)
         out[space] = (time.perf_counter() - t0) / reps
     return out
@@ -149,7 +148,9 @@ def main():
               "s_per_image_batch1": b1, "spaces": per_space,
               "cpu": os.cpu_count()}
     report_name = "projection_report.json" if a.name == "proj" else f"report_{a.name}.json"
-    (out / report_name).write_text(json.dumps(report, indent=1))
+    from si_jax import storage
+
+    storage.write_atomic(out / report_name, json.dumps(report, indent=1).encode())
     print("| space | PSNR (dB) | SSIM | attributes kept | all 6 kept | part IoU |")
     print("|---|---|---|---|---|---|")
     for s, v in per_space.items():

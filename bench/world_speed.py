@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from si_jax import world
+from si_jax import storage, world
 
 PART_COLOURS = np.array([(40, 40, 40), (230, 180, 140), (120, 60, 20), (60, 120, 255), (255, 255, 0),
                          (220, 30, 60), (30, 200, 80)], np.uint8)  # PARTS order
@@ -39,7 +39,8 @@ def sheet(path, resolution, upscale=1, n=64, cols=8):
         a = a.reshape(n // cols, cols, resolution, resolution, 3).transpose(0, 2, 1, 3, 4)
         return a.reshape(n // cols * resolution, cols * resolution, 3)
     both = np.concatenate([grid(img), np.full((4, cols * resolution, 3), 255, np.uint8), grid(seg)], 0)
-    Image.fromarray(both).resize((both.shape[1] * upscale, both.shape[0] * upscale), Image.NEAREST).save(path)
+    big = Image.fromarray(both).resize((both.shape[1] * upscale, both.shape[0] * upscale), Image.NEAREST)
+    storage.write_atomic(path, lambda tmp: big.save(tmp, format="PNG"))
     print(f"wrote {path}; attributes of the first 8 ({', '.join(world.ATTRIBUTES)}):")
     print(np.asarray(r['attributes'][:8]).astype(int))
 

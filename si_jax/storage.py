@@ -180,6 +180,33 @@ def check_fields(header: dict, where, fix: str, **kinds) -> dict:
     return header
 
 
+def flat_dict(tree: dict, sep: str = "/") -> dict:
+    """Nested dicts (a params pytree) -> {'a/b/c': leaf}, depth first; `nested_dict` is the inverse. The one
+    flatten behind the safetensors files of the judges and the lambda models.
+
+    >>> flat_dict({"a": {"b": 1, "c": {"d": 2}}, "e": 3})
+    {'a/b': 1, 'a/c/d': 2, 'e': 3}
+    >>> nested_dict({"a/b": 1, "a/c/d": 2, "e": 3}) == {"a": {"b": 1, "c": {"d": 2}}, "e": 3}
+    True
+    """
+    out = {}
+    for k, v in tree.items():
+        out.update({f"{k}{sep}{kk}": vv for kk, vv in flat_dict(v, sep).items()} if isinstance(v, dict) else {k: v})
+    return out
+
+
+def nested_dict(flat: dict, sep: str = "/") -> dict:
+    """{'a/b/c': leaf} -> nested dicts (the inverse of `flat_dict`)."""
+    tree: dict = {}
+    for key, v in flat.items():
+        node = tree
+        *parents, leaf = key.split(sep)
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return tree
+
+
 def fingerprint(arrays: dict) -> str:
     """A short content hash of named arrays (names, shapes and float32 values), e.g. a generator's canonical
     weights or a judge's, to tie outputs and shipped files to the exact weights."""

@@ -25,7 +25,8 @@ from si_jax.world import renderer
 params, cfg = loading.load_generator("builtin:toyfaces"); stats = projection.code_stats(params, cfg)
 z = samples.latents(5, [0], cfg.z_dim)
 w, _, img = network.generate(params, cfg, jnp.asarray(z))
-out = projection.project_batch(params, cfg, stats, {{}}, img, projection.image_keys(0, [0]), "w",
+aux = projection.ProjectAux()
+out = projection.project_batch(params, cfg, stats, aux, img, projection.image_keys(0, [0]), "w",
                                projection.ProjectConfig(num_steps={RECOVER_STEPS}))
 res = dict(psnr=float(metrics.psnr(out.image, img, data_range=2.0)[0]),
            dist=float(jnp.sqrt(jnp.mean(jnp.square(out.code - w))) / stats.w_std),
@@ -33,10 +34,11 @@ res = dict(psnr=float(metrics.psnr(out.image, img, data_range=2.0)[0]),
 targets = jnp.asarray(renderer.render_batch(3, np.arange(3))["images"])
 for space, noise in (("wplus", "const"), ("s", "optimize")):
     pc = projection.ProjectConfig(num_steps=8, noise=noise)
-    b = projection.project_batch(params, cfg, stats, {{}}, targets, projection.image_keys(7, [0, 1, 2]), space, pc)
+    b = projection.project_batch(params, cfg, stats, aux, targets, projection.image_keys(7, [0, 1, 2]), space, pc)
     gap = dict(code=0.0, loss=0.0, noise=0.0)
     for i in range(3):
-        o = projection.project_batch(params, cfg, stats, {{}}, targets[i:i + 1], projection.image_keys(7, [i]), space, pc)
+        o = projection.project_batch(params, cfg, stats, aux, targets[i:i + 1], projection.image_keys(7, [i]), space,
+                                     pc)
         gap["code"] = max(gap["code"], float(jnp.max(jnp.abs(o.code[0] - b.code[i]))))
         gap["loss"] = max(gap["loss"], float(jnp.max(jnp.abs(o.loss[0] - b.loss[i]) / jnp.abs(b.loss[i]))))
         gap["noise"] = max(gap["noise"], max(float(jnp.max(jnp.abs(x[0] - y[i]))) for x, y in zip(o.noise, b.noise)))
@@ -90,6 +92,46 @@ def test_codes_give_their_styles(toyfaces):
     np.testing.assert_allclose(s_w, s_wp, atol=1e-5)
     np.testing.assert_allclose(projection.flat_styles_of_codes(params, cfg, s_w, "s"), s_w)
     np.testing.assert_allclose(projection.reference_w(params, cfg, s_w), w, atol=1e-3)
+
+
+def test_new_learning_rate_or_loss_weight_compiles_nothing():
+    """The projector's numbers are traced (ProjectHParams): after one run, a new learning rate, schedule or loss
+    weight runs the same program (no XLA compile) and changes the codes or losses (a pixel weight only scales
+    the loss: Adam does not see it); a new step count compiles once more."""
+    import jax
+
+    from si_jax.stylegan2 import params as params_lib
+    from si_jax.stylegan2.config import G2Config
+
+    cfg = G2Config.make(8, 64, 16, 8, 8, mapping_layers=2)
+    params = params_lib.to_jax_params(params_lib.random_canonical(cfg, 0), cfg)
+    stats = projection.CodeStats(params["mapping"]["w_avg"], jnp.float32(1), jnp.zeros(cfg.style_dim),
+                                 jnp.ones(cfg.style_dim))
+    targets = jnp.zeros((2, 8, 8, 3))
+    keys = jnp.asarray(np.random.default_rng(0).integers(0, 2**31, (2, 2)), jnp.uint32)
+    compiles = []
+
+    def listener(event, seconds, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":  # jax._src.dispatch.BACKEND_COMPILE_EVENT
+            compiles.append(event)
+
+    def run(num_steps=2, **kw):
+        out = projection.project_batch(params, cfg, stats, projection.ProjectAux(), targets, keys, "w",
+                                       projection.ProjectConfig(num_steps=num_steps, **kw))
+        return np.concatenate([np.asarray(out.code).ravel(), np.asarray(out.loss).ravel()])  # code, loss curves
+
+    first = run(learning_rate=0.1)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        others = [run(learning_rate=0.02), run(learning_rate=0.1, lr_rampup=0.5, code_noise=0.2),
+                  run(learning_rate=0.1, lambda_pixel=3.0)]
+        assert compiles == []
+        run(num_steps=3)
+        assert len(compiles) >= 1
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    for other in others:
+        assert np.all(np.isfinite(other)) and np.max(np.abs(other - first)) > 1e-4
 
 
 def test_image_folder_conversions(tmp_path):

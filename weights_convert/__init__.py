@@ -30,7 +30,12 @@ def _is_safetensors(head: bytes) -> bool:
 
 
 def detect_format(data: bytes) -> str:
-    """'safetensors' | 'torch_zip' | 'torch_legacy' | 'pickle' | 'unknown', from the first 16 bytes."""
+    """'safetensors' | 'torch_zip' | 'torch_legacy' | 'pickle' | 'unknown', from the first 16 bytes.
+
+    >>> import pickle
+    >>> detect_format(b"PK\x03\x04rest"), detect_format(pickle.dumps({}, protocol=4)), detect_format(b"GIF89a")
+    ('torch_zip', 'pickle', 'unknown')
+    """
     if data.startswith(rosinality.ZIP_MAGIC):
         return "torch_zip"
     if data.startswith(rosinality.LEGACY_PREFIX):

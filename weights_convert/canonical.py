@@ -165,7 +165,13 @@ def count_parameters(params: dict) -> int:
 
 
 def style_dim(config) -> int:
-    """Total number of style values (sum over the conv and toRGB affine outputs)."""
+    """Total number of style values (sum over the conv and toRGB affine outputs).
+
+    >>> cfg = make_config(source_format="nvlabs", z_dim=4, w_dim=4, c_dim=0, img_resolution=8, img_channels=3,
+    ...                   mapping_layers=2, channels={4: 8, 8: 4})
+    >>> cfg["num_ws"], style_dim(cfg)   # b4.conv1 8, b4.torgb 8, b8.conv0 8, b8.conv1 4, b8.torgb 4
+    (4, 32)
+    """
     return sum(shape[0] for name, shape in expected_shapes(config).items() if name.endswith(".affine.bias"))
 
 

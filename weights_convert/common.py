@@ -51,11 +51,26 @@ def number(x, name: str, source, kind=float):
     return kind(x)
 
 
-def check_filter(kernel: np.ndarray, taps, name: str, source, gain: float = 1.0) -> None:
-    """Check a stored FIR buffer against outer(taps, taps) / sum(taps)^2 * gain (1-D: taps / sum * sqrt(gain))."""
+def fir_kernel(taps, gain: float = 1.0, ndim: int = 2) -> np.ndarray:
+    """The FIR buffer of a resample filter (float64): outer(taps, taps) / sum(taps)^2 * gain, or for ndim 1
+    taps / sum(taps) * sqrt(gain).
+
+    >>> fir_kernel([1, 3, 3, 1], gain=4)[1]
+    array([0.1875, 0.5625, 0.5625, 0.1875])
+    """
     f = np.asarray(taps, np.float64)
-    want = f / f.sum() * np.sqrt(gain) if kernel.ndim == 1 else np.outer(f, f) / f.sum() ** 2 * gain
-    if kernel.shape != want.shape or not np.allclose(kernel, want, rtol=1e-5, atol=1e-7):
+    return f / f.sum() * np.sqrt(gain) if ndim == 1 else np.outer(f, f) / f.sum() ** 2 * gain
+
+
+def is_filter(kernel: np.ndarray, taps, gain: float = 1.0) -> bool:
+    """Whether a stored FIR buffer is `fir_kernel(taps, gain)` (to float32 round-off)."""
+    want = fir_kernel(taps, gain, kernel.ndim)
+    return kernel.shape == want.shape and np.allclose(kernel, want, rtol=1e-5, atol=1e-7)
+
+
+def check_filter(kernel: np.ndarray, taps, name: str, source, gain: float = 1.0) -> None:
+    """Check a stored FIR buffer against `fir_kernel(taps, gain)`; WeightsFormatError naming `source` if not."""
+    if not is_filter(kernel, taps, gain):
         raise WeightsFormatError(one_line(f"{source}: buffer {name!r} does not match the resample filter "
                                           f"{list(taps)} (unsupported FIR filter)"))
 

@@ -13,7 +13,11 @@ FILE_MODE = 0o644
 
 
 def temp_path(path) -> pathlib.Path:
-    """The temp name a write of `path` uses: `.NAME.tmpPID` in the same folder."""
+    """The temp name a write of `path` uses: `.NAME.tmpPID` in the same folder.
+
+    >>> temp_path("out/g.safetensors") == pathlib.Path(f"out/.g.safetensors.tmp{os.getpid()}")
+    True
+    """
     path = pathlib.Path(path)
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 

@@ -21,14 +21,70 @@ from __future__ import annotations
 
 import re
 
-from weights_convert import canonical, torch_storage
-from weights_convert.common import as_array, check_filter, describe, format_guard, read_bytes
+import numpy as np
+
+from weights_convert import canonical, names, torch_storage
+from weights_convert.common import as_array, describe, fir_kernel, format_guard, is_filter, read_bytes
 from weights_convert.errors import WeightsFormatError, one_line
+from weights_convert.names import Rule
 
 WHAT = "rosinality checkpoint"
 ZIP_MAGIC = b"PK\x03\x04"
 LEGACY_PREFIX = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickle of the legacy magic number
 RESAMPLE = [1, 3, 3, 1]
+
+
+# --- the name table (reader and writer, `writers.rosinality_tensors`): names as in the file, 'g_ema.' in front
+# of the generator's state dict, 'latent_avg' beside it.
+
+def _filter_buffer(kernel):
+    """The [1,3,3,1] upsampling filter of rosinality (gain 4): made on writing, checked on reading."""
+    if kernel is None:
+        return fir_kernel(RESAMPLE, gain=4).astype(np.float32)
+    if not is_filter(kernel, RESAMPLE, gain=4):
+        raise names.BadTensor(f"does not match the resample filter {RESAMPLE} (unsupported FIR filter)")
+    return kernel
+
+
+def _strength(s):
+    if s.size != 1:
+        raise names.BadTensor(f"has shape {s.shape}, expected [1]")
+    return s.reshape(())
+
+
+_MOD = [Rule("{p}.affine.weight", "g_ema.{src}.conv.modulation.weight"),
+        Rule("{p}.affine.bias", "g_ema.{src}.conv.modulation.bias")]
+TABLE = {
+    "w_avg": [Rule("mapping.w_avg", "latent_avg", lambda w: w.reshape(-1))],
+    "fc": [Rule("mapping.fc{i}.weight", "g_ema.style.{j}.weight"),
+           Rule("mapping.fc{i}.bias", "g_ema.style.{j}.bias")],
+    "const": [Rule("synthesis.b4.const", "g_ema.input.input", names.lead1(3), names.add_lead1)],
+    "conv": [Rule("{p}.weight", "g_ema.{src}.conv.weight", names.lead1(4), names.add_lead1),
+             Rule(None, "g_ema.{src}.conv.blur.kernel", _filter_buffer, _filter_buffer, when="up"), *_MOD,
+             Rule("{p}.noise_strength", "g_ema.{src}.noise.weight", _strength, lambda s: names.f32(s).reshape(1)),
+             Rule("{p}.bias", "g_ema.{src}.activate.bias")],
+    "torgb": [Rule("{p}.bias", "g_ema.{src}.bias", lambda b: b.reshape(-1),
+                   lambda b: names.f32(b).reshape(1, -1, 1, 1)),
+              Rule(None, "g_ema.{src}.upsample.kernel", _filter_buffer, _filter_buffer, when="up"),
+              Rule("{p}.weight", "g_ema.{src}.conv.weight", names.lead1(4), names.add_lead1), *_MOD],
+    "noise": [Rule("{p}.noise_const", "g_ema.noises.noise_{j}", names.squeeze_noise, names.unsqueeze_noise)],
+}
+
+
+def layers(layout: names.Layout) -> list:
+    """The layers of a rosinality generator in state-dict order (R = 2^(k+3)): style.{i+1}, input, conv1, to_rgb1,
+    then convs.{2k} / convs.{2k+1} (b{R}.conv0 / conv1), to_rgbs.{k}, noises.noise_{j}; latent_avg last."""
+    res = layout.resolutions
+    out = [("fc", {"i": i, "j": i + 1}) for i in range(layout.mapping_layers)] + [("const", {})]
+    out += [("conv", {"src": "conv1", "p": "synthesis.b4.conv1"}),
+            ("torgb", {"src": "to_rgb1", "p": "synthesis.b4.torgb"})]
+    for k, r in enumerate(res[1:]):
+        out += [("conv", {"src": f"convs.{2 * k}", "p": f"synthesis.b{r}.conv0", "up": True}),
+                ("conv", {"src": f"convs.{2 * k + 1}", "p": f"synthesis.b{r}.conv1"})]
+    out += [("torgb", {"src": f"to_rgbs.{k}", "p": f"synthesis.b{r}.torgb", "up": True})
+            for k, r in enumerate(res[1:])]
+    out += [("noise", {"j": j, "p": f"synthesis.b{r}.{n}"}) for j, (r, n) in enumerate(layout.conv_layers())]
+    return out + [("w_avg", {})]
 
 
 def read_rosinality_pt(path) -> tuple:
@@ -53,65 +109,25 @@ def from_checkpoint(obj, source) -> tuple:
     if "latent_avg" not in obj:
         raise WeightsFormatError(f"{source}: {WHAT} has no 'latent_avg' (checkpoints written by rosinality's "
                                  "train.py lack it; use one written by convert_weight.py or add it)")
-    sd = {str(k): as_array(v, f"g_ema.{k}", source) for k, v in obj["g_ema"].items()}
-
-    used = set()
-
-    def get(name):
-        if name not in sd:
-            raise WeightsFormatError(f"{source}: {WHAT} has no tensor 'g_ema.{name}'")
-        used.add(name)
-        return sd[name]
-
-    def squeeze_lead(arr, name, ndim):
-        if arr.ndim != ndim + 1 or arr.shape[0] != 1:
-            raise WeightsFormatError(f"{source}: g_ema.{name} has shape {arr.shape}, expected a leading 1 and "
-                                     f"{ndim} more dimensions")
-        return arr[0]
-
-    params = {"mapping.w_avg": as_array(obj["latent_avg"], "latent_avg", source).reshape(-1)}
+    tensors = {f"g_ema.{k}": as_array(v, f"g_ema.{k}", source) for k, v in obj["g_ema"].items()}
+    tensors["latent_avg"] = as_array(obj["latent_avg"], "latent_avg", source)
     n_map = 0
-    while f"style.{n_map + 1}.weight" in sd:
-        params[f"mapping.fc{n_map}.weight"] = get(f"style.{n_map + 1}.weight")
-        params[f"mapping.fc{n_map}.bias"] = get(f"style.{n_map + 1}.bias")
+    while f"g_ema.style.{n_map + 1}.weight" in tensors:
         n_map += 1
     if n_map == 0:
         raise WeightsFormatError(f"{source}: {WHAT} has no mapping layers 'g_ema.style.1.weight'")
-    params["synthesis.b4.const"] = squeeze_lead(get("input.input"), "input.input", 3)
-
-    n_rgb = sum(1 for k in sd if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k))
-    res_list = [2 ** (k + 2) for k in range(n_rgb + 1)]
-    convs = [("conv1", "synthesis.b4.conv1")]
-    rgbs = [("to_rgb1", "synthesis.b4.torgb")]
-    for k in range(n_rgb):
-        r = 2 ** (k + 3)
-        convs += [(f"convs.{2 * k}", f"synthesis.b{r}.conv0"), (f"convs.{2 * k + 1}", f"synthesis.b{r}.conv1")]
-        rgbs.append((f"to_rgbs.{k}", f"synthesis.b{r}.torgb"))
-    if f"convs.{2 * n_rgb}.conv.weight" in sd:
+    n_rgb = sum(1 for k in tensors if re.fullmatch(r"g_ema\.to_rgbs\.\d+\.conv\.weight", k))
+    if f"g_ema.convs.{2 * n_rgb}.conv.weight" in tensors:
         raise WeightsFormatError(f"{source}: g_ema has more convs than to_rgbs (unexpected architecture)")
-    for j, (src, dst) in enumerate(convs):
-        params[f"{dst}.weight"] = squeeze_lead(get(f"{src}.conv.weight"), f"{src}.conv.weight", 4)
-        params[f"{dst}.bias"] = get(f"{src}.activate.bias")
-        params[f"{dst}.affine.weight"] = get(f"{src}.conv.modulation.weight")
-        params[f"{dst}.affine.bias"] = get(f"{src}.conv.modulation.bias")
-        strength = get(f"{src}.noise.weight")
-        if strength.size != 1:
-            raise WeightsFormatError(f"{source}: g_ema.{src}.noise.weight has shape {strength.shape}, expected [1]")
-        params[f"{dst}.noise_strength"] = strength.reshape(())
-        noise = get(f"noises.noise_{j}")
-        params[f"{dst}.noise_const"] = noise.reshape(noise.shape[-2:]) if noise.ndim == 4 else noise
-    for src, dst in rgbs:
-        params[f"{dst}.weight"] = squeeze_lead(get(f"{src}.conv.weight"), f"{src}.conv.weight", 4)
-        params[f"{dst}.bias"] = get(f"{src}.bias").reshape(-1)
-        params[f"{dst}.affine.weight"] = get(f"{src}.conv.modulation.weight")
-        params[f"{dst}.affine.bias"] = get(f"{src}.conv.modulation.bias")
-    for name, kernel in sd.items():
-        if name.endswith(".blur.kernel") or name.endswith(".upsample.kernel"):
-            check_filter(kernel, RESAMPLE, f"g_ema.{name}", source, gain=4.0)
-            used.add(name)
-    unused = sorted(set(sd) - used)
+    res_list = tuple(2 ** (k + 2) for k in range(n_rgb + 1))
+    try:
+        params, used = names.to_canonical(TABLE, layers(names.Layout(n_map, res_list, res_list)), tensors,
+                                          missing=lambda name: f"{WHAT} has no tensor {name!r}")
+    except names.BadTensor as e:
+        raise WeightsFormatError(one_line(f"{source}: {e}")) from None
+    unused = sorted(set(tensors) - used)
     if unused:
-        raise WeightsFormatError(f"{source}: {WHAT} has unexpected tensor 'g_ema.{unused[0]}'"
+        raise WeightsFormatError(f"{source}: {WHAT} has unexpected tensor {unused[0]!r}"
                                  + (f" (and {len(unused) - 1} more)" if len(unused) > 1 else ""))
 
     channels = {4: params["synthesis.b4.const"].shape[0]}

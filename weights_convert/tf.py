@@ -15,9 +15,10 @@ import re
 
 import numpy as np
 
-from weights_convert import canonical, safe_pickle
+from weights_convert import canonical, names, safe_pickle
 from weights_convert.common import as_array, describe, format_guard, number, read_bytes
 from weights_convert.errors import WeightsFormatError, one_line
+from weights_convert.names import Rule
 
 WHAT = "TensorFlow StyleGAN2 pickle"
 
@@ -38,6 +39,74 @@ class TFNetwork:
     def __repr__(self):
         name = self.state.get("name") if isinstance(self.state, dict) else None
         return f"<TF Network {name}>"
+
+
+# --- the name table (reader and writer, `writers.write_tf_pkl`): TF names carry their network, 'Gs/...',
+# 'G_mapping/...' or 'G_synthesis/...'; conv weights are [kh, kw, I, O] (Conv0_up flipped), dense ones [in, out].
+
+def _conv(w, flip=False):
+    if w.ndim != 4:
+        raise names.BadTensor(f"has shape {w.shape}, expected [3,3,I,O]")
+    return (w[::-1, ::-1] if flip else w).transpose(3, 2, 0, 1)
+
+
+def _const(c):
+    if c.ndim != 4 or c.shape[0] != 1:
+        raise names.BadTensor(f"has shape {c.shape}, expected [1,C,4,4]")
+    return c[0]
+
+
+def _to_hwio(w):
+    return names.f32(w.transpose(2, 3, 1, 0))
+
+
+_MOD = [Rule("{p}.affine.weight", "G_synthesis/{t}/mod_weight", names.transpose, names.transpose),
+        Rule("{p}.affine.bias", "G_synthesis/{t}/mod_bias", lambda b: b + np.float32(1),
+             lambda b: names.f32(b - np.float32(1)))]
+_CONV_TAIL = _MOD + [Rule("{p}.noise_strength", "G_synthesis/{t}/noise_strength", lambda s: s.reshape(()),
+                          np.float32, when="noise"),
+                     Rule("{p}.bias", "G_synthesis/{t}/bias")]
+TABLE = {
+    "gs": [Rule(None, "Gs/lod", write=lambda _: np.float32(0)), Rule("mapping.w_avg", "Gs/dlatent_avg")],
+    "fc": [Rule("mapping.fc{i}.weight", "G_mapping/Dense{i}/weight", names.transpose, names.transpose),
+           Rule("mapping.fc{i}.bias", "G_mapping/Dense{i}/bias")],
+    "embed": [Rule("mapping.embed.weight", "G_mapping/LabelEmbed/weight", names.transpose, names.transpose),
+              Rule("mapping.embed.bias", "G_mapping/LabelEmbed/bias")],
+    "noise": [Rule("{p}.noise_const", "G_synthesis/noise{k}", names.squeeze_noise, names.unsqueeze_noise)],
+    "const": [Rule("synthesis.b4.const", "G_synthesis/4x4/Const/const", _const, names.add_lead1)],
+    "conv": [Rule("{p}.weight", "G_synthesis/{t}/weight", _conv, _to_hwio)] + _CONV_TAIL,
+    "conv_up": [Rule("{p}.weight", "G_synthesis/{t}/weight", lambda w: _conv(w, flip=True),
+                     lambda w: _to_hwio(w)[::-1, ::-1])] + _CONV_TAIL,
+    "torgb": [Rule("{p}.weight", "G_synthesis/{t}/weight", lambda w: w.transpose(3, 2, 0, 1), _to_hwio)] + _MOD
+             + [Rule("{p}.bias", "G_synthesis/{t}/bias")],
+    "skip": [Rule("synthesis.b{r}.skip.weight", "G_synthesis/{r}x{r}/Skip/weight",
+                  lambda w: w[::-1, ::-1].transpose(3, 2, 0, 1), lambda w: _to_hwio(w)[::-1, ::-1])],
+}
+
+
+def layers(layout: names.Layout) -> list:
+    """The layers of a TF generator in its variable order: Gs's own, mapping, then synthesis (noise inputs,
+    const, per resolution its convs, toRGB, skip)."""
+    out = [("gs", {})] + [("fc", {"i": i}) for i in range(layout.mapping_layers)]
+    out += [("embed", {})] if layout.embed else []
+    out += [("noise", {"k": k, "p": f"synthesis.b{r}.{n}"}) for k, (r, n) in enumerate(layout.conv_layers())
+            if layout.use_noise]
+    out.append(("const", {}))
+    for r in layout.resolutions:
+        for name in layout.convs_at(r):
+            tf_name = "Conv" if r == 4 else {"conv0": "Conv0_up", "conv1": "Conv1"}[name]
+            out.append(("conv_up" if name == "conv0" else "conv",
+                        {"p": f"synthesis.b{r}.{name}", "t": f"{r}x{r}/{tf_name}", "noise": layout.use_noise}))
+        if r in layout.torgb:
+            out.append(("torgb", {"p": f"synthesis.b{r}.torgb", "t": f"{r}x{r}/ToRGB"}))
+        if r in layout.skip:
+            out.append(("skip", {"r": r}))
+    return out
+
+
+def _missing(name: str) -> str:
+    label, var = name.split("/", 1)
+    return f"{label} has no variable {var!r}"
 
 
 ALLOWED_GLOBALS = {**safe_pickle.NUMPY_GLOBALS, ("dnnlib.tflib.network", "Network"): TFNetwork}
@@ -83,58 +152,22 @@ def from_networks(obj, source) -> tuple:
     svars = _variables(comps["synthesis"], "G_synthesis", source)
     kw = dict(gs.state.get("static_kwargs") or {})
 
-    def need(table, name, label):
-        if name not in table:
-            raise WeightsFormatError(f"{source}: {label} has no variable {name!r}")
-        return table[name]
-
-    params = {"mapping.w_avg": need(own, "dlatent_avg", "Gs")}
+    if "LabelConcat/weight" in mvars:
+        raise WeightsFormatError(f"{source}: conditional TF mapping with LabelConcat is not supported")
+    res_list = sorted({int(m.group(1)) for k in svars for m in [re.match(r"(\d+)x\1/", k)] if m})
     n_map = 0
     while f"Dense{n_map}/weight" in mvars:
-        params[f"mapping.fc{n_map}.weight"] = mvars[f"Dense{n_map}/weight"].T
-        params[f"mapping.fc{n_map}.bias"] = need(mvars, f"Dense{n_map}/bias", "G_mapping")
         n_map += 1
-    if "LabelEmbed/weight" in mvars:
-        params["mapping.embed.weight"] = mvars["LabelEmbed/weight"].T
-        params["mapping.embed.bias"] = need(mvars, "LabelEmbed/bias", "G_mapping")
-    elif "LabelConcat/weight" in mvars:
-        raise WeightsFormatError(f"{source}: conditional TF mapping with LabelConcat is not supported")
-
-    const = need(svars, "4x4/Const/const", "G_synthesis")
-    if const.ndim != 4 or const.shape[0] != 1:
-        raise WeightsFormatError(f"{source}: 4x4/Const/const has shape {const.shape}, expected [1,C,4,4]")
-    params["synthesis.b4.const"] = const[0]
-    res_list = sorted({int(m.group(1)) for k in svars for m in [re.match(r"(\d+)x\1/", k)] if m})
-    conv_k = 0
-    for res in res_list:
-        layers = [("Conv", "conv1")] if res == 4 else [("Conv0_up", "conv0"), ("Conv1", "conv1")]
-        for tf_name, nv_name in layers:
-            t, p = f"{res}x{res}/{tf_name}", f"synthesis.b{res}.{nv_name}"
-            w = need(svars, f"{t}/weight", "G_synthesis")
-            if w.ndim != 4:
-                raise WeightsFormatError(f"{source}: {t}/weight has shape {w.shape}, expected [3,3,I,O]")
-            if tf_name == "Conv0_up":
-                w = w[::-1, ::-1]
-            params[f"{p}.weight"] = w.transpose(3, 2, 0, 1)
-            params[f"{p}.bias"] = need(svars, f"{t}/bias", "G_synthesis")
-            params[f"{p}.affine.weight"] = need(svars, f"{t}/mod_weight", "G_synthesis").T
-            params[f"{p}.affine.bias"] = need(svars, f"{t}/mod_bias", "G_synthesis") + np.float32(1)
-            if f"{t}/noise_strength" in svars:
-                params[f"{p}.noise_strength"] = svars[f"{t}/noise_strength"].reshape(())
-                noise = need(svars, f"noise{conv_k}", "G_synthesis")
-                params[f"{p}.noise_const"] = noise.reshape(noise.shape[-2:]) if noise.ndim == 4 else noise
-            conv_k += 1
-        t = f"{res}x{res}/ToRGB"
-        if f"{t}/weight" in svars:
-            p = f"synthesis.b{res}.torgb"
-            params[f"{p}.weight"] = need(svars, f"{t}/weight", "G_synthesis").transpose(3, 2, 0, 1)
-            params[f"{p}.bias"] = need(svars, f"{t}/bias", "G_synthesis")
-            params[f"{p}.affine.weight"] = need(svars, f"{t}/mod_weight", "G_synthesis").T
-            params[f"{p}.affine.bias"] = need(svars, f"{t}/mod_bias", "G_synthesis") + np.float32(1)
-        if f"{res}x{res}/Skip/weight" in svars:
-            w = svars[f"{res}x{res}/Skip/weight"]
-            params[f"synthesis.b{res}.skip.weight"] = w[::-1, ::-1].transpose(3, 2, 0, 1)
-
+    layout = names.Layout(n_map, tuple(res_list),
+                          tuple(r for r in res_list if f"{r}x{r}/ToRGB/weight" in svars),
+                          tuple(r for r in res_list if f"{r}x{r}/Skip/weight" in svars),
+                          any(k.endswith("/noise_strength") for k in svars), "LabelEmbed/weight" in mvars)
+    tensors = {f"{label}/{k}": v for label, table in (("Gs", own), ("G_mapping", mvars), ("G_synthesis", svars))
+               for k, v in table.items()}
+    try:
+        params, _ = names.to_canonical(TABLE, layers(layout), tensors, missing=_missing)
+    except names.BadTensor as e:
+        raise WeightsFormatError(one_line(f"{source}: {e}")) from None
     config = _config(kw, params, svars, res_list, n_map, source)
     return canonical.validate(params, config, source)
 

@@ -26,7 +26,8 @@ import zipfile
 
 import numpy as np
 
-from weights_convert import canonical, files, torch_storage
+from weights_convert import canonical, files, names, rosinality, tf, torch_storage
+from weights_convert.common import fir_kernel
 
 PLACEHOLDER_SRC = "# source omitted (written by si_jax weights_convert)\n"
 
@@ -193,8 +194,7 @@ def write_nvlabs_pkl(path, params, config) -> None:
     params, config, ch = _checked(params, config)
     base, cmax = _channel_rule(config, ch)
     counter = iter(range(1 << 30))
-    taps = np.asarray(config["resample_filter"], np.float64)
-    fir = (np.outer(taps, taps) / taps.sum() ** 2).astype(np.float32)
+    fir = fir_kernel(config["resample_filter"]).astype(np.float32)
 
     def tensor(arr, param=True):
         arr = np.ascontiguousarray(arr, np.float32)
@@ -295,47 +295,20 @@ def write_tf_pkl(path, params, config) -> None:
         kw["resample_kernel"] = list(config["resample_filter"])
     if config["conv_clamp"] is not None or config["num_fp16_res"]:
         kw.update(conv_clamp=config["conv_clamp"], num_fp16_res=config["num_fp16_res"])
-    f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
-
-    mvars = []
-    for i in range(config["mapping_layers"]):
-        mvars += [(f"Dense{i}/weight", f32(params[f"mapping.fc{i}.weight"].T)),
-                  (f"Dense{i}/bias", f32(params[f"mapping.fc{i}.bias"]))]
-    res_list, svars, noise, k = canonical.block_resolutions(config), [], [], 0
-    for res in res_list:
-        for name in (["conv1"] if res == 4 else ["conv0", "conv1"]):
-            noise.append((f"noise{k}", f32(params[f"synthesis.b{res}.{name}.noise_const"][None, None])))
-            k += 1
-    svars.append(("4x4/Const/const", f32(params["synthesis.b4.const"][None])))
-    for res in res_list:
-        b = f"synthesis.b{res}"
-        for tf_name, name in ([("Conv", "conv1")] if res == 4 else [("Conv0_up", "conv0"), ("Conv1", "conv1")]):
-            w = params[f"{b}.{name}.weight"].transpose(2, 3, 1, 0)
-            if tf_name == "Conv0_up":
-                w = w[::-1, ::-1]
-            t, p = f"{res}x{res}/{tf_name}", f"{b}.{name}"
-            svars += [(f"{t}/weight", f32(w)), (f"{t}/mod_weight", f32(params[f"{p}.affine.weight"].T)),
-                      (f"{t}/mod_bias", f32(params[f"{p}.affine.bias"] - np.float32(1))),
-                      (f"{t}/noise_strength", np.float32(params[f"{p}.noise_strength"])),
-                      (f"{t}/bias", f32(params[f"{p}.bias"]))]
-        if f"{b}.torgb.weight" in params:
-            t, p = f"{res}x{res}/ToRGB", f"{b}.torgb"
-            svars += [(f"{t}/weight", f32(params[f"{p}.weight"].transpose(2, 3, 1, 0))),
-                      (f"{t}/mod_weight", f32(params[f"{p}.affine.weight"].T)),
-                      (f"{t}/mod_bias", f32(params[f"{p}.affine.bias"] - np.float32(1))),
-                      (f"{t}/bias", f32(params[f"{p}.bias"]))]
-        if f"{b}.skip.weight" in params:
-            svars.append((f"{res}x{res}/Skip/weight", f32(params[f"{b}.skip.weight"].transpose(2, 3, 1, 0))))
+    tensors = names.from_canonical(tf.TABLE, tf.layers(names.Layout.of(params, config)), params)
+    variables = {"Gs": [], "G_mapping": [], "G_synthesis": []}
+    for name, value in tensors.items():
+        label, var = name.split("/", 1)
+        variables[label].append((var, value))
 
     def net(name, func, variables, static_kwargs, components=None):
         return _TFNetwork({"version": 4, "name": name, "static_kwargs": dict(static_kwargs),
                            "components": components or {}, "build_module_src": PLACEHOLDER_SRC,
                            "build_func_name": func, "variables": variables})
 
-    synthesis = net("G_synthesis", "G_synthesis_stylegan2", noise + svars, kw)
-    mapping = net("G_mapping", "G_mapping", mvars, {"dlatent_broadcast": config["num_ws"], **kw})
-    gs = net("Gs", "G_main", [("lod", np.float32(0)), ("dlatent_avg", f32(params["mapping.w_avg"]))], kw,
-             {"synthesis": synthesis, "mapping": mapping})
+    synthesis = net("G_synthesis", "G_synthesis_stylegan2", variables["G_synthesis"], kw)
+    mapping = net("G_mapping", "G_mapping", variables["G_mapping"], {"dlatent_broadcast": config["num_ws"], **kw})
+    gs = net("Gs", "G_main", variables["Gs"], kw, {"synthesis": synthesis, "mapping": mapping})
     d = net("D", "D_stylegan2", [], {"num_channels": config["img_channels"],
                                      "resolution": config["img_resolution"], "label_size": 0})
     files.write_stream_atomic(path, lambda f: _OutPickler(f, 4).dump((gs, d, gs)))
@@ -343,65 +316,29 @@ def write_tf_pkl(path, params, config) -> None:
 
 # --- rosinality ---------------------------------------------------------------------------------------------
 
-def rosinality_state_dict(params, config) -> dict:
-    """Canonical -> rosinality `g_ema` state dict (name -> float32 array), in rosinality's order."""
-    params, config, ch = _checked(params, config)
+def rosinality_tensors(params, config) -> dict:
+    """Canonical -> the tensors of a rosinality checkpoint (`rosinality.TABLE` names: 'g_ema.<state dict name>' in
+    rosinality's order, then 'latent_avg'), float32."""
+    params, config, _ = _checked(params, config)
     if (config["c_dim"] or config["architecture"] != "skip" or not config["use_noise"]
-            or config["mapping_lr_multiplier"] != 0.01 or list(config["resample_filter"]) != [1, 3, 3, 1]):
+            or config["mapping_lr_multiplier"] != 0.01 or list(config["resample_filter"]) != rosinality.RESAMPLE):
         raise ValueError("rosinality checkpoints hold unconditional 'skip' generators with noise, mapping lr 0.01 "
                          "and the [1,3,3,1] filter only")
-    res_list = canonical.block_resolutions(config)
-    taps = np.asarray([1, 3, 3, 1], np.float64)
-    kernel = (np.outer(taps, taps) / taps.sum() ** 2 * 4).astype(np.float32)
-    sd = {}
-    for i in range(config["mapping_layers"]):
-        sd[f"style.{i + 1}.weight"] = params[f"mapping.fc{i}.weight"]
-        sd[f"style.{i + 1}.bias"] = params[f"mapping.fc{i}.bias"]
-    sd["input.input"] = params["synthesis.b4.const"][None]
-
-    def conv(dst, p, up):
-        sd[f"{dst}.conv.weight"] = params[f"{p}.weight"][None]
-        if up:
-            sd[f"{dst}.conv.blur.kernel"] = kernel
-        sd[f"{dst}.conv.modulation.weight"] = params[f"{p}.affine.weight"]
-        sd[f"{dst}.conv.modulation.bias"] = params[f"{p}.affine.bias"]
-        sd[f"{dst}.noise.weight"] = params[f"{p}.noise_strength"].reshape(1)
-        sd[f"{dst}.activate.bias"] = params[f"{p}.bias"]
-
-    def rgb(dst, p, up):
-        sd[f"{dst}.bias"] = params[f"{p}.bias"].reshape(1, -1, 1, 1)
-        if up:
-            sd[f"{dst}.upsample.kernel"] = kernel
-        sd[f"{dst}.conv.weight"] = params[f"{p}.weight"][None]
-        sd[f"{dst}.conv.modulation.weight"] = params[f"{p}.affine.weight"]
-        sd[f"{dst}.conv.modulation.bias"] = params[f"{p}.affine.bias"]
-
-    conv("conv1", "synthesis.b4.conv1", False)
-    rgb("to_rgb1", "synthesis.b4.torgb", False)
-    for k, res in enumerate(res_list[1:]):
-        conv(f"convs.{2 * k}", f"synthesis.b{res}.conv0", True)
-        conv(f"convs.{2 * k + 1}", f"synthesis.b{res}.conv1", False)
-    for k, res in enumerate(res_list[1:]):
-        rgb(f"to_rgbs.{k}", f"synthesis.b{res}.torgb", True)
-    j = 0
-    for res in res_list:
-        for name in (["conv1"] if res == 4 else ["conv0", "conv1"]):
-            sd[f"noises.noise_{j}"] = params[f"synthesis.b{res}.{name}.noise_const"][None, None]
-            j += 1
-    return {k: np.ascontiguousarray(v, np.float32) for k, v in sd.items()}
+    return names.from_canonical(rosinality.TABLE, rosinality.layers(names.Layout.of(params, config)), params)
 
 
 def write_rosinality_pt(path, params, config, *, legacy=False) -> None:
     """Canonical -> rosinality checkpoint {'g_ema': OrderedDict, 'latent_avg'}: torch zip (default, as
     `torch.save` >= 1.6 writes it, entries stored uncompressed) or a legacy torch.save stream."""
-    sd = rosinality_state_dict(params, config)
     counter = iter(range(1 << 30))
 
     def tensor(arr):
         return _Tensor(arr, _Storage(arr, str(next(counter))), False)
 
-    obj = {"g_ema": collections.OrderedDict((k, tensor(v)) for k, v in sd.items()),
-           "latent_avg": tensor(np.ascontiguousarray(params["mapping.w_avg"], np.float32))}
+    tensors = rosinality_tensors(params, config)
+    obj = {"g_ema": collections.OrderedDict((k[len("g_ema."):], tensor(v)) for k, v in tensors.items()
+                                            if k.startswith("g_ema.")),
+           "latent_avg": tensor(tensors["latent_avg"])}
     if legacy:
         files.write_stream_atomic(path, lambda f: f.write(legacy_stream(obj)))
         return

@@ -256,19 +256,12 @@ def _short(v) -> str:
     return json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v)
 
 
-def _flat_params(tree, prefix="") -> dict:
-    out = {}
-    for k, v in tree.items():
-        out.update(_flat_params(v, f"{prefix}{k}/") if isinstance(v, dict) else {f"{prefix}{k}": np.asarray(v)})
-    return out
-
-
 def model_bytes(model: LambdaModel) -> bytes:
     """The safetensors file of a model: weights 'net/...', 'feature_mean', 'feature_std'; metadata 'si_jax'
     (JSON: format, version, dims, and model.meta)."""
     from safetensors.numpy import save
 
-    tensors = {f"net/{k}": v.astype(np.float32) for k, v in _flat_params(jax.device_get(model.params)).items()}
+    tensors = {f"net/{k}": v.astype(np.float32) for k, v in storage.flat_dict(jax.device_get(model.params)).items()}
     tensors.update(feature_mean=np.asarray(model.mean, np.float32), feature_std=np.asarray(model.std, np.float32))
     header = {**model.meta, "format": FILE_FORMAT, "version": FILE_VERSION, "dims": list(model.dims)}
     return save(tensors, metadata={"si_jax": json.dumps(header)})
@@ -295,14 +288,7 @@ def load_model(path, expect: dict | None = None) -> LambdaModel:
     storage.check_format_header(header, path, "lambda model", FILE_FORMAT, FILE_VERSION)
     if expect is not None:
         check_identity(header, expect, path)
-    tree: dict = {}
-    for key, v in tensors.items():
-        if key.startswith("net/"):
-            node = tree
-            *parents, leaf = key[4:].split("/")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = jnp.asarray(v)
+    tree = storage.nested_dict({k[4:]: jnp.asarray(v) for k, v in tensors.items() if k.startswith("net/")})
     if "feature_mean" not in tensors or "feature_std" not in tensors or not tree:
         raise ValueError(f"{path}: lambda model is incomplete (no weights or feature normalisation)")
     dims = tuple(int(d) for d in header["dims"])

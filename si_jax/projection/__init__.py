@@ -2,7 +2,7 @@
 
     folder = load_image_folder('photos/', cfg.img_resolution)   # [N, R, R, 3] in [-1, 1], notes, bad files named
     stats = code_stats(params, cfg)                            # w_avg, w_std, s_std (start and noise scale)
-    out = project_batch(params, cfg, stats, {}, folder.images, image_keys(0, range(N)), 'wplus', ProjectConfig())
+    out = project_batch(params, cfg, stats, ProjectAux(), folder.images, image_keys(0, range(N)), 'wplus')
     out.code, out.image, out.loss                              # [N, num_ws, w_dim], reconstructions, loss curves
 
 May import: si_jax.stylegan2, si_jax.world (the judges' features), weights_convert (VGG16 weights), the leaves.
@@ -21,7 +21,10 @@ from si_jax.projection._images import ImageFolder as ImageFolder
 from si_jax.projection._images import load_image_folder as load_image_folder
 from si_jax.projection._images import read_image as read_image
 from si_jax.projection._project import NOISE_MODES as NOISE_MODES
+from si_jax.projection._project import ProjectAux as ProjectAux
 from si_jax.projection._project import ProjectConfig as ProjectConfig
+from si_jax.projection._project import ProjectHParams as ProjectHParams
+from si_jax.projection._project import ProjectStatic as ProjectStatic
 from si_jax.projection._project import Projection as Projection
 from si_jax.projection._project import image_keys as image_keys
 from si_jax.projection._project import project_batch as project_batch

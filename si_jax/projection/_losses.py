@@ -53,15 +53,16 @@ def normalize_noise(buffers) -> list:
             for b in buffers]
 
 
-def image_loss(img, target, weights, aux) -> tuple:
-    """Weighted reconstruction loss of one image. img, target [1, R, R, 3]; weights: ProjectConfig;
-    aux: {'vgg': VGG16 layers or None, 'judge': classifier params or None}. -> (loss [], pixel MSE [])."""
+def image_loss(img, target, hp, aux) -> tuple:
+    """Weighted reconstruction loss of one image. img, target [1, R, R, 3]; hp: ProjectHParams (its lambda_*
+    weights, traced); aux: ProjectAux (VGG16 layers, judge classifier params; a term runs when its entry is not
+    None). -> (loss [], pixel MSE [])."""
     full, coarse = pixel_losses(img, target)
-    loss = weights.lambda_pixel * full + weights.lambda_multiscale * coarse
-    if aux.get("vgg") is not None and weights.lambda_vgg > 0:
-        loss += weights.lambda_vgg * _vgg.perceptual_distance(aux["vgg"], img, target)[0]
-    if aux.get("judge") is not None and weights.lambda_judge > 0:
-        fi = judges_lib.classify(aux["judge"], img)["features"]
-        ft = judges_lib.classify(aux["judge"], target)["features"]
-        loss += weights.lambda_judge * jnp.mean(jnp.square(fi - ft))
+    loss = hp.lambda_pixel * full + hp.lambda_multiscale * coarse
+    if aux.vgg is not None:
+        loss += hp.lambda_vgg * _vgg.perceptual_distance(aux.vgg, img, target)[0]
+    if aux.judge is not None:
+        fi = judges_lib.classify(aux.judge, img)["features"]
+        ft = judges_lib.classify(aux.judge, target)["features"]
+        loss += hp.lambda_judge * jnp.mean(jnp.square(fi - ft))
     return loss, full

@@ -79,7 +79,7 @@ def init_discriminator(key: jax.Array, dcfg: DConfig) -> dict:
     Returns {'fromrgb': {w [1,1,3,C_R], b}, 'blocks': [{'conv0', 'conv1', 'skip'} per res R..8],
              'epilogue': {'conv': {w [3,3,C4+F,C4], b}, 'fc': {w [16·C4, C4], b}, 'out': {w [C4, 1], b [1]}}}.
 
-    >>> p = init_discriminator(jax.random.PRNGKey(0), DConfig.make(8, 256, 16))
+    >>> p = jax.eval_shape(lambda: init_discriminator(jax.random.PRNGKey(0), DConfig.make(8, 256, 16)))  # no compile
     >>> p['blocks'][0]['conv1']['w'].shape
     (3, 3, 16, 16)
     """
@@ -161,7 +161,8 @@ def discriminate(params: dict, dcfg: DConfig, images: jax.Array) -> jax.Array:
     """Logits D(images). images: [N, R, R, img_channels] in [-1, 1] -> [N] (real > fake after training).
 
     >>> dcfg = DConfig.make(8, 256, 16)
-    >>> discriminate(init_discriminator(jax.random.PRNGKey(0), dcfg), dcfg, jnp.zeros((4, 8, 8, 3))).shape
+    >>> p = jax.eval_shape(lambda: init_discriminator(jax.random.PRNGKey(0), dcfg))   # shapes only: no compile
+    >>> jax.eval_shape(lambda p: discriminate(p, dcfg, jnp.zeros((4, 8, 8, 3))), p).shape
     (4,)
     """
     x = _conv(params["fromrgb"], images.astype(jnp.float32), dcfg)

@@ -15,6 +15,7 @@ gains, conv weights to HWIO). Conv weights stay unscaled, as in NVlabs: demodula
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +24,62 @@ import numpy as np
 from si_jax.storage import fingerprint  # noqa: F401  (re-exported: a generator's fingerprint)
 from si_jax.stylegan2 import network
 from si_jax.stylegan2.config import G2Config
+
+
+class Leaf(NamedTuple):
+    """One row of the name table: canonical `name` (shape `shape`) <-> pytree `path`. The pytree holds
+    gain · stored, transposed by `axes` (None: as is); `trained`: False for the buffers mapping.w_avg, noise_const."""
+
+    name: str
+    path: tuple
+    shape: tuple
+    axes: tuple | None = None
+    gain: float = 1.0
+    trained: bool = True
+
+
+def leaves(cfg: G2Config) -> list:
+    """The name table of the si_jax pytree: every tensor of a generator, in pytree order. `to_jax_params`,
+    `from_jax_params` and `equalized_lr_scales` all read it.
+
+    >>> cfg = G2Config.make(8, 64, 16, 8, 8, mapping_layers=2)
+    >>> [(leaf.name, leaf.path) for leaf in leaves(cfg)][:2]
+    [('mapping.fc0.weight', ('mapping', 'fc', 0, 'w')), ('mapping.fc0.bias', ('mapping', 'fc', 0, 'b'))]
+    >>> len(leaves(cfg)) == 2 * 2 + 2 + 5 * 4 + 3 * 2   # 2 fc, w_avg + const, 5 layers, 3 of them convs (noise)
+    True
+    """
+    lr, w_dim, dim_in = cfg.mapping_lr_multiplier, cfg.w_dim, cfg.z_dim
+    out = []
+    for i in range(cfg.mapping_layers):
+        out += [Leaf(f"mapping.fc{i}.weight", ("mapping", "fc", i, "w"), (w_dim, dim_in), (1, 0),
+                     lr / math.sqrt(dim_in)),
+                Leaf(f"mapping.fc{i}.bias", ("mapping", "fc", i, "b"), (w_dim,), gain=lr)]
+        dim_in = w_dim
+    out += [Leaf("mapping.w_avg", ("mapping", "w_avg"), (w_dim,), trained=False),
+            Leaf("synthesis.b4.const", ("const",), (cfg.channel_dict[4], 4, 4), (1, 2, 0))]
+    for j, spec in enumerate(cfg.layers):
+        p, k = f"synthesis.{spec.name}", 3 if spec.kind == "conv" else 1
+        out += [Leaf(f"{p}.affine.weight", ("layers", j, "affine_w"), (spec.dim, w_dim), (1, 0),
+                     1 / math.sqrt(w_dim)),
+                Leaf(f"{p}.affine.bias", ("layers", j, "affine_b"), (spec.dim,)),
+                Leaf(f"{p}.weight", ("layers", j, "weight"), (spec.out_ch, spec.in_ch, k, k), (2, 3, 1, 0)),
+                Leaf(f"{p}.bias", ("layers", j, "bias"), (spec.out_ch,))]
+        if spec.kind == "conv":
+            out += [Leaf(f"{p}.noise_const", ("layers", j, "noise_const"), (spec.res, spec.res), trained=False),
+                    Leaf(f"{p}.noise_strength", ("layers", j, "noise_strength"), ())]
+    return out
+
+
+def _tree(cfg: G2Config, value) -> dict:
+    """The pytree with value(leaf) at each of `leaves(cfg)`."""
+    tree = {"mapping": {"fc": [{} for _ in range(cfg.mapping_layers)]}, "const": None,
+            "layers": [{} for _ in cfg.layers]}
+    for leaf in leaves(cfg):
+        node = tree
+        for key in leaf.path[:-1]:
+            node = node[key]
+        node[leaf.path[-1]] = value(leaf)
+    return tree
 
 
 def _get(canonical: dict, key: str, shape: tuple) -> np.ndarray:
@@ -36,32 +93,11 @@ def _get(canonical: dict, key: str, shape: tuple) -> np.ndarray:
 
 def to_jax_params(canonical: dict, cfg: G2Config, dtype=jnp.float32) -> dict:
     """Canonical flat dict -> params pytree (float32 device arrays). Validates every shape against `cfg`."""
-    lr, fc, dim_in = cfg.mapping_lr_multiplier, [], cfg.z_dim
-    for i in range(cfg.mapping_layers):
-        w = _get(canonical, f"mapping.fc{i}.weight", (cfg.w_dim, dim_in))
-        b = _get(canonical, f"mapping.fc{i}.bias", (cfg.w_dim,))
-        fc.append({"w": w.T * np.float32(lr / math.sqrt(dim_in)), "b": b * np.float32(lr)})
-        dim_in = cfg.w_dim
-    c4 = cfg.channel_dict[4]
-    params = {
-        "mapping": {"fc": fc, "w_avg": _get(canonical, "mapping.w_avg", (cfg.w_dim,))},
-        "const": _get(canonical, "synthesis.b4.const", (c4, 4, 4)).transpose(1, 2, 0),
-        "layers": [],
-    }
-    for spec in cfg.layers:
-        p, k = f"synthesis.{spec.name}", 3 if spec.kind == "conv" else 1
-        lp = {
-            "affine_w": _get(canonical, f"{p}.affine.weight", (spec.dim, cfg.w_dim)).T
-            * np.float32(1 / math.sqrt(cfg.w_dim)),
-            "affine_b": _get(canonical, f"{p}.affine.bias", (spec.dim,)),
-            "weight": _get(canonical, f"{p}.weight", (spec.out_ch, spec.in_ch, k, k)).transpose(2, 3, 1, 0),
-            "bias": _get(canonical, f"{p}.bias", (spec.out_ch,)),
-        }
-        if spec.kind == "conv":
-            lp["noise_const"] = _get(canonical, f"{p}.noise_const", (spec.res, spec.res))
-            lp["noise_strength"] = _get(canonical, f"{p}.noise_strength", ())
-        params["layers"].append(lp)
-    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
+    def value(leaf):
+        arr = _get(canonical, leaf.name, leaf.shape)
+        return (arr if leaf.axes is None else arr.transpose(leaf.axes)) * np.float32(leaf.gain)
+
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), _tree(cfg, value))
 
 
 def from_jax_params(params, cfg: G2Config) -> dict:
@@ -70,24 +106,15 @@ def from_jax_params(params, cfg: G2Config) -> dict:
     The gains are divided out in float64 and rounded once, so to_jax_params(from_jax_params(p)) == p to within
     one float32 rounding (relative 1e-7) and the round trip canonical -> pytree -> canonical likewise.
     """
-    f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
-    out, lr, dim_in = {}, cfg.mapping_lr_multiplier, cfg.z_dim
-    for i, layer in enumerate(params["mapping"]["fc"]):
-        out[f"mapping.fc{i}.weight"] = f64(layer["w"]).T / float(np.float32(lr / math.sqrt(dim_in)))
-        out[f"mapping.fc{i}.bias"] = f64(layer["b"]) / float(np.float32(lr))
-        dim_in = cfg.w_dim
-    out["mapping.w_avg"] = f64(params["mapping"]["w_avg"])
-    out["synthesis.b4.const"] = f64(params["const"]).transpose(2, 0, 1)
-    for spec, lp in zip(cfg.layers, params["layers"]):
-        p = f"synthesis.{spec.name}"
-        out[f"{p}.affine.weight"] = f64(lp["affine_w"]).T / float(np.float32(1 / math.sqrt(cfg.w_dim)))
-        out[f"{p}.affine.bias"] = f64(lp["affine_b"])
-        out[f"{p}.weight"] = f64(lp["weight"]).transpose(3, 2, 0, 1)
-        out[f"{p}.bias"] = f64(lp["bias"])
-        if spec.kind == "conv":
-            out[f"{p}.noise_const"] = f64(lp["noise_const"])
-            out[f"{p}.noise_strength"] = f64(lp["noise_strength"])
-    return {k: np.array(v, np.float32, order="C") for k, v in out.items()}
+    out = {}
+    for leaf in leaves(cfg):
+        node = params
+        for key in leaf.path:
+            node = node[key]
+        arr = np.asarray(node, np.float64)
+        arr = arr if leaf.axes is None else arr.transpose(np.argsort(leaf.axes))
+        out[leaf.name] = np.array(arr / float(np.float32(leaf.gain)), np.float32, order="C")
+    return out
 
 
 def equalized_lr_scales(cfg: G2Config) -> dict:
@@ -108,17 +135,7 @@ def equalized_lr_scales(cfg: G2Config) -> dict:
     >>> equalized_lr_scales(cfg)['mapping']['fc'][0]['w'] == 0.01 / math.sqrt(8)
     True
     """
-    lr, fc, dim_in = cfg.mapping_lr_multiplier, [], cfg.z_dim
-    for _ in range(cfg.mapping_layers):
-        fc.append({"w": lr / math.sqrt(dim_in), "b": lr})
-        dim_in = cfg.w_dim
-    layers = []
-    for spec in cfg.layers:
-        lp = {"affine_w": 1 / math.sqrt(cfg.w_dim), "affine_b": 1.0, "weight": 1.0, "bias": 1.0}
-        if spec.kind == "conv":
-            lp.update(noise_const=0.0, noise_strength=1.0)
-        layers.append(lp)
-    return {"mapping": {"fc": fc, "w_avg": 0.0}, "const": 1.0, "layers": layers}
+    return _tree(cfg, lambda leaf: leaf.gain if leaf.trained else 0.0)
 
 
 def random_canonical(cfg: G2Config, seed: int = 0, *, noise_strength: float = 0.1) -> dict:

@@ -95,7 +95,7 @@ def init_params(module: nn.Module, seed: int) -> dict:
 
 def fingerprint(params) -> str:
     """Content hash of a judge's weights (the one recorded in its file's metadata)."""
-    return storage.fingerprint({"/".join(k): v for k, v in _flatten(params).items()})
+    return storage.fingerprint(storage.flat_dict(params))
 
 
 def save_params(path, params, meta: dict) -> None:
@@ -103,7 +103,7 @@ def save_params(path, params, meta: dict) -> None:
     import json
 
     from safetensors.numpy import save_file
-    flat = {"/".join(k): np.asarray(v) for k, v in _flatten(params).items()}
+    flat = {k: np.asarray(v) for k, v in storage.flat_dict(params).items()}
     meta = {k: json.dumps(v) for k, v in {**meta, "fingerprint": fingerprint(params)}.items()}
     storage.write_atomic(path, lambda tmp: save_file(flat, str(tmp), metadata=meta))
 
@@ -118,21 +118,8 @@ def load_params(path) -> tuple:
         raise FileNotFoundError(f"judge weights not found: {path}")
     with safe_open(str(path), "numpy") as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
-        tree: dict = {}
-        for key in f.keys():
-            node = tree
-            *parents, leaf = key.split("/")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = jnp.asarray(f.get_tensor(key))
+        tree = storage.nested_dict({key: jnp.asarray(f.get_tensor(key)) for key in f.keys()})
     return tree, meta
-
-
-def _flatten(tree, prefix=()) -> dict:
-    out = {}
-    for k, v in tree.items():
-        out.update(_flatten(v, prefix + (k,)) if isinstance(v, dict) else {prefix + (k,): v})
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
