@@ -1,6 +1,6 @@
-"""si_jax synthesis against the NVlabs PyTorch reference networks, timed in ONE run, interleaved; prints ratios.
+"""si_jax synthesis and training against the NVlabs PyTorch reference, timed in ONE run, interleaved; prints ratios.
 
-    python bench/vs_reference.py [--configs=paper256,f1024] [--repeats=3] [--threads=0]
+    python bench/vs_reference.py [--configs=paper256,f1024] [--repeats=3] [--threads=0] [--train_steps=2]
 
 Needs CPU torch, an optional bench-only extra (never a dependency of si_jax): `pip install torch` into the same
 environment. Without it the bench says so and exits 0 having timed nothing. The reference code is read from
@@ -17,8 +17,12 @@ mode: per-sample weights, one grouped conv) and 'nonfused' (scale input, shared-
 form); the ratio is against the faster of them. Protocol: compile / warm-up call first (jit compile timed
 separately), then `--repeats` rounds, each timing the forward of si_jax and of each NVlabs form in turn, then their
 fwd+bwd; medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are
-measured on this host (si_jax.stylegan2.autotune; --rule_too adds si_jax with the fixed rule as a column). Training
-steps are not timed here.
+as $SI_JAX_CONV_TUNING sets them (off by default: the fixed rule; on: measured on this host,
+si_jax.stylegan2.autotune; --rule_too adds si_jax with the fixed rule as a column).
+
+Training (first; --train_steps=0 skips it): the shipping config (bin/train.py's: 32 px, 64 channels, batch 32) on
+the NVlabs schedule, si_jax's fused `train_step` against the NVlabs loop around its networks and training/loss.py
+(`nvlabs_train_step`), per regularisation variant, interleaved (`train_rows`); --configs= (empty) times only that.
 """
 import argparse
 import datetime
@@ -167,7 +171,9 @@ def train_rows(args) -> list:
     Per round, per variant (none, pl, r1, both): --train_steps iterations of si_jax (losses fetched every step, as
     bin/train.py does), then of NVlabs; medians over rounds of the per-iteration time; the schedule row weights
     them as tc.reg_flags does (12 plain, 3 PL, 1 both per 16 iterations). si_jax's compile time per variant is
-    printed (from the persistent compilation cache when jax is set up with one; here it is not)."""
+    printed (from the persistent compilation cache when jax is set up with one; here it is not). Besides wall
+    time, the process CPU seconds per step of each side (less sensitive to other jobs on a shared machine, though
+    threads that spin while they wait count in it)."""
     import jax
     import numpy as np
     import train_speed  # bench/train_speed.py
@@ -191,23 +197,28 @@ def train_rows(args) -> list:
     compile_s = {}
     for name, flags in train_speed.VARIANTS.items():
         compile_s[name] = timed(lambda: ours(*flags))
-        ref(*flags)   # warm-up
+        for _ in range(2):
+            ref(*flags)   # warm-up (its first iterations run slower)
         print(f"  si_jax {name}: compile + first step {compile_s[name]:.1f} s", flush=True)
-    t = {(side, v): [] for side in ("si_jax", "NVlabs") for v in train_speed.VARIANTS}
+    t = {(side, v, clock): [] for side in ("si_jax", "NVlabs") for v in train_speed.VARIANTS for clock in (0, 1)}
     for _ in range(args.repeats):
         for name, flags in train_speed.VARIANTS.items():
             for side, fn in (("si_jax", ours), ("NVlabs", ref)):
-                t[side, name].append(timed(lambda: [fn(*flags) for _ in range(args.train_steps)]) / args.train_steps)
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(args.train_steps):
+                    fn(*flags)
+                t[side, name, 0].append((time.perf_counter() - wall) / args.train_steps)
+                t[side, name, 1].append((time.process_time() - cpu) / args.train_steps)
     m = {k: statistics.median(v) for k, v in t.items()}
     rows = []
     for name in (*train_speed.VARIANTS, "schedule"):
-        sec = {side: train_speed.schedule_seconds({v: m[side, v] for v in train_speed.VARIANTS}, tc)
-               if name == "schedule" else m[side, name] for side in ("si_jax", "NVlabs")}
-        rows.append(f"| train {name} | {tc.batch / sec['si_jax']:.1f} | {tc.batch / sec['NVlabs']:.1f} | "
-                    f"**{sec['NVlabs'] / sec['si_jax']:.2f}x** | "
-                    f"{compile_s[name]:.0f} |" if name != "schedule" else
-                    f"| train, NVlabs schedule | {tc.batch / sec['si_jax']:.1f} | {tc.batch / sec['NVlabs']:.1f} | "
-                    f"**{sec['NVlabs'] / sec['si_jax']:.2f}x** | {sum(compile_s.values()):.0f} (all 4) |")
+        sec = {(side, clock): train_speed.schedule_seconds({v: m[side, v, clock] for v in train_speed.VARIANTS}, tc)
+               if name == "schedule" else m[side, name, clock] for side in ("si_jax", "NVlabs") for clock in (0, 1)}
+        label = "train, NVlabs schedule" if name == "schedule" else f"train {name}"
+        comp = f"{sum(compile_s.values()):.0f} (all 4)" if name == "schedule" else f"{compile_s[name]:.0f}"
+        rows.append(f"| {label} | {tc.batch / sec['si_jax', 0]:.1f} | {tc.batch / sec['NVlabs', 0]:.1f} | "
+                    f"**{sec['NVlabs', 0] / sec['si_jax', 0]:.2f}x** | {sec['si_jax', 1]:.2f} / {sec['NVlabs', 1]:.2f} "
+                    f"= {sec['NVlabs', 1] / sec['si_jax', 1]:.2f}x | {comp} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -294,7 +305,7 @@ def main():
     print("\n".join(rows))
     if train:
         print("\n| training (shipping config unless set) | si_jax img/s | NVlabs img/s | ratio, NVlabs time / si_jax "
-              "| si_jax compile+first (s) |\n|---|---|---|---|---|")
+              "| CPU s per step, si_jax / NVlabs (process time) | si_jax compile+first (s) |\n|---|---|---|---|---|---|")
         print("\n".join(train))
     print(f"\n(medians of {a.repeats} interleaved rounds; ratio > 1: si_jax faster; NVlabs fused = fused_modconv "
           f"(its eval default), nonfused = si_jax's modconv form)")
