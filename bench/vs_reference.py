@@ -165,50 +165,102 @@ def nvlabs_train_step(tc, channel_base: int, channel_max: int, reals, seed=0):
     return step
 
 
-def train_rows(args) -> list:
-    """Training on the NVlabs schedule, si_jax's fused step vs the NVlabs loop, interleaved -> table rows.
+TRAIN_ARGS = ("train_resolution", "train_channel_base", "train_channel_max", "train_batch", "threads")
 
-    Per round, per variant (none, pl, r1, both): --train_steps iterations of si_jax (losses fetched every step, as
-    bin/train.py does), then of NVlabs; medians over rounds of the per-iteration time; the schedule row weights
-    them as tc.reg_flags does (12 plain, 3 PL, 1 both per 16 iterations). si_jax's compile time per variant is
-    printed (from the persistent compilation cache when jax is set up with one; here it is not). Besides wall
-    time, the process CPU seconds per step of each side (less sensitive to other jobs on a shared machine, though
-    threads that spin while they wait count in it)."""
-    import jax
+
+def _train_setup(args) -> tuple:
+    """(TrainConfig, toyfaces dataset, reals [N, 3, R, R] float32 of step 0) of the --train_* flags."""
     import numpy as np
     import train_speed  # bench/train_speed.py
 
     from si_jax.training import data as data_lib
-    from si_jax.training import state as state_lib
-    from si_jax.training import steps
     tc = train_speed.train_config(args.train_resolution, args.train_channel_base, args.train_channel_max,
                                   args.train_batch)
     data = data_lib.make_dataset("toyfaces", 0, tc.g.img_resolution)
-    reals = np.transpose(np.asarray(data.images(0, tc.batch)), (0, 3, 1, 2)).copy()
+    return tc, data, np.transpose(np.asarray(data.images(0, tc.batch)), (0, 3, 1, 2)).copy()
+
+
+def reference_worker(args) -> None:
+    """The NVlabs training loop in a process of its own (--reference_worker): builds it, prints 'ready', then per
+    stdin line 'do_pl do_r1 steps' runs them and prints 'timed <wall s> <process CPU s>'. A process of its own, so
+    that neither side's idle worker threads (XLA's pool, torch's OpenMP team) run or spin while the other side is
+    timed: in one process the reference measured 2-3x slower per step."""
+    import torch
+    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
+    tc, _, reals = _train_setup(args)
     ref = nvlabs_train_step(tc, args.train_channel_base, args.train_channel_max, reals)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        do_pl, do_r1, n = (int(v) for v in line.split())
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            ref(bool(do_pl), bool(do_r1))
+        print(f"timed {time.perf_counter() - wall} {time.process_time() - cpu}", flush=True)
+
+
+def _start_reference(args):
+    """-> run(do_pl, do_r1, steps) -> (wall s, CPU s) of the reference worker process (`reference_worker`)."""
+    import subprocess
+    cmd = [sys.executable, os.path.abspath(__file__), "--reference_worker",
+           *(f"--{k}={getattr(args, k)}" for k in TRAIN_ARGS)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def reply(prefix: str) -> str:
+        for line in proc.stdout:
+            if line.startswith(prefix):
+                return line
+        raise RuntimeError(f"the NVlabs reference worker exited ({proc.wait()}); see its messages above")
+
+    reply("ready")
+
+    def run(do_pl: bool, do_r1: bool, steps: int) -> tuple:
+        proc.stdin.write(f"{int(do_pl)} {int(do_r1)} {steps}\n")
+        proc.stdin.flush()
+        return tuple(float(v) for v in reply("timed").split()[1:])
+
+    return run, proc
+
+
+def train_rows(args) -> list:
+    """Training on the NVlabs schedule, si_jax's fused step vs the NVlabs loop, interleaved -> table rows.
+
+    Per round, per variant (none, pl, r1, both): --train_steps iterations of si_jax (losses fetched every step, as
+    bin/train.py does), then of NVlabs (in its own process, `reference_worker`; one side runs at a time); medians
+    over rounds of the per-iteration time; the schedule row weights them as tc.reg_flags does (12 plain, 3 PL,
+    1 both per 16 iterations). si_jax's compile time per variant is printed (no persistent compilation cache
+    here). Besides wall time, each side's process CPU seconds per step (less sensitive to other jobs on a shared
+    machine, though threads that spin while they wait count in it)."""
+    import jax
+    import train_speed  # bench/train_speed.py
+
+    from si_jax.training import state as state_lib
+    from si_jax.training import steps
+    tc, data, _ = _train_setup(args)
+    ref, proc = _start_reference(args)
     box = {"state": state_lib.init_state(tc)}
 
-    def ours(do_pl, do_r1):
-        box["state"], m = steps.train_step(box["state"], tc, data, None, do_pl=do_pl, do_r1=do_r1)
-        jax.device_get(m)
+    def ours(do_pl, do_r1, n):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            box["state"], m = steps.train_step(box["state"], tc, data, None, do_pl=do_pl, do_r1=do_r1)
+            jax.device_get(m)
+        return time.perf_counter() - wall, time.process_time() - cpu
 
     print(f"training: {tc.g.img_resolution} px, channels {dict(tc.g.channels)}, batch {tc.batch}, "
           f"R1 γ {tc.r1_gamma:g}, PL every {tc.g_reg_interval}, R1 every {tc.d_reg_interval}", flush=True)
     compile_s = {}
     for name, flags in train_speed.VARIANTS.items():
-        compile_s[name] = timed(lambda: ours(*flags))
-        for _ in range(2):
-            ref(*flags)   # warm-up (its first iterations run slower)
+        compile_s[name] = ours(*flags, 1)[0]
+        ref(*flags, 2)   # warm-up (its first iterations run slower)
         print(f"  si_jax {name}: compile + first step {compile_s[name]:.1f} s", flush=True)
     t = {(side, v, clock): [] for side in ("si_jax", "NVlabs") for v in train_speed.VARIANTS for clock in (0, 1)}
     for _ in range(args.repeats):
         for name, flags in train_speed.VARIANTS.items():
             for side, fn in (("si_jax", ours), ("NVlabs", ref)):
-                wall, cpu = time.perf_counter(), time.process_time()
-                for _ in range(args.train_steps):
-                    fn(*flags)
-                t[side, name, 0].append((time.perf_counter() - wall) / args.train_steps)
-                t[side, name, 1].append((time.process_time() - cpu) / args.train_steps)
+                for clock, sec in enumerate(fn(*flags, args.train_steps)):
+                    t[side, name, clock].append(sec / args.train_steps)
+    proc.stdin.close()
+    proc.wait()
     m = {k: statistics.median(v) for k, v in t.items()}
     rows = []
     for name in (*train_speed.VARIANTS, "schedule"):
@@ -254,7 +306,10 @@ def main():
     p.add_argument("--train_channel_base", type=int, default=2048)
     p.add_argument("--train_channel_max", type=int, default=64)
     p.add_argument("--train_batch", type=int, default=32)
+    p.add_argument("--reference_worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.reference_worker:
+        return reference_worker(a)
     forms = [f.strip() for f in a.nvlabs_forms.split(",")]
     if not forms or set(forms) - {"fused", "nonfused"}:
         sys.exit(f"error: --nvlabs_forms={a.nvlabs_forms!r}: give fused, nonfused or both (comma-separated)")
@@ -268,7 +323,7 @@ def main():
         print(f"skipped: the NVlabs reference code is not at {NVLABS_REF} (set NVLABS_REF); nothing timed")
         return
     import jax
-    threads = a.threads or len(os.sched_getaffinity(0))
+    threads = a.threads = a.threads or len(os.sched_getaffinity(0))   # the reference worker gets the same
     torch.set_num_threads(threads)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     print(f"{cpu_model()}, {len(os.sched_getaffinity(0))} CPUs, torch {torch.__version__} ({threads} threads), "
