@@ -165,6 +165,9 @@ def nvlabs_train_step(tc, channel_base: int, channel_max: int, reals, seed=0):
     return step
 
 
+# Untimed iterations of the reference per variant before timing: alone on the quiet machine its plain step took
+# 4.7, 2.7, 2.1 s for the first three, then 0.4-0.6 s (oneDNN building its primitives, the allocator warming up).
+REFERENCE_WARMUP = 5
 TRAIN_ARGS = ("train_resolution", "train_channel_base", "train_channel_max", "train_batch", "threads")
 
 
@@ -231,27 +234,32 @@ def train_rows(args) -> list:
     here). Besides wall time, each side's process CPU seconds per step (less sensitive to other jobs on a shared
     machine, though threads that spin while they wait count in it)."""
     import jax
+    import numpy as np
     import train_speed  # bench/train_speed.py
+    from jax.sharding import Mesh
 
     from si_jax.training import state as state_lib
     from si_jax.training import steps
     tc, data, _ = _train_setup(args)
     ref, proc = _start_reference(args)
-    box = {"state": state_lib.init_state(tc)}
+    mesh = Mesh(np.array(jax.devices()), ("data",)) if jax.device_count() > 1 else None
+    box = {"state": steps.replicate(state_lib.init_state(tc), mesh)}
 
     def ours(do_pl, do_r1, n):
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
-            box["state"], m = steps.train_step(box["state"], tc, data, None, do_pl=do_pl, do_r1=do_r1)
+            box["state"], m = steps.train_step(box["state"], tc, data, mesh, do_pl=do_pl, do_r1=do_r1)
             jax.device_get(m)
         return time.perf_counter() - wall, time.process_time() - cpu
 
     print(f"training: {tc.g.img_resolution} px, channels {dict(tc.g.channels)}, batch {tc.batch}, "
-          f"R1 γ {tc.r1_gamma:g}, PL every {tc.g_reg_interval}, R1 every {tc.d_reg_interval}", flush=True)
+          f"R1 γ {tc.r1_gamma:g}, PL every {tc.g_reg_interval}, R1 every {tc.d_reg_interval}; si_jax on "
+          f"{jax.device_count()} {jax.default_backend()} device(s)" + (", batch split over them" if mesh else ""),
+          flush=True)
     compile_s = {}
     for name, flags in train_speed.VARIANTS.items():
         compile_s[name] = ours(*flags, 1)[0]
-        ref(*flags, 2)   # warm-up (its first iterations run slower)
+        ref(*flags, REFERENCE_WARMUP)
         print(f"  si_jax {name}: compile + first step {compile_s[name]:.1f} s", flush=True)
     t = {(side, v, clock): [] for side in ("si_jax", "NVlabs") for v in train_speed.VARIANTS for clock in (0, 1)}
     for _ in range(args.repeats):
@@ -306,10 +314,15 @@ def main():
     p.add_argument("--train_channel_base", type=int, default=2048)
     p.add_argument("--train_channel_max", type=int, default=64)
     p.add_argument("--train_batch", type=int, default=32)
+    p.add_argument("--host_devices", type=int, default=1, help="si_jax's training step data-parallel over this many "
+                   "XLA host devices (--xla_force_host_platform_device_count; the batch is split over them)")
     p.add_argument("--reference_worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.reference_worker:
         return reference_worker(a)
+    if a.host_devices > 1:   # before jax is imported: XLA reads it when the CPU backend starts
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={a.host_devices}").strip()
     forms = [f.strip() for f in a.nvlabs_forms.split(",")]
     if not forms or set(forms) - {"fused", "nonfused"}:
         sys.exit(f"error: --nvlabs_forms={a.nvlabs_forms!r}: give fused, nonfused or both (comma-separated)")
