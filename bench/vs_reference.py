@@ -186,8 +186,9 @@ def _train_setup(args) -> tuple:
 def reference_worker(args) -> None:
     """The NVlabs training loop in a process of its own (--reference_worker): builds it, prints 'ready', then per
     stdin line 'do_pl do_r1 steps' runs them and prints 'timed <wall s> <process CPU s>'. A process of its own, so
-    that neither side's idle worker threads (XLA's pool, torch's OpenMP team) run or spin while the other side is
-    timed: in one process the reference measured 2-3x slower per step."""
+    that neither side's idle worker threads (XLA's pool, torch's OpenMP team) can run or spin while the other side
+    is timed (the first version ran both in one process; under load it gave the reference 3-10x its warmed speed
+    alone, load and too few warm-up iterations being the other suspects: BENCHMARKS.md, 2026-12-02 evening)."""
     import torch
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     tc, _, reals = _train_setup(args)
