@@ -10,7 +10,8 @@ lowest total loss among the layer's current λ (the previous result) and every A
 - 'one': ONE program for every layer and step (`one_program`), the layer being data (a 0/1 selector that masks the
   gradient): one compile instead of one per layer, at the cost of whole-network passes; for short runs on CPU.
 
-`resolve_loop` picks one. Per-image programs `vmap` over the batch; shared=True fits one λ_l to the batch-mean loss.
+`resolve_loop` picks one. Every program's traced function is named `layer_program` (tests/test_devices.py counts
+their compiles by that name). Per-image programs `vmap` over the batch; shared=True fits one λ_l to the batch-mean loss.
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def _vmapped(cfg: G2Config, layer: int, shared: bool, run):
     """The body of one layer's program: run(loss_img, extra, hp) per image (vmapped over the batch, with `extra`'s
     leading axis) or, shared, once on the batch-mean loss. loss_img: λ_layer -> (loss, image(s))."""
 
-    def program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, extra, hp):
+    def layer_program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, extra, hp):
         data = (state, styles, ds_z, ds_n, lam, img0, img_z, mask)
         if shared:
             def batch_loss(lam_i):
@@ -125,7 +126,7 @@ def _vmapped(cfg: G2Config, layer: int, shared: bool, run):
             return run(batch_loss, extra, hp)
         return jax.vmap(lambda d, e: run(image_loss(params, cfg, layer, d, hp), e, hp))(data, extra)
 
-    return program
+    return layer_program
 
 
 @functools.lru_cache(maxsize=None)
@@ -140,11 +141,11 @@ def layer_program(cfg: G2Config, layer: int, steps: int, shared: bool = False):
     """
     body = _vmapped(cfg, layer, shared, lambda loss_img, extra, hp: _adam_scan(loss_img, *extra, steps, hp))
 
-    def program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, prev_loss, prev_img, hp):
+    def layer_program(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, prev_loss, prev_img, hp):
         held = lam[layer][0] if shared else lam[layer]
         return body(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, (held, prev_loss, prev_img), hp)
 
-    return jax.jit(program)
+    return jax.jit(layer_program)
 
 
 @functools.lru_cache(maxsize=None)
@@ -203,11 +204,11 @@ def one_program(cfg: G2Config):
     is recomputed, not reused). (params, styles, ds_z, ds_n, img0, img_z, mask, select, carry, hp) -> (carry,
     loss [B]); carry: `start_one`'s, λ being the list over all layers."""
 
-    def program(params, styles, ds_z, ds_n, img0, img_z, mask, select, carry, hp):
+    def layer_program(params, styles, ds_z, ds_n, img0, img_z, mask, select, carry, hp):
         one = lambda d, c: adam_step(_select_loss(params, cfg, d, select, hp), c, hp)  # noqa: E731
         return jax.vmap(one)((styles, ds_z, ds_n, img0, img_z, mask), carry)
 
-    return jax.jit(program)
+    return jax.jit(layer_program)
 
 
 @jax.jit
