@@ -337,15 +337,15 @@ def _first(lines, text, after=-1) -> int:
 
 
 def test_smoke_config_trains_end_to_end_announcing_compiles_and_resumes(tmp_path, jax_cache):
-    """The smoke config (explicit flags win over it) trains toyfaces at 16 px: the step programs are compiled and
-    counted before the first step, whose progress line comes at once (the ETA excludes compiling); the exported
-    G_ema loads; a longer re-run resumes from the checkpoint."""
+    """The smoke config (explicit flags win over it) trains toyfaces at 16 px: the programs are announced and
+    counted, the first step's (and the initial grid's) before the first step, whose progress line comes at once (the
+    ETA excludes compiling), the other step program in the background; the exported G_ema loads; a longer re-run
+    resumes from the checkpoint."""
     work = tmp_path / "smoke"
     lines = _train(work, jax_cache, "--kimg=0.024")   # 3 steps of 8: one with both regularisers, two without
     announce = _first(lines, "compiling 3 training programs")
-    done = _first(lines, "  compiled 3/3 (", announce)
-    step1 = _first(lines, "kimg 0.01/0.02  step 1 ", done)
-    _first(lines, "done: 0.02 kimg, step 3", step1)
+    step1 = _first(lines, "kimg 0.01/0.02  step 1 ", _first(lines, "  compiled 2/3 (", announce))
+    assert _first(lines, "  compiled 3/3 (", announce) < _first(lines, "done: 0.02 kimg, step 3", step1)
     settings = json.loads((work / train_run.SETTINGS_FILE).read_text())
     assert (settings["resolution"], settings["channel_max"], settings["data"], settings["kimg"]) == \
         (train_run.SMOKE.resolution, train_run.SMOKE.channel_max, "toyfaces", 0.024)

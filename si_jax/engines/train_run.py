@@ -21,11 +21,13 @@ leaves the last checkpoint intact, and a damaged newest checkpoint is named and 
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import math
 import pathlib
 import sys
+import threading
 import time
 
 import jax
@@ -264,23 +266,72 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z_grid, stream) -> None:
-    """Compile, before the first step, the train_step programs that the steps in `step_range` need (one per
-    (do_pl, do_r1) that occurs) and the grids' program, saying so and counting them (`cli.compile_counter`), so
-    that the training rate and ETA never include compile time. jit reuses these executables when the loop calls
-    `steps.train_step` / `steps.ema_images` with the same arguments (and the persistent cache keeps them)."""
+def _abstract(tree):
+    """Shapes, dtypes and (committed) placements of `tree`'s arrays: what `lower` needs, kept apart from buffers
+    that the steps donate."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(
+        a.shape, a.dtype, sharding=a.sharding if getattr(a, "committed", False) else None), tree)
+
+
+def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z_grid, stream, grid_first=False):
+    """Compile the train_step programs that the steps in `step_range` need (one per (do_pl, do_r1) that occurs)
+    and the grids' program, saying so and counting them (`cli.compile_counter`): the first step's program (and
+    the grid's with grid_first) now, the others on a background thread while the first steps run -> `_Background`,
+    whose wait(do_pl, do_r1) the loop calls before each step, keeping the seconds waited out of the training rate
+    and ETA. jit reuses these executables when the loop calls `steps.train_step` / `steps.ema_images` with the same
+    arguments (and the persistent cache keeps them). On a resume from a warm cache the first step waits only for
+    its own program (tracing + cache load; TRAINING.md has the times)."""
     period = math.lcm(tc.g_reg_interval, tc.d_reg_interval)
-    needed = sorted({tc.reg_flags(s) for s in step_range[:period]})
-    if not needed:
-        return
-    report = cli.compile_counter("training programs (the step per regulariser combination, the grid)",
-                                 lambda msg: print(msg, file=stream, flush=True))
-    report(0, len(needed) + 1)
-    for i, (do_pl, do_r1) in enumerate(needed):
-        steps.train_step.lower(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1).compile()
-        report(i + 1, len(needed) + 1)
-    steps.ema_images.lower(state.g_ema, state.w_avg, tc.g, z_grid).compile()
-    report(len(needed) + 1, len(needed) + 1)
+    order = list(dict.fromkeys(tc.reg_flags(s) for s in step_range[:period]))   # in the order the steps need them
+    if not order:
+        return _Background(None, [])
+    report = cli.compile_counter("training programs (the step per regulariser combination, the grid; after the "
+                                 "first, in the background)", lambda msg: print(msg, file=stream, flush=True))
+    total, done, lock = len(order) + 1, [0], threading.Lock()
+    state, z_grid = _abstract(state), _abstract(z_grid)
+
+    def build(variant):
+        if variant is None:
+            steps.ema_images.lower(state.g_ema, state.w_avg, tc.g, z_grid).compile()
+        else:
+            steps.train_step.lower(state, tc, dataset, mesh, do_pl=variant[0], do_r1=variant[1]).compile()
+        with lock:
+            done[0] += 1
+            report(done[0], total)
+
+    now = order[:1] + [None] * grid_first
+    report(0, total)
+    for variant in now:
+        build(variant)
+    return _Background(build, [v for v in order + [None] if v not in now])
+
+
+class _Background:
+    """Programs compiling on a daemon thread (an interrupted run does not wait for them). wait(*variant): block
+    until that train-step variant (no argument: the grid's program) is compiled, re-raising its error -> seconds
+    waited; finish(): wait for all."""
+
+    def __init__(self, build, variants):
+        self._futures = {v: concurrent.futures.Future() for v in variants}
+        self._thread = threading.Thread(target=self._run, args=(build,), daemon=True, name="compile_steps")
+        self._thread.start()
+
+    def _run(self, build):
+        for variant, future in self._futures.items():
+            try:
+                build(variant)
+                future.set_result(None)
+            except BaseException as e:   # re-raised by wait() in the loop's thread
+                future.set_exception(e)
+
+    def wait(self, *variant) -> float:
+        future, t = self._futures.get(variant or None), time.perf_counter()
+        if future is not None:
+            future.result()
+        return time.perf_counter() - t if future is not None else 0.0
+
+    def finish(self) -> None:
+        self._thread.join()
 
 
 def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, stream=None) -> dict:
@@ -306,15 +357,16 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
     fresh = _check_workdir(workdir, record)   # a new run creates its folder after its first good step
 
     ckpt_dir, metrics_path = workdir / CKPT_DIR, workdir / METRICS_FILE
-    state, prev_sec, last = state_lib.init_state(tc), 0.0, None
+    state, prev_sec, last = None, 0.0, None   # a resume restores its checkpoint into the shapes (no init work)
     if not fresh:
         checkpoint.remove_temporary(ckpt_dir)
         weights_convert.remove_temp_files(workdir / GEMA_FILE)   # left by a kill during an export
-        state, meta, last = _restore_latest(ckpt_dir, state, stream)
+        state, meta, last = _restore_latest(ckpt_dir, jax.eval_shape(lambda: state_lib.init_state(tc)), stream)
         if last is not None:
             prev_sec = float(meta.get("sec", 0.0))
             print(f"resuming from {last} (step {meta['step']}, {meta['kimg']:.3f} kimg)", file=stream, flush=True)
         _write_settings(workdir, record)   # the resumable keys (kimg, cadences) may have changed
+    state = state if last is not None else state_lib.init_state(tc)
     step = int(state.step)
     _truncate_metrics(metrics_path, step)
     state = steps.replicate(state, mesh)
@@ -335,7 +387,8 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
         pictures.save_png(workdir / grid_name(settings, kimg_of(step)), image,
                           caption=f"G_ema after {kimg_of(step):g} kimg")
 
-    compile_steps(state, tc, dataset, mesh, range(step, total), z_grid, stream)
+    background = compile_steps(state, tc, dataset, mesh, range(step, total), z_grid, stream,
+                          grid_first=fresh or last is None)
     # the initial grid: now when resuming a run without a checkpoint; for a new run after its first good step
     # (computed now: the step donates the state's buffers)
     initial = _grid_image(state, cfg, z_grid) if fresh else None
@@ -368,6 +421,8 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
     try:
         while step < total:
             do_pl, do_r1 = tc.reg_flags(step)
+            waited = background.wait(do_pl, do_r1) + (background.wait() if step % grid_every == grid_every - 1 or step == total - 1 else 0)
+            t_start, t_log = t_start + waited, t_log + waited   # a program still compiling: not training time
             state, metrics = steps.train_step(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1)
             metrics = jax.device_get(metrics)
             for k, v in metrics.items():
@@ -394,6 +449,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
         print(f"interrupted at step {step}; re-run the same command to resume from "
               f"{last_ckpt or 'the start'}", file=stream, flush=True)
         raise
+    background.finish()
     if last_ckpt is None or checkpoint.read_meta(last_ckpt)["step"] != step:  # resumed at the end already
         last_ckpt = save(state, step, prev_sec + time.perf_counter() - t_start)
     return {"workdir": str(workdir), "step": step, "kimg": kimg_of(step), "checkpoint": str(last_ckpt),

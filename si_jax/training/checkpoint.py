@@ -28,15 +28,19 @@ FORMAT, VERSION = "si_jax-train-checkpoint", 1
 STATE_FILE, META_FILE, PREFIX = "state.safetensors", "meta.json", "ckpt_"
 
 
+def leaves(state) -> dict:
+    """Pytree of arrays or `jax.ShapeDtypeStruct`s -> {key path: leaf}, in the pytree's leaf order."""
+    return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
+
+
 def flatten(state) -> dict:
     """Pytree -> {key path: numpy array}, in the pytree's leaf order."""
-    return {jax.tree_util.keystr(path): np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
+    return {name: np.asarray(leaf) for name, leaf in leaves(state).items()}
 
 
 def signature(state) -> str:
     """Short hash of the pytree's leaf names, shapes and dtypes (what a checkpoint must match to be restored)."""
-    layout = [(name, list(a.shape), str(a.dtype)) for name, a in flatten(state).items()]
+    layout = [(name, list(a.shape), str(np.dtype(a.dtype))) for name, a in leaves(state).items()]
     return hashlib.sha256(json.dumps(layout).encode()).hexdigest()[:16]
 
 
@@ -107,8 +111,8 @@ def read_meta(path) -> dict:
 
 
 def restore(path, template):
-    """Checkpoint folder -> (state shaped like `template`, meta). ValueError naming the first mismatch or damage
-    (unreadable, non-finite values)."""
+    """Checkpoint folder -> (state shaped like `template` (arrays or `jax.ShapeDtypeStruct`s, e.g. from
+    `jax.eval_shape`), meta). ValueError naming the first mismatch or damage (unreadable, non-finite values)."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -118,7 +122,7 @@ def restore(path, template):
         arrays = load_file(str(path / STATE_FILE))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path}: unreadable checkpoint state ({e})") from None
-    want = flatten(template)
+    want = leaves(template)
     for name, a in want.items():
         if name not in arrays:
             raise ValueError(f"{path}: checkpoint has no array {name} (it was written for another model)")
