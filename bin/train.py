@@ -48,6 +48,9 @@ for _f in dataclasses.fields(train_run.TrainSettings):
 flags.DEFINE_enum("config", "default", list(train_run.CONFIGS), "Values of the flags not given: default (the "
                   "shipped 32 px generator) or smoke (16 px, 16 channels, batch 8, 1 kimg: the whole recipe, mostly "
                   "compiling; train_run.SMOKE).")
+flags.DEFINE_string("host_devices", "auto", "XLA CPU devices each batch is split over (data-parallel, the same step "
+                    "up to summation order): 'auto' = the largest divisor of --batch up to this machine's cores "
+                    "(train_run.host_devices); 1 = one device, as the shipped generator was trained.")
 cli.define_cache_flag(flags)
 flags.DEFINE_string("workdir", None, "Work folder (default ~/.cache/si_jax/train/<name>); resumed when it holds "
                                      "the same run.")
@@ -55,10 +58,12 @@ FLAGS = flags.FLAGS
 
 
 def _run():
-    cli.setup_jax(FLAGS.compilation_cache)
     base = train_run.CONFIGS[FLAGS.config]
     settings = train_run.TrainSettings(**{f.name: FLAGS[f.name].value if FLAGS[f.name].present else
                                           getattr(base, f.name) for f in dataclasses.fields(train_run.TrainSettings)})
+    if isinstance(settings.batch, int) and settings.batch >= 1:   # a bad batch is named by settings.check
+        train_run.use_host_devices(train_run.host_devices(FLAGS.host_devices, settings.batch))
+    cli.setup_jax(FLAGS.compilation_cache)
     out = train_run.train(settings, FLAGS.workdir)
     print(f"done: {out['kimg']:.2f} kimg, step {out['step']}; generator {out['G_ema']}")
 

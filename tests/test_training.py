@@ -339,11 +339,12 @@ def _first(lines, text, after=-1) -> int:
 def test_smoke_config_trains_end_to_end_announcing_compiles_and_resumes(tmp_path, jax_cache):
     """The smoke config (explicit flags win over it) trains toyfaces at 16 px: the programs are announced and
     counted, the first step's (and the initial grid's) before the first step, whose progress line comes at once (the
-    ETA excludes compiling), the other step program in the background; the exported G_ema loads; a longer re-run
-    resumes from the checkpoint."""
+    ETA excludes compiling), the other step program in the background; each batch is split over one CPU device per
+    core ('auto'); the exported G_ema loads; a longer re-run resumes from the checkpoint."""
     work = tmp_path / "smoke"
     lines = _train(work, jax_cache, "--kimg=0.024")   # 3 steps of 8: one with both regularisers, two without
-    announce = _first(lines, "compiling 3 training programs")
+    n = train_run.host_devices("auto", train_run.SMOKE.batch)   # the default: one CPU device per core
+    announce = _first(lines, "compiling 3 training programs", _first(lines, f"training on {n} cpu device(s)"))
     step1 = _first(lines, "kimg 0.01/0.02  step 1 ", _first(lines, "  compiled 2/3 (", announce))
     assert _first(lines, "  compiled 3/3 (", announce) < _first(lines, "done: 0.02 kimg, step 3", step1)
     settings = json.loads((work / train_run.SETTINGS_FILE).read_text())
@@ -420,3 +421,12 @@ def test_damaged_newest_checkpoint_falls_back_and_is_named(uninterrupted, tmp_pa
     with pytest.raises(ValueError, match=r"NaN or infinite values.*no intact checkpoint is left: delete"):
         train_run.train(SMALL, only)
     assert (only / "settings.json").read_bytes() == before
+
+
+def test_host_devices_auto_is_the_largest_divisor_of_the_batch_within_the_cores():
+    assert [train_run.host_devices("auto", b, cores=c) for b, c in ((32, 2), (32, 1), (6, 4), (7, 2), (2, 16))] == \
+        [2, 1, 3, 1, 2]
+    assert train_run.host_devices("4", 32) == 4
+    for bad in ("3", "0", "-2", "two"):
+        with pytest.raises(train_run.UsageError, match=f"--host_devices='{bad}' must be 'auto' or a positive integer dividing"):
+            train_run.host_devices(bad, 32)

@@ -94,12 +94,13 @@ def _states_before_layers(params, cfg, styles) -> list:
 
 def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig =
                      InterventionConfig(), *, shared: bool = False, workers: int | None = None,
-                     on_compiled=None, loop: str = "auto") -> list:
+                     on_compiled=None, loop: str = "auto", layers=None) -> list:
     """Compile `intervene`'s layer programs for these inputs ahead of time, on `workers` threads (XLA compiles
     outside the GIL). Default: one thread on CPU, where XLA's compiler already keeps the cores busy (measured on 2
     cores: 1.6 cores used by one compile; 2 threads gave 0.85-1.00x, BENCHMARKS.md), one per CPU core on GPU / TPU
     hosts (not measured there yet). Arguments as `intervene`. -> [num_layers] jax `Compiled` (e.g. for
-    `cost_analysis()`; with loop 'steps' the program of one step; with loop 'one' a list of one program).
+    `cost_analysis()`; with loop 'steps' the program of one step; with loop 'one' a list of one program). layers:
+    the indices of the layer programs to compile (default all; bench/loop_modes.py times a sample at 1024 px).
 
     jit reuses these executables when the loop calls the programs, as long as the shapes and shardings predicted
     here (per-image arrays placed like styles[0]) are the ones the loop produces; tests/test_devices.py checks that
@@ -139,14 +140,15 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
             compiled = loops.step_program(cfg, i, shared).lower(*args, carry, hp).compile()
         with lock:
             finished[0] += 1
-            report(finished[0], n_layers)
+            report(finished[0], len(layers))
         return compiled
 
     if workers is None:
         workers = 1 if jax.default_backend() == "cpu" else os.cpu_count() or 1
-    report(0, n_layers)
+    layers = range(n_layers) if layers is None else layers
+    report(0, len(layers))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(compile_layer, range(n_layers)))
+        return list(pool.map(compile_layer, layers))
 
 
 _PRECOMPILED = set()   # (cfg, steps, shared, style shapes/dtypes, placement) that compile_programs has done
