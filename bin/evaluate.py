@@ -11,7 +11,9 @@ Outputs in --output_dir: table2.md / table2.json (mean ± std per method: outsid
 change, flip rate; the demo adds the toyfaces judges' columns), fig5_interpolation.png/.json
 (Λ* fixed, coefficient of Δs_n varied), fig6_layers.png, fig6_mse.png/.json (result and outside-mask MSE after
 each layer), fig2_channels.png + fig2_iou.json (feature maps vs mask IoU), index.html + per_image.csv (a row per
-method and image, sortable, failures flagged). Nothing is written on bad input.
+method and image, sortable, failures flagged), and evaluations.jsonl (the table's statistics, a line per row and
+evaluator; appended, so evaluations into one folder with --overwrite accumulate). Nothing is written on bad
+input. --evaluators=outside_mse,ssim,... picks the table's columns (default: all that apply).
 With --codes the table compares each edit with the original input image (and, in one column, with the
 reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' (the codes unedited).
 """
@@ -19,6 +21,7 @@ reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' 
 from absl import flags
 
 from si_jax.engines import cli, evaluate_cli, settings
+from si_jax.evaluation import evaluators
 
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
 flags.DEFINE_string("direction", None, "Direction file from bin/fit_direction.py (s, z, w normals).")
@@ -50,6 +53,9 @@ flags.DEFINE_string("fig_layer", "", "Fig. 2: conv layer, index or name (e.g. b1
 flags.DEFINE_float("top_frac", 0.05, "Fig. 2: fraction of locations kept when binarising a feature map.")
 flags.DEFINE_integer("top_channels", 5, "Fig. 2: number of best channels shown.")
 cli.define_cache_flag(flags)
+flags.DEFINE_string("evaluators", None, "Comma-separated Table 2 columns, by evaluator, in this order: "
+                    f"{', '.join(evaluators.DEFAULT)} (classifier and fd: the Python API and the paper suite). "
+                    "Default: every one that applies. Also appended to --output_dir/evaluations.jsonl.")
 flags.DEFINE_string("lambda_model", None, "A Λ predictor from bin/fit_lambda.py (same generator, direction and "
                     "objective): adds the row 'predicted' (its Λ, one synthesis per image).")
 cli.define_numerics_flags(flags)

@@ -13,10 +13,17 @@ figures use) and adds the row 'reconstruction' (the codes unedited: the floor of
 Outputs in --output_dir: table2.md, table2.json, fig5_interpolation.png/.json, fig6_layers.png, fig6_mse.png/.json,
 fig2_channels.png, fig2_iou.json (see bin/evaluate.py), and index.html + per_image.csv: one row per method and
 image (evaluation.report; pictures of the first --fig_images images as inline thumbnails).
+
+Table 2's columns are evaluators chosen by name (--evaluators, evaluation.evaluators; default: every one that
+applies, the table as it always was). Their results are also APPENDED to evaluations.jsonl in --output_dir, one
+line per row and evaluator (evaluators.records: the attribute, the settings' digest, the statistics): the one file
+that is not written atomically, like bin/train.py's metrics.jsonl (storage.append_lines, after the other outputs
+are in place), so that evaluations written into the same folder with --overwrite accumulate.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import pathlib
 import time
@@ -27,7 +34,7 @@ from si_jax import storage
 from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
 from si_jax.engines import cli, edit_run
-from si_jax.evaluation import comparison, figure_data, figure_panels, judged, pictures, report
+from si_jax.evaluation import comparison, evaluators, figure_data, figure_panels, judged, pictures, report
 from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 
@@ -35,7 +42,9 @@ DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real
 DEFAULT_METHODS = ("z", "w", "interfacegan", "s", "intervention")   # --methods (with --codes: without z)
 DEFAULT_NUM_SAMPLES, DEFAULT_SEED, DEFAULT_TRUNCATION_PSI = 6, 0, 1.0   # samples only (not with --codes)
 DEFAULT_COEFFS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
-OUTPUT_FILES = ("table2.md", "table2.json", "fig5_interpolation.png", "fig5_interpolation.json", "fig6_layers.png",
+JSONL_FILE = "evaluations.jsonl"
+PAGE_EVALUATORS = ("outside_mse", "ssim", "s_score")   # per_image.csv / index.html show their values
+OUTPUT_FILES = (JSONL_FILE, "table2.md", "table2.json", "fig5_interpolation.png", "fig5_interpolation.json", "fig6_layers.png",
                 "fig6_mse.png", "fig6_mse.json", "fig2_channels.png", "fig2_iou.json", "index.html", "per_image.csv")
 
 
@@ -60,6 +69,7 @@ class EvalInputs:
     judge: object = None          # evaluation.judged.JudgeMetrics (the demo: the toyfaces judges' columns)
     codes: object = None          # engines.project_edit.CodeInputs (--codes) or None
     predicted: object = None      # --lambda_model: fn(EditBatch, mask) -> EditOutput (row 'predicted') or None
+    evaluators: tuple | None = None   # --evaluators (names) or None: every one that applies
 
     @property
     def num_images(self) -> int:
@@ -191,6 +201,9 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
             log(f"judge: the toyfaces classifier and its identity estimates measure '{judged_attr}' (independent of "
                 "the S-space SVM)")
     inputs.check_directions(dirs, cfg, job.direction or "demo")
+    chosen = job.evaluator_list
+    if chosen is not None:
+        evaluators.check_needs(chosen, evaluators.Tools(s_direction=dirs.get("s"), judge=judge))
     predicted = None
     if job.lambda_model:
         from si_jax.editing import lambda_model
@@ -200,7 +213,7 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
         predicted = lambda_data.predicted_edit(params, cfg, lm, config)
     z = samples.latents(seed, range(n), cfg.z_dim) if codes is None else None
     return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
-                      fig_layer, out_dir, is_demo, judge, codes, predicted)
+                      fig_layer, out_dir, is_demo, judge, codes, predicted, chosen)
 
 
 def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
@@ -236,13 +249,14 @@ def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
             params, cfg, images, inp.dirs, inp.masks, inp.methods, config=inp.config, condition_on=inp.condition_on,
             target=job.target, distance=job.distance, truncation_psi=psi,
             batch_size=cli.note_batch_size(min(job.batch_size, n)), keep=keep, extra_methods=extra_methods,
-            judge=inp.judge, prepare=prepare, log=log)
+            judge=inp.judge, prepare=prepare, log=log, evaluators=None if inp.evaluators is None else tuple(
+                inp.evaluators) + tuple(e for e in PAGE_EVALUATORS if e not in inp.evaluators))
     hint = cli.likely_cause(truncation_psi=psi, distance=job.distance, learning_rate=inp.config.learning_rate)
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
         for key, v in values.items():
             cli.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
                                 np.where(np.isposinf(v), 0.0, v) if key == "psnr_outside" else v, hint)
-    markdown, table = comparison.table2(results)
+    markdown, table = comparison.table2(results, evaluators=inp.evaluators)
     coverage = float(np.mean(results["masks"]))
     sign = results["target_sign"]
     targets = {"add": int(np.sum(sign > 0)), "remove": int(np.sum(sign < 0))}
@@ -276,6 +290,11 @@ def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
                "one row per method and image; see table2.md for the means"]),
         "per_image.csv": report.render_csv(page, PAGE_COLUMNS)}
     _write_outputs(inp.out_dir, markdown, table, pngs, extra, log, texts)
+    lines = [storage.json_line(r) for r in evaluators.records(
+        table, attribute=table["attribute"], num_images=n,
+        settings_digest=hashlib.sha256(storage.json_bytes(table["settings"])).hexdigest()[:16])]
+    storage.append_lines(inp.out_dir / JSONL_FILE, lines)
+    log(f"appended {len(lines)} lines (a row and evaluator each) to {inp.out_dir / JSONL_FILE}")
     if inp.is_demo and inp.codes is None:
         log("(that was the demo: the built-in toyfaces generator, its classifier as the judge and its segmenter's "
             "masks; pass --weights and --direction to evaluate your own model)")
@@ -397,7 +416,7 @@ def _settings(inp: EvalInputs, job) -> dict:
             "lambda_attr": inp.config.lambda_attr, "lambda_norm": inp.config.lambda_norm,
             "lambda_init": inp.config.lambda_init,
             "batch_size": job.batch_size, "coeffs": list(inp.coeffs), "fig_layer": inp.fig_layer,
-            "top_frac": job.top_frac}
+            "top_frac": job.top_frac, "evaluators": list(inp.evaluators or evaluators.DEFAULT)}
 
 
 def run(job, out=None, log=print) -> dict:

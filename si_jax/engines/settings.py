@@ -20,6 +20,7 @@ import typing
 from si_jax import projection
 from si_jax.editing import edits, intervention, pipeline
 from si_jax.engines import cli, edit_run, evaluate_cli, inputs, project_edit, project_run
+from si_jax.evaluation import evaluators
 from si_jax.stylegan2 import numerics as numerics_lib
 
 FLAG_OF: dict = {}   # dataclass field -> the flag that sets it, where the names differ
@@ -114,8 +115,6 @@ def _intervention_config(values: dict) -> intervention.InterventionConfig:
     """--objective and the config's own flags (--steps_per_layer None: the config's default)."""
     kw = _fields_from(intervention.InterventionConfig, {k: v for k, v in values.items() if k != "pixel_loss"
                                                           and not (k == "steps_per_layer" and v is None)})
-    for name in ("lambda_attr", "lambda_norm"):   # the config leaves these to its callers
-        cli.require(kw.get(name, 0) >= 0, name, kw.get(name), "must be >= 0")
     objective = values.get("objective", "keep_edit")
     cli.require(objective in intervention.OBJECTIVES, "objective", objective,
                 f"must be one of {', '.join(intervention.OBJECTIVES)}")
@@ -248,12 +247,13 @@ class EvalJob:
     top_channels: int = 5
     overwrite: bool = False
     lambda_model: str | None = None
+    evaluators: str | None = None
     intervention: intervention.InterventionConfig = intervention.InterventionConfig()
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
         cli.demo_mode(self)
-        _ = self.method_list, self.coeff_list, self.sample_settings   # parsed: UsageError for bad ones
+        _ = self.method_list, self.coeff_list, self.sample_settings, self.evaluator_list   # parsed: UsageError
         for name in ("batch_size", "fig_images", "top_channels"):
             cli.require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         cli.require(0.0 < self.top_frac <= 1.0, "top_frac", self.top_frac, "must be in (0, 1]")
@@ -271,6 +271,17 @@ class EvalJob:
             m for m in evaluate_cli.DEFAULT_METHODS if not self.codes or m in pipeline.CODE_METHODS), bool(self.codes))
 
     @property
+    def evaluator_list(self) -> tuple | None:
+        """--evaluators 'outside_mse,ssim' -> names (evaluation.evaluators), None when not given (every one that
+        applies). UsageError for an unknown name, listing the known ones."""
+        if self.evaluators is None:
+            return None
+        try:
+            return evaluators.parse(self.evaluators)
+        except ValueError as e:
+            raise cli.UsageError(f"--evaluators={self.evaluators!r}: {e}") from None
+
+    @property
     def coeff_list(self) -> tuple:
         return evaluate_cli.parse_coeffs(self.coeffs)
 
@@ -281,10 +292,11 @@ class EvalJob:
 
 
 def eval_job(flags) -> EvalJob:
-    """bin/evaluate.py's flags -> EvalJob (--steps_per_layer left out: the InterventionConfig's default, the
-    demo's evaluate_cli.DEMO_STEPS_PER_LAYER)."""
+    """bin/evaluate.py's flags -> EvalJob (--steps_per_layer not given on the command line, or left out of a
+    dict: the InterventionConfig's default; the demo's evaluate_cli.DEMO_STEPS_PER_LAYER)."""
     flat, strict = _flat(flags)
-    if flat.get("steps_per_layer") is None and cli.demo_mode(_Pair(flat)):
+    given = flat.get("steps_per_layer") is not None and (strict or flags["steps_per_layer"].present)
+    if not given and cli.demo_mode(_Pair(flat)):
         flat["steps_per_layer"] = evaluate_cli.DEMO_STEPS_PER_LAYER
     return from_flags(EvalJob, flat if strict else {k: flat[k] for k in _field_names(EvalJob) if k in flat})
 
@@ -400,13 +412,13 @@ def fit_job(flags) -> FitJob:
 
 def define_intervention_flags(flags) -> None:
     """The flags of the edit's target and of the intervention's InterventionConfig, with the same defaults in
-    bin/edit.py and bin/evaluate.py (--steps_per_layer: None = the config's default; bin/evaluate.py's demo: its
-    own shorter one, `eval_job`)."""
+    bin/edit.py and bin/evaluate.py (--steps_per_layer: the config's default; bin/evaluate.py's demo, when the
+    flag is not given on the command line: its own shorter one, `eval_job`)."""
     c = intervention.InterventionConfig()
     flags.DEFINE_enum("target", "flip", list(edits.TARGETS), "Where the Z edit lands (InterFaceGAN).")
     flags.DEFINE_float("distance", 3.0, "Target distance to the Z hyperplane.")
-    flags.DEFINE_integer("steps_per_layer", None, f"Adam steps per style layer. Default: {c.steps_per_layer} "
-                         f"(bin/evaluate.py's demo: {evaluate_cli.DEMO_STEPS_PER_LAYER}).")
+    flags.DEFINE_integer("steps_per_layer", c.steps_per_layer, "Adam steps per style layer (bin/evaluate.py's "
+                         f"demo, when it is not given: {evaluate_cli.DEMO_STEPS_PER_LAYER}).")
     flags.DEFINE_float("learning_rate", c.learning_rate, "Adam learning rate for Λ.")
     flags.DEFINE_float("lambda_attr", c.lambda_attr, "Weight of the cosine attribute term (paper: 1e-2).")
     flags.DEFINE_float("lambda_norm", c.lambda_norm, "Weight of ‖Λ‖₂ (paper: 1e-6).")
