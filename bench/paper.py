@@ -6,7 +6,7 @@
     python bench/paper.py --attributes=smile,eyeglasses --output_dir=/tmp/r
 
 Writes RESULTS.md, docs/results/*.png and results/*.json under --output_dir (default: the repository), all
-together at the end. The engine is si_jax.engines.paper_suite; the writing si_jax.engines.paper_report.
+together at the end. The engine is si_jax.experiments.paper_suite; the writing si_jax.experiments.paper_report.
 """
 import dataclasses
 import hashlib
@@ -18,7 +18,8 @@ import time
 from absl import app, flags
 
 from si_jax import world
-from si_jax.engines import cli, paper_report, paper_suite
+from si_jax.engines import cli
+from si_jax.experiments import paper_report, paper_suite
 
 flags.DEFINE_bool("quick", False, "Smoke run: few images and samples (minutes, not hours).")
 flags.DEFINE_list("attributes", list(world.ATTRIBUTES), "Attributes to measure.")

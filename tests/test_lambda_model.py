@@ -20,7 +20,7 @@ from test_bad_inputs import one_error, run_bin, snapshot
 
 CLAIM = """
 import json
-from si_jax.engines import lambda_bench
+from si_jax.experiments import lambda_bench
 r = lambda_bench.compare("eyeglasses", num_train=96, num_heldout=24, steps=80, refine=(0,), num_shared=16,
                          si=False, num_fit=600, batch_size=24, learning_rate=3e-3, log=lambda m: None)
 print("RESULT " + json.dumps(r["rows"]))

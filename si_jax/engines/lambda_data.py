@@ -5,7 +5,7 @@
 
 Seeds: the predictor's training images are latents of TRAIN_SEED, its held-out images HELDOUT_SEED: disjoint from
 the edit demo's and Table 2's (seed 0), the directions' (toyfaces.FIT_SEED), Table 1's fresh samples and the
-shared Λ's (engines.paper_suite).
+shared Λ's (experiments.paper_suite).
 """
 from __future__ import annotations
 
