@@ -15,7 +15,8 @@ from conftest import REPO, engine_error, run_binary, run_engine, run_python, xla
 
 import si_jax
 from si_jax.editing import directions
-from si_jax.engines import samples, synthetic
+from si_jax.attributes import synthetic
+from si_jax.engines import samples
 from si_jax.stylegan2 import builtin, loading
 
 FAST = {"steps_per_layer": 3, "batch_size": 2}

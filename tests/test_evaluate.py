@@ -13,7 +13,8 @@ from PIL import Image
 import si_jax
 from si_jax import metrics
 from si_jax.editing import intervention
-from si_jax.engines import evaluate_cli, settings, synthetic
+from si_jax.attributes import synthetic
+from si_jax.engines import evaluate_cli, settings
 from si_jax.evaluation import comparison, figure_data
 from si_jax.stylegan2 import builtin, programs
 

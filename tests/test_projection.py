@@ -223,7 +223,7 @@ def toy_directions(tmp_path_factory):
     import dataclasses
 
     from si_jax.editing import directions
-    from si_jax.engines import toyfaces
+    from si_jax.attributes import toyfaces
     from si_jax.stylegan2 import loading
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges

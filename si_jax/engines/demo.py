@@ -12,7 +12,8 @@ import pathlib
 
 from si_jax import world
 from si_jax.editing import directions
-from si_jax.engines import errors, hosts, toyfaces
+from si_jax.attributes import toyfaces
+from si_jax.engines import errors, hosts
 from si_jax.stylegan2 import builtin, loading
 from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib

@@ -106,7 +106,7 @@ def edit_shard(params, cfg, dirs, z, positions, mask_source: masks.Masks, st: Ed
 
     params must be replicated on `mesh` (`runs.replicate`, once per run): z is sharded over it before anything is
     synthesised, and every per-image array (styles, Δs's, images, mask, metrics) stays sharded until it is written.
-    edit_fn(EditBatch, mask) -> EditOutput replaces st.method (e.g. a learned Λ, engines.lambda_data).
+    edit_fn(EditBatch, mask) -> EditOutput replaces st.method (e.g. a learned Λ, editing.lambda_data).
     """
     batch = pipeline.prepare(params, cfg, runs.shard_batch(np.asarray(z, np.float32), mesh), dirs,
                              truncation_psi=st.truncation_psi, target=st.target, distance=st.distance,

@@ -131,7 +131,8 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
     from si_jax import world
     from si_jax.editing import directions
-    from si_jax.engines import demo, inputs, project_edit, samples, toyfaces
+    from si_jax.attributes import toyfaces
+    from si_jax.engines import demo, inputs, project_edit, samples
     from si_jax.stylegan2 import builtin
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
@@ -194,7 +195,7 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     predicted = None
     if job.lambda_model:
         from si_jax.editing import lambda_model
-        from si_jax.engines import lambda_data
+        from si_jax.editing import lambda_data
 
         lm = lambda_model.load_model(job.lambda_model, expect=lambda_model.identity(gid, dirs, config))
         predicted = lambda_data.predicted_edit(params, cfg, lm, config)

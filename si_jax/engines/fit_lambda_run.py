@@ -21,7 +21,8 @@ import numpy as np
 
 from si_jax import metrics, storage
 from si_jax.editing import intervention, lambda_model
-from si_jax.engines import checks, errors, lambda_data, samples
+from si_jax.editing import lambda_data
+from si_jax.engines import checks, errors, samples
 from si_jax.evaluation import pictures
 
 MODEL_FILE, CURVE_FILE, REPORT_FILE, CKPT_FILE = ("lambda_model.safetensors", "loss_curve.png", "heldout.json",

@@ -11,7 +11,8 @@ import pathlib
 
 from si_jax import world
 from si_jax.editing import directions, masks
-from si_jax.engines import checks, demo, errors, runs, toyfaces, weights
+from si_jax.attributes import toyfaces
+from si_jax.engines import checks, demo, errors, runs, weights
 from si_jax.stylegan2 import builtin
 from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
@@ -49,7 +50,7 @@ def mask_setting(mask, masks_path, default: str) -> str:
 
 def mask_source(spec: str, num_images: int, res: int, judges=None, mesh=None) -> masks.Masks:
     """The mask setting -> the mask function of every edit engine (`editing.masks.resolve`), with the toyfaces
-    segmenter behind part:NAME (engines.toyfaces.part_mask_fn): `judges`, or the judges loaded here (replicated
+    segmenter behind part:NAME (attributes.toyfaces.part_mask_fn): `judges`, or the judges loaded here (replicated
     on `mesh` when one is given, else copied to the images at each call)."""
     def part_masks(spec):
         part = toyfaces.parse_part_spec(spec)
@@ -104,7 +105,7 @@ def resolve_model(flags, is_demo: bool, log) -> Model:
 
 def judge_for(generator_id: str, dirs: dict, log) -> tuple:
     """-> (judge: images [B, R, R, 3] -> [B] logit of the directions' attribute, Judges replicated on the local
-    mesh), when the generator is builtin:toyfaces and the attribute one the judges know (engines.toyfaces.
+    mesh), when the generator is builtin:toyfaces and the attribute one the judges know (attributes.toyfaces.
     judged_attribute); else (None, None), with a note when only the attribute's name is unknown."""
     name = dirs["s"].attribute if "s" in dirs else None
     attribute = toyfaces.judged_attribute(generator_id, name)
@@ -152,7 +153,7 @@ def lambda_model_edit(job, model: Model, st, log=print) -> tuple:
     if path is None:
         return None, {}
     from si_jax.editing import lambda_model
-    from si_jax.engines import lambda_data
+    from si_jax.editing import lambda_data
 
     config = st.intervention
     lm = lambda_model.load_model(path, expect=lambda_model.identity(model.generator_id, model.dirs, config))
