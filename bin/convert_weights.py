@@ -65,6 +65,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

@@ -20,7 +20,7 @@ reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' 
 
 from absl import flags
 
-from si_jax.engines import cli, evaluate_cli, settings
+from si_jax.engines import errors, evaluate_cli, hosts, settings, weights
 from si_jax.evaluation import evaluators
 
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -52,19 +52,19 @@ flags.DEFINE_string("fig_layer", "", "Fig. 2: conv layer, index or name (e.g. b1
                     "layer at resolution min(R/2, 64).")
 flags.DEFINE_float("top_frac", 0.05, "Fig. 2: fraction of locations kept when binarising a feature map.")
 flags.DEFINE_integer("top_channels", 5, "Fig. 2: number of best channels shown.")
-cli.define_cache_flag(flags)
+hosts.define_cache_flag(flags)
 flags.DEFINE_string("evaluators", None, "Comma-separated Table 2 columns, by evaluator, in this order: "
                     f"{', '.join(evaluators.DEFAULT)} (classifier and fd: the Python API and the paper suite). "
                     "Default: every one that applies. Also appended to --output_dir/evaluations.jsonl.")
 flags.DEFINE_string("lambda_model", None, "A Λ predictor from bin/fit_lambda.py (same generator, direction and "
                     "objective): adds the row 'predicted' (its Λ, one synthesis per image).")
-cli.define_numerics_flags(flags)
+weights.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    cli.run_guarded(_run)
+    errors.run_guarded(_run)
 
 
 def _run():
@@ -76,6 +76,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

@@ -13,7 +13,7 @@ import dataclasses
 
 from absl import flags
 
-from si_jax.engines import cli, train_run
+from si_jax.engines import errors, hosts, train_run
 
 HELP = {
     "name": "Run name; the default work folder is ~/.cache/si_jax/train/<name>.",
@@ -48,14 +48,14 @@ for _f in dataclasses.fields(train_run.TrainSettings):
 flags.DEFINE_enum("config", "default", list(train_run.CONFIGS), "Values of the flags not given: default (the "
                   "shipped 32 px generator) or smoke (16 px, 16 channels, batch 8, 1 kimg: the whole recipe, mostly "
                   "compiling; train_run.SMOKE).")
-cli.define_cache_flag(flags)
+hosts.define_cache_flag(flags)
 flags.DEFINE_string("workdir", None, "Work folder (default ~/.cache/si_jax/train/<name>); resumed when it holds "
                                      "the same run.")
 FLAGS = flags.FLAGS
 
 
 def _run():
-    cli.setup_jax(FLAGS.compilation_cache)
+    hosts.setup_jax(FLAGS.compilation_cache)
     base = train_run.CONFIGS[FLAGS.config]
     settings = train_run.TrainSettings(**{f.name: FLAGS[f.name].value if FLAGS[f.name].present else
                                           getattr(base, f.name) for f in dataclasses.fields(train_run.TrainSettings)})
@@ -66,12 +66,12 @@ def _run():
 def main(argv):
     del argv
     try:
-        cli.run_guarded(_run)
+        errors.run_guarded(_run)
     except KeyboardInterrupt:
         raise SystemExit(130)
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

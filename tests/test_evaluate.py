@@ -13,7 +13,8 @@ from PIL import Image
 import si_jax
 from si_jax import metrics
 from si_jax.editing import intervention
-from si_jax.engines import evaluate_cli, settings, synthetic
+from si_jax.attributes import synthetic
+from si_jax.engines import errors, evaluate_cli, settings
 from si_jax.evaluation import comparison, evaluators, figure_data
 from si_jax.stylegan2 import builtin, programs
 
@@ -202,7 +203,7 @@ def test_evaluate_has_the_edit_flags_and_defaults():
 # ------------------------------------------------------------------------------------------- evaluators by name
 
 def test_unknown_evaluator_is_one_line_listing_the_known_ones():
-    with pytest.raises(settings.cli.UsageError) as err:
+    with pytest.raises(errors.UsageError) as err:
         settings.eval_job({"evaluators": "ssim,sharpness"})
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith("--evaluators='ssim,sharpness': unknown evaluator(s) 'sharpness'")

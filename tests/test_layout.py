@@ -9,7 +9,7 @@ from conftest import REPO
 # stage -> rank; a module may import si_jax stages of lower rank, and its own stage. weights_convert is the floor
 # (formats, and the one atomic file writer that si_jax.storage re-exports): it imports nothing of si_jax.
 RANKS = {"weights_convert": -1, "storage": 0, "metrics": 0, "world": 1, "stylegan2": 1, "editing": 2, "training": 2,
-         "projection": 2, "evaluation": 3, "engines": 4, "experiments": 5}
+         "projection": 2, "evaluation": 3, "attributes": 3, "engines": 4, "experiments": 5}
 LEAVES = {"weights_convert", "storage", "metrics"}     # import nothing of si_jax at all
 
 

@@ -21,7 +21,8 @@ from PIL import Image
 import si_jax
 from si_jax import metrics
 from si_jax.editing import masks
-from si_jax.engines import edit_run, runs, synthetic
+from si_jax.attributes import synthetic
+from si_jax.engines import edit_run, runs
 from si_jax.evaluation import report
 from si_jax.stylegan2 import builtin
 

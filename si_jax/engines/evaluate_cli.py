@@ -33,7 +33,7 @@ import numpy as np
 from si_jax import storage
 from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
-from si_jax.engines import cli, edit_run
+from si_jax.engines import checks, edit_run, errors, hosts, weights
 from si_jax.evaluation import comparison, evaluators, figure_data, figure_panels, judged, pictures, report
 from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
@@ -107,7 +107,7 @@ def check_output_dir(path, overwrite: bool) -> pathlib.Path:
         raise FileExistsError(f"--output_dir {p} exists and is not a folder")
     if p.is_dir() and any(p.iterdir()) and not overwrite:
         raise FileExistsError(f"--output_dir {p} is not empty; pass --overwrite to write into it")
-    cli.check_output_dir(p)
+    checks.check_output_dir(p)
     for name in OUTPUT_FILES:
         if (p / name).is_dir():
             raise FileExistsError(f"{p / name} is a folder; remove it or choose another --output_dir")
@@ -124,15 +124,15 @@ def sample_settings(job) -> tuple:
 
         project_edit.code_space(job.space)
         if given:
-            raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is evaluated; "
+            raise errors.UsageError(f"--{given[0]} does not apply to --codes (every projected image is evaluated; "
                                  "codes have no z)")
     elif getattr(job, "space", None):
-        raise cli.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
+        raise errors.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
     num = DEFAULT_NUM_SAMPLES if job.num_samples is None else job.num_samples
     seed = DEFAULT_SEED if job.seed is None else job.seed
     psi = DEFAULT_TRUNCATION_PSI if job.truncation_psi is None else job.truncation_psi
-    cli.require(num >= 1, "num_samples", num, "must be >= 1")
-    cli.require(seed >= 0, "seed", seed, "must be >= 0")
+    checks.require(num >= 1, "num_samples", num, "must be >= 1")
+    checks.require(seed >= 0, "seed", seed, "must be >= 0")
     return num, seed, psi
 
 
@@ -141,7 +141,8 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
     from si_jax import world
     from si_jax.editing import directions
-    from si_jax.engines import demo, inputs, project_edit, samples, toyfaces
+    from si_jax.attributes import toyfaces
+    from si_jax.engines import demo, inputs, project_edit, samples
     from si_jax.stylegan2 import builtin
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
@@ -154,20 +155,20 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     coeffs = job.coeff_list
     config = job.intervention
     mask_flag = inputs.mask_setting(job.mask, job.masks, default=None)
-    cli.check_input_files(direction=job.direction, condition_on=list(job.condition_on),
+    checks.check_input_files(direction=job.direction, condition_on=list(job.condition_on),
                           lambda_model=job.lambda_model)
     out_dir = out or ("si_jax_eval_demo" if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
     out_dir = check_output_dir(out_dir, job.overwrite)
-    cli.check_not_inputs([out_dir / name for name in OUTPUT_FILES],
+    checks.check_not_inputs([out_dir / name for name in OUTPUT_FILES],
                          [job.weights, job.direction, job.masks, codes_path, *job.condition_on])
     attribute = job.attribute or demo.DEMO_ATTRIBUTE
     if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
-        canonical, cfg = cli.load_weights(builtin.BUILTIN_TOYFACES, job.numerics)
+        canonical, cfg = weights.load_weights(builtin.BUILTIN_TOYFACES, job.numerics)
         mask_spec = mask_flag or toyfaces.PART_SPEC + world.ATTRIBUTE_PART[toyfaces.check_attribute(attribute)]
     else:
-        canonical, cfg = cli.load_weights(job.weights, job.numerics)
+        canonical, cfg = weights.load_weights(job.weights, job.numerics)
         mask_spec = mask_flag or "auto"
     gid = params_lib.fingerprint(canonical)
     if not is_demo:
@@ -207,7 +208,7 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     predicted = None
     if job.lambda_model:
         from si_jax.editing import lambda_model
-        from si_jax.engines import lambda_data
+        from si_jax.editing import lambda_data
 
         lm = lambda_model.load_model(job.lambda_model, expect=lambda_model.identity(gid, dirs, config))
         predicted = lambda_data.predicted_edit(params, cfg, lm, config)
@@ -243,18 +244,18 @@ def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
         f"{job.target}, mask {inp.mask_desc}, {inp.config.steps_per_layer} steps/layer")
     t0 = time.perf_counter()
     keep = min(job.fig_images, n)
-    log(f"  (each method's programs compile on the first batch; {cli.compile_note()})")
-    with cli.heartbeat("comparing the methods (a line per method and batch)", log=log):
+    log(f"  (each method's programs compile on the first batch; {hosts.compile_note()})")
+    with hosts.heartbeat("comparing the methods (a line per method and batch)", log=log):
         results = comparison.compare_methods(
             params, cfg, images, inp.dirs, inp.masks, inp.methods, config=inp.config, condition_on=inp.condition_on,
             target=job.target, distance=job.distance, truncation_psi=psi,
-            batch_size=cli.note_batch_size(min(job.batch_size, n)), keep=keep, extra_methods=extra_methods,
+            batch_size=errors.note_batch_size(min(job.batch_size, n)), keep=keep, extra_methods=extra_methods,
             judge=inp.judge, prepare=prepare, log=log, evaluators=None if inp.evaluators is None else tuple(
                 inp.evaluators) + tuple(e for e in PAGE_EVALUATORS if e not in inp.evaluators))
-    hint = cli.likely_cause(truncation_psi=psi, distance=job.distance, learning_rate=inp.config.learning_rate)
+    hint = errors.likely_cause(truncation_psi=psi, distance=job.distance, learning_rate=inp.config.learning_rate)
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
         for key, v in values.items():
-            cli.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
+            errors.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
                                 np.where(np.isposinf(v), 0.0, v) if key == "psnr_outside" else v, hint)
     markdown, table = comparison.table2(results, evaluators=inp.evaluators)
     coverage = float(np.mean(results["masks"]))
@@ -336,7 +337,7 @@ def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log,
     strip = figure_data.interpolation_strip(params, cfg, kept["styles"], kept["ds_z"], kept["ds_n"], kept["lam"],
                                               coeffs)
     mse = figure_data.strip_outside_mse(strip, kept["input"], kept["mask"])
-    cli.finite_or_error("Fig. 5 outside-mask MSE", mse.T, cli.likely_cause(coeffs=max(map(abs, coeffs))))
+    errors.finite_or_error("Fig. 5 outside-mask MSE", mse.T, errors.likely_cause(coeffs=max(map(abs, coeffs))))
     pngs["fig5_interpolation.png"] = figure_panels.fig5_image(strip, kept["input"], kept["mask"], coeffs, mse)
     extra["fig5_interpolation.json"] = {
         "definition": "s(c) = s + (1 - lam*) * ds_z + c * lam* * ds_n; c = 1 is the Style Intervention result",

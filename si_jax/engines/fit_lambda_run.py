@@ -21,7 +21,8 @@ import numpy as np
 
 from si_jax import metrics, storage
 from si_jax.editing import intervention, lambda_model
-from si_jax.engines import cli, lambda_data, samples
+from si_jax.editing import lambda_data
+from si_jax.engines import checks, errors, samples
 from si_jax.evaluation import pictures
 
 MODEL_FILE, CURVE_FILE, REPORT_FILE, CKPT_FILE = ("lambda_model.safetensors", "loss_curve.png", "heldout.json",
@@ -43,12 +44,12 @@ class FitSettings:
     def __post_init__(self):
         for name in ("num_train", "num_heldout", "steps", "batch_size"):
             v = getattr(self, name)
-            cli.require(cli.is_int(v) and v >= 1, name, v, "must be an integer >= 1")
-        cli.check_finite_flags(learning_rate=self.learning_rate)
-        cli.require(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
+            checks.require(checks.is_int(v) and v >= 1, name, v, "must be an integer >= 1")
+        checks.check_finite_flags(learning_rate=self.learning_rate)
+        checks.require(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
         for name in ("seed", "heldout_seed"):
-            cli.require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
-        cli.require(self.seed != self.heldout_seed, "heldout_seed", self.heldout_seed,
+            checks.require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        checks.require(self.seed != self.heldout_seed, "heldout_seed", self.heldout_seed,
                     "must differ from --seed (held-out images must not be training images)")
 
 
@@ -101,7 +102,7 @@ def heldout_report(params, cfg, model, data, config, judge=None) -> dict:
         rows["predicted"]["judge_flips_over_z"] = (rows["predicted"]["judge_flip_rate"] /
                                                    max(rows["z"]["judge_flip_rate"], 1e-12))
     rows["lambda_mean"] = float(np.mean(np.concatenate([np.asarray(a) for a in lam], -1)))
-    return cli.finite_numbers_or_error(rows, "held-out report", "the settings --learning_rate or the inputs")
+    return errors.finite_numbers_or_error(rows, "held-out report", "the settings --learning_rate or the inputs")
 
 
 def fit(params, cfg, dirs, mask_fn, out_dir, st: FitSettings, config, meta: dict, *, judge=None,
@@ -116,7 +117,7 @@ def fit(params, cfg, dirs, mask_fn, out_dir, st: FitSettings, config, meta: dict
                                   mask_fn)
     held = lambda_data.edit_data(params, cfg, dirs, samples.latents(st.heldout_seed, range(st.num_heldout),
                                                                     cfg.z_dim), mask_fn)
-    cli.finite_or_error("training features", train.feats, "the inputs (--weights / --direction)")
+    errors.finite_or_error("training features", train.feats, "the inputs (--weights / --direction)")
     meta = {**meta, "training": {**dataclasses.asdict(st), "indices": f"0..{st.num_train - 1}",
                                  "heldout_indices": f"0..{st.num_heldout - 1}", "method": "amortised"},
             "config": dataclasses.asdict(config)}
@@ -181,21 +182,21 @@ def run(flags, is_demo: bool, log=print) -> dict:
     st = FitSettings(num_train=flags.num_train, num_heldout=flags.num_heldout, steps=flags.steps,
                      batch_size=flags.batch_size, learning_rate=flags.learning_rate, seed=flags.seed,
                      heldout_seed=flags.heldout_seed)
-    cli.check_finite_flags(lambda_inside=flags.lambda_inside, lambda_attr=flags.lambda_attr,
+    checks.check_finite_flags(lambda_inside=flags.lambda_inside, lambda_attr=flags.lambda_attr,
                            lambda_norm=flags.lambda_norm)
     for name in ("lambda_inside", "lambda_attr", "lambda_norm"):
-        cli.require(getattr(flags, name) >= 0, name, getattr(flags, name), "must be >= 0")
+        checks.require(getattr(flags, name) >= 0, name, getattr(flags, name), "must be >= 0")
     config = intervention.config_for(flags.objective, lambda_inside=flags.lambda_inside,
                                      lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm)
     if flags.mask is not None:
         inputs.mask_setting(flags.mask, None, default=None)
     if not (flags.output_dir or is_demo):
-        raise cli.UsageError("--output_dir is required")
+        raise errors.UsageError("--output_dir is required")
     out = pathlib.Path(flags.output_dir or DEMO_DIR)
-    cli.check_input_files(direction=flags.direction)
-    cli.check_output_dir(out, inputs=[flags.weights, flags.direction])
+    checks.check_input_files(direction=flags.direction)
+    checks.check_output_dir(out, inputs=[flags.weights, flags.direction])
     if out.is_dir():
-        cli.check_output_free(out / MODEL_FILE, flags.overwrite)
+        checks.check_output_free(out / MODEL_FILE, flags.overwrite)
     model = inputs.resolve_model(flags, is_demo, log)
     inputs.check_directions(model.dirs, model.cfg, flags.direction or "demo")
     spec = flags.mask or model.default_mask

@@ -11,7 +11,8 @@ import pathlib
 
 from si_jax import world
 from si_jax.editing import directions, masks
-from si_jax.engines import cli, demo, runs, toyfaces
+from si_jax.attributes import toyfaces
+from si_jax.engines import checks, demo, errors, runs, weights
 from si_jax.stylegan2 import builtin
 from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
@@ -35,13 +36,13 @@ def mask_setting(mask, masks_path, default: str) -> str:
     A --mask must be auto, box:..., ellipse:... or part:NAME (a typo is named as such, not looked up as a file);
     an empty value is refused rather than read as the default."""
     if mask is not None and masks_path is not None:
-        raise cli.UsageError("give --mask or --masks, not both")
+        raise errors.UsageError("give --mask or --masks, not both")
     if masks_path is not None:
-        cli.require(bool(masks_path), "masks", masks_path, "is empty; give a mask file or folder")
+        checks.require(bool(masks_path), "masks", masks_path, "is empty; give a mask file or folder")
         return masks_path
     if mask is None:
         return default
-    cli.require(masks.kind_of(mask) != "file", "mask", mask,
+    checks.require(masks.kind_of(mask) != "file", "mask", mask,
                 "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
                 "(mask files go to --masks)")
     return mask
@@ -49,7 +50,7 @@ def mask_setting(mask, masks_path, default: str) -> str:
 
 def mask_source(spec: str, num_images: int, res: int, judges=None, mesh=None) -> masks.Masks:
     """The mask setting -> the mask function of every edit engine (`editing.masks.resolve`), with the toyfaces
-    segmenter behind part:NAME (engines.toyfaces.part_mask_fn): `judges`, or the judges loaded here (replicated
+    segmenter behind part:NAME (attributes.toyfaces.part_mask_fn): `judges`, or the judges loaded here (replicated
     on `mesh` when one is given, else copied to the images at each call)."""
     def part_masks(spec):
         part = toyfaces.parse_part_spec(spec)
@@ -81,30 +82,30 @@ def resolve_model(flags, is_demo: bool, log) -> Model:
     """The demo (builtin:toyfaces, judge-labelled directions of --attribute, segmenter masks) or --weights +
     --direction (refused when the direction was fitted for another generator). `flags`: settings with .weights,
     .direction, .attribute and .numerics (engines.settings), or absl flags (bin/fit_lambda.py; numerics then from
-    `cli.numerics_of`). The cfg computes with those numerics (--precision, --conv3x3, ...), which a non-default
+    `weights.numerics_of`). The cfg computes with those numerics (--precision, --conv3x3, ...), which a non-default
     value adds to `source`; the demo's directions are fitted at the default fp32 either way."""
-    numerics = getattr(flags, "numerics", None) or cli.numerics_of(flags)
+    numerics = getattr(flags, "numerics", None) or weights.numerics_of(flags)
     if is_demo:
         attribute = flags.attribute or demo.DEMO_ATTRIBUTE
         canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
         judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
-        return Model(canonical, cli.with_numerics(cfg, numerics), params, dirs,
+        return Model(canonical, weights.with_numerics(cfg, numerics), params, dirs,
                      functools.partial(judges.score, attribute), judges,
                      {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}",
-                      **cli.numerics_settings(numerics)}, part_spec, params_lib.fingerprint(canonical))
-    canonical, cfg = cli.load_weights(flags.weights, numerics)
+                      **weights.numerics_settings(numerics)}, part_spec, params_lib.fingerprint(canonical))
+    canonical, cfg = weights.load_weights(flags.weights, numerics)
     generator_id = params_lib.fingerprint(canonical)
     check_direction_generator(flags.direction, generator_id)
     dirs = directions.load_directions(flags.direction)
     judge, judges = judge_for(generator_id, dirs, log)
     return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), dirs, judge, judges,
                  {"weights": generator_id, "direction": file_digest(flags.direction),
-                  **cli.numerics_settings(numerics)}, "auto", generator_id)
+                  **weights.numerics_settings(numerics)}, "auto", generator_id)
 
 
 def judge_for(generator_id: str, dirs: dict, log) -> tuple:
     """-> (judge: images [B, R, R, 3] -> [B] logit of the directions' attribute, Judges replicated on the local
-    mesh), when the generator is builtin:toyfaces and the attribute one the judges know (engines.toyfaces.
+    mesh), when the generator is builtin:toyfaces and the attribute one the judges know (attributes.toyfaces.
     judged_attribute); else (None, None), with a note when only the attribute's name is unknown."""
     name = dirs["s"].attribute if "s" in dirs else None
     attribute = toyfaces.judged_attribute(generator_id, name)
@@ -152,7 +153,7 @@ def lambda_model_edit(job, model: Model, st, log=print) -> tuple:
     if path is None:
         return None, {}
     from si_jax.editing import lambda_model
-    from si_jax.engines import lambda_data
+    from si_jax.editing import lambda_data
 
     config = st.intervention
     lm = lambda_model.load_model(path, expect=lambda_model.identity(model.generator_id, model.dirs, config))

@@ -19,7 +19,7 @@ import typing
 
 from si_jax import projection
 from si_jax.editing import edits, intervention, pipeline
-from si_jax.engines import cli, edit_run, evaluate_cli, inputs, project_edit, project_run
+from si_jax.engines import checks, edit_run, errors, evaluate_cli, inputs, project_edit, project_run, weights
 from si_jax.evaluation import evaluators
 from si_jax.stylegan2 import numerics as numerics_lib
 
@@ -54,10 +54,10 @@ def _checked(name: str, value, kind):
         return None
     base = next((a for a in args if a is not type(None)), kind) if args else kind
     if base is float:
-        cli.require(cli.is_finite(value), flag, value, "must be a finite number")
+        checks.require(checks.is_finite(value), flag, value, "must be a finite number")
         return float(value)
     if base is int:
-        cli.require(cli.is_int(value), flag, value, "must be an integer")
+        checks.require(checks.is_int(value), flag, value, "must be an integer")
         return int(value)
     if base is tuple:
         return tuple(value)
@@ -81,13 +81,13 @@ _FIELD_ERROR = re.compile(r"^(\w+)(=\S+)? (.*?)(?:, got (.*))?$")
 
 def _as_flag_error(e: ValueError, values: dict) -> ValueError:
     """'name must be ..., got X' (a dataclass's own check) -> UsageError '--flag=X must be ...'."""
-    if isinstance(e, cli.UsageError):
+    if isinstance(e, errors.UsageError):
         return e
     m = _FIELD_ERROR.match(str(e))
     if not m or m.group(1) not in values:
         return e
     value = m.group(4) if m.group(4) is not None else repr(values[m.group(1)])   # as the dataclass saw it
-    return cli.UsageError(f"--{flag_of(m.group(1))}={value} {m.group(3)}")
+    return errors.UsageError(f"--{flag_of(m.group(1))}={value} {m.group(3)}")
 
 
 def build(cls, values: dict):
@@ -116,7 +116,7 @@ def _intervention_config(values: dict) -> intervention.InterventionConfig:
     kw = _fields_from(intervention.InterventionConfig, {k: v for k, v in values.items() if k != "pixel_loss"
                                                           and not (k == "steps_per_layer" and v is None)})
     objective = values.get("objective", "keep_edit")
-    cli.require(objective in intervention.OBJECTIVES, "objective", objective,
+    checks.require(objective in intervention.OBJECTIVES, "objective", objective,
                 f"must be one of {', '.join(intervention.OBJECTIVES)}")
     return intervention.config_for(objective, **kw)
 
@@ -124,7 +124,7 @@ def _intervention_config(values: dict) -> intervention.InterventionConfig:
 def _numerics(values: dict) -> numerics_lib.Numerics:
     import types
 
-    return cli.numerics_of(types.SimpleNamespace(**{k: values[k] for k in cli.NUMERICS_FLAGS if k in values}))
+    return weights.numerics_of(types.SimpleNamespace(**{k: values[k] for k in weights.NUMERICS_FLAGS if k in values}))
 
 
 def _project_settings(values: dict) -> project_run.ProjectSettings:
@@ -133,7 +133,7 @@ def _project_settings(values: dict) -> project_run.ProjectSettings:
     if vgg is None:
         vgg = 1.0 if values.get("vgg16") else 0.0
     if vgg > 0 and not values.get("vgg16"):
-        raise cli.UsageError(f"--lambda_vgg={vgg:g} needs --vgg16 (a torchvision vgg16 state-dict file)")
+        raise errors.UsageError(f"--lambda_vgg={vgg:g} needs --vgg16 (a torchvision vgg16 state-dict file)")
     projector = build(projection.ProjectConfig, {**values, "lambda_vgg": vgg})
     spaces = tuple(s.strip() for s in str(values.get("spaces", ",".join(projection.SPACES))).split(",") if s.strip())
     kw = {k: _checked(k, values[k], int) for k in ("batch_size", "seed") if k in values}
@@ -151,7 +151,7 @@ def _required(job, *names) -> None:
     """UsageError naming the first of the flags `names` that the job lacks (None)."""
     for name in names:
         if getattr(job, name) is None:
-            raise cli.UsageError(f"--{flag_of(name)} is required")
+            raise errors.UsageError(f"--{flag_of(name)} is required")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,38 +176,38 @@ class EditJob:
 
     def __post_init__(self):
         """UsageError for flags that contradict each other (checked before anything is loaded)."""
-        cli.demo_mode(self)
+        checks.demo_mode(self)
         st = self.edit
         inputs.mask_setting(st.mask, self.masks, default=None)
         k = self.refine_steps
-        cli.require(cli.is_int(k) and k >= 0, "refine_steps", k, "must be an integer >= 0")
+        checks.require(checks.is_int(k) and k >= 0, "refine_steps", k, "must be an integer >= 0")
         if self.lambda_model is None:
-            cli.require(k == 0, "refine_steps", k, "needs --lambda_model (it refines the predicted Λ)")
+            checks.require(k == 0, "refine_steps", k, "needs --lambda_model (it refines the predicted Λ)")
         else:
-            cli.require(st.method == "intervention", "method", st.method, "cannot use --lambda_model (it predicts "
+            checks.require(st.method == "intervention", "method", st.method, "cannot use --lambda_model (it predicts "
                         "the intervention's Λ); use --method=intervention")
         if self.codes:
             project_edit.code_space(self.space)
             project_edit.check_code_methods(st.method)
             if self.samples:
-                raise cli.UsageError("give --codes or --samples, not both")
+                raise errors.UsageError("give --codes or --samples, not both")
             given = [f for f, v in (("truncation_psi", st.truncation_psi), ("num_samples", self.num_samples),
                                     ("seed", self.seed)) if v is not None]
             if given:
-                raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; "
+                raise errors.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; "
                                      "codes have no z)")
         elif self.space:
-            raise cli.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
+            raise errors.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
         for name in ("num_samples", "seed"):
             value = getattr(self, name)
-            cli.require(value is None or value >= (1 if name == "num_samples" else 0), name, value,
+            checks.require(value is None or value >= (1 if name == "num_samples" else 0), name, value,
                         f"must be >= {1 if name == 'num_samples' else 0}")
         if st.method == "interfacegan" and not self.condition_on:
-            raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
+            raise errors.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
 
     @property
     def is_demo(self) -> bool:
-        return cli.demo_mode(self)
+        return checks.demo_mode(self)
 
 
 EDIT_FLAG_DEFAULTS = {"mask": None, "truncation_psi": None}   # not given: resolved by the engine (EditSettings)
@@ -252,17 +252,17 @@ class EvalJob:
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        cli.demo_mode(self)
+        checks.demo_mode(self)
         _ = self.method_list, self.coeff_list, self.sample_settings, self.evaluator_list   # parsed: UsageError
         for name in ("batch_size", "fig_images", "top_channels"):
-            cli.require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
-        cli.require(0.0 < self.top_frac <= 1.0, "top_frac", self.top_frac, "must be in (0, 1]")
+            checks.require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        checks.require(0.0 < self.top_frac <= 1.0, "top_frac", self.top_frac, "must be in (0, 1]")
         edit_run.check_target(self.target, self.distance)
         inputs.mask_setting(self.mask, self.masks, default=None)
 
     @property
     def is_demo(self) -> bool:
-        return cli.demo_mode(self)
+        return checks.demo_mode(self)
 
     @property
     def method_list(self) -> tuple:
@@ -279,7 +279,7 @@ class EvalJob:
         try:
             return evaluators.parse(self.evaluators)
         except ValueError as e:
-            raise cli.UsageError(f"--evaluators={self.evaluators!r}: {e}") from None
+            raise errors.UsageError(f"--evaluators={self.evaluators!r}: {e}") from None
 
     @property
     def coeff_list(self) -> tuple:
@@ -296,13 +296,13 @@ def eval_job(flags) -> EvalJob:
     dict: the InterventionConfig's default; the demo's evaluate_cli.DEMO_STEPS_PER_LAYER)."""
     flat, strict = _flat(flags)
     given = flat.get("steps_per_layer") is not None and (strict or flags["steps_per_layer"].present)
-    if not given and cli.demo_mode(_Pair(flat)):
+    if not given and checks.demo_mode(_Pair(flat)):
         flat["steps_per_layer"] = evaluate_cli.DEMO_STEPS_PER_LAYER
     return from_flags(EvalJob, flat if strict else {k: flat[k] for k in _field_names(EvalJob) if k in flat})
 
 
 class _Pair:
-    """--weights / --direction / --attribute of flat flags, for cli.demo_mode."""
+    """--weights / --direction / --attribute of flat flags, for checks.demo_mode."""
 
     def __init__(self, flat: dict):
         self.weights, self.direction, self.attribute = (flat.get(k) for k in ("weights", "direction", "attribute"))
@@ -320,7 +320,7 @@ class ProjectJob:
 
     def __post_init__(self):
         if not self.images:
-            raise cli.UsageError("--images is required (a folder of PNG / JPEG images)")
+            raise errors.UsageError("--images is required (a folder of PNG / JPEG images)")
 
 
 def project_job(flags) -> ProjectJob:
@@ -342,9 +342,9 @@ class SampleJob:
 
     def __post_init__(self):
         _required(self, "weights", "num_samples")
-        cli.require(self.num_samples >= 1, "num_samples", self.num_samples, "must be >= 1")
-        cli.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
-        cli.require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        checks.require(self.num_samples >= 1, "num_samples", self.num_samples, "must be >= 1")
+        checks.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        checks.require(self.seed >= 0, "seed", self.seed, "must be >= 0")
 
 
 def sample_job(flags) -> SampleJob:
@@ -372,10 +372,10 @@ class GenerateJob:
     def __post_init__(self):
         _required(self, "weights")
         if (self.latents is None) == (self.styles is None):
-            raise cli.UsageError("give exactly one of --latents or --styles")
-        cli.require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode,
+            raise errors.UsageError("give exactly one of --latents or --styles")
+        checks.require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode,
                     f"must be one of {', '.join(NOISE_MODES)}")
-        cli.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        checks.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
 
 
 def generate_job(flags) -> GenerateJob:
@@ -399,8 +399,8 @@ class FitJob:
 
     def __post_init__(self):
         _required(self, "samples", "labels")
-        cli.require(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "must be in [0, 1)")
-        cli.require(self.C_s is None or self.C_s > 0, "C_s", self.C_s, "must be > 0")
+        checks.require(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "must be in [0, 1)")
+        checks.require(self.C_s is None or self.C_s > 0, "C_s", self.C_s, "must be > 0")
 
 
 def fit_job(flags) -> FitJob:

@@ -34,8 +34,8 @@ import weights_convert
 from jax.sharding import Mesh
 
 from si_jax import storage
-from si_jax.engines import cli
-from si_jax.engines.cli import UsageError
+from si_jax.engines import hosts
+from si_jax.engines.errors import UsageError
 from si_jax.evaluation import pictures
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.discriminator import DConfig
@@ -266,14 +266,14 @@ def _fmt_time(s: float) -> str:
 
 def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z_grid, stream) -> None:
     """Compile, before the first step, the train_step programs that the steps in `step_range` need (one per
-    (do_pl, do_r1) that occurs) and the grids' program, saying so and counting them (`cli.compile_counter`), so
+    (do_pl, do_r1) that occurs) and the grids' program, saying so and counting them (`hosts.compile_counter`), so
     that the training rate and ETA never include compile time. jit reuses these executables when the loop calls
     `steps.train_step` / `steps.ema_images` with the same arguments (and the persistent cache keeps them)."""
     period = math.lcm(tc.g_reg_interval, tc.d_reg_interval)
     needed = sorted({tc.reg_flags(s) for s in step_range[:period]})
     if not needed:
         return
-    report = cli.compile_counter("training programs (the step per regulariser combination, the grid)",
+    report = hosts.compile_counter("training programs (the step per regulariser combination, the grid)",
                                  lambda msg: print(msg, file=stream, flush=True))
     report(0, len(needed) + 1)
     for i, (do_pl, do_r1) in enumerate(needed):

@@ -118,7 +118,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     docstring; + 'mse_outside_recon'), while masks, the intervention and the figures see h(s).
     dirs: {'s', 'z', 'w'} Directions; masks: [N, R, R], [R, R] (shared), 'auto'
     (masks.auto_mask from the S-only edit, per image) or a function (img0, img_z, img_s) -> [B, R, R] of the
-    input and the Z-only / S-only edits (e.g. a segmenter's part, engines.toyfaces.part_mask_fn); methods:
+    input and the Z-only / S-only edits (e.g. a segmenter's part, attributes.toyfaces.part_mask_fn); methods:
     subset of pipeline.METHODS ('interfacegan' needs
     `condition_on`, Z Directions of other attributes). Images are processed in batches of `batch_size` (the last
     padded, so every batch reuses the same compiled programs). data_range: for SSIM/PSNR, default

@@ -17,7 +17,9 @@ import numpy as np
 
 from si_jax import world
 from si_jax.editing import intervention, lambda_model, pipeline
-from si_jax.engines import lambda_data, samples, toyfaces
+from si_jax.attributes import toyfaces
+from si_jax.editing import lambda_data
+from si_jax.engines import samples
 from si_jax.evaluation import comparison, judged
 from si_jax.experiments import paper_suite
 from si_jax.stylegan2 import loading

@@ -7,7 +7,7 @@
 
 Protocol (the paper's, with the judges in the human annotators' place): the classifier labels generated samples,
 S (L1), Z and W SVMs are fit on them; every method edits the SAME latents (seed 0) with the SAME Δs_z / Δs_n and
-the SAME mask: the segmenter's part of the attribute in the input or in the Z edit (engines.toyfaces.part_masks).
+the SAME mask: the segmenter's part of the attribute in the input or in the Z edit (attributes.toyfaces.part_masks).
 Rows 'intervention' (si_jax's objective, the default) and 'intervention_paper' (Eq. 11 exactly) share everything but
 the objective; 'amortised' applies ONE Λ, fit on `num_amortised` other images, to the evaluated ones.
 RESULTS.md and the pictures are written by experiments.paper_report.
@@ -26,7 +26,8 @@ import numpy as np
 from si_jax import storage, world
 from si_jax.editing import edits, intervention, pipeline
 from si_jax.editing import masks as masks_lib
-from si_jax.engines import samples, toyfaces
+from si_jax.attributes import toyfaces
+from si_jax.engines import samples
 from si_jax.evaluation import comparison, figure_data, judged, pictures
 from si_jax.stylegan2 import programs
 from si_jax.training import quality
