@@ -33,7 +33,7 @@ def main(argv):
     del argv
     bad = [a for a in FLAGS.attributes if a not in world.ATTRIBUTES]
     checks.require(not bad and FLAGS.attributes, "attributes", ",".join(FLAGS.attributes),
-                f"must be a comma-separated subset of {', '.join(world.ATTRIBUTES)}")
+                   f"must be a comma-separated subset of {', '.join(world.ATTRIBUTES)}")
     st = paper_suite.QUICK if FLAGS.quick else paper_suite.SuiteSettings()
     st = dataclasses.replace(st, attributes=tuple(FLAGS.attributes))
     if FLAGS.num_images is not None:
