@@ -119,8 +119,9 @@ def run_engine(name: str, flags: dict, **kw):
 
 
 def engine_error(capsys, name: str, flags: dict) -> str:
-    """`run_engine` as the binary runs it (si_jax.engines.errors.run_guarded): exit status 1 and exactly one `error: ...`
-    line on stderr, its last (progress lines may come before it), with no traceback or warning. -> that line."""
+    """`run_engine` as the binary runs it (si_jax.engines.errors.run_guarded): exit status 1 and exactly one
+    `error: ...` line on stderr, its last (progress lines may come before it), with no traceback or warning.
+    -> that line."""
     from si_jax.engines import errors
 
     capsys.readouterr()

@@ -285,7 +285,8 @@ def test_finite_or_error_names_samples_and_cause():
     a[[2, 5]] = np.nan
     with pytest.raises(errors.NonFiniteError, match=r"images \(NaN or inf\) for samples 12, 15, not written; likely "
                                                  r"cause: --s_scale=1e\+38 \(unusually large\)"):
-        errors.finite_or_error("images", a, errors.likely_cause(s_scale=1e38, truncation_psi=1.0), index=np.arange(10, 22))
+        errors.finite_or_error("images", a, errors.likely_cause(s_scale=1e38, truncation_psi=1.0),
+                               index=np.arange(10, 22))
     errors.finite_or_error("images", np.ones(3), "unused")
     with pytest.raises(errors.NonFiniteError, match="fd"):
         errors.finite_numbers_or_error({"fd": float("nan"), "n": 2}, "report", "x")

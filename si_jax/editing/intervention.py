@@ -105,7 +105,8 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     here (per-image arrays placed like styles[0]) are the ones the loop produces; tests/test_devices.py checks that
     on 8 devices. A wrong prediction costs one more compile, never a wrong result. The persistent compilation
     cache (`engines.hosts.setup_jax`) serves these compiles like any other. on_compiled(done, num_layers): progress,
-    called with done = 0 before the first compile and then as each program finishes (`engines.hosts.compile_counter`)."""
+    called with done = 0 before the first compile and then as each program finishes
+    (`engines.hosts.compile_counter`)."""
     per_image, scalar = loops.placement(styles[0])
     batch, hp = styles[0].shape[0], loops.place(hyper_parameters(config), scalar)
     mask = jnp.asarray(mask, jnp.float32)

@@ -46,7 +46,13 @@ def demo_setup(attribute: str = DEMO_ATTRIBUTE, log=print):
     judges = judges_lib.load_judges()
     dirs = cached_directions(params, cfg, judges, toyfaces.check_attribute(attribute),
                              params_lib.fingerprint(canonical), log=log)
-    return canonical, cfg, params, dirs, toyfaces.PART_SPEC + world.ATTRIBUTE_PART[attribute], judges
+    return canonical, cfg, params, dirs, mask_spec(attribute), judges
+
+
+def mask_spec(attribute: str = DEMO_ATTRIBUTE) -> str:
+    """The demo's mask of `attribute`: 'part:NAME', the segmenter's part of it (ValueError for an attribute the
+    toyfaces world lacks)."""
+    return toyfaces.PART_SPEC + world.ATTRIBUTE_PART[toyfaces.check_attribute(attribute)]
 
 
 def directions_cache_dir() -> pathlib.Path | None:

@@ -53,7 +53,7 @@ def _latents(job, z_dim: int, generator_id: str) -> tuple:
             raise ValueError(f"{job.samples} holds z of dimension {data['z'].shape[1]}, the generator has {z_dim}")
         psi = float(manifest["truncation_psi"])
         checks.require(job.edit.truncation_psi in (None, psi), "truncation_psi", job.edit.truncation_psi,
-                    f"contradicts the samples' truncation_psi {psi:g} ({job.samples}); omit it with --samples")
+                       f"contradicts the samples' truncation_psi {psi:g} ({job.samples}); omit it with --samples")
         return data["z"], {"samples": str(job.samples), "samples_digest": file_digest(
             pathlib.Path(job.samples) / samples.MANIFEST)}, psi
     psi = 1.0 if job.edit.truncation_psi is None else job.edit.truncation_psi
@@ -80,7 +80,8 @@ def run(job, out=None) -> dict | None:
     out_dir = out or (demo_dir(job.attribute) if is_demo else None)
     if not out_dir:
         raise errors.UsageError("--output_dir is required")
-    checks.check_input_files(lambda_model=job.lambda_model, direction=job.direction, condition_on=list(job.condition_on))
+    checks.check_input_files(lambda_model=job.lambda_model, direction=job.direction,
+                             condition_on=list(job.condition_on))
     inputs = [job.weights, job.direction, job.samples, job.masks, *job.condition_on]
     checks.check_output_dir(out_dir, inputs=inputs)
     if is_demo:

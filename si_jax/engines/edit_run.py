@@ -73,7 +73,7 @@ class EditSettings:
     def hint(self) -> str:
         """The likely cause when a result is NaN / inf (errors.likely_cause of the settings that scale the edit)."""
         return errors.likely_cause(truncation_psi=self.truncation_psi, distance=self.distance, s_scale=self.s_scale,
-                                learning_rate=self.intervention.learning_rate)
+                                   learning_rate=self.intervention.learning_rate)
 
     def record(self) -> dict:
         """The flat dict of a run's settings (run.json, summary.json), as it has always been written: the

@@ -33,7 +33,7 @@ import numpy as np
 from si_jax import storage
 from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
-from si_jax.engines import checks, edit_run, errors, hosts, weights
+from si_jax.engines import checks, edit_run, errors, hosts
 from si_jax.evaluation import comparison, evaluators, figure_data, figure_panels, judged, pictures, report
 from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
@@ -125,7 +125,7 @@ def sample_settings(job) -> tuple:
         project_edit.code_space(job.space)
         if given:
             raise errors.UsageError(f"--{given[0]} does not apply to --codes (every projected image is evaluated; "
-                                 "codes have no z)")
+                                    "codes have no z)")
     elif getattr(job, "space", None):
         raise errors.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
     num = DEFAULT_NUM_SAMPLES if job.num_samples is None else job.num_samples
@@ -139,11 +139,7 @@ def sample_settings(job) -> tuple:
 def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     """An EvalJob (engines.settings: its flags already checked) and --output_dir (None: the demo's si_jax_eval_demo)
     -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
-    from si_jax import world
-    from si_jax.editing import directions
-    from si_jax.attributes import toyfaces
     from si_jax.engines import demo, inputs, project_edit, samples
-    from si_jax.stylegan2 import builtin
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
 
@@ -156,27 +152,25 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     config = job.intervention
     mask_flag = inputs.mask_setting(job.mask, job.masks, default=None)
     checks.check_input_files(direction=job.direction, condition_on=list(job.condition_on),
-                          lambda_model=job.lambda_model)
+                             lambda_model=job.lambda_model)
     out_dir = out or ("si_jax_eval_demo" if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
     out_dir = check_output_dir(out_dir, job.overwrite)
     checks.check_not_inputs([out_dir / name for name in OUTPUT_FILES],
-                         [job.weights, job.direction, job.masks, codes_path, *job.condition_on])
+                            [job.weights, job.direction, job.masks, codes_path, *job.condition_on])
     attribute = job.attribute or demo.DEMO_ATTRIBUTE
-    if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
-        canonical, cfg = weights.load_weights(builtin.BUILTIN_TOYFACES, job.numerics)
-        mask_spec = mask_flag or toyfaces.PART_SPEC + world.ATTRIBUTE_PART[toyfaces.check_attribute(attribute)]
-    else:
-        canonical, cfg = weights.load_weights(job.weights, job.numerics)
-        mask_spec = mask_flag or "auto"
+    # validate the cheap things against the generator's layout before the model fits or loads its directions
+    generator = inputs.load_generator(job, is_demo)
+    canonical, cfg = generator
+    mask_spec = mask_flag or inputs.default_mask(job, is_demo)
     gid = params_lib.fingerprint(canonical)
     if not is_demo:
         inputs.check_direction_generator(job.direction, gid)
     params = params_lib.to_jax_params(canonical, cfg)
     codes = project_edit.load_code_inputs(codes_path, space, params, cfg, gid) if codes_path else None
     n, res = (len(codes.styles) if codes is not None else num_samples), cfg.img_resolution
-    judges = judges_lib.load_judges() if is_demo or masks_lib.kind_of(mask_spec) == "part" else None
+    judges = judges_lib.load_judges() if masks_lib.kind_of(mask_spec) == "part" else None
     resolved = inputs.mask_source(mask_spec, n, res, judges)
     masks = resolved.from_images or resolved.array   # compare_methods': a function of the images, or the masks
     fig_layer = figure_data.resolve_layer(cfg, job.fig_layer)
@@ -188,27 +182,18 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
         methods = tuple(m for m in methods if m != "interfacegan")
         if not methods:
             raise ValueError("nothing to compare: 'interfacegan' needs --condition_on and no other method was given")
-    judge = None
-    if is_demo:
-        if codes is None:   # the banner is about the generated demo samples, not the user's projected images
-            log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
-        dirs = demo.cached_directions(params, cfg, judges, attribute, gid, log=log)
-        judge = judged.JudgeMetrics(judges, attribute)
-    else:
-        dirs = directions.load_directions(job.direction)
-        judged_attr = toyfaces.judged_attribute(gid, dirs["s"].attribute if "s" in dirs else None)
-        if judged_attr is not None:   # builtin:toyfaces outside the demo: the judges' columns too
-            judge = judged.JudgeMetrics(judges or judges_lib.load_judges(), judged_attr)
-            log(f"judge: the toyfaces classifier and its identity estimates measure '{judged_attr}' (independent of "
-                "the S-space SVM)")
+    if is_demo and codes is None:   # the banner is about the generated demo samples, not the user's projected images
+        log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
+    model = inputs.resolve_model(job, is_demo, log, generator)
+    dirs = model.dirs
+    judge = None if model.judges is None else judged.JudgeMetrics(model.judges, model.judged)
     inputs.check_directions(dirs, cfg, job.direction or "demo")
     chosen = job.evaluator_list
     if chosen is not None:
         evaluators.check_needs(chosen, evaluators.Tools(s_direction=dirs.get("s"), judge=judge))
     predicted = None
     if job.lambda_model:
-        from si_jax.editing import lambda_model
-        from si_jax.editing import lambda_data
+        from si_jax.editing import lambda_data, lambda_model
 
         lm = lambda_model.load_model(job.lambda_model, expect=lambda_model.identity(gid, dirs, config))
         predicted = lambda_data.predicted_edit(params, cfg, lm, config)
@@ -256,7 +241,7 @@ def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
         for key, v in values.items():
             errors.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
-                                np.where(np.isposinf(v), 0.0, v) if key == "psnr_outside" else v, hint)
+                                   np.where(np.isposinf(v), 0.0, v) if key == "psnr_outside" else v, hint)
     markdown, table = comparison.table2(results, evaluators=inp.evaluators)
     coverage = float(np.mean(results["masks"]))
     sign = results["target_sign"]

@@ -50,7 +50,7 @@ class FitSettings:
         for name in ("seed", "heldout_seed"):
             checks.require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
         checks.require(self.seed != self.heldout_seed, "heldout_seed", self.heldout_seed,
-                    "must differ from --seed (held-out images must not be training images)")
+                       "must differ from --seed (held-out images must not be training images)")
 
 
 def _ckpt_bytes(model, opt_state, curve, key: str) -> bytes:
@@ -183,7 +183,7 @@ def run(flags, is_demo: bool, log=print) -> dict:
                      batch_size=flags.batch_size, learning_rate=flags.learning_rate, seed=flags.seed,
                      heldout_seed=flags.heldout_seed)
     checks.check_finite_flags(lambda_inside=flags.lambda_inside, lambda_attr=flags.lambda_attr,
-                           lambda_norm=flags.lambda_norm)
+                              lambda_norm=flags.lambda_norm)
     for name in ("lambda_inside", "lambda_attr", "lambda_norm"):
         checks.require(getattr(flags, name) >= 0, name, getattr(flags, name), "must be >= 0")
     config = intervention.config_for(flags.objective, lambda_inside=flags.lambda_inside,

@@ -43,7 +43,7 @@ def run(job, out) -> None:
         for name, value in got.items():
             if value is not None:
                 parts[name].append(errors.finite_or_error(name, np.asarray(value)[:chunk.valid], hint,
-                                                       index=np.arange(start, start + chunk.valid)))
+                                                          index=np.arange(start, start + chunk.valid)))
     arrays = {name: np.concatenate(v) for name, v in parts.items() if v}
     storage.save_npz_atomic(out, **arrays)
     print(f"wrote {out}: {len(arrays['images'])} images {arrays['images'].shape[1:]}, styles {space.total}")

@@ -57,8 +57,8 @@ def start_hosts(multihost: bool, coordinator_address=None, num_processes=None, p
         launch = multihost_launch(environ)
         if launch:
             raise UsageError(f"this is a multi-process launch ({launch}) without --multihost: every process would "
-                             "compute every shard into the same folder; add --multihost (bin/edit.py, bin/sample.py), or start one "
-                             "process")
+                             "compute every shard into the same folder; add --multihost (bin/edit.py, bin/sample.py), "
+                             "or start one process")
         return
     require(num_processes is None or (is_int(num_processes) and num_processes >= 1), "num_processes", num_processes,
             "must be an integer >= 1")

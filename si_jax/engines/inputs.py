@@ -43,8 +43,8 @@ def mask_setting(mask, masks_path, default: str) -> str:
     if mask is None:
         return default
     checks.require(masks.kind_of(mask) != "file", "mask", mask,
-                "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
-                "(mask files go to --masks)")
+                   "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
+                   "(mask files go to --masks)")
     return mask
 
 
@@ -65,7 +65,8 @@ def mask_source(spec: str, num_images: int, res: int, judges=None, mesh=None) ->
 @dataclasses.dataclass
 class Model:
     """The generator and directions an edit run uses. judge: images -> [B] attribute score (demo) or None;
-    judges: the toyfaces Judges replicated on the local mesh (demo) or None; source: the run's identity fields."""
+    judges: the toyfaces Judges replicated on the local mesh (demo) or None; judged: the attribute they judge (None
+    without judges); source: the run's identity fields."""
 
     canonical: dict
     cfg: object
@@ -76,31 +77,47 @@ class Model:
     source: dict
     default_mask: str
     generator_id: str
+    judged: str | None = None
 
 
-def resolve_model(flags, is_demo: bool, log) -> Model:
-    """The demo (builtin:toyfaces, judge-labelled directions of --attribute, segmenter masks) or --weights +
-    --direction (refused when the direction was fitted for another generator). `flags`: settings with .weights,
-    .direction, .attribute and .numerics (engines.settings), or absl flags (bin/fit_lambda.py; numerics then from
-    `weights.numerics_of`). The cfg computes with those numerics (--precision, --conv3x3, ...), which a non-default
-    value adds to `source`; the demo's directions are fitted at the default fp32 either way."""
-    numerics = getattr(flags, "numerics", None) or weights.numerics_of(flags)
+def load_generator(job, is_demo: bool) -> tuple:
+    """-> (canonical weights, cfg computing with the job's numerics) of --weights, or of builtin:toyfaces for the
+    demo: cheap next to `resolve_model` (no directions), so that engines check other inputs against the generator
+    first and hand it on (`resolve_model(..., generator=)`). `job`: settings with .weights and .numerics
+    (engines.settings), or absl flags (bin/fit_lambda.py; numerics then from `weights.numerics_of`)."""
+    numerics = getattr(job, "numerics", None) or weights.numerics_of(job)
+    return weights.load_weights(builtin.BUILTIN_TOYFACES if is_demo else job.weights, numerics)
+
+
+def default_mask(job, is_demo: bool) -> str:
+    """The mask when neither --mask nor --masks is given: the demo attribute's segmenter part (ValueError for an
+    attribute the toyfaces world lacks), else 'auto'."""
+    return demo.mask_spec(job.attribute or demo.DEMO_ATTRIBUTE) if is_demo else "auto"
+
+
+def resolve_model(job, is_demo: bool, log, generator: tuple | None = None) -> Model:
+    """The one model resolver of every engine (edit, edit --codes, evaluate, fit_lambda): the demo (builtin:toyfaces,
+    judge-labelled directions of --attribute, segmenter masks) or --weights + --direction (refused when the
+    direction was fitted for another generator). `job` as `load_generator`; `generator`: its result when the
+    engine loaded it already (else loaded here). The cfg computes with the job's numerics (--precision, --conv3x3,
+    ...), which a non-default value adds to `source`; the demo's directions are fitted at the default fp32 either
+    way (demo.demo_setup)."""
+    canonical, cfg = generator if generator is not None else load_generator(job, is_demo)
+    numerics_source = weights.numerics_settings(cfg.numerics)
     if is_demo:
-        attribute = flags.attribute or demo.DEMO_ATTRIBUTE
-        canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
+        attribute = job.attribute or demo.DEMO_ATTRIBUTE
+        canonical, _, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
         judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
-        return Model(canonical, weights.with_numerics(cfg, numerics), params, dirs,
-                     functools.partial(judges.score, attribute), judges,
-                     {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}",
-                      **weights.numerics_settings(numerics)}, part_spec, params_lib.fingerprint(canonical))
-    canonical, cfg = weights.load_weights(flags.weights, numerics)
+        return Model(canonical, cfg, params, dirs, functools.partial(judges.score, attribute), judges,
+                     {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}", **numerics_source},
+                     part_spec, params_lib.fingerprint(canonical), attribute)
     generator_id = params_lib.fingerprint(canonical)
-    check_direction_generator(flags.direction, generator_id)
-    dirs = directions.load_directions(flags.direction)
+    check_direction_generator(job.direction, generator_id)
+    dirs = directions.load_directions(job.direction)
     judge, judges = judge_for(generator_id, dirs, log)
     return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), dirs, judge, judges,
-                 {"weights": generator_id, "direction": file_digest(flags.direction),
-                  **weights.numerics_settings(numerics)}, "auto", generator_id)
+                 {"weights": generator_id, "direction": file_digest(job.direction), **numerics_source}, "auto",
+                 generator_id, dirs["s"].attribute if judges is not None else None)
 
 
 def judge_for(generator_id: str, dirs: dict, log) -> tuple:

@@ -78,8 +78,8 @@ def check_code_methods(methods, flag: str = "method") -> None:
     """UsageError unless every method applies to codes (pipeline.CODE_METHODS: not 'z', codes have no z)."""
     methods = (methods,) if isinstance(methods, str) else tuple(methods)
     checks.require(all(m in pipeline.CODE_METHODS for m in methods), flag, ",".join(methods),
-                "needs z latents, which projected codes do not have; their latent edit is the W-space one: use "
-                f"{'one' if flag == 'method' else 'some'} of {', '.join(pipeline.CODE_METHODS)}")
+                   "needs z latents, which projected codes do not have; their latent edit is the W-space one: use "
+                   f"{'one' if flag == 'method' else 'some'} of {', '.join(pipeline.CODE_METHODS)}")
 
 
 def code_batch(params, cfg, styles_flat, w_ref, dirs, *, target="flip", distance=3.0,
@@ -241,7 +241,8 @@ def run(job, out, log=print) -> dict | None:
     out_dir = out
     if not out_dir:
         raise errors.UsageError("--output_dir is required with --codes")
-    checks.check_input_files(lambda_model=job.lambda_model, direction=job.direction, condition_on=list(job.condition_on))
+    checks.check_input_files(lambda_model=job.lambda_model, direction=job.direction,
+                             condition_on=list(job.condition_on))
     checks.check_output_dir(out_dir, inputs=[job.weights, job.direction, job.codes, job.masks, *job.condition_on])
     model = inputs.resolve_model(job, is_demo, log)
     cfg, params, dirs, judge, judges, source = (model.cfg, model.params, model.dirs, model.judge, model.judges,

@@ -191,7 +191,7 @@ def run_shards(run: RunDir, num_items: int, batch_size: int, compute, write, *, 
             with hosts.heartbeat(heartbeat(positions), log=log) if heartbeat else contextlib.nullcontext():
                 arrays = compute(k, positions)
             arrays = errors.check_finite({key: v[:len(positions)] for key, v in arrays.items() if v is not None}, hint,
-                                      positions)
+                                         positions)
             writer.submit(write, k, positions, arrays)
     barrier(barrier_name)
     if not lead:

@@ -117,7 +117,7 @@ def _intervention_config(values: dict) -> intervention.InterventionConfig:
                                                           and not (k == "steps_per_layer" and v is None)})
     objective = values.get("objective", "keep_edit")
     checks.require(objective in intervention.OBJECTIVES, "objective", objective,
-                f"must be one of {', '.join(intervention.OBJECTIVES)}")
+                   f"must be one of {', '.join(intervention.OBJECTIVES)}")
     return intervention.config_for(objective, **kw)
 
 
@@ -185,7 +185,7 @@ class EditJob:
             checks.require(k == 0, "refine_steps", k, "needs --lambda_model (it refines the predicted Λ)")
         else:
             checks.require(st.method == "intervention", "method", st.method, "cannot use --lambda_model (it predicts "
-                        "the intervention's Λ); use --method=intervention")
+                           "the intervention's Λ); use --method=intervention")
         if self.codes:
             project_edit.code_space(self.space)
             project_edit.check_code_methods(st.method)
@@ -195,13 +195,13 @@ class EditJob:
                                     ("seed", self.seed)) if v is not None]
             if given:
                 raise errors.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; "
-                                     "codes have no z)")
+                                        "codes have no z)")
         elif self.space:
             raise errors.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
         for name in ("num_samples", "seed"):
             value = getattr(self, name)
             checks.require(value is None or value >= (1 if name == "num_samples" else 0), name, value,
-                        f"must be >= {1 if name == 'num_samples' else 0}")
+                           f"must be >= {1 if name == 'num_samples' else 0}")
         if st.method == "interfacegan" and not self.condition_on:
             raise errors.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
 
@@ -374,7 +374,7 @@ class GenerateJob:
         if (self.latents is None) == (self.styles is None):
             raise errors.UsageError("give exactly one of --latents or --styles")
         checks.require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode,
-                    f"must be one of {', '.join(NOISE_MODES)}")
+                       f"must be one of {', '.join(NOISE_MODES)}")
         checks.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
 
 

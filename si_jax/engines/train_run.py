@@ -274,7 +274,7 @@ def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z
     if not needed:
         return
     report = hosts.compile_counter("training programs (the step per regulariser combination, the grid)",
-                                 lambda msg: print(msg, file=stream, flush=True))
+                                   lambda msg: print(msg, file=stream, flush=True))
     report(0, len(needed) + 1)
     for i, (do_pl, do_r1) in enumerate(needed):
         steps.train_step.lower(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1).compile()
