@@ -20,7 +20,7 @@ short runs). Errors are one `error: ...` line (si_jax.engines.errors).
 from absl import flags
 
 from si_jax.editing import intervention, pipeline
-from si_jax.engines import edit_run, errors, hosts, settings, weights
+from si_jax.engines import edit_run, errors, flag_settings, hosts, settings, weights
 
 _D = edit_run.EditSettings()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -45,7 +45,7 @@ flags.DEFINE_float("s_scale", None, "Fixed length of Δs_n (default: match the Z
 flags.DEFINE_float("truncation_psi", None, "Truncation of the edited samples' w (default 1; with --samples: the "
                   "samples' own, which any value given must match).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Images per shard and per device program (multiple of devices).")
-settings.define_intervention_flags(flags)
+flag_settings.define_intervention_flags(flags)
 flags.DEFINE_enum("loop", _D.loop, ["auto", "scan", "steps", "one"], "How Λ's Adam steps run: scan (a lax.scan per "
                   "layer), steps (a program per layer, one call per step: CPU), one (one program for all layers: "
                   "fastest to compile, slower per step); auto: one for runs of at most "

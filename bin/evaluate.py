@@ -20,7 +20,7 @@ reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' 
 
 from absl import flags
 
-from si_jax.engines import errors, evaluate_cli, hosts, settings, weights
+from si_jax.engines import errors, evaluate_cli, flag_settings, hosts, settings, weights
 from si_jax.evaluation import evaluators
 
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -43,7 +43,7 @@ flags.DEFINE_multi_string("condition_on", [], "Direction files of other attribut
                           "them interfacegan is skipped with a note).")
 flags.DEFINE_float("truncation_psi", None, "Truncation of the samples' w. Default: "
                    f"{evaluate_cli.DEFAULT_TRUNCATION_PSI:g}; not with --codes.")
-settings.define_intervention_flags(flags)
+flag_settings.define_intervention_flags(flags)
 flags.DEFINE_integer("batch_size", 8, "Images per device program.")
 flags.DEFINE_string("coeffs", ",".join(f"{c:g}" for c in evaluate_cli.DEFAULT_COEFFS),
                     "Fig. 5: coefficients c of Λ*·Δs_n (c = 1: the intervention result).")

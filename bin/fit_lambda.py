@@ -12,7 +12,7 @@ re-running the same command resumes. Errors are one `error: ...` line (si_jax.en
 from absl import flags
 
 from si_jax.editing import intervention
-from si_jax.engines import checks, errors, hosts
+from si_jax.engines import errors, hosts, tool_settings
 from si_jax.engines import fit_lambda_run as fr
 
 _S, _C = fr.FitSettings(), intervention.InterventionConfig()
@@ -47,9 +47,9 @@ def main(argv):
 def _run():
     from si_jax.engines import edit_cli
 
-    demo = checks.demo_mode(FLAGS)
+    job = tool_settings.lambda_job(FLAGS)   # every flag checked, before jax starts
     edit_cli.configure_jax(FLAGS.compilation_cache, False)
-    fr.run(FLAGS, demo, log=lambda msg: print(msg, flush=True))
+    fr.run(job, FLAGS.output_dir, log=lambda msg: print(msg, flush=True))
 
 
 if __name__ == "__main__":

@@ -454,15 +454,13 @@ def test_image_folder_names_an_unreadable_png(tmp_path):
 
 
 def test_convert_weights_empty_input_and_train_judges_outputs(tmp_path):
-    import importlib.util
-
+    from si_jax.engines import convert_run, tool_settings
     from si_jax.world import judge_training, judges
 
-    spec = importlib.util.spec_from_file_location("convert_weights_bin", REPO / "bin" / "convert_weights.py")
     with pytest.raises(ValueError, match="--input is empty"):
-        # convert() is the binary's whole work; its module defines absl flags only once per process
-        (mod := importlib.util.module_from_spec(spec), spec.loader.exec_module(mod))[0].convert("", "x.safetensors",
-                                                                                               False)
+        tool_settings.convert_job({"input": ""})
+    with pytest.raises(ValueError, match="--output is empty"):
+        convert_run.run(tool_settings.convert_job({"input": "g.pkl"}), "")
     kw = dict(classifier_steps=1, segmenter_steps=1, batch=2, eval_num=2, log=lambda m: None)
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match=r"afile is a file, not a folder"):

@@ -173,39 +173,31 @@ def mask_fn_of(spec: str, res: int, judges=None):
     return lambda img0, img_z, img_s: np.asarray(fn(np.arange(len(img0)), img0, img_z, img_s), np.float32)
 
 
-def run(flags, is_demo: bool, log=print) -> dict:
-    """bin/fit_lambda.py: validate every flag and input (nothing created), resolve generator, directions and
-    masks (the demo's: builtin:toyfaces, --attribute, the segmenter's part), then `fit`."""
+def run(job, out=None, log=print) -> dict:
+    """bin/fit_lambda.py: a LambdaJob (engines.tool_settings: its flags already checked) and --output_dir (None:
+    the demo's DEMO_DIR) -> validate the inputs (nothing created), resolve generator, directions and masks (the
+    demo's: builtin:toyfaces, --attribute, the segmenter's part), then `fit`. -> the held-out report."""
     from si_jax.engines import demo, inputs
     from si_jax.evaluation import judged
 
-    st = FitSettings(num_train=flags.num_train, num_heldout=flags.num_heldout, steps=flags.steps,
-                     batch_size=flags.batch_size, learning_rate=flags.learning_rate, seed=flags.seed,
-                     heldout_seed=flags.heldout_seed)
-    checks.check_finite_flags(lambda_inside=flags.lambda_inside, lambda_attr=flags.lambda_attr,
-                              lambda_norm=flags.lambda_norm)
-    for name in ("lambda_inside", "lambda_attr", "lambda_norm"):
-        checks.require(getattr(flags, name) >= 0, name, getattr(flags, name), "must be >= 0")
-    config = intervention.config_for(flags.objective, lambda_inside=flags.lambda_inside,
-                                     lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm)
-    if flags.mask is not None:
-        inputs.mask_setting(flags.mask, None, default=None)
-    if not (flags.output_dir or is_demo):
+    is_demo = job.is_demo
+    if not (out or is_demo):
         raise errors.UsageError("--output_dir is required")
-    out = pathlib.Path(flags.output_dir or DEMO_DIR)
-    checks.check_input_files(direction=flags.direction)
-    checks.check_output_dir(out, inputs=[flags.weights, flags.direction])
+    out = pathlib.Path(out or DEMO_DIR)
+    checks.check_input_files(direction=job.direction)
+    checks.check_output_dir(out, inputs=[job.weights, job.direction])
     if out.is_dir():
-        checks.check_output_free(out / MODEL_FILE, flags.overwrite)
-    model = inputs.resolve_model(flags, is_demo, log)
-    inputs.check_directions(model.dirs, model.cfg, flags.direction or "demo")
-    spec = flags.mask or model.default_mask
+        checks.check_output_free(out / MODEL_FILE, job.overwrite)
+    model = inputs.resolve_model(job, is_demo, log)
+    inputs.check_directions(model.dirs, model.cfg, job.direction or "demo")
+    spec = job.mask or model.default_mask
     judges = model.judges if is_demo else None
     mask_fn = mask_fn_of(spec, model.cfg.img_resolution, judges)
+    config = job.intervention
     meta = {**lambda_model.identity(model.generator_id, model.dirs, config), "mask_source": spec,
-            "objective_name": flags.objective, "source": model.source}
-    judge = judged.JudgeMetrics(judges, flags.attribute or demo.DEMO_ATTRIBUTE) if is_demo else None
-    return fit(model.params, model.cfg, model.dirs, mask_fn, out, st, config, meta, judge=judge, log=log)
+            "objective_name": job.objective, "source": model.source}
+    judge = judged.JudgeMetrics(judges, job.attribute or demo.DEMO_ATTRIBUTE) if is_demo else None
+    return fit(model.params, model.cfg, model.dirs, mask_fn, out, job.fit, config, meta, judge=judge, log=log)
 
 
 DEMO_DIR = "si_jax_lambda_demo"

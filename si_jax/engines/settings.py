@@ -1,157 +1,21 @@
-"""Flags -> frozen settings, in ONE place: what every engine behind bin/edit.py (also --codes), bin/evaluate.py,
-bin/project.py and bin/sample.py runs on (`engine.run(settings, out)`).
+"""Each binary's frozen settings, checked once: what the engines behind bin/edit.py (also --codes),
+bin/evaluate.py, bin/project.py, bin/sample.py, bin/generate.py and bin/fit_direction.py run on
+(`engine.run(settings, out)`); the tool binaries' jobs are engines.tool_settings.
 
     job = settings.edit_job(FLAGS)                     # absl FlagValues, or a plain {flag: value} dict (tests)
     edit_cli.run(job, FLAGS.output_dir)
 
-`from_flags(Settings, values)` fills a frozen dataclass from flat flag values: a field takes the flag of its own
-name (FLAG_OF lists the exceptions: none today), a field that is itself a dataclass is filled from the same flags
-(by BUILDERS where it needs more than its fields, e.g. the InterventionConfig from --objective), every float is
-checked finite and every int an integer. The dataclasses validate themselves; a ValueError they raise about one of
-their fields ('steps_per_layer must be >= 1, got 0') comes out as a UsageError naming the flag the user typed
-('--steps_per_layer=0 must be >= 1'). A plain dict with a key that is no field is a TypeError (a typo in a test).
+How flags become a dataclass (and a field's error the flag's): engines.flag_settings.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
-import typing
 
-from si_jax import projection
-from si_jax.editing import edits, intervention, pipeline
-from si_jax.engines import checks, edit_run, errors, evaluate_cli, inputs, project_edit, project_run, weights
+from si_jax.editing import intervention, pipeline
+from si_jax.engines import checks, edit_run, errors, evaluate_cli, inputs, project_edit, project_run
+from si_jax.engines.flag_settings import field_flags, flat_values, from_flags, required
 from si_jax.evaluation import evaluators
 from si_jax.stylegan2 import numerics as numerics_lib
-
-FLAG_OF: dict = {}   # dataclass field -> the flag that sets it, where the names differ
-
-
-def flag_of(field: str) -> str:
-    return FLAG_OF.get(field, field)
-
-
-def _flat(values) -> tuple:
-    """-> ({flag: value}, strict): absl FlagValues (every defined flag; not strict) or a dict (strict)."""
-    if isinstance(values, dict):
-        return dict(values), True
-    return {name: values[name].value for name in values}, False
-
-
-def _field_names(cls) -> set:
-    hints = typing.get_type_hints(cls)
-    names = set()
-    for f in dataclasses.fields(cls):
-        sub = hints[f.name]
-        names |= _field_names(sub) if dataclasses.is_dataclass(sub) else {flag_of(f.name)}
-    return names | set(EXTRA_FLAGS.get(cls, ()))
-
-
-def _checked(name: str, value, kind):
-    """A flag value against its field's annotation: float -> finite float, int -> an integer, tuple -> tuple."""
-    flag = flag_of(name)
-    args = typing.get_args(kind)
-    if value is None and (kind is type(None) or type(None) in args):
-        return None
-    base = next((a for a in args if a is not type(None)), kind) if args else kind
-    if base is float:
-        checks.require(checks.is_finite(value), flag, value, "must be a finite number")
-        return float(value)
-    if base is int:
-        checks.require(checks.is_int(value), flag, value, "must be an integer")
-        return int(value)
-    if base is tuple:
-        return tuple(value)
-    return value
-
-
-def _fields_from(cls, values: dict) -> dict:
-    """The keyword arguments of cls from the flat flags (nested dataclasses built by `build`)."""
-    hints, kw = typing.get_type_hints(cls), {}
-    for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
-            kw[f.name] = build(kind, values)
-        elif flag_of(f.name) in values:
-            kw[f.name] = _checked(f.name, values[flag_of(f.name)], kind)
-    return kw
-
-
-_FIELD_ERROR = re.compile(r"^(\w+)(=\S+)? (.*?)(?:, got (.*))?$")
-
-
-def _as_flag_error(e: ValueError, values: dict) -> ValueError:
-    """'name must be ..., got X' (a dataclass's own check) -> UsageError '--flag=X must be ...'."""
-    if isinstance(e, errors.UsageError):
-        return e
-    m = _FIELD_ERROR.match(str(e))
-    if not m or m.group(1) not in values:
-        return e
-    value = m.group(4) if m.group(4) is not None else repr(values[m.group(1)])   # as the dataclass saw it
-    return errors.UsageError(f"--{flag_of(m.group(1))}={value} {m.group(3)}")
-
-
-def build(cls, values: dict):
-    """One dataclass from the flat flags: BUILDERS[cls] where it has one, else its fields (`_fields_from`)."""
-    try:
-        return BUILDERS[cls](values) if cls in BUILDERS else cls(**_fields_from(cls, values))
-    except ValueError as e:
-        raise _as_flag_error(e, values) from None
-
-
-def from_flags(cls, values):
-    """Settings `cls` (a frozen dataclass) from flags: absl FlagValues or {flag: value} (a key that is no flag of
-    cls: TypeError). UsageError naming the flag for a bad value."""
-    flat, strict = _flat(values)
-    if strict:
-        unknown = sorted(set(flat) - _field_names(cls))
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no flag {', '.join(unknown)}")
-    return build(cls, flat)
-
-
-# ---------------------------------------------------------------------------------------------- builders
-
-def _intervention_config(values: dict) -> intervention.InterventionConfig:
-    """--objective and the config's own flags (--steps_per_layer None: the config's default)."""
-    kw = _fields_from(intervention.InterventionConfig, {k: v for k, v in values.items() if k != "pixel_loss"
-                                                          and not (k == "steps_per_layer" and v is None)})
-    objective = values.get("objective", "keep_edit")
-    checks.require(objective in intervention.OBJECTIVES, "objective", objective,
-                   f"must be one of {', '.join(intervention.OBJECTIVES)}")
-    return intervention.config_for(objective, **kw)
-
-
-def _numerics(values: dict) -> numerics_lib.Numerics:
-    import types
-
-    return weights.numerics_of(types.SimpleNamespace(**{k: values[k] for k in weights.NUMERICS_FLAGS if k in values}))
-
-
-def _project_settings(values: dict) -> project_run.ProjectSettings:
-    """--spaces 'w,wplus,s', the projector's flags, --lambda_vgg (default: 1 with --vgg16, else 0)."""
-    vgg = values.get("lambda_vgg")
-    if vgg is None:
-        vgg = 1.0 if values.get("vgg16") else 0.0
-    if vgg > 0 and not values.get("vgg16"):
-        raise errors.UsageError(f"--lambda_vgg={vgg:g} needs --vgg16 (a torchvision vgg16 state-dict file)")
-    projector = build(projection.ProjectConfig, {**values, "lambda_vgg": vgg})
-    spaces = tuple(s.strip() for s in str(values.get("spaces", ",".join(projection.SPACES))).split(",") if s.strip())
-    kw = {k: _checked(k, values[k], int) for k in ("batch_size", "seed") if k in values}
-    return project_run.ProjectSettings(projector, spaces, **kw)   # it checks the spaces
-
-
-BUILDERS = {intervention.InterventionConfig: _intervention_config, numerics_lib.Numerics: _numerics,
-            project_run.ProjectSettings: _project_settings}
-EXTRA_FLAGS = {intervention.InterventionConfig: ("objective",), project_run.ProjectSettings: ("spaces",)}
-
-
-# ---------------------------------------------------------------------------------------------- the jobs
-
-def _required(job, *names) -> None:
-    """UsageError naming the first of the flags `names` that the job lacks (None)."""
-    for name in names:
-        if getattr(job, name) is None:
-            raise errors.UsageError(f"--{flag_of(name)} is required")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +80,7 @@ EDIT_FLAG_DEFAULTS = {"mask": None, "truncation_psi": None}   # not given: resol
 def edit_job(flags) -> EditJob:
     """bin/edit.py's flags -> EditJob (EDIT_FLAG_DEFAULTS where a flag dict leaves them out, as bin/edit.py's
     flags default to them)."""
-    flat, strict = _flat(flags)
+    flat, strict = flat_values(flags)
     return from_flags(EditJob, {**EDIT_FLAG_DEFAULTS, **flat} if strict else flags)
 
 
@@ -294,11 +158,11 @@ class EvalJob:
 def eval_job(flags) -> EvalJob:
     """bin/evaluate.py's flags -> EvalJob (--steps_per_layer not given on the command line, or left out of a
     dict: the InterventionConfig's default; the demo's evaluate_cli.DEMO_STEPS_PER_LAYER)."""
-    flat, strict = _flat(flags)
+    flat, strict = flat_values(flags)
     given = flat.get("steps_per_layer") is not None and (strict or flags["steps_per_layer"].present)
     if not given and checks.demo_mode(_Pair(flat)):
         flat["steps_per_layer"] = evaluate_cli.DEMO_STEPS_PER_LAYER
-    return from_flags(EvalJob, flat if strict else {k: flat[k] for k in _field_names(EvalJob) if k in flat})
+    return from_flags(EvalJob, flat if strict else {k: flat[k] for k in field_flags(EvalJob) if k in flat})
 
 
 class _Pair:
@@ -341,7 +205,7 @@ class SampleJob:
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        _required(self, "weights", "num_samples")
+        required(self, "weights", "num_samples")
         checks.require(self.num_samples >= 1, "num_samples", self.num_samples, "must be >= 1")
         checks.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         checks.require(self.seed >= 0, "seed", self.seed, "must be >= 0")
@@ -370,7 +234,7 @@ class GenerateJob:
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        _required(self, "weights")
+        required(self, "weights")
         if (self.latents is None) == (self.styles is None):
             raise errors.UsageError("give exactly one of --latents or --styles")
         checks.require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode,
@@ -398,7 +262,7 @@ class FitJob:
     overwrite: bool = False
 
     def __post_init__(self):
-        _required(self, "samples", "labels")
+        required(self, "samples", "labels")
         checks.require(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "must be in [0, 1)")
         checks.require(self.C_s is None or self.C_s > 0, "C_s", self.C_s, "must be > 0")
 
@@ -408,22 +272,3 @@ def fit_job(flags) -> FitJob:
     return from_flags(FitJob, flags)
 
 
-# ---------------------------------------------------------------------------------------------- shared flags
-
-def define_intervention_flags(flags) -> None:
-    """The flags of the edit's target and of the intervention's InterventionConfig, with the same defaults in
-    bin/edit.py and bin/evaluate.py (--steps_per_layer: the config's default; bin/evaluate.py's demo, when the
-    flag is not given on the command line: its own shorter one, `eval_job`)."""
-    c = intervention.InterventionConfig()
-    flags.DEFINE_enum("target", "flip", list(edits.TARGETS), "Where the Z edit lands (InterFaceGAN).")
-    flags.DEFINE_float("distance", 3.0, "Target distance to the Z hyperplane.")
-    flags.DEFINE_integer("steps_per_layer", c.steps_per_layer, "Adam steps per style layer (bin/evaluate.py's "
-                         f"demo, when it is not given: {evaluate_cli.DEMO_STEPS_PER_LAYER}).")
-    flags.DEFINE_float("learning_rate", c.learning_rate, "Adam learning rate for Λ.")
-    flags.DEFINE_float("lambda_attr", c.lambda_attr, "Weight of the cosine attribute term (paper: 1e-2).")
-    flags.DEFINE_float("lambda_norm", c.lambda_norm, "Weight of ‖Λ‖₂ (paper: 1e-6).")
-    flags.DEFINE_float("lambda_init", c.lambda_init, "Initial λ of the layer being optimised.")
-    flags.DEFINE_enum("objective", "keep_edit", list(intervention.OBJECTIVES), "keep_edit: MSE outside the mask + "
-                      "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 "
-                      "exactly.")
-    flags.DEFINE_float("lambda_inside", c.lambda_inside, "keep_edit only: weight of the inside-mask term.")
