@@ -18,7 +18,7 @@ images to features [B, F] (`features`) and a whole row's features to one statist
     fd           fd (Fréchet distance of the row's images)      judge, reference_features
 
 DEFAULT is every name in this order: with it, each evaluator whose needs are met runs (Table 2 as it always was).
-Named explicitly, an evaluator whose needs are not met is an error (`check_needs`).
+Named explicitly, an evaluator whose needs are not met is an error (`check_needs`). `register` adds a plug-in.
 """
 from __future__ import annotations
 
@@ -139,9 +139,26 @@ NEEDS_WORDS = {"s_direction": "an S-space direction ('s' in the direction file)"
                "reference_features": "reference features of real images (the paper suite's FD reference)"}
 
 
+def register(ev: Evaluator) -> Evaluator:
+    """Add an evaluator to REGISTRY (a plug-in column; ValueError when its name is taken). -> ev. DEFAULT stays
+    Table 2's own columns: a registered evaluator runs when named."""
+    if ev.name in REGISTRY:
+        raise ValueError(f"an evaluator named {ev.name!r} exists already")
+    REGISTRY[ev.name] = ev
+    return ev
+
+
 def parse(names) -> tuple:
     """'outside_mse,ssim' or a sequence of names -> names (tuple, in the given order); None: DEFAULT. ValueError
-    for an unknown name (listing the known ones), a name given twice, or none at all."""
+    for an unknown name (listing the known ones), a name given twice, or none at all.
+
+    >>> parse("ssim, outside_mse")
+    ('ssim', 'outside_mse')
+    >>> parse("sharpness")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown evaluator(s) 'sharpness'; known: outside_mse, ssim, psnr, s_score, classifier, judge, fd
+    """
     if names is None:
         return DEFAULT
     if isinstance(names, str):

@@ -245,7 +245,7 @@ def fig2(params, cfg, judges, st: SuiteSettings, top_frac: float = 0.05, k: int 
 def attribute_record(params, cfg, judges, attribute: str, dirs, reference, st: SuiteSettings, log=print) -> dict:
     """Everything RESULTS.md shows of one attribute: {'table', 'markdown', 'variants' (JSON-able), 'kept' {'input',
     'mask', method: images} ([K, ...] arrays), 'figures' {name: PNG bytes}}."""
-    from si_jax.engines import evaluate_cli
+    from si_jax.engines import evaluate_outputs
 
     t0 = time.perf_counter()
     variants = variants_for(params, cfg, judges, attribute, dirs, st)
@@ -253,7 +253,7 @@ def attribute_record(params, cfg, judges, attribute: str, dirs, reference, st: S
         f"{k} flip {v['judge_flipped']:.2f} MSE {v['mse_outside']:.4f}" for k, v in variants.items()))
     t2 = table2_for(params, cfg, judges, attribute, dirs, reference, st, log)
     kept, pngs = t2["results"]["kept"], {}
-    evaluate_cli.fig5_and_fig6(params, cfg, kept, FIG5_COEFFS, pngs, {}, lambda m: None)
+    evaluate_outputs.fig5_and_fig6(params, cfg, kept, FIG5_COEFFS, pngs, {}, lambda m: None)
     return {"table": t2["table"], "markdown": t2["markdown"], "variants": variants,
             "seconds": time.perf_counter() - t0,
             "kept": {"input": kept["input"], "mask": kept["mask"], **kept["images"]},
