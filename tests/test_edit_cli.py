@@ -262,7 +262,7 @@ def test_demo_directions_cache_reuses_and_refits_a_damaged_file(tmp_path):
     assert directions.load_directions(path)["s"].dim == cfg.style_dim
 
 
-QUIET_PROBE = "from si_jax.engines import cli; hosts.setup_jax(''); import jax; print(jax.jit(lambda x: x + 1)(1.0))"
+QUIET_PROBE = "from si_jax.engines import hosts; hosts.setup_jax(''); import jax; print(jax.jit(lambda x: x + 1)(1.0))"
 
 
 @pytest.mark.parametrize("level, shown", [(None, False), ("0", True)])

@@ -11,6 +11,7 @@ import si_jax
 from si_jax import storage
 from si_jax.editing import batches
 from si_jax.engines import checks, errors, hosts, weights
+from si_jax.stylegan2 import programs
 
 
 def run(job, out) -> None:
@@ -25,12 +26,12 @@ def run(job, out) -> None:
     space = si_jax.StyleSpace.of(cfg)
     if job.latents:
         inputs = storage.load_npz_array(job.latents, "z", ndim=2, last_dim=cfg.z_dim)
-        fn = jax.jit(lambda p, z, k: si_jax.generate(p, cfg, z, job.truncation_psi, job.noise_mode, k))
+        fn = programs.noisy_generate_program(cfg, job.truncation_psi, job.noise_mode)
         hint = errors.likely_cause(truncation_psi=job.truncation_psi)
     else:
         inputs = storage.load_npz_array(job.styles, "s", ndim=2, last_dim=space.total)
-        fn = jax.jit(lambda p, s, k: (None, space.split(s), si_jax.synthesize(p, cfg, space.split(s),
-                                                                                job.noise_mode, k)))
+        synth = programs.noisy_synth_program(cfg, job.noise_mode)
+        fn = lambda p, s, k: (None, *synth(p, s, k))  # noqa: E731 - no w for styles
         hint = f"style codes in {job.styles} too large for the generator"
     bs = errors.note_batch_size(min(job.batch_size, len(inputs)))   # never pad a few inputs up to a huge batch
     key = jax.random.PRNGKey(job.seed)

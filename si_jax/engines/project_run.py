@@ -116,11 +116,12 @@ def _save_png(run: runs.RunDir, i: int, arrays: dict, row: int, spaces) -> None:
                       pictures.grid([tiles], scale=pictures.upscale_for_viewing(tiles[0].shape[0])))
 
 
-def run_projection(run: runs.RunDir, params, cfg, folder: projection.ImageFolder, st: ProjectSettings, aux: dict,
-                   meta: dict, log=print) -> dict:
+def run_projection(run: runs.RunDir, params, cfg, folder: projection.ImageFolder, st: ProjectSettings,
+                   aux: projection.ProjectAux, meta: dict, log=print) -> dict:
     """Project every image of `folder` into `run`, skipping finished shards; -> the manifest once all exist.
-    aux: {'vgg': layers or None, 'judge': classifier params or None}; meta: JSON-able facts for the manifest
-    (generator id, weights). None on processes other than 0 (one process projects: bin/project.py)."""
+    aux: the loss terms' networks (VGG16 layers, judge classifier params; None leaves a term out); meta: JSON-able
+    facts for the manifest (generator id, weights). None on processes other than 0 (one process projects:
+    bin/project.py)."""
     mesh = runs.local_mesh()
     n = len(folder.images)
     bsz = runs.fit_batch_size(st.batch_size, n, mesh)

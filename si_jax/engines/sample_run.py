@@ -14,21 +14,11 @@ from si_jax import storage
 from si_jax.editing import batches
 from si_jax.engines import checks, errors, hosts, runs, samples, weights
 from si_jax.evaluation import pictures
+from si_jax.stylegan2 import programs
 
 CONTACT_SHEET = "contact_sheet.png"
 CONTACT_MAX, CONTACT_COLS = 64, 8
 NOISE_MODE = "const"
-
-
-def _make_generate(cfg, space, with_images: bool, truncation_psi: float):
-    """Jitted z [B, z_dim] -> (w [B, w_dim], flat styles [B, S], images [B, R, R, C] or None)."""
-    def fn(params, z):
-        w = si_jax.mapping(params, cfg, z, truncation_psi)
-        styles = si_jax.styles_from_w(params, cfg, w)
-        img = si_jax.synthesize(params, cfg, styles, NOISE_MODE) if with_images else None
-        return w, space.concat(styles), img
-
-    return jax.jit(fn)
 
 
 def _contact_sheet(folder, num_samples: int, resolution: int):
@@ -83,7 +73,7 @@ def run(job, out) -> None:
         f"local device(s); generator {settings['generator_id']}")
     if bs < job.batch_size:
         log(f"note: --batch_size={job.batch_size} capped at {bs} (the number of samples)")
-    generate = _make_generate(cfg, space, job.save_images, job.truncation_psi)
+    generate = programs.sample_program(cfg, job.truncation_psi, job.save_images)
     params = runs.replicate(params, mesh)
 
     def compute(k, index):
