@@ -75,7 +75,7 @@ def floor_programs(params, cfg, styles) -> list:
     """Per layer l: (jitted value and gradient of mean(synthesize_from(l)) w.r.t. style l, its arguments). The
     value keeps the whole suffix's forward pass in the program (a gradient alone lets XLA drop what does not depend
     on style l, e.g. everything but the toRGB path for a toRGB layer; the loop needs the loss value)."""
-    states = intervention._states_before_layers(params, cfg, styles)
+    states = network.states_before_layers(params, cfg, styles)
     progs = []
     for layer, state in enumerate(states):
         def loss(s_l, params, state, styles, layer=layer):

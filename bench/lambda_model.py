@@ -5,7 +5,7 @@
 
 Prints one Markdown row per attribute (judge flips ÷ Z, outside MSE ÷ Z, wall seconds to edit 1,000 images
 including the predictor's training / the shared Λ's fit) and writes --output (JSON, every number). Engine:
-si_jax.engines.lambda_bench.compare. Wall times are those of the machine it runs on (say whether it was shared).
+si_jax.experiments.lambda_bench.compare. Wall times are those of the machine it runs on (say whether it was shared).
 """
 import json
 import os
@@ -29,7 +29,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     from si_jax import storage
-    from si_jax.engines import lambda_bench
+    from si_jax.experiments import lambda_bench
 
     out = {}
     if os.path.isfile(FLAGS.output):

@@ -6,7 +6,7 @@
     python bench/paper.py --attributes=smile,eyeglasses --output_dir=/tmp/r
 
 Writes RESULTS.md, docs/results/*.png and results/*.json under --output_dir (default: the repository), all
-together at the end. The engine is si_jax.engines.paper_suite; the writing si_jax.engines.paper_report.
+together at the end. The engine is si_jax.experiments.paper_suite; the writing si_jax.experiments.paper_report.
 """
 import dataclasses
 import hashlib
@@ -18,7 +18,8 @@ import time
 from absl import app, flags
 
 from si_jax import world
-from si_jax.engines import cli, paper_report, paper_suite
+from si_jax.engines import checks, errors
+from si_jax.experiments import paper_report, paper_suite
 
 flags.DEFINE_bool("quick", False, "Smoke run: few images and samples (minutes, not hours).")
 flags.DEFINE_list("attributes", list(world.ATTRIBUTES), "Attributes to measure.")
@@ -32,12 +33,12 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     bad = [a for a in FLAGS.attributes if a not in world.ATTRIBUTES]
-    cli.require(not bad and FLAGS.attributes, "attributes", ",".join(FLAGS.attributes),
-                f"must be a comma-separated subset of {', '.join(world.ATTRIBUTES)}")
+    checks.require(not bad and FLAGS.attributes, "attributes", ",".join(FLAGS.attributes),
+                   f"must be a comma-separated subset of {', '.join(world.ATTRIBUTES)}")
     st = paper_suite.QUICK if FLAGS.quick else paper_suite.SuiteSettings()
     st = dataclasses.replace(st, attributes=tuple(FLAGS.attributes))
     if FLAGS.num_images is not None:
-        cli.require(FLAGS.num_images >= 2, "num_images", FLAGS.num_images, "must be >= 2")
+        checks.require(FLAGS.num_images >= 2, "num_images", FLAGS.num_images, "must be >= 2")
         st = dataclasses.replace(st, num_images=FLAGS.num_images)
     work = pathlib.Path(FLAGS.work_dir or pathlib.Path.home() / ".cache" / "si_jax" / "paper") / hashlib.sha256(
         repr(dataclasses.replace(st, attributes=())).encode()).hexdigest()[:12]
@@ -50,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: cli.run_guarded(lambda: main(argv)))
+    app.run(lambda argv: errors.run_guarded(lambda: main(argv)))

@@ -60,7 +60,8 @@ def main(argv):
 
     from si_jax import metrics
     from si_jax.editing import intervention, pipeline
-    from si_jax.engines import demo, samples, toyfaces
+    from si_jax.attributes import toyfaces
+    from si_jax.engines import demo, samples
     from si_jax.stylegan2 import programs
 
     if "fp32" not in FLAGS.precisions:

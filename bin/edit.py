@@ -15,12 +15,12 @@ the same bytes as in an uninterrupted run. Nothing is created before every flag 
 --batch_size is capped at the number of images. With --samples, the samples' generator id must match --weights
 and their truncation_psi is used. --precision=fp32|tf32|bf16 (--bf16_from_res), --conv3x3, --upconv: how the
 generator computes (si_jax.stylegan2.numerics); --loop: how Λ's Adam steps run (auto: one program for all layers on
-short runs). Errors are one `error: ...` line (si_jax.engines.cli).
+short runs). Errors are one `error: ...` line (si_jax.engines.errors).
 """
 from absl import flags
 
 from si_jax.editing import intervention, pipeline
-from si_jax.engines import cli, edit_run, settings
+from si_jax.engines import edit_run, errors, flag_settings, hosts, settings, weights
 
 _D = edit_run.EditSettings()
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
@@ -45,25 +45,25 @@ flags.DEFINE_float("s_scale", None, "Fixed length of Δs_n (default: match the Z
 flags.DEFINE_float("truncation_psi", None, "Truncation of the edited samples' w (default 1; with --samples: the "
                   "samples' own, which any value given must match).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Images per shard and per device program (multiple of devices).")
-settings.define_intervention_flags(flags)
+flag_settings.define_intervention_flags(flags)
 flags.DEFINE_enum("loop", _D.loop, ["auto", "scan", "steps", "one"], "How Λ's Adam steps run: scan (a lax.scan per "
                   "layer), steps (a program per layer, one call per step: CPU), one (one program for all layers: "
                   "fastest to compile, slower per step); auto: one for runs of at most "
                   f"{intervention.ONE_PROGRAM_MAX_BATCHES} batches on CPU, else steps (CPU) / scan (si_jax.editing."
                   "intervention.resolve_loop).")
-cli.define_cache_flag(flags)
+hosts.define_cache_flag(flags)
 flags.DEFINE_string("lambda_model", None, "A Λ predictor from bin/fit_lambda.py (same generator, direction and "
                     "objective): edit with its Λ in one synthesis per image, no per-image optimisation.")
 flags.DEFINE_integer("refine_steps", 0, "With --lambda_model: per-image Adam steps per layer starting from the "
                      "predicted Λ (0: the prediction as it is).")
-cli.define_host_flags(flags)
-cli.define_numerics_flags(flags)
+hosts.define_host_flags(flags)
+weights.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    cli.run_guarded(_run)
+    errors.run_guarded(_run)
 
 
 def _run():
@@ -75,6 +75,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

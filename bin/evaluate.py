@@ -11,14 +11,17 @@ Outputs in --output_dir: table2.md / table2.json (mean ± std per method: outsid
 change, flip rate; the demo adds the toyfaces judges' columns), fig5_interpolation.png/.json
 (Λ* fixed, coefficient of Δs_n varied), fig6_layers.png, fig6_mse.png/.json (result and outside-mask MSE after
 each layer), fig2_channels.png + fig2_iou.json (feature maps vs mask IoU), index.html + per_image.csv (a row per
-method and image, sortable, failures flagged). Nothing is written on bad input.
+method and image, sortable, failures flagged), and evaluations.jsonl (the table's statistics, a line per row and
+evaluator; appended, so evaluations into one folder with --overwrite accumulate). Nothing is written on bad
+input. --evaluators=outside_mse,ssim,... picks the table's columns (default: all that apply).
 With --codes the table compares each edit with the original input image (and, in one column, with the
 reconstruction the intervention's L_pix uses) and adds the row 'reconstruction' (the codes unedited).
 """
 
 from absl import flags
 
-from si_jax.engines import cli, evaluate_cli, settings
+from si_jax.engines import errors, evaluate_cli, flag_settings, hosts, settings, weights
+from si_jax.evaluation import evaluators
 
 flags.DEFINE_string("weights", None, "Generator weights (.safetensors, .pkl, .pt). Omit with --direction for the demo.")
 flags.DEFINE_string("direction", None, "Direction file from bin/fit_direction.py (s, z, w normals).")
@@ -40,7 +43,7 @@ flags.DEFINE_multi_string("condition_on", [], "Direction files of other attribut
                           "them interfacegan is skipped with a note).")
 flags.DEFINE_float("truncation_psi", None, "Truncation of the samples' w. Default: "
                    f"{evaluate_cli.DEFAULT_TRUNCATION_PSI:g}; not with --codes.")
-settings.define_intervention_flags(flags)
+flag_settings.define_intervention_flags(flags)
 flags.DEFINE_integer("batch_size", 8, "Images per device program.")
 flags.DEFINE_string("coeffs", ",".join(f"{c:g}" for c in evaluate_cli.DEFAULT_COEFFS),
                     "Fig. 5: coefficients c of Λ*·Δs_n (c = 1: the intervention result).")
@@ -49,16 +52,19 @@ flags.DEFINE_string("fig_layer", "", "Fig. 2: conv layer, index or name (e.g. b1
                     "layer at resolution min(R/2, 64).")
 flags.DEFINE_float("top_frac", 0.05, "Fig. 2: fraction of locations kept when binarising a feature map.")
 flags.DEFINE_integer("top_channels", 5, "Fig. 2: number of best channels shown.")
-cli.define_cache_flag(flags)
+hosts.define_cache_flag(flags)
+flags.DEFINE_string("evaluators", None, "Comma-separated Table 2 columns, by evaluator, in this order: "
+                    f"{', '.join(evaluators.DEFAULT)} (classifier and fd: the Python API and the paper suite). "
+                    "Default: every one that applies. Also appended to --output_dir/evaluations.jsonl.")
 flags.DEFINE_string("lambda_model", None, "A Λ predictor from bin/fit_lambda.py (same generator, direction and "
                     "objective): adds the row 'predicted' (its Λ, one synthesis per image).")
-cli.define_numerics_flags(flags)
+weights.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    cli.run_guarded(_run)
+    errors.run_guarded(_run)
 
 
 def _run():
@@ -70,6 +76,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

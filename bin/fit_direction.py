@@ -10,7 +10,7 @@ Nothing is written when anything fails.
 """
 from absl import flags
 
-from si_jax.engines import cli
+from si_jax.engines import errors, hosts
 
 flags.DEFINE_string("samples", None, "Folder written by bin/sample.py.")
 flags.DEFINE_string("labels", None, "Label file: .npy [N] or .csv index,label|score (see si_jax.engines.labels).")
@@ -23,25 +23,25 @@ flags.DEFINE_float("val_fraction", 0.2, "Stratified hold-out fraction for the va
 flags.DEFINE_integer("seed", 0, "Seed of the train/val split.")
 flags.DEFINE_float("C_s", None, "C of the S-space L1 SVM (default: si_jax.editing.directions.default_C).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output (and its .table1.md).")
-cli.define_cache_flag(flags)
+hosts.define_cache_flag(flags)
 flags.mark_flags_as_required(["samples", "labels", "output"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    cli.run_guarded(_run)
+    errors.run_guarded(_run)
 
 
 def _run():
     from si_jax.engines import fit_direction_run, settings
 
     job = settings.fit_job(FLAGS)   # every flag checked, before jax starts
-    cli.setup_jax(FLAGS.compilation_cache)
+    hosts.setup_jax(FLAGS.compilation_cache)
     fit_direction_run.run(job, FLAGS.output)
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

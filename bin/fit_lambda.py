@@ -7,12 +7,12 @@
 Trains by minimising the intervention's own objective over --num_train samples of --seed (default 6000: disjoint
 from the edit demo's seed 0 and the directions' samples) and reports on --num_heldout samples of --heldout_seed.
 Outputs in --output_dir: lambda_model.safetensors, loss_curve.png, heldout.json; a checkpoint while training, so
-re-running the same command resumes. Errors are one `error: ...` line (si_jax.engines.cli).
+re-running the same command resumes. Errors are one `error: ...` line (si_jax.engines.errors).
 """
 from absl import flags
 
 from si_jax.editing import intervention
-from si_jax.engines import cli
+from si_jax.engines import errors, hosts, tool_settings
 from si_jax.engines import fit_lambda_run as fr
 
 _S, _C = fr.FitSettings(), intervention.InterventionConfig()
@@ -35,22 +35,22 @@ flags.DEFINE_enum("objective", "keep_edit", list(intervention.OBJECTIVES), "The 
 flags.DEFINE_float("lambda_inside", _C.lambda_inside, "keep_edit only: weight of the inside-mask term.")
 flags.DEFINE_float("lambda_attr", _C.lambda_attr, "Weight of the cosine attribute term.")
 flags.DEFINE_float("lambda_norm", _C.lambda_norm, "Weight of ‖Λ‖₂.")
-cli.define_cache_flag(flags)
+hosts.define_cache_flag(flags)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    cli.run_guarded(_run)
+    errors.run_guarded(_run)
 
 
 def _run():
     from si_jax.engines import edit_cli
 
-    demo = cli.demo_mode(FLAGS)
+    job = tool_settings.lambda_job(FLAGS)   # every flag checked, before jax starts
     edit_cli.configure_jax(FLAGS.compilation_cache, False)
-    fr.run(FLAGS, demo, log=lambda msg: print(msg, flush=True))
+    fr.run(job, FLAGS.output_dir, log=lambda msg: print(msg, flush=True))
 
 
 if __name__ == "__main__":
-    cli.run_app(main)
+    errors.run_app(main)

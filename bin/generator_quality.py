@@ -4,59 +4,31 @@ frequencies generated vs the world's, the share of images where the segmenter fi
 
     python bin/generator_quality.py --weights=builtin:toyfaces --num=5000 [--output=quality.json]
 """
-import json
-import sys
-
 from absl import flags
 
-from si_jax.engines import cli
+from si_jax.engines import errors, hosts, quality_run, tool_settings
 
-flags.DEFINE_string("weights", "builtin:toyfaces", "Generator weights (a toyfaces generator).")
-flags.DEFINE_integer("num", 5000, "Generated and rendered images each.")
-flags.DEFINE_float("truncation_psi", 1.0, "Truncation of the generated samples.")
+_Q = tool_settings.QualityJob()
+flags.DEFINE_string("weights", _Q.weights, "Generator weights (a toyfaces generator).")
+flags.DEFINE_integer("num", _Q.num, "Generated and rendered images each.")
+flags.DEFINE_float("truncation_psi", _Q.truncation_psi, "Truncation of the generated samples.")
 flags.DEFINE_string("output", None, "Also write the report as JSON here (atomically).")
-cli.define_cache_flag(flags)
+hosts.define_cache_flag(flags)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    def run():
-        import math
+    errors.run_guarded(_run)
 
-        import numpy as np
 
-        import si_jax
-        from si_jax.engines import runs
-        from si_jax.training import quality
-        from si_jax.world import judges
-
-        if FLAGS.num < 2 or not math.isfinite(FLAGS.truncation_psi):
-            raise cli.UsageError("--num must be >= 2 and --truncation_psi finite")
-        if FLAGS.output:
-            cli.check_output_free(FLAGS.output, overwrite=True, inputs=[FLAGS.weights])
-        cli.setup_jax(FLAGS.compilation_cache)
-        canonical, cfg = cli.load_weights(FLAGS.weights)
-        hint = cli.likely_cause(truncation_psi=FLAGS.truncation_psi)
-        try:
-            print(f"generating, rendering and judging {FLAGS.num} images each; the programs compile first "
-                  f"({cli.compile_note()})", file=sys.stderr, flush=True)
-            with cli.heartbeat(f"generating, rendering and judging {FLAGS.num} images each"):
-                report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judges.load_judges(),
-                                                num=FLAGS.num, truncation_psi=FLAGS.truncation_psi)
-        except np.linalg.LinAlgError as e:   # the Fréchet distance of non-finite features
-            raise cli.NonFiniteError(f"quality report: the Fréchet distance failed ({e}); likely cause: {hint}") \
-                from None
-        report.update(weights=FLAGS.weights, fingerprint=si_jax.fingerprint(canonical))
-        cli.finite_numbers_or_error(report, "quality report", hint)
-        if FLAGS.output:
-            runs.write_json_atomic(FLAGS.output, report)
-        print(json.dumps(report))
-
-    cli.run_guarded(run)
+def _run():
+    job = tool_settings.quality_job(FLAGS)   # every flag checked, before jax starts
+    hosts.setup_jax(FLAGS.compilation_cache)
+    quality_run.run(job, FLAGS.output)
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

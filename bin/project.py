@@ -10,13 +10,13 @@ cannot be read is an error naming it (all such files in one line); nothing is cr
 Outputs in --output_dir: codes.npz (codes, styles, reconstructions, loss curves), images/*.png (input | W | W+ |
 S), recon_grid.png, loss_curves.png, index.html + per_image.csv (PSNR / SSIM per image and space), projection.json
 (written last). Re-running the same command resumes; every
-file has the same bytes as in an uninterrupted run. Errors are one `error: ...` line (si_jax.engines.cli).
+file has the same bytes as in an uninterrupted run. Errors are one `error: ...` line (si_jax.engines.errors).
 """
 
 from absl import flags
 
 from si_jax import projection
-from si_jax.engines import cli
+from si_jax.engines import errors, hosts, weights
 
 _D = projection.ProjectConfig()
 flags.DEFINE_string("images", None, "Folder of PNG / JPEG images to project.")
@@ -40,14 +40,14 @@ flags.DEFINE_float("lambda_vgg", None, "Weight of the VGG16 perceptual loss (def
 flags.DEFINE_float("lambda_judge", _D.lambda_judge, "Weight of the toyfaces judge's feature loss (toyfaces).")
 flags.DEFINE_integer("batch_size", 8, "Images per shard and per device program (multiple of the devices).")
 flags.DEFINE_integer("seed", 0, "Seed of the code noise (and optimised noise buffers) of image i.")
-cli.define_cache_flag(flags)
-cli.define_numerics_flags(flags)
+hosts.define_cache_flag(flags)
+weights.define_numerics_flags(flags)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    cli.run_guarded(_run)
+    errors.run_guarded(_run)
 
 
 def _run():
@@ -59,6 +59,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

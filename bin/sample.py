@@ -21,7 +21,7 @@ the samples, with nothing written for them. --batch_size is capped at the number
 """
 from absl import flags
 
-from si_jax.engines import cli
+from si_jax.engines import errors, hosts, weights
 
 flags.DEFINE_string("weights", None, "Weights: .safetensors, a raw .pkl / .pt file, builtin:toyfaces or builtin:demo.")
 flags.DEFINE_integer("num_samples", None, "Number of samples N.")
@@ -30,28 +30,28 @@ flags.DEFINE_string("output_dir", None, "Run folder (created; resumed when it ho
 flags.DEFINE_float("truncation_psi", 1.0, "Truncation towards the model's w_avg.")
 flags.DEFINE_integer("batch_size", 16, "Samples per device call and per shard file (a multiple of the device count).")
 flags.DEFINE_bool("save_images", False, "Also synthesize and write images/XXXXXX.png and contact_sheet.png.")
-cli.define_host_flags(flags)
-cli.define_numerics_flags(flags)
-cli.define_cache_flag(flags)
+hosts.define_host_flags(flags)
+weights.define_numerics_flags(flags)
+hosts.define_cache_flag(flags)
 flags.mark_flags_as_required(["weights", "num_samples", "output_dir"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    cli.run_guarded(_run)
+    errors.run_guarded(_run)
 
 
 def _run():
     from si_jax.engines import sample_run, settings
 
     job = settings.sample_job(FLAGS)   # every flag checked, before jax starts
-    cli.setup_jax(FLAGS.compilation_cache)
-    cli.start_hosts(FLAGS.multihost, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    hosts.setup_jax(FLAGS.compilation_cache)
+    hosts.start_hosts(FLAGS.multihost, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     sample_run.run(job, FLAGS.output_dir)
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

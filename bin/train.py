@@ -13,7 +13,7 @@ import dataclasses
 
 from absl import flags
 
-from si_jax.engines import cli, train_run
+from si_jax.engines import errors, hosts, train_run
 
 HELP = {
     "name": "Run name; the default work folder is ~/.cache/si_jax/train/<name>.",
@@ -51,7 +51,7 @@ flags.DEFINE_enum("config", "default", list(train_run.CONFIGS), "Values of the f
 flags.DEFINE_string("host_devices", "auto", "XLA CPU devices each batch is split over (data-parallel, the same step "
                     "up to summation order): 'auto' = the largest divisor of --batch up to this machine's cores "
                     "(train_run.host_devices); 1 = one device, as the shipped generator was trained.")
-cli.define_cache_flag(flags)
+hosts.define_cache_flag(flags)
 flags.DEFINE_string("workdir", None, "Work folder (default ~/.cache/si_jax/train/<name>); resumed when it holds "
                                      "the same run.")
 FLAGS = flags.FLAGS
@@ -63,7 +63,7 @@ def _run():
                                           getattr(base, f.name) for f in dataclasses.fields(train_run.TrainSettings)})
     if isinstance(settings.batch, int) and settings.batch >= 1:   # a bad batch is named by settings.check
         train_run.use_host_devices(train_run.host_devices(FLAGS.host_devices, settings.batch))
-    cli.setup_jax(FLAGS.compilation_cache)
+    hosts.setup_jax(FLAGS.compilation_cache)
     out = train_run.train(settings, FLAGS.workdir)
     print(f"done: {out['kimg']:.2f} kimg, step {out['step']}; generator {out['G_ema']}")
 
@@ -71,12 +71,12 @@ def _run():
 def main(argv):
     del argv
     try:
-        cli.run_guarded(_run)
+        errors.run_guarded(_run)
     except KeyboardInterrupt:
         raise SystemExit(130)
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

@@ -3,21 +3,21 @@ accuracy per attribute, error per nuisance factor and IoU per part.
 
     python bin/train_judges.py --output_dir=si_jax/data --overwrite   # replaces toyfaces_{classifier,segmenter}.safetensors
 """
-import json
 import sys
 
 from absl import flags
 
-from si_jax.engines import cli
+from si_jax.engines import errors, hosts, judges_run, tool_settings
 
+_J = tool_settings.JudgesJob()
 flags.DEFINE_string("output_dir", None, "Folder for the two .safetensors files (e.g. si_jax/data).")
-flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the classifier.")
-flags.DEFINE_integer("segmenter_steps", 1500, "Training steps of the segmenter.")
-flags.DEFINE_integer("batch_size", 64, "Rendered images per step.")
-flags.DEFINE_integer("seed", 1, "World seed of the training stream.")
-flags.DEFINE_integer("eval_seed", 99, "World seed of the held-out evaluation images.")
-flags.DEFINE_integer("eval_num", 4096, "Held-out images.")
-cli.define_cache_flag(flags)
+flags.DEFINE_integer("classifier_steps", _J.classifier_steps, "Training steps of the classifier.")
+flags.DEFINE_integer("segmenter_steps", _J.segmenter_steps, "Training steps of the segmenter.")
+flags.DEFINE_integer("batch_size", _J.batch_size, "Rendered images per step.")
+flags.DEFINE_integer("seed", _J.seed, "World seed of the training stream.")
+flags.DEFINE_integer("eval_seed", _J.eval_seed, "World seed of the held-out evaluation images.")
+flags.DEFINE_integer("eval_num", _J.eval_num, "Held-out images.")
+hosts.define_cache_flag(flags)
 flags.DEFINE_bool("overwrite", False, "Replace judges already in --output_dir (e.g. the shipped ones in si_jax/data).")
 flags.mark_flags_as_required(["output_dir"])
 FLAGS = flags.FLAGS
@@ -25,24 +25,17 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    def run():
-        cli.setup_jax(FLAGS.compilation_cache)
-        from si_jax.world import judge_training
+    errors.run_guarded(_run)
 
-        log = lambda m: print(m, flush=True)  # noqa: E731
-        log(f"training the classifier, then the segmenter; each compiles its step first ({cli.compile_note()})")
-        with cli.heartbeat("training the judges", log=log):
-            report = judge_training.train_judges(
-                FLAGS.output_dir, classifier_steps=FLAGS.classifier_steps, segmenter_steps=FLAGS.segmenter_steps,
-                batch=FLAGS.batch_size, seed=FLAGS.seed, eval_seed=FLAGS.eval_seed, eval_num=FLAGS.eval_num,
-                command=" ".join(["python bin/train_judges.py", *sys.argv[1:]]), log=log,
-                overwrite=FLAGS.overwrite)
-        print(json.dumps(report, indent=1))
 
-    cli.run_guarded(run)
+def _run():
+    job = tool_settings.judges_job(FLAGS)   # every flag checked, before jax starts
+    hosts.setup_jax(FLAGS.compilation_cache)
+    judges_run.run(job, FLAGS.output_dir, log=lambda m: print(m, flush=True),
+                   command=" ".join(["python bin/train_judges.py", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":
-    from si_jax.engines.cli import run_app
+    from si_jax.engines.errors import run_app
 
     run_app(main)

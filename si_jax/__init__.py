@@ -12,6 +12,7 @@ The pipeline, one stage per subpackage (each may import only the stages listed b
     stylegan2/         the generator: config, ops, network, params, style space, NNX module, loading
     editing/           directions, Δs edits, Style Intervention, masks, one-batch pipeline
     evaluation/        Table 2, the figures' numbers and drawing, PNG pictures
+    attributes/        the shipped generators' attributes: toyfaces directions and part masks, builtin:demo's box
     engines/           what the binaries run: resumable run folders, samples, edit/evaluate drivers, demo
 """
 from si_jax.stylegan2 import G2Config as G2Config

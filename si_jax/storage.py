@@ -103,6 +103,30 @@ def json_bytes(obj) -> bytes:
         raise ValueError(f"refusing to write non-finite numbers into JSON ({e})") from None
 
 
+def json_line(obj) -> str:
+    """One key-sorted line of strictly valid JSON (no newline; NaN / inf: ValueError, as `json_bytes`)."""
+    try:
+        return json.dumps(obj, sort_keys=True, allow_nan=False, default=_json_default)
+    except ValueError as e:
+        raise ValueError(f"refusing to write non-finite numbers into JSON ({e})") from None
+
+
+def append_lines(path, lines) -> None:
+    """Append text lines (each without its newline) to a log file such as metrics.jsonl, creating it: the one
+    file write that is NOT atomic (a log grows; write_atomic would rewrite it whole). All lines go in one write()
+    on an O_APPEND descriptor, then fsync: a crash can at worst cut the last line short, never reorder or
+    interleave earlier ones; readers skip a last line that does not parse."""
+    data = "".join(f"{line}\n" for line in lines).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def save_npz_atomic(path, **arrays) -> None:
     """`write_npz` of the arrays, atomically (streamed to the temp file): readers never see half a file."""
     write_stream_atomic(path, lambda f: write_npz(f, **arrays))

@@ -119,16 +119,17 @@ def run_engine(name: str, flags: dict, **kw):
 
 
 def engine_error(capsys, name: str, flags: dict) -> str:
-    """`run_engine` as the binary runs it (si_jax.engines.cli.run_guarded): exit status 1 and exactly one `error: ...`
-    line on stderr, its last (progress lines may come before it), with no traceback or warning. -> that line."""
-    from si_jax.engines import cli
+    """`run_engine` as the binary runs it (si_jax.engines.errors.run_guarded): exit status 1 and exactly one
+    `error: ...` line on stderr, its last (progress lines may come before it), with no traceback or warning.
+    -> that line."""
+    from si_jax.engines import errors
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
-        cli.run_guarded(lambda: run_engine(name, flags))
+        errors.run_guarded(lambda: run_engine(name, flags))
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error:")]
-    assert info.value.code == 1 and len(errors) == 1 and lines[-1] == errors[0], err[-3000:]
+    found = [line for line in lines if line.startswith("error:")]
+    assert info.value.code == 1 and len(found) == 1 and lines[-1] == found[0], err[-3000:]
     assert "Traceback" not in err and "Warning" not in err, err[-3000:]
-    return errors[0]
+    return found[0]

@@ -1,10 +1,10 @@
-"""Bad input never becomes a result (the rule in si_jax.engines.cli): every binary validates before it creates
+"""Bad input never becomes a result (the rule in si_jax.engines.errors): every binary validates before it creates
 anything, refuses NaN / inf results naming the samples and the likely setting, writes its outputs atomically at
 the end, and reports OS errors, damaged files, out-of-memory and misuse as ONE `error:` line.
 
 Each case is a binary's flags as a dict, run with cheap settings (builtin:demo, a few samples): in-process for the
 binaries with an engine (conftest.run_engine: settings from the flags, then engine.run(settings, out), through
-cli.run_guarded as the binary does), as a true subprocess (conftest.run_binary) for the others, for one exit-status
+errors.run_guarded as the binary does), as a true subprocess (conftest.run_binary) for the others, for one exit-status
 case per binary and for what needs its own process (forced devices). "Nothing written" means: no file in the
 case's folder or the shared inputs changed.
 """
@@ -20,7 +20,7 @@ import si_jax
 from conftest import REPO, engine_error, run_binary, run_engine, run_python
 from si_jax import storage
 from si_jax.editing import directions
-from si_jax.engines import cli, runs
+from si_jax.engines import checks, errors, runs
 from si_jax.stylegan2.builtin import BUILTIN_DEMO
 
 CHEAP_EDIT = {"weights": "builtin:demo", "num_samples": 2, "batch_size": 2, "steps_per_layer": 1,
@@ -55,12 +55,12 @@ def one_error(proc, *needles) -> str:
     """Exit status 1, exactly one `error:` line on stderr and it is the last line; it contains every needle."""
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])
     lines = proc.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr[-3000:]
+    found = [line for line in lines if line.startswith("error:")]
+    assert len(found) == 1 and lines[-1] == found[0], proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr[-3000:]
     for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
+        assert needle in found[0], found[0]
+    return found[0]
 
 
 def fails(capsys, name, flags: dict, *needles, devices=1, subprocess=False) -> str:
@@ -283,12 +283,13 @@ def test_npz_bytes_are_deterministic():
 def test_finite_or_error_names_samples_and_cause():
     a = np.zeros((12, 3), np.float32)
     a[[2, 5]] = np.nan
-    with pytest.raises(cli.NonFiniteError, match=r"images \(NaN or inf\) for samples 12, 15, not written; likely "
+    with pytest.raises(errors.NonFiniteError, match=r"images \(NaN or inf\) for samples 12, 15, not written; likely "
                                                  r"cause: --s_scale=1e\+38 \(unusually large\)"):
-        cli.finite_or_error("images", a, cli.likely_cause(s_scale=1e38, truncation_psi=1.0), index=np.arange(10, 22))
-    cli.finite_or_error("images", np.ones(3), "unused")
-    with pytest.raises(cli.NonFiniteError, match="fd"):
-        cli.finite_numbers_or_error({"fd": float("nan"), "n": 2}, "report", "x")
+        errors.finite_or_error("images", a, errors.likely_cause(s_scale=1e38, truncation_psi=1.0),
+                               index=np.arange(10, 22))
+    errors.finite_or_error("images", np.ones(3), "unused")
+    with pytest.raises(errors.NonFiniteError, match="fd"):
+        errors.finite_numbers_or_error({"fd": float("nan"), "n": 2}, "report", "x")
 
 
 def _guarded_line(capsys, exc) -> str:
@@ -296,7 +297,7 @@ def _guarded_line(capsys, exc) -> str:
         raise exc
 
     with pytest.raises(SystemExit) as info:
-        cli.run_guarded(fail)
+        errors.run_guarded(fail)
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
@@ -322,22 +323,22 @@ def test_oom_names_the_batch_size_and_a_smaller_one(capsys):
     fv = flags.FlagValues()
     flags.DEFINE_integer("batch_size", 64, "", flag_values=fv)
     fv(["prog", "--batch_size=64"])
-    msg = cli.oom_message("RESOURCE_EXHAUSTED: Out of memory", fv)
+    msg = errors.oom_message("RESOURCE_EXHAUSTED: Out of memory", fv)
     assert "--batch_size=64" in msg and "try --batch_size=32" in msg
-    cli.note_batch_size(8)
+    errors.note_batch_size(8)
     line = _guarded_line(capsys, jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 42 GB\n.."))
     assert "out of memory" in line and "--batch_size=8" in line and "try --batch_size=4" in line
     with pytest.raises(RuntimeError, match="a bug"):   # other errors keep their traceback
-        cli.run_guarded(lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
+        errors.run_guarded(lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
 
 
 def test_unwritable_output_folder_is_refused_before_computing(tmp_path, monkeypatch):
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
-    with pytest.raises(cli.UsageError, match="cannot write into"):
-        cli.check_output_free(tmp_path / "res.npz", overwrite=False)
-    with pytest.raises(cli.UsageError, match="cannot write into"):
-        cli.check_output_dir(tmp_path / "new" / "run")
+    with pytest.raises(errors.UsageError, match="cannot write into"):
+        checks.check_output_free(tmp_path / "res.npz", overwrite=False)
+    with pytest.raises(errors.UsageError, match="cannot write into"):
+        checks.check_output_dir(tmp_path / "new" / "run")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
@@ -453,15 +454,13 @@ def test_image_folder_names_an_unreadable_png(tmp_path):
 
 
 def test_convert_weights_empty_input_and_train_judges_outputs(tmp_path):
-    import importlib.util
-
+    from si_jax.engines import convert_run, tool_settings
     from si_jax.world import judge_training, judges
 
-    spec = importlib.util.spec_from_file_location("convert_weights_bin", REPO / "bin" / "convert_weights.py")
     with pytest.raises(ValueError, match="--input is empty"):
-        # convert() is the binary's whole work; its module defines absl flags only once per process
-        (mod := importlib.util.module_from_spec(spec), spec.loader.exec_module(mod))[0].convert("", "x.safetensors",
-                                                                                               False)
+        tool_settings.convert_job({"input": ""})
+    with pytest.raises(ValueError, match="--output is empty"):
+        convert_run.run(tool_settings.convert_job({"input": "g.pkl"}), "")
     kw = dict(classifier_steps=1, segmenter_steps=1, batch=2, eval_num=2, log=lambda m: None)
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match=r"afile is a file, not a folder"):
@@ -479,7 +478,7 @@ def test_convert_weights_empty_input_and_train_judges_outputs(tmp_path):
 
 
 def test_help_exits_0_for_every_binary():
-    """absl exits 1 after --help; cli.run_app makes it 0 (one subprocess for all binaries: they only parse flags)."""
+    """absl exits 1 after --help; errors.run_app makes it 0 (one subprocess for all binaries: they only parse flags)."""
     code = ("import runpy, sys\n"
             "for b in sys.argv[1:]:\n"
             "    sys.argv = [b, '--help']\n"

@@ -147,16 +147,16 @@ def _tree(folder) -> dict:
 
 
 def test_launcher_environment_detected():
-    from si_jax.engines import cli
+    from si_jax.engines import errors, hosts
 
-    assert cli.multihost_launch({}) is None
-    assert cli.multihost_launch({"SLURM_STEP_NUM_TASKS": "1", "OMPI_COMM_WORLD_SIZE": "x"}) is None
-    assert cli.multihost_launch({"OMPI_COMM_WORLD_SIZE": "4"}) == "OMPI_COMM_WORLD_SIZE=4"
-    assert cli.multihost_launch({"TPU_WORKER_HOSTNAMES": "a,b"}) == "TPU_WORKER_HOSTNAMES=a,b"
-    with pytest.raises(cli.UsageError, match="needs --multihost"):
-        cli.start_hosts(False, process_id=1, environ={})
-    with pytest.raises(cli.UsageError, match="process_id=2.*must be in"):
-        cli.start_hosts(True, "localhost:1", 2, 2, environ={})
+    assert hosts.multihost_launch({}) is None
+    assert hosts.multihost_launch({"SLURM_STEP_NUM_TASKS": "1", "OMPI_COMM_WORLD_SIZE": "x"}) is None
+    assert hosts.multihost_launch({"OMPI_COMM_WORLD_SIZE": "4"}) == "OMPI_COMM_WORLD_SIZE=4"
+    assert hosts.multihost_launch({"TPU_WORKER_HOSTNAMES": "a,b"}) == "TPU_WORKER_HOSTNAMES=a,b"
+    with pytest.raises(errors.UsageError, match="needs --multihost"):
+        hosts.start_hosts(False, process_id=1, environ={})
+    with pytest.raises(errors.UsageError, match="process_id=2.*must be in"):
+        hosts.start_hosts(True, "localhost:1", 2, 2, environ={})
 
 
 def test_multi_process_launch_without_multihost_refused(tmp_path):

@@ -15,7 +15,8 @@ from conftest import REPO, engine_error, run_binary, run_engine, run_python, xla
 
 import si_jax
 from si_jax.editing import directions
-from si_jax.engines import samples, synthetic
+from si_jax.attributes import synthetic
+from si_jax.engines import samples
 from si_jax.stylegan2 import builtin, loading
 
 FAST = {"steps_per_layer": 3, "batch_size": 2}
@@ -261,13 +262,13 @@ def test_demo_directions_cache_reuses_and_refits_a_damaged_file(tmp_path):
     assert directions.load_directions(path)["s"].dim == cfg.style_dim
 
 
-QUIET_PROBE = "from si_jax.engines import cli; cli.setup_jax(''); import jax; print(jax.jit(lambda x: x + 1)(1.0))"
+QUIET_PROBE = "from si_jax.engines import hosts; hosts.setup_jax(''); import jax; print(jax.jit(lambda x: x + 1)(1.0))"
 
 
 @pytest.mark.parametrize("level, shown", [(None, False), ("0", True)])
 def test_xla_log_lines_are_hidden_unless_the_user_sets_the_level(tmp_path, level, shown):
     """XLA's C++ log lines (such as the 'Very slow compile?' alarm; here the ERROR lines of a dump folder that cannot
-    be created) do not reach the terminal after cli.setup_jax, unless TF_CPP_MIN_LOG_LEVEL is set explicitly."""
+    be created) do not reach the terminal after hosts.setup_jax, unless TF_CPP_MIN_LOG_LEVEL is set explicitly."""
     env = {"XLA_FLAGS": xla_env()["XLA_FLAGS"] + f" --xla_dump_to={tmp_path / 'file' / 'dump'}"}
     (tmp_path / "file").write_text("a file, not a folder")
     if level is not None:

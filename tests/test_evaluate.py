@@ -13,8 +13,9 @@ from PIL import Image
 import si_jax
 from si_jax import metrics
 from si_jax.editing import intervention
-from si_jax.engines import evaluate_cli, settings, synthetic
-from si_jax.evaluation import comparison, figure_data
+from si_jax.attributes import synthetic
+from si_jax.engines import errors, evaluate_cli, settings
+from si_jax.evaluation import comparison, evaluators, figure_data
 from si_jax.stylegan2 import builtin, programs
 
 OUTPUTS = ("table2.md", "table2.json", "fig5_interpolation.png", "fig6_layers.png", "fig6_mse.png",
@@ -197,3 +198,85 @@ def test_evaluate_has_the_edit_flags_and_defaults():
     paper = settings.eval_job({**real, **kw}).intervention
     assert paper == settings.edit_job({**real, **kw}).edit.intervention == intervention.config_for(**kw)
     assert (paper.pixel_loss, paper.lambda_inside) == ("l2", 0.0)
+
+
+# ------------------------------------------------------------------------------------------- evaluators by name
+
+def test_unknown_evaluator_is_one_line_listing_the_known_ones():
+    with pytest.raises(errors.UsageError) as err:
+        settings.eval_job({"evaluators": "ssim,sharpness"})
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("--evaluators='ssim,sharpness': unknown evaluator(s) 'sharpness'")
+    assert msg.endswith("known: " + ", ".join(evaluators.DEFAULT)), msg
+    with pytest.raises(ValueError, match="listed twice"):
+        evaluators.parse("ssim,ssim")
+    assert settings.eval_job({"evaluators": "psnr, ssim"}).evaluator_list == ("psnr", "ssim")
+    assert settings.eval_job({}).evaluator_list is None
+
+
+@pytest.fixture(scope="module")
+def demo_dirs(tmp_path_factory):
+    """builtin:demo, its fitted directions saved to a file (for bin/evaluate.py's engine)."""
+    from si_jax.editing import directions
+
+    canonical, cfg = builtin.demo_generator()
+    params = si_jax.to_jax_params(canonical, cfg)
+    dirs = synthetic.fit_demo_directions(params, cfg, log=lambda m: None)
+    path = tmp_path_factory.mktemp("dirs") / "dir.npz"
+    directions.save_directions(path, dirs, generator_id=si_jax.fingerprint(canonical))
+    return params, cfg, dirs, path
+
+
+def test_chosen_evaluators_are_exactly_those_columns_with_the_default_numbers(demo_dirs):
+    """compare_methods + table2 with evaluators ('ssim', 'outside_mse'): exactly their columns, in that order, and
+    the same statistics as the default run's; 's_score' without an S direction is refused when named."""
+    params, cfg, dirs, _ = demo_dirs
+    z = np.random.default_rng(3).standard_normal((3, cfg.z_dim)).astype(np.float32)
+    mask = synthetic.RegionAttribute().mask(3, cfg.img_resolution, cfg.img_resolution)
+    run = functools.partial(comparison.compare_methods, params, cfg, z, dirs, mask, ("z", "s"), batch_size=2)
+    full, chosen = run(), run(evaluators="ssim,outside_mse")
+    _, table = comparison.table2(full)
+    markdown, sub = comparison.table2(chosen, evaluators=("ssim", "outside_mse"))
+    assert [c["key"] for c in table["columns"]] == ["mse_outside", "ssim_outside", "psnr_outside", "s_score_gain",
+                                                    "flipped"]
+    assert [c["key"] for c in sub["columns"]] == ["ssim_outside", "mse_outside"]
+    assert markdown.splitlines()[0] == "| method | SSIM outside ↑ | MSE outside ↓ |"
+    assert chosen["evaluators"] == ["ssim", "outside_mse"] and set(chosen["methods"]["z"]) == {"ssim_outside",
+                                                                                             "mse_outside"}
+    for m in ("z", "s"):
+        assert sub["methods"][m] == {k: table["methods"][m][k] for k in ("ssim_outside", "mse_outside")}
+    no_s = {k: v for k, v in dirs.items() if k != "s"}
+    with pytest.raises(ValueError, match="evaluator 's_score' needs an S-space direction"):
+        comparison.compare_methods(params, cfg, z, no_s, mask, ("z",), evaluators="s_score")
+
+
+def test_evaluations_jsonl_appended_per_row_and_evaluator(demo_dirs, tmp_path):
+    """bin/evaluate.py's engine in-process twice into one folder (the second with --overwrite and
+    --evaluators=ssim): evaluations.jsonl holds the first run's lines (a row and evaluator each, the table's
+    statistics), then the second's appended; the second table has the SSIM column alone, with the same numbers.
+    An evaluator the inputs cannot feed (the judges on builtin:demo) is refused before anything is written."""
+    _, _, dirs, path = demo_dirs
+    flags = dict(methods="z,s", coeffs="0,1", num_samples=3, batch_size=2, fig_images=2, mask="box:4,4,16,16",
+                 weights="builtin:demo", direction=str(path), seed=0, top_channels=3)
+    out = tmp_path / "eval"
+    with pytest.raises(ValueError, match="evaluator 'judge' needs the toyfaces judges"):
+        evaluate_cli.run(settings.eval_job({**flags, "evaluators": "ssim,judge"}), out, log=lambda m: None)
+    assert not out.exists()
+    first = evaluate_cli.run(settings.eval_job(flags), out, log=lambda m: None)
+    lines = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+    assert [(r["method"], r["evaluator"]) for r in lines] == [
+        (m, e) for m in ("z", "s") for e in ("outside_mse", "ssim", "psnr", "s_score")]
+    for r in lines:
+        assert r["attribute"] == dirs["s"].attribute and r["num_images"] == 3
+        assert r["values"] == {k: first["methods"][r["method"]][k] for k in r["values"]}
+    assert set(lines[3]["values"]) == {"s_score_gain", "flipped"}
+    second = evaluate_cli.run(settings.eval_job({**flags, "evaluators": "ssim", "overwrite": True}), out,
+                              log=lambda m: None)
+    again = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+    assert again[:len(lines)] == lines and [(r["method"], r["evaluator"]) for r in again[len(lines):]] == [
+        ("z", "ssim"), ("s", "ssim")]
+    assert [c["key"] for c in second["columns"]] == ["ssim_outside"]
+    for m in ("z", "s"):
+        assert second["methods"][m]["ssim_outside"] == first["methods"][m]["ssim_outside"]
+    assert json.loads((out / "table2.json").read_text())["columns"] == second["columns"]
+    assert (out / "per_image.csv").is_file() and again[-1]["settings_digest"] != lines[0]["settings_digest"]

@@ -76,3 +76,15 @@ def test_saved_params_round_trip_atomically(tmp_path):
     np.testing.assert_array_equal(tree["conv"]["kernel"], params["conv"]["kernel"])
     np.testing.assert_array_equal(tree["bias"], params["bias"])
     assert meta == {"command": "test", "fingerprint": J.fingerprint(params)}
+
+
+def test_train_judges_job_checks_its_flags():
+    """bin/train_judges.py's settings (engines.tool_settings.judges_job): the binary's defaults; a held-out seed
+    equal to the training seed or a step count < 1 is one line naming the flag."""
+    from si_jax.engines import errors, tool_settings
+
+    assert tool_settings.judges_job({}) == tool_settings.JudgesJob()
+    with pytest.raises(errors.UsageError, match=r"^--eval_seed=1 must differ from --seed"):
+        tool_settings.judges_job({"eval_seed": 1})
+    with pytest.raises(errors.UsageError, match=r"^--segmenter_steps=0 must be >= 1$"):
+        tool_settings.judges_job({"segmenter_steps": 0})

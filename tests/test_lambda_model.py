@@ -20,7 +20,7 @@ from test_bad_inputs import one_error, run_bin, snapshot
 
 CLAIM = """
 import json
-from si_jax.engines import lambda_bench
+from si_jax.experiments import lambda_bench
 r = lambda_bench.compare("eyeglasses", num_train=96, num_heldout=24, steps=80, refine=(0,), num_shared=16,
                          si=False, num_fit=600, batch_size=24, learning_rate=3e-3, log=lambda m: None)
 print("RESULT " + json.dumps(r["rows"]))
@@ -124,3 +124,16 @@ def test_edit_lambda_model_bad_input(tmp_path, args, needle):
     one_error(run_bin("edit.py", f"--output_dir={out}", "--weights=builtin:demo", "--direction=/nonexistent.npz",
                       *args), needle)
     assert snapshot(tmp_path) == before and not out.exists()
+
+
+def test_fit_lambda_job_keeps_the_predictors_learning_rate_apart():
+    """bin/fit_lambda.py's settings (engines.tool_settings.lambda_job): --learning_rate is the predictor's, the
+    objective's flags make the InterventionConfig (Λ's own Adam settings stay the config's defaults)."""
+    from si_jax.engines import tool_settings
+
+    job = tool_settings.lambda_job({"learning_rate": 0.01, "objective": "paper", "lambda_attr": 0.5, "steps": 7})
+    assert (job.fit.learning_rate, job.fit.steps, job.objective, job.is_demo) == (0.01, 7, "paper", True)
+    assert job.intervention == intervention.config_for("paper", lambda_attr=0.5)
+    assert job.intervention.learning_rate == intervention.InterventionConfig().learning_rate
+    with pytest.raises(ValueError, match=r"^--lambda_norm=-1.0 must be >= 0$"):
+        tool_settings.lambda_job({"lambda_norm": -1.0})

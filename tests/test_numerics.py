@@ -8,7 +8,7 @@ import pytest
 
 import si_jax
 from si_jax.editing import intervention
-from si_jax.engines import cli
+from si_jax.engines import errors, weights
 from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.numerics import DEFAULT, Numerics
@@ -42,8 +42,8 @@ def test_numerics_is_a_cache_key_but_not_part_of_the_model():
 
 
 def test_bad_numerics_name_the_field():
-    for kw, match in ((dict(precision="fp16"), "precision must be one of"), (dict(upconv="fft"), "upconv"),
-                      (dict(precision="fp32", bf16_from_res=16), "applies only to precision 'bf16'"),
+    for kw, match in ((dict(precision="fp16"), "precision='fp16' must be one of"), (dict(upconv="fft"), "upconv"),
+                      (dict(precision="fp32", bf16_from_res=16), "applies only with precision=bf16"),
                       (dict(precision="bf16", bf16_from_res=12), "power of two")):
         with pytest.raises(ValueError, match=match):
             Numerics(**kw)
@@ -171,20 +171,20 @@ def _flags(**kw):
 
 
 def test_numerics_flags():
-    assert cli.numerics_of(types.SimpleNamespace()) == DEFAULT   # flags that a binary does not define
-    assert cli.numerics_of(_flags(precision="bf16", bf16_from_res=16)) == Numerics(precision="bf16",
+    assert weights.numerics_of(types.SimpleNamespace()) == DEFAULT   # flags that a binary does not define
+    assert weights.numerics_of(_flags(precision="bf16", bf16_from_res=16)) == Numerics(precision="bf16",
                                                                                     bf16_from_res=16)
-    assert cli.numerics_settings(DEFAULT) == {}
-    assert cli.numerics_settings(Numerics(precision="tf32"))["numerics"]["precision"] == "tf32"
+    assert weights.numerics_settings(DEFAULT) == {}
+    assert weights.numerics_settings(Numerics(precision="tf32"))["numerics"]["precision"] == "tf32"
     for kw, match in ((dict(precision="fp16"), "--precision='fp16' must be one of"),
                       (dict(conv3x3="fft"), "--conv3x3='fft'"),
                       (dict(bf16_from_res=16), "--bf16_from_res=16 applies only with --precision=bf16"),
                       (dict(precision="bf16", bf16_from_res=24), "--bf16_from_res=24 must be a power of two")):
-        with pytest.raises(cli.UsageError, match=match):
-            cli.numerics_of(_flags(**kw))
-    with pytest.raises(cli.UsageError, match="--bf16_from_res=64 is above the generator's 16 px"):
-        cli.with_numerics(WIDE, Numerics(precision="bf16", bf16_from_res=64))
-    _, cfg = cli.load_weights("builtin:demo", Numerics(precision="tf32"))
+        with pytest.raises(errors.UsageError, match=match):
+            weights.numerics_of(_flags(**kw))
+    with pytest.raises(errors.UsageError, match="--bf16_from_res=64 is above the generator's 16 px"):
+        weights.with_numerics(WIDE, Numerics(precision="bf16", bf16_from_res=64))
+    _, cfg = weights.load_weights("builtin:demo", Numerics(precision="tf32"))
     assert cfg.numerics.precision == "tf32"
 
 

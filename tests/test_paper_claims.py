@@ -18,7 +18,7 @@ from conftest import REPO, xla_env
 
 from si_jax import world
 from si_jax.editing import intervention
-from si_jax.engines import paper_report, paper_suite
+from si_jax.experiments import paper_report, paper_suite
 from si_jax.evaluation import judged
 from si_jax.world import judges as judges_lib
 
@@ -30,7 +30,7 @@ def measured():
     """paper_suite.claims() in a subprocess at XLA's default optimisation level: this suite's level 0 (conftest)
     halves compile time but runs the toyfaces generator's convs ~10x slower."""
     env = xla_env(full_opt=True)
-    code = f"import json; from si_jax.engines import paper_suite; print(json.dumps(paper_suite.claims(num_images={N})))"
+    code = f"import json; from si_jax.experiments import paper_suite; print(json.dumps(paper_suite.claims(num_images={N})))"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

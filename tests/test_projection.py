@@ -223,7 +223,7 @@ def toy_directions(tmp_path_factory):
     import dataclasses
 
     from si_jax.editing import directions
-    from si_jax.engines import toyfaces
+    from si_jax.attributes import toyfaces
     from si_jax.stylegan2 import loading
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges
@@ -391,9 +391,9 @@ def test_evaluate_codes_bad_input_refused_before_anything_is_written(projected, 
 def test_edit_codes_refuses_sample_flags_in_process(projected, tmp_path, flag):
     """bin/edit.py --codes with --num_samples / --seed / --truncation_psi: refused (they were ignored), before
     anything is loaded or written."""
-    from si_jax.engines import cli
+    from si_jax.engines import errors
 
-    with pytest.raises(cli.UsageError, match=f"--{flag} does not apply to --codes"):
+    with pytest.raises(errors.UsageError, match=f"--{flag} does not apply to --codes"):
         run_engine("edit.py", {"codes": str(projected), "output_dir": str(tmp_path / "out"), flag: 4})
     assert not (tmp_path / "out").exists()
 

@@ -21,7 +21,8 @@ from PIL import Image
 import si_jax
 from si_jax import metrics
 from si_jax.editing import masks
-from si_jax.engines import edit_run, runs, synthetic
+from si_jax.attributes import synthetic
+from si_jax.engines import edit_run, runs
 from si_jax.evaluation import report
 from si_jax.stylegan2 import builtin
 
@@ -232,7 +233,7 @@ def test_project_run_page_and_csv(demo_model, tmp_path):
     st = project_run.ProjectSettings(projection.ProjectConfig(num_steps=2), ("w",), batch_size=2)
     out = tmp_path / "proj"
     manifest = project_run.run_projection(runs.RunDir(out, {"test": "report"}), params, cfg, folder, st,
-                                          {"vgg": None, "judge": None}, {"generator_id": "x"}, log=lambda m: None)
+                                          projection.ProjectAux(), {"generator_id": "x"}, log=lambda m: None)
     rows = read_csv(out / "per_image.csv")
     assert [r["image"] for r in rows] == ["b.png", "a<1>.png", "c.jpg"]
     with np.load(out / project_run.CODES) as codes:

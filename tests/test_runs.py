@@ -61,7 +61,7 @@ def test_run_shards_trims_checks_writes_and_resumes(tmp_path):
     only the shards that are missing and ends with every shard on disk."""
     import numpy as np
 
-    from si_jax.engines import cli
+    from si_jax.engines import errors
 
     calls, bad = [], {2}
 
@@ -78,7 +78,7 @@ def test_run_shards_trims_checks_writes_and_resumes(tmp_path):
         run.write_shard(k, index=positions, x=arrays["x"])
 
     run, lines = runs.RunDir(tmp_path / "run", {"test": 1}), []
-    with pytest.raises(cli.NonFiniteError, match=r"x \(NaN or inf\) for sample 4, not written; likely cause: X"):
+    with pytest.raises(errors.NonFiniteError, match=r"x \(NaN or inf\) for sample 4, not written; likely cause: X"):
         runs.run_shards(run, 5, 2, compute, write, hint="X", barrier_name="t", log=lines.append)
     assert calls == [0, 1, 2] and [run.is_done(k) for k in range(3)] == [True, True, False]
     bad.clear()

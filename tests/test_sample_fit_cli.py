@@ -14,7 +14,8 @@ from PIL import Image
 import si_jax
 from conftest import REPO, engine_error, run_binary, run_engine, run_python
 from si_jax.editing import directions
-from si_jax.engines import samples, synthetic
+from si_jax.attributes import synthetic
+from si_jax.engines import samples
 from si_jax.evaluation import pictures
 from si_jax.stylegan2.builtin import BUILTIN_DEMO
 

@@ -20,7 +20,7 @@ from safetensors.numpy import load_file
 from PIL import Image
 
 import si_jax
-from si_jax.engines import cli, train_run
+from si_jax.engines import errors, train_run
 from si_jax.stylegan2 import network
 from si_jax.stylegan2 import params as params_lib
 from si_jax.stylegan2.config import G2Config
@@ -229,7 +229,7 @@ def test_exported_g_ema_loads_and_reproduces_the_in_memory_g_ema(uninterrupted):
 
 def test_resume_refuses_other_settings(uninterrupted):
     workdir, _ = uninterrupted
-    with pytest.raises(cli.UsageError, match=r"lr: 0.0025 -> 0.001"):
+    with pytest.raises(errors.UsageError, match=r"lr: 0.0025 -> 0.001"):
         train_run.train(dataclasses.replace(SMALL, lr=0.001), workdir)
 
 
@@ -243,13 +243,13 @@ def test_resume_refuses_other_settings(uninterrupted):
     (dict(batch=4.0), "--batch=4.0 must be an integer"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path, change, match):
-    with pytest.raises(cli.UsageError, match=match):
+    with pytest.raises(errors.UsageError, match=match):
         train_run.train(dataclasses.replace(SMALL, **change), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
 def test_batch_must_split_over_devices():
-    with pytest.raises(cli.UsageError, match="multiple of the 3 local devices"):
+    with pytest.raises(errors.UsageError, match="multiple of the 3 local devices"):
         SMALL.check(num_devices=3)
 
 
@@ -385,7 +385,7 @@ def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(
 @pytest.mark.parametrize("text, words", [("[]", r"holds list \[\]"), ("{garbage", "is damaged")])
 def test_damaged_settings_json_is_named(tmp_path, text, words):
     (tmp_path / "settings.json").write_text(text)
-    with pytest.raises(cli.UsageError, match=words) as info:
+    with pytest.raises(errors.UsageError, match=words) as info:
         train_run.train(SMALL, tmp_path)
     assert str(tmp_path / "settings.json") in str(info.value) and "delete it" in str(info.value)
     assert (tmp_path / "settings.json").read_text() == text

@@ -83,15 +83,6 @@ def _zero_lam(styles, per_image) -> list:
     return [loops.place(jnp.zeros(s.shape, jnp.float32), per_image) for s in styles]
 
 
-def _states_before_layers(params, cfg, styles) -> list:
-    """SynthState before each layer [num_layers] (for shapes: `jax.eval_shape`)."""
-    states, state = [], network.initial_state(params, styles[0].shape[0])
-    for i in range(len(cfg.layers)):
-        states.append(state)
-        state = network.layer_forward(params["layers"][i], cfg.layers[i], cfg, state, styles[i])
-    return states
-
-
 def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: InterventionConfig =
                      InterventionConfig(), *, shared: bool = False, workers: int | None = None,
                      on_compiled=None, loop: str = "auto", layers=None) -> list:
@@ -105,12 +96,13 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     jit reuses these executables when the loop calls the programs, as long as the shapes and shardings predicted
     here (per-image arrays placed like styles[0]) are the ones the loop produces; tests/test_devices.py checks that
     on 8 devices. A wrong prediction costs one more compile, never a wrong result. The persistent compilation
-    cache (`engines.cli.setup_jax`) serves these compiles like any other. on_compiled(done, num_layers): progress,
-    called with done = 0 before the first compile and then as each program finishes (`engines.cli.compile_counter`)."""
+    cache (`engines.hosts.setup_jax`) serves these compiles like any other. on_compiled(done, num_layers): progress,
+    called with done = 0 before the first compile and then as each program finishes
+    (`engines.hosts.compile_counter`)."""
     per_image, scalar = loops.placement(styles[0])
     batch, hp = styles[0].shape[0], loops.place(hyper_parameters(config), scalar)
     mask = jnp.asarray(mask, jnp.float32)
-    states = _abstract(jax.eval_shape(lambda p, s: _states_before_layers(p, cfg, s), params, styles), per_image)
+    states = _abstract(jax.eval_shape(lambda p, s: network.states_before_layers(p, cfg, s), params, styles), per_image)
     img = _abstract(jax.eval_shape(programs.synth_program(cfg), params, styles), per_image)
     loss = jax.ShapeDtypeStruct((), jnp.float32, sharding=scalar) if shared else \
         jax.ShapeDtypeStruct((batch,), jnp.float32, sharding=per_image)
@@ -209,7 +201,7 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
                                                           (per_image, scalar))
         lam[i] = loops.place(jnp.broadcast_to(lam_i, styles[i].shape), per_image) if shared else lam_i
         if loop != "one":   # 'one' runs the whole network at every step: no state to carry
-            state = loops.advance_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam[i]))
+            state = programs.layer_program(cfg, i)(params, state, styles[i] + mix(ds_z[i], ds_n[i], lam[i]))
         history.append(hist)
         bads.append(bad)
         pix.append(metrics.outside_mask_mse(img, img0, mask))

@@ -24,7 +24,6 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from si_jax.editing.objective import Hyper, image_loss, total_loss
-from si_jax.stylegan2 import network
 from si_jax.stylegan2.config import G2Config
 
 LOOPS = ("auto", "scan", "steps", "one")
@@ -239,13 +238,6 @@ def run_one(cfg: G2Config, layer: int, steps: int, data, lam, prev_loss, prev_im
 
 
 # ------------------------------------------------------------------------------------------------ around the loop
-
-@functools.lru_cache(maxsize=None)
-def advance_program(cfg: G2Config, layer: int):
-    """(params, state before layer, edited style [B, dim]) -> state after it."""
-    return jax.jit(lambda params, state, s: network.layer_forward(params["layers"][layer], cfg.layers[layer],
-                                                                    cfg, state, s))
-
 
 @functools.lru_cache(maxsize=None)
 def loss_program(cfg: G2Config):

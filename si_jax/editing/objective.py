@@ -44,8 +44,9 @@ class InterventionConfig:
     def __post_init__(self):
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ValueError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
-        if not self.lambda_inside >= 0:
-            raise ValueError(f"lambda_inside must be >= 0, got {self.lambda_inside}")
+        for name in ("lambda_inside", "lambda_attr", "lambda_norm"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.steps_per_layer < 1:
             raise ValueError(f"steps_per_layer must be >= 1, got {self.steps_per_layer}")
         if not self.learning_rate > 0:

@@ -181,18 +181,20 @@ def _conditional_w_delta(params, cfg, batch: EditBatch, directions: dict, target
 
 
 def run_method(params, cfg: G2Config, batch: EditBatch, method: str, mask=None, directions: dict | None = None,
-               config: intervention.InterventionConfig = intervention.InterventionConfig(), **kw) -> EditOutput:
-    """Edit the batch with one method. mask [B, R, R] is needed by 'intervention' only; its keywords
-    return_layer_images, on_layer, on_compiled and loop go to `intervention.intervene`."""
+               config: intervention.InterventionConfig = intervention.InterventionConfig(), *, target: str = "flip",
+               distance: float = 3.0, condition_on=(), return_layer_images: bool = False, on_layer=None,
+               on_compiled=None, loop: str = "auto") -> EditOutput:
+    """Edit the batch with one method. mask [B, R, R] is needed by 'intervention' only (return_layer_images,
+    on_layer, on_compiled and loop go to `intervention.intervene`); the baselines read directions, target,
+    distance and condition_on (`baseline_delta`)."""
     if method == "intervention":
         if mask is None:
             raise ValueError("method 'intervention' needs a mask")
         res = intervention.intervene(params, cfg, batch.styles, batch.ds_z, batch.ds_n, mask, config,
-                                     return_layer_images=kw.get("return_layer_images", False),
-                                     on_layer=kw.get("on_layer"), on_compiled=kw.get("on_compiled"),
-                                     loop=kw.get("loop", "auto"))
+                                     return_layer_images=return_layer_images, on_layer=on_layer,
+                                     on_compiled=on_compiled, loop=loop)
         return EditOutput(res.styles, res.image, res.lam, res)
-    delta = baseline_delta(params, cfg, batch, method, directions or {}, target=kw.get("target", "flip"),
-                           distance=kw.get("distance", 3.0), condition_on=kw.get("condition_on", ()))
+    delta = baseline_delta(params, cfg, batch, method, directions or {}, target=target, distance=distance,
+                           condition_on=condition_on)
     styles = [s + d for s, d in zip(batch.styles, delta)]
     return EditOutput(styles, np.asarray(programs.synth_program(cfg)(params, styles)))

@@ -12,7 +12,8 @@ import pathlib
 
 from si_jax import world
 from si_jax.editing import directions
-from si_jax.engines import cli, toyfaces
+from si_jax.attributes import toyfaces
+from si_jax.engines import errors, hosts
 from si_jax.stylegan2 import builtin, loading
 from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
@@ -45,7 +46,13 @@ def demo_setup(attribute: str = DEMO_ATTRIBUTE, log=print):
     judges = judges_lib.load_judges()
     dirs = cached_directions(params, cfg, judges, toyfaces.check_attribute(attribute),
                              params_lib.fingerprint(canonical), log=log)
-    return canonical, cfg, params, dirs, toyfaces.PART_SPEC + world.ATTRIBUTE_PART[attribute], judges
+    return canonical, cfg, params, dirs, mask_spec(attribute), judges
+
+
+def mask_spec(attribute: str = DEMO_ATTRIBUTE) -> str:
+    """The demo's mask of `attribute`: 'part:NAME', the segmenter's part of it (ValueError for an attribute the
+    toyfaces world lacks)."""
+    return toyfaces.PART_SPEC + world.ATTRIBUTE_PART[toyfaces.check_attribute(attribute)]
 
 
 def directions_cache_dir() -> pathlib.Path | None:
@@ -78,14 +85,14 @@ def cached_directions(params, cfg, judges, attribute: str, generator_id: str, *,
     where = f"kept in {path.parent}" if path is not None else "not kept: SI_JAX_DEMO_DIRECTIONS=''"
     log(f"toyfaces: labelling {num} samples with the classifier and fitting the S / Z / W directions of "
         f"'{attribute}' (first run only; {where})")
-    with cli.heartbeat(f"sampling and labelling {num} images, fitting the directions", log=log):
+    with hosts.heartbeat(f"sampling and labelling {num} images, fitting the directions", log=log):
         dirs = toyfaces.fit_directions(params, cfg, judges, attribute, num=num, seed=seed, log=log)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             directions.save_directions(path, dirs, generator_id=generator_id)
         except OSError as e:   # a cache that cannot be written costs the next run a refit, nothing else
-            log(f"note: could not keep the demo directions in {path} ({cli.os_error_message(e)})")
+            log(f"note: could not keep the demo directions in {path} ({errors.os_error_message(e)})")
     return dirs
 
 

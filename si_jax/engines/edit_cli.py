@@ -9,7 +9,7 @@ import pathlib
 import jax
 
 from si_jax.editing import directions, masks
-from si_jax.engines import cli, demo, edit_run, runs, samples
+from si_jax.engines import checks, demo, edit_run, errors, hosts, runs, samples
 from si_jax.engines.inputs import (check_directions, file_digest, lambda_model_edit, load_condition_on,
                                    mask_setting, resolve_model)
 from si_jax.engines.inputs import mask_source as mask_source_of
@@ -27,11 +27,11 @@ def demo_dir(attribute=None) -> str:
 
 
 def configure_jax(cache_dir: str, multihost: bool, flags=None) -> None:
-    """`cli.setup_jax` (persistent compilation cache, quiet XLA logs), then the hosts (`cli.start_hosts`):
+    """`hosts.setup_jax` (persistent compilation cache, quiet XLA logs), then the hosts (`hosts.start_hosts`):
     jax.distributed for --multihost, with --coordinator_address / --num_processes / --process_id from `flags` when
     it has them; a multi-process launch without --multihost is refused."""
-    cli.setup_jax(cache_dir)
-    cli.start_hosts(multihost, **{k: getattr(flags, k, None) for k in ("coordinator_address", "num_processes",
+    hosts.setup_jax(cache_dir)
+    hosts.start_hosts(multihost, **{k: getattr(flags, k, None) for k in ("coordinator_address", "num_processes",
                                                                         "process_id")})
 
 
@@ -52,8 +52,8 @@ def _latents(job, z_dim: int, generator_id: str) -> tuple:
         if data["z"].shape[1] != z_dim:
             raise ValueError(f"{job.samples} holds z of dimension {data['z'].shape[1]}, the generator has {z_dim}")
         psi = float(manifest["truncation_psi"])
-        cli.require(job.edit.truncation_psi in (None, psi), "truncation_psi", job.edit.truncation_psi,
-                    f"contradicts the samples' truncation_psi {psi:g} ({job.samples}); omit it with --samples")
+        checks.require(job.edit.truncation_psi in (None, psi), "truncation_psi", job.edit.truncation_psi,
+                       f"contradicts the samples' truncation_psi {psi:g} ({job.samples}); omit it with --samples")
         return data["z"], {"samples": str(job.samples), "samples_digest": file_digest(
             pathlib.Path(job.samples) / samples.MANIFEST)}, psi
     psi = 1.0 if job.edit.truncation_psi is None else job.edit.truncation_psi
@@ -79,10 +79,11 @@ def run(job, out=None) -> dict | None:
     mask_flag = mask_setting(st.mask, job.masks, default=None)
     out_dir = out or (demo_dir(job.attribute) if is_demo else None)
     if not out_dir:
-        raise cli.UsageError("--output_dir is required")
-    cli.check_input_files(lambda_model=job.lambda_model, direction=job.direction, condition_on=list(job.condition_on))
+        raise errors.UsageError("--output_dir is required")
+    checks.check_input_files(lambda_model=job.lambda_model, direction=job.direction,
+                             condition_on=list(job.condition_on))
     inputs = [job.weights, job.direction, job.samples, job.masks, *job.condition_on]
-    cli.check_output_dir(out_dir, inputs=inputs)
+    checks.check_output_dir(out_dir, inputs=inputs)
     if is_demo:
         _log(demo.banner(job.attribute or demo.DEMO_ATTRIBUTE))
     model = resolve_model(job, is_demo, _log)

@@ -32,7 +32,7 @@ import numpy as np
 
 from si_jax import metrics, storage
 from si_jax.editing import batches, edits, intervention, masks, pipeline
-from si_jax.engines import cli, runs
+from si_jax.engines import checks, errors, hosts, runs
 from si_jax.evaluation import comparison, pictures, report
 from si_jax.stylegan2 import programs
 
@@ -58,22 +58,22 @@ class EditSettings:
 
     def __post_init__(self):
         """UsageError naming the first bad setting (the config checks its own fields)."""
-        req = cli.require
+        req = checks.require
         req(self.method in pipeline.METHODS, "method", self.method, f"must be one of {', '.join(pipeline.METHODS)}")
         check_target(self.target, self.distance)
         req(self.loop in intervention.LOOPS, "loop", self.loop, f"must be one of {', '.join(intervention.LOOPS)}")
-        req(cli.is_int(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size,
+        req(checks.is_int(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size,
             "must be an integer >= 1")
-        cli.check_finite_flags(s_scale=self.s_scale, truncation_psi=self.truncation_psi)
+        checks.check_finite_flags(s_scale=self.s_scale, truncation_psi=self.truncation_psi)
 
     @property
     def objective(self) -> str:
         return objective_of(self.intervention)
 
     def hint(self) -> str:
-        """The likely cause when a result is NaN / inf (cli.likely_cause of the settings that scale the edit)."""
-        return cli.likely_cause(truncation_psi=self.truncation_psi, distance=self.distance, s_scale=self.s_scale,
-                                learning_rate=self.intervention.learning_rate)
+        """The likely cause when a result is NaN / inf (errors.likely_cause of the settings that scale the edit)."""
+        return errors.likely_cause(truncation_psi=self.truncation_psi, distance=self.distance, s_scale=self.s_scale,
+                                   learning_rate=self.intervention.learning_rate)
 
     def record(self) -> dict:
         """The flat dict of a run's settings (run.json, summary.json), as it has always been written: the
@@ -87,9 +87,9 @@ class EditSettings:
 
 def check_target(target: str, distance: float) -> None:
     """--target / --distance of the Z edit (bin/edit.py and bin/evaluate.py): UsageError naming the bad one."""
-    cli.require(target in edits.TARGETS, "target", target, f"must be one of {', '.join(edits.TARGETS)}")
-    cli.check_finite_flags(distance=distance)
-    cli.require(target != "flip" or distance > 0, "distance", distance, "must be > 0 with --target=flip")
+    checks.require(target in edits.TARGETS, "target", target, f"must be one of {', '.join(edits.TARGETS)}")
+    checks.check_finite_flags(distance=distance)
+    checks.require(target != "flip" or distance > 0, "distance", distance, "must be > 0 with --target=flip")
 
 
 def objective_of(config: intervention.InterventionConfig) -> str:
@@ -101,12 +101,12 @@ def objective_of(config: intervention.InterventionConfig) -> str:
 def edit_shard(params, cfg, dirs, z, positions, mask_source: masks.Masks, st: EditSettings, mesh,
                condition_on=(), judge=None, on_compiled=None, edit_fn=None, loop: str = "auto") -> dict:
     """Edit one padded batch. z: [B, z_dim] -> dict of per-image arrays (see module docstring). on_compiled:
-    progress of the intervention's layer programs, when this batch compiles them (`cli.compile_counter`). loop:
+    progress of the intervention's layer programs, when this batch compiles them (`hosts.compile_counter`). loop:
     the intervention's loop (`intervention.resolve_loop`; `run_edits` resolves st.loop for the whole run).
 
     params must be replicated on `mesh` (`runs.replicate`, once per run): z is sharded over it before anything is
     synthesised, and every per-image array (styles, Δs's, images, mask, metrics) stays sharded until it is written.
-    edit_fn(EditBatch, mask) -> EditOutput replaces st.method (e.g. a learned Λ, engines.lambda_data).
+    edit_fn(EditBatch, mask) -> EditOutput replaces st.method (e.g. a learned Λ, editing.lambda_data).
     """
     batch = pipeline.prepare(params, cfg, runs.shard_batch(np.asarray(z, np.float32), mesh), dirs,
                              truncation_psi=st.truncation_psi, target=st.target, distance=st.distance,
@@ -179,7 +179,7 @@ def display_range(params, cfg, dirs, z_all, st: EditSettings, mesh) -> tuple:
     batch = pipeline.prepare(params, cfg, runs.shard_batch(padded.array, mesh), dirs, truncation_psi=st.truncation_psi,
                              target=st.target, distance=st.distance, s_scale=st.s_scale)
     img0 = np.asarray(programs.synth_program(cfg)(params, batch.styles))[:padded.valid]
-    cli.finite_or_error("input images", img0, st.hint())
+    errors.finite_or_error("input images", img0, st.hint())
     return pictures.display_range(img0)
 
 
@@ -219,7 +219,7 @@ def run_loop(st: EditSettings, num_shards: int, log) -> tuple:
     not by what is left of it, so that a resumed run computes exactly as the first one did."""
     loop = intervention.resolve_loop(st.loop, batches=num_shards)
     what = "program of '{}', one for all layers as the run is short," if loop == "one" else "layer programs of '{}'"
-    return loop, cli.compile_counter(what.format(st.method), log)
+    return loop, hosts.compile_counter(what.format(st.method), log)
 
 
 def read_previews(run: runs.RunDir, num_shards: int, batch_size: int, num_images: int = GRID_IMAGES) -> list:

@@ -13,10 +13,17 @@ figures use) and adds the row 'reconstruction' (the codes unedited: the floor of
 Outputs in --output_dir: table2.md, table2.json, fig5_interpolation.png/.json, fig6_layers.png, fig6_mse.png/.json,
 fig2_channels.png, fig2_iou.json (see bin/evaluate.py), and index.html + per_image.csv: one row per method and
 image (evaluation.report; pictures of the first --fig_images images as inline thumbnails).
+
+Table 2's columns are evaluators chosen by name (--evaluators, evaluation.evaluators; default: every one that
+applies, the table as it always was). Their results are also APPENDED to evaluations.jsonl in --output_dir, one
+line per row and evaluator (evaluators.records: the attribute, the settings' digest, the statistics): the one file
+that is not written atomically, like bin/train.py's metrics.jsonl (storage.append_lines, after the other outputs
+are in place), so that evaluations written into the same folder with --overwrite accumulate.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import pathlib
 import time
@@ -26,8 +33,8 @@ import numpy as np
 from si_jax import storage
 from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
-from si_jax.engines import cli, edit_run
-from si_jax.evaluation import comparison, figure_data, figure_panels, judged, pictures, report
+from si_jax.engines import checks, edit_run, errors, evaluate_outputs, hosts
+from si_jax.evaluation import comparison, evaluators, figure_data, judged, report
 from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 
@@ -35,7 +42,9 @@ DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real
 DEFAULT_METHODS = ("z", "w", "interfacegan", "s", "intervention")   # --methods (with --codes: without z)
 DEFAULT_NUM_SAMPLES, DEFAULT_SEED, DEFAULT_TRUNCATION_PSI = 6, 0, 1.0   # samples only (not with --codes)
 DEFAULT_COEFFS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
-OUTPUT_FILES = ("table2.md", "table2.json", "fig5_interpolation.png", "fig5_interpolation.json", "fig6_layers.png",
+JSONL_FILE = "evaluations.jsonl"
+PAGE_EVALUATORS = ("outside_mse", "ssim", "s_score")   # per_image.csv / index.html show their values
+OUTPUT_FILES = (JSONL_FILE, "table2.md", "table2.json", "fig5_interpolation.png", "fig5_interpolation.json", "fig6_layers.png",
                 "fig6_mse.png", "fig6_mse.json", "fig2_channels.png", "fig2_iou.json", "index.html", "per_image.csv")
 
 
@@ -60,6 +69,7 @@ class EvalInputs:
     judge: object = None          # evaluation.judged.JudgeMetrics (the demo: the toyfaces judges' columns)
     codes: object = None          # engines.project_edit.CodeInputs (--codes) or None
     predicted: object = None      # --lambda_model: fn(EditBatch, mask) -> EditOutput (row 'predicted') or None
+    evaluators: tuple | None = None   # --evaluators (names) or None: every one that applies
 
     @property
     def num_images(self) -> int:
@@ -97,7 +107,7 @@ def check_output_dir(path, overwrite: bool) -> pathlib.Path:
         raise FileExistsError(f"--output_dir {p} exists and is not a folder")
     if p.is_dir() and any(p.iterdir()) and not overwrite:
         raise FileExistsError(f"--output_dir {p} is not empty; pass --overwrite to write into it")
-    cli.check_output_dir(p)
+    checks.check_output_dir(p)
     for name in OUTPUT_FILES:
         if (p / name).is_dir():
             raise FileExistsError(f"{p / name} is a folder; remove it or choose another --output_dir")
@@ -114,25 +124,22 @@ def sample_settings(job) -> tuple:
 
         project_edit.code_space(job.space)
         if given:
-            raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is evaluated; "
-                                 "codes have no z)")
+            raise errors.UsageError(f"--{given[0]} does not apply to --codes (every projected image is evaluated; "
+                                    "codes have no z)")
     elif getattr(job, "space", None):
-        raise cli.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
+        raise errors.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
     num = DEFAULT_NUM_SAMPLES if job.num_samples is None else job.num_samples
     seed = DEFAULT_SEED if job.seed is None else job.seed
     psi = DEFAULT_TRUNCATION_PSI if job.truncation_psi is None else job.truncation_psi
-    cli.require(num >= 1, "num_samples", num, "must be >= 1")
-    cli.require(seed >= 0, "seed", seed, "must be >= 0")
+    checks.require(num >= 1, "num_samples", num, "must be >= 1")
+    checks.require(seed >= 0, "seed", seed, "must be >= 0")
     return num, seed, psi
 
 
 def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     """An EvalJob (engines.settings: its flags already checked) and --output_dir (None: the demo's si_jax_eval_demo)
     -> validated EvalInputs. Raises ValueError / FileNotFoundError / FileExistsError naming the problem."""
-    from si_jax import world
-    from si_jax.editing import directions
-    from si_jax.engines import demo, inputs, project_edit, samples, toyfaces
-    from si_jax.stylegan2 import builtin
+    from si_jax.engines import demo, inputs, project_edit, samples
     from si_jax.stylegan2 import params as params_lib
     from si_jax.world import judges as judges_lib
 
@@ -144,28 +151,26 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     coeffs = job.coeff_list
     config = job.intervention
     mask_flag = inputs.mask_setting(job.mask, job.masks, default=None)
-    cli.check_input_files(direction=job.direction, condition_on=list(job.condition_on),
-                          lambda_model=job.lambda_model)
+    checks.check_input_files(direction=job.direction, condition_on=list(job.condition_on),
+                             lambda_model=job.lambda_model)
     out_dir = out or ("si_jax_eval_demo" if is_demo else None)
     if not out_dir:
         raise ValueError("--output_dir is required")
     out_dir = check_output_dir(out_dir, job.overwrite)
-    cli.check_not_inputs([out_dir / name for name in OUTPUT_FILES],
-                         [job.weights, job.direction, job.masks, codes_path, *job.condition_on])
+    checks.check_not_inputs([out_dir / name for name in OUTPUT_FILES],
+                            [job.weights, job.direction, job.masks, codes_path, *job.condition_on])
     attribute = job.attribute or demo.DEMO_ATTRIBUTE
-    if is_demo:  # validate the cheap things against the demo generator's layout before fitting its directions
-        canonical, cfg = cli.load_weights(builtin.BUILTIN_TOYFACES, job.numerics)
-        mask_spec = mask_flag or toyfaces.PART_SPEC + world.ATTRIBUTE_PART[toyfaces.check_attribute(attribute)]
-    else:
-        canonical, cfg = cli.load_weights(job.weights, job.numerics)
-        mask_spec = mask_flag or "auto"
+    # validate the cheap things against the generator's layout before the model fits or loads its directions
+    generator = inputs.load_generator(job, is_demo)
+    canonical, cfg = generator
+    mask_spec = mask_flag or inputs.default_mask(job, is_demo)
     gid = params_lib.fingerprint(canonical)
     if not is_demo:
         inputs.check_direction_generator(job.direction, gid)
     params = params_lib.to_jax_params(canonical, cfg)
     codes = project_edit.load_code_inputs(codes_path, space, params, cfg, gid) if codes_path else None
     n, res = (len(codes.styles) if codes is not None else num_samples), cfg.img_resolution
-    judges = judges_lib.load_judges() if is_demo or masks_lib.kind_of(mask_spec) == "part" else None
+    judges = judges_lib.load_judges() if masks_lib.kind_of(mask_spec) == "part" else None
     resolved = inputs.mask_source(mask_spec, n, res, judges)
     masks = resolved.from_images or resolved.array   # compare_methods': a function of the images, or the masks
     fig_layer = figure_data.resolve_layer(cfg, job.fig_layer)
@@ -177,30 +182,24 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
         methods = tuple(m for m in methods if m != "interfacegan")
         if not methods:
             raise ValueError("nothing to compare: 'interfacegan' needs --condition_on and no other method was given")
-    judge = None
-    if is_demo:
-        if codes is None:   # the banner is about the generated demo samples, not the user's projected images
-            log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
-        dirs = demo.cached_directions(params, cfg, judges, attribute, gid, log=log)
-        judge = judged.JudgeMetrics(judges, attribute)
-    else:
-        dirs = directions.load_directions(job.direction)
-        judged_attr = toyfaces.judged_attribute(gid, dirs["s"].attribute if "s" in dirs else None)
-        if judged_attr is not None:   # builtin:toyfaces outside the demo: the judges' columns too
-            judge = judged.JudgeMetrics(judges or judges_lib.load_judges(), judged_attr)
-            log(f"judge: the toyfaces classifier and its identity estimates measure '{judged_attr}' (independent of "
-                "the S-space SVM)")
+    if is_demo and codes is None:   # the banner is about the generated demo samples, not the user's projected images
+        log(demo.banner(attribute).replace("bin/edit.py", "bin/evaluate.py"))
+    model = inputs.resolve_model(job, is_demo, log, generator)
+    dirs = model.dirs
+    judge = None if model.judges is None else judged.JudgeMetrics(model.judges, model.judged)
     inputs.check_directions(dirs, cfg, job.direction or "demo")
+    chosen = job.evaluator_list
+    if chosen is not None:
+        evaluators.check_needs(chosen, evaluators.Tools(s_direction=dirs.get("s"), judge=judge))
     predicted = None
     if job.lambda_model:
-        from si_jax.editing import lambda_model
-        from si_jax.engines import lambda_data
+        from si_jax.editing import lambda_data, lambda_model
 
         lm = lambda_model.load_model(job.lambda_model, expect=lambda_model.identity(gid, dirs, config))
         predicted = lambda_data.predicted_edit(params, cfg, lm, config)
     z = samples.latents(seed, range(n), cfg.z_dim) if codes is None else None
     return EvalInputs(params, cfg, dirs, z, masks, mask_spec, methods, skipped, condition_on, config, coeffs,
-                      fig_layer, out_dir, is_demo, judge, codes, predicted)
+                      fig_layer, out_dir, is_demo, judge, codes, predicted, chosen)
 
 
 def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
@@ -230,19 +229,20 @@ def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
         f"{job.target}, mask {inp.mask_desc}, {inp.config.steps_per_layer} steps/layer")
     t0 = time.perf_counter()
     keep = min(job.fig_images, n)
-    log(f"  (each method's programs compile on the first batch; {cli.compile_note()})")
-    with cli.heartbeat("comparing the methods (a line per method and batch)", log=log):
+    log(f"  (each method's programs compile on the first batch; {hosts.compile_note()})")
+    with hosts.heartbeat("comparing the methods (a line per method and batch)", log=log):
         results = comparison.compare_methods(
             params, cfg, images, inp.dirs, inp.masks, inp.methods, config=inp.config, condition_on=inp.condition_on,
             target=job.target, distance=job.distance, truncation_psi=psi,
-            batch_size=cli.note_batch_size(min(job.batch_size, n)), keep=keep, extra_methods=extra_methods,
-            judge=inp.judge, prepare=prepare, log=log)
-    hint = cli.likely_cause(truncation_psi=psi, distance=job.distance, learning_rate=inp.config.learning_rate)
+            batch_size=errors.note_batch_size(min(job.batch_size, n)), keep=keep, extra_methods=extra_methods,
+            judge=inp.judge, prepare=prepare, log=log, evaluators=None if inp.evaluators is None else tuple(
+                inp.evaluators) + tuple(e for e in PAGE_EVALUATORS if e not in inp.evaluators))
+    hint = errors.likely_cause(truncation_psi=psi, distance=job.distance, learning_rate=inp.config.learning_rate)
     for m, values in results["methods"].items():   # PSNR is +inf where nothing outside changed: not an error
         for key, v in values.items():
-            cli.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
-                                np.where(np.isposinf(v), 0.0, v) if key == "psnr_outside" else v, hint)
-    markdown, table = comparison.table2(results)
+            errors.finite_or_error(f"{comparison.METHOD_NAMES.get(m, m)}: {key}",
+                                   np.where(np.isposinf(v), 0.0, v) if key == "psnr_outside" else v, hint)
+    markdown, table = comparison.table2(results, evaluators=inp.evaluators)
     coverage = float(np.mean(results["masks"]))
     sign = results["target_sign"]
     targets = {"add": int(np.sum(sign > 0)), "remove": int(np.sum(sign < 0))}
@@ -261,124 +261,30 @@ def run_evaluation(inp: EvalInputs, job, log=print) -> dict:
     kept = results["kept"]
     pngs, extra = {}, {}
     if kept["lam"] is not None:
-        fig5_and_fig6(inp.params, inp.cfg, kept, inp.coeffs, pngs, extra, log,
+        evaluate_outputs.fig5_and_fig6(inp.params, inp.cfg, kept, inp.coeffs, pngs, extra, log,
                       latent="W edit" if inp.codes is not None else "Z edit")
     else:
         log("note: Figs. 5 and 6 need the 'intervention' method; not drawn")
-    _fig2(inp, job, kept, pngs, extra, log)
+    evaluate_outputs.fig2(inp, job, kept, pngs, extra, log)
     table["seconds_total"] = time.perf_counter() - t0
-    page = page_rows(results, inp.codes.names if inp.codes is not None else None)
+    page = evaluate_outputs.page_rows(results, inp.codes.names if inp.codes is not None else None)
     texts = {"index.html": report.render_html(
         f"{inp.dirs['s'].attribute}: Table 2 per image ({n} images x {len(inp.methods)} methods)", page,
-        PAGE_COLUMNS, summary={"attribute": table["attribute"], "targets": targets, "num_images": n,
+        evaluate_outputs.PAGE_COLUMNS, summary={"attribute": table["attribute"], "targets": targets, "num_images": n,
                                "methods": ", ".join(inp.methods), "mask": inp.mask_desc},
         notes=["picture (first --fig_images images): the edit's input h(s) | the edit | mask (darkened outside)",
                "one row per method and image; see table2.md for the means"]),
-        "per_image.csv": report.render_csv(page, PAGE_COLUMNS)}
-    _write_outputs(inp.out_dir, markdown, table, pngs, extra, log, texts)
+        "per_image.csv": report.render_csv(page, evaluate_outputs.PAGE_COLUMNS)}
+    evaluate_outputs.write_outputs(inp.out_dir, markdown, table, pngs, extra, log, texts)
+    lines = [storage.json_line(r) for r in evaluators.records(
+        table, attribute=table["attribute"], num_images=n,
+        settings_digest=hashlib.sha256(storage.json_bytes(table["settings"])).hexdigest()[:16])]
+    storage.append_lines(inp.out_dir / JSONL_FILE, lines)
+    log(f"appended {len(lines)} lines (a row and evaluator each) to {inp.out_dir / JSONL_FILE}")
     if inp.is_demo and inp.codes is None:
         log("(that was the demo: the built-in toyfaces generator, its classifier as the judge and its segmenter's "
             "masks; pass --weights and --direction to evaluate your own model)")
     return table
-
-
-PAGE_COLUMNS = (report.EDIT_COLUMNS[:1] + (("method", "method", None),) + report.EDIT_COLUMNS[1:]
-                + (("ssim_outside", "SSIM outside", 3),))
-
-
-def page_rows(results: dict, names=None) -> list:
-    """compare_methods' results -> evaluation.report rows, one per method (not the unedited reconstruction) and
-    image; thumbnails (input | edit | mask) of the kept images as data URIs."""
-    kept, sign, rows = results["kept"], results["target_sign"], []
-    lo_hi = pictures.display_range(kept["input"])
-    for m, v in results["methods"].items():
-        if m in comparison.UNRANKED_ROWS:
-            continue
-        n = len(v["mse_outside"])
-        thumbs = [None] * n
-        for i in range(len(kept["input"]) if m in kept["images"] else 0):
-            tiles = [pictures.to_uint8(x, *lo_hi) for x in (kept["input"][i], kept["images"][m][i])]
-            thumbs[i] = report.thumbnail_uri(pictures.grid(
-                [tiles + [pictures.mask_overlay(tiles[-1], kept["mask"][i])]], scale=pictures.upscale_for_viewing(
-                    tiles[0].shape[0])))
-        judge = {"judge_before": v["judge_before"], "judge_after": v["judge_after"]} if "judge_before" in v else {}
-        rows += report.edit_rows(np.arange(n), sign, v["s_score_before"], v["s_score_after"], v["mse_outside"],
-                                 names=None if names is None else [str(x) for x in names], thumbs=thumbs,
-                                 extra={"ssim_outside": v["ssim_outside"]}, method=comparison.METHOD_NAMES.get(m, m),
-                                 **judge)
-    return rows
-
-
-def fig5_and_fig6(params, cfg, kept: dict, coeffs, pngs: dict, extra: dict, log, latent: str = "Z edit") -> None:
-    """Figs. 5 and 6 of the kept images (compare_methods' 'kept', with Λ*) into pngs {name: (image, caption)} and
-    extra {name: JSON-able}. latent: the name of the latent edit the intervention localises ('W edit' for codes)."""
-    keep = len(kept["input"])
-    names = [l.name for l in cfg.layers]
-    strip = figure_data.interpolation_strip(params, cfg, kept["styles"], kept["ds_z"], kept["ds_n"], kept["lam"],
-                                              coeffs)
-    mse = figure_data.strip_outside_mse(strip, kept["input"], kept["mask"])
-    cli.finite_or_error("Fig. 5 outside-mask MSE", mse.T, cli.likely_cause(coeffs=max(map(abs, coeffs))))
-    pngs["fig5_interpolation.png"] = figure_panels.fig5_image(strip, kept["input"], kept["mask"], coeffs, mse)
-    extra["fig5_interpolation.json"] = {
-        "definition": "s(c) = s + (1 - lam*) * ds_z + c * lam* * ds_n; c = 1 is the Style Intervention result",
-        "coeffs": list(coeffs), "mse_outside_mean": mse.mean(axis=1).tolist(),
-        "mse_outside_per_image": mse.T.tolist(), "z_edit_mse_outside_mean": float(kept["pix_error"][0].mean())}
-    log("Fig. 5 outside-mask MSE along the strip (mean over %d samples; %s: %.4g): %s" % (
-        keep, latent, kept["pix_error"][0].mean(), ", ".join(f"c={c:g}: {v:.4g}" for c, v in
-                                                     zip(coeffs, mse.mean(axis=1)))))
-    img_z = kept["images"]["z"] if "z" in kept["images"] else np.asarray(programs.synth_program(cfg)(
-        params, [s + d for s, d in zip(kept["styles"], kept["ds_z"])]))
-    pngs["fig6_layers.png"] = figure_panels.fig6_layers_image(kept["layer_images"], img_z, kept["input"],
-                                                              kept["mask"], names, kept["pix_error"], latent=latent)
-    pngs["fig6_mse.png"] = (figure_panels.fig6_mse_plot(kept["pix_error"], latent=latent), None)
-    extra["fig6_mse.json"] = {"layers": [latent] + names, "mse_outside_mean": kept["pix_error"].mean(1).tolist(),
-                              "mse_outside_per_image": kept["pix_error"].T.tolist()}
-
-
-def _fig2(inp: EvalInputs, job, kept: dict, pngs: dict, extra: dict, log) -> None:
-    """Fig. 2 (channel maps of layer inp.fig_layer vs the masks of the kept images) into pngs and extra."""
-    names = [l.name for l in inp.cfg.layers]
-    iou, binary = figure_data.channel_ious(inp.params, inp.cfg, kept["styles"], kept["mask"], inp.fig_layer,
-                                             job.top_frac, job.batch_size)
-    mean = iou.mean(axis=0)
-    best = [int(c) for c in np.argsort(-mean, kind="stable")[:job.top_channels]]
-    pngs["fig2_channels.png"] = figure_panels.fig2_image(kept["input"], kept["mask"], binary, best, iou,
-                                                         names[inp.fig_layer])
-    upper = float(np.mean(figure_data.iou_upper_bound(binary, kept["mask"], best[0])))
-    extra["fig2_iou.json"] = {"layer": inp.fig_layer, "layer_name": names[inp.fig_layer], "top_frac": job.top_frac,
-                              "upsampling": figure_data.FIG2_UPSAMPLING, "num_images": int(iou.shape[0]),
-                              "num_channels": int(iou.shape[1]), "iou_upper_bound_mean": upper,
-                              "channels": [{"channel": c, "mean_iou": float(mean[c]),
-                                            "per_image_iou": iou[:, c].tolist()} for c in best]}
-    log(f"Fig. 2 ({names[inp.fig_layer]}): best channels by mean IoU with the mask: "
-        + ", ".join(f"{c} ({mean[c]:.3f})" for c in best))
-
-
-def _write_outputs(out: pathlib.Path, markdown: str, table: dict, pngs: dict, extra: dict, log,
-                   texts=None) -> None:
-    """Encode everything, then create `out` and write table2.md / table2.json, the JSON files, the PNGs and
-    `texts` ({name: str}: the page and CSV) together (storage.Outputs: all or none, mode 0644); log the table."""
-    outputs = storage.Outputs()
-    outputs.add_text(out / "table2.md", markdown + "\n")
-    outputs.add_json(out / "table2.json", table)
-    for name, text in (texts or {}).items():
-        outputs.add_text(out / name, text)
-    for name, obj in extra.items():
-        outputs.add_json(out / name, obj)
-    for name, (img, caption) in pngs.items():
-        outputs.add(out / name, pictures.png_bytes(img, caption=caption))
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        outputs.commit()
-    except BaseException:
-        if created:
-            out.rmdir()
-        raise
-    log("")
-    log(markdown)
-    log("")
-    log(f"outputs in {out}: table2.md, table2.json, " + ", ".join(sorted([*pngs, *extra, *(texts or ())])))
 
 
 def _settings(inp: EvalInputs, job) -> dict:
@@ -397,7 +303,7 @@ def _settings(inp: EvalInputs, job) -> dict:
             "lambda_attr": inp.config.lambda_attr, "lambda_norm": inp.config.lambda_norm,
             "lambda_init": inp.config.lambda_init,
             "batch_size": job.batch_size, "coeffs": list(inp.coeffs), "fig_layer": inp.fig_layer,
-            "top_frac": job.top_frac}
+            "top_frac": job.top_frac, "evaluators": list(inp.evaluators or evaluators.DEFAULT)}
 
 
 def run(job, out=None, log=print) -> dict:

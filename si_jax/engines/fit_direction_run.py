@@ -7,7 +7,7 @@ import sys
 
 from si_jax import storage
 from si_jax.editing import directions
-from si_jax.engines import cli, labels, samples
+from si_jax.engines import checks, errors, labels, samples
 
 
 def run(job, out) -> None:
@@ -15,14 +15,14 @@ def run(job, out) -> None:
     created), fit the three directions, then write `out` and `<out stem>.table1.md` together (bin/fit_direction.py's
     docstring)."""
     if not out:
-        raise cli.UsageError("--output is required")
+        raise errors.UsageError("--output is required")
     out = str(out)
     if not out.endswith(".npz"):
-        raise cli.UsageError(f"--output must end in .npz, got {out}")
+        raise errors.UsageError(f"--output must end in .npz, got {out}")
     table_path = out[:-len(".npz")] + ".table1.md"
-    cli.check_input_files(labels=job.labels)
+    checks.check_input_files(labels=job.labels)
     for path in (out, table_path):
-        cli.check_output_free(path, job.overwrite, inputs=[job.samples, job.labels])
+        checks.check_output_free(path, job.overwrite, inputs=[job.samples, job.labels])
     data = samples.load_samples(job.samples)
     n = len(data["index"])
     y, idx = labels.load_labels(job.labels, n, threshold=job.threshold, ratio=job.ratio)
@@ -34,7 +34,7 @@ def run(job, out) -> None:
         fitted[space] = directions.fit_direction(data[key][idx], y, space=space, attribute=attribute, C=C,
                                                  val_fraction=job.val_fraction, seed=job.seed)
         d = fitted[space]
-        cli.finite_or_error(f"the {space}-space direction", d.normal[None], f"degenerate {key} codes or --C_s")
+        errors.finite_or_error(f"the {space}-space direction", d.normal[None], f"degenerate {key} codes or --C_s")
     report = directions.table1_report(fitted)
     outputs = storage.Outputs()   # both files or neither
     outputs.add(out, lambda tmp: directions.save_directions(

@@ -21,7 +21,8 @@ import numpy as np
 
 from si_jax import metrics, storage
 from si_jax.editing import intervention, lambda_model
-from si_jax.engines import cli, lambda_data, samples
+from si_jax.editing import lambda_data
+from si_jax.engines import checks, errors, samples
 from si_jax.evaluation import pictures
 
 MODEL_FILE, CURVE_FILE, REPORT_FILE, CKPT_FILE = ("lambda_model.safetensors", "loss_curve.png", "heldout.json",
@@ -43,13 +44,13 @@ class FitSettings:
     def __post_init__(self):
         for name in ("num_train", "num_heldout", "steps", "batch_size"):
             v = getattr(self, name)
-            cli.require(cli.is_int(v) and v >= 1, name, v, "must be an integer >= 1")
-        cli.check_finite_flags(learning_rate=self.learning_rate)
-        cli.require(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
+            checks.require(checks.is_int(v) and v >= 1, name, v, "must be an integer >= 1")
+        checks.check_finite_flags(learning_rate=self.learning_rate)
+        checks.require(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be > 0")
         for name in ("seed", "heldout_seed"):
-            cli.require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
-        cli.require(self.seed != self.heldout_seed, "heldout_seed", self.heldout_seed,
-                    "must differ from --seed (held-out images must not be training images)")
+            checks.require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        checks.require(self.seed != self.heldout_seed, "heldout_seed", self.heldout_seed,
+                       "must differ from --seed (held-out images must not be training images)")
 
 
 def _ckpt_bytes(model, opt_state, curve, key: str) -> bytes:
@@ -101,7 +102,7 @@ def heldout_report(params, cfg, model, data, config, judge=None) -> dict:
         rows["predicted"]["judge_flips_over_z"] = (rows["predicted"]["judge_flip_rate"] /
                                                    max(rows["z"]["judge_flip_rate"], 1e-12))
     rows["lambda_mean"] = float(np.mean(np.concatenate([np.asarray(a) for a in lam], -1)))
-    return cli.finite_numbers_or_error(rows, "held-out report", "the settings --learning_rate or the inputs")
+    return errors.finite_numbers_or_error(rows, "held-out report", "the settings --learning_rate or the inputs")
 
 
 def fit(params, cfg, dirs, mask_fn, out_dir, st: FitSettings, config, meta: dict, *, judge=None,
@@ -116,7 +117,7 @@ def fit(params, cfg, dirs, mask_fn, out_dir, st: FitSettings, config, meta: dict
                                   mask_fn)
     held = lambda_data.edit_data(params, cfg, dirs, samples.latents(st.heldout_seed, range(st.num_heldout),
                                                                     cfg.z_dim), mask_fn)
-    cli.finite_or_error("training features", train.feats, "the inputs (--weights / --direction)")
+    errors.finite_or_error("training features", train.feats, "the inputs (--weights / --direction)")
     meta = {**meta, "training": {**dataclasses.asdict(st), "indices": f"0..{st.num_train - 1}",
                                  "heldout_indices": f"0..{st.num_heldout - 1}", "method": "amortised"},
             "config": dataclasses.asdict(config)}
@@ -172,39 +173,31 @@ def mask_fn_of(spec: str, res: int, judges=None):
     return lambda img0, img_z, img_s: np.asarray(fn(np.arange(len(img0)), img0, img_z, img_s), np.float32)
 
 
-def run(flags, is_demo: bool, log=print) -> dict:
-    """bin/fit_lambda.py: validate every flag and input (nothing created), resolve generator, directions and
-    masks (the demo's: builtin:toyfaces, --attribute, the segmenter's part), then `fit`."""
+def run(job, out=None, log=print) -> dict:
+    """bin/fit_lambda.py: a LambdaJob (engines.tool_settings: its flags already checked) and --output_dir (None:
+    the demo's DEMO_DIR) -> validate the inputs (nothing created), resolve generator, directions and masks (the
+    demo's: builtin:toyfaces, --attribute, the segmenter's part), then `fit`. -> the held-out report."""
     from si_jax.engines import demo, inputs
     from si_jax.evaluation import judged
 
-    st = FitSettings(num_train=flags.num_train, num_heldout=flags.num_heldout, steps=flags.steps,
-                     batch_size=flags.batch_size, learning_rate=flags.learning_rate, seed=flags.seed,
-                     heldout_seed=flags.heldout_seed)
-    cli.check_finite_flags(lambda_inside=flags.lambda_inside, lambda_attr=flags.lambda_attr,
-                           lambda_norm=flags.lambda_norm)
-    for name in ("lambda_inside", "lambda_attr", "lambda_norm"):
-        cli.require(getattr(flags, name) >= 0, name, getattr(flags, name), "must be >= 0")
-    config = intervention.config_for(flags.objective, lambda_inside=flags.lambda_inside,
-                                     lambda_attr=flags.lambda_attr, lambda_norm=flags.lambda_norm)
-    if flags.mask is not None:
-        inputs.mask_setting(flags.mask, None, default=None)
-    if not (flags.output_dir or is_demo):
-        raise cli.UsageError("--output_dir is required")
-    out = pathlib.Path(flags.output_dir or DEMO_DIR)
-    cli.check_input_files(direction=flags.direction)
-    cli.check_output_dir(out, inputs=[flags.weights, flags.direction])
+    is_demo = job.is_demo
+    if not (out or is_demo):
+        raise errors.UsageError("--output_dir is required")
+    out = pathlib.Path(out or DEMO_DIR)
+    checks.check_input_files(direction=job.direction)
+    checks.check_output_dir(out, inputs=[job.weights, job.direction])
     if out.is_dir():
-        cli.check_output_free(out / MODEL_FILE, flags.overwrite)
-    model = inputs.resolve_model(flags, is_demo, log)
-    inputs.check_directions(model.dirs, model.cfg, flags.direction or "demo")
-    spec = flags.mask or model.default_mask
+        checks.check_output_free(out / MODEL_FILE, job.overwrite)
+    model = inputs.resolve_model(job, is_demo, log)
+    inputs.check_directions(model.dirs, model.cfg, job.direction or "demo")
+    spec = job.mask or model.default_mask
     judges = model.judges if is_demo else None
     mask_fn = mask_fn_of(spec, model.cfg.img_resolution, judges)
+    config = job.intervention
     meta = {**lambda_model.identity(model.generator_id, model.dirs, config), "mask_source": spec,
-            "objective_name": flags.objective, "source": model.source}
-    judge = judged.JudgeMetrics(judges, flags.attribute or demo.DEMO_ATTRIBUTE) if is_demo else None
-    return fit(model.params, model.cfg, model.dirs, mask_fn, out, st, config, meta, judge=judge, log=log)
+            "objective_name": job.objective, "source": model.source}
+    judge = judged.JudgeMetrics(judges, job.attribute or demo.DEMO_ATTRIBUTE) if is_demo else None
+    return fit(model.params, model.cfg, model.dirs, mask_fn, out, job.fit, config, meta, judge=judge, log=log)
 
 
 DEMO_DIR = "si_jax_lambda_demo"

@@ -11,7 +11,8 @@ import pathlib
 
 from si_jax import world
 from si_jax.editing import directions, masks
-from si_jax.engines import cli, demo, runs, toyfaces
+from si_jax.attributes import toyfaces
+from si_jax.engines import checks, demo, errors, runs, weights
 from si_jax.stylegan2 import builtin
 from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
@@ -35,21 +36,21 @@ def mask_setting(mask, masks_path, default: str) -> str:
     A --mask must be auto, box:..., ellipse:... or part:NAME (a typo is named as such, not looked up as a file);
     an empty value is refused rather than read as the default."""
     if mask is not None and masks_path is not None:
-        raise cli.UsageError("give --mask or --masks, not both")
+        raise errors.UsageError("give --mask or --masks, not both")
     if masks_path is not None:
-        cli.require(bool(masks_path), "masks", masks_path, "is empty; give a mask file or folder")
+        checks.require(bool(masks_path), "masks", masks_path, "is empty; give a mask file or folder")
         return masks_path
     if mask is None:
         return default
-    cli.require(masks.kind_of(mask) != "file", "mask", mask,
-                "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
-                "(mask files go to --masks)")
+    checks.require(masks.kind_of(mask) != "file", "mask", mask,
+                   "is not a mask spec: use auto, box:x0,y0,x1,y1, ellipse:cx,cy,rx,ry or part:NAME "
+                   "(mask files go to --masks)")
     return mask
 
 
 def mask_source(spec: str, num_images: int, res: int, judges=None, mesh=None) -> masks.Masks:
     """The mask setting -> the mask function of every edit engine (`editing.masks.resolve`), with the toyfaces
-    segmenter behind part:NAME (engines.toyfaces.part_mask_fn): `judges`, or the judges loaded here (replicated
+    segmenter behind part:NAME (attributes.toyfaces.part_mask_fn): `judges`, or the judges loaded here (replicated
     on `mesh` when one is given, else copied to the images at each call)."""
     def part_masks(spec):
         part = toyfaces.parse_part_spec(spec)
@@ -64,7 +65,8 @@ def mask_source(spec: str, num_images: int, res: int, judges=None, mesh=None) ->
 @dataclasses.dataclass
 class Model:
     """The generator and directions an edit run uses. judge: images -> [B] attribute score (demo) or None;
-    judges: the toyfaces Judges replicated on the local mesh (demo) or None; source: the run's identity fields."""
+    judges: the toyfaces Judges replicated on the local mesh (demo) or None; judged: the attribute they judge (None
+    without judges); source: the run's identity fields."""
 
     canonical: dict
     cfg: object
@@ -75,36 +77,52 @@ class Model:
     source: dict
     default_mask: str
     generator_id: str
+    judged: str | None = None
 
 
-def resolve_model(flags, is_demo: bool, log) -> Model:
-    """The demo (builtin:toyfaces, judge-labelled directions of --attribute, segmenter masks) or --weights +
-    --direction (refused when the direction was fitted for another generator). `flags`: settings with .weights,
-    .direction, .attribute and .numerics (engines.settings), or absl flags (bin/fit_lambda.py; numerics then from
-    `cli.numerics_of`). The cfg computes with those numerics (--precision, --conv3x3, ...), which a non-default
-    value adds to `source`; the demo's directions are fitted at the default fp32 either way."""
-    numerics = getattr(flags, "numerics", None) or cli.numerics_of(flags)
+def load_generator(job, is_demo: bool) -> tuple:
+    """-> (canonical weights, cfg computing with the job's numerics) of --weights, or of builtin:toyfaces for the
+    demo: cheap next to `resolve_model` (no directions), so that engines check other inputs against the generator
+    first and hand it on (`resolve_model(..., generator=)`). `job`: settings with .weights and .numerics
+    (engines.settings), or absl flags (bin/fit_lambda.py; numerics then from `weights.numerics_of`)."""
+    numerics = getattr(job, "numerics", None) or weights.numerics_of(job)
+    return weights.load_weights(builtin.BUILTIN_TOYFACES if is_demo else job.weights, numerics)
+
+
+def default_mask(job, is_demo: bool) -> str:
+    """The mask when neither --mask nor --masks is given: the demo attribute's segmenter part (ValueError for an
+    attribute the toyfaces world lacks), else 'auto'."""
+    return demo.mask_spec(job.attribute or demo.DEMO_ATTRIBUTE) if is_demo else "auto"
+
+
+def resolve_model(job, is_demo: bool, log, generator: tuple | None = None) -> Model:
+    """The one model resolver of every engine (edit, edit --codes, evaluate, fit_lambda): the demo (builtin:toyfaces,
+    judge-labelled directions of --attribute, segmenter masks) or --weights + --direction (refused when the
+    direction was fitted for another generator). `job` as `load_generator`; `generator`: its result when the
+    engine loaded it already (else loaded here). The cfg computes with the job's numerics (--precision, --conv3x3,
+    ...), which a non-default value adds to `source`; the demo's directions are fitted at the default fp32 either
+    way (demo.demo_setup)."""
+    canonical, cfg = generator if generator is not None else load_generator(job, is_demo)
+    numerics_source = weights.numerics_settings(cfg.numerics)
     if is_demo:
-        attribute = flags.attribute or demo.DEMO_ATTRIBUTE
-        canonical, cfg, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
+        attribute = job.attribute or demo.DEMO_ATTRIBUTE
+        canonical, _, params, dirs, part_spec, judges = demo.demo_setup(attribute, log)
         judges = judges.placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
-        return Model(canonical, cli.with_numerics(cfg, numerics), params, dirs,
-                     functools.partial(judges.score, attribute), judges,
-                     {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}",
-                      **cli.numerics_settings(numerics)}, part_spec, params_lib.fingerprint(canonical))
-    canonical, cfg = cli.load_weights(flags.weights, numerics)
+        return Model(canonical, cfg, params, dirs, functools.partial(judges.score, attribute), judges,
+                     {"weights": builtin.BUILTIN_TOYFACES, "direction": f"demo:{attribute}", **numerics_source},
+                     part_spec, params_lib.fingerprint(canonical), attribute)
     generator_id = params_lib.fingerprint(canonical)
-    check_direction_generator(flags.direction, generator_id)
-    dirs = directions.load_directions(flags.direction)
+    check_direction_generator(job.direction, generator_id)
+    dirs = directions.load_directions(job.direction)
     judge, judges = judge_for(generator_id, dirs, log)
     return Model(canonical, cfg, params_lib.to_jax_params(canonical, cfg), dirs, judge, judges,
-                 {"weights": generator_id, "direction": file_digest(flags.direction),
-                  **cli.numerics_settings(numerics)}, "auto", generator_id)
+                 {"weights": generator_id, "direction": file_digest(job.direction), **numerics_source}, "auto",
+                 generator_id, dirs["s"].attribute if judges is not None else None)
 
 
 def judge_for(generator_id: str, dirs: dict, log) -> tuple:
     """-> (judge: images [B, R, R, 3] -> [B] logit of the directions' attribute, Judges replicated on the local
-    mesh), when the generator is builtin:toyfaces and the attribute one the judges know (engines.toyfaces.
+    mesh), when the generator is builtin:toyfaces and the attribute one the judges know (attributes.toyfaces.
     judged_attribute); else (None, None), with a note when only the attribute's name is unknown."""
     name = dirs["s"].attribute if "s" in dirs else None
     attribute = toyfaces.judged_attribute(generator_id, name)
@@ -152,7 +170,7 @@ def lambda_model_edit(job, model: Model, st, log=print) -> tuple:
     if path is None:
         return None, {}
     from si_jax.editing import lambda_model
-    from si_jax.engines import lambda_data
+    from si_jax.editing import lambda_data
 
     config = st.intervention
     lm = lambda_model.load_model(path, expect=lambda_model.identity(model.generator_id, model.dirs, config))

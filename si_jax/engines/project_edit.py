@@ -29,7 +29,7 @@ import numpy as np
 
 from si_jax import metrics, projection, storage
 from si_jax.editing import batches, pipeline
-from si_jax.engines import cli, edit_run, inputs, project_run, runs
+from si_jax.engines import checks, edit_run, errors, inputs, project_run, runs
 from si_jax.evaluation import comparison, pictures, report
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -70,16 +70,16 @@ def load_code_inputs(path, space: str, params, cfg, generator_id: str) -> CodeIn
 def code_space(space) -> str:
     """--space (None: DEFAULT_SPACE) -> the code space, UsageError naming a bad one."""
     space = space or DEFAULT_SPACE
-    cli.require(space in projection.SPACES, "space", space, f"must be one of {', '.join(projection.SPACES)}")
+    checks.require(space in projection.SPACES, "space", space, f"must be one of {', '.join(projection.SPACES)}")
     return space
 
 
 def check_code_methods(methods, flag: str = "method") -> None:
     """UsageError unless every method applies to codes (pipeline.CODE_METHODS: not 'z', codes have no z)."""
     methods = (methods,) if isinstance(methods, str) else tuple(methods)
-    cli.require(all(m in pipeline.CODE_METHODS for m in methods), flag, ",".join(methods),
-                "needs z latents, which projected codes do not have; their latent edit is the W-space one: use "
-                f"{'one' if flag == 'method' else 'some'} of {', '.join(pipeline.CODE_METHODS)}")
+    checks.require(all(m in pipeline.CODE_METHODS for m in methods), flag, ",".join(methods),
+                   "needs z latents, which projected codes do not have; their latent edit is the W-space one: use "
+                   f"{'one' if flag == 'method' else 'some'} of {', '.join(pipeline.CODE_METHODS)}")
 
 
 def code_batch(params, cfg, styles_flat, w_ref, dirs, *, target="flip", distance=3.0,
@@ -206,7 +206,7 @@ def finish(run: runs.RunDir, num_shards: int, st, codes: CodeInputs, extra=None,
         "mse_outside_input_mean": "outside-mask MSE of the edit against the original input image",
         **({"judge_flip_rate": "the judge's label changed between the input image and the edit"} if judged else {})}
     summary["settings"] = run.settings
-    cli.finite_numbers_or_error(summary, "summary", st.hint())
+    errors.finite_numbers_or_error(summary, "summary", st.hint())
     names = [str(nm) for nm in codes.names[allv["index"]]]
     page_rows = report.edit_rows(allv["index"], sign, before, after, allv["mse_outside"], names=names,
                                  thumbs=[f"images/{int(i):06d}.png" for i in allv["index"]],
@@ -240,9 +240,10 @@ def run(job, out, log=print) -> dict | None:
     mask_flag = inputs.mask_setting(st.mask, job.masks, default=None)
     out_dir = out
     if not out_dir:
-        raise cli.UsageError("--output_dir is required with --codes")
-    cli.check_input_files(lambda_model=job.lambda_model, direction=job.direction, condition_on=list(job.condition_on))
-    cli.check_output_dir(out_dir, inputs=[job.weights, job.direction, job.codes, job.masks, *job.condition_on])
+        raise errors.UsageError("--output_dir is required with --codes")
+    checks.check_input_files(lambda_model=job.lambda_model, direction=job.direction,
+                             condition_on=list(job.condition_on))
+    checks.check_output_dir(out_dir, inputs=[job.weights, job.direction, job.codes, job.masks, *job.condition_on])
     model = inputs.resolve_model(job, is_demo, log)
     cfg, params, dirs, judge, judges, source = (model.cfg, model.params, model.dirs, model.judge, model.judges,
                                                 model.source)

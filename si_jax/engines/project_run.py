@@ -33,7 +33,7 @@ import numpy as np
 
 from si_jax import metrics, projection, storage
 from si_jax.editing import batches
-from si_jax.engines import cli, runs
+from si_jax.engines import checks, errors, hosts, runs
 from si_jax.evaluation import pictures, report
 
 FORMAT, VERSION = "si_jax.projection", 1
@@ -53,16 +53,16 @@ class ProjectSettings:
 
     def __post_init__(self):
         """UsageError naming the first bad setting (checked before anything is loaded or created)."""
-        req, pc = cli.require, self.projector
+        req, pc = checks.require, self.projector
         req(len(self.spaces) > 0 and all(s in projection.SPACES for s in self.spaces)
             and len(set(self.spaces)) == len(self.spaces), "spaces", ",".join(self.spaces),
             f"must be distinct names from {', '.join(projection.SPACES)}")
         for name, value in (("batch_size", self.batch_size), ("num_steps", pc.num_steps)):
-            req(cli.is_int(value) and value >= 1, name, value, "must be an integer >= 1")
-        req(cli.is_int(self.seed) and self.seed >= 0, "seed", self.seed, "must be an integer >= 0")
+            req(checks.is_int(value) and value >= 1, name, value, "must be an integer >= 1")
+        req(checks.is_int(self.seed) and self.seed >= 0, "seed", self.seed, "must be an integer >= 0")
         req(pc.noise in projection.NOISE_MODES, "noise", pc.noise, f"must be one of {', '.join(projection.NOISE_MODES)}")
         floats = {f.name: getattr(pc, f.name) for f in dataclasses.fields(pc) if f.name not in ("num_steps", "noise")}
-        cli.check_finite_flags(**floats)
+        checks.check_finite_flags(**floats)
         for name, value in floats.items():
             req(value >= 0, name, value, "must be >= 0")
         req(pc.learning_rate > 0, "learning_rate", pc.learning_rate, "must be > 0")
@@ -73,7 +73,7 @@ class ProjectSettings:
 
     def hint(self) -> str:
         pc = self.projector
-        return cli.likely_cause(learning_rate=pc.learning_rate, noise_reg=pc.noise_reg, code_noise=pc.code_noise)
+        return errors.likely_cause(learning_rate=pc.learning_rate, noise_reg=pc.noise_reg, code_noise=pc.code_noise)
 
     def to_json(self) -> dict:
         return {"projector": dataclasses.asdict(self.projector), "spaces": list(self.spaces),
@@ -116,11 +116,12 @@ def _save_png(run: runs.RunDir, i: int, arrays: dict, row: int, spaces) -> None:
                       pictures.grid([tiles], scale=pictures.upscale_for_viewing(tiles[0].shape[0])))
 
 
-def run_projection(run: runs.RunDir, params, cfg, folder: projection.ImageFolder, st: ProjectSettings, aux: dict,
-                   meta: dict, log=print) -> dict:
+def run_projection(run: runs.RunDir, params, cfg, folder: projection.ImageFolder, st: ProjectSettings,
+                   aux: projection.ProjectAux, meta: dict, log=print) -> dict:
     """Project every image of `folder` into `run`, skipping finished shards; -> the manifest once all exist.
-    aux: {'vgg': layers or None, 'judge': classifier params or None}; meta: JSON-able facts for the manifest
-    (generator id, weights). None on processes other than 0 (one process projects: bin/project.py)."""
+    aux: the loss terms' networks (VGG16 layers, judge classifier params; None leaves a term out); meta: JSON-able
+    facts for the manifest (generator id, weights). None on processes other than 0 (one process projects:
+    bin/project.py)."""
     mesh = runs.local_mesh()
     n = len(folder.images)
     bsz = runs.fit_batch_size(st.batch_size, n, mesh)
@@ -130,7 +131,7 @@ def run_projection(run: runs.RunDir, params, cfg, folder: projection.ImageFolder
     stats = projection.code_stats(params, cfg)
     if run.pending(num_shards):
         log(f"compiling one projection program per space ({', '.join(st.spaces)}) with the first batch "
-            f"({cli.compile_note()})")
+            f"({hosts.compile_note()})")
 
     def compute(k, positions):
         return project_shard(params, cfg, stats, aux, batches.pad_batch(folder.images[positions], bsz).array,
@@ -168,7 +169,7 @@ def finish(run: runs.RunDir, num_shards: int, folder: projection.ImageFolder, st
                 "noise": st.projector.noise, "images": [{"name": nm, "notes": nt} for nm, nt in
                                                         zip(folder.names, folder.notes)],
                 "ignored_files": folder.ignored, "reconstruction": per_space, "settings": run.settings}
-    cli.finite_numbers_or_error(per_space, "projection summary", st.hint())
+    errors.finite_numbers_or_error(per_space, "projection summary", st.hint())
     rows, columns = report.projection_rows(folder.names, [f"images/{int(i):06d}.png" for i in allv["index"]],
                                            {s: allv[f"psnr_{s}"] for s in st.spaces},
                                            {s: allv[f"ssim_{s}"] for s in st.spaces})

@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from si_jax import storage
-from si_jax.engines import cli
+from si_jax.engines import errors, hosts
 
 RUN_FILE = "run.json"
 # temp files of shard-owned outputs: shards/.shard_K.npz.tmpPID, shards/.preview_K.npz.tmpPID, images/.I.png.tmpPID
@@ -172,7 +172,7 @@ def run_shards(run: RunDir, num_items: int, batch_size: int, compute, write, *, 
     num_items)) of B = batch_size (already `fit_batch_size`d). This process's pending shards (`RunDir.pending`, a
     'resuming' note when some are done), the temps a killed run left for them removed, then per shard:
     compute(k, positions) -> {name: [>= len(positions), ...] array or None} (padded batches allowed: trimmed here;
-    inside `cli.heartbeat(heartbeat(positions))` when given), checked finite (`cli.check_finite` naming the items
+    inside `hosts.heartbeat(heartbeat(positions))` when given), checked finite (`errors.check_finite` naming the items
     and `hint`: nothing of the shard is written), then write(k, positions, arrays) on the background writer while
     the next shard computes; progress lines on process 0. Then the final barrier `barrier_name`.
     -> True on process 0 once every shard exists (ValueError naming the first missing one), False on the other
@@ -186,12 +186,12 @@ def run_shards(run: RunDir, num_items: int, batch_size: int, compute, write, *, 
     lead = jax.process_index() == 0
     work = sum(min(batch_size, num_items - k * batch_size) for k in todo)
     with ShardWriter() as writer:
-        for k in cli.progress(todo, work, batch_size, "images") if lead else todo:
+        for k in hosts.progress(todo, work, batch_size, "images") if lead else todo:
             positions = np.arange(k * batch_size, min((k + 1) * batch_size, num_items))
-            with cli.heartbeat(heartbeat(positions), log=log) if heartbeat else contextlib.nullcontext():
+            with hosts.heartbeat(heartbeat(positions), log=log) if heartbeat else contextlib.nullcontext():
                 arrays = compute(k, positions)
-            arrays = cli.check_finite({key: v[:len(positions)] for key, v in arrays.items() if v is not None}, hint,
-                                      positions)
+            arrays = errors.check_finite({key: v[:len(positions)] for key, v in arrays.items() if v is not None}, hint,
+                                         positions)
             writer.submit(write, k, positions, arrays)
     barrier(barrier_name)
     if not lead:
@@ -231,7 +231,7 @@ def fit_batch_size(batch_size: int, num_items: int, mesh: Mesh) -> int:
         raise ValueError(f"{num_items} items at --batch_size={batch_size} make {shards} shards, more than a run folder "
                          f"holds ({MAX_SHARDS}); raise --batch_size to at least {-(-int(num_items) // MAX_SHARDS)} "
                          "or use fewer items")
-    return cli.note_batch_size(batch_size)
+    return errors.note_batch_size(batch_size)
 
 
 def shard_batch(tree, mesh: Mesh):

@@ -12,23 +12,13 @@ import numpy as np
 import si_jax
 from si_jax import storage
 from si_jax.editing import batches
-from si_jax.engines import cli, runs, samples
+from si_jax.engines import checks, errors, hosts, runs, samples, weights
 from si_jax.evaluation import pictures
+from si_jax.stylegan2 import programs
 
 CONTACT_SHEET = "contact_sheet.png"
 CONTACT_MAX, CONTACT_COLS = 64, 8
 NOISE_MODE = "const"
-
-
-def _make_generate(cfg, space, with_images: bool, truncation_psi: float):
-    """Jitted z [B, z_dim] -> (w [B, w_dim], flat styles [B, S], images [B, R, R, C] or None)."""
-    def fn(params, z):
-        w = si_jax.mapping(params, cfg, z, truncation_psi)
-        styles = si_jax.styles_from_w(params, cfg, w)
-        img = si_jax.synthesize(params, cfg, styles, NOISE_MODE) if with_images else None
-        return w, space.concat(styles), img
-
-    return jax.jit(fn)
 
 
 def _contact_sheet(folder, num_samples: int, resolution: int):
@@ -60,15 +50,15 @@ def _manifest(settings, cfg, space, shards, display_range, weights) -> dict:
 def run(job, out) -> None:
     """A SampleJob (engines.settings: its flags checked) and the run folder (--output_dir): check the folder and
     the weights (nothing created), then sample every shard not done yet; process 0 then writes the contact sheet
-    and manifest.json (module docstring of bin/sample.py). jax's hosts must be started already (`cli.start_hosts`)."""
+    and manifest.json (module docstring of bin/sample.py). jax's hosts must be started already (`hosts.start_hosts`)."""
     if not out:
-        raise cli.UsageError("--output_dir is required")
+        raise errors.UsageError("--output_dir is required")
     numerics = job.numerics
     lead = jax.process_index() == 0
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if lead else (lambda msg: None)
     t0 = time.perf_counter()
-    cli.check_output_dir(out, inputs=[job.weights])
-    canonical, cfg = cli.load_weights(job.weights, numerics)
+    checks.check_output_dir(out, inputs=[job.weights])
+    canonical, cfg = weights.load_weights(job.weights, numerics)
     params = si_jax.to_jax_params(canonical, cfg)
     space = si_jax.StyleSpace.of(cfg)
     mesh = runs.local_mesh()
@@ -76,14 +66,14 @@ def run(job, out) -> None:
     bs = runs.fit_batch_size(job.batch_size, n, mesh)
     settings = {"generator_id": si_jax.fingerprint(canonical), "num_samples": n, "seed": job.seed,
                 "truncation_psi": job.truncation_psi, "batch_size": bs, "save_images": job.save_images,
-                "noise_mode": NOISE_MODE, **cli.numerics_settings(numerics)}
+                "noise_mode": NOISE_MODE, **weights.numerics_settings(numerics)}
     run = runs.RunDir(out, settings)   # checks only: created with the first finished shard
     shards = samples.shard_ranges(n, bs)
     log(f"{n} samples in {len(shards)} shards of {bs}; {jax.process_count()} process(es), {mesh.devices.size} "
         f"local device(s); generator {settings['generator_id']}")
     if bs < job.batch_size:
         log(f"note: --batch_size={job.batch_size} capped at {bs} (the number of samples)")
-    generate = _make_generate(cfg, space, job.save_images, job.truncation_psi)
+    generate = programs.sample_program(cfg, job.truncation_psi, job.save_images)
     params = runs.replicate(params, mesh)
 
     def compute(k, index):
@@ -101,11 +91,11 @@ def run(job, out) -> None:
                 pictures.save_png(run.path / samples.image_file(int(i)), im)
         run.write_shard(k, **{key: arrays[key] for key in ("index", "z", "w", "styles")})
 
-    log(f"compiling the sampling program with the first shard ({cli.compile_note()})")
-    display_range, hint = None, cli.likely_cause(truncation_psi=job.truncation_psi)
+    log(f"compiling the sampling program with the first shard ({hosts.compile_note()})")
+    display_range, hint = None, errors.likely_cause(truncation_psi=job.truncation_psi)
     if job.save_images:   # one range for the whole run, from shard 0 (deterministic whatever is resumed)
         first = np.arange(shards[0][1])
-        images = cli.finite_or_error("images", compute(0, first)["images"][:len(first)], hint, first)
+        images = errors.finite_or_error("images", compute(0, first)["images"][:len(first)], hint, first)
         display_range = runs.from_process_0(pictures.display_range(images))
     if not runs.run_shards(run, n, bs, compute, write, hint=hint, barrier_name="si_jax.sample.done", log=log):
         return

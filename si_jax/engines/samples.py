@@ -11,9 +11,10 @@ Folder layout (a `si_jax.engines.runs.RunDir`):
     contact_sheet.png         (--save_images) the first <= 64 images, 8 per row
     manifest.json             written last, when every shard exists: the folder is complete iff it is there
 
-Latents: z[i] = numpy.random.default_rng([seed, i]).standard_normal(z_dim) cast to float32 (`latents`). It depends
-only on (seed, i): not on batch size, shard layout, device or host count. w and styles are computed by the
-same jitted program for every shard; across device counts they agree to float round-off (~1e-6).
+Latents: z[i] = numpy.random.default_rng([seed, i]).standard_normal(z_dim) cast to float32 (`latents`: the rule
+of si_jax.stylegan2.latents, which the stages below engines use too). It depends only on (seed, i): not on batch
+size, shard layout, device or host count. w and styles are computed by the same jitted program for every shard;
+across device counts they agree to float round-off (~1e-6).
 """
 from __future__ import annotations
 
@@ -25,22 +26,12 @@ import zipfile
 import numpy as np
 
 from si_jax import storage
+from si_jax.stylegan2.latents import Z_RULE, latents  # noqa: F401 - `samples.latents` is the README's name for the rule
 
 MANIFEST = "manifest.json"
 FORMAT = "si_jax.samples"
 VERSION = 1
-Z_RULE = "z[i] = numpy.random.default_rng([seed, i]).standard_normal(z_dim).astype(float32)"
 ARRAYS = ("index", "z", "w", "styles")
-
-
-def latents(seed: int, indices, z_dim: int) -> np.ndarray:
-    """The latents of samples `indices` ([n] ints >= 0) for `seed` (int >= 0) -> [n, z_dim] float32 (see Z_RULE)."""
-    if int(seed) < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    out = np.empty((len(indices), z_dim), np.float32)
-    for row, i in enumerate(indices):
-        out[row] = np.random.default_rng([int(seed), int(i)]).standard_normal(z_dim)
-    return out
 
 
 def shard_ranges(num_samples: int, shard_size: int) -> list:

@@ -1,158 +1,21 @@
-"""Flags -> frozen settings, in ONE place: what every engine behind bin/edit.py (also --codes), bin/evaluate.py,
-bin/project.py and bin/sample.py runs on (`engine.run(settings, out)`).
+"""Each binary's frozen settings, checked once: what the engines behind bin/edit.py (also --codes),
+bin/evaluate.py, bin/project.py, bin/sample.py, bin/generate.py and bin/fit_direction.py run on
+(`engine.run(settings, out)`); the tool binaries' jobs are engines.tool_settings.
 
     job = settings.edit_job(FLAGS)                     # absl FlagValues, or a plain {flag: value} dict (tests)
     edit_cli.run(job, FLAGS.output_dir)
 
-`from_flags(Settings, values)` fills a frozen dataclass from flat flag values: a field takes the flag of its own
-name (FLAG_OF lists the exceptions: none today), a field that is itself a dataclass is filled from the same flags
-(by BUILDERS where it needs more than its fields, e.g. the InterventionConfig from --objective), every float is
-checked finite and every int an integer. The dataclasses validate themselves; a ValueError they raise about one of
-their fields ('steps_per_layer must be >= 1, got 0') comes out as a UsageError naming the flag the user typed
-('--steps_per_layer=0 must be >= 1'). A plain dict with a key that is no field is a TypeError (a typo in a test).
+How flags become a dataclass (and a field's error the flag's): engines.flag_settings.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
-import typing
 
-from si_jax import projection
-from si_jax.editing import edits, intervention, pipeline
-from si_jax.engines import cli, edit_run, evaluate_cli, inputs, project_edit, project_run
+from si_jax.editing import intervention, pipeline
+from si_jax.engines import checks, edit_run, errors, evaluate_cli, inputs, project_edit, project_run
+from si_jax.engines.flag_settings import field_flags, flat_values, from_flags, required
+from si_jax.evaluation import evaluators
 from si_jax.stylegan2 import numerics as numerics_lib
-
-FLAG_OF: dict = {}   # dataclass field -> the flag that sets it, where the names differ
-
-
-def flag_of(field: str) -> str:
-    return FLAG_OF.get(field, field)
-
-
-def _flat(values) -> tuple:
-    """-> ({flag: value}, strict): absl FlagValues (every defined flag; not strict) or a dict (strict)."""
-    if isinstance(values, dict):
-        return dict(values), True
-    return {name: values[name].value for name in values}, False
-
-
-def _field_names(cls) -> set:
-    hints = typing.get_type_hints(cls)
-    names = set()
-    for f in dataclasses.fields(cls):
-        sub = hints[f.name]
-        names |= _field_names(sub) if dataclasses.is_dataclass(sub) else {flag_of(f.name)}
-    return names | set(EXTRA_FLAGS.get(cls, ()))
-
-
-def _checked(name: str, value, kind):
-    """A flag value against its field's annotation: float -> finite float, int -> an integer, tuple -> tuple."""
-    flag = flag_of(name)
-    args = typing.get_args(kind)
-    if value is None and (kind is type(None) or type(None) in args):
-        return None
-    base = next((a for a in args if a is not type(None)), kind) if args else kind
-    if base is float:
-        cli.require(cli.is_finite(value), flag, value, "must be a finite number")
-        return float(value)
-    if base is int:
-        cli.require(cli.is_int(value), flag, value, "must be an integer")
-        return int(value)
-    if base is tuple:
-        return tuple(value)
-    return value
-
-
-def _fields_from(cls, values: dict) -> dict:
-    """The keyword arguments of cls from the flat flags (nested dataclasses built by `build`)."""
-    hints, kw = typing.get_type_hints(cls), {}
-    for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
-            kw[f.name] = build(kind, values)
-        elif flag_of(f.name) in values:
-            kw[f.name] = _checked(f.name, values[flag_of(f.name)], kind)
-    return kw
-
-
-_FIELD_ERROR = re.compile(r"^(\w+)(=\S+)? (.*?)(?:, got (.*))?$")
-
-
-def _as_flag_error(e: ValueError, values: dict) -> ValueError:
-    """'name must be ..., got X' (a dataclass's own check) -> UsageError '--flag=X must be ...'."""
-    if isinstance(e, cli.UsageError):
-        return e
-    m = _FIELD_ERROR.match(str(e))
-    if not m or m.group(1) not in values:
-        return e
-    value = m.group(4) if m.group(4) is not None else repr(values[m.group(1)])   # as the dataclass saw it
-    return cli.UsageError(f"--{flag_of(m.group(1))}={value} {m.group(3)}")
-
-
-def build(cls, values: dict):
-    """One dataclass from the flat flags: BUILDERS[cls] where it has one, else its fields (`_fields_from`)."""
-    try:
-        return BUILDERS[cls](values) if cls in BUILDERS else cls(**_fields_from(cls, values))
-    except ValueError as e:
-        raise _as_flag_error(e, values) from None
-
-
-def from_flags(cls, values):
-    """Settings `cls` (a frozen dataclass) from flags: absl FlagValues or {flag: value} (a key that is no flag of
-    cls: TypeError). UsageError naming the flag for a bad value."""
-    flat, strict = _flat(values)
-    if strict:
-        unknown = sorted(set(flat) - _field_names(cls))
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no flag {', '.join(unknown)}")
-    return build(cls, flat)
-
-
-# ---------------------------------------------------------------------------------------------- builders
-
-def _intervention_config(values: dict) -> intervention.InterventionConfig:
-    """--objective and the config's own flags (--steps_per_layer None: the config's default)."""
-    kw = _fields_from(intervention.InterventionConfig, {k: v for k, v in values.items() if k != "pixel_loss"
-                                                          and not (k == "steps_per_layer" and v is None)})
-    for name in ("lambda_attr", "lambda_norm"):   # the config leaves these to its callers
-        cli.require(kw.get(name, 0) >= 0, name, kw.get(name), "must be >= 0")
-    objective = values.get("objective", "keep_edit")
-    cli.require(objective in intervention.OBJECTIVES, "objective", objective,
-                f"must be one of {', '.join(intervention.OBJECTIVES)}")
-    return intervention.config_for(objective, **kw)
-
-
-def _numerics(values: dict) -> numerics_lib.Numerics:
-    import types
-
-    return cli.numerics_of(types.SimpleNamespace(**{k: values[k] for k in cli.NUMERICS_FLAGS if k in values}))
-
-
-def _project_settings(values: dict) -> project_run.ProjectSettings:
-    """--spaces 'w,wplus,s', the projector's flags, --lambda_vgg (default: 1 with --vgg16, else 0)."""
-    vgg = values.get("lambda_vgg")
-    if vgg is None:
-        vgg = 1.0 if values.get("vgg16") else 0.0
-    if vgg > 0 and not values.get("vgg16"):
-        raise cli.UsageError(f"--lambda_vgg={vgg:g} needs --vgg16 (a torchvision vgg16 state-dict file)")
-    projector = build(projection.ProjectConfig, {**values, "lambda_vgg": vgg})
-    spaces = tuple(s.strip() for s in str(values.get("spaces", ",".join(projection.SPACES))).split(",") if s.strip())
-    kw = {k: _checked(k, values[k], int) for k in ("batch_size", "seed") if k in values}
-    return project_run.ProjectSettings(projector, spaces, **kw)   # it checks the spaces
-
-
-BUILDERS = {intervention.InterventionConfig: _intervention_config, numerics_lib.Numerics: _numerics,
-            project_run.ProjectSettings: _project_settings}
-EXTRA_FLAGS = {intervention.InterventionConfig: ("objective",), project_run.ProjectSettings: ("spaces",)}
-
-
-# ---------------------------------------------------------------------------------------------- the jobs
-
-def _required(job, *names) -> None:
-    """UsageError naming the first of the flags `names` that the job lacks (None)."""
-    for name in names:
-        if getattr(job, name) is None:
-            raise cli.UsageError(f"--{flag_of(name)} is required")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,38 +40,38 @@ class EditJob:
 
     def __post_init__(self):
         """UsageError for flags that contradict each other (checked before anything is loaded)."""
-        cli.demo_mode(self)
+        checks.demo_mode(self)
         st = self.edit
         inputs.mask_setting(st.mask, self.masks, default=None)
         k = self.refine_steps
-        cli.require(cli.is_int(k) and k >= 0, "refine_steps", k, "must be an integer >= 0")
+        checks.require(checks.is_int(k) and k >= 0, "refine_steps", k, "must be an integer >= 0")
         if self.lambda_model is None:
-            cli.require(k == 0, "refine_steps", k, "needs --lambda_model (it refines the predicted Λ)")
+            checks.require(k == 0, "refine_steps", k, "needs --lambda_model (it refines the predicted Λ)")
         else:
-            cli.require(st.method == "intervention", "method", st.method, "cannot use --lambda_model (it predicts "
-                        "the intervention's Λ); use --method=intervention")
+            checks.require(st.method == "intervention", "method", st.method, "cannot use --lambda_model (it predicts "
+                           "the intervention's Λ); use --method=intervention")
         if self.codes:
             project_edit.code_space(self.space)
             project_edit.check_code_methods(st.method)
             if self.samples:
-                raise cli.UsageError("give --codes or --samples, not both")
+                raise errors.UsageError("give --codes or --samples, not both")
             given = [f for f, v in (("truncation_psi", st.truncation_psi), ("num_samples", self.num_samples),
                                     ("seed", self.seed)) if v is not None]
             if given:
-                raise cli.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; "
-                                     "codes have no z)")
+                raise errors.UsageError(f"--{given[0]} does not apply to --codes (every projected image is edited; "
+                                        "codes have no z)")
         elif self.space:
-            raise cli.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
+            raise errors.UsageError("--space picks the code space of --codes; give --codes=DIR (from bin/project.py)")
         for name in ("num_samples", "seed"):
             value = getattr(self, name)
-            cli.require(value is None or value >= (1 if name == "num_samples" else 0), name, value,
-                        f"must be >= {1 if name == 'num_samples' else 0}")
+            checks.require(value is None or value >= (1 if name == "num_samples" else 0), name, value,
+                           f"must be >= {1 if name == 'num_samples' else 0}")
         if st.method == "interfacegan" and not self.condition_on:
-            raise cli.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
+            raise errors.UsageError("--method=interfacegan needs --condition_on direction files of other attributes")
 
     @property
     def is_demo(self) -> bool:
-        return cli.demo_mode(self)
+        return checks.demo_mode(self)
 
 
 EDIT_FLAG_DEFAULTS = {"mask": None, "truncation_psi": None}   # not given: resolved by the engine (EditSettings)
@@ -217,7 +80,7 @@ EDIT_FLAG_DEFAULTS = {"mask": None, "truncation_psi": None}   # not given: resol
 def edit_job(flags) -> EditJob:
     """bin/edit.py's flags -> EditJob (EDIT_FLAG_DEFAULTS where a flag dict leaves them out, as bin/edit.py's
     flags default to them)."""
-    flat, strict = _flat(flags)
+    flat, strict = flat_values(flags)
     return from_flags(EditJob, {**EDIT_FLAG_DEFAULTS, **flat} if strict else flags)
 
 
@@ -248,27 +111,39 @@ class EvalJob:
     top_channels: int = 5
     overwrite: bool = False
     lambda_model: str | None = None
+    evaluators: str | None = None
     intervention: intervention.InterventionConfig = intervention.InterventionConfig()
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        cli.demo_mode(self)
-        _ = self.method_list, self.coeff_list, self.sample_settings   # parsed: UsageError for bad ones
+        checks.demo_mode(self)
+        _ = self.method_list, self.coeff_list, self.sample_settings, self.evaluator_list   # parsed: UsageError
         for name in ("batch_size", "fig_images", "top_channels"):
-            cli.require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
-        cli.require(0.0 < self.top_frac <= 1.0, "top_frac", self.top_frac, "must be in (0, 1]")
+            checks.require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        checks.require(0.0 < self.top_frac <= 1.0, "top_frac", self.top_frac, "must be in (0, 1]")
         edit_run.check_target(self.target, self.distance)
         inputs.mask_setting(self.mask, self.masks, default=None)
 
     @property
     def is_demo(self) -> bool:
-        return cli.demo_mode(self)
+        return checks.demo_mode(self)
 
     @property
     def method_list(self) -> tuple:
         """--methods (default: evaluate_cli.DEFAULT_METHODS; with --codes those of pipeline.CODE_METHODS)."""
         return evaluate_cli.parse_methods(self.methods if self.methods is not None else ",".join(
             m for m in evaluate_cli.DEFAULT_METHODS if not self.codes or m in pipeline.CODE_METHODS), bool(self.codes))
+
+    @property
+    def evaluator_list(self) -> tuple | None:
+        """--evaluators 'outside_mse,ssim' -> names (evaluation.evaluators), None when not given (every one that
+        applies). UsageError for an unknown name, listing the known ones."""
+        if self.evaluators is None:
+            return None
+        try:
+            return evaluators.parse(self.evaluators)
+        except ValueError as e:
+            raise errors.UsageError(f"--evaluators={self.evaluators!r}: {e}") from None
 
     @property
     def coeff_list(self) -> tuple:
@@ -281,16 +156,17 @@ class EvalJob:
 
 
 def eval_job(flags) -> EvalJob:
-    """bin/evaluate.py's flags -> EvalJob (--steps_per_layer left out: the InterventionConfig's default, the
-    demo's evaluate_cli.DEMO_STEPS_PER_LAYER)."""
-    flat, strict = _flat(flags)
-    if flat.get("steps_per_layer") is None and cli.demo_mode(_Pair(flat)):
+    """bin/evaluate.py's flags -> EvalJob (--steps_per_layer not given on the command line, or left out of a
+    dict: the InterventionConfig's default; the demo's evaluate_cli.DEMO_STEPS_PER_LAYER)."""
+    flat, strict = flat_values(flags)
+    given = flat.get("steps_per_layer") is not None and (strict or flags["steps_per_layer"].present)
+    if not given and checks.demo_mode(_Pair(flat)):
         flat["steps_per_layer"] = evaluate_cli.DEMO_STEPS_PER_LAYER
-    return from_flags(EvalJob, flat if strict else {k: flat[k] for k in _field_names(EvalJob) if k in flat})
+    return from_flags(EvalJob, flat if strict else {k: flat[k] for k in field_flags(EvalJob) if k in flat})
 
 
 class _Pair:
-    """--weights / --direction / --attribute of flat flags, for cli.demo_mode."""
+    """--weights / --direction / --attribute of flat flags, for checks.demo_mode."""
 
     def __init__(self, flat: dict):
         self.weights, self.direction, self.attribute = (flat.get(k) for k in ("weights", "direction", "attribute"))
@@ -308,7 +184,7 @@ class ProjectJob:
 
     def __post_init__(self):
         if not self.images:
-            raise cli.UsageError("--images is required (a folder of PNG / JPEG images)")
+            raise errors.UsageError("--images is required (a folder of PNG / JPEG images)")
 
 
 def project_job(flags) -> ProjectJob:
@@ -329,10 +205,10 @@ class SampleJob:
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        _required(self, "weights", "num_samples")
-        cli.require(self.num_samples >= 1, "num_samples", self.num_samples, "must be >= 1")
-        cli.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
-        cli.require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        required(self, "weights", "num_samples")
+        checks.require(self.num_samples >= 1, "num_samples", self.num_samples, "must be >= 1")
+        checks.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        checks.require(self.seed >= 0, "seed", self.seed, "must be >= 0")
 
 
 def sample_job(flags) -> SampleJob:
@@ -358,12 +234,12 @@ class GenerateJob:
     numerics: numerics_lib.Numerics = numerics_lib.DEFAULT
 
     def __post_init__(self):
-        _required(self, "weights")
+        required(self, "weights")
         if (self.latents is None) == (self.styles is None):
-            raise cli.UsageError("give exactly one of --latents or --styles")
-        cli.require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode,
-                    f"must be one of {', '.join(NOISE_MODES)}")
-        cli.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+            raise errors.UsageError("give exactly one of --latents or --styles")
+        checks.require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode,
+                       f"must be one of {', '.join(NOISE_MODES)}")
+        checks.require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
 
 
 def generate_job(flags) -> GenerateJob:
@@ -386,9 +262,9 @@ class FitJob:
     overwrite: bool = False
 
     def __post_init__(self):
-        _required(self, "samples", "labels")
-        cli.require(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "must be in [0, 1)")
-        cli.require(self.C_s is None or self.C_s > 0, "C_s", self.C_s, "must be > 0")
+        required(self, "samples", "labels")
+        checks.require(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "must be in [0, 1)")
+        checks.require(self.C_s is None or self.C_s > 0, "C_s", self.C_s, "must be > 0")
 
 
 def fit_job(flags) -> FitJob:
@@ -396,22 +272,3 @@ def fit_job(flags) -> FitJob:
     return from_flags(FitJob, flags)
 
 
-# ---------------------------------------------------------------------------------------------- shared flags
-
-def define_intervention_flags(flags) -> None:
-    """The flags of the edit's target and of the intervention's InterventionConfig, with the same defaults in
-    bin/edit.py and bin/evaluate.py (--steps_per_layer: None = the config's default; bin/evaluate.py's demo: its
-    own shorter one, `eval_job`)."""
-    c = intervention.InterventionConfig()
-    flags.DEFINE_enum("target", "flip", list(edits.TARGETS), "Where the Z edit lands (InterFaceGAN).")
-    flags.DEFINE_float("distance", 3.0, "Target distance to the Z hyperplane.")
-    flags.DEFINE_integer("steps_per_layer", None, f"Adam steps per style layer. Default: {c.steps_per_layer} "
-                         f"(bin/evaluate.py's demo: {evaluate_cli.DEMO_STEPS_PER_LAYER}).")
-    flags.DEFINE_float("learning_rate", c.learning_rate, "Adam learning rate for Λ.")
-    flags.DEFINE_float("lambda_attr", c.lambda_attr, "Weight of the cosine attribute term (paper: 1e-2).")
-    flags.DEFINE_float("lambda_norm", c.lambda_norm, "Weight of ‖Λ‖₂ (paper: 1e-6).")
-    flags.DEFINE_float("lambda_init", c.lambda_init, "Initial λ of the layer being optimised.")
-    flags.DEFINE_enum("objective", "keep_edit", list(intervention.OBJECTIVES), "keep_edit: MSE outside the mask + "
-                      "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 "
-                      "exactly.")
-    flags.DEFINE_float("lambda_inside", c.lambda_inside, "keep_edit only: weight of the inside-mask term.")

@@ -37,8 +37,8 @@ import weights_convert
 from jax.sharding import Mesh
 
 from si_jax import storage
-from si_jax.engines import cli
-from si_jax.engines.cli import UsageError
+from si_jax.engines import hosts
+from si_jax.engines.errors import UsageError
 from si_jax.evaluation import pictures
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.discriminator import DConfig
@@ -295,7 +295,7 @@ def _abstract(tree):
 
 def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z_grid, stream, grid_first=False):
     """Compile the train_step programs that the steps in `step_range` need (one per (do_pl, do_r1) that occurs)
-    and the grids' program, saying so and counting them (`cli.compile_counter`): the first step's program (and
+    and the grids' program, saying so and counting them (`hosts.compile_counter`): the first step's program (and
     the grid's with grid_first) now, the others on a background thread while the first steps run -> `_Background`,
     whose wait(do_pl, do_r1) the loop calls before each step, keeping the seconds waited out of the training rate
     and ETA. jit reuses these executables when the loop calls `steps.train_step` / `steps.ema_images` with the same
@@ -305,7 +305,7 @@ def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z
     order = list(dict.fromkeys(tc.reg_flags(s) for s in step_range[:period]))   # in the order the steps need them
     if not order:
         return _Background(None, [])
-    report = cli.compile_counter("training programs (the step per regulariser combination, the grid; after the "
+    report = hosts.compile_counter("training programs (the step per regulariser combination, the grid; after the "
                                  "first, in the background)", lambda msg: print(msg, file=stream, flush=True))
     total, done, lock = len(order) + 1, [0], threading.Lock()
     state, z_grid = _abstract(state), _abstract(z_grid)
@@ -432,8 +432,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
                  "losses": {k: v for k, v in mean.items() if k not in ("r1", "pl", "pl_mean")},
                  "r1": mean.get("r1"), "pl": mean.get("pl"), "pl_mean": mean.get("pl_mean"),
                  "timing": {"steps": n, "sec_per_step": dt / n, "kimg_per_s": kimg_s, "img_per_s": 1000 * kimg_s}}
-        with open(metrics_path, "a") as f:
-            f.write(_json_line(entry) + "\n")
+        storage.append_lines(metrics_path, [_json_line(entry)])
         eta = (total - step) * dt / n
         losses = "  ".join(f"{k} {v:.4g}" for k, v in sorted(mean.items()))
         print(f"kimg {kimg_of(step):.2f}/{kimg_of(total):.2f}  step {step}  {kimg_s:.3f} kimg/s  "

@@ -26,6 +26,9 @@ compares the edit with that input image (the user's view), plus
   mse_outside_recon   outside-mask MSE between the edit and the reconstruction h(s) of the codes (what the
                       intervention's L_pix measures; the figures use the reconstruction too)
 
+Each column belongs to an evaluator chosen by name (evaluation.evaluators: outside_mse, ssim, psnr, s_score,
+classifier, judge, fd; `compare_methods(..., evaluators=...)` measures, `table2(..., evaluators=...)` shows them).
+
 The figures (Figs. 2, 5, 6) are in evaluation.figure_data (their numbers) and evaluation.figure_panels (drawing);
 bin/evaluate.py's driver is si_jax.engines.evaluate_cli.
 """
@@ -38,32 +41,23 @@ import numpy as np
 from si_jax import metrics
 from si_jax.editing import batches, intervention, pipeline
 from si_jax.editing import masks as masks_lib
-from si_jax.evaluation import judged
+from si_jax.evaluation import evaluators as evaluators_lib
 from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 
 METHOD_NAMES = {"z": "Z-space", "w": "W-space", "interfacegan": "InterFaceGAN", "s": "S-space (Δs_n)",
                 "intervention": "Style Intervention", "reconstruction": "reconstruction (no edit)"}
 UNRANKED_ROWS = ("reconstruction",)   # rows that are no edit (the floor of projected images): never bold
-# (metric key, Markdown header, better: 'low' | 'high' | None)
-TABLE_COLUMNS = (("mse_outside", "MSE outside ↓", "low"), ("mse_outside_recon", "MSE outside vs recon ↓", "low"),
-                 ("ssim_outside", "SSIM outside ↑", "high"),
-                 ("psnr_outside", "PSNR outside (dB) ↑", "high"), ("s_score_gain", "S score Δ→target", None),
-                 ("flipped", "flip rate", None), ("classifier_gain", "classifier Δ→target", None))
+# (metric key, Markdown header, better: 'low' | 'high' | None): every evaluator's, in table order
+TABLE_COLUMNS = evaluators_lib.columns(evaluators_lib.resolve())
 
 
 # ------------------------------------------------------------------------------------------------- Table 2
 
-def _flat(styles) -> np.ndarray:
-    """A list over layers of [N, dim_l] -> flat [N, S]; an array is taken as already flat."""
-    if isinstance(styles, (list, tuple)):
-        return np.concatenate([np.asarray(s) for s in styles], axis=-1)
-    return np.asarray(styles)
-
-
 def edit_metrics(img0, img, mask, *, data_range, target_sign=None, s_direction=None, styles_before=None,
                  styles_after=None, classifier=None) -> dict:
-    """Per-image metrics of ONE edit (see the module docstring for the keys).
+    """Per-image metrics of ONE edit (see the module docstring for the keys): the evaluators outside_mse, ssim,
+    psnr, and s_score / classifier where their inputs are given (evaluation.evaluators).
 
     img0: [N, R, R, C] input h(s); img: [N, R, R, C] edited; mask: [N, R, R] or [R, R]; data_range: scalar
     (SSIM/PSNR; use the SAME value for every method). target_sign: [N] of ±1 (default +1).
@@ -71,25 +65,12 @@ def edit_metrics(img0, img, mask, *, data_range, target_sign=None, s_direction=N
     classifier: images -> [N] scores, evaluated on img0 and img. Returns {key: np.ndarray [N] float}.
     """
     img0, img = np.asarray(img0, np.float32), np.asarray(img, np.float32)
-    n = img0.shape[0]
-    mask = np.asarray(mask, np.float32)
-    sign = np.ones(n, np.float32) if target_sign is None else np.asarray(target_sign, np.float32)
-    out = {"mse_outside": metrics.outside_mask_mse(img, img0, mask),
-           "ssim_outside": metrics.ssim(img0, img, data_range=data_range, mask=mask),
-           "psnr_outside": metrics.psnr(img, img0, data_range=data_range, mask=mask)}
-    if s_direction is not None and styles_before is not None and styles_after is not None:
-        before = s_direction.decision(_flat(styles_before)).astype(np.float32)
-        after = s_direction.decision(_flat(styles_after)).astype(np.float32)
-        out.update(s_score_before=before, s_score_after=after, s_score_change=metrics.score_change(before, after),
-                   s_score_gain=metrics.score_gain(before, after, sign),
-                   flipped=(before * after < 0).astype(np.float32))
-    if classifier is not None:
-        before = np.asarray(classifier(img0), np.float32).reshape(n)
-        after = np.asarray(classifier(img), np.float32).reshape(n)
-        out.update(classifier_before=before, classifier_after=after,
-                   classifier_change=metrics.score_change(before, after),
-                   classifier_gain=metrics.score_gain(before, after, sign))
-    return {k: np.asarray(v, np.float32) for k, v in out.items()}
+    sign = np.ones(img0.shape[0], np.float32) if target_sign is None else np.asarray(target_sign, np.float32)
+    tools = evaluators_lib.Tools(s_direction=s_direction, classifier=classifier)
+    edited = evaluators_lib.Edited(img0, img, np.asarray(mask, np.float32), sign, data_range, styles_before,
+                               styles_after)
+    names = ("outside_mse", "ssim", "psnr", "s_score", "classifier")
+    return evaluators_lib.measure_image(evaluators_lib.applicable(names, tools), edited, tools)
 
 
 def check_methods(methods, condition_on) -> tuple:
@@ -127,7 +108,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                     config: intervention.InterventionConfig = intervention.InterventionConfig(), condition_on=(),
                     classifier=None, target="flip", distance: float = 3.0, truncation_psi: float = 1.0,
                     batch_size: int = 8, data_range=None, keep: int = 0, extra_methods=None, judge=None,
-                    reference_features=None, prepare=None, log=None) -> dict:
+                    reference_features=None, prepare=None, evaluators=None, log=None) -> dict:
     """Run every method on the same samples and masks; per-method per-image metrics.
 
     z: [N, z_dim] latents (batches from `latent_preparer`); or, with `prepare`, the number of images N.
@@ -137,7 +118,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     docstring; + 'mse_outside_recon'), while masks, the intervention and the figures see h(s).
     dirs: {'s', 'z', 'w'} Directions; masks: [N, R, R], [R, R] (shared), 'auto'
     (masks.auto_mask from the S-only edit, per image) or a function (img0, img_z, img_s) -> [B, R, R] of the
-    input and the Z-only / S-only edits (e.g. a segmenter's part, engines.toyfaces.part_mask_fn); methods:
+    input and the Z-only / S-only edits (e.g. a segmenter's part, attributes.toyfaces.part_mask_fn); methods:
     subset of pipeline.METHODS ('interfacegan' needs
     `condition_on`, Z Directions of other attributes). Images are processed in batches of `batch_size` (the last
     padded, so every batch reuses the same compiled programs). data_range: for SSIM/PSNR, default
@@ -146,8 +127,11 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     extra_methods: {row name: fn(EditBatch, mask [B, R, R]) -> pipeline.EditOutput}, rows after `methods` (an
     intervention variant, the amortised Λ). judge: an evaluation.judged.JudgeMetrics, adding its per-image keys;
     with reference_features [M, F] also the Fréchet distance of each method's edited images ('set_metrics').
+    evaluators: which columns are measured (evaluation.evaluators names, or 'a,b'): None = every one whose
+    inputs are given; named, one whose inputs are missing is a ValueError.
 
     Returns {'num_images': N, 'methods': {method: {metric: [N]}} (keys in the module docstring),
+             'evaluators': names of the evaluators measured,
              'reference': 'input' (prepare gave reference images) or 'generated',
              'seconds': {method: wall seconds}, 'data_range': float, 'masks': [N, R, R], 'target_sign': [N],
              'set_metrics': {method: {'fd': stat}} (with judge and reference_features; also row 'input'),
@@ -156,6 +140,11 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                               'layer_images': [L, K, R, R, C] or None, 'pix_error': [L + 1, K] or None}}.
     """
     methods = check_methods(methods, condition_on)
+    tools = evaluators_lib.Tools(dirs.get("s"), classifier, judge, reference_features)
+    if evaluators is not None:
+        evaluators_lib.check_needs(evaluators, tools)
+    evs = evaluators_lib.applicable(evaluators, tools)
+    set_evs = [ev for ev in evs if ev.of_set is not None]
     extra_methods = dict(extra_methods or {})
     clash = sorted(set(extra_methods) & set(methods))
     if clash:
@@ -181,7 +170,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     synth = programs.synth_program(cfg)
     per = {m: [] for m in rows}
     seconds = {m: 0.0 for m in rows}
-    feats = {m: [] for m in ("input",) + rows}
+    feats = {(ev.name, m): [] for ev in set_evs for m in ("input",) + rows}
     used_masks, signs, kept, against_input = [], [], [], False
     for start in range(0, n, batch_size):
         padded = batches.pad_batch(np.arange(start, min(start + batch_size, n)), batch_size)
@@ -201,8 +190,8 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
         sign = batch.target_sign
         keep_here = start < keep
         outputs = {}
-        if judge is not None:
-            feats["input"].append(judge.features(ref[:valid]))
+        for ev in set_evs:
+            feats[ev.name, "input"].append(ev.features(ref[:valid], tools))
         for m in rows:
             t0 = time.perf_counter()
             if m in extra_methods:
@@ -213,28 +202,25 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
             image = np.asarray(out.image)
             seconds[m] += time.perf_counter() - t0
             outputs[m] = out
-            vals = edit_metrics(ref[:valid], image[:valid], mask[:valid], data_range=data_range,
-                                target_sign=sign[:valid], s_direction=dirs.get("s"),
-                                styles_before=[np.asarray(s)[:valid] for s in batch.styles],
-                                styles_after=[np.asarray(s)[:valid] for s in out.styles], classifier=classifier)
-            if against_input:
-                vals["mse_outside_recon"] = np.asarray(
-                    metrics.outside_mask_mse(image[:valid], img0[:valid], mask[:valid]), np.float32)
-            if judge is not None:
-                vals.update(judge(ref[:valid], image[:valid], mask[:valid], sign[:valid]))
-                feats[m].append(judge.features(image[:valid]))
+            edited = evaluators_lib.Edited(
+                ref[:valid], image[:valid], mask[:valid], sign[:valid], data_range,
+                [np.asarray(s)[:valid] for s in batch.styles], [np.asarray(s)[:valid] for s in out.styles],
+                img0[:valid] if against_input else None)
+            vals = evaluators_lib.measure_image(evs, edited, tools)
+            for ev in set_evs:
+                feats[ev.name, m].append(ev.features(image[:valid], tools))
             per[m].append(vals)
-            log(f"  {m:>12}: images {start}-{start + valid - 1}, {time.perf_counter() - t0:.1f}s, outside MSE "
-                f"{float(np.mean(vals['mse_outside'])):.4g}")
+            log(f"  {m:>12}: images {start}-{start + valid - 1}, {time.perf_counter() - t0:.1f}s"
+                + (f", outside MSE {float(np.mean(vals['mse_outside'])):.4g}" if "mse_outside" in vals else ""))
         used_masks.append(mask[:valid])
         signs.append(sign[:valid])
         if keep_here:
             kept.append(_kept_part(batch, img0, mask, outputs, min(valid, keep - start)))
     set_metrics = {}
-    if judge is not None and reference_features is not None:
-        set_metrics = {m: {"fd": judged.frechet_with_spread(np.concatenate(f), reference_features)}
-                       for m, f in feats.items()}
-    return {"num_images": n, "methods": {m: {k: np.concatenate([p[k] for p in per[m]]) for k in per[m][0]}
+    for (name, m), f in feats.items():
+        ev = evaluators_lib.REGISTRY[name]
+        set_metrics.setdefault(m, {}).update({key: ev.of_set(np.concatenate(f), tools) for key, _, _ in ev.columns})
+    return {"num_images": n, "evaluators": [ev.name for ev in evs], "methods": {m: {k: np.concatenate([p[k] for p in per[m]]) for k in per[m][0]}
                                          for m in rows},
             "reference": "input" if against_input else "generated", "seconds": seconds, "set_metrics": set_metrics, "data_range": float(data_range),
             "masks": np.concatenate(used_masks),
@@ -287,7 +273,7 @@ def _rank_value(results, stats, m, key) -> float:
     return np.nan if stats[m][key]["mean"] is None else stats[m][key]["mean"]
 
 
-def table2(results: dict, names: dict | None = None) -> tuple:
+def table2(results: dict, names: dict | None = None, evaluators=None) -> tuple:
     """Paper Table 2 from `compare_methods` output: mean ± std over samples, one row per method.
 
     -> (Markdown string, JSON-able dict {'num_images', 'data_range', 'rows': methods in order,
@@ -296,14 +282,18 @@ def table2(results: dict, names: dict | None = None) -> tuple:
     are None when a value is non-finite (PSNR of an image with no change outside the mask is +inf; the table then
     says 'inf'). Set metrics (the judges' FD: std over bootstrap resamples) sit beside the per-image ones.
     The best mean of the columns with a direction (↓ / ↑) is bold, among the rows not in UNRANKED_ROWS. names:
-    row labels (default METHOD_NAMES).
+    row labels (default METHOD_NAMES). evaluators: the columns of these evaluators only (evaluation.evaluators
+    names, in their order; the statistics then hold exactly those columns), default: every column measured.
     """
     names = names or METHOD_NAMES
     methods = list(results["methods"])
     set_metrics = results.get("set_metrics") or {}
     stats = {m: {**{k: _stat(v) for k, v in results["methods"][m].items()}, **set_metrics.get(m, {})}
              for m in methods}
-    cols = [c for c in TABLE_COLUMNS + judged.JUDGE_COLUMNS if all(c[0] in stats[m] for m in methods)]
+    shown = TABLE_COLUMNS if evaluators is None else evaluators_lib.columns(evaluators_lib.resolve(evaluators))
+    cols = [c for c in shown if all(c[0] in stats[m] for m in methods)]
+    if evaluators is not None:
+        stats = {m: {k: stats[m][k] for k, _, _ in cols} for m in methods}
     best, ranked = {}, [m for m in methods if m not in UNRANKED_ROWS]
     for key, _, better in cols:
         means = [(v, m) for m in ranked if not np.isnan(v := _rank_value(results, stats, m, key))]
@@ -326,7 +316,7 @@ def table2(results: dict, names: dict | None = None) -> tuple:
         lines.append("Projected images: every column compares the edit with the ORIGINAL input image (outside, "
                      "inside, the judge's verdicts), except 'MSE outside vs recon', which compares it with the "
                      "codes' reconstruction h(s) (what the intervention's L_pix measures).")
-    input_fd = set_metrics.get("input", {}).get("fd")
+    input_fd = set_metrics.get("input", {}).get("fd") if any(k == "fd" for k, _, _ in cols) else None
     if any(k == "judge_flipped" for k, _, _ in cols):
         fd = ("" if input_fd is None else f", and the Fréchet distance of its features to renders (± bootstrap std; "
               f"the unedited inputs: {input_fd['mean']:.3g})")

@@ -10,7 +10,6 @@ range, masks [B, R, R] with 1 inside the edited component, styles lists over lay
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from si_jax import metrics
-from si_jax.stylegan2 import network, programs
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -93,25 +92,13 @@ def default_fig2_layer(cfg: G2Config) -> int:
     return max(i for i, l in enumerate(cfg.layers) if l.kind == "conv" and l.res <= target)
 
 
-@functools.lru_cache(maxsize=None)
-def _features_program(cfg: G2Config, layer: int):
-    """styles -> activations x after style layer `layer`, upsampled (bilinear) to the image resolution."""
-    def run(params, styles):
-        b = styles[0].shape[0]
-        x = network.run_layers(params, cfg, network.initial_state(params, b), styles, 0, layer + 1).x
-        x = x.astype(jnp.float32)   # bfloat16 in the layers `--precision=bf16` computes so
-        r = cfg.img_resolution
-        return jax.image.resize(x, (b, r, r, x.shape[-1]), method=FIG2_UPSAMPLING)
-
-    return jax.jit(run)
-
-
 def channel_maps(params, cfg: G2Config, styles, layer: int) -> np.ndarray:
     """Feature maps after conv layer `layer` (activation x after bias + lrelu), upsampled to the image resolution
     with bilinear interpolation (half-pixel centres, jax.image.resize; as in network/GAN dissection).
     styles: list of [B, dim_l] -> [B, R, R, C_layer] float32."""
     layer = _check_conv_layer(cfg, layer)
-    return np.asarray(_features_program(cfg, layer)(params, [jnp.asarray(s) for s in styles]))
+    program = programs.features_program(cfg, layer, FIG2_UPSAMPLING)
+    return np.asarray(program(params, [jnp.asarray(s) for s in styles]))
 
 
 def top_fraction_maps(maps, top_frac: float = 0.05) -> np.ndarray:

@@ -24,6 +24,7 @@ from si_jax.stylegan2.network import initial_state as initial_state
 from si_jax.stylegan2.network import layer_forward as layer_forward
 from si_jax.stylegan2.network import mapping as mapping
 from si_jax.stylegan2.network import run_layers as run_layers
+from si_jax.stylegan2.network import states_before_layers as states_before_layers
 from si_jax.stylegan2.network import styles_from_w as styles_from_w
 from si_jax.stylegan2.network import synthesize as synthesize
 from si_jax.stylegan2.network import synthesize_from as synthesize_from

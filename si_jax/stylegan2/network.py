@@ -110,6 +110,16 @@ def run_layers(params, cfg: G2Config, state: SynthState, styles, start: int, sto
     return state
 
 
+def states_before_layers(params, cfg: G2Config, styles) -> list:
+    """The SynthState before each style layer: [num_layers] states, states[0] = initial_state (constant noise;
+    eagerly, or inside `jax.eval_shape` for their shapes). styles: list over all layers of [N, dim_l]."""
+    states, state = [], initial_state(params, styles[0].shape[0])
+    for i in range(len(cfg.layers)):
+        states.append(state)
+        state = layer_forward(params["layers"][i], cfg.layers[i], cfg, state, styles[i])
+    return states
+
+
 def synthesize(params, cfg: G2Config, styles, noise_mode: str = "const", key=None) -> jax.Array:
     """h(s): styles (list of [N, dim_l], forward order) -> image [N, R, R, img_channels], raw range, float32."""
     state = initial_state(params, styles[0].shape[0])

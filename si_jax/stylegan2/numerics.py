@@ -58,7 +58,27 @@ def _dtype_name(dtype) -> str:
 
 
 def _is_power_of_two(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 4 and v & (v - 1) == 0
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 4 and v & (v - 1) == 0
+
+
+def problem(conv3x3, upconv, precision, bf16_from_res, name=str) -> str | None:
+    """The first rule these Numerics fields break, worded with `name(field)` for every field named ('precision', or
+    '--precision' where the fields are a binary's flags), or None when they are valid.
+
+    >>> problem("auto", "auto", "fp32", 16)
+    'bf16_from_res=16 applies only with precision=bf16 (got precision=fp32)'
+    """
+    for field, value, allowed in (("precision", precision, PRECISIONS), ("conv3x3", conv3x3, CONV3X3_ALGORITHMS),
+                                  ("upconv", upconv, UPCONV_ALGORITHMS)):
+        if value not in allowed:
+            return f"{name(field)}={value!r} must be one of {', '.join(allowed)}"
+    if bf16_from_res is not None:
+        if precision != "bf16":
+            return (f"{name('bf16_from_res')}={bf16_from_res!r} applies only with {name('precision')}=bf16 (got "
+                    f"{name('precision')}={precision})")
+        if not _is_power_of_two(bf16_from_res):
+            return f"{name('bf16_from_res')}={bf16_from_res!r} must be a power of two >= 4 (a resolution)"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,16 +96,9 @@ class Numerics:
     bf16_from_res: int | None = None
 
     def __post_init__(self):
-        for name, allowed in (("conv3x3", CONV3X3_ALGORITHMS), ("upconv", UPCONV_ALGORITHMS),
-                              ("precision", PRECISIONS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.bf16_from_res is not None:
-            if self.precision != "bf16":
-                raise ValueError(f"bf16_from_res={self.bf16_from_res} applies only to precision 'bf16', "
-                                 f"not {self.precision!r}")
-            if not _is_power_of_two(self.bf16_from_res):
-                raise ValueError(f"bf16_from_res must be a power of two >= 4, got {self.bf16_from_res!r}")
+        wrong = problem(self.conv3x3, self.upconv, self.precision, self.bf16_from_res)
+        if wrong:
+            raise ValueError(wrong)
 
     def bf16_resolution(self, img_resolution: int, num_fp16_res: int = 0) -> int | None:
         """Lowest resolution whose synthesis layers run in bfloat16, or None (precision is not 'bf16')."""

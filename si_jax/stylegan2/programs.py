@@ -11,12 +11,24 @@ ones reuse it; params and batches are arguments, so new weights never recompile.
     split_program(cfg)          flat styles [N, S] -> list of [N, dim_l], placed like the input
     synth_program(cfg)          (params, styles) -> images [N, R, R, C] (noise const)
     generate_program(cfg, psi)  (params, z [N, z_dim]) -> (w, styles, images) (noise const)
+    noisy_generate_program(cfg, psi, noise_mode)   (params, z, key) -> (w, styles, images): bin/generate.py --latents
+    noisy_synth_program(cfg, noise_mode)           (params, flat styles [N, S], key) -> (styles, images): --styles
+    sample_program(cfg, psi, with_images)          (params, z) -> (w, flat styles [N, S], images or None):
+                                                   bin/sample.py's shards (noise const)
+    layer_program(cfg, layer)   (params, SynthState before style layer `layer`, its style [N, dim]) -> state after
+    features_program(cfg, layer, resize)   (params, styles) -> activations after style layer `layer` [N, R, R, C]
+                                float32, resized to the image resolution by jax.image.resize method `resize`
+
+Programs that are not the generator's alone stay with their stage: the intervention's layer and loss programs
+(editing.loops: the objective and Adam around the layers), the learned Λ's (editing.lambda_model), projection's
+(the code optimiser), training's steps and G_ema images (training.steps: the train state's w_avg and sharding).
 """
 from __future__ import annotations
 
 import functools
 
 import jax
+import jax.numpy as jnp
 
 from si_jax.stylegan2 import network
 from si_jax.stylegan2.config import G2Config
@@ -47,3 +59,46 @@ def synth_program(cfg: G2Config):
 @functools.lru_cache(maxsize=None)
 def generate_program(cfg: G2Config, truncation_psi: float = 1.0):
     return jax.jit(lambda params, z: network.generate(params, cfg, z, truncation_psi))
+
+
+@functools.lru_cache(maxsize=None)
+def noisy_generate_program(cfg: G2Config, truncation_psi: float, noise_mode: str):
+    return jax.jit(lambda params, z, key: network.generate(params, cfg, z, truncation_psi, noise_mode, key))
+
+
+@functools.lru_cache(maxsize=None)
+def noisy_synth_program(cfg: G2Config, noise_mode: str):
+    space = StyleSpace.of(cfg)
+    return jax.jit(lambda params, s, key: (space.split(s), network.synthesize(params, cfg, space.split(s),
+                                                                               noise_mode, key)))
+
+
+@functools.lru_cache(maxsize=None)
+def sample_program(cfg: G2Config, truncation_psi: float, with_images: bool):
+    space = StyleSpace.of(cfg)
+
+    def run(params, z):
+        w = network.mapping(params, cfg, z, truncation_psi)
+        styles = network.styles_from_w(params, cfg, w)
+        img = network.synthesize(params, cfg, styles, "const") if with_images else None
+        return w, space.concat(styles), img
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=None)
+def layer_program(cfg: G2Config, layer: int):
+    return jax.jit(lambda params, state, s: network.layer_forward(params["layers"][layer], cfg.layers[layer], cfg,
+                                                                  state, s))
+
+
+@functools.lru_cache(maxsize=None)
+def features_program(cfg: G2Config, layer: int, resize: str):
+    def run(params, styles):
+        b = styles[0].shape[0]
+        x = network.run_layers(params, cfg, network.initial_state(params, b), styles, 0, layer + 1).x
+        x = x.astype(jnp.float32)   # bfloat16 in the layers `--precision=bf16` computes so
+        r = cfg.img_resolution
+        return jax.image.resize(x, (b, r, r, x.shape[-1]), method=resize)
+
+    return jax.jit(run)

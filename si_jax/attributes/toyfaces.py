@@ -18,14 +18,15 @@ import numpy as np
 
 from si_jax import world
 from si_jax.editing import directions, masks
-from si_jax.engines import samples
 from si_jax.stylegan2 import programs
+from si_jax.stylegan2.latents import latents
 from si_jax.stylegan2.style_space import StyleSpace
 
 FIT_SAMPLES = 2000
 FIT_SEED = 1000   # latents for fitting are disjoint from the edited ones (seed 0 by default)
 MASK_DILATE = 1   # pixels at 32 px: the part's antialiased fringe and the segmenter's 1-px uncertainty
 PART_SPEC = masks.PART
+
 
 def check_attribute(attribute: str) -> str:
     if attribute not in world.ATTRIBUTES:
@@ -36,7 +37,7 @@ def check_attribute(attribute: str) -> str:
 def sample_codes(params, cfg, score, *, num: int, seed: int, batch: int = 500) -> dict:
     """Sample `num` images of latent seed `seed` and score them: {'z' [N, z_dim], 'w' [N, w_dim], 's' [N, S],
     'scores' = score(images [B, R, R, 3]) concatenated ([N] or [N, A])}."""
-    z = samples.latents(seed, range(num), cfg.z_dim)
+    z = latents(seed, range(num), cfg.z_dim)
     gen = programs.generate_program(cfg)
     space, ws, ss, scores = StyleSpace.of(cfg), [], [], []
     for start in range(0, num, batch):

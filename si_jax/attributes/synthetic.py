@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from si_jax.engines import toyfaces
+from si_jax.attributes import toyfaces
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     row = compare('eyeglasses', num_train=256, num_heldout=64, steps=300, refine=(0, 2))
 
-Protocol (engines.paper_suite's): the classifier labels FIT_SEED samples, S/Z/W directions are fit on them; every
+Protocol (experiments.paper_suite's): the classifier labels FIT_SEED samples, S/Z/W directions are fit on them; every
 method edits the SAME held-out latents (seed paper_suite.EVAL_SEED, the first num_heldout: Table 2's images) with
 the same Δs and the segmenter's part masks. Rows: 'z' (the Z edit), 'intervention' (per-image SI, optional),
 'amortised' (ONE Λ fit on num_shared images of paper_suite.AMORTISED_SEED), 'predicted' (K = 0) and
@@ -17,8 +17,11 @@ import numpy as np
 
 from si_jax import world
 from si_jax.editing import intervention, lambda_model, pipeline
-from si_jax.engines import lambda_data, paper_suite, samples, toyfaces
+from si_jax.attributes import toyfaces
+from si_jax.editing import lambda_data
+from si_jax.engines import samples
 from si_jax.evaluation import comparison, judged
+from si_jax.experiments import paper_suite
 from si_jax.stylegan2 import loading
 from si_jax.world import judges as judges_lib
 

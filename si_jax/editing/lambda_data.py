@@ -5,7 +5,7 @@
 
 Seeds: the predictor's training images are latents of TRAIN_SEED, its held-out images HELDOUT_SEED: disjoint from
 the edit demo's and Table 2's (seed 0), the directions' (toyfaces.FIT_SEED), Table 1's fresh samples and the
-shared Λ's (engines.paper_suite).
+shared Λ's (experiments.paper_suite).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ TRAIN_SEED, HELDOUT_SEED = 6000, 6001
 def edit_data(params, cfg, dirs, z, mask_fn, *, batch: int = 64, truncation_psi: float = 1.0,
               target="flip", distance: float = 3.0) -> lambda_model.TrainData:
     """Every array the objective needs for latents z [N, z_dim], computed in batches of `batch`; mask_fn(img0,
-    img_z, img_s) -> [B, R, R] (e.g. engines.toyfaces.part_mask_fn)."""
+    img_z, img_s) -> [B, R, R] (e.g. attributes.toyfaces.part_mask_fn)."""
     synth = programs.synth_program(cfg)
     parts = []
     for start in range(0, len(z), batch):

@@ -7,10 +7,10 @@
 
 Protocol (the paper's, with the judges in the human annotators' place): the classifier labels generated samples,
 S (L1), Z and W SVMs are fit on them; every method edits the SAME latents (seed 0) with the SAME Δs_z / Δs_n and
-the SAME mask: the segmenter's part of the attribute in the input or in the Z edit (engines.toyfaces.part_masks).
+the SAME mask: the segmenter's part of the attribute in the input or in the Z edit (attributes.toyfaces.part_masks).
 Rows 'intervention' (si_jax's objective, the default) and 'intervention_paper' (Eq. 11 exactly) share everything but
 the objective; 'amortised' applies ONE Λ, fit on `num_amortised` other images, to the evaluated ones.
-RESULTS.md and the pictures are written by engines.paper_report.
+RESULTS.md and the pictures are written by experiments.paper_report.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ import numpy as np
 from si_jax import storage, world
 from si_jax.editing import edits, intervention, pipeline
 from si_jax.editing import masks as masks_lib
-from si_jax.engines import samples, toyfaces
+from si_jax.attributes import toyfaces
+from si_jax.engines import samples
 from si_jax.evaluation import comparison, figure_data, judged, pictures
 from si_jax.stylegan2 import programs
 from si_jax.training import quality
@@ -40,6 +41,9 @@ ROW_NAMES = {**comparison.METHOD_NAMES, "intervention": "Style Intervention (si_
              "intervention_paper": "Style Intervention (paper's Eq. 11)",
              "amortised": "amortised Λ (fit on 64 other images)"}
 FIG5_COEFFS = (0.0, 0.5, 1.0, 1.5, 2.0)
+# Table 2's columns (evaluation.evaluators): the image metrics, the S-space SVM's, the judges' and their FD
+EVALUATORS = ("outside_mse", "ssim", "psnr", "s_score", "judge", "fd")
+MEASURE_EVALUATORS = ("outside_mse", "s_score", "judge")   # KEYS of `measure` (the variants, the claims)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +161,7 @@ def table2_for(params, cfg, judges, attribute: str, dirs: dict, reference, st: S
                                      condition_on=(dirs[cond]["z"],), batch_size=min(st.batch_size, len(z)),
                                      keep=st.keep, extra_methods={"intervention_paper": paper, "amortised": amortised},
                                      judge=judged.JudgeMetrics(judges, attribute), reference_features=reference,
-                                     log=lambda m: None)
+                                     evaluators=EVALUATORS, log=lambda m: None)
     markdown, table = comparison.table2(res, names=ROW_NAMES)
     auto_iou = np.concatenate(mask_fn.ious)[:st.num_images]
     table.update(attribute=attribute, part=part, condition_on=cond, mask_coverage=float(np.mean(res["masks"])),
@@ -183,7 +187,8 @@ def measure(params, cfg, judges, attribute: str, dirs: dict, num_images: int, co
     z = samples.latents(EVAL_SEED, range(num_images), cfg.z_dim)
     res = comparison.compare_methods(params, cfg, z, dirs[attribute], toyfaces.part_mask_fn(
         judges, world.ATTRIBUTE_PART[attribute]), methods, batch_size=len(z),
-        extra_methods={k: run(c) for k, c in configs.items()}, judge=judged.JudgeMetrics(judges, attribute))
+        extra_methods={k: run(c) for k, c in configs.items()}, judge=judged.JudgeMetrics(judges, attribute),
+        evaluators=MEASURE_EVALUATORS)
     return {m: {k: float(np.mean(v[k])) for k in KEYS} for m, v in res["methods"].items()}
 
 
@@ -240,7 +245,7 @@ def fig2(params, cfg, judges, st: SuiteSettings, top_frac: float = 0.05, k: int 
 def attribute_record(params, cfg, judges, attribute: str, dirs, reference, st: SuiteSettings, log=print) -> dict:
     """Everything RESULTS.md shows of one attribute: {'table', 'markdown', 'variants' (JSON-able), 'kept' {'input',
     'mask', method: images} ([K, ...] arrays), 'figures' {name: PNG bytes}}."""
-    from si_jax.engines import evaluate_cli
+    from si_jax.engines import evaluate_outputs
 
     t0 = time.perf_counter()
     variants = variants_for(params, cfg, judges, attribute, dirs, st)
@@ -248,7 +253,7 @@ def attribute_record(params, cfg, judges, attribute: str, dirs, reference, st: S
         f"{k} flip {v['judge_flipped']:.2f} MSE {v['mse_outside']:.4f}" for k, v in variants.items()))
     t2 = table2_for(params, cfg, judges, attribute, dirs, reference, st, log)
     kept, pngs = t2["results"]["kept"], {}
-    evaluate_cli.fig5_and_fig6(params, cfg, kept, FIG5_COEFFS, pngs, {}, lambda m: None)
+    evaluate_outputs.fig5_and_fig6(params, cfg, kept, FIG5_COEFFS, pngs, {}, lambda m: None)
     return {"table": t2["table"], "markdown": t2["markdown"], "variants": variants,
             "seconds": time.perf_counter() - t0,
             "kept": {"input": kept["input"], "mask": kept["mask"], **kept["images"]},
@@ -278,7 +283,7 @@ def load_record(folder: pathlib.Path) -> dict | None:
 
 
 def run_suite(st: SuiteSettings, work_dir, log=print) -> dict:
-    """Everything RESULTS.md shows (engines.paper_report.report's input). Each attribute's record is kept in
+    """Everything RESULTS.md shows (experiments.paper_report.report's input). Each attribute's record is kept in
     work_dir/<attribute> as soon as it is measured, so a killed run resumes where it stopped (work_dir must be
     specific to the settings: bench/paper.py names it by their hash)."""
     import platform

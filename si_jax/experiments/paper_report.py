@@ -1,4 +1,4 @@
-"""RESULTS.md and its pictures from the measurements of engines.paper_suite (no computation beyond drawing).
+"""RESULTS.md and its pictures from the measurements of experiments.paper_suite (no computation beyond drawing).
 
     outputs = report(suite, command, seconds)     # storage.Outputs: RESULTS.md, docs/results/*.png, results/*.json
     outputs.commit()                              # written together (all or nothing)
@@ -122,7 +122,7 @@ def report(suite: dict, command: str, seconds: float, root) -> storage.Outputs:
              f"for the attributes (" + ", ".join(f"{a} {r['seconds'] / 60:.0f}" for a, r in records.items()) +
              f"), {seconds / 60:.0f} min for the last process. Every number below is measured by the "
              "independent judges (si_jax.world: a classifier and a segmenter trained on renders), never by the "
-             "S-space SVM the methods were fit with. Protocol: engines/paper_suite.py.", "",
+             "S-space SVM the methods were fit with. Protocol: experiments/paper_suite.py.", "",
              "![every attribute edited by every method](docs/results/methods.png)", "",
              "## Does the edit happen, and does the rest stay?", "",
              f"Target (issue 11): judge flip rate >= {FLIP_TARGET:.0%} of the Z edit's, outside-mask MSE <= "
