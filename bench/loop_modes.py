@@ -90,7 +90,8 @@ def main(argv):
         args = [sys.executable, os.path.abspath(__file__), f"--child={name}", f"--batch={FLAGS.batch}",
                 f"--second_steps={FLAGS.second_steps}", f"--default_steps={FLAGS.default_steps}",
                 f"--max_layers={FLAGS.max_layers}", f"--samples={FLAGS.samples}"]
-        r = json.loads(subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.splitlines()[-1])
         mark = "~" if "sampled_layers" in r else ""
         gain = r["warm_one"] - r["warm_steps"]
         b_star = (r["compile_steps"] - r["compile_one"]) / gain if gain > 0 else float("inf")

@@ -11,7 +11,7 @@ import pytest
 
 import si_jax
 from si_jax import metrics
-from si_jax.editing import intervention
+from si_jax.editing import intervention, loops
 from si_jax.editing.intervention import InterventionConfig
 from si_jax.stylegan2.config import G2Config
 
@@ -126,12 +126,14 @@ def test_compile_programs_counts_what_it_compiles(loop, programs):
 
 
 def test_auto_loop_rule():
-    """'auto': the step programs on CPU, one program for short runs on CPU (its compile saving outweighs its slower
-    steps there), the scan elsewhere; the shared mode has no 'one'."""
-    resolve, short = intervention.resolve_loop, intervention.ONE_PROGRAM_MAX_BATCHES
-    assert resolve("auto", "cpu") == resolve("auto", "cpu", batches=short + 1) == "steps"
-    assert resolve("auto", "cpu", batches=short) == resolve("one", "gpu") == "one"
-    assert resolve("auto", "cpu", batches=1, shared=True) == resolve("one", "cpu", shared=True) == "steps"
+    """'auto': the step programs on CPU, one program for short runs of small images on CPU (its compile saving
+    outweighs its slower steps there, not at 256 px), the scan elsewhere; the shared mode has no 'one'."""
+    resolve, short, small = intervention.resolve_loop, intervention.ONE_PROGRAM_MAX_BATCHES, loops.ONE_PROGRAM_MAX_RES
+    assert resolve("auto", "cpu") == resolve("auto", "cpu", batches=short + 1, resolution=small) == "steps"
+    assert resolve("auto", "cpu", batches=1) == resolve("auto", "cpu", batches=1, resolution=2 * small) == "steps"
+    assert resolve("auto", "cpu", batches=short, resolution=small) == resolve("one", "gpu") == "one"
+    assert resolve("auto", "cpu", batches=1, resolution=32, shared=True) == resolve("one", "cpu", shared=True) \
+        == "steps"
     assert resolve("auto", "gpu", batches=1) == resolve("auto", "tpu") == "scan"
     with pytest.raises(ValueError, match="loop must be one of"):
         resolve("while")

@@ -428,5 +428,5 @@ def test_host_devices_auto_is_the_largest_divisor_of_the_batch_within_the_cores(
         [2, 1, 3, 1, 2]
     assert train_run.host_devices("4", 32) == 4
     for bad in ("3", "0", "-2", "two"):
-        with pytest.raises(train_run.UsageError, match=f"--host_devices='{bad}' must be 'auto' or a positive integer dividing"):
+        with pytest.raises(train_run.UsageError, match=f"--host_devices='{bad}' must be 'auto' or a positive integer"):
             train_run.host_devices(bad, 32)

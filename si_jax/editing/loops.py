@@ -28,25 +28,31 @@ from si_jax.stylegan2.config import G2Config
 
 LOOPS = ("auto", "scan", "steps", "one")
 ONE_PROGRAM_MAX_BATCHES = 4   # 'auto' on CPU: 'one' for runs of at most this many batches (measured: resolve_loop)
+ONE_PROGRAM_MAX_RES = 64      # ... of images of at most this many pixels a side ('steps' won at 256 px from batch 1)
 
 
 def resolve_loop(loop: str = "auto", backend: str | None = None, shared: bool = False,
-                 batches: int | None = None) -> str:
+                 batches: int | None = None, resolution: int | None = None) -> str:
     """'scan', 'steps' or 'one' (module docstring; the same Λ* within float tolerance; 'one' is per-image only,
     shared=True runs 'steps' instead).
 
-    'auto': 'steps' on CPU ('one' for runs of at most ONE_PROGRAM_MAX_BATCHES batches), 'scan' elsewhere. Measured
+    'auto': 'steps' on CPU ('one' for runs of at most ONE_PROGRAM_MAX_BATCHES batches of images of at most
+    ONE_PROGRAM_MAX_RES px), 'scan' elsewhere. Measured
     with bench/edit_floor.py (BENCHMARKS.md): XLA:CPU runs the body of a while loop ~3x slower than the same ops as
     a program of their own (toyfaces, batch 16, layer b16.conv0: 113 ms of CPU per Adam step inside the scan, 39 ms
     as a step program, 40 ms for the floor's value-and-gradient pass); unrolling the scan 2 or 4 times does not help
     (105, 103 ms), unrolling it fully does (39 ms) at 3x the compile time. Off CPU a scan saves steps + 1 dispatches
-    per layer (not measured there)."""
+    per layer (not measured there). 'one' against 'steps' (bench/loop_modes.py, BENCHMARKS.md; compile from an empty
+    cache + warm batches at 15 steps): at 32 px 'one' compiles 5x faster and runs a batch 4.6x slower, so it wins for
+    runs shorter than ~60 batches of 1 (~9 of 16); at 256 px its whole-network passes make a batch 4.8x slower and
+    'steps' wins from the first batch; at 1024 px the passes are costlier still (not measured: 'steps')."""
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {', '.join(LOOPS)}, got {loop!r}")
     if loop == "auto":
         if (backend or jax.default_backend()) != "cpu":
             return "scan"
-        loop = "one" if batches is not None and batches <= ONE_PROGRAM_MAX_BATCHES else "steps"
+        short = batches is not None and batches <= ONE_PROGRAM_MAX_BATCHES
+        loop = "one" if short and resolution is not None and resolution <= ONE_PROGRAM_MAX_RES else "steps"
     return "steps" if loop == "one" and shared else loop
 
 

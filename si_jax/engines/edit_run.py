@@ -200,7 +200,7 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     num_shards = -(-n // bsz)
     params = runs.replicate(params, mesh)   # once: every program of the run reads this copy on every device
     lo_hi = runs.from_process_0(display_range(params, cfg, dirs, z_all, st, mesh))
-    loop, on_compiled = run_loop(st, num_shards, log)
+    loop, on_compiled = run_loop(st, num_shards, cfg.img_resolution, log)
 
     def compute(k, positions):
         return edit_shard(params, cfg, dirs, batches.pad_batch(z_all[positions], bsz).array,
@@ -214,10 +214,11 @@ def run_edits(run: runs.RunDir, params, cfg, dirs, z_all, st: EditSettings, mask
     return finish(run, num_shards, st, lo_hi, extra, attribute=dirs["s"].attribute)
 
 
-def run_loop(st: EditSettings, num_shards: int, log) -> tuple:
-    """(the intervention's loop for the whole run, its compile-progress callback). Decided by the run's whole size,
-    not by what is left of it, so that a resumed run computes exactly as the first one did."""
-    loop = intervention.resolve_loop(st.loop, batches=num_shards)
+def run_loop(st: EditSettings, num_shards: int, resolution: int, log) -> tuple:
+    """(the intervention's loop for the whole run, its compile-progress callback). Decided by the run's whole size
+    (batches, image resolution), not by what is left of it, so that a resumed run computes exactly as the first one
+    did."""
+    loop = intervention.resolve_loop(st.loop, batches=num_shards, resolution=resolution)
     what = "program of '{}', one for all layers as the run is short," if loop == "one" else "layer programs of '{}'"
     return loop, hosts.compile_counter(what.format(st.method), log)
 

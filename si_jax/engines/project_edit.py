@@ -147,7 +147,7 @@ def run_code_edits(run: runs.RunDir, params, cfg, dirs, codes: CodeInputs, st, m
     params = runs.replicate(params, mesh)   # once (see edit_code_shard)
     n, bsz = len(codes.styles), st.batch_size
     num_shards = -(-n // bsz)
-    loop, on_compiled = edit_run.run_loop(st, num_shards, log)
+    loop, on_compiled = edit_run.run_loop(st, num_shards, cfg.img_resolution, log)
 
     def compute(k, pos):
         def pad(a):

@@ -442,7 +442,8 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
     try:
         while step < total:
             do_pl, do_r1 = tc.reg_flags(step)
-            waited = background.wait(do_pl, do_r1) + (background.wait() if step % grid_every == grid_every - 1 or step == total - 1 else 0)
+            grid_next = step % grid_every == grid_every - 1 or step == total - 1
+            waited = background.wait(do_pl, do_r1) + (background.wait() if grid_next else 0.0)
             t_start, t_log = t_start + waited, t_log + waited   # a program still compiling: not training time
             state, metrics = steps.train_step(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1)
             metrics = jax.device_get(metrics)
