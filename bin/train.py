@@ -50,7 +50,7 @@ flags.DEFINE_enum("config", "default", list(train_run.CONFIGS), "Values of the f
                   "compiling; train_run.SMOKE).")
 flags.DEFINE_string("host_devices", "auto", "XLA CPU devices each batch is split over (data-parallel, the same step "
                     "up to summation order): 'auto' = the largest divisor of --batch up to this machine's cores "
-                    "(train_run.host_devices); 1 = one device, as the shipped generator was trained.")
+                    "(hosts.host_devices); 1 = one device, as the shipped generator was trained.")
 hosts.define_cache_flag(flags)
 flags.DEFINE_string("workdir", None, "Work folder (default ~/.cache/si_jax/train/<name>); resumed when it holds "
                                      "the same run.")
@@ -62,7 +62,7 @@ def _run():
     settings = train_run.TrainSettings(**{f.name: FLAGS[f.name].value if FLAGS[f.name].present else
                                           getattr(base, f.name) for f in dataclasses.fields(train_run.TrainSettings)})
     if isinstance(settings.batch, int) and settings.batch >= 1:   # a bad batch is named by settings.check
-        train_run.use_host_devices(train_run.host_devices(FLAGS.host_devices, settings.batch))
+        hosts.use_host_devices(hosts.host_devices(FLAGS.host_devices, settings.batch))
     hosts.setup_jax(FLAGS.compilation_cache)
     out = train_run.train(settings, FLAGS.workdir)
     print(f"done: {out['kimg']:.2f} kimg, step {out['step']}; generator {out['G_ema']}")

@@ -20,7 +20,7 @@ from safetensors.numpy import load_file
 from PIL import Image
 
 import si_jax
-from si_jax.engines import errors, train_run
+from si_jax.engines import errors, hosts, train_run
 from si_jax.stylegan2 import network
 from si_jax.stylegan2 import params as params_lib
 from si_jax.stylegan2.config import G2Config
@@ -343,7 +343,7 @@ def test_smoke_config_trains_end_to_end_announcing_compiles_and_resumes(tmp_path
     core ('auto'); the exported G_ema loads; a longer re-run resumes from the checkpoint."""
     work = tmp_path / "smoke"
     lines = _train(work, jax_cache, "--kimg=0.024")   # 3 steps of 8: one with both regularisers, two without
-    n = train_run.host_devices("auto", train_run.SMOKE.batch)   # the default: one CPU device per core
+    n = hosts.host_devices("auto", train_run.SMOKE.batch)   # the default: one CPU device per core
     announce = _first(lines, "compiling 3 training programs", _first(lines, f"training on {n} cpu device(s)"))
     step1 = _first(lines, "kimg 0.01/0.02  step 1 ", _first(lines, "  compiled 2/3 (", announce))
     assert _first(lines, "  compiled 3/3 (", announce) < _first(lines, "done: 0.02 kimg, step 3", step1)
@@ -368,7 +368,7 @@ def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(
         state, m = real_step(state, *args, **kw)
         return state, {**m, "G": jnp.float32(jnp.nan)}
 
-    nan_at_step_0.lower = real_step.lower   # train_run.compile_steps compiles the real step ahead
+    nan_at_step_0.lower = real_step.lower   # train_programs.compile_steps compiles the real step ahead
 
     monkeypatch.setattr(train_run.steps, "train_step", nan_at_step_0)
     work = tmp_path / "run"
@@ -424,9 +424,9 @@ def test_damaged_newest_checkpoint_falls_back_and_is_named(uninterrupted, tmp_pa
 
 
 def test_host_devices_auto_is_the_largest_divisor_of_the_batch_within_the_cores():
-    assert [train_run.host_devices("auto", b, cores=c) for b, c in ((32, 2), (32, 1), (6, 4), (7, 2), (2, 16))] == \
+    assert [hosts.host_devices("auto", b, cores=c) for b, c in ((32, 2), (32, 1), (6, 4), (7, 2), (2, 16))] == \
         [2, 1, 3, 1, 2]
-    assert train_run.host_devices("4", 32) == 4
+    assert hosts.host_devices("4", 32) == 4
     for bad in ("3", "0", "-2", "two"):
-        with pytest.raises(train_run.UsageError, match=f"--host_devices='{bad}' must be 'auto' or a positive integer"):
-            train_run.host_devices(bad, 32)
+        with pytest.raises(errors.UsageError, match=f"--host_devices='{bad}' must be 'auto' or a positive integer"):
+            hosts.host_devices(bad, 32)

@@ -20,7 +20,7 @@
     demo          the embedded default: the toyfaces generator, its cached judge-labelled directions, the banner
     evaluate_cli  bin/evaluate.py: Table 2 by evaluator (evaluate_outputs: its figures, page, files; JSONL)
     project_cli, project_run, project_edit   bin/project.py, its resumable folder, editing its codes (--codes)
-    fit_lambda_run, train_run   bin/fit_lambda.py, bin/train.py
+    fit_lambda_run, train_run   bin/fit_lambda.py, bin/train.py (train_programs: its step programs, compiled ahead)
     judges_run, quality_run, convert_run   bin/train_judges.py, bin/generator_quality.py, bin/convert_weights.py
 The research experiments (paper suite, learned-Λ bench) are si_jax.experiments, above the engines.
 

@@ -223,7 +223,7 @@ def load_codes(path, space: str, generator_id: str | None = None) -> dict:
     except ValueError as e:
         raise ValueError(f"{man_path} is damaged ({e})") from None
     storage.check_format_header(manifest, man_path, "projection folder", FORMAT, VERSION)
-    fix = f"the file is damaged: delete it and re-run bin/project.py's command"
+    fix = "the file is damaged: delete it and re-run bin/project.py's command"
     storage.check_fields(manifest, man_path, fix, spaces="list", generator_id="text")
     if not all(isinstance(s, str) for s in manifest["spaces"]):
         raise ValueError(f"{man_path}: 'spaces' is {manifest['spaces']!r}, expected a list of names; {fix}")

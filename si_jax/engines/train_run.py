@@ -21,14 +21,11 @@ leaves the last checkpoint intact, and a damaged newest checkpoint is named and 
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import sys
-import threading
 import time
 
 import jax
@@ -37,7 +34,7 @@ import weights_convert
 from jax.sharding import Mesh
 
 from si_jax import storage
-from si_jax.engines import hosts
+from si_jax.engines import train_programs
 from si_jax.engines.errors import UsageError
 from si_jax.evaluation import pictures
 from si_jax.stylegan2.config import G2Config
@@ -167,25 +164,6 @@ SMOKE = TrainSettings(name="smoke", resolution=16, channel_base=256, channel_max
 CONFIGS = {"default": TrainSettings(), "smoke": SMOKE}
 
 
-def host_devices(flag: str, batch: int, cores: int | None = None) -> int:
-    """How many XLA CPU devices to split each batch over: 'auto' -> the largest divisor of `batch` that is at most
-    this process's CPU cores (measured on 2 cores, TRAINING.md: one device kept ~1.3 cores busy, two trained the
-    shipping config 1.6x faster, the same step up to summation order), or the number given (UsageError if it is not
-    a positive integer dividing the batch). Off CPU the CPU device count does not matter."""
-    if flag == "auto":
-        cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        return max(d for d in range(1, min(cores, batch) + 1) if batch % d == 0)
-    if not flag.isdigit() or int(flag) < 1 or batch % int(flag):
-        raise UsageError(f"--host_devices={flag!r} must be 'auto' or a positive integer dividing --batch={batch}")
-    return int(flag)
-
-
-def use_host_devices(n: int) -> None:
-    """Give JAX's CPU backend `n` devices (before it starts; an XLA_FLAGS device count set by the user wins)."""
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", n)
-
-
 def default_workdir(name: str) -> pathlib.Path:
     return pathlib.Path.home() / ".cache" / "si_jax" / "train" / name
 
@@ -286,74 +264,6 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _abstract(tree):
-    """Shapes, dtypes and (committed) placements of `tree`'s arrays: what `lower` needs, kept apart from buffers
-    that the steps donate."""
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(
-        a.shape, a.dtype, sharding=a.sharding if getattr(a, "committed", False) else None), tree)
-
-
-def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z_grid, stream, grid_first=False):
-    """Compile the train_step programs that the steps in `step_range` need (one per (do_pl, do_r1) that occurs)
-    and the grids' program, saying so and counting them (`hosts.compile_counter`): the first step's program (and
-    the grid's with grid_first) now, the others on a background thread while the first steps run -> `_Background`,
-    whose wait(do_pl, do_r1) the loop calls before each step, keeping the seconds waited out of the training rate
-    and ETA. jit reuses these executables when the loop calls `steps.train_step` / `steps.ema_images` with the same
-    arguments (and the persistent cache keeps them). On a resume from a warm cache the first step waits only for
-    its own program (tracing + cache load; TRAINING.md has the times)."""
-    period = math.lcm(tc.g_reg_interval, tc.d_reg_interval)
-    order = list(dict.fromkeys(tc.reg_flags(s) for s in step_range[:period]))   # in the order the steps need them
-    if not order:
-        return _Background(None, [])
-    report = hosts.compile_counter("training programs (the step per regulariser combination, the grid; after the "
-                                 "first, in the background)", lambda msg: print(msg, file=stream, flush=True))
-    total, done, lock = len(order) + 1, [0], threading.Lock()
-    state, z_grid = _abstract(state), _abstract(z_grid)
-
-    def build(variant):
-        if variant is None:
-            steps.ema_images.lower(state.g_ema, state.w_avg, tc.g, z_grid).compile()
-        else:
-            steps.train_step.lower(state, tc, dataset, mesh, do_pl=variant[0], do_r1=variant[1]).compile()
-        with lock:
-            done[0] += 1
-            report(done[0], total)
-
-    now = order[:1] + [None] * grid_first
-    report(0, total)
-    for variant in now:
-        build(variant)
-    return _Background(build, [v for v in order + [None] if v not in now])
-
-
-class _Background:
-    """Programs compiling on a daemon thread (an interrupted run does not wait for them). wait(*variant): block
-    until that train-step variant (no argument: the grid's program) is compiled, re-raising its error -> seconds
-    waited; finish(): wait for all."""
-
-    def __init__(self, build, variants):
-        self._futures = {v: concurrent.futures.Future() for v in variants}
-        self._thread = threading.Thread(target=self._run, args=(build,), daemon=True, name="compile_steps")
-        self._thread.start()
-
-    def _run(self, build):
-        for variant, future in self._futures.items():
-            try:
-                build(variant)
-                future.set_result(None)
-            except BaseException as e:   # re-raised by wait() in the loop's thread
-                future.set_exception(e)
-
-    def wait(self, *variant) -> float:
-        future, t = self._futures.get(variant or None), time.perf_counter()
-        if future is not None:
-            future.result()
-        return time.perf_counter() - t if future is not None else 0.0
-
-    def finish(self) -> None:
-        self._thread.join()
-
-
 def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, stream=None) -> dict:
     """Train (or resume) the run `settings` in `workdir` until settings.kimg; -> summary dict.
 
@@ -409,7 +319,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
 
     print(f"training on {len(devices)} {jax.default_backend()} device(s)" + (
         f", each batch of {settings.batch} split over them" if mesh else ""), file=stream, flush=True)
-    background = compile_steps(state, tc, dataset, mesh, range(step, total), z_grid, stream,
+    background = train_programs.compile_steps(state, tc, dataset, mesh, range(step, total), z_grid, stream,
                                grid_first=fresh or last is None)
     # the initial grid: now when resuming a run without a checkpoint; for a new run after its first good step
     # (computed now: the step donates the state's buffers)
