@@ -39,7 +39,7 @@ class FitSettings:
 
     num_train: int = 256
     num_heldout: int = 32
-    steps: int = 200
+    steps: int = 150   # RESULTS.md: on 256 images 300 steps overfit (higher held-out objective, fewer flips)
     batch_size: int = 32
     learning_rate: float = 3e-3
     seed: int = lambda_data.TRAIN_SEED

@@ -1,6 +1,6 @@
 """The learned Λ measured by the toyfaces judges beside per-image SI and the shared Λ (bench/lambda_model.py, tests).
 
-    row = compare('eyeglasses', num_train=256, num_heldout=64, steps=300, refine=(0, 2),
+    row = compare('eyeglasses', num_train=256, num_heldout=64, steps=150, refine=(0, 2),
                   targets=('objective', 'distill'))
 
 Protocol (engines.paper_suite's): the classifier labels FIT_SEED samples, S/Z/W directions are fit on them; every
@@ -30,7 +30,7 @@ from si_jax.world import judges as judges_lib
 ROW_OF_TARGET = {"objective": "predicted", "distill": "distill", "distill+objective": "distill+objective"}
 
 
-def compare(attribute: str, *, num_train: int = 256, num_heldout: int = 64, steps: int = 300, refine=(0,),
+def compare(attribute: str, *, num_train: int = 256, num_heldout: int = 64, steps: int = 150, refine=(0,),
             num_shared: int = 64, si: bool = True, num_fit: int = toyfaces.FIT_SAMPLES, batch_size: int = 32,
             learning_rate: float = 1e-3, targets=("objective",), distill_steps: int = 400, log=print) -> dict:
     """-> {'attribute', 'rows': {row: {'judge_flips', 'mse_outside', 'flips_over_z', 'mse_over_z',
