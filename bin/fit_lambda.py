@@ -31,8 +31,8 @@ flags.DEFINE_integer("num_heldout", _S.num_heldout, "Held-out samples for the re
 flags.DEFINE_integer("steps", _S.steps, "Adam steps on the predictor.")
 flags.DEFINE_integer("batch_size", _S.batch_size, "Images per training step.")
 flags.DEFINE_float("learning_rate", _S.learning_rate, "Adam learning rate of the predictor's weights.")
-flags.DEFINE_enum("target", _S.target, list(lambda_distill.TARGETS), "What the predictor is trained on: the "
-                  "objective, or per-image SI's Λ* (distill; costs per-image SI on every training image).")
+flags.DEFINE_string("target", _S.target, f"{' | '.join(lambda_distill.TARGETS)}: what the predictor is trained "
+                    "on: the objective, or per-image SI's Λ* (distill; costs per-image SI on every training image).")
 flags.DEFINE_integer("distill_steps", _S.distill_steps, "--target=distill*: Adam steps of regression onto Λ*.")
 flags.DEFINE_integer("seed", _S.seed, "Latent seed of the training samples.")
 flags.DEFINE_integer("heldout_seed", _S.heldout_seed, "Latent seed of the held-out samples.")

@@ -157,9 +157,8 @@ def test_distillation_regression_learns_per_image_lambda():
 @pytest.fixture(scope="module")
 def demo_setup():
     from si_jax.engines import synthetic
-    from si_jax.stylegan2 import builtin
 
-    params, cfg = builtin.demo_generator()
+    params, cfg = loading.load_generator("builtin:demo")
     dirs = synthetic.fit_demo_directions(params, cfg, log=lambda m: None)
     return params, cfg, dirs
 
@@ -186,18 +185,19 @@ def test_si_targets_are_per_image_intervention(demo_setup):
     np.testing.assert_allclose(labels, whole, atol=1e-4)
 
 
-def test_fit_records_the_target(demo_setup, tmp_path):
-    """bin/fit_lambda.py's engine with --target=distill: the model's metadata and the report name the target, and
-    the model loads back for the same identity."""
+@pytest.mark.parametrize("target", ["distill", "distill+objective"])
+def test_fit_records_the_target(demo_setup, tmp_path, target):
+    """bin/fit_lambda.py's engine with a distilling --target: the model's metadata and the report name the target,
+    and the model loads back for the same identity."""
     from si_jax.engines import fit_lambda_run as fr
 
     params, cfg, dirs = demo_setup
     config = intervention.InterventionConfig(steps_per_layer=2)
     ident = lambda_model.identity("demo", dirs, config)
-    st = fr.FitSettings(num_train=8, num_heldout=4, steps=3, batch_size=4, target="distill", distill_steps=5)
+    st = fr.FitSettings(num_train=8, num_heldout=4, steps=3, batch_size=4, target=target, distill_steps=5)
     report = fr.fit(params, cfg, dirs, _box_masks, tmp_path, st, config, {**ident, "mask_source": "box"},
                     log=lambda m: None)
     model = lambda_model.load_model(tmp_path / fr.MODEL_FILE, expect=ident)
-    assert model.meta["training"]["target"] == "distill" and report["target"] == "distill"
+    assert model.meta["training"]["target"] == target and report["target"] == target
     assert json.loads((tmp_path / fr.REPORT_FILE).read_text())["meta"]["training"]["distill_steps"] == 5
     assert (tmp_path / fr.CURVE_FILE).is_file() and not (tmp_path / fr.CKPT_FILE).exists()
