@@ -176,12 +176,12 @@ def test_si_targets_are_per_image_intervention(demo_setup):
 
     params, cfg, dirs = demo_setup
     config = intervention.InterventionConfig(steps_per_layer=2)
-    data = lambda_data.edit_data(params, cfg, dirs, samples.latents(3, range(3), cfg.z_dim), _box_masks)
+    data = lambda_data.edit_data(params, cfg, dirs, samples.latents(3, range(4), cfg.z_dim), _box_masks)
     labels = lambda_distill.si_targets(params, cfg, data, config, batch=2)
-    st, dz, dn, _, _, mask, _ = data.take(np.arange(3))
+    st, dz, dn, _, _, mask, _ = data.take(np.arange(4))
     whole = np.concatenate([np.asarray(a) for a in intervention.intervene(params, cfg, st, dz, dn, mask,
                                                                           config).lam], -1)
-    assert labels.shape == (3, cfg.style_dim) and labels.min() >= 0 and labels.max() <= 1
+    assert labels.shape == (4, cfg.style_dim) and labels.min() >= 0 and labels.max() <= 1
     np.testing.assert_allclose(labels, whole, atol=1e-4)
 
 
