@@ -3,15 +3,18 @@
     python bin/fit_lambda.py                       # demo: builtin:toyfaces, --attribute (eyeglasses), part masks
     python bin/fit_lambda.py --weights=G.safetensors --direction=DIR.npz --mask=auto --output_dir=O \
         [--num_train=256 --steps=200 --batch_size=32 --learning_rate=3e-3] [--objective=keep_edit|paper]
+        [--target=objective|distill|distill+objective --distill_steps=400]
 
-Trains by minimising the intervention's own objective over --num_train samples of --seed (default 6000: disjoint
-from the edit demo's seed 0 and the directions' samples) and reports on --num_heldout samples of --heldout_seed.
+Trains by minimising the intervention's own objective (--target=objective, the default) or by distilling per-image
+SI's Λ* (--target=distill: labels every training image with per-image SI first; distill+objective: then the
+objective) over --num_train samples of --seed (default 6000: disjoint from the edit demo's seed 0 and the
+directions' samples) and reports on --num_heldout samples of --heldout_seed. RESULTS.md compares the targets.
 Outputs in --output_dir: lambda_model.safetensors, loss_curve.png, heldout.json; a checkpoint while training, so
 re-running the same command resumes. Errors are one `error: ...` line (si_jax.engines.errors).
 """
 from absl import flags
 
-from si_jax.editing import intervention
+from si_jax.editing import intervention, lambda_distill
 from si_jax.engines import errors, hosts, tool_settings
 from si_jax.engines import fit_lambda_run as fr
 
@@ -28,6 +31,9 @@ flags.DEFINE_integer("num_heldout", _S.num_heldout, "Held-out samples for the re
 flags.DEFINE_integer("steps", _S.steps, "Adam steps on the predictor.")
 flags.DEFINE_integer("batch_size", _S.batch_size, "Images per training step.")
 flags.DEFINE_float("learning_rate", _S.learning_rate, "Adam learning rate of the predictor's weights.")
+flags.DEFINE_string("target", _S.target, f"{' | '.join(lambda_distill.TARGETS)}: what the predictor is trained "
+                    "on: the objective, or per-image SI's Λ* (distill; costs per-image SI on every training image).")
+flags.DEFINE_integer("distill_steps", _S.distill_steps, "--target=distill*: Adam steps of regression onto Λ*.")
 flags.DEFINE_integer("seed", _S.seed, "Latent seed of the training samples.")
 flags.DEFINE_integer("heldout_seed", _S.heldout_seed, "Latent seed of the held-out samples.")
 flags.DEFINE_enum("objective", "keep_edit", list(intervention.OBJECTIVES), "The intervention objective to learn "

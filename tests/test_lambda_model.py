@@ -104,6 +104,8 @@ def test_refine_never_raises_the_objective(toy):
     (["--mask=bogus"], "--mask='bogus'"),
     (["--attribute=eyeglasses", "--weights=builtin:toyfaces"], "give both --weights and --direction"),
     (["--seed=5", "--heldout_seed=5"], "--heldout_seed=5"),
+    (["--target=bogus"], "--target"),
+    (["--target=distill", "--distill_steps=0"], "--distill_steps=0"),
 ])
 def test_fit_lambda_bad_input(tmp_path, args, needle):
     out = tmp_path / "out"
@@ -137,3 +139,79 @@ def test_fit_lambda_job_keeps_the_predictors_learning_rate_apart():
     assert job.intervention.learning_rate == intervention.InterventionConfig().learning_rate
     with pytest.raises(ValueError, match=r"^--lambda_norm=-1.0 must be >= 0$"):
         tool_settings.lambda_job({"lambda_norm": -1.0})
+
+
+# ------------------------------------------------------------------------------------------------ distillation
+
+def test_distillation_regression_learns_per_image_lambda():
+    """train_distill recovers a per-image Λ* that depends on the features: on held-out rows it beats the best
+    constant Λ (the training targets' mean) by far, so the regression learns per-image structure."""
+    from si_jax.editing import lambda_distill
+
+    class _Cfg:   # init_model reads only the layer dims
+        layers = [type("L", (), {"dim": d})() for d in (6, 10)]
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(160, 12)).astype(np.float32)
+    lam_star = 1 / (1 + np.exp(-3 * feats[:, :1] * rng.normal(size=(1, 16)))).astype(np.float32)
+    model = lambda_model.init_model(_Cfg, feats[:128])
+    model, curve = lambda_distill.train_distill(model, feats[:128], lam_star[:128], steps=300, batch_size=32,
+                                                learning_rate=3e-3)
+    assert np.all(np.isfinite(curve)) and curve[-10:].mean() < curve[0]
+    pred = np.concatenate([np.asarray(a) for a in lambda_model.split(
+        lambda_model._predict_program(model.net)(model.params, model.mean, model.std, feats[128:]), model.dims)], -1)
+    err = np.mean((pred - lam_star[128:]) ** 2)
+    const = np.mean((lam_star[:128].mean(0) - lam_star[128:]) ** 2)
+    assert err < 0.25 * const, (err, const)
+    with pytest.raises(ValueError, match="lam_star must be"):
+        lambda_distill.train_distill(model, feats, lam_star[:, :5], steps=1)
+
+
+@pytest.fixture(scope="module")
+def demo_setup():
+    from si_jax.attributes import synthetic
+
+    params, cfg = loading.load_generator("builtin:demo")
+    dirs = synthetic.fit_demo_directions(params, cfg, log=lambda m: None)
+    return params, cfg, dirs
+
+
+def _box_masks(img0, img_z, img_s):
+    from si_jax.editing import masks
+
+    return np.broadcast_to(masks.box_mask(img0.shape[1], img0.shape[2], 8, 8, 24, 20), img0.shape[:3]).copy()
+
+
+def test_si_targets_are_per_image_intervention(demo_setup):
+    """The distillation labels are `intervene`'s Λ* of each image, whatever the batching."""
+    from si_jax.editing import lambda_distill
+    from si_jax.editing import lambda_data
+    from si_jax.engines import samples
+
+    params, cfg, dirs = demo_setup
+    config = intervention.InterventionConfig(steps_per_layer=2)
+    data = lambda_data.edit_data(params, cfg, dirs, samples.latents(3, range(4), cfg.z_dim), _box_masks)
+    labels = lambda_distill.si_targets(params, cfg, data, config, batch=2)
+    st, dz, dn, _, _, mask, _ = data.take(np.arange(4))
+    whole = np.concatenate([np.asarray(a) for a in intervention.intervene(params, cfg, st, dz, dn, mask,
+                                                                          config).lam], -1)
+    assert labels.shape == (4, cfg.style_dim) and labels.min() >= 0 and labels.max() <= 1
+    np.testing.assert_allclose(labels, whole, atol=1e-4)
+
+
+@pytest.mark.parametrize("target", ["distill", "distill+objective"])
+def test_fit_records_the_target(demo_setup, tmp_path, target):
+    """bin/fit_lambda.py's engine with a distilling --target: the model's metadata and the report name the target,
+    and the model loads back for the same identity."""
+    from si_jax.engines import fit_lambda_run as fr
+
+    params, cfg, dirs = demo_setup
+    config = intervention.InterventionConfig(steps_per_layer=2)
+    ident = lambda_model.identity("demo", dirs, config)
+    st = fr.FitSettings(num_train=8, num_heldout=4, steps=3, batch_size=4, target=target, distill_steps=5)
+    report = fr.fit(params, cfg, dirs, _box_masks, tmp_path, st, config, {**ident, "mask_source": "box"},
+                    log=lambda m: None)
+    model = lambda_model.load_model(tmp_path / fr.MODEL_FILE, expect=ident)
+    assert model.meta["training"]["target"] == target and report["target"] == target
+    assert json.loads((tmp_path / fr.REPORT_FILE).read_text())["meta"]["training"]["distill_steps"] == 5
+    assert (tmp_path / fr.CURVE_FILE).is_file() and not (tmp_path / fr.CKPT_FILE).exists()

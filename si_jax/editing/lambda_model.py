@@ -1,7 +1,7 @@
 """A learned per-image Λ: one synthesis per edit instead of (steps + 1) × L generator passes (issue 22).
 
     model = init_model(cfg, feats)                                  # feats: features(...) of the training images
-    model, curve = train_amortised(params, cfg, model, data, config, steps=300)   # the intervention's own loss
+    model, curve = train_amortised(params, cfg, model, data, config, steps=150)   # the intervention's own loss
     lam = predict(model, styles, ds_z, ds_n, mask)                  # list of [B, dim_l] in [0, 1]
     out = edit_predicted(params, cfg, model, batch, mask, config, refine_steps=0)
     save_model(path, model, meta); model = load_model(path, expect=identity(...))
