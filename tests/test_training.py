@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -430,3 +431,27 @@ def test_host_devices_auto_is_the_largest_divisor_of_the_batch_within_the_cores(
     for bad in ("3", "0", "-2", "two"):
         with pytest.raises(errors.UsageError, match=f"--host_devices='{bad}' must be 'auto' or a positive integer"):
             hosts.host_devices(bad, 32)
+
+
+def test_background_programs_are_waited_for_in_order_and_their_errors_reach_the_loop():
+    """train_programs.Background: wait(variant) blocks until that program is built (the grid's: no argument) and
+    re-raises its build error in the caller; a variant built before (not in the background) costs no wait."""
+    from si_jax.engines import train_programs
+
+    built, gate = [], threading.Event()
+
+    def build(variant):
+        gate.wait(5)
+        if variant == (True, True):
+            raise MemoryError("R1 program too large")
+        built.append(variant)
+
+    bg = train_programs.Background(build, [(True, False), None, (True, True)])
+    assert bg.wait(False, False) == 0.0 and built == []   # not a background variant
+    gate.set()
+    assert bg.wait(True, False) >= 0.0 and built[0] == (True, False)
+    bg.wait()
+    assert built == [(True, False), None]
+    with pytest.raises(MemoryError, match="R1 program too large"):
+        bg.wait(True, True)
+    bg.finish()

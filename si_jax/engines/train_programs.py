@@ -34,7 +34,7 @@ def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z
     if not order:
         return Background(None, [])
     report = hosts.compile_counter("training programs (the step per regulariser combination, the grid; after the "
-                                 "first, in the background)", lambda msg: print(msg, file=stream, flush=True))
+                                   "first, in the background)", lambda msg: print(msg, file=stream, flush=True))
     total, done, lock = len(order) + 1, [0], threading.Lock()
     state, z_grid = abstract(state), abstract(z_grid)
 
