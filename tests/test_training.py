@@ -359,9 +359,8 @@ def test_smoke_config_trains_end_to_end_announcing_compiles_and_resumes(tmp_path
 # --- bad inputs and leftovers (issue 21) ---------------------------------------------------------------------------
 
 def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(tmp_path, monkeypatch):
-    """A run that fails at step 0 (a planted NaN loss, as --lr=1e30 gives) leaves no folder, settings.json or grid,
-    so the corrected command is not refused for 'other settings' (here --data_seed: not compiled into the step
-    programs, so both runs reuse the programs this file compiled; another --lr would compile them all again)."""
+    """--lr=1e30 fails at step 0: no folder, settings.json or grid is left, so the corrected command is not
+    refused for 'other settings'."""
     real_step = steps.train_step
 
     def nan_at_step_0(state, *args, **kw):
@@ -373,7 +372,7 @@ def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(
     monkeypatch.setattr(train_run.steps, "train_step", nan_at_step_0)
     work = tmp_path / "run"
     with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
-        train_run.train(dataclasses.replace(SMALL, data_seed=1), work)
+        train_run.train(dataclasses.replace(SMALL, lr=1e30), work)
     assert not work.exists()
     monkeypatch.setattr(train_run.steps, "train_step", real_step)
     out = train_run.train(dataclasses.replace(SMALL, kimg=0.004, grid_kimg=0.004), work)
