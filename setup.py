@@ -18,5 +18,6 @@ setup(
         "absl-py>=2.0",
         "safetensors>=0.4",
     ],
-    extras_require={"test": ["pytest>=8", "scikit-image>=0.22"]},  # skimage: independent SSIM reference
+    # skimage: the independent SSIM reference; xdist: the suite runs on 2 processes (`pytest -n 2`, see README)
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.6", "scikit-image>=0.22"]},
 )
