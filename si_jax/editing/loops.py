@@ -45,7 +45,7 @@ def resolve_loop(loop: str = "auto", backend: str | None = None, shared: bool = 
     per layer (not measured there). 'one' against 'steps' (bench/loop_modes.py, BENCHMARKS.md; compile from an empty
     cache + warm batches at 15 steps): at 32 px 'one' compiles 5x faster and runs a batch 4.6x slower, so it wins for
     runs shorter than ~60 batches of 1 (~9 of 16); at 256 px its whole-network passes make a batch 4.8x slower and
-    'steps' wins from the first batch; at 1024 px the passes are costlier still (not measured: 'steps')."""
+    'steps' wins from the first batch; at 1024 px (sampled) 'one' is ~2x slower per batch, and 'steps' wins too."""
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {', '.join(LOOPS)}, got {loop!r}")
     if loop == "auto":
