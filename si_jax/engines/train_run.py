@@ -320,7 +320,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
     print(f"training on {len(devices)} {jax.default_backend()} device(s)" + (
         f", each batch of {settings.batch} split over them" if mesh else ""), file=stream, flush=True)
     background = train_programs.compile_steps(state, tc, dataset, mesh, range(step, total), z_grid, stream,
-                               grid_first=fresh or last is None)
+                                              grid_first=fresh or last is None)
     # the initial grid: now when resuming a run without a checkpoint; for a new run after its first good step
     # (computed now: the step donates the state's buffers)
     initial = _grid_image(state, cfg, z_grid) if fresh else None
