@@ -449,7 +449,8 @@ def test_background_programs_are_waited_for_in_order_and_their_errors_reach_the_
     bg = train_programs.Background(build, [(True, False), None, (True, True)])
     assert bg.wait(False, False) == 0.0 and built == []   # not a background variant
     gate.set()
-    assert bg.wait(True, False) >= 0.0 and built[0] == (True, False)
+    bg.wait(True, False)
+    assert built[0] == (True, False)
     bg.wait()
     assert built == [(True, False), None]
     with pytest.raises(MemoryError, match="R1 program too large"):

@@ -42,10 +42,11 @@ def resolve_loop(loop: str = "auto", backend: str | None = None, shared: bool = 
     a program of their own (toyfaces, batch 16, layer b16.conv0: 113 ms of CPU per Adam step inside the scan, 39 ms
     as a step program, 40 ms for the floor's value-and-gradient pass); unrolling the scan 2 or 4 times does not help
     (105, 103 ms), unrolling it fully does (39 ms) at 3x the compile time. Off CPU a scan saves steps + 1 dispatches
-    per layer (not measured there). 'one' against 'steps' (bench/loop_modes.py, BENCHMARKS.md; compile from an empty
-    cache + warm batches at 15 steps): at 32 px 'one' compiles 5x faster and runs a batch 4.6x slower, so it wins for
-    runs shorter than ~60 batches of 1 (~9 of 16); at 256 px its whole-network passes make a batch 4.8x slower and
-    'steps' wins from the first batch; at 1024 px (sampled) 'one' is ~2x slower per batch, and 'steps' wins too."""
+    per layer (not measured there). 'one' against 'steps' (bench/loop_modes.py, BENCHMARKS.md; AMD EPYC, 2 cores,
+    2026-12-05; compile from an empty cache + warm batches at 15 steps): at 32 px 'one' compiles 5x faster and runs
+    a batch 4.6x slower, so it wins for runs shorter than ~60 batches of 1 (~6-9 of 16); at 256 px its whole-network
+    passes make a batch 4.8x slower and 'steps' wins from the first batch; at 1024 px (sampled) 'one' is ~2x slower
+    per batch, and 'steps' wins too."""
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {', '.join(LOOPS)}, got {loop!r}")
     if loop == "auto":

@@ -185,9 +185,9 @@ def progress(iterable, total_items: int, per_step: int, unit: str = "images", st
 
 def host_devices(flag: str, batch: int, cores: int | None = None) -> int:
     """How many XLA CPU devices to split each batch over: 'auto' -> the largest divisor of `batch` that is at most
-    this process's CPU cores (measured on 2 cores, TRAINING.md: one device kept ~1.3 cores busy, two trained the
-    shipping config 1.6x faster, the same step up to summation order), or the number given (UsageError if it is not
-    a positive integer dividing the batch). Off CPU the CPU device count does not matter."""
+    this process's CPU cores (measured on a 2-core AMD EPYC, TRAINING.md: one device kept ~1.3 cores busy, two
+    trained the shipping config 1.6x faster, the same step up to summation order), or the number given (UsageError
+    if it is not a positive integer dividing the batch). Off CPU the CPU device count does not matter."""
     if flag == "auto":
         cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         return max(d for d in range(1, min(cores, batch) + 1) if batch % d == 0)

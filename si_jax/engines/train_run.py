@@ -168,10 +168,6 @@ def default_workdir(name: str) -> pathlib.Path:
     return pathlib.Path.home() / ".cache" / "si_jax" / "train" / name
 
 
-def _json_line(obj) -> str:
-    return json.dumps(obj, sort_keys=True, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-
-
 def _check_workdir(workdir: pathlib.Path, record: dict) -> bool:
     """Check that the folder is new / empty (-> True) or holds the same run (RESUMABLE keys may differ; -> False).
     Creates and writes nothing (see `_write_settings`)."""
@@ -342,7 +338,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
                  "losses": {k: v for k, v in mean.items() if k not in ("r1", "pl", "pl_mean")},
                  "r1": mean.get("r1"), "pl": mean.get("pl"), "pl_mean": mean.get("pl_mean"),
                  "timing": {"steps": n, "sec_per_step": dt / n, "kimg_per_s": kimg_s, "img_per_s": 1000 * kimg_s}}
-        storage.append_lines(metrics_path, [_json_line(entry)])
+        storage.append_lines(metrics_path, [storage.json_line(entry)])
         eta = (total - step) * dt / n
         losses = "  ".join(f"{k} {v:.4g}" for k, v in sorted(mean.items()))
         print(f"kimg {kimg_of(step):.2f}/{kimg_of(total):.2f}  step {step}  {kimg_s:.3f} kimg/s  "
