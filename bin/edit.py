@@ -34,18 +34,13 @@ flags.DEFINE_enum("space", None, ["w", "wplus", "s"], "With --codes: which proje
 flags.DEFINE_integer("num_samples", None, "Without --samples / --codes: edit this many samples of --seed "
                      "(default 16).")
 flags.DEFINE_integer("seed", None, "Without --samples / --codes: latents z[i] = default_rng([seed, i]) (default 0).")
-flags.DEFINE_string("mask", None, "auto (from the S-only edit's own image difference) | box:x0,y0,x1,y1 | "
-                    "ellipse:cx,cy,rx,ry (pixels) | part:NAME (toyfaces segmenter). Default: auto (demo: the "
-                    "edited attribute's part).")
-flags.DEFINE_string("attribute", None, "Demo only: the toyfaces attribute to edit (default eyeglasses).")
-flags.DEFINE_string("masks", None, "Per-image masks: .npz (masks [N,H,W]) / .npy / PNG / folder of PNGs.")
 flags.DEFINE_enum("method", _D.method, list(pipeline.METHODS), "Edit method.")
-flags.DEFINE_multi_string("condition_on", [], "Direction files of other attributes (method interfacegan).")
 flags.DEFINE_float("s_scale", None, "Fixed length of Δs_n (default: match the Z edit's S-score change).")
 flags.DEFINE_float("truncation_psi", None, "Truncation of the edited samples' w (default 1; with --samples: the "
                   "samples' own, which any value given must match).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Images per shard and per device program (multiple of devices).")
 flag_settings.define_intervention_flags(flags)
+flag_settings.define_mask_flags(flags, "edit")
 flags.DEFINE_enum("loop", _D.loop, ["auto", "scan", "steps", "one"], "How Λ's Adam steps run: scan (a lax.scan per "
                   "layer), steps (a program per layer, one call per step: CPU), one (one program for all layers: "
                   "fastest to compile, slower per step); auto: one for runs of at most "

@@ -33,17 +33,12 @@ flags.DEFINE_integer("seed", None, f"Latent seed. Default: {evaluate_cli.DEFAULT
 flags.DEFINE_string("codes", None, "Folder from bin/project.py: evaluate those projected images (methods "
                     "intervention, w, s, interfacegan; the latent edit is the W-space one, codes have no z).")
 flags.DEFINE_enum("space", None, ["w", "wplus", "s"], "With --codes: which projection to edit (default wplus).")
-flags.DEFINE_string("attribute", None, "Demo only: the toyfaces attribute to evaluate (default eyeglasses).")
-flags.DEFINE_string("mask", None, "auto | box:x0,y0,x1,y1 | ellipse:cx,cy,rx,ry (pixels) | part:NAME (toyfaces "
-                    "segmenter). Default: auto (demo: the attribute's part).")
-flags.DEFINE_string("masks", None, "Per-image masks: .npz (masks [N,H,W]) / .npy / PNG / folder of PNGs.")
 flags.DEFINE_string("methods", None, "Comma-separated methods to compare (rows of the table, in this order). "
                     "Default: z,w,interfacegan,s,intervention (with --codes: without z).")
-flags.DEFINE_multi_string("condition_on", [], "Direction files of other attributes (method interfacegan; without "
-                          "them interfacegan is skipped with a note).")
 flags.DEFINE_float("truncation_psi", None, "Truncation of the samples' w. Default: "
                    f"{evaluate_cli.DEFAULT_TRUNCATION_PSI:g}; not with --codes.")
 flag_settings.define_intervention_flags(flags)
+flag_settings.define_mask_flags(flags, "evaluate")
 flags.DEFINE_integer("batch_size", 8, "Images per device program.")
 flags.DEFINE_string("coeffs", ",".join(f"{c:g}" for c in evaluate_cli.DEFAULT_COEFFS),
                     "Fig. 5: coefficients c of Λ*·Δs_n (c = 1: the intervention result).")

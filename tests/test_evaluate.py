@@ -1,20 +1,21 @@
 """Evaluation (paper Table 2, Figs. 2, 5, 6): bin/evaluate.py end to end on the demo, the table's ranking of a
 local versus an entangled edit, Fig. 2's channel/mask IoU on a constructed case, Fig. 5's strip end points, and
 bad input (one error line, nothing written)."""
+import ast
 import functools
 import json
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import engine_error, run_binary
+from conftest import REPO, engine_error, run_binary
 from PIL import Image
 
 import si_jax
 from si_jax import metrics
 from si_jax.editing import intervention
 from si_jax.attributes import synthetic
-from si_jax.engines import errors, evaluate_cli, settings
+from si_jax.engines import errors, evaluate_cli, flag_settings, settings
 from si_jax.evaluation import comparison, evaluators, figure_data
 from si_jax.stylegan2 import builtin, programs
 
@@ -198,6 +199,34 @@ def test_evaluate_has_the_edit_flags_and_defaults():
     paper = settings.eval_job({**real, **kw}).intervention
     assert paper == settings.edit_job({**real, **kw}).edit.intervention == intervention.config_for(**kw)
     assert (paper.pixel_loss, paper.lambda_inside) == ("l2", 0.0)
+
+
+def _defined_flags(define, *args) -> dict:
+    """{flag: (default, help)} that a define_*_flags(flags, ...) function defines."""
+    out = {}
+
+    class Recorder:
+        def __getattr__(self, kind):
+            return lambda name, default, *rest, **kw: out.setdefault(name, (default, rest[-1] if rest else None))
+    define(Recorder(), *args)
+    return out
+
+
+def test_edit_and_evaluate_share_their_mask_and_intervention_flags():
+    """bin/edit.py and bin/evaluate.py define --mask / --masks / --attribute / --condition_on and the intervention
+    flags through the same functions (one wording, one default), and neither defines any of them itself."""
+    shared = {**_defined_flags(flag_settings.define_intervention_flags), **_defined_flags(
+        flag_settings.define_mask_flags, "edit")}
+    assert {"mask", "masks", "attribute", "condition_on", "objective", "steps_per_layer"} <= set(shared)
+    assert _defined_flags(flag_settings.define_mask_flags, "edit")["mask"] == _defined_flags(
+        flag_settings.define_mask_flags, "evaluate")["mask"]
+    for binary in ("edit", "evaluate"):
+        tree = ast.parse((REPO / "bin" / f"{binary}.py").read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
+        own = {c.args[0].value for c in calls if c.func.attr.startswith("DEFINE_") and c.args
+               and isinstance(c.args[0], ast.Constant)}
+        assert not own & set(shared), (binary, own & set(shared))
+        assert {"define_mask_flags", "define_intervention_flags"} <= {c.func.attr for c in calls}, binary
 
 
 # ------------------------------------------------------------------------------------------- evaluators by name

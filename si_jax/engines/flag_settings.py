@@ -174,3 +174,15 @@ def define_intervention_flags(flags) -> None:
                       "lambda_inside x MSE inside against the Z edit (measured best, RESULTS.md); paper: Eq. 11 "
                       "exactly.")
     flags.DEFINE_float("lambda_inside", c.lambda_inside, "keep_edit only: weight of the inside-mask term.")
+
+
+def define_mask_flags(flags, verb: str) -> None:
+    """--mask, --masks, --attribute and --condition_on, with the same wording and defaults in bin/edit.py and
+    bin/evaluate.py (both resolve them through editing.masks.resolve / engines.inputs). verb: 'edit' | 'evaluate'."""
+    flags.DEFINE_string("mask", None, "auto (from the S-only edit's own image difference) | box:x0,y0,x1,y1 | "
+                        "ellipse:cx,cy,rx,ry (pixels) | part:NAME (toyfaces segmenter). Default: auto (demo: the "
+                        "attribute's part).")
+    flags.DEFINE_string("masks", None, "Per-image masks: .npz (masks [N,H,W]) / .npy / PNG / folder of PNGs.")
+    flags.DEFINE_string("attribute", None, f"Demo only: the toyfaces attribute to {verb} (default eyeglasses).")
+    flags.DEFINE_multi_string("condition_on", [], "Direction files of other attributes (method interfacegan: "
+                              "bin/edit.py needs them, bin/evaluate.py skips the method with a note without them).")
