@@ -210,7 +210,7 @@ def test_fit_records_the_target(demo_setup, tmp_path, target):
     params, cfg, dirs = demo_setup
     config = intervention.InterventionConfig(steps_per_layer=2)
     ident = lambda_model.identity("demo", dirs, config)
-    st = fr.FitSettings(num_train=8, num_heldout=4, steps=3, batch_size=4, target=target, distill_steps=5)
+    st = fr.FitSettings(num_train=4, num_heldout=4, steps=3, batch_size=4, target=target, distill_steps=5)
     report = fr.fit(params, cfg, dirs, _box_masks, tmp_path, st, config, {**ident, "mask_source": "box"},
                     log=lambda m: None)
     model = lambda_model.load_model(tmp_path / fr.MODEL_FILE, expect=ident)
