@@ -18,6 +18,8 @@ from si_jax.stylegan2.config import G2Config
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
 # The mechanics tests use the paper's objective (Eq. 11: no inside term, so the outside error may only trade
 # against λ_attr·cos); the keep_edit objective has its own test below and tests/test_paper_claims.py.
+# Every test that runs intervene per image does so on a batch of 3 (but the batch-1 runs of the vmap test): compile
+# dominates, and a new batch size compiles every layer's programs again.
 FAST = dataclasses.replace(intervention.PAPER_CONFIG, steps_per_layer=6, learning_rate=0.2)
 
 
@@ -117,8 +119,9 @@ def test_every_loop_finds_the_same_lambda(loop, shared):
 @pytest.mark.parametrize("loop, programs", [("steps", len(TINY.layers)), ("one", 1)])
 def test_compile_programs_counts_what_it_compiles(loop, programs):
     """on_compiled (the binaries' 'compiling N ...' / 'compiled k/N' lines): announced with 0 first, then once per
-    program as it finishes; 'one' is a single program whatever the number of layers."""
-    params, styles, ds_z, ds_n, mask = _problem(2)
+    program as it finishes; 'one' is a single program whatever the number of layers. (The batch of the other
+    tests: the programs they compiled are reused, as intervene reuses these, and the count is the same.)"""
+    params, styles, ds_z, ds_n, mask = _problem(3)
     calls = []
     compiled = intervention.compile_programs(params, TINY, styles, ds_z, ds_n, mask, FAST, loop=loop,
                                              on_compiled=lambda done, total: calls.append((done, total)))
@@ -157,8 +160,8 @@ def test_keep_edit_objective_keeps_the_z_edit_inside_the_mask():
     """keep_edit with λ_attr = 0 and a mask covering the whole image: every term is >= 0 and all are 0 at Λ = 0
     (the Z edit), so the best iterate is exactly the Z edit. The paper's objective on the same problem moves away
     from it (its outside term is empty, its cosine term pulls Λ towards Δs_n)."""
-    params, styles, ds_z, ds_n, _ = _problem(2)
-    full = jnp.ones((2, 16, 16), jnp.float32)
+    params, styles, ds_z, ds_n, _ = _problem(3)
+    full = jnp.ones((3, 16, 16), jnp.float32)
     keep = dataclasses.replace(InterventionConfig(), steps_per_layer=6, lambda_attr=0.0)
     res = intervention.intervene(params, TINY, styles, ds_z, ds_n, full, keep)
     z_img = jax.jit(si_jax.synthesize, static_argnums=1)(params, TINY, [s + d for s, d in zip(styles, ds_z)])
@@ -177,7 +180,7 @@ def test_pixel_loss_kinds_are_the_paper_norm_and_the_mean_square():
 
 
 def test_nan_during_optimisation_is_reported_not_returned():
-    params, styles, ds_z, ds_n, mask = _problem(2)
+    params, styles, ds_z, ds_n, mask = _problem(3)
     huge = [d.at[1].set(3e38 * jnp.sign(d[1] + 0.5)) for d in ds_n]  # finite inputs that overflow in synthesis
     with pytest.raises(FloatingPointError, match=r"images \[1\]"):
         intervention.intervene(params, TINY, styles, ds_z, huge, mask, FAST)

@@ -183,7 +183,9 @@ def _box_masks(img0, img_z, img_s):
 
 
 def test_si_targets_are_per_image_intervention(demo_setup):
-    """The distillation labels are `intervene`'s Λ* of each image, whatever the batching."""
+    """The distillation labels are `intervene`'s Λ* of each image, whatever the batching. Both run loop 'one' (one
+    program per batch shape instead of one per layer: 2 compiles, not 22; test_intervention checks that 'one' finds
+    the loops' same Λ*); si_targets' own work, the batches and their concatenation, is what is tested here."""
     from si_jax.editing import lambda_distill
     from si_jax.editing import lambda_data
     from si_jax.engines import samples
@@ -191,10 +193,10 @@ def test_si_targets_are_per_image_intervention(demo_setup):
     params, cfg, dirs = demo_setup
     config = intervention.InterventionConfig(steps_per_layer=2)
     data = lambda_data.edit_data(params, cfg, dirs, samples.latents(3, range(4), cfg.z_dim), _box_masks)
-    labels = lambda_distill.si_targets(params, cfg, data, config, batch=2)
+    labels = lambda_distill.si_targets(params, cfg, data, config, batch=2, loop="one")
     st, dz, dn, _, _, mask, _ = data.take(np.arange(4))
-    whole = np.concatenate([np.asarray(a) for a in intervention.intervene(params, cfg, st, dz, dn, mask,
-                                                                          config).lam], -1)
+    whole = np.concatenate([np.asarray(a) for a in intervention.intervene(params, cfg, st, dz, dn, mask, config,
+                                                                          loop="one").lam], -1)
     assert labels.shape == (4, cfg.style_dim) and labels.min() >= 0 and labels.max() <= 1
     np.testing.assert_allclose(labels, whole, atol=1e-4)
 
@@ -208,7 +210,7 @@ def test_fit_records_the_target(demo_setup, tmp_path, target):
     params, cfg, dirs = demo_setup
     config = intervention.InterventionConfig(steps_per_layer=2)
     ident = lambda_model.identity("demo", dirs, config)
-    st = fr.FitSettings(num_train=8, num_heldout=4, steps=3, batch_size=4, target=target, distill_steps=5)
+    st = fr.FitSettings(num_train=4, num_heldout=4, steps=3, batch_size=4, target=target, distill_steps=5)
     report = fr.fit(params, cfg, dirs, _box_masks, tmp_path, st, config, {**ident, "mask_source": "box"},
                     log=lambda m: None)
     model = lambda_model.load_model(tmp_path / fr.MODEL_FILE, expect=ident)

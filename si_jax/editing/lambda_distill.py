@@ -29,14 +29,17 @@ TARGETS = ("objective", "distill", "distill+objective")
 
 
 def si_targets(params, cfg: G2Config, data: lambda_model.TrainData, config, *, batch: int = 32,
-               on_batch=None) -> np.ndarray:
-    """Per-image SI (`intervention.intervene` with `config`) on every image of data, in batches of `batch`.
-    -> Λ* [N, S] float32 (layers concatenated). on_batch(done, total): progress. FloatingPointError from
-    `intervene` on a non-finite loss."""
+               on_batch=None, loop: str = "auto") -> np.ndarray:
+    """Per-image SI (`intervention.intervene` with `config` and `loop`) on every image of data, in batches of
+    `batch`. loop 'auto' is resolved for the whole run, as bin/edit.py does (`intervention.resolve_loop` with the
+    number of batches and the resolution: on CPU one program for a few batches of small images, the same Λ* within
+    float tolerance). -> Λ* [N, S] float32 (layers concatenated). on_batch(done, total): progress.
+    FloatingPointError from `intervene` on a non-finite loss."""
+    loop = intervention.resolve_loop(loop, batches=-(-len(data) // batch), resolution=cfg.img_resolution)
     out = []
     for start in range(0, len(data), batch):
         st, dz, dn, _, _, mask, _ = data.take(np.arange(start, min(start + batch, len(data))))
-        res = intervention.intervene(params, cfg, st, dz, dn, mask, config)
+        res = intervention.intervene(params, cfg, st, dz, dn, mask, config, loop=loop)
         out.append(np.concatenate([np.asarray(a) for a in res.lam], -1))
         if on_batch is not None:
             on_batch(start + len(mask), len(data))

@@ -180,10 +180,12 @@ KEYS = ("judge_flipped", "mse_outside", "judge_gain", "flipped")
 
 
 def measure(params, cfg, judges, attribute: str, dirs: dict, num_images: int, configs: dict,
-            methods=("z",)) -> dict:
+            methods=("z",), loop: str = "auto") -> dict:
     """Baselines `methods` and one intervention row per configs entry {row: InterventionConfig} on the first
-    num_images evaluation images (one batch), part masks. -> {row: {key: mean over images}} for KEYS."""
-    run = lambda c: lambda batch, mask: pipeline.run_method(params, cfg, batch, "intervention", mask, config=c)  # noqa
+    num_images evaluation images (one batch), part masks; loop: the intervention's (`intervention.resolve_loop`).
+    -> {row: {key: mean over images}} for KEYS."""
+    run = lambda c: lambda batch, mask: pipeline.run_method(params, cfg, batch, "intervention", mask, config=c,  # noqa
+                                                            loop=loop)
     z = samples.latents(EVAL_SEED, range(num_images), cfg.z_dim)
     res = comparison.compare_methods(params, cfg, z, dirs[attribute], toyfaces.part_mask_fn(
         judges, world.ATTRIBUTE_PART[attribute]), methods, batch_size=len(z),
@@ -200,7 +202,9 @@ def variants_for(params, cfg, judges, attribute: str, dirs: dict, st: SuiteSetti
 
 def claims(attribute: str = "eyeglasses", num_images: int = 8, num_fit: int = 1000) -> dict:
     """The small fixed measurement tests/test_paper_claims.py checks: directions fit on num_fit labelled samples
-    of FIT_SEED; rows z, s, intervention (default), intervention_paper. -> measure()'s dict."""
+    of FIT_SEED; rows z, s, intervention (default), intervention_paper. Its one batch runs the loop bin/edit.py
+    picks for a run of one batch (`intervention.resolve_loop`; on CPU at 32 px 'one': one program to compile, not
+    one per layer). -> measure()'s dict."""
     from si_jax.stylegan2 import loading
 
     params, cfg = loading.load_generator("builtin:toyfaces")
@@ -208,7 +212,7 @@ def claims(attribute: str = "eyeglasses", num_images: int = 8, num_fit: int = 10
     dirs = {attribute: toyfaces.fit_directions(params, cfg, judges, attribute, num=num_fit, log=lambda m: None)}
     return measure(params, cfg, judges, attribute, dirs, num_images, {
         "intervention": intervention.InterventionConfig(), "intervention_paper": intervention.PAPER_CONFIG},
-        methods=("z", "s"))
+        methods=("z", "s"), loop=intervention.resolve_loop("auto", batches=1, resolution=cfg.img_resolution))
 
 
 def reference_features(judges, st: SuiteSettings) -> np.ndarray:
