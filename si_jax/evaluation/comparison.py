@@ -121,7 +121,9 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
     input and the Z-only / S-only edits (e.g. a segmenter's part, attributes.toyfaces.part_mask_fn); methods:
     subset of pipeline.METHODS ('interfacegan' needs
     `condition_on`, Z Directions of other attributes). Images are processed in batches of `batch_size` (the last
-    padded, so every batch reuses the same compiled programs). data_range: for SSIM/PSNR, default
+    padded, so every batch reuses the same compiled programs); the intervention's loop is the one bin/edit.py
+    picks for a run of that many batches (`intervention.resolve_loop`: 'one' for short runs of small images on
+    CPU; the same Λ* within float tolerance). data_range: for SSIM/PSNR, default
     metrics.image_data_range of the first batch's input images (fixed for all methods and batches).
     keep: also return the inputs of the first `keep` images for the figures (see 'kept' below).
     extra_methods: {row name: fn(EditBatch, mask [B, R, R]) -> pipeline.EditOutput}, rows after `methods` (an
@@ -168,6 +170,7 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
         masks = np.asarray(masks_lib.validate_masks(masks, n, res, res), np.float32)
     log = log or (lambda msg: None)
     synth = programs.synth_program(cfg)
+    loop = intervention.resolve_loop(batches=-(-n // batch_size), resolution=res)   # for the run, as bin/edit.py
     per = {m: [] for m in rows}
     seconds = {m: 0.0 for m in rows}
     feats = {(ev.name, m): [] for ev in set_evs for m in ("input",) + rows}
@@ -198,7 +201,8 @@ def compare_methods(params, cfg: G2Config, z, dirs: dict, masks, methods, *,
                 out = extra_methods[m](batch, mask)
             else:
                 out = pipeline.run_method(params, cfg, batch, m, mask, dirs, config, target=target,
-                                          distance=distance, condition_on=condition_on, return_layer_images=keep_here)
+                                          distance=distance, condition_on=condition_on, return_layer_images=keep_here,
+                                          loop=loop)
             image = np.asarray(out.image)
             seconds[m] += time.perf_counter() - t0
             outputs[m] = out
