@@ -11,11 +11,14 @@ the demodulation's squared-tap sums. `prepare` computes them once and puts them 
 otherwise (the same functions: one implementation). The forms are derived for the conv algorithms `numerics`
 picks by its rule; a conv that resolves to another (an autotuned 'auto') derives its own inline.
 
-Differentiating w.r.t. the params: the convs return the weights' gradient for the raw kernel and zero for the forms
-(si_jax.stylegan2.conv3x3), so first-order gradients w.r.t. prepared params' kernels are exact; second-order ones
-(R1, path length) need the forms derived inside the differentiated function, as the plain params path does.
+Differentiating w.r.t. the params: the convs (si_jax.stylegan2.conv3x3), the demodulation and the polyphase
+sub-kernels (`given`) return the weights' gradient for the raw kernel and zero for the forms, so first-order
+gradients w.r.t. prepared params' kernels are exact (tests/test_kernels.py); second-order ones (R1, path length)
+need the forms derived inside the differentiated function, as the plain params path does (training passes params).
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -47,13 +50,36 @@ def demod_squares(kernel: jax.Array) -> jax.Array:
     return sum_taps(jnp.square(kernel.astype(jnp.float32)))
 
 
+def _sub_kernel(kernel: jax.Array, name: str) -> jax.Array:
+    rows, cols = POLYPHASE[name]
+    return jnp.stack([jnp.stack([kernel[a, b] for b in cols]) for a in rows])
+
+
 def polyphase_kernels(kernel: jax.Array) -> dict:
     """{'EE' | 'EO' | 'OE' | 'OO': (sub-kernel [2|1, 2|1, I, O], its conv3x3.transposed)} of a 3x3 kernel."""
-    out = {}
-    for name, (rows, cols) in POLYPHASE.items():
-        sub = jnp.stack([jnp.stack([kernel[a, b] for b in cols]) for a in rows])
-        out[name] = (sub, conv3x3.transposed(sub))
-    return out
+    return {name: (sub, conv3x3.transposed(sub)) for name in POLYPHASE for sub in [_sub_kernel(kernel, name)]}
+
+
+_DERIVED = {"squares": demod_squares, **{name: (lambda k, n=name: _sub_kernel(k, n)) for name in POLYPHASE}}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def given(form: jax.Array, kernel: jax.Array, name: str) -> jax.Array:
+    """form = derived(kernel) for name 'squares' (demod_squares) or a POLYPHASE sub-kernel, given (computed once per
+    weights), with that derivation's gradient w.r.t. the kernel and zero for the form: gradients w.r.t. the weights
+    do not depend on where the form came from."""
+    return form
+
+
+def _given_fwd(form, kernel, name):
+    return form, kernel
+
+
+def _given_bwd(name, kernel, g):
+    return None, jax.vjp(_DERIVED[name], kernel)[1](g)[0]
+
+
+given.defvjp(_given_fwd, _given_bwd)
 
 
 def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: str | None = None) -> dict:

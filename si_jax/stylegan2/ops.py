@@ -121,7 +121,10 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     """
     n, h, w, _ = x.shape
     ft = [float(t) for t in taps]
-    poly = kernels.polyphase_kernels(kernel) if poly is None else poly
+    if poly is None:
+        poly = kernels.polyphase_kernels(kernel)
+    else:   # given: their gradient still reaches `kernel`
+        poly = {name: (kernels.given(k, kernel, name), kt) for name, (k, kt) in poly.items()}
     phase = {name: conv3x3.direct_t(x, k, kt, (kernels.PHASE_PAD[name[0]], kernels.PHASE_PAD[name[1]]), precision,
                                     True)
              for name, (k, kt) in poly.items()}
@@ -224,7 +227,7 @@ def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepa
 def demod_coefficients(kernel: jax.Array, s: jax.Array, precision="highest", wsq=None) -> jax.Array:
     """rsqrt(sum_{kh,kw,i} (kernel * s_i)^2 + 1e-8) in float32. kernel: [k, k, I, O], s: [N, I] -> [N, O].
     wsq: kernels.demod_squares(kernel) [I, O] if already computed."""
-    wsq = kernels.demod_squares(kernel) if wsq is None else wsq
+    wsq = kernels.demod_squares(kernel) if wsq is None else kernels.given(wsq, kernel, "squares")
     return jax.lax.rsqrt(jnp.matmul(jnp.square(s.astype(jnp.float32)), wsq, precision=precision) + 1e-8)
 
 
