@@ -94,3 +94,15 @@ def test_first_order_weight_gradients_through_prepared_params(model):
     for lg, lw in zip(got["layers"], want["layers"]):
         _close(lg["weight"], lw["weight"])
         assert all(not np.any(a) for a in jax.tree_util.tree_leaves(lg["prepared"]))
+
+
+def test_prepared_once_per_weights(model):
+    """programs.prepared: the same kernel arrays give the same prepared params; new weights prepare anew."""
+    params, _ = model
+    first = programs.prepared(params, BASE)
+    assert programs.prepared(params, BASE) is first and programs.prepared(first, BASE) is first
+    changed = dict(params, layers=[dict(lp) for lp in params["layers"]])
+    changed["layers"][-2]["weight"] = params["layers"][-2]["weight"] * 2.0
+    other = programs.prepared(changed, BASE)
+    assert other is not first
+    np.testing.assert_allclose(other["layers"][-2]["prepared"]["wt"], 2.0 * first["layers"][-2]["prepared"]["wt"])

@@ -17,7 +17,8 @@ cached on disk; opt-in, since on the whole network it measured slower than the r
   convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too. Off CPU it is one
   transposed conv (XLA conv of the 2x-dilated input) and the blur.
-- Winograd convs run forward only: their gradient is the direct conv's (`conv3x3.conv3x3`).
+- Winograd convs' weight gradient is the direct conv's; their input gradient is the direct conv's too, or, with
+  prepared kernel forms, the same Winograd algorithm on the transposed kernel's transform (`conv3x3.conv3x3`).
 - The demodulation sums the squared kernel over its 3x3 taps with explicit adds (`kernels.sum_taps`).
 - Forms that depend on the kernel alone (input-gradient kernels, Winograd transforms, polyphase sub-kernels, the
   demodulation's squared-tap sums) come from `prepared` (si_jax.stylegan2.kernels) when given: once per weights.
