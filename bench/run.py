@@ -176,7 +176,8 @@ def make_styles(params, cfg, batch, seed):
 
 
 def synthesis_programs(cfg):
-    """(fwd, fwd+bwd) jitted: (params, styles) -> images; (styles, params) -> d mean(image) / d styles."""
+    """(fwd, fwd+bwd) jitted: (params, styles) -> images; (styles, params) -> d mean(image) / d styles. The benches
+    pass prepared params (programs.prepared: kernel forms computed once per weights, as the editing programs do)."""
     import jax
 
     import si_jax
@@ -187,7 +188,9 @@ def synthesis_programs(cfg):
 
 def bench_synthesis(name, params, cfg, batches, repeats, ceilings):
     """One table row per batch size: forward and forward+backward (w.r.t. styles) timings, FLOPs and bytes."""
+    from si_jax.stylegan2 import programs
     fwd, bwd = synthesis_programs(cfg)
+    params = programs.prepared(params, cfg)
     rows, best_f, best_b = [], (0, 0), (0, 0)
     g = lambda x, unit=1e9: f"{x / unit:.3g}" if x else "n/a"  # noqa: E731
     for b in batches:
@@ -219,7 +222,10 @@ def largest_batch(name, params, cfg, limit):
     """Table row: the largest power-of-two batch whose synthesis fwd+bwd compiles and runs (doubling from 1
     until out of memory or `limit`), its time and images/s, and the first batch that failed."""
     import jax
+
+    from si_jax.stylegan2 import programs
     _, bwd = synthesis_programs(cfg)
+    params = programs.prepared(params, cfg)
     ok, failed, b = None, f"none up to {limit}", 1
     while b <= limit:
         try:

@@ -81,14 +81,16 @@ def nvlabs_programs(name, fused: bool, seed=0):
 
 
 def si_jax_programs(name, tuning=None):
-    """(fwd, fwd+bwd) thunks of si_jax synthesis at batch 1 (bench/run.py's programs), compiled; compile seconds.
+    """(fwd, fwd+bwd) thunks of si_jax synthesis at batch 1 (bench/run.py's programs, on prepared params),
+    compiled; compile seconds.
     tuning: $SI_JAX_CONV_TUNING while they are traced ('off': the fixed-rule conv choices; None: as set, by default
     'auto' measured on this host), restored afterwards."""
     import jax
     import run as bench_run  # bench/run.py
 
-    from si_jax.stylegan2 import autotune
+    from si_jax.stylegan2 import autotune, programs
     params, cfg, _ = bench_run.load_config(name)
+    params = programs.prepared(params, cfg)   # kernel forms once per weights, as the editing programs use them
     styles = bench_run.make_styles(params, cfg, 1, seed=1)
     fwd, bwd = bench_run.synthesis_programs(cfg)
     before = os.environ.get(autotune.TUNING_ENV)

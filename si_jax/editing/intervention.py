@@ -99,6 +99,7 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     cache (`engines.hosts.setup_jax`) serves these compiles like any other. on_compiled(done, num_layers): progress,
     called with done = 0 before the first compile and then as each program finishes
     (`engines.hosts.compile_counter`)."""
+    params = programs.prepared(params, cfg)   # the programs run on the kernel forms computed once per weights
     per_image, scalar = loops.placement(styles[0])
     batch, hp = styles[0].shape[0], loops.place(hyper_parameters(config), scalar)
     mask = jnp.asarray(mask, jnp.float32)
@@ -168,6 +169,7 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     such a result is never returned.
     """
     _check_inputs(cfg, styles, ds_z, ds_n, mask)
+    params = programs.prepared(params, cfg)   # kernel forms once per weights (stylegan2.kernels): same values
     loop = resolve_loop(loop, shared=shared)
     key = (cfg, config.steps_per_layer, shared, tuple((s.shape, s.dtype) for s in styles),
            loops.placement(styles[0]), loop)

@@ -3,6 +3,7 @@
     config       G2Config (frozen, the jit static argument) and the style-layer layout
     numerics     Numerics (a G2Config field): conv algorithms per backend, precision fp32 / tf32 / bf16
     ops, conv3x3 building blocks: modulated conv, FIR up-sampling, 3x3 conv algorithms (NHWC)
+    kernels      kernel forms computed once per weights (prepare): faster synthesis w.r.t. styles, same values
     network      mapping f, affine w -> styles, synthesis h from styles (layer by layer)
     programs     their compiled programs, cached per G2Config (synth_program, ...): every stage calls these
     params       canonical (NVlabs-named numpy dict) -> params pytree; random init; fingerprint

@@ -1,12 +1,18 @@
 """Same-size 3x3 convolution by Winograd minimal filtering (Lavin & Gray 2016), and the direct conv it replaces.
 
-    y = conv3x3(x, kernel, algo, precision)   # x: [N, H, W, I], kernel: [3, 3, I, O] -> [N, H, W, O]
-                                              # algo 'winograd2d' | 'rows'; precision 'highest' | 'default'
+    y = conv3x3(x, kernel, kernel_t, u, algo, precision)   # x: [N, H, W, I], kernel: [3, 3, I, O] -> [N, H, W, O]
+        # u = kernel_transform(kernel, algo); kernel_t = transposed(kernel) or None; algo 'winograd2d' | 'rows'
+    y = direct_t(x, kernel, kernel_t, padding, precision)   # the direct conv, input gradient with kernel_t
 
 'winograd2d' is F(2x2, 3x3) on 2-D tiles (one batched matmul over the 16 tile positions); 'rows' is F(4, 3) along
 rows only, followed by 1x3 convs along columns. Both stay in float32 within a few 1e-6 of the direct conv. The
 gradient is the direct conv's (custom_vjp), which measured faster. Which layers use which:
 `si_jax.stylegan2.numerics.Numerics.conv3x3_for`. `precision` is lax's (None = jax's default matmul precision).
+
+The kernel forms (`kernel_transform`'s u, `transposed`'s flipped kernel with I/O swapped) depend on the weights
+only: si_jax.stylegan2.kernels computes them once per weights for synthesis w.r.t. styles, or inline (inside the
+function differentiated w.r.t. the weights). The convs here take them as arguments and give them zero cotangents:
+the gradient w.r.t. the weights is returned for `kernel` alone (exact, as the value depends on the kernel alone).
 """
 from __future__ import annotations
 
@@ -22,6 +28,47 @@ _DN = ("NHWC", "HWIO", "NHWC")
 def direct(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
     """Stride-1 cross-correlation. x: [N, H, W, I], kernel: [kh, kw, I, O], padding ((lo, hi), (lo, hi))."""
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN, precision=precision)
+
+
+def transposed(kernel: jax.Array) -> jax.Array:
+    """The kernel of a conv's input gradient: spatially flipped, I/O swapped. [kh, kw, I, O] -> [kh, kw, O, I]."""
+    return jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def direct_t(x: jax.Array, kernel: jax.Array, kernel_t: jax.Array, padding, precision=None,
+             tap_grad: bool = False) -> jax.Array:
+    """`direct` whose input gradient is the direct conv of dy with kernel_t = transposed(kernel), given.
+
+    XLA's own input gradient flips and transposes the kernel per call (for a [3, 3, 512, 512] kernel a 9.4 MB copy,
+    at batch 1 as costly as the conv; BENCHMARKS.md); given once per weights it is not copied at all.
+    tap_grad: the weight gradient as one [I, O] matmul per tap (for the small even kernels of the polyphase up-conv,
+    where XLA CPU's weight-gradient conv is slow: 371 vs 48 ms on the 64-channel 32 px training config), else XLA's.
+    Same values as `direct` and its autodiff to float32 rounding, first and second order (tests/test_stylegan2.py).
+    """
+    return direct(x, kernel, padding, precision)
+
+
+def _direct_t_fwd(x, kernel, kernel_t, padding, precision, tap_grad):
+    return direct(x, kernel, padding, precision), (x, kernel, kernel_t)
+
+
+def _direct_t_bwd(padding, precision, tap_grad, res, g):
+    x, k, kt = res
+    kh, kw = k.shape[:2]
+    (lh, hh), (lw, hw) = padding
+    dx = direct_t(g, kt, k, ((kh - 1 - lh, kh - 1 - hh), (kw - 1 - lw, kw - 1 - hw)), precision, tap_grad)
+    if not tap_grad:
+        return dx, jax.vjp(lambda k: direct(x, k, padding, precision), k)[1](g)[0], None
+    xp = jnp.pad(x, ((0, 0), (lh, hh), (lw, hw), (0, 0)))
+    ho, wo = g.shape[1:3]
+    dk = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", xp[:, a:a + ho, b:b + wo], g, precision=precision)
+                               for b in range(kw)])
+                    for a in range(kh)])
+    return dx, dk, None
+
+
+direct_t.defvjp(_direct_t_fwd, _direct_t_bwd)
 
 
 # F(2, 3) (Lavin & Gray 2016) and F(4, 3) with interpolation points 0, 1, -1, 2, -1/2, inf. Max error relative to
@@ -58,9 +105,20 @@ def _taps_of(k, axis):
     return [jax.lax.index_in_dim(k, i, axis, keepdims=False) for i in range(k.shape[axis])]
 
 
-def winograd2d(x: jax.Array, kernel: jax.Array, spec=_F23, precision=None) -> jax.Array:
-    """'Same' 3x3 conv by Winograd F(m x m, 3x3) on 2-D tiles: one batched matmul over the alpha^2 positions."""
-    m, bt, g, at = spec
+def kernel_transform(kernel: jax.Array, algo: str) -> jax.Array:
+    """Winograd's kernel transform: [3, 3, I, O] -> 'winograd2d': G k G^T [alpha^2, I, O]; 'rows': G k [alpha, 3,
+    I, O] (along rows)."""
+    g = _SPECS[algo][2]
+    u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
+    if algo == "rows":
+        return jnp.stack(u_rows)
+    return jnp.stack([_lincomb(_taps_of(ur, 0), row) for ur in u_rows for row in g])
+
+
+def winograd2d(x: jax.Array, u: jax.Array, spec=_F23, precision=None) -> jax.Array:
+    """'Same' 3x3 conv by Winograd F(m x m, 3x3) on 2-D tiles: one batched matmul over the alpha^2 positions.
+    u: kernel_transform(kernel, 'winograd2d') [alpha^2, I, O]."""
+    m, bt, _, at = spec
     alpha = len(bt)
     n, h, w, c = x.shape
     th, tw = -(-h // m), -(-w // m)
@@ -68,50 +126,61 @@ def winograd2d(x: jax.Array, kernel: jax.Array, spec=_F23, precision=None) -> ja
     v_rows = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]
     v = [_lincomb(_tiles(vr, 2, m, alpha, tw), row) for vr in v_rows for row in bt]
     v = jnp.stack(v).reshape(alpha * alpha, n * th * tw, c)
-    u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
-    u = jnp.stack([_lincomb(_taps_of(ur, 0), row) for ur in u_rows for row in g])  # [alpha^2, I, O]
     prod = jnp.einsum("tpi,tio->tpo", v, u, precision=precision).reshape(alpha, alpha, n, th, tw, -1)
     y_rows = [_lincomb(_taps_of(prod, 0), row) for row in at]  # m x [alpha, N, th, tw, O]
     y = jnp.stack([jnp.stack([_lincomb(_taps_of(yr, 0), row) for row in at], 3) for yr in y_rows], 2)
     return y.reshape(n, m * th, m * tw, -1)[:, :h, :w]  # y was [N, th, m, tw, m, O]
 
 
-def winograd_rows(x: jax.Array, kernel: jax.Array, spec=_F43, precision=None) -> jax.Array:
-    """'Same' 3x3 conv by Winograd F(m, 3) along rows: alpha 1x3 convs along columns on row-transformed input."""
-    m, bt, g, at = spec
+def winograd_rows(x: jax.Array, u: jax.Array, spec=_F43, precision=None) -> jax.Array:
+    """'Same' 3x3 conv by Winograd F(m, 3) along rows: alpha 1x3 convs along columns on row-transformed input.
+    u: kernel_transform(kernel, 'rows') [alpha, 3, I, O]."""
+    m, bt, _, at = spec
     alpha = len(bt)
     n, h, w, c = x.shape
     th = -(-h // m)
     xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (0, 0), (0, 0)))
     v = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]  # alpha x [N, th, W, I]
-    u = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
-    prod = [direct(vi, ui[None], ((0, 0), (1, 1)), precision) for vi, ui in zip(v, u)]  # alpha x [N, th, W, O]
+    prod = [direct(vi, u[i][None], ((0, 0), (1, 1)), precision) for i, vi in enumerate(v)]  # alpha x [N, th, W, O]
     y = jnp.stack([_lincomb(prod, row) for row in at], 2)  # [N, th, m, W, O]
     return y.reshape(n, m * th, w, -1)[:, :h]
 
 
 _ALGORITHMS = {"winograd2d": winograd2d, "rows": winograd_rows}
+_SPECS = {"winograd2d": _F23, "rows": _F43}
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv3x3(x: jax.Array, kernel: jax.Array, algo: str, precision=None) -> jax.Array:
-    """'Same' 3x3 conv by a Winograd algorithm; its gradient is the direct conv's (`_bwd`).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def conv3x3(x: jax.Array, kernel: jax.Array, kernel_t, u: jax.Array, u_t, algo: str, precision=None) -> jax.Array:
+    """'Same' 3x3 conv by a Winograd algorithm from u = kernel_transform(kernel, algo); its gradient (`_bwd`): the
+    input gradient by the same algorithm from u_t = kernel_transform(kernel_t, algo) when given (with kernel_t =
+    transposed(kernel)), else the direct conv's (`direct_t` with kernel_t, or XLA's when kernel_t is None); the
+    weight gradient w.r.t. `kernel` only (u, kernel_t and u_t get zero cotangents).
 
     Measured on paper256, batch 1, 2 CPU threads: autodiff through the transforms made fwd+bwd slower than with
-    direct convs (0.85 s vs 0.63 s), and a Winograd input gradient (flipped kernel, I/O swapped) was still slower
-    (0.63 s) than the direct conv's gradient behind a Winograd forward (0.53 s).
+    direct convs (0.85 s vs 0.63 s), and a Winograd input gradient with its kernel transform computed per call was
+    still slower (0.63 s) than the direct conv's gradient behind a Winograd forward (0.53 s); with the transform
+    computed once per weights (si_jax.stylegan2.kernels) it is faster (BENCHMARKS.md, 2026-12-05).
     """
-    return _ALGORITHMS[algo](x, kernel, precision=precision)
+    return _ALGORITHMS[algo](x, u, precision=precision)
 
 
-def _fwd(x, kernel, algo, precision):
-    return conv3x3(x, kernel, algo, precision), (x, kernel)
+def _fwd(x, kernel, kernel_t, u, u_t, algo, precision):
+    return conv3x3(x, kernel, kernel_t, u, u_t, algo, precision), (x, kernel, kernel_t, u, u_t)
 
 
 def _bwd(algo, precision, res, dy):
-    x, kernel = res
-    _, vjp = jax.vjp(lambda x, k: direct(x, k, ((1, 1), (1, 1)), precision), x, kernel)
-    return vjp(dy)
+    x, kernel, kernel_t, u, u_t = res
+    same = ((1, 1), (1, 1))
+    if kernel_t is None:
+        dx, dk = jax.vjp(lambda x, k: direct(x, k, same, precision), x, kernel)[1](dy)
+        return dx, dk, None, None, None
+    if u_t is None:
+        dx = direct_t(dy, kernel_t, kernel, same, precision)
+    else:
+        dx = conv3x3(dy, kernel_t, kernel, u_t, u, algo, precision)
+    dk = jax.vjp(lambda k: direct(x, k, same, precision), kernel)[1](dy)[0]
+    return dx, dk, None, None, None
 
 
 conv3x3.defvjp(_fwd, _bwd)

@@ -7,6 +7,9 @@ layer i (`synthesize_from`): the layer-wise intervention reuses the activations 
 How it computes is `cfg.numerics` (si_jax.stylegan2.numerics): conv algorithms and precision. With precision
 'bf16' the activations x of layers at resolution >= its bf16 resolution are bfloat16 (`cfg.layer_dtype`); styles,
 demodulation, the toRGB outputs added to the image, and the image itself are always float32.
+
+Every function taking params also takes `kernels.prepare(params, cfg)` (each layer's kernel forms computed once per
+weights: faster per call when differentiating w.r.t. styles, the same values).
 """
 from __future__ import annotations
 
@@ -88,13 +91,15 @@ def layer_forward(lp, spec: LayerSpec, cfg: G2Config, state: SynthState, s: jax.
     x = state.x.astype(cfg.layer_dtype(spec.res))
     if spec.kind == "conv":
         y = ops.modulated_conv(x, lp["weight"], s, demodulate=True, up=spec.up,
-                               resample_filter=cfg.resample_filter, numerics=cfg.numerics)
+                               resample_filter=cfg.resample_filter, numerics=cfg.numerics,
+                               prepared=lp.get("prepared"))
         noise = _noise(lp, spec, y.shape[0], noise_mode, key) if cfg.use_noise else None
         if noise is not None:
             y = y + noise.astype(y.dtype)
         return SynthState(ops.bias_act(y, lp["bias"], act="lrelu", clamp=cfg.conv_clamp), state.img)
     gain = 1.0 / math.sqrt(spec.in_ch)  # ToRGB weight gain, applied to the style (NVlabs ToRGBLayer)
-    y = ops.modulated_conv(x, lp["weight"], s * gain, demodulate=False, up=False, numerics=cfg.numerics)
+    y = ops.modulated_conv(x, lp["weight"], s * gain, demodulate=False, up=False, numerics=cfg.numerics,
+                           prepared=lp.get("prepared"))
     y = ops.bias_act(y.astype(jnp.float32), lp["bias"], act="linear", clamp=cfg.conv_clamp)
     img = state.img
     if img is not None and img.shape[1] != y.shape[1]:

@@ -17,19 +17,21 @@ cached on disk; opt-in, since on the whole network it measured slower than the r
   convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too. Off CPU it is one
   transposed conv (XLA conv of the 2x-dilated input) and the blur.
-- Winograd convs run forward only: their gradient is the direct conv's (`conv3x3.conv3x3`).
-- The demodulation sums the squared kernel over its 3x3 taps with explicit adds (see `_sum_taps`).
+- Winograd convs' weight gradient is the direct conv's; their input gradient is the direct conv's too, or, with
+  prepared kernel forms, the same Winograd algorithm on the transposed kernel's transform (`conv3x3.conv3x3`).
+- The demodulation sums the squared kernel over its 3x3 taps with explicit adds (`kernels.sum_taps`).
+- Forms that depend on the kernel alone (input-gradient kernels, Winograd transforms, polyphase sub-kernels, the
+  demodulation's squared-tap sums) come from `prepared` (si_jax.stylegan2.kernels) when given: once per weights.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax.stylegan2 import autotune, conv3x3
+from si_jax.stylegan2 import autotune, conv3x3, kernels
 from si_jax.stylegan2.numerics import DEFAULT, Numerics
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -102,51 +104,31 @@ def upsample_2d(x: jax.Array, resample_filter) -> jax.Array:
 _conv = conv3x3.direct   # (x, kernel, padding, precision=None)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv_tapgrad(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
-    """`_conv` for the small even kernels (2x2, 2x1, 1x2) of the polyphase up-conv, whose weight gradient is
-    computed as one [I, O] matmul per tap: XLA CPU's own weight-gradient conv for such kernels is slow (measured
-    on the 64-channel 32 px training config: 371 ms vs 48 ms for that gradient; G fwd+bwd 649 -> 337 ms).
-    Same values as `_conv` and its autodiff to float32 rounding, first and second order (tests)."""
-    return _conv(x, kernel, padding, precision)
+    """`_conv` with the weight gradient as one [I, O] matmul per tap (conv3x3.direct_t, tap_grad=True)."""
+    return conv3x3.direct_t(x, kernel, conv3x3.transposed(kernel), padding, precision, True)
 
 
-def _conv_tapgrad_fwd(x, kernel, padding, precision):
-    return _conv(x, kernel, padding, precision), (x, kernel)
-
-
-def _conv_tapgrad_bwd(padding, precision, res, g):
-    x, k = res
-    kh, kw = k.shape[:2]
-    (lh, hh), (lw, hw) = padding
-    dx = _conv_tapgrad(g, jnp.flip(k, (0, 1)).swapaxes(2, 3),
-                       ((kh - 1 - lh, kh - 1 - hh), (kw - 1 - lw, kw - 1 - hw)), precision)
-    xp = jnp.pad(x, ((0, 0), (lh, hh), (lw, hw), (0, 0)))
-    ho, wo = g.shape[1:3]
-    dk = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", xp[:, a:a + ho, b:b + wo], g, precision=precision)
-                               for b in range(kw)])
-                    for a in range(kh)])
-    return dx, dk
-
-
-_conv_tapgrad.defvjp(_conv_tapgrad_fwd, _conv_tapgrad_bwd)
-
-
-def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precision=None) -> jax.Array:
+def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precision=None, poly=None) -> jax.Array:
     """conv_up_2d for a 3x3 kernel and a 4-tap filter, in polyphase form.
 
     Per axis, the scatter-form transposed conv t[2i + a] += x[i] k[a] has an even phase E[q] = t[2q] =
     x[q] k0 + x[q-1] k2 (q = 0..n) and an odd phase O[q] = t[2q+1] = x[q] k1 (q = 0..n-1); the blur (padding 1,
     flipped taps ft) then gives out[2r] = ft0 O[r-1] + ft1 E[r] + ft2 O[r] + ft3 E[r+1] and
     out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0.
+    The four phase convs' sub-kernels and their transposes: `poly` (kernels.polyphase_kernels), else derived here.
+    Their weight gradients are one [I, O] matmul per tap (conv3x3.direct_t, tap_grad; XLA CPU's own weight-gradient
+    conv for such kernels measured 371 vs 48 ms on the 64-channel 32 px training config).
     """
     n, h, w, _ = x.shape
     ft = [float(t) for t in taps]
-    rows = {"E": (jnp.stack([kernel[2], kernel[0]]), (1, 1)), "O": (kernel[1:2], (0, 0))}
-    phase = {}
-    for pr, (kr, pad_r) in rows.items():  # kr: [taps_h, 3, I, O]
-        phase[pr + "E"] = _conv_tapgrad(x, jnp.stack([kr[:, 2], kr[:, 0]], 1), (pad_r, (1, 1)), precision)
-        phase[pr + "O"] = _conv_tapgrad(x, kr[:, 1:2], (pad_r, (0, 0)), precision)
+    if poly is None:
+        poly = kernels.polyphase_kernels(kernel)
+    else:   # given: their gradient still reaches `kernel`
+        poly = {name: (kernels.given(k, kernel, name), kt) for name, (k, kt) in poly.items()}
+    phase = {name: conv3x3.direct_t(x, k, kt, (kernels.PHASE_PAD[name[0]], kernels.PHASE_PAD[name[1]]), precision,
+                                    True)
+             for name, (k, kt) in poly.items()}
 
     def blur(e, o, axis):
         """(even, odd) output samples along `axis` from the even (length L + 1) and odd (length L) phases."""
@@ -186,7 +168,9 @@ def upconv_forms(resample_filter, precision=None) -> dict:
 def conv3x3_forms(precision=None) -> dict:
     """{'direct' | 'winograd2d' | 'rows': f(x, kernel)}: the same-size 3x3 conv's candidate algorithms."""
     return {"direct": lambda x, k: _conv(x, k, ((1, 1), (1, 1)), precision),
-            **{a: (lambda x, k, a=a: conv3x3.conv3x3(x, k, a, precision)) for a in ("winograd2d", "rows")}}
+            **{a: (lambda x, k, a=a: conv3x3.conv3x3(x, k, None, conv3x3.kernel_transform(k, a), None, a,
+                                                      precision))
+               for a in ("winograd2d", "rows")}}
 
 
 def _measured(x: jax.Array) -> bool:
@@ -194,14 +178,15 @@ def _measured(x: jax.Array) -> bool:
     return jax.default_backend() == "cpu" and x.dtype == jnp.float32 and autotune.enabled()
 
 
-def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numerics = DEFAULT) -> jax.Array:
+def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numerics = DEFAULT,
+               prepared=None) -> jax.Array:
     """Transposed stride-2 conv followed by the FIR blur, as NVlabs conv2d_resample(up=2, padding=k//2).
 
     x: [N, H, W, I]; kernel: [k, k, I, O] in forward-conv (cross-correlation) orientation, x's dtype
     -> [N, 2H, 2W, O]. 3x3 kernels with a 4-tap filter (every released model) run in polyphase form
     (`_conv_up_polyphase`) or as one transposed conv (`_conv_up_transposed`): numerics.upconv, and for 'auto' the
     faster on this host for float32 on CPU (measured, si_jax.stylegan2.autotune), else `numerics.upconv_for`'s
-    rule. Other sizes: transposed.
+    rule. Other sizes: transposed. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer), or None.
     """
     precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[0] == 3 and len(resample_filter) == 4:
@@ -209,61 +194,59 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
         forms = upconv_forms(resample_filter, precision)
         if numerics.upconv == "auto" and _measured(x):
             algo = autotune.choose("upconv", forms, x, kernel, precision, rule=algo)
+        if algo == "polyphase" and prepared and "poly" in prepared:
+            return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0), precision, prepared["poly"])
         return forms[algo](x, kernel)
     return _conv_up_transposed(x, kernel, resample_filter, precision)
 
 
-def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT) -> jax.Array:
+def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepared=None) -> jax.Array:
     """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] (x's dtype) -> [N, H, W, O].
 
     3x3 kernels use numerics.conv3x3; for 'auto', the fastest on this host for float32 on CPU (measured at trace
     time, si_jax.stylegan2.autotune), else `numerics.conv3x3_for`'s rule. Every conv runs at
-    `numerics.matmul_precision` of x's dtype.
+    `numerics.matmul_precision` of x's dtype. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer:
+    'wt' for the input gradient, the Winograd transform), or None (Winograd's transform derived here, XLA's input
+    gradient).
     """
     p = kernel.shape[0] // 2
     precision = numerics.matmul_precision(x.dtype)
+    pk = prepared or {}
     if kernel.shape[:2] == (3, 3):
         algo = numerics.conv3x3_for(x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, jax.default_backend())
         if numerics.conv3x3 == "auto" and _measured(x):
             algo = autotune.choose("conv3x3", conv3x3_forms(precision), x, kernel, precision, rule=algo,
                                    same_backward=True)
         if algo != "direct":
-            return conv3x3.conv3x3(x, kernel, algo, precision)
+            u = pk[algo] if algo in pk else conv3x3.kernel_transform(kernel, algo)
+            return conv3x3.conv3x3(x, kernel, pk.get("wt"), u, pk.get(algo + "_t"), algo, precision)
+    if "wt" in pk:
+        return conv3x3.direct_t(x, kernel, pk["wt"], ((p, p), (p, p)), precision)
     return _conv(x, kernel, ((p, p), (p, p)), precision)
 
 
-def _sum_taps(k: jax.Array) -> jax.Array:
-    """sum over the two leading (spatial) axes of [kh, kw, I, O] as explicit adds of [I, O] slices.
-
-    Measured (jax 0.10.2, 2-core CPU): `jnp.sum(..., axis=(0, 1))` of a squared [3, 3, 512, 512] kernel takes
-    ~10 ms; the unrolled adds fuse into one elementwise loop (~0.1 ms).
-    """
-    out = None
-    for a in range(k.shape[0]):
-        for b in range(k.shape[1]):
-            out = k[a, b] if out is None else out + k[a, b]
-    return out
-
-
-def demod_coefficients(kernel: jax.Array, s: jax.Array, precision="highest") -> jax.Array:
-    """rsqrt(sum_{kh,kw,i} (kernel * s_i)^2 + 1e-8) in float32. kernel: [k, k, I, O], s: [N, I] -> [N, O]."""
-    wsq = _sum_taps(jnp.square(kernel.astype(jnp.float32)))  # [I, O]
+def demod_coefficients(kernel: jax.Array, s: jax.Array, precision="highest", wsq=None) -> jax.Array:
+    """rsqrt(sum_{kh,kw,i} (kernel * s_i)^2 + 1e-8) in float32. kernel: [k, k, I, O], s: [N, I] -> [N, O].
+    wsq: kernels.demod_squares(kernel) [I, O] if already computed."""
+    wsq = kernels.demod_squares(kernel) if wsq is None else kernels.given(wsq, kernel, "squares")
     return jax.lax.rsqrt(jnp.matmul(jnp.square(s.astype(jnp.float32)), wsq, precision=precision) + 1e-8)
 
 
 def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=(1, 3, 3, 1),
-                   numerics: Numerics = DEFAULT):
+                   numerics: Numerics = DEFAULT, prepared=None):
     """Non-fused modulated convolution: conv(x * s) * demod(s), in x's dtype (the kernel is cast to it; s and the
     demodulation coefficients are computed in float32 and cast, as NVlabs does in fp16).
 
     x: [N, H, W, I] (float32 or bfloat16); kernel: [k, k, I, O] float32; s: [N, I] float32
-    -> [N, H', W', O] in x's dtype (H' = 2H when up).
+    -> [N, H', W', O] in x's dtype (H' = 2H when up). prepared: the kernel's forms that depend on it alone
+    (si_jax.stylegan2.kernels.prepare_layer, in x's dtype), or None: derived here.
     """
     k = kernel.astype(x.dtype)
     x = x * s[:, None, None, :].astype(x.dtype)
-    y = conv_up_2d(x, k, resample_filter, numerics) if up else conv_2d(x, k, numerics)
+    y = conv_up_2d(x, k, resample_filter, numerics, prepared) if up else conv_2d(x, k, numerics, prepared)
     if demodulate:
-        d = demod_coefficients(kernel, s, numerics.matmul_precision(jnp.float32))
+        wsq = prepared.get("wsq") if prepared else None
+        d = demod_coefficients(kernel, s, numerics.matmul_precision(jnp.float32), wsq)
         y = y * d[:, None, None, :].astype(y.dtype)
     return y
 

@@ -1,0 +1,118 @@
+"""Kernel forms that depend on the weights alone, computed once per weights for synthesis w.r.t. styles.
+
+    prepared = kernels.prepare(params, cfg)      # jitted: programs.prepare_program(cfg)
+    img = network.synthesize(prepared, cfg, styles)   # same values as with params; faster per call
+
+When an edit, a projection or the bench differentiates w.r.t. the styles, the kernels are constants, yet a program
+taking the params recomputes per call what depends on them only: the input-gradient kernels (flipped, I/O swapped:
+XLA copies each [3, 3, 512, 512] kernel per call), Winograd's kernel transforms, the polyphase sub-kernels and
+the demodulation's squared-tap sums. `prepare` computes them once and puts them under each layer's 'prepared' key
+(`prepare_layer`'s dict); `ops` takes each form from there when present, and computes it inline from the kernel
+otherwise (the same functions: one implementation). The forms are derived for the conv algorithms `numerics`
+picks by its rule; a conv that resolves to another (an autotuned 'auto') derives its own inline.
+
+Differentiating w.r.t. the params: the convs (si_jax.stylegan2.conv3x3), the demodulation and the polyphase
+sub-kernels (`given`) return the weights' gradient for the raw kernel and zero for the forms, so first-order
+gradients w.r.t. prepared params' kernels are exact (tests/test_kernels.py); second-order ones (R1, path length)
+need the forms derived inside the differentiated function, as the plain params path does (training passes params).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from si_jax.stylegan2 import conv3x3
+from si_jax.stylegan2.config import G2Config, LayerSpec
+
+# polyphase up-conv sub-kernels: (kernel rows, kernel cols) taken, and the (rows, cols) padding of their conv.
+# Per axis the even phase E uses taps (2, 0) with padding (1, 1), the odd phase O tap 1 (ops._conv_up_polyphase).
+POLYPHASE = {"EE": ((2, 0), (2, 0)), "EO": ((2, 0), (1,)), "OE": ((1,), (2, 0)), "OO": ((1,), (1,))}
+PHASE_PAD = {"E": (1, 1), "O": (0, 0)}
+
+
+def sum_taps(k: jax.Array) -> jax.Array:
+    """sum over the two leading (spatial) axes of [kh, kw, I, O] as explicit adds of [I, O] slices.
+
+    Measured (jax 0.10.2, 2-core CPU): `jnp.sum(..., axis=(0, 1))` of a squared [3, 3, 512, 512] kernel takes
+    ~10 ms; the unrolled adds fuse into one elementwise loop (~0.1 ms).
+    """
+    out = None
+    for a in range(k.shape[0]):
+        for b in range(k.shape[1]):
+            out = k[a, b] if out is None else out + k[a, b]
+    return out
+
+
+def demod_squares(kernel: jax.Array) -> jax.Array:
+    """sum_{kh, kw} kernel^2 in float32, the demodulation's weights: [k, k, I, O] -> [I, O]."""
+    return sum_taps(jnp.square(kernel.astype(jnp.float32)))
+
+
+def _sub_kernel(kernel: jax.Array, name: str) -> jax.Array:
+    rows, cols = POLYPHASE[name]
+    return jnp.stack([jnp.stack([kernel[a, b] for b in cols]) for a in rows])
+
+
+def polyphase_kernels(kernel: jax.Array) -> dict:
+    """{'EE' | 'EO' | 'OE' | 'OO': (sub-kernel [2|1, 2|1, I, O], its conv3x3.transposed)} of a 3x3 kernel."""
+    return {name: (sub, conv3x3.transposed(sub)) for name in POLYPHASE for sub in [_sub_kernel(kernel, name)]}
+
+
+_DERIVED = {"squares": demod_squares, **{name: (lambda k, n=name: _sub_kernel(k, n)) for name in POLYPHASE}}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def given(form: jax.Array, kernel: jax.Array, name: str) -> jax.Array:
+    """form = derived(kernel) for name 'squares' (demod_squares) or a POLYPHASE sub-kernel, given (computed once per
+    weights), with that derivation's gradient w.r.t. the kernel and zero for the form: gradients w.r.t. the weights
+    do not depend on where the form came from."""
+    return form
+
+
+def _given_fwd(form, kernel, name):
+    return form, kernel
+
+
+def _given_bwd(name, kernel, g):
+    return None, jax.vjp(_DERIVED[name], kernel)[1](g)[0]
+
+
+given.defvjp(_given_fwd, _given_bwd)
+
+
+def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: str | None = None) -> dict:
+    """The forms of one style layer's kernel [k, k, I, O] (float32) that its conv uses (in the layer's dtype):
+    'wsq' [I, O] float32 (demodulated convs), 'wt' transposed [k, k, O, I] (same-size convs), 'winograd2d'
+    [16, I, O] or 'rows' [6, 3, I, O] (the Winograd transform, where `cfg.numerics`' rule picks it) and '<algo>_t'
+    (that of 'wt': the input gradient by the same algorithm), 'poly'
+    (polyphase_kernels, up-convs in polyphase form). backend: jax.default_backend() when None."""
+    backend = backend or jax.default_backend()
+    dtype, numerics = cfg.layer_dtype(spec.res), cfg.numerics
+    k = kernel.astype(dtype)
+    out = {"wsq": demod_squares(kernel)} if spec.kind == "conv" else {}
+    if spec.up:
+        if k.shape[:2] == (3, 3) and len(cfg.resample_filter) == 4 and numerics.upconv_for(backend) == "polyphase":
+            out["poly"] = polyphase_kernels(k)
+        return out
+    out["wt"] = conv3x3.transposed(k)
+    if k.shape[:2] == (3, 3):
+        algo = numerics.conv3x3_for(spec.res, spec.res, min(k.shape[2:]), dtype, backend)
+        if algo != "direct":
+            out[algo] = conv3x3.kernel_transform(k, algo)
+            out[algo + "_t"] = conv3x3.kernel_transform(out["wt"], algo)
+    return out
+
+
+def prepare(params, cfg: G2Config, backend: str | None = None):
+    """params with each style layer's dict given a 'prepared' entry (`prepare_layer`); the rest shared, unchanged.
+    Feed it to the synthesis functions instead of params, for values w.r.t. styles (module docstring)."""
+    layers = [dict(lp, prepared=prepare_layer(lp["weight"], spec, cfg, backend))
+              for lp, spec in zip(params["layers"], cfg.layers)]
+    return dict(params, layers=layers)
+
+
+def is_prepared(params) -> bool:
+    """Whether `prepare` made these params."""
+    return all("prepared" in lp for lp in params["layers"])
