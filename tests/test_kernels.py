@@ -11,23 +11,30 @@ from si_jax.stylegan2.config import G2Config
 # 128 channels up to 64 px: direct convs at 4 and 8 px, Winograd F(2x2, 3x3) at 16 and 32, F(4, 3) rows at 64,
 # polyphase up-convs (CPU 'auto' rule).
 BASE = G2Config.make(img_resolution=64, channel_base=8192, channel_max=128, z_dim=8, w_dim=8, mapping_layers=1)
+# The numbers: 16 channels up to 8 px (compiles in seconds), each conv form forced in turn by the numerics
+# (direct / Winograd F(2x2, 3x3) / F(4, 3) rows, polyphase up-convs; 'plain' = REFERENCE).
+SMALL = G2Config.make(img_resolution=8, channel_base=128, channel_max=16, z_dim=8, w_dim=8, mapping_layers=1)
 REFERENCE = {"conv3x3": "direct", "upconv": "transposed"}   # XLA's autodiff throughout: no custom gradients
-VARIANTS = {"auto": {}, "winograd2d": {"conv3x3": "winograd2d"}, "rows": {"conv3x3": "rows"}, "plain": REFERENCE}
+VARIANTS = {"direct": {"conv3x3": "direct"}, "winograd2d": {"conv3x3": "winograd2d"}, "rows": {"conv3x3": "rows"},
+            "plain": REFERENCE}
+
+
+def _model(cfg):
+    params = si_jax.to_jax_params(si_jax.random_canonical(cfg, seed=1), cfg)
+    return params, si_jax.styles_from_w(params, cfg, si_jax.mapping(params, cfg, jnp.ones((2, 8))))
 
 
 @pytest.fixture(scope="module")
 def model():
-    params = si_jax.to_jax_params(si_jax.random_canonical(BASE, seed=1), BASE)
-    styles = si_jax.styles_from_w(params, BASE, si_jax.mapping(params, BASE, jnp.ones((2, 8))))
-    return params, styles
+    return _model(SMALL)
 
 
 def _close(got, want, tol=2e-5):
     np.testing.assert_allclose(got, want, atol=tol * float(jnp.abs(want).max()) + 1e-7)
 
 
-def test_prepare_puts_the_forms_the_rule_picks(model):
-    params, _ = model
+def test_prepare_puts_the_forms_the_rule_picks():
+    params, _ = _model(BASE)
     prepared = kernels.prepare(params, BASE, backend="cpu")
     assert kernels.is_prepared(prepared) and not kernels.is_prepared(params)
     forms = {spec.name: set(lp["prepared"]) for spec, lp in zip(BASE.layers, prepared["layers"])}
@@ -48,7 +55,7 @@ def test_prepared_synthesis_and_style_gradients_equal_the_plain_ones(model, vari
     """Image and per-image style gradients (vmapped, the intervention's pattern) from prepared params equal those
     from the params (same numerics) and XLA's autodiff of direct convs (the reference numerics)."""
     params, styles = model
-    cfg = BASE.with_numerics(**VARIANTS[variant])
+    cfg = SMALL.with_numerics(**VARIANTS[variant])
     prepared = programs.prepare_program(cfg)(params)
 
     def run(cfg, p):
@@ -56,7 +63,7 @@ def test_prepared_synthesis_and_style_gradients_equal_the_plain_ones(model, vari
         return jax.jit(lambda s: si_jax.synthesize(p, cfg, s))(styles), jax.jit(jax.vmap(jax.grad(loss)))(styles)
 
     img, grads = run(cfg, prepared)
-    for want_img, want_grads in (run(cfg, params), run(BASE.with_numerics(**REFERENCE), params)):
+    for want_img, want_grads in (run(cfg, params), run(SMALL.with_numerics(**REFERENCE), params)):
         _close(img, want_img)
         for g, gw in zip(grads, want_grads):
             _close(g, gw)
@@ -78,9 +85,10 @@ def test_training_gradients_unchanged_first_and_second_order(model):
     the differentiated function."""
     params, styles = model
     styles = [s[:1] for s in styles]
-    want = jax.jit(jax.grad(_g_loss(BASE.with_numerics(**REFERENCE), False)))(params, styles)
+    want = jax.jit(jax.grad(_g_loss(SMALL.with_numerics(**REFERENCE), False)))(params, styles)
+    cfg = SMALL.with_numerics(**VARIANTS["winograd2d"])   # Winograd's custom VJP, polyphase up-convs
     for inside in (False, True):
-        got = jax.jit(jax.grad(_g_loss(BASE, inside)))(params, styles)
+        got = jax.jit(jax.grad(_g_loss(cfg, inside)))(params, styles)
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
             _close(a, b, 1e-4)
 
@@ -88,9 +96,10 @@ def test_training_gradients_unchanged_first_and_second_order(model):
 def test_first_order_weight_gradients_through_prepared_params(model):
     """d loss / d weight of prepared params (forms given, zero cotangents) == that of the params."""
     params, styles = model
-    loss = lambda p: jnp.mean(jnp.square(si_jax.synthesize(p, BASE, styles)))  # noqa: E731
-    want = jax.grad(loss)(params)
-    got = jax.grad(loss)(kernels.prepare(params, BASE))
+    cfg = SMALL.with_numerics(**VARIANTS["winograd2d"])
+    loss = lambda p: jnp.mean(jnp.square(si_jax.synthesize(p, cfg, styles)))  # noqa: E731
+    want = jax.jit(jax.grad(loss))(params)
+    got = jax.jit(jax.grad(loss))(kernels.prepare(params, cfg))
     for lg, lw in zip(got["layers"], want["layers"]):
         _close(lg["weight"], lw["weight"])
         assert all(not np.any(a) for a in jax.tree_util.tree_leaves(lg["prepared"]))
@@ -99,10 +108,10 @@ def test_first_order_weight_gradients_through_prepared_params(model):
 def test_prepared_once_per_weights(model):
     """programs.prepared: the same kernel arrays give the same prepared params; new weights prepare anew."""
     params, _ = model
-    first = programs.prepared(params, BASE)
-    assert programs.prepared(params, BASE) is first and programs.prepared(first, BASE) is first
+    first = programs.prepared(params, SMALL)
+    assert programs.prepared(params, SMALL) is first and programs.prepared(first, SMALL) is first
     changed = dict(params, layers=[dict(lp) for lp in params["layers"]])
     changed["layers"][-2]["weight"] = params["layers"][-2]["weight"] * 2.0
-    other = programs.prepared(changed, BASE)
+    other = programs.prepared(changed, SMALL)
     assert other is not first
     np.testing.assert_allclose(other["layers"][-2]["prepared"]["wt"], 2.0 * first["layers"][-2]["prepared"]["wt"])
