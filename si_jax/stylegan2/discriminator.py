@@ -21,9 +21,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from si_jax.stylegan2 import ops
+from si_jax.stylegan2 import convgrad, ops
 
-_DN = ("NHWC", "HWIO", "NHWC")
 SQRT_HALF = math.sqrt(0.5)
 
 
@@ -127,8 +126,7 @@ def _conv(p: dict, x: jax.Array, dcfg: DConfig, *, down: bool = False, act: bool
     elif k == 1:  # blur (pad 1), keep every 2nd pixel, then the 1x1 conv
         y = blur(x, dcfg.resample_filter, (1, 1))[:, ::2, ::2] @ w[0, 0]
     else:  # blur (pad 2), then a stride-2 valid conv
-        y = jax.lax.conv_general_dilated(blur(x, dcfg.resample_filter, (2, 2)), w, (2, 2),
-                                         "VALID", dimension_numbers=_DN)
+        y = convgrad.down2(blur(x, dcfg.resample_filter, (2, 2)), w)
     if "b" in p:
         y = y + p["b"]
     if act:

@@ -22,14 +22,13 @@ cached on disk; opt-in, since on the whole network it measured slower than the r
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax.stylegan2 import autotune, conv3x3
+from si_jax.stylegan2 import autotune, conv3x3, convgrad
 from si_jax.stylegan2.numerics import DEFAULT, Numerics
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -102,36 +101,6 @@ def upsample_2d(x: jax.Array, resample_filter) -> jax.Array:
 _conv = conv3x3.direct   # (x, kernel, padding, precision=None)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_tapgrad(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
-    """`_conv` for the small even kernels (2x2, 2x1, 1x2) of the polyphase up-conv, whose weight gradient is
-    computed as one [I, O] matmul per tap: XLA CPU's own weight-gradient conv for such kernels is slow (measured
-    on the 64-channel 32 px training config: 371 ms vs 48 ms for that gradient; G fwd+bwd 649 -> 337 ms).
-    Same values as `_conv` and its autodiff to float32 rounding, first and second order (tests)."""
-    return _conv(x, kernel, padding, precision)
-
-
-def _conv_tapgrad_fwd(x, kernel, padding, precision):
-    return _conv(x, kernel, padding, precision), (x, kernel)
-
-
-def _conv_tapgrad_bwd(padding, precision, res, g):
-    x, k = res
-    kh, kw = k.shape[:2]
-    (lh, hh), (lw, hw) = padding
-    dx = _conv_tapgrad(g, jnp.flip(k, (0, 1)).swapaxes(2, 3),
-                       ((kh - 1 - lh, kh - 1 - hh), (kw - 1 - lw, kw - 1 - hw)), precision)
-    xp = jnp.pad(x, ((0, 0), (lh, hh), (lw, hw), (0, 0)))
-    ho, wo = g.shape[1:3]
-    dk = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", xp[:, a:a + ho, b:b + wo], g, precision=precision)
-                               for b in range(kw)])
-                    for a in range(kh)])
-    return dx, dk
-
-
-_conv_tapgrad.defvjp(_conv_tapgrad_fwd, _conv_tapgrad_bwd)
-
-
 def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precision=None) -> jax.Array:
     """conv_up_2d for a 3x3 kernel and a 4-tap filter, in polyphase form.
 
@@ -145,8 +114,8 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     rows = {"E": (jnp.stack([kernel[2], kernel[0]]), (1, 1)), "O": (kernel[1:2], (0, 0))}
     phase = {}
     for pr, (kr, pad_r) in rows.items():  # kr: [taps_h, 3, I, O]
-        phase[pr + "E"] = _conv_tapgrad(x, jnp.stack([kr[:, 2], kr[:, 0]], 1), (pad_r, (1, 1)), precision)
-        phase[pr + "O"] = _conv_tapgrad(x, kr[:, 1:2], (pad_r, (0, 0)), precision)
+        phase[pr + "E"] = convgrad.tapgrad(x, jnp.stack([kr[:, 2], kr[:, 0]], 1), (pad_r, (1, 1)), precision)
+        phase[pr + "O"] = convgrad.tapgrad(x, kr[:, 1:2], (pad_r, (0, 0)), precision)
 
     def blur(e, o, axis):
         """(even, odd) output samples along `axis` from the even (length L + 1) and odd (length L) phases."""
