@@ -5,7 +5,8 @@
 Per block (res R -> R/2): y = skip(x)·√½ (1x1, down 2, no bias); x = conv1(conv0(x))·√½ (3x3; conv1 down 2);
 x = x + y. Every conv/fc layer is NVlabs' equalized-lr layer: weights are stored N(0, 1) and multiplied by
 1/√fan_in when run, biases start at 0, lrelu(0.2)·√2. Down-sampling is NVlabs conv2d_resample(down=2): the
-[1,3,3,1] FIR blur (padding 2 for 3x3, 1 for 1x1), then a stride-2 conv. No conv clamp (float32 throughout).
+[1,3,3,1] FIR blur (padding 2 for 3x3, 1 for 1x1), then a stride-2 conv (`convgrad.down2`, whose gradients keep
+R1's double backward off XLA:CPU's slow window-dilated convs). No conv clamp (float32 throughout).
 
 Two choices that differ from the NVlabs code but not in what D can learn: the epilogue fc flattens the 4x4 map
 in NHWC order (NVlabs: NCHW), and the minibatch-stddev groups are CONTIGUOUS runs of `mbstd_group` samples
