@@ -4,8 +4,9 @@ first and second order: tests/test_stylegan2.py).
     tapgrad(x, kernel, padding)   stride-1 conv; weight gradient as one [I, O] matmul per kernel tap
     down2(x, kernel)              stride-2 'valid' conv (the discriminator's down-sampling conv after the blur)
 
-Every backward is built from these functions again, so gradients of gradients (R1 and path-length regularisers:
-reverse over reverse) keep the fast forms. x: [N, H, W, I], kernel: [kh, kw, I, O] (HWIO), NHWC throughout.
+The input gradients are built from these functions again, so gradients of gradients (R1 and path-length
+regularisers: reverse over reverse) keep the fast forms (down2's first-order weight gradient is XLA's own: nothing
+differentiates it again). x: [N, H, W, I], kernel: [kh, kw, I, O] (HWIO), NHWC throughout.
 """
 from __future__ import annotations
 
