@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import si_jax
-from si_jax.stylegan2 import ops
+from si_jax.stylegan2 import convgrad, ops
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.numerics import Numerics
 
@@ -263,7 +263,8 @@ def test_winograd_network_matches_direct_under_vmap_and_grad():
 
 
 def test_polyphase_tap_gradient_matches_autodiff_first_and_second_order():
-    """ops._conv_tapgrad (custom weight gradient of the up-conv's even kernels) == autodiff of the plain conv."""
+    """ops._conv_tapgrad (conv3x3.direct_t with per-tap weight gradients, for the up-conv's even kernels) ==
+    autodiff of the plain conv."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(2, 5, 6, 3)), jnp.float32)
     for shape, pad in (((2, 2), ((1, 1), (1, 1))), ((2, 1), ((1, 1), (0, 0))), ((1, 2), ((0, 0), (1, 1)))):
@@ -280,3 +281,26 @@ def test_polyphase_tap_gradient_matches_autodiff_first_and_second_order():
             gg = lambda conv: lambda x, k: jnp.sum(jnp.square(jax.grad(loss(conv), 0)(x, k)))  # noqa: E731
             np.testing.assert_allclose(jax.grad(gg(ops._conv_tapgrad), 1)(x, k), jax.grad(gg(ops._conv), 1)(x, k),
                                        rtol=1e-4, atol=1e-4)
+
+
+def test_down2_gradients_match_autodiff_first_and_second_order():
+    """convgrad.down2 (the discriminator's stride-2 conv, own VJP) == lax's strided conv and its autodiff: values,
+    first-order gradients w.r.t. x and kernel, and the kernel gradient of a squared input gradient (R1's form)."""
+    rng = np.random.default_rng(1)
+
+    def lax_down(x, k):
+        return jax.lax.conv_general_dilated(x, k, (2, 2), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    for size, ks in ((9, (3, 3)), (10, (3, 3)), (8, (2, 1)), (7, (1, 1))):
+        x = jnp.asarray(rng.normal(size=(2, size, size + 1, 3)), jnp.float32)
+        k = jnp.asarray(rng.normal(size=(*ks, 3, 4)), jnp.float32)
+        with jax.default_matmul_precision("highest"):
+            ref = lax_down(x, k)
+            c = jnp.asarray(rng.normal(size=ref.shape), jnp.float32)
+            np.testing.assert_allclose(convgrad.down2(x, k), ref, rtol=1e-5, atol=1e-5)
+            loss = lambda conv: lambda x, k: jnp.sum(jnp.sin(conv(x, k)) * c)  # noqa: E731
+            for a, b in zip(jax.grad(loss(lax_down), (0, 1))(x, k), jax.grad(loss(convgrad.down2), (0, 1))(x, k)):
+                np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+            gg = lambda conv: lambda x, k: jnp.sum(jnp.square(jax.grad(loss(conv), 0)(x, k)))  # noqa: E731
+            for a, b in zip(jax.grad(gg(lax_down), (0, 1))(x, k), jax.grad(gg(convgrad.down2), (0, 1))(x, k)):
+                np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from si_jax.stylegan2 import convgrad
+
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
@@ -61,11 +63,7 @@ def _direct_t_bwd(padding, precision, tap_grad, res, g):
     if not tap_grad:
         return dx, jax.vjp(lambda k: direct(x, k, padding, precision), k)[1](g)[0], None
     xp = jnp.pad(x, ((0, 0), (lh, hh), (lw, hw), (0, 0)))
-    ho, wo = g.shape[1:3]
-    dk = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", xp[:, a:a + ho, b:b + wo], g, precision=precision)
-                               for b in range(kw)])
-                    for a in range(kh)])
-    return dx, dk, None
+    return dx, convgrad.tap_products(xp, g, kh, kw, 1, precision), None
 
 
 direct_t.defvjp(_direct_t_fwd, _direct_t_bwd)

@@ -5,7 +5,8 @@
 Per block (res R -> R/2): y = skip(x)·√½ (1x1, down 2, no bias); x = conv1(conv0(x))·√½ (3x3; conv1 down 2);
 x = x + y. Every conv/fc layer is NVlabs' equalized-lr layer: weights are stored N(0, 1) and multiplied by
 1/√fan_in when run, biases start at 0, lrelu(0.2)·√2. Down-sampling is NVlabs conv2d_resample(down=2): the
-[1,3,3,1] FIR blur (padding 2 for 3x3, 1 for 1x1), then a stride-2 conv. No conv clamp (float32 throughout).
+[1,3,3,1] FIR blur (padding 2 for 3x3, 1 for 1x1), then a stride-2 conv (`convgrad.down2`, whose gradients keep
+R1's double backward off XLA:CPU's slow window-dilated convs). No conv clamp (float32 throughout).
 
 Two choices that differ from the NVlabs code but not in what D can learn: the epilogue fc flattens the 4x4 map
 in NHWC order (NVlabs: NCHW), and the minibatch-stddev groups are CONTIGUOUS runs of `mbstd_group` samples
@@ -21,9 +22,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from si_jax.stylegan2 import ops
+from si_jax.stylegan2 import convgrad, ops
 
-_DN = ("NHWC", "HWIO", "NHWC")
 SQRT_HALF = math.sqrt(0.5)
 
 
@@ -127,8 +127,7 @@ def _conv(p: dict, x: jax.Array, dcfg: DConfig, *, down: bool = False, act: bool
     elif k == 1:  # blur (pad 1), keep every 2nd pixel, then the 1x1 conv
         y = blur(x, dcfg.resample_filter, (1, 1))[:, ::2, ::2] @ w[0, 0]
     else:  # blur (pad 2), then a stride-2 valid conv
-        y = jax.lax.conv_general_dilated(blur(x, dcfg.resample_filter, (2, 2)), w, (2, 2),
-                                         "VALID", dimension_numbers=_DN)
+        y = convgrad.down2(blur(x, dcfg.resample_filter, (2, 2)), w)
     if "b" in p:
         y = y + p["b"]
     if act:

@@ -13,9 +13,9 @@ With $SI_JAX_CONV_TUNING=on, for float32 arrays on CPU, `ops` makes 'auto' the c
 host for the shape at hand (si_jax.stylegan2.autotune, cached on disk; opt-in: it measured slower on the whole
 network); otherwise 'auto' is the rules below (`conv3x3_for`, `upconv_for`):
 - conv3x3 (same-size 3x3 convs): 'direct' (one XLA conv), 'winograd2d' (F(2x2, 3x3) tiles), 'rows' (F(4, 3) along
-  rows; si_jax.stylegan2.conv3x3). The CPU rule was measured once on one 2-core CPU (BENCHMARKS.md): direct below 16
-  px or 128 channels, winograd2d below 64 px, rows from 64 px up. Off CPU and for bfloat16 arrays 'auto' is
-  'direct': on GPU / TPU a conv is one tensor-core (MXU) kernel while Winograd becomes transform fusions plus many
+  rows; si_jax.stylegan2.conv3x3). The CPU rule was measured on 2-core CPUs (BENCHMARKS.md): direct below 16 px,
+  winograd2d below 64 px, rows from 64 px up; below 128 channels rows at 32 px, direct elsewhere. Off CPU and for
+  bfloat16 arrays 'auto' is 'direct': on GPU / TPU a conv is one tensor-core (MXU) kernel while Winograd becomes transform fusions plus many
   small matmuls, and Winograd's transforms amplify rounding: 2.5-5x the direct conv's error in bfloat16 (measured on
   CPU, tests/test_stylegan2.py BF16_REL_ERROR) and ~3x in TF32 (issue 13's figures against float64: direct 3e-4,
   F(2x2) 5e-4, F(4, 3) 9e-4; TF32 cannot be run here). Winograd has not been measured on an accelerator, so it is
@@ -122,7 +122,8 @@ class Numerics:
         which `ops` replaces by a measurement for float32 on CPU with $SI_JAX_CONV_TUNING=on.
 
         On CPU the Winograd gain is modest (~10 % on the paper256 forward, none at 1024) and its transforms cost
-        compile time, so narrow layers (small test and demo models) stay direct.
+        compile time, so narrow layers (small test and demo models) stay direct, except at 32 px, where rows
+        measured faster in the training step (32 px x 64 channels, batch 32; BENCHMARKS.md 2026-12-05).
         >>> Numerics().conv3x3_for(32, 32, 512, "float32", "cpu"), Numerics().conv3x3_for(32, 32, 512, "float32", "gpu")
         ('winograd2d', 'direct')
         """
@@ -131,7 +132,9 @@ class Numerics:
         if backend != "cpu" or _dtype_name(dtype) != "float32":
             return "direct"
         size = min(h, w)
-        return "direct" if size < 16 or channels < 128 else "winograd2d" if size < 64 else "rows"
+        if channels < 128:   # narrow maps: rows F(4, 3) at 32 px (the training config: plain step 1.07x), else direct
+            return "rows" if size == 32 else "direct"
+        return "direct" if size < 16 else "winograd2d" if size < 64 else "rows"
 
     def upconv_for(self, backend: str) -> str:
         """'polyphase' or 'transposed' for the up-sampling conv on `backend`: the field unless 'auto'."""

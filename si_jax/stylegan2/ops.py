@@ -12,7 +12,8 @@ CPU, the candidate measured fastest on this host for the shape at hand (si_jax.s
 cached on disk; opt-in, since on the whole network it measured slower than the rule):
 - Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.stylegan2.conv3x3) where it measured
   faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
-  checks both against float64); smaller or narrower maps use the direct conv. Off CPU, 'auto' is the direct conv.
+  checks both against float64); smaller maps use the direct conv, narrower ones too except F(4, 3) at 32 px (the
+  training config). Off CPU, 'auto' is the direct conv.
 - The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form on CPU: four small stride-1
   convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too. Off CPU it is one
