@@ -22,15 +22,17 @@ cached on disk; opt-in, since on the whole network it measured slower than the r
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from si_jax.stylegan2 import autotune, conv3x3
-from si_jax.stylegan2.numerics import DEFAULT, Numerics
+from si_jax.stylegan2.numerics import CONV3X3_ALGORITHMS, DEFAULT, UPCONV_ALGORITHMS, Numerics
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -194,6 +196,56 @@ def _measured(x: jax.Array) -> bool:
     return jax.default_backend() == "cpu" and x.dtype == jnp.float32 and autotune.enabled()
 
 
+class Tuning(NamedTuple):
+    """What autotune times for one 'auto' conv: the layer computed with each form (`forms`: {form: f(*args)}),
+    `field` of Numerics it sets, the fixed rule's form, the cache entry's kind, args (x, kernel, ...: arrays,
+    tracers or shape specs) and their letters for the mode ('-': never differentiated)."""
+    kind: str
+    field: str
+    rule: str
+    forms: dict
+    args: tuple
+    names: str
+
+
+def tuning(x, kernel, s=None, *, up: bool, demodulate: bool = True, resample_filter=(1, 3, 3, 1),
+           numerics: Numerics = DEFAULT) -> Tuning | None:
+    """The measurement that resolves 'auto' for a conv layer on this host, or None where the form is not measured
+    (forced, not float32 on CPU, measuring off, not a 3x3 kernel with a 4-tap filter). The timed layer is the code
+    the network runs, with the form forced: s None, a plain conv layer (conv_2d / conv_up_2d, then bias_act lrelu:
+    the discriminator's); else `_modulated_layer` (modulated_conv, then bias_act lrelu: a synthesis conv layer)."""
+    field = "upconv" if up else "conv3x3"
+    if getattr(numerics, field) != "auto" or kernel.shape[:2] != (3, 3) or not _measured(x) or (
+            up and len(resample_filter) != 4):
+        return None
+    backend = jax.default_backend()
+    rule = numerics.upconv_for(backend) if up else numerics.conv3x3_for(
+        x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, backend)
+    bias = jax.ShapeDtypeStruct(kernel.shape[-1:], jnp.float32)
+    if s is None:
+        conv = functools.partial(conv_up_2d, resample_filter=resample_filter) if up else conv_2d
+        layer = lambda n, x, k, b: bias_act(conv(x, k, numerics=n), b, act="lrelu")  # noqa: E731
+        args, names = (x, kernel, bias), "xw-"
+        kind = "conv_up" if up else "conv3x3"
+    else:
+        layer = functools.partial(_modulated_layer, demodulate=demodulate, up=up, resample_filter=resample_filter)
+        args, names = (x, kernel, s, bias), "xws-"
+        kind = f"modconv_{'up' if up else '3x3'}{'' if demodulate else '_nodemod'}"
+    algos = (UPCONV_ALGORITHMS if up else CONV3X3_ALGORITHMS)[1:]
+    forms = {a: functools.partial(layer, dataclasses.replace(numerics, **{field: a})) for a in algos}
+    return Tuning(kind, field, rule, forms, args, names)
+
+
+def _tuned(numerics: Numerics, t: Tuning | None) -> Numerics:
+    """numerics with t.field set to the form measured fastest (autotune.choose: cached, or timed now)."""
+    if t is None:
+        return numerics
+    precision = numerics.matmul_precision(t.args[0].dtype)
+    algo = autotune.choose(t.kind, t.forms, t.args, precision, t.rule, names=t.names,
+                           same_backward=t.field == "conv3x3")
+    return dataclasses.replace(numerics, **{t.field: algo})
+
+
 def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numerics = DEFAULT) -> jax.Array:
     """Transposed stride-2 conv followed by the FIR blur, as NVlabs conv2d_resample(up=2, padding=k//2).
 
@@ -205,11 +257,8 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
     """
     precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[0] == 3 and len(resample_filter) == 4:
-        algo = numerics.upconv_for(jax.default_backend())
-        forms = upconv_forms(resample_filter, precision)
-        if numerics.upconv == "auto" and _measured(x):
-            algo = autotune.choose("upconv", forms, x, kernel, precision, rule=algo)
-        return forms[algo](x, kernel)
+        numerics = _tuned(numerics, tuning(x, kernel, up=True, resample_filter=resample_filter, numerics=numerics))
+        return upconv_forms(resample_filter, precision)[numerics.upconv_for(jax.default_backend())](x, kernel)
     return _conv_up_transposed(x, kernel, resample_filter, precision)
 
 
@@ -223,10 +272,8 @@ def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT) -> ja
     p = kernel.shape[0] // 2
     precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[:2] == (3, 3):
+        numerics = _tuned(numerics, tuning(x, kernel, up=False, numerics=numerics))
         algo = numerics.conv3x3_for(x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, jax.default_backend())
-        if numerics.conv3x3 == "auto" and _measured(x):
-            algo = autotune.choose("conv3x3", conv3x3_forms(precision), x, kernel, precision, rule=algo,
-                                   same_backward=True)
         if algo != "direct":
             return conv3x3.conv3x3(x, kernel, algo, precision)
     return _conv(x, kernel, ((p, p), (p, p)), precision)
@@ -258,7 +305,11 @@ def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=
 
     x: [N, H, W, I] (float32 or bfloat16); kernel: [k, k, I, O] float32; s: [N, I] float32
     -> [N, H', W', O] in x's dtype (H' = 2H when up).
+    An 'auto' conv form measured on this host is timed in this layer's context (`tuning`: this function and
+    bias_act, each form forced) and passed down, so conv_2d / conv_up_2d do not time the conv alone.
     """
+    numerics = _tuned(numerics, tuning(x, kernel, s, up=up, demodulate=demodulate, resample_filter=resample_filter,
+                                       numerics=numerics))
     k = kernel.astype(x.dtype)
     x = x * s[:, None, None, :].astype(x.dtype)
     y = conv_up_2d(x, k, resample_filter, numerics) if up else conv_2d(x, k, numerics)
@@ -266,6 +317,12 @@ def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=
         d = demod_coefficients(kernel, s, numerics.matmul_precision(jnp.float32))
         y = y * d[:, None, None, :].astype(y.dtype)
     return y
+
+
+def _modulated_layer(numerics, x, kernel, s, bias, *, demodulate, up, resample_filter):
+    """A synthesis conv layer as the network runs it (without its noise add): lrelu(modulated_conv(...) + bias)."""
+    y = modulated_conv(x, kernel, s, demodulate=demodulate, up=up, resample_filter=resample_filter, numerics=numerics)
+    return bias_act(y, bias, act="lrelu")
 
 
 def bias_act(x: jax.Array, bias: jax.Array, *, act: str, clamp: float | None = None) -> jax.Array:
