@@ -1,18 +1,21 @@
 """Conv algorithms per layer shape: the fixed rule's evidence (`Numerics.conv3x3_for`), and the measured choices.
 
     python bench/conv_algorithms.py [--batch=1] [--repeats=5]
-    python bench/conv_algorithms.py --models=toyfaces,paper256 [--repeats=5]   # measured 'auto' vs the fastest
-    (whole network, 'auto' measured vs the fixed rule: python bench/vs_reference.py --rule_too)
+    python bench/conv_algorithms.py --models=toyfaces,paper256 [--repeats=5] [--ab_repeats=7] [--nolayers]
 
---models: for every conv layer shape of the models (toyfaces = builtin:toyfaces, paper256 = G2Config.make(256,
-channel_base=16384), f1024 = config-f 1024), batch --batch, float32: the choice 'auto' makes on this host
-(si_jax.stylegan2.autotune; from the cache file, $SI_JAX_CONV_CHOICES or ~/.cache/si_jax/conv_choices.json, or
-measured now when absent: its timing is what a cold start pays), then each candidate timed again here, --repeats
-interleaved rounds, minimum (as autotune times), and whether the choice is the fastest of these new timings, up to
-autotune.MARGIN (5 %: within it the fixed rule's choice is kept, and the order is noise). Same-size 3x3 convs:
-forward (their gradient is the direct conv's whatever the forward, so the forward decides); up-convs: forward, and
-forward + backward w.r.t. the input (the edit loop's gradient w.r.t. the styles). On a loaded machine candidates
-within a few % of each other can swap between the two timings.
+--models (toyfaces = builtin:toyfaces, paper256 = G2Config.make(256, channel_base=16384), f1024 = config-f 1024;
+batch --batch, float32; measuring switched on for this run, into a fresh choices file unless $SI_JAX_CONV_CHOICES
+names one):
+1. Whole network, 'auto' measured vs the fixed rule: jit compile + first call of synthesis fwd and fwd+bwd w.r.t.
+   the styles with the fixed rule ($SI_JAX_CONV_TUNING=off), then with measuring on (from an empty file: the
+   difference is what measuring costs a cold start; from a filled one: what a warm cache costs, ~0), then both
+   timed in --ab_repeats interleaved rounds (median / min, and rule median / measured median).
+2. Per layer shape and mode (3x3 convs: fwd, their forms share the direct conv's gradient; up-convs: fwd and
+   grad_xs, the edit loop's fwd + VJP w.r.t. x and styles): each candidate form timed in its layer's context
+   (ops.tuning: modulated conv + bias + lrelu, the network's code with the form forced), --repeats interleaved
+   rounds, minimum, no early exit; the measured choice (from the file the network run filled, else measured now;
+   convs under autotune.MIN_FLOPS keep the rule unmeasured); whether the choice is within autotune.MARGIN (5 %) of
+   the re-timing's fastest. On a loaded machine candidates within ~10 % of each other can swap between timings.
 
 Without --models:
 For each (resolution, in, out) of config-f 1024's same-size convs, times the forward conv with every algorithm
@@ -31,6 +34,7 @@ flags.DEFINE_integer("batch", 1, "Images per call.")
 flags.DEFINE_integer("repeats", 5, "Timed calls (median), after one warm-up call.")
 flags.DEFINE_list("models", [], "toyfaces, paper256, f1024: table of the measured choice per layer shape.")
 flags.DEFINE_integer("ab_repeats", 7, "--models: interleaved rounds of the whole-network A/B.")
+flags.DEFINE_bool("layers", True, "--models: the per-layer table after the A/B (--nolayers: the A/B only).")
 FLAGS = flags.FLAGS
 
 SHAPES = [(8, 512, 512), (16, 512, 512), (32, 512, 512), (64, 512, 512), (128, 256, 256), (256, 128, 128),
@@ -129,7 +133,7 @@ def network_ab(name, batch, repeats):
     return compile_s["measured"] - compile_s["fixed rule"]
 
 
-def model_table(names, batch, repeats, ab_repeats):
+def model_table(names, batch, repeats, ab_repeats, layers=True):
     """Per model: the whole-network A/B (cold measuring), then per layer shape and mode the candidates timed in
     the layer's context, the measured choice (from the cache the network run filled, else measured now), the
     fastest of a re-timing, and whether they agree within autotune.MARGIN."""
@@ -152,7 +156,9 @@ def model_table(names, batch, repeats, ab_repeats):
           "| model | pass | fixed rule (ms) | measured (ms) | speedup | compile+first rule (s) | "
           "compile+first measured (s) |\n|---|---|---|---|---|---|---|", flush=True)
     cold = {name: network_ab(name, batch, ab_repeats) for name in names}
-    print("\n" + "; ".join(f"{n}: measuring added {c:.1f} s to the cold start" for n, c in cold.items()) + "\n")
+    print("\n" + "; ".join(f"{n}: measuring added {c:.1f} s to the start" for n, c in cold.items()) + "\n")
+    if not layers:
+        return
     print(f"Per layer shape: the layer (modulated conv + bias + lrelu, ops.tuning) with each form; mode fwd, or "
           f"fwd + VJP w.r.t. x and styles (grad_xs: the edit loop's); 3x3 convs: fwd only (every form has the direct "
           f"conv's gradient). Candidates re-timed here: minimum of {repeats} interleaved rounds.\n\n"
@@ -182,7 +188,7 @@ def model_table(names, batch, repeats, ab_repeats):
 def main(argv):
     del argv
     if FLAGS.models:
-        return model_table(FLAGS.models, FLAGS.batch, FLAGS.repeats, FLAGS.ab_repeats)
+        return model_table(FLAGS.models, FLAGS.batch, FLAGS.repeats, FLAGS.ab_repeats, FLAGS.layers)
     import jax
     import numpy as np
 

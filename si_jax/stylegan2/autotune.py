@@ -63,10 +63,11 @@ _lock = threading.RLock()   # programs are traced in parallel threads (editing.i
 
 
 def enabled() -> bool:
-    """True when $SI_JAX_CONV_TUNING is 'on' / '1' / 'true' / 'yes'. Off by default: on the 2-core AMD EPYC where
-    it was built, the measured choices made the whole paper256 network 5-10 % slower than the fixed rule (a conv
-    timed alone ranks the forms differently from the network, where it is fused with modulation and bias) and a
-    first run paid 46-139 s of measuring (BENCHMARKS.md, 2026-12-02)."""
+    """True when $SI_JAX_CONV_TUNING is 'on' / '1' / 'true' / 'yes'. Off by default: on the shared 2-core AMD EPYC
+    (avx512f) where it was built, timing each form in its layer's context cost paper256 a cold start of 28-57 s
+    (16 layer entries, 1.3-7 s each, mostly compiling 2-3 candidates; load average 5-7) against a budget of a few
+    seconds, and the whole network with the measured choices ran within noise of the fixed rule (fwd +6-9 %,
+    fwd+bwd -4 to +5 %, two runs; BENCHMARKS.md, 2026-12-05)."""
     return os.environ.get(TUNING_ENV, "off").strip().lower() in ("on", "1", "true", "yes")
 
 

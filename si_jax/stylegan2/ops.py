@@ -9,7 +9,7 @@ Conv algorithms and precision come from a `Numerics` (si_jax.stylegan2.numerics;
 `cfg.numerics`), resolved when a function is traced, with jax.default_backend(). 'auto' is the fixed rule below
 (measured on one 2-core CPU, jax 0.10.2; numbers in BENCHMARKS.md), or with $SI_JAX_CONV_TUNING=on, for float32 on
 CPU, the candidate measured fastest on this host for the shape at hand (si_jax.stylegan2.autotune: timed once,
-cached on disk; opt-in, since on the whole network it measured slower than the rule):
+cached on disk; each form timed in its layer's context, `tuning`; opt-in, `autotune.enabled` says why):
 - Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.stylegan2.conv3x3) where it measured
   faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
   checks both against float64); smaller or narrower maps use the direct conv. Off CPU, 'auto' is the direct conv.
