@@ -142,6 +142,7 @@ def model_table(names, batch, repeats, ab_repeats, layers=True):
     from si_jax.stylegan2 import autotune, ops
     from si_jax.stylegan2.numerics import Numerics
     os.environ[autotune.TUNING_ENV] = "on"
+    os.environ.setdefault(autotune.BUDGET_ENV, "inf")   # measure every entry: the A/B compares complete choices
     if not os.environ.get(autotune.CACHE_ENV):   # cold by default: a choices file of this run's own
         os.environ[autotune.CACHE_ENV] = os.path.join(tempfile.mkdtemp(prefix="si_jax_conv_"), "choices.json")
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f}; "
@@ -149,7 +150,8 @@ def model_table(names, batch, repeats, ab_repeats, layers=True):
           f"({'exists: warm' if autotune.cache_path().exists() else 'empty: cold'}); batch {batch}, float32\n"
           f"MIN_FLOPS {autotune.MIN_FLOPS:.0e} (smaller convs keep the rule, unmeasured), MARGIN "
           f"{100 * autotune.MARGIN:.0f} % (near-ties keep the rule), REPEATS {autotune.REPEATS}, early exit at "
-          f"{autotune.EARLY_EXIT}x after 2 rounds\n", flush=True)
+          f"{autotune.EARLY_EXIT}x after 2 rounds, budget {autotune.budget()} s per process (default "
+          f"{autotune.BUDGET_S} s: a cold start measures about that much and the rest in later starts)\n", flush=True)
     print(f"Whole network, 'auto' measured vs the fixed rule, batch {batch}: median / min of {ab_repeats} "
           "interleaved rounds; speedup = rule median / measured median; compile+first = jit compile and first call "
           "of fwd and fwd+bwd (measured: including measuring the layers the cache lacks)\n\n"

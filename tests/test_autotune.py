@@ -3,6 +3,7 @@ cached on disk; deterministic given the cache, a damaged cache is rebuilt, measu
 
 The suite runs with measuring off (tests/conftest.py); these tests switch it on with a cache file of their own."""
 import json
+import types
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(autotune.TUNING_ENV, "on")
     monkeypatch.setenv(autotune.CACHE_ENV, str(path))
     monkeypatch.setattr(autotune, "MIN_FLOPS", 0)   # these tests' convs are tiny
+    monkeypatch.setattr(autotune, "_spent", [0.0])
     autotune._memo.clear()
     yield path
     autotune._memo.clear()
@@ -80,6 +82,23 @@ def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
     assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), (X, K), "highest", rule="rows") == "rows"
     assert not cache.exists()
     assert autotune.conv_flops((1, 32, 32, 64), (3, 3, 64, 64)) == 2 * 32 * 32 * 9 * 64 * 64
+
+
+def test_a_process_measures_within_its_budget_then_keeps_the_rule_unrecorded(cache, monkeypatch):
+    clock = iter(range(0, 1000, 3))   # autotune's clock: each measurement "takes" 3 s of the process's budget
+    monkeypatch.setattr(autotune, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 0.5})
+    monkeypatch.setenv(autotune.BUDGET_ENV, "5")
+    forms = dict.fromkeys(("direct", "rows"))
+    xs = [jnp.zeros((1, r, r, 16)) for r in (8, 9, 10)]
+    assert [autotune.choose("conv3x3", forms, (x, K), "highest", "direct") for x in xs] == ["rows", "rows", "direct"]
+    entries = json.loads(cache.read_text())["hosts"][autotune.host_key()]
+    assert len(entries) == 2   # the third was over budget: the rule, not recorded, measured by a later process
+    monkeypatch.setattr(autotune, "_spent", [0.0])
+    assert autotune.choose("conv3x3", forms, (xs[2], K), "highest", "direct") == "rows"
+    monkeypatch.setenv(autotune.BUDGET_ENV, "soon")
+    with pytest.raises(ValueError, match="SI_JAX_CONV_TUNING_BUDGET='soon' is not a number"):
+        autotune.choose("conv3x3", forms, (jnp.zeros((1, 11, 11, 16)), K), "highest", "direct")
 
 
 def test_near_ties_keep_the_fixed_rule():

@@ -25,6 +25,10 @@ grad modes time forward + VJP w.r.t. those arguments. Best effort: a function tr
 differentiated afterwards (the body of a lax.scan / jax.checkpoint under grad) sees no autodiff tracer and is timed
 as 'fwd'.
 
+Budget: one process measures for about `budget()` seconds (BUDGET_S = 5 s; $SI_JAX_CONV_TUNING_BUDGET), then keeps
+the rule for entries still missing, unrecorded, so that no start pays more than a few seconds and the file fills
+over several starts (a paper256 edit session has 16 entries, 28-57 s in all on 2 loaded cores).
+
 Convs of under MIN_FLOPS (1e8 FLOPs: ~1 ms on 2 CPU cores; e.g. every conv of the 32 px toyfaces model at batch
 1) keep the fixed rule unmeasured: measuring one costs ~1-2 s of compiles and could save microseconds.
 
@@ -50,6 +54,8 @@ from si_jax import storage
 
 CACHE_ENV = "SI_JAX_CONV_CHOICES"
 TUNING_ENV = "SI_JAX_CONV_TUNING"
+BUDGET_ENV = "SI_JAX_CONV_TUNING_BUDGET"
+BUDGET_S = 5.0   # seconds of measuring per process by default: what a cold start may pay (`budget`)
 FORMAT, VERSION = "si_jax.conv_choices", 2   # 2: layers timed in context (1: the conv alone)
 REPEATS = 3
 EARLY_EXIT = 1.5   # stop timing (after 2 rounds) once one candidate is this many times faster than every other
@@ -60,6 +66,7 @@ _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vn
 _AD_TRACERS = ("JVPTracer", "LinearizeTracer")
 _memo: dict = {}   # cache path -> {host key: {entry key: record}} as last read or written by this process
 _lock = threading.RLock()   # programs are traced in parallel threads (editing.intervention): one measures at a time
+_spent = [0.0]   # seconds this process has spent measuring
 
 
 def enabled() -> bool:
@@ -69,6 +76,18 @@ def enabled() -> bool:
     seconds, and the whole network with the measured choices ran within noise of the fixed rule (fwd +6-9 %,
     fwd+bwd -4 to +5 %, two runs; BENCHMARKS.md, 2026-12-05)."""
     return os.environ.get(TUNING_ENV, "off").strip().lower() in ("on", "1", "true", "yes")
+
+
+def budget() -> float:
+    """Seconds of measuring one process may spend: $SI_JAX_CONV_TUNING_BUDGET ('inf': no limit), default BUDGET_S.
+    Once spent, entries the cache lacks keep the fixed rule, unrecorded, and a later process measures them: a cold
+    start pays about the budget (plus the entry under way, 1-7 s on 2 loaded cores) and the file fills over a few
+    starts."""
+    value = os.environ.get(BUDGET_ENV, "").strip()
+    try:
+        return float(value) if value else BUDGET_S
+    except ValueError:
+        raise ValueError(f"${BUDGET_ENV}={value!r} is not a number of seconds (or 'inf')") from None
 
 
 def cache_path() -> pathlib.Path:
@@ -238,8 +257,8 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
            same_backward: bool = False, mode: str | None = None) -> str:
     """The fastest of `candidates` ({name: f(*args)}: the same layer computed with each conv form) for these
     arguments on this host: from the cache file, else measured now and recorded. `rule` when measuring is off
-    ($SI_JAX_CONV_TUNING=off), there is one candidate, or the conv is too small to be worth measuring (under
-    MIN_FLOPS: a few seconds of compiles to save microseconds).
+    ($SI_JAX_CONV_TUNING=off), there is one candidate, the conv is too small to be worth measuring (under
+    MIN_FLOPS: a few seconds of compiles to save microseconds), or this process has spent its `budget`.
     args: arrays or tracers, the conv's input x [N, H, W, I] and kernel [kh, kw, I, O] first (only shapes, dtypes and
     autodiff tracers are used); names: one letter per argument for the mode ('-': never differentiated in the
     timing). same_backward: every candidate has the same gradient computation (the Winograd convs' is the direct
@@ -254,9 +273,12 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
         record = _hosts(path).get(host, {}).get(key)
         if record is not None and record["choice"] in candidates:
             return record["choice"]
+        if _spent[0] >= budget():
+            return rule
         t0 = time.perf_counter()
         times = time_candidates(candidates, args, mode, names)
         choice = pick(times, rule)
+        _spent[0] += time.perf_counter() - t0
         _record(path, host, key, {"choice": choice, "ms": {n: round(1e3 * t, 4) for n, t in times.items()},
                                   "measured_s": round(time.perf_counter() - t0, 3)})
         return choice
