@@ -148,7 +148,7 @@ def mode_of(args, names: str = "xw") -> str:
 
 
 def entry_key(kind: str, args, precision, mode: str) -> str:
-    """'modconv3x3 fwd 1x32x32x64 3x3x64x64 1x64 64 float32 highest': one measurement's key within a host (the
+    """'modconv_3x3 fwd 1x32x32x64 3x3x64x64 1x64 64 float32 highest': one measurement's key within a host (the
     shapes of every argument, the first one's dtype)."""
     shapes = " ".join("x".join(str(d) for d in a.shape) or "scalar" for a in args)
     return f"{kind} {mode} {shapes} {np.dtype(args[0].dtype).name} {precision}"

@@ -185,12 +185,6 @@ def upconv_forms(resample_filter, precision=None) -> dict:
             "transposed": lambda x, k: _conv_up_transposed(x, k, resample_filter, precision)}
 
 
-def conv3x3_forms(precision=None) -> dict:
-    """{'direct' | 'winograd2d' | 'rows': f(x, kernel)}: the same-size 3x3 conv's candidate algorithms."""
-    return {"direct": lambda x, k: _conv(x, k, ((1, 1), (1, 1)), precision),
-            **{a: (lambda x, k, a=a: conv3x3.conv3x3(x, k, a, precision)) for a in ("winograd2d", "rows")}}
-
-
 def _measured(x: jax.Array) -> bool:
     """Whether 'auto' is measured on this host for arrays like x (si_jax.stylegan2.autotune): float32 on CPU."""
     return jax.default_backend() == "cpu" and x.dtype == jnp.float32 and autotune.enabled()
