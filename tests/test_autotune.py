@@ -148,7 +148,8 @@ def test_measuring_runs_inside_jit_vmap_and_grad_and_keys_what_is_differentiated
     key = autotune.entry_key("conv_up", (X, K, B), "highest", "grad_x")
     assert set(entries) == {key}
     assert set(entries[key]["ms"]) == {"polyphase", "transposed"}
-    assert entries[key]["choice"] == min(entries[key]["ms"], key=entries[key]["ms"].get)
+    ms = entries[key]["ms"]   # the fastest recorded, or the rule's polyphase within MARGIN of it
+    assert ms[entries[key]["choice"]] <= (1 + autotune.MARGIN) * min(ms.values()) + 1e-3
     jax.jit(lambda x, k: ops.conv_up_2d(x, k, (1, 3, 3, 1)))(X, K)   # forward only: its own entry
     jax.grad(lambda k: f(X, k))(K)                                   # w.r.t. the kernel: another
     modes = {k.split()[1] for k in json.loads(cache.read_text())["hosts"][autotune.host_key()]}
