@@ -72,7 +72,7 @@ _spent = [0.0]   # seconds this process has spent measuring
 def enabled() -> bool:
     """True when $SI_JAX_CONV_TUNING is 'on' / '1' / 'true' / 'yes'. Off by default: on the shared 2-core AMD EPYC
     (avx512f, load average 5-7) where it was built, the whole paper256 network with the measured choices was not
-    shown to be at least as fast as the fixed rule (fwd +6-9 %, fwd+bwd w.r.t. the styles -4 % to +5 %, three runs;
+    shown to be at least as fast as the fixed rule (fwd +6-9 %, fwd+bwd w.r.t. the styles -4 % to +5 %, four runs;
     BENCHMARKS.md, 2026-12-05). Measuring all 16 of its layer entries costs 28-57 s there; `budget` caps what one
     start pays (8.3 s measured with the default 5 s)."""
     return os.environ.get(TUNING_ENV, "off").strip().lower() in ("on", "1", "true", "yes")
