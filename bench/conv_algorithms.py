@@ -1,26 +1,32 @@
 """Conv algorithms per layer shape: the fixed rule's evidence (`Numerics.conv3x3_for`), and the measured choices.
 
     python bench/conv_algorithms.py [--batch=1] [--repeats=5]
-    python bench/conv_algorithms.py --models=toyfaces,paper256 [--repeats=5]   # measured 'auto' vs the fastest
-    (whole network, 'auto' measured vs the fixed rule: python bench/vs_reference.py --rule_too)
+    python bench/conv_algorithms.py --models=toyfaces,paper256 [--repeats=5] [--ab_repeats=7] [--nolayers]
 
---models: for every conv layer shape of the models (toyfaces = builtin:toyfaces, paper256 = G2Config.make(256,
-channel_base=16384), f1024 = config-f 1024), batch --batch, float32: the choice 'auto' makes on this host
-(si_jax.stylegan2.autotune; from the cache file, $SI_JAX_CONV_CHOICES or ~/.cache/si_jax/conv_choices.json, or
-measured now when absent: its timing is what a cold start pays), then each candidate timed again here, --repeats
-interleaved rounds, minimum (as autotune times), and whether the choice is the fastest of these new timings, up to
-autotune.MARGIN (5 %: within it the fixed rule's choice is kept, and the order is noise). Same-size 3x3 convs:
-forward (their gradient is the direct conv's whatever the forward, so the forward decides); up-convs: forward, and
-forward + backward w.r.t. the input (the edit loop's gradient w.r.t. the styles). On a loaded machine candidates
-within a few % of each other can swap between the two timings.
+--models (toyfaces = builtin:toyfaces, paper256 = G2Config.make(256, channel_base=16384), f1024 = config-f 1024;
+batch --batch, float32; measuring switched on for this run, into a fresh choices file unless $SI_JAX_CONV_CHOICES
+names one):
+1. Whole network on prepared params (kernel forms once per weights, as the edit loop runs; with measuring on,
+   every candidate's forms), 'auto' measured vs the fixed rule: jit compile + first call of synthesis fwd and
+   fwd+bwd w.r.t. the styles with the fixed rule ($SI_JAX_CONV_TUNING=off), then with measuring on (from an empty file: the
+   difference is what measuring costs a cold start; from a filled one: what a warm cache costs, ~0), then both
+   timed in --ab_repeats interleaved rounds (median / min, and rule median / measured median).
+2. Per layer shape and mode (fwd, and grad_xs: the edit loop's fwd + VJP w.r.t. x and styles): each candidate
+   form timed in its layer's context on its kernel forms given (ops.tuning with prepared forms: modulated conv +
+   bias + lrelu, the network's code with the form forced), --repeats interleaved
+   rounds, minimum, no early exit; the measured choice (from the file the network run filled, else measured now;
+   convs under autotune.MIN_FLOPS keep the rule unmeasured); whether the choice is within autotune.MARGIN (5 %) of
+   the re-timing's fastest. On a loaded machine candidates within ~10 % of each other can swap between timings.
 
 Without --models:
 For each (resolution, in, out) of config-f 1024's same-size convs, times the forward conv with every algorithm
 ('direct', 'winograd2d' = F(2x2, 3x3), 'rows' = F(4, 3) along rows) and its max abs error against a float64
 reference (relative to the output's max). Prints a Markdown table; paste it into BENCHMARKS.md. ~2 min on 2 cores.
 """
+import contextlib
 import os
 import statistics
+import tempfile
 import time
 
 from absl import app, flags
@@ -28,6 +34,8 @@ from absl import app, flags
 flags.DEFINE_integer("batch", 1, "Images per call.")
 flags.DEFINE_integer("repeats", 5, "Timed calls (median), after one warm-up call.")
 flags.DEFINE_list("models", [], "toyfaces, paper256, f1024: table of the measured choice per layer shape.")
+flags.DEFINE_integer("ab_repeats", 7, "--models: interleaved rounds of the whole-network A/B.")
+flags.DEFINE_bool("layers", True, "--models: the per-layer table after the A/B (--nolayers: the A/B only).")
 FLAGS = flags.FLAGS
 
 SHAPES = [(8, 512, 512), (16, 512, 512), (32, 512, 512), (64, 512, 512), (128, 256, 256), (256, 128, 128),
@@ -53,66 +61,140 @@ def _float64_conv(x, k):
     return sum(xp[:, a:a + h, b:b + w] @ k[a, b].astype(np.float64) for a in range(3) for b in range(3))
 
 
-def _model_config(name):
-    from si_jax.stylegan2 import builtin
-    from si_jax.stylegan2.config import G2Config
-    if name == "toyfaces":
-        import si_jax
-        return si_jax.load_generator(builtin.BUILTIN_TOYFACES)[1]
-    return {"paper256": G2Config.make(256, channel_base=16384), "f1024": G2Config.make()}[name]
-
-
 def layer_shapes(cfg, batch):
-    """[(kind, x shape, kernel shape, layer names)] of cfg's modulated 3x3 convs, shapes in forward order, unique."""
+    """[(up, x shape, kernel shape, layer names)] of cfg's modulated 3x3 convs, in forward order, unique shapes."""
     shapes = {}
     for layer in cfg.conv_layers:
         res = layer.res // 2 if layer.up else layer.res
-        key = ("upconv" if layer.up else "conv3x3", (batch, res, res, layer.in_ch), (3, 3, layer.in_ch, layer.out_ch))
+        key = (layer.up, (batch, res, res, layer.in_ch), (3, 3, layer.in_ch, layer.out_ch))
         shapes.setdefault(key, []).append(layer.name)
     return [(*k, names) for k, names in shapes.items()]
 
 
-def model_table(names, batch, repeats):
-    """Print, per layer shape and mode, each candidate's time, the measured choice and whether it is the fastest."""
-    import time as time_lib
+@contextlib.contextmanager
+def _env(**values):
+    """Environment variables set for the block (autotune reads them at trace time), restored afterwards."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
-    import numpy as np
+
+def _load(name):
+    """(params, cfg) of a model: toyfaces = the builtin generator, the others random weights."""
+    import si_jax
+    from si_jax.stylegan2 import builtin
+    from si_jax.stylegan2.config import G2Config
+    if name == "toyfaces":
+        return si_jax.load_generator(builtin.BUILTIN_TOYFACES)[:2]
+    cfg = {"paper256": G2Config.make(256, channel_base=16384), "f1024": G2Config.make()}[name]
+    return si_jax.to_jax_params(si_jax.random_canonical(cfg, 0), cfg), cfg
+
+
+def network_ab(name, batch, repeats):
+    """Whole synthesis network, 'auto' measured (cold: the current choices cache must be empty) vs the fixed rule:
+    compile + first call of each (the difference is what measuring costs a cold start), then fwd and fwd+bwd
+    w.r.t. the styles timed in `repeats` interleaved rounds. Prints rows; returns the cold-start cost in seconds."""
+    import jax
+
+    import si_jax
+    from si_jax.stylegan2 import autotune, kernels
+    raw, cfg = _load(name)
+    z = jax.random.normal(jax.random.PRNGKey(1), (batch, cfg.z_dim))
+    styles = si_jax.styles_from_w(raw, cfg, si_jax.mapping(raw, cfg, z))
+    progs, compile_s = {}, {}
+    for label, tuning in (("fixed rule", "off"), ("measured", "on")):   # new functions: traced anew, tuning as set
+        fwd = jax.jit(lambda p, s: si_jax.synthesize(p, cfg, s))
+        bwd = jax.jit(jax.grad(lambda s, p: si_jax.synthesize(p, cfg, s).mean()))
+        with _env(**{autotune.TUNING_ENV: tuning}):
+            # kernel forms once per weights, as the edit loop runs (measured: every candidate's forms)
+            params = jax.block_until_ready(jax.jit(lambda p: kernels.prepare(p, cfg))(raw))
+            t0 = time.perf_counter()
+            jax.block_until_ready(fwd(params, styles))
+            jax.block_until_ready(bwd(styles, params))
+        compile_s[label] = time.perf_counter() - t0
+        progs[label] = (lambda f=fwd, p=params: f(p, styles), lambda b=bwd, p=params: b(styles, p))
+    t = {(p, d): [] for p in progs for d in (0, 1)}
+    for _ in range(repeats):
+        for d in (0, 1):
+            for p, fns in progs.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready(fns[d]())
+                t[p, d].append(time.perf_counter() - t0)
+    for d, what in ((0, "fwd"), (1, "fwd+bwd w.r.t. styles")):
+        rule, meas = (t["fixed rule", d], t["measured", d])
+        print(f"| {name} | {what} | {1e3 * statistics.median(rule):.1f} / {1e3 * min(rule):.1f} | "
+              f"{1e3 * statistics.median(meas):.1f} / {1e3 * min(meas):.1f} | "
+              f"{statistics.median(rule) / statistics.median(meas):.3f}x | {compile_s['fixed rule']:.1f} | "
+              f"{compile_s['measured']:.1f} |", flush=True)
+    return compile_s["measured"] - compile_s["fixed rule"]
+
+
+def model_table(names, batch, repeats, ab_repeats, layers=True):
+    """Per model: the whole-network A/B (cold measuring), then per layer shape and mode the candidates timed in
+    the layer's context, the measured choice (from the cache the network run filled, else measured now), the
+    fastest of a re-timing, and whether they agree within autotune.MARGIN."""
+    import jax
 
     from si_jax.stylegan2 import autotune, ops
     from si_jax.stylegan2.numerics import Numerics
-    print(f"measuring {'on' if autotune.enabled() else 'OFF: the choice is the fixed rule'}; host: "
-          f"{autotune.host_key()}; cache: {autotune.cache_path()}; batch {batch}, float32, minimum of "
-          f"{repeats}\n", flush=True)
-    print("| model | layers | kind | mode | x | candidates (ms) | measured choice | fastest now | within 5 % |\n"
-          "|---|---|---|---|---|---|---|---|---|", flush=True)
-    agree = total = 0
-    t_choose = 0.0
+    os.environ[autotune.TUNING_ENV] = "on"
+    os.environ.setdefault(autotune.BUDGET_ENV, "inf")   # measure every entry: the A/B compares complete choices
+    if not os.environ.get(autotune.CACHE_ENV):   # cold by default: a choices file of this run's own
+        os.environ[autotune.CACHE_ENV] = os.path.join(tempfile.mkdtemp(prefix="si_jax_conv_"), "choices.json")
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f}; "
+          f"host: {autotune.host_key()}; choices cache: {autotune.cache_path()} "
+          f"({'exists: warm' if autotune.cache_path().exists() else 'empty: cold'}); batch {batch}, float32\n"
+          f"MIN_FLOPS {autotune.MIN_FLOPS:.0e} (smaller convs keep the rule, unmeasured), MARGIN "
+          f"{100 * autotune.MARGIN:.0f} % (near-ties keep the rule), REPEATS {autotune.REPEATS}, early exit at "
+          f"{autotune.EARLY_EXIT}x after 2 rounds, budget {autotune.budget()} s per process (default "
+          f"{autotune.BUDGET_S} s: a cold start measures about that much and the rest in later starts)\n", flush=True)
+    print(f"Whole network, 'auto' measured vs the fixed rule, batch {batch}: median / min of {ab_repeats} "
+          "interleaved rounds; speedup = rule median / measured median; compile+first = jit compile and first call "
+          "of fwd and fwd+bwd (measured: including measuring the layers the cache lacks)\n\n"
+          "| model | pass | fixed rule (ms) | measured (ms) | speedup | compile+first rule (s) | "
+          "compile+first measured (s) |\n|---|---|---|---|---|---|---|", flush=True)
+    cold = {name: network_ab(name, batch, ab_repeats) for name in names}
+    print("\n" + "; ".join(f"{n}: measuring added {c:.1f} s to the start" for n, c in cold.items()) + "\n")
+    if not layers:
+        return
+    print(f"Per layer shape: the layer (modulated conv + bias + lrelu, ops.tuning) with each form, on its kernel "
+          f"forms given (prepared params); mode fwd, or fwd + VJP w.r.t. x and styles (grad_xs: the edit loop's). "
+          f"Candidates re-timed here: minimum of {repeats} interleaved rounds.\n\n"
+          "| model | layers | kind | mode | x | candidates (ms) | fixed rule | measured choice | fastest now | "
+          "within 5 % |\n|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    agree = rule_ok = total = 0
     for name in names:
-        for kind, xs, ks, layers in layer_shapes(_model_config(name), batch):
-            x, k = np.zeros(xs, np.float32), np.zeros(ks, np.float32)
-            forms = ops.conv3x3_forms("highest") if kind == "conv3x3" else ops.upconv_forms((1, 3, 3, 1), "highest")
-            rule = (Numerics().conv3x3_for(xs[1], xs[2], min(ks[2:]), "float32", "cpu") if kind == "conv3x3"
-                    else Numerics().upconv_for("cpu"))   # what 'auto' is with $SI_JAX_CONV_TUNING=off
-            for mode in (("fwd",) if kind == "conv3x3" else ("fwd", "grad_x")):
-                t0 = time_lib.perf_counter()
-                choice = autotune.choose(kind, forms, x, k, "highest", rule, mode=mode)
-                t_choose += time_lib.perf_counter() - t0
-                times = autotune.time_candidates(forms, xs, ks, np.float32, mode, repeats=repeats)
+        for up, xs, ks, layers in layer_shapes(_load(name)[1], batch):
+            spec = lambda shape: jax.ShapeDtypeStruct(shape, "float32")  # noqa: E731
+            t = ops.tuning(spec(xs), spec(ks), spec((batch, xs[-1])), up=up, numerics=Numerics(), prepared=True)
+            small = autotune.conv_flops(xs, ks) < autotune.MIN_FLOPS
+            for mode in ("fwd", "grad_xs"):
+                choice = autotune.choose(t.kind, t.forms, t.args, "highest", t.rule, names=t.names, mode=mode)
+                times = autotune.time_candidates(t.forms, t.args, mode, t.names, repeats=repeats, early_exit=None)
                 fastest = min(times, key=times.get)
                 ok = times[choice] <= (1 + autotune.MARGIN) * times[fastest]
-                agree, total = agree + ok, total + 1
-                cells = ", ".join(f"{n} {1e3 * t:.2f}" for n, t in times.items())
-                print(f"| {name} | {' '.join(layers)} | {kind} | {mode} | {'x'.join(map(str, xs[1:]))} | {cells} | "
-                      f"{choice} | {fastest} | {'yes' if ok else 'NO'} |", flush=True)
-    print(f"\nmeasured choice within {100 * autotune.MARGIN:.0f} % of the fastest now: {agree} / {total}; time in "
-          f"autotune.choose (measuring what the "
-          f"cache lacked): {t_choose:.1f} s")
+                agree, rule_ok = agree + ok, rule_ok + (times[t.rule] <= (1 + autotune.MARGIN) * times[fastest])
+                total += 1
+                cells = ", ".join(f"{n} {1e3 * v:.2f}" for n, v in times.items())
+                label = f"{choice} (rule, unmeasured)" if small else choice
+                print(f"| {name} | {' '.join(layers)} | {'upconv' if up else 'conv3x3'} | {mode} | "
+                      f"{'x'.join(map(str, xs[1:]))} | {cells} | {t.rule} | {label} | {fastest} | "
+                      f"{'yes' if ok else 'NO'} |", flush=True)
+    print(f"\nwithin {100 * autotune.MARGIN:.0f} % of the fastest of the re-timing: the measured choice {agree} / "
+          f"{total}, the fixed rule {rule_ok} / {total}; load average at the end {os.getloadavg()[0]:.1f}")
 
 
 def main(argv):
     del argv
     if FLAGS.models:
-        return model_table(FLAGS.models, FLAGS.batch, FLAGS.repeats)
+        return model_table(FLAGS.models, FLAGS.batch, FLAGS.repeats, FLAGS.ab_repeats, FLAGS.layers)
     import jax
     import numpy as np
 

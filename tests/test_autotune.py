@@ -3,6 +3,7 @@ cached on disk; deterministic given the cache, a damaged cache is rebuilt, measu
 
 The suite runs with measuring off (tests/conftest.py); these tests switch it on with a cache file of their own."""
 import json
+import types
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,10 @@ from si_jax.stylegan2.numerics import Numerics
 
 X = jnp.asarray(np.random.default_rng(0).standard_normal((1, 8, 8, 16)), jnp.float32)
 K = jnp.asarray(np.random.default_rng(1).standard_normal((3, 3, 16, 16)) / 12, jnp.float32)
-KEY = autotune.entry_key("conv3x3", X, K, "highest", "fwd")
+S = jnp.asarray(np.random.default_rng(2).uniform(0.5, 1.5, (1, 16)), jnp.float32)
+B = jax.ShapeDtypeStruct((16,), jnp.float32)
+KEY = autotune.entry_key("conv3x3", (X, K, B), "highest", "fwd")          # conv_2d alone: timed with bias + lrelu
+MOD_KEY = autotune.entry_key("modconv_3x3", (X, K, S, B), "highest", "fwd")   # a synthesis layer's 3x3 conv
 
 
 @pytest.fixture
@@ -24,6 +28,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(autotune.TUNING_ENV, "on")
     monkeypatch.setenv(autotune.CACHE_ENV, str(path))
     monkeypatch.setattr(autotune, "MIN_FLOPS", 0)   # these tests' convs are tiny
+    monkeypatch.setattr(autotune, "_spent", [0.0])
     autotune._memo.clear()
     yield path
     autotune._memo.clear()
@@ -50,7 +55,7 @@ def test_the_choice_is_the_cached_one_and_a_warm_cache_times_nothing(cache, monk
         autotune._memo.clear()
         # a new function each time (jax caches traces per function): default numerics, conv3x3 'auto'
         assert _winograd_calls(lambda x, k: ops.conv_2d(x, k), X, K) == calls, choice
-        assert autotune.choose("conv3x3", dict.fromkeys(("direct", "winograd2d", "rows")), X, K, "highest",
+        assert autotune.choose("conv3x3", dict.fromkeys(("direct", "winograd2d", "rows")), (X, K, B), "highest",
                                rule="direct") == choice
     # a forced algorithm is not looked up, measured or cached: the flag wins
     assert _winograd_calls(lambda x, k: ops.conv_2d(x, k, Numerics(conv3x3="direct")), X, K) == 0
@@ -60,23 +65,40 @@ def test_cold_choice_is_the_fastest_and_is_written(cache, monkeypatch):
     times = {"direct": 3e-3, "winograd2d": 1e-3, "rows": 2e-3}
     calls = []
     monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: calls.append(a) or {n: times[n] for n in c})
-    assert autotune.choose("conv3x3", dict.fromkeys(times), X, K, "highest", rule="direct") == "winograd2d"
-    assert calls == [(X.shape, K.shape, X.dtype, "fwd")]
+    assert autotune.choose("conv3x3", dict.fromkeys(times), (X, K, B), "highest", rule="direct") == "winograd2d"
+    assert calls == [((X, K, B), "fwd", "xw")]
     data = json.loads(cache.read_text())
     assert data["format"] == autotune.FORMAT
     record = data["hosts"][autotune.host_key()][KEY]
     assert (record["choice"], record["ms"]) == ("winograd2d", {"direct": 3.0, "winograd2d": 1.0, "rows": 2.0})
     autotune._memo.clear()  # a new process: reads the file, measures nothing
     monkeypatch.setattr(autotune, "time_candidates", _no_timing)
-    assert autotune.choose("conv3x3", dict.fromkeys(times), X, K, "highest", rule="direct") == "winograd2d"
+    assert autotune.choose("conv3x3", dict.fromkeys(times), (X, K, B), "highest", rule="direct") == "winograd2d"
 
 
 def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
     monkeypatch.setattr(autotune, "time_candidates", _no_timing)
     monkeypatch.setattr(autotune, "MIN_FLOPS", autotune.conv_flops(X.shape, K.shape) + 1)
-    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), X, K, "highest", rule="rows") == "rows"
+    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), (X, K), "highest", rule="rows") == "rows"
     assert not cache.exists()
     assert autotune.conv_flops((1, 32, 32, 64), (3, 3, 64, 64)) == 2 * 32 * 32 * 9 * 64 * 64
+
+
+def test_a_process_measures_within_its_budget_then_keeps_the_rule_unrecorded(cache, monkeypatch):
+    clock = iter(range(0, 1000, 3))   # autotune's clock: each measurement "takes" 3 s of the process's budget
+    monkeypatch.setattr(autotune, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 0.5})
+    monkeypatch.setenv(autotune.BUDGET_ENV, "5")
+    forms = dict.fromkeys(("direct", "rows"))
+    xs = [jnp.zeros((1, r, r, 16)) for r in (8, 9, 10)]
+    assert [autotune.choose("conv3x3", forms, (x, K), "highest", "direct") for x in xs] == ["rows", "rows", "direct"]
+    entries = json.loads(cache.read_text())["hosts"][autotune.host_key()]
+    assert len(entries) == 2   # the third was over budget: the rule, not recorded, measured by a later process
+    monkeypatch.setattr(autotune, "_spent", [0.0])
+    assert autotune.choose("conv3x3", forms, (xs[2], K), "highest", "direct") == "rows"
+    monkeypatch.setenv(autotune.BUDGET_ENV, "soon")
+    with pytest.raises(ValueError, match="SI_JAX_CONV_TUNING_BUDGET='soon' is not a number"):
+        autotune.choose("conv3x3", forms, (jnp.zeros((1, 11, 11, 16)), K), "highest", "direct")
 
 
 def test_near_ties_keep_the_fixed_rule():
@@ -85,13 +107,14 @@ def test_near_ties_keep_the_fixed_rule():
     assert autotune.pick({"polyphase": 1.0, "transposed": 2.0}, rule="transposed") == "polyphase"
 
 
-@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other", "version": 1, "hosts": {}}),
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": autotune.FORMAT, "version": 1, "hosts": {}}),
+                                     json.dumps({"format": "other", "version": 1, "hosts": {}}),
                                      json.dumps({"format": autotune.FORMAT, "version": autotune.VERSION,
                                                  "hosts": {"h": {"k": {"choice": 3}}}})])
 def test_a_damaged_cache_is_rebuilt_not_trusted(cache, monkeypatch, capsys, content):
     cache.write_text(content)
     monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 2.0})
-    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), X, K, "highest", rule="rows") == "direct"
+    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), (X, K, B), "highest", rule="rows") == "direct"
     err = capsys.readouterr().err
     assert f"conv choices cache {cache} is damaged" in err and "measuring again" in err
     data = json.loads(cache.read_text())
@@ -107,7 +130,7 @@ def test_measuring_off_is_the_fixed_rule_and_writes_nothing(cache, monkeypatch):
     monkeypatch.setattr(autotune, "time_candidates", _no_timing)
     _write(cache, {KEY: {"choice": "rows", "ms": {}}})
     autotune._memo.clear()
-    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), X, K, "highest", rule="direct") == "direct"
+    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), (X, K), "highest", rule="direct") == "direct"
     assert _winograd_calls(lambda x, k: ops.conv_2d(x, k), X, K) == 0   # the rule: direct below 16 px
     cache.unlink()
     ops.conv_up_2d(X, K, (1, 3, 3, 1))
@@ -122,10 +145,11 @@ def test_measuring_runs_inside_jit_vmap_and_grad_and_keys_what_is_differentiated
     want = jax.grad(lambda x, k: f(x, k))(X, K)   # measured again? no: same shape, now 'grad_x' is cached
     np.testing.assert_allclose(np.asarray(got[0]), np.asarray(want), rtol=1e-4, atol=1e-4)
     entries = json.loads(cache.read_text())["hosts"][autotune.host_key()]
-    key = autotune.entry_key("upconv", X, K, "highest", "grad_x")
+    key = autotune.entry_key("conv_up", (X, K, B), "highest", "grad_x")
     assert set(entries) == {key}
     assert set(entries[key]["ms"]) == {"polyphase", "transposed"}
-    assert entries[key]["choice"] == min(entries[key]["ms"], key=entries[key]["ms"].get)
+    ms = entries[key]["ms"]   # the fastest recorded, or the rule's polyphase within MARGIN of it
+    assert ms[entries[key]["choice"]] <= (1 + autotune.MARGIN) * min(ms.values()) + 1e-3
     jax.jit(lambda x, k: ops.conv_up_2d(x, k, (1, 3, 3, 1)))(X, K)   # forward only: its own entry
     jax.grad(lambda k: f(X, k))(K)                                   # w.r.t. the kernel: another
     modes = {k.split()[1] for k in json.loads(cache.read_text())["hosts"][autotune.host_key()]}
@@ -136,7 +160,7 @@ def test_differentiated_sees_through_jit_and_vmap():
     seen = []
 
     def f(x, k):
-        seen.append(autotune.mode_of(x, k))
+        seen.append(autotune.mode_of((x, k)))
         return jnp.sum(x * k)
 
     jax.jit(f)(1.0, 2.0)
@@ -144,3 +168,74 @@ def test_differentiated_sees_through_jit_and_vmap():
     jax.jit(jax.vmap(jax.grad(f, argnums=(0, 1)), in_axes=(0, None)))(jnp.ones(2), 2.0)
     jax.grad(lambda k: jax.grad(f)(1.0, k))(2.0)
     assert seen == ["fwd", "grad_x", "grad_xw", "grad_xw"]
+    assert autotune.mode_of((X, K, B), "xw-") == "fwd"
+
+
+def test_a_synthesis_layer_is_timed_in_context_and_a_warm_cache_times_nothing(cache, monkeypatch):
+    """modulated_conv measures its layer (modulated conv + bias + lrelu, each form forced: the same function, so
+    the same values), keyed by what is differentiated, and never the conv alone; from a warm cache it times
+    nothing and the traced program uses the cached form."""
+    seen = {}
+
+    def fake_times(candidates, specs, mode, names="xw", **kw):
+        seen[mode] = candidates, names
+        return {n: 1.0 + 0.1 * i for i, n in enumerate(candidates)}   # the first listed is fastest
+
+    monkeypatch.setattr(autotune, "time_candidates", fake_times)
+    f = lambda x, s: jnp.sum(ops.modulated_conv(x, K, s, demodulate=True, up=True))  # noqa: E731
+    jax.jit(jax.grad(f, argnums=(0, 1)))(X, S)
+    jax.jit(f)(X, S)
+    keys = set(json.loads(cache.read_text())["hosts"][autotune.host_key()])
+    assert keys == {autotune.entry_key("modconv_up", (X, K, S, B), "highest", m) for m in ("grad_xs", "fwd")}
+    forms, names = seen["grad_xs"]
+    assert names == "xws--" and set(forms) == {"polyphase", "transposed"}
+    bias = jnp.linspace(-0.1, 0.1, 16)
+    want = ops.bias_act(ops.modulated_conv(X, K, S, demodulate=True, up=True), bias, act="lrelu")
+    for form, fn in forms.items():   # each candidate is the layer itself with the form forced
+        np.testing.assert_allclose(np.asarray(fn(X, K, S, bias, None)), np.asarray(want), rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(autotune, "time_candidates", _no_timing)
+    for choice, calls in (("rows", 1), ("direct", 0)):
+        _write(cache, {MOD_KEY: {"choice": choice, "ms": {}}})
+        autotune._memo.clear()
+        g = lambda x, s: ops.modulated_conv(x, K, s, demodulate=True, up=False)  # noqa: E731
+        assert _winograd_calls(g, X, S) == calls, choice
+        assert _winograd_calls(jax.grad(lambda x, s: jnp.sum(g(x, s)), argnums=(0, 1)), X, S) == calls, choice
+
+
+def test_with_kernel_forms_each_candidate_is_timed_on_its_forms_given_and_prepare_has_them_all(cache, monkeypatch):
+    """On prepared params (kernels.prepare: forms once per weights) each candidate layer takes every candidate's
+    kernel forms as an argument (derived outside the timed call), under a kind of its own, and its backward is
+    timed (the Winograd forms' input gradient is their own); prepare, with measuring on, gives a measured layer
+    every candidate's forms, so the chosen one runs as timed; values and style gradients are the direct conv's."""
+    seen = {}
+
+    def fake_times(candidates, specs, mode, names="xw", **kw):
+        seen[mode] = candidates, specs, names
+        return {n: 1.0 + 0.1 * i for i, n in enumerate(reversed(list(candidates)))}   # the last listed is fastest
+
+    monkeypatch.setattr(autotune, "time_candidates", fake_times)
+    from si_jax.stylegan2 import config, kernels
+    cfg = config.G2Config.make(img_resolution=8, channel_base=32, channel_max=16, z_dim=8, w_dim=8,
+                               mapping_layers=1)
+    spec = next(s for s in cfg.layers if s.kind == "conv" and not s.up and s.res == 8)
+    forms = kernels.prepare_layer(K, spec, cfg)
+    assert set(forms) == {"wsq", "wt", "winograd2d", "winograd2d_t", "rows", "rows_t"}
+    f = lambda x, s, p: jnp.sum(ops.modulated_conv(x, K, s, demodulate=True, up=False, prepared=p))  # noqa: E731
+    jax.jit(jax.grad(f, argnums=(0, 1)))(X, S, forms)
+    entries = json.loads(cache.read_text())["hosts"][autotune.host_key()]
+    key = autotune.entry_key("modconv_3x3_prepared", (X, K, S, B), "highest", "grad_xs")
+    assert set(entries) == {key} and entries[key]["choice"] == "rows"
+    candidates, specs, names = seen["grad_xs"]
+    assert names == "xws--" and set(specs[-1]) == set(forms)
+    bias = jnp.linspace(-0.1, 0.1, 16)
+    want = ops.bias_act(ops.modulated_conv(X, K, S, demodulate=True, up=False, numerics=Numerics(conv3x3="direct")),
+                        bias, act="lrelu")
+    for fn in candidates.values():
+        np.testing.assert_allclose(np.asarray(fn(X, K, S, bias, forms)), np.asarray(want), rtol=1e-4, atol=1e-5)
+    jaxpr = str(jax.make_jaxpr(f)(X, S, forms))
+    assert jaxpr.count("name=conv3x3") == 1   # the choice, rows, runs on the given forms
+    got = jax.grad(f, argnums=(0, 1))(X, S, forms)
+    plain = lambda x, s: jnp.sum(ops.modulated_conv(x, K, s, demodulate=True, up=False,  # noqa: E731
+                                                    numerics=Numerics(conv3x3="direct")))
+    for g, w in zip(got, jax.grad(plain, argnums=(0, 1))(X, S)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)

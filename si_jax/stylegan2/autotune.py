@@ -1,24 +1,33 @@
 """Conv algorithm choices measured on the host that runs them ('auto' on CPU, float32), cached on disk.
 
-    algo = autotune.choose("conv3x3", {"direct": f, "winograd2d": g, "rows": h}, x, kernel, "highest", rule="direct")
+    t = ops.tuning(x, kernel, s, up=False)   # the layer with each form: {"direct": f, "winograd2d": g, "rows": h}
+    algo = autotune.choose(t.kind, t.forms, t.args, "highest", t.rule, names=t.names)
 
-The first time a (kind, shape, dtype, precision, what is differentiated) is needed on a host, each candidate (a
-function of (x, kernel)) is jit-compiled on zero arrays of the shapes at hand and timed eagerly (one warm-up call,
-then the minimum over `REPEATS` interleaved rounds; fwd, or fwd+bwd when the caller is being differentiated), and
-the fastest is kept (the fixed rule's choice unless another is `MARGIN` faster), like cuDNN's benchmark mode. The
-choice is written to a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES, else ~/.cache/si_jax/conv_choices.json),
-atomically through si_jax.storage, under the host's key (`host_key()`: backend, CPU model and SIMD flags, CPU count,
-jax version): a warm cache times nothing, and the choice is deterministic given the file. A file that cannot be read
-or does not have this module's format is rebuilt (with a warning on stderr), never trusted.
+The first time a (kind, shapes, dtype, precision, what is differentiated) is needed on a host, each candidate (the
+layer the conv runs in, computed with one form: si_jax.stylegan2.conv_tuning builds them from the layer's own code,
+so the conv is timed fused with its modulation, demodulation, bias and activation as the network runs it) is
+jit-compiled for the shapes at hand (the candidates in parallel threads) and timed eagerly on zero arrays (one
+warm-up call, then the minimum over up to `REPEATS` interleaved rounds, fewer once one candidate is `EARLY_EXIT`
+times faster than every other; fwd, or fwd+bwd when the caller is being differentiated), and the fastest is kept
+(the fixed rule's choice unless another is `MARGIN` faster), like cuDNN's benchmark mode. The choice is written to
+a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES, else ~/.cache/si_jax/conv_choices.json), atomically through
+si_jax.storage, under the host's key (`host_key()`: backend, CPU model and SIMD flags, CPU count, jax version): a
+warm cache times nothing, and the choice is deterministic given the file. A file that cannot be read or does not
+have this module's format and version is rebuilt (with a warning on stderr), never trusted.
 
 `choose` runs at trace time, inside jit / grad / vmap: the timing is a separate computation, run on concrete
 arrays under `jax.ensure_compile_time_eval()`, so it is executed, not staged into the caller's program.
 Under vmap the per-example shape is timed (the shape the caller sees).
 
-What is differentiated: 'fwd' (no tracer of an autodiff transform in x or kernel), else 'grad_x', 'grad_w' or
-'grad_xw' (which of x and the kernel carry one); the grad modes time forward + VJP w.r.t. those arguments. Best
-effort: a function traced to a jaxpr first and differentiated afterwards (the body of a lax.scan / jax.checkpoint
-under grad) sees no autodiff tracer and is timed as 'fwd'.
+What is differentiated: 'fwd' (no tracer of an autodiff transform in the arguments), else 'grad_' and the letters
+of those that carry one (x input, w kernel, s styles: 'grad_xs' in the edit loop, 'grad_xws' in training); the
+grad modes time forward + VJP w.r.t. those arguments. Best effort: a function traced to a jaxpr first and
+differentiated afterwards (the body of a lax.scan / jax.checkpoint under grad) sees no autodiff tracer and is timed
+as 'fwd'.
+
+Budget: one process measures for about `budget()` seconds (BUDGET_S = 5 s; $SI_JAX_CONV_TUNING_BUDGET), then keeps
+the rule for entries still missing, unrecorded, so that no start pays more than a few seconds and the file fills
+over several starts (a paper256 edit session has 16 entries, 28-57 s in all on 2 loaded cores).
 
 Convs of under MIN_FLOPS (1e8 FLOPs: ~1 ms on 2 CPU cores; e.g. every conv of the 32 px toyfaces model at batch
 1) keep the fixed rule unmeasured: measuring one costs ~1-2 s of compiles and could save microseconds.
@@ -29,11 +38,11 @@ file; `choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import pathlib
 import platform
-import statistics
 import sys
 import threading
 import time
@@ -45,8 +54,11 @@ from si_jax import storage
 
 CACHE_ENV = "SI_JAX_CONV_CHOICES"
 TUNING_ENV = "SI_JAX_CONV_TUNING"
-FORMAT, VERSION = "si_jax.conv_choices", 1
+BUDGET_ENV = "SI_JAX_CONV_TUNING_BUDGET"
+BUDGET_S = 5.0   # seconds of measuring per process by default: what a cold start may pay (`budget`)
+FORMAT, VERSION = "si_jax.conv_choices", 2   # 2: layers timed in context (1: the conv alone)
 REPEATS = 3
+EARLY_EXIT = 1.5   # stop timing (after 2 rounds) once one candidate is this many times faster than every other
 MARGIN = 0.05   # another candidate must be 5 % faster than the fixed rule's to replace it
 MIN_FLOPS = 1e8   # convs below this (~1 ms on 2 CPU cores) keep the fixed rule: measuring costs ~1-2 s of compiles
 _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
@@ -54,14 +66,34 @@ _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vn
 _AD_TRACERS = ("JVPTracer", "LinearizeTracer")
 _memo: dict = {}   # cache path -> {host key: {entry key: record}} as last read or written by this process
 _lock = threading.RLock()   # programs are traced in parallel threads (editing.intervention): one measures at a time
+_spent = [0.0]   # seconds this process has spent measuring
 
 
 def enabled() -> bool:
-    """True when $SI_JAX_CONV_TUNING is 'on' / '1' / 'true' / 'yes'. Off by default: on the 2-core AMD EPYC where
-    it was built, the measured choices made the whole paper256 network 5-10 % slower than the fixed rule (a conv
-    timed alone ranks the forms differently from the network, where it is fused with modulation and bias) and a
-    first run paid 46-139 s of measuring (BENCHMARKS.md, 2026-12-02)."""
+    """True when $SI_JAX_CONV_TUNING is 'on' / '1' / 'true' / 'yes'. Off by default: on the shared 2-core AMD EPYC
+    (avx512f, load average 5-7) where it was built, the whole paper256 network with the measured choices was not
+    shown to be at least as fast as the fixed rule (fwd +6-9 %, fwd+bwd w.r.t. the styles -4 % to +5 %, four runs;
+    BENCHMARKS.md, 2026-12-05). Measuring all 16 of its layer entries costs 28-57 s there; `budget` caps what one
+    start pays (8.3 s measured with the default 5 s)."""
     return os.environ.get(TUNING_ENV, "off").strip().lower() in ("on", "1", "true", "yes")
+
+
+def applies(dtype, backend: str | None = None) -> bool:
+    """Whether 'auto' conv forms are measured for arrays of `dtype` on `backend` (jax.default_backend() when None):
+    measuring is on (`enabled`) and they are float32 on CPU."""
+    return (backend or jax.default_backend()) == "cpu" and np.dtype(dtype) == np.float32 and enabled()
+
+
+def budget() -> float:
+    """Seconds of measuring one process may spend: $SI_JAX_CONV_TUNING_BUDGET ('inf': no limit), default BUDGET_S.
+    Once spent, entries the cache lacks keep the fixed rule, unrecorded, and a later process measures them: a cold
+    start pays about the budget (plus the entry under way, 1-7 s on 2 loaded cores) and the file fills over a few
+    starts."""
+    value = os.environ.get(BUDGET_ENV, "").strip()
+    try:
+        return float(value) if value else BUDGET_S
+    except ValueError:
+        raise ValueError(f"${BUDGET_ENV}={value!r} is not a number of seconds (or 'inf')") from None
 
 
 def cache_path() -> pathlib.Path:
@@ -114,16 +146,19 @@ def differentiated(*arrays) -> tuple:
     return tuple(out)
 
 
-def mode_of(x, kernel) -> str:
-    """'fwd', 'grad_x', 'grad_w' or 'grad_xw': which of the conv's input and kernel are being differentiated."""
-    dx, dw = differentiated(x, kernel)
-    return "grad_" + "x" * dx + "w" * dw if dx or dw else "fwd"
+def mode_of(args, names: str = "xw") -> str:
+    """'fwd', or 'grad_' + the names (one letter per argument: x input, w kernel, s styles...) of the arguments
+    being differentiated, e.g. 'grad_xs'. A name of '-' marks an argument never differentiated in a timing."""
+    letters = "".join(n for n, d in zip(names, differentiated(*args)) if d and n != "-")
+    return "grad_" + letters if letters else "fwd"
 
 
-def entry_key(kind: str, x, kernel, precision, mode: str) -> str:
-    """'conv3x3 fwd x1x32x32x64 k3x3x64x64 float32 highest': one measurement's key within a host."""
-    shape = lambda a: "x".join(str(d) for d in a.shape)  # noqa: E731
-    return f"{kind} {mode} x{shape(x)} k{shape(kernel)} {np.dtype(x.dtype).name} {precision}"
+def entry_key(kind: str, args, precision, mode: str) -> str:
+    """'modconv_3x3 fwd 1x32x32x64 3x3x64x64 1x64 64 float32 highest': one measurement's key within a host (the
+    shapes of every array argument, the first one's dtype; other arguments, such as kernel forms derived from
+    the kernel, are named by the kind)."""
+    shapes = " ".join("x".join(str(d) for d in a.shape) or "scalar" for a in args if hasattr(a, "shape"))
+    return f"{kind} {mode} {shapes} {np.dtype(args[0].dtype).name} {precision}"
 
 
 def _load(path: pathlib.Path) -> dict:
@@ -168,30 +203,45 @@ def _record(path: pathlib.Path, host: str, key: str, record: dict) -> None:
               file=sys.stderr, flush=True)
 
 
-def time_candidates(candidates: dict, x_shape, k_shape, dtype, mode: str, repeats: int = REPEATS) -> dict:
-    """{name: seconds} of each candidate f(x, kernel) on zero arrays of the given shapes, jit-compiled and run
-    eagerly (also inside a trace); mode 'fwd', or 'grad_*': forward + VJP w.r.t. x and/or kernel. Each is compiled
-    and called once, then timed in `repeats` interleaved rounds (a burst of load from other processes hits all
-    candidates alike). The time is the minimum over rounds: load only ever adds time."""
-    argnums = tuple(i for i, c in enumerate("xw") if mode.startswith("grad") and c in mode[5:])
-    calls, times = {}, {}
+def _program(fn, argnums: tuple, specs: list):
+    """fn(*args), or its forward + VJP w.r.t. args[argnums] (cotangent: the output itself), compiled for `specs`."""
+    if argnums:
+        def run(*args):
+            y, vjp = jax.vjp(fn, *args)
+            return [g for i, g in enumerate(vjp(y)) if i in argnums]
+    else:
+        run = fn
+    return jax.jit(run).lower(*specs).compile()
+
+
+def time_candidates(candidates: dict, specs, mode: str, names: str = "xw", repeats: int = REPEATS,
+                    early_exit: float | None = EARLY_EXIT) -> dict:
+    """{name: seconds} of each candidate f(*args) on zero arrays of `specs` (pytrees of jax.ShapeDtypeStruct or
+    arrays: shape and dtype; None for an absent argument), run eagerly (also inside a trace); mode 'fwd', or
+    'grad_<letters>': forward + VJP w.r.t. the arguments whose letter in `names` is listed. The candidates are
+    compiled in parallel threads (XLA compiles without the GIL; arguments a candidate does not use are pruned),
+    each called once, then timed in up to `repeats` interleaved rounds (a burst of load from other processes hits
+    all candidates alike), stopping after the second or a later round once one's minimum is over
+    `early_exit` times every other's (one round alone can be one burst of load). The time is the minimum over
+    rounds: load only ever adds time."""
+    argnums = tuple(i for i, n in enumerate(names) if mode.startswith("grad_") and n in mode[5:])
+    specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), list(specs))
+    with concurrent.futures.ThreadPoolExecutor(min(len(candidates), os.cpu_count() or 1)) as pool:
+        futures = {name: pool.submit(_program, fn, argnums, specs) for name, fn in candidates.items()}
+        calls = {name: f.result() for name, f in futures.items()}
+    times = {name: [] for name in calls}
     with jax.ensure_compile_time_eval():
-        x, k = np.zeros(x_shape, dtype), np.zeros(k_shape, dtype)
-        for name, fn in candidates.items():
-            if argnums:
-                def run(x, k, fn=fn):
-                    y, vjp = jax.vjp(lambda *a: fn(*a), x, k)
-                    return [g for i, g in enumerate(vjp(y)) if i in argnums]
-            else:
-                run = fn
-            calls[name] = jax.jit(run)
-            jax.block_until_ready(calls[name](x, k))
-            times[name] = []
-        for _ in range(repeats):
+        args = jax.tree.map(lambda a: jax.device_put(np.zeros(a.shape, a.dtype)), specs)   # on device once
+        for call in calls.values():
+            jax.block_until_ready(call(*args))
+        for round_ in range(repeats):
             for name, call in calls.items():
                 t0 = time.perf_counter()
-                jax.block_until_ready(call(x, k))
+                jax.block_until_ready(call(*args))
                 times[name].append(time.perf_counter() - t0)
+            best = sorted(min(t) for t in times.values())
+            if early_exit and round_ >= 1 and len(best) > 1 and best[1] > early_exit * best[0]:
+                break
     return {name: min(t) for name, t in times.items()}
 
 
@@ -211,26 +261,32 @@ def conv_flops(x_shape, k_shape) -> float:
     return 2.0 * n * h * w * kh * kw * i * o
 
 
-def choose(kind: str, candidates: dict, x, kernel, precision, rule: str, *, same_backward: bool = False,
-           mode: str | None = None) -> str:
-    """The fastest of `candidates` ({name: f(x, kernel)}) for these arrays on this host: from the cache file, else
-    measured now and recorded. `rule` when measuring is off ($SI_JAX_CONV_TUNING=off), there is one candidate, or
-    the conv is too small to be worth measuring (under MIN_FLOPS: a few seconds of compiles to save microseconds).
-    x, kernel: arrays or tracers (only their shape, dtype and autodiff tracers are used). same_backward: every
-    candidate has the same gradient computation (the Winograd convs' is the direct conv's), so only the forward
-    is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what the tracers say (benches)."""
-    if not enabled() or len(candidates) < 2 or conv_flops(x.shape, kernel.shape) < MIN_FLOPS:
+def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: str = "xw",
+           same_backward: bool = False, mode: str | None = None) -> str:
+    """The fastest of `candidates` ({name: f(*args)}: the same layer computed with each conv form) for these
+    arguments on this host: from the cache file, else measured now and recorded. `rule` when measuring is off
+    ($SI_JAX_CONV_TUNING=off), there is one candidate, the conv is too small to be worth measuring (under
+    MIN_FLOPS: a few seconds of compiles to save microseconds), or this process has spent its `budget`.
+    args: arrays or tracers, the conv's input x [N, H, W, I] and kernel [kh, kw, I, O] first (only shapes, dtypes and
+    autodiff tracers are used); names: one letter per argument for the mode ('-': never differentiated in the
+    timing). same_backward: every candidate has the same gradient computation (the Winograd convs' is the direct
+    conv's), so only the forward is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what
+    the tracers say (benches)."""
+    if not enabled() or len(candidates) < 2 or conv_flops(args[0].shape, args[1].shape) < MIN_FLOPS:
         return rule
-    mode = "fwd" if same_backward else mode or mode_of(x, kernel)
+    mode = "fwd" if same_backward else mode or mode_of(args, names)
     path, host = cache_path(), host_key()
-    key = entry_key(kind, x, kernel, precision, mode)
+    key = entry_key(kind, args, precision, mode)
     with _lock:
         record = _hosts(path).get(host, {}).get(key)
         if record is not None and record["choice"] in candidates:
             return record["choice"]
+        if _spent[0] >= budget():
+            return rule
         t0 = time.perf_counter()
-        times = time_candidates(candidates, x.shape, kernel.shape, x.dtype, mode)
+        times = time_candidates(candidates, args, mode, names)
         choice = pick(times, rule)
+        _spent[0] += time.perf_counter() - t0
         _record(path, host, key, {"choice": choice, "ms": {n: round(1e3 * t, 4) for n, t in times.items()},
                                   "measured_s": round(time.perf_counter() - t0, 3)})
         return choice

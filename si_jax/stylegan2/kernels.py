@@ -9,7 +9,8 @@ XLA copies each [3, 3, 512, 512] kernel per call), Winograd's kernel transforms,
 the demodulation's squared-tap sums. `prepare` computes them once and puts them under each layer's 'prepared' key
 (`prepare_layer`'s dict); `ops` takes each form from there when present, and computes it inline from the kernel
 otherwise (the same functions: one implementation). The forms are derived for the conv algorithms `numerics`
-picks by its rule; a conv that resolves to another (an autotuned 'auto') derives its own inline.
+picks by its rule, and for every candidate of a conv whose 'auto' is measured (si_jax.stylegan2.conv_tuning); a
+conv that resolves to a form not prepared (measuring switched on after `prepare`) derives it inline.
 
 Differentiating w.r.t. the params: the convs (si_jax.stylegan2.conv3x3), the demodulation and the polyphase
 sub-kernels (`given`) return the weights' gradient for the raw kernel and zero for the forms, so first-order
@@ -23,13 +24,14 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from si_jax.stylegan2 import conv3x3
+from si_jax.stylegan2 import autotune, conv3x3
 from si_jax.stylegan2.config import G2Config, LayerSpec
 
 # polyphase up-conv sub-kernels: (kernel rows, kernel cols) taken, and the (rows, cols) padding of their conv.
 # Per axis the even phase E uses taps (2, 0) with padding (1, 1), the odd phase O tap 1 (ops._conv_up_polyphase).
 POLYPHASE = {"EE": ((2, 0), (2, 0)), "EO": ((2, 0), (1,)), "OE": ((1,), (2, 0)), "OO": ((1,), (1,))}
 PHASE_PAD = {"E": (1, 1), "O": (0, 0)}
+WINOGRAD = ("winograd2d", "rows")   # the same-size 3x3 conv algorithms with kernel transforms (conv3x3)
 
 
 def sum_taps(k: jax.Array) -> jax.Array:
@@ -82,27 +84,44 @@ def _given_bwd(name, kernel, g):
 given.defvjp(_given_fwd, _given_bwd)
 
 
-def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: str | None = None) -> dict:
-    """The forms of one style layer's kernel [k, k, I, O] (float32) that its conv uses (in the layer's dtype):
-    'wsq' [I, O] float32 (demodulated convs), 'wt' transposed [k, k, O, I] (same-size convs), 'winograd2d'
-    [16, I, O] or 'rows' [6, 3, I, O] (the Winograd transform, where `cfg.numerics`' rule picks it) and '<algo>_t'
-    (that of 'wt': the input gradient by the same algorithm), 'poly'
-    (polyphase_kernels, up-convs in polyphase form). backend: jax.default_backend() when None."""
-    backend = backend or jax.default_backend()
-    dtype, numerics = cfg.layer_dtype(spec.res), cfg.numerics
+def layer_forms(kernel: jax.Array, dtype, *, up: bool, demodulate: bool, algos=(), poly: bool = False) -> dict:
+    """A conv layer's kernel forms from its kernel [k, k, I, O] float32, in `dtype` (the layer's): 'wsq' [I, O]
+    float32 (demodulate); up-convs: 'poly' (polyphase_kernels, when poly); same-size convs: 'wt' transposed
+    [k, k, O, I] and, for each Winograd algorithm of `algos`, its transform ('winograd2d' [16, I, O], 'rows'
+    [6, 3, I, O]) and '<algo>_t' (that of 'wt': the input gradient by the same algorithm)."""
     k = kernel.astype(dtype)
-    out = {"wsq": demod_squares(kernel)} if spec.kind == "conv" else {}
-    if spec.up:
-        if k.shape[:2] == (3, 3) and len(cfg.resample_filter) == 4 and numerics.upconv_for(backend) == "polyphase":
+    out = {"wsq": demod_squares(kernel)} if demodulate else {}
+    if up:
+        if poly:
             out["poly"] = polyphase_kernels(k)
         return out
     out["wt"] = conv3x3.transposed(k)
-    if k.shape[:2] == (3, 3):
-        algo = numerics.conv3x3_for(spec.res, spec.res, min(k.shape[2:]), dtype, backend)
-        if algo != "direct":
-            out[algo] = conv3x3.kernel_transform(k, algo)
-            out[algo + "_t"] = conv3x3.kernel_transform(out["wt"], algo)
+    for algo in algos:
+        out[algo] = conv3x3.kernel_transform(k, algo)
+        out[algo + "_t"] = conv3x3.kernel_transform(out["wt"], algo)
     return out
+
+
+def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: str | None = None) -> dict:
+    """`layer_forms` of one style layer's kernel for the conv algorithms `cfg.numerics`' rule picks; for a 3x3
+    conv whose 'auto' form is measured (si_jax.stylegan2.autotune.applies: $SI_JAX_CONV_TUNING=on, float32 on
+    CPU), every candidate's, so that the form measured fastest runs as it was timed (conv_tuning).
+    backend: jax.default_backend() when None."""
+    backend = backend or jax.default_backend()
+    dtype, numerics = cfg.layer_dtype(spec.res), cfg.numerics
+    is3x3 = kernel.shape[:2] == (3, 3)
+    measured = is3x3 and autotune.applies(dtype, backend)
+    if spec.up:
+        poly = is3x3 and len(cfg.resample_filter) == 4 and (
+            numerics.upconv_for(backend) == "polyphase" or measured and numerics.upconv == "auto")
+        return layer_forms(kernel, dtype, up=True, demodulate=spec.kind == "conv", poly=poly)
+    algos = ()
+    if measured and numerics.conv3x3 == "auto":
+        algos = WINOGRAD
+    elif is3x3:
+        rule = numerics.conv3x3_for(spec.res, spec.res, min(kernel.shape[2:]), dtype, backend)
+        algos = () if rule == "direct" else (rule,)
+    return layer_forms(kernel, dtype, up=False, demodulate=spec.kind == "conv", algos=algos)
 
 
 def prepare(params, cfg: G2Config, backend: str | None = None):

@@ -10,8 +10,8 @@ model: `G2Config.to_dict` leaves it out, so saved configs and generator fingerpr
 
 Conv algorithms ('auto' resolves when a function is traced, with the backend `ops` passes: jax.default_backend()).
 With $SI_JAX_CONV_TUNING=on, for float32 arrays on CPU, `ops` makes 'auto' the candidate measured fastest on this
-host for the shape at hand (si_jax.stylegan2.autotune, cached on disk; opt-in: it measured slower on the whole
-network); otherwise 'auto' is the rules below (`conv3x3_for`, `upconv_for`):
+host for the layer at hand (si_jax.stylegan2.autotune, cached on disk; opt-in: `autotune.enabled` says why);
+otherwise 'auto' is the rules below (`conv3x3_for`, `upconv_for`):
 - conv3x3 (same-size 3x3 convs): 'direct' (one XLA conv), 'winograd2d' (F(2x2, 3x3) tiles), 'rows' (F(4, 3) along
   rows; si_jax.stylegan2.conv3x3). The CPU rule was measured on 2-core CPUs (BENCHMARKS.md): direct below 16 px,
   winograd2d below 64 px, rows from 64 px up; below 128 channels rows at 32 px, direct elsewhere. Off CPU and for

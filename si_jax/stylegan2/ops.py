@@ -9,7 +9,8 @@ Conv algorithms and precision come from a `Numerics` (si_jax.stylegan2.numerics;
 `cfg.numerics`), resolved when a function is traced, with jax.default_backend(). 'auto' is the fixed rule below
 (measured on one 2-core CPU, jax 0.10.2; numbers in BENCHMARKS.md), or with $SI_JAX_CONV_TUNING=on, for float32 on
 CPU, the candidate measured fastest on this host for the shape at hand (si_jax.stylegan2.autotune: timed once,
-cached on disk; opt-in, since on the whole network it measured slower than the rule):
+cached on disk; each form timed in its layer's context, `tuning` (si_jax.stylegan2.conv_tuning); opt-in,
+`autotune.enabled` says why):
 - Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.stylegan2.conv3x3) where it measured
   faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
   checks both against float64); smaller maps use the direct conv, narrower ones too except F(4, 3) at 32 px (the
@@ -26,13 +27,14 @@ cached on disk; opt-in, since on the whole network it measured slower than the r
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax.stylegan2 import autotune, conv3x3, kernels
+from si_jax.stylegan2 import conv3x3, conv_tuning, kernels
 from si_jax.stylegan2.numerics import DEFAULT, Numerics
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -166,17 +168,29 @@ def upconv_forms(resample_filter, precision=None) -> dict:
             "transposed": lambda x, k: _conv_up_transposed(x, k, resample_filter, precision)}
 
 
-def conv3x3_forms(precision=None) -> dict:
-    """{'direct' | 'winograd2d' | 'rows': f(x, kernel)}: the same-size 3x3 conv's candidate algorithms."""
-    return {"direct": lambda x, k: _conv(x, k, ((1, 1), (1, 1)), precision),
-            **{a: (lambda x, k, a=a: conv3x3.conv3x3(x, k, None, conv3x3.kernel_transform(k, a), None, a,
-                                                      precision))
-               for a in ("winograd2d", "rows")}}
+def tuning(x, kernel, s=None, *, up: bool, demodulate: bool = True, resample_filter=(1, 3, 3, 1),
+           numerics: Numerics = DEFAULT, prepared=None) -> conv_tuning.Tuning | None:
+    """conv_tuning.tuning for this module's layers: s None, a plain conv layer (conv_2d / conv_up_2d, then bias_act
+    lrelu: the discriminator's); else a synthesis conv layer (modulated_conv, then bias_act lrelu; no noise add).
+    prepared: the layer's kernel forms (a kernels.prepare_layer dict; True where only shapes are at hand, as in
+    bench/) or None: with forms, each candidate is timed on its own forms given, as the network runs it."""
+    layer = _conv_layer if s is None else _modulated_layer
+    layer = functools.partial(layer, demodulate=demodulate, up=up, resample_filter=resample_filter)
+    return conv_tuning.tuning(layer, x, kernel, s, up=up, demodulate=demodulate, resample_filter=resample_filter,
+                              numerics=numerics, with_forms=prepared is not None)
 
 
-def _measured(x: jax.Array) -> bool:
-    """Whether 'auto' is measured on this host for arrays like x (si_jax.stylegan2.autotune): float32 on CPU."""
-    return jax.default_backend() == "cpu" and x.dtype == jnp.float32 and autotune.enabled()
+def _conv_layer(numerics, x, kernel, bias, prepared, *, demodulate, up, resample_filter):
+    """lrelu(conv_2d or conv_up_2d + bias): a plain conv layer (demodulate unused)."""
+    y = conv_up_2d(x, kernel, resample_filter, numerics, prepared) if up else conv_2d(x, kernel, numerics, prepared)
+    return bias_act(y, bias, act="lrelu")
+
+
+def _modulated_layer(numerics, x, kernel, s, bias, prepared, *, demodulate, up, resample_filter):
+    """A synthesis conv layer as the network runs it (without its noise add): lrelu(modulated_conv(...) + bias)."""
+    y = modulated_conv(x, kernel, s, demodulate=demodulate, up=up, resample_filter=resample_filter,
+                       numerics=numerics, prepared=prepared)
+    return bias_act(y, bias, act="lrelu")
 
 
 def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numerics = DEFAULT,
@@ -191,13 +205,12 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
     """
     precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[0] == 3 and len(resample_filter) == 4:
+        numerics = conv_tuning.tuned(numerics, tuning(x, kernel, up=True, resample_filter=resample_filter,
+                                                      numerics=numerics, prepared=prepared))
         algo = numerics.upconv_for(jax.default_backend())
-        forms = upconv_forms(resample_filter, precision)
-        if numerics.upconv == "auto" and _measured(x):
-            algo = autotune.choose("upconv", forms, x, kernel, precision, rule=algo)
         if algo == "polyphase" and prepared and "poly" in prepared:
             return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0), precision, prepared["poly"])
-        return forms[algo](x, kernel)
+        return upconv_forms(resample_filter, precision)[algo](x, kernel)
     return _conv_up_transposed(x, kernel, resample_filter, precision)
 
 
@@ -214,10 +227,8 @@ def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepa
     precision = numerics.matmul_precision(x.dtype)
     pk = prepared or {}
     if kernel.shape[:2] == (3, 3):
+        numerics = conv_tuning.tuned(numerics, tuning(x, kernel, up=False, numerics=numerics, prepared=prepared))
         algo = numerics.conv3x3_for(x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, jax.default_backend())
-        if numerics.conv3x3 == "auto" and _measured(x):
-            algo = autotune.choose("conv3x3", conv3x3_forms(precision), x, kernel, precision, rule=algo,
-                                   same_backward=True)
         if algo != "direct":
             u = pk[algo] if algo in pk else conv3x3.kernel_transform(kernel, algo)
             return conv3x3.conv3x3(x, kernel, pk.get("wt"), u, pk.get(algo + "_t"), algo, precision)
@@ -241,7 +252,13 @@ def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=
     x: [N, H, W, I] (float32 or bfloat16); kernel: [k, k, I, O] float32; s: [N, I] float32
     -> [N, H', W', O] in x's dtype (H' = 2H when up). prepared: the kernel's forms that depend on it alone
     (si_jax.stylegan2.kernels.prepare_layer, in x's dtype), or None: derived here.
+    An 'auto' conv form measured on this host is timed in this layer's context (`tuning`: this function and
+    bias_act, each form forced, on the prepared forms when given) and passed down, so conv_2d / conv_up_2d do not
+    time the conv alone.
     """
+    numerics = conv_tuning.tuned(numerics, tuning(x, kernel, s, up=up, demodulate=demodulate,
+                                                  resample_filter=resample_filter, numerics=numerics,
+                                                  prepared=prepared))
     k = kernel.astype(x.dtype)
     x = x * s[:, None, None, :].astype(x.dtype)
     y = conv_up_2d(x, k, resample_filter, numerics, prepared) if up else conv_2d(x, k, numerics, prepared)
