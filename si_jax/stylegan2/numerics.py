@@ -46,7 +46,7 @@ import math
 
 import numpy as np
 
-CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "rows")
+CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "winograd4x4", "rows")
 UPCONV_ALGORITHMS = ("auto", "polyphase", "transposed")
 PRECISIONS = ("fp32", "tf32", "bf16")
 DEFAULT_NUM_FP16_RES = 4   # NVlabs stylegan2-ada-pytorch train.py: num_fp16_res = 4 for every config
@@ -85,7 +85,7 @@ def problem(conv3x3, upconv, precision, bf16_from_res, name=str) -> str | None:
 class Numerics:
     """Conv algorithms and precision of the synthesis network (frozen, hashable: part of G2Config's key).
 
-    conv3x3: 'auto' | 'direct' | 'winograd2d' | 'rows'; upconv: 'auto' | 'polyphase' | 'transposed';
+    conv3x3: 'auto' | 'direct' | 'winograd2d' | 'winograd4x4' | 'rows'; upconv: 'auto' | 'polyphase' | 'transposed';
     precision: 'fp32' | 'tf32' | 'bf16'; bf16_from_res: lowest resolution computed in bfloat16 (a power of two
     >= 4; only with precision 'bf16'; None = the model's rule, see the module docstring).
     """
