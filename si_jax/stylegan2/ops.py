@@ -166,11 +166,11 @@ def upconv_forms(resample_filter, precision=None) -> dict:
 
 
 def conv3x3_forms(precision=None) -> dict:
-    """{'direct' | 'winograd2d' | 'winograd4x4' | 'rows': f(x, kernel)}: the same-size 3x3 conv's candidate algorithms."""
+    """{'direct' | 'winograd2d' | 'rows': f(x, kernel)}: the same-size 3x3 conv's candidate algorithms."""
     return {"direct": lambda x, k: _conv(x, k, ((1, 1), (1, 1)), precision),
             **{a: (lambda x, k, a=a: conv3x3.conv3x3(x, k, None, conv3x3.kernel_transform(k, a), None, a,
                                                       precision))
-               for a in ("winograd2d", "winograd4x4", "rows")}}
+               for a in ("winograd2d", "rows")}}
 
 
 def _measured(x: jax.Array) -> bool:
