@@ -16,8 +16,9 @@ within a few % of each other can swap between the two timings.
 
 Without --models:
 For each (resolution, in, out) of config-f 1024's same-size convs, times the forward conv with every algorithm
-('direct', 'winograd2d' = F(2x2, 3x3), 'winograd4x4' = F(4x4, 3x3), 'rows' = F(4, 3) along rows) and its max abs error against a float64
-reference (relative to the output's max). Prints a Markdown table; paste it into BENCHMARKS.md. ~2 min on 2 cores.
+('direct', 'winograd2d' = F(2x2, 3x3), 'winograd4x4' = F(4x4, 3x3), 'rows' = F(4, 3) along rows) and its max
+abs error against a float64 reference (relative to the output's max). Prints a Markdown table; paste it into
+BENCHMARKS.md. ~2 min on 2 cores.
 """
 import os
 import statistics
@@ -135,8 +136,8 @@ def main(argv):
         rows.append([f"{res}", f"{cin}->{cout}", *cells, auto])
         print(" | ".join(rows[-1]), flush=True)
     print(f"\nbatch {FLAGS.batch}, jax {jax.__version__}, {jax.default_backend()}, {len(os.sched_getaffinity(0))} CPUs\n")
-    print("| resolution | channels | direct | winograd2d F(2x2,3x3) | winograd4x4 F(4x4,3x3) | rows F(4,3) | auto picks |"
-          "\n|---|---|---|---|---|---|---|")
+    print("| resolution | channels | direct | winograd2d F(2x2,3x3) | winograd4x4 F(4x4,3x3) | rows F(4,3) "
+          "| auto picks |\n|---|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
 

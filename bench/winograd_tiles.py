@@ -97,9 +97,7 @@ def _w4_numerics(sizes):
 
 
 def network_ab(rounds, sizes):
-    import sys
-    sys.path.insert(0, os.path.dirname(__file__))
-    from run import load_config, make_styles, synthesis_programs
+    from run import load_config, make_styles, synthesis_programs  # bench/run.py: this script's folder is on sys.path
 
     from si_jax.stylegan2 import programs
     params, cfg, _ = load_config("paper256")

@@ -85,8 +85,8 @@ given.defvjp(_given_fwd, _given_bwd)
 def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: str | None = None) -> dict:
     """The forms of one style layer's kernel [k, k, I, O] (float32) that its conv uses (in the layer's dtype):
     'wsq' [I, O] float32 (demodulated convs), 'wt' transposed [k, k, O, I] (same-size convs), 'winograd2d'
-    [16, I, O], 'winograd4x4' [36, I, O] or 'rows' [6, 3, I, O] (the Winograd transform, where `cfg.numerics`' rule picks it) and '<algo>_t'
-    (that of 'wt': the input gradient by the same algorithm), 'poly'
+    [16, I, O], 'winograd4x4' [36, I, O] or 'rows' [6, 3, I, O] (the Winograd transform, where `cfg.numerics`' rule
+    picks it) and '<algo>_t' (that of 'wt': the input gradient by the same algorithm), 'poly'
     (polyphase_kernels, up-convs in polyphase form). backend: jax.default_backend() when None."""
     backend = backend or jax.default_backend()
     dtype, numerics = cfg.layer_dtype(spec.res), cfg.numerics
