@@ -20,8 +20,9 @@ names one):
 
 Without --models:
 For each (resolution, in, out) of config-f 1024's same-size convs, times the forward conv with every algorithm
-('direct', 'winograd2d' = F(2x2, 3x3), 'rows' = F(4, 3) along rows) and its max abs error against a float64
-reference (relative to the output's max). Prints a Markdown table; paste it into BENCHMARKS.md. ~2 min on 2 cores.
+('direct', 'winograd2d' = F(2x2, 3x3), 'winograd4x4' = F(4x4, 3x3), 'rows' = F(4, 3) along rows) and its max
+abs error against a float64 reference (relative to the output's max). Prints a Markdown table; paste it into
+BENCHMARKS.md. ~2 min on 2 cores.
 """
 import contextlib
 import os
@@ -208,7 +209,7 @@ def main(argv):
         k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
         want = _float64_conv(x, k) if res <= 256 else None
         cells = []
-        for algo in ("direct", "winograd2d", "rows"):
+        for algo in ("direct", "winograd2d", "winograd4x4", "rows"):
             fn = jax.jit(lambda x, k, n=Numerics(conv3x3=algo): ops.conv_2d(x, k, n))  # fp32: precision HIGHEST
             sec = _median_seconds(fn, x, k, repeats=FLAGS.repeats)
             err = "" if want is None else f", err {np.abs(np.asarray(fn(x, k)) - want).max() / np.abs(want).max():.1e}"
@@ -217,7 +218,8 @@ def main(argv):
         rows.append([f"{res}", f"{cin}->{cout}", *cells, auto])
         print(" | ".join(rows[-1]), flush=True)
     print(f"\nbatch {FLAGS.batch}, jax {jax.__version__}, {jax.default_backend()}, {len(os.sched_getaffinity(0))} CPUs\n")
-    print("| resolution | channels | direct | winograd2d F(2x2,3x3) | rows F(4,3) | auto picks |\n|---|---|---|---|---|---|")
+    print("| resolution | channels | direct | winograd2d F(2x2,3x3) | winograd4x4 F(4x4,3x3) | rows F(4,3) "
+          "| auto picks |\n|---|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
 

@@ -107,7 +107,7 @@ def test_conv_up_matches_scatter_transpose(shape, filt, upconv):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-@pytest.mark.parametrize("algo", ["direct", "winograd2d", "rows"])
+@pytest.mark.parametrize("algo", ["direct", "winograd2d", "winograd4x4", "rows"])
 @pytest.mark.parametrize("shape", [(1, 5, 7, 3), (2, 16, 16, 4), (1, 17, 22, 3)])
 def test_conv3x3_algorithms_match_float64(algo, shape):
     """Every 3x3 algorithm (incl. sizes that are not a multiple of the tile) == float64 correlation; its
@@ -130,9 +130,10 @@ def test_conv3x3_algorithms_match_float64(algo, shape):
 
 
 # Max |error| / max |float32 result| in bfloat16 (measured on [2, 16, 16, 64] -> 32 and [1, 32, 32, 128] -> 32,
-# 2-core CPU): direct 2.9e-3 - 3.9e-3, winograd2d 6.8e-3 - 9.9e-3, rows F(4, 3) 1.8e-2 - 2.2e-2. Winograd's
-# transforms amplify rounding (F(4, 3) most): the bound per algorithm is about 1.5x the worst measured.
-BF16_REL_ERROR = {"direct": 6e-3, "winograd2d": 1.5e-2, "rows": 3.5e-2}
+# 2-core CPU): direct 2.9e-3 - 3.9e-3, winograd2d 6.8e-3 - 9.9e-3, rows F(4, 3) 1.8e-2 - 2.2e-2, winograd4x4
+# F(4x4, 3x3) 4.7e-2 - 5.5e-2 (2026-12-05). Winograd's transforms amplify rounding (F(4, 3) most, in 2-D twice):
+# the bound per algorithm is about 1.5x the worst measured. ('auto' is direct for bfloat16.)
+BF16_REL_ERROR = {"direct": 6e-3, "winograd2d": 1.5e-2, "rows": 3.5e-2, "winograd4x4": 8e-2}
 
 
 @pytest.mark.parametrize("algo", sorted(BF16_REL_ERROR))

@@ -1,12 +1,14 @@
 """Same-size 3x3 convolution by Winograd minimal filtering (Lavin & Gray 2016), and the direct conv it replaces.
 
     y = conv3x3(x, kernel, kernel_t, u, algo, precision)   # x: [N, H, W, I], kernel: [3, 3, I, O] -> [N, H, W, O]
-        # u = kernel_transform(kernel, algo); kernel_t = transposed(kernel) or None; algo 'winograd2d' | 'rows'
+        # u = kernel_transform(kernel, algo); kernel_t = transposed(kernel) or None;
+        # algo 'winograd2d' | 'winograd4x4' | 'rows'
     y = direct_t(x, kernel, kernel_t, padding, precision)   # the direct conv, input gradient with kernel_t
 
-'winograd2d' is F(2x2, 3x3) on 2-D tiles (one batched matmul over the 16 tile positions); 'rows' is F(4, 3) along
-rows only, followed by 1x3 convs along columns. Both stay in float32 within a few 1e-6 of the direct conv. The
-gradient is the direct conv's (custom_vjp), which measured faster. Which layers use which:
+'winograd2d' is F(2x2, 3x3) on 2-D tiles (one batched matmul over the 16 tile positions); 'winograd4x4' is
+F(4x4, 3x3) the same way (36 positions, 4 multiplications per output instead of 9 for F(2x2)); 'rows' is F(4, 3)
+along rows only, followed by 1x3 convs along columns. All stay in float32 within ~1e-5 of the direct conv's max
+(F(2x2) ~1e-6, rows ~2e-6, F(4x4) ~5e-6: the larger tile amplifies rounding more). Which layers use which:
 `si_jax.stylegan2.numerics.Numerics.conv3x3_for`. `precision` is lax's (None = jax's default matmul precision).
 
 The kernel forms (`kernel_transform`'s u, `transposed`'s flipped kernel with I/O swapped) depend on the weights
@@ -104,8 +106,8 @@ def _taps_of(k, axis):
 
 
 def kernel_transform(kernel: jax.Array, algo: str) -> jax.Array:
-    """Winograd's kernel transform: [3, 3, I, O] -> 'winograd2d': G k G^T [alpha^2, I, O]; 'rows': G k [alpha, 3,
-    I, O] (along rows)."""
+    """Winograd's kernel transform: [3, 3, I, O] -> 'winograd2d' / 'winograd4x4': G k G^T [alpha^2, I, O] (16 /
+    36 positions); 'rows': G k [alpha, 3, I, O] (along rows)."""
     g = _SPECS[algo][2]
     u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
     if algo == "rows":
@@ -115,7 +117,8 @@ def kernel_transform(kernel: jax.Array, algo: str) -> jax.Array:
 
 def winograd2d(x: jax.Array, u: jax.Array, spec=_F23, precision=None) -> jax.Array:
     """'Same' 3x3 conv by Winograd F(m x m, 3x3) on 2-D tiles: one batched matmul over the alpha^2 positions.
-    u: kernel_transform(kernel, 'winograd2d') [alpha^2, I, O]."""
+    u: kernel_transform(kernel, algo) [alpha^2, I, O] for algo 'winograd2d' (spec F(2, 3)) or 'winograd4x4' (F(4, 3)).
+    """
     m, bt, _, at = spec
     alpha = len(bt)
     n, h, w, c = x.shape
@@ -144,8 +147,9 @@ def winograd_rows(x: jax.Array, u: jax.Array, spec=_F43, precision=None) -> jax.
     return y.reshape(n, m * th, w, -1)[:, :h]
 
 
-_ALGORITHMS = {"winograd2d": winograd2d, "rows": winograd_rows}
-_SPECS = {"winograd2d": _F23, "rows": _F43}
+_ALGORITHMS = {"winograd2d": winograd2d, "winograd4x4": functools.partial(winograd2d, spec=_F43),
+               "rows": winograd_rows}
+_SPECS = {"winograd2d": _F23, "winograd4x4": _F43, "rows": _F43}
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
