@@ -227,6 +227,7 @@ def test_with_kernel_forms_each_candidate_is_timed_on_its_forms_given_and_prepar
     assert set(entries) == {key} and entries[key]["choice"] == "rows"
     candidates, specs, names = seen["grad_xs"]
     assert names == "xws--" and set(specs[-1]) == set(forms)
+    assert list(candidates) == ["direct", "winograd2d", "rows"]   # 'winograd4x4' only when set (numerics)
     bias = jnp.linspace(-0.1, 0.1, 16)
     want = ops.bias_act(ops.modulated_conv(X, K, S, demodulate=True, up=False, numerics=Numerics(conv3x3="direct")),
                         bias, act="lrelu")

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from si_jax.stylegan2 import autotune, kernels
-from si_jax.stylegan2.numerics import CONV3X3_ALGORITHMS, UPCONV_ALGORITHMS, Numerics
+from si_jax.stylegan2.numerics import UPCONV_ALGORITHMS, Numerics
 
 
 class Tuning(NamedTuple):
@@ -65,7 +65,7 @@ def tuning(layer: Callable, x, kernel, s=None, *, up: bool, demodulate: bool = T
     else:
         args, names = (x, kernel, s, bias, forms), "xws--"
         kind = f"modconv_{'up' if up else '3x3'}{'' if demodulate else '_nodemod'}"
-    algos = (UPCONV_ALGORITHMS if up else CONV3X3_ALGORITHMS)[1:]
+    algos = UPCONV_ALGORITHMS[1:] if up else ("direct",) + kernels.WINOGRAD   # not 'winograd4x4' (numerics)
     candidates = {a: _forced(layer, numerics, field, a) for a in algos}
     return Tuning(kind + ("_prepared" if with_forms else ""), field, rule, candidates, args, names)
 
