@@ -27,7 +27,8 @@ as 'fwd'.
 
 Budget: one process measures for about `budget()` seconds (BUDGET_S = 5 s; $SI_JAX_CONV_TUNING_BUDGET), then keeps
 the rule for entries still missing, unrecorded, so that no start pays more than a few seconds and the file fills
-over several starts (a paper256 edit session has 16 entries, 28-57 s in all on 2 loaded cores).
+over several starts (a paper256 edit session has 16 entries, 28-57 s in all on the 2-core AMD EPYC (avx512f),
+loaded, 2026-12-05).
 
 Convs of under MIN_FLOPS (1e8 FLOPs: ~1 ms on 2 CPU cores; e.g. every conv of the 32 px toyfaces model at batch
 1) keep the fixed rule unmeasured: measuring one costs ~1-2 s of compiles and could save microseconds.
@@ -87,8 +88,8 @@ def applies(dtype, backend: str | None = None) -> bool:
 def budget() -> float:
     """Seconds of measuring one process may spend: $SI_JAX_CONV_TUNING_BUDGET ('inf': no limit), default BUDGET_S.
     Once spent, entries the cache lacks keep the fixed rule, unrecorded, and a later process measures them: a cold
-    start pays about the budget (plus the entry under way, 1-7 s on 2 loaded cores) and the file fills over a few
-    starts."""
+    start pays about the budget (plus the entry under way, 1-7 s on the loaded 2-core AMD EPYC) and the file fills
+    over a few starts."""
     value = os.environ.get(BUDGET_ENV, "").strip()
     try:
         return float(value) if value else BUDGET_S

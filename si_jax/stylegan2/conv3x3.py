@@ -47,7 +47,8 @@ def direct_t(x: jax.Array, kernel: jax.Array, kernel_t: jax.Array, padding, prec
     XLA's own input gradient flips and transposes the kernel per call (for a [3, 3, 512, 512] kernel a 9.4 MB copy,
     at batch 1 as costly as the conv; BENCHMARKS.md); given once per weights it is not copied at all.
     tap_grad: the weight gradient as one [I, O] matmul per tap (for the small even kernels of the polyphase up-conv,
-    where XLA CPU's weight-gradient conv is slow: 371 vs 48 ms on the 64-channel 32 px training config), else XLA's.
+    where XLA CPU's weight-gradient conv is slow: 371 vs 48 ms on the 64-channel 32 px training config, 2-core
+    AMD EPYC), else XLA's.
     Same values as `direct` and its autodiff to float32 rounding, first and second order (tests/test_stylegan2.py).
     """
     return direct(x, kernel, padding, precision)
@@ -159,10 +160,11 @@ def conv3x3(x: jax.Array, kernel: jax.Array, kernel_t, u: jax.Array, u_t, algo: 
     transposed(kernel)), else the direct conv's (`direct_t` with kernel_t, or XLA's when kernel_t is None); the
     weight gradient w.r.t. `kernel` only (u, kernel_t and u_t get zero cotangents).
 
-    Measured on paper256, batch 1, 2 CPU threads: autodiff through the transforms made fwd+bwd slower than with
-    direct convs (0.85 s vs 0.63 s), and a Winograd input gradient with its kernel transform computed per call was
-    still slower (0.63 s) than the direct conv's gradient behind a Winograd forward (0.53 s); with the transform
-    computed once per weights (si_jax.stylegan2.kernels) it is faster (BENCHMARKS.md, 2026-12-05).
+    Measured on paper256, batch 1, 2-core AMD EPYC (avx512f, loaded, 2026-12-05): autodiff through the transforms
+    made fwd+bwd slower than with direct convs (0.85 s vs 0.63 s), and a Winograd input gradient with its kernel
+    transform computed per call was still slower (0.63 s) than the direct conv's gradient behind a Winograd forward
+    (0.53 s); with the transform computed once per weights (si_jax.stylegan2.kernels) it is faster (BENCHMARKS.md,
+    2026-12-05).
     """
     return _ALGORITHMS[algo](x, u, precision=precision)
 

@@ -39,8 +39,9 @@ def down2(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
     Its first-order gradients are XLA's; its input gradient is `down2_t`, whose weight gradient is one matmul per
     tap on strided slices: autodiff of XLA's input gradient w.r.t. the kernel (what R1 differentiates) is a
-    window-dilated conv that XLA:CPU runs slowly (batch 32, 33 px x 64 channels: 795 ms vs 70 ms for the R1-like
-    double backward; the first-order weight gradient is faster as XLA's, 25 vs 57 ms).
+    window-dilated conv that XLA:CPU runs slowly (2-core AMD EPYC (avx512f), 2026-12-05; batch 32, 33 px x 64
+    channels: 795 ms vs 70 ms for the R1-like double backward; the first-order weight gradient is faster as XLA's,
+    25 vs 57 ms).
     """
     return _strided(x, kernel)
 

@@ -14,13 +14,14 @@ host for the layer at hand (si_jax.stylegan2.autotune, cached on disk; opt-in: `
 otherwise 'auto' is the rules below (`conv3x3_for`, `upconv_for`):
 - conv3x3 (same-size 3x3 convs): 'direct' (one XLA conv), 'winograd2d' (F(2x2, 3x3) tiles), 'rows' (F(4, 3) along
   rows; si_jax.stylegan2.conv3x3), 'winograd4x4' (F(4x4, 3x3) tiles; only when set: faster per conv at 16-64 px,
-  1.00-1.03x on the paper256 network, ~7x F(2x2)'s rounding error, BENCHMARKS.md 2026-12-05). The CPU rule was
-  measured on 2-core CPUs (BENCHMARKS.md): direct below 16 px, winograd2d below 64 px, rows from 64 px up; below 128
-  channels rows at 32 px, direct elsewhere. Off CPU and for bfloat16 arrays 'auto' is 'direct': on GPU / TPU a conv
-  is one tensor-core (MXU) kernel while Winograd becomes transform fusions plus many small matmuls, and Winograd's
-  transforms amplify rounding: 2.5-5x the direct conv's error in bfloat16 (measured on CPU, tests/test_stylegan2.py
-  BF16_REL_ERROR) and ~3x in TF32 (issue 13's figures against float64: direct 3e-4, F(2x2) 5e-4, F(4, 3) 9e-4; TF32
-  cannot be run here). Winograd has not been measured on an accelerator, so it is not the default there.
+  1.00-1.03x on the paper256 network (2-core AMD EPYC, avx512f), ~7x F(2x2)'s rounding error, BENCHMARKS.md
+  2026-12-05). The CPU rule was measured on 2-core AMD EPYC CPUs (BENCHMARKS.md): direct below 16 px, winograd2d
+  below 64 px, rows from 64 px up; below 128 channels rows at 32 px, direct elsewhere. Off CPU and for bfloat16
+  arrays 'auto' is 'direct': on GPU / TPU a conv is one tensor-core (MXU) kernel while Winograd becomes transform
+  fusions plus many small matmuls, and Winograd's transforms amplify rounding: 2.5-5x the direct conv's error in
+  bfloat16 (measured on CPU, tests/test_stylegan2.py BF16_REL_ERROR) and ~3x in TF32 (issue 13's figures against
+  float64: direct 3e-4, F(2x2) 5e-4, F(4, 3) 9e-4; TF32 cannot be run here). Winograd has not been measured on an
+  accelerator, so it is not the default there.
 - upconv (the 2x up-sampling 3x3 conv + [1,3,3,1] blur): 'polyphase' (four small stride-1 convs, no products with
   inserted zeros; measured faster on CPU, with a hand-written weight gradient) or 'transposed' (one XLA conv of the
   2x-dilated input, then the blur: what cuDNN / the TPU run as one kernel). 'auto': polyphase on CPU, else
@@ -133,7 +134,7 @@ class Numerics:
         if backend != "cpu" or _dtype_name(dtype) != "float32":
             return "direct"
         size = min(h, w)
-        if channels < 128:   # narrow maps: rows F(4, 3) at 32 px (the training config: plain step 1.07x), else direct
+        if channels < 128:   # narrow: rows F(4, 3) at 32 px (training config, 2-core AMD EPYC: plain step 1.07x)
             return "rows" if size == 32 else "direct"
         return "direct" if size < 16 else "winograd2d" if size < 64 else "rows"
 

@@ -7,7 +7,7 @@ Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.im
 
 Conv algorithms and precision come from a `Numerics` (si_jax.stylegan2.numerics; the network passes
 `cfg.numerics`), resolved when a function is traced, with jax.default_backend(). 'auto' is the fixed rule below
-(measured on one 2-core CPU, jax 0.10.2; numbers in BENCHMARKS.md), or with $SI_JAX_CONV_TUNING=on, for float32 on
+(measured on a 2-core AMD EPYC, jax 0.10.2; numbers in BENCHMARKS.md), or with $SI_JAX_CONV_TUNING=on, for float32 on
 CPU, the candidate measured fastest on this host for the shape at hand (si_jax.stylegan2.autotune: timed once,
 cached on disk; each form timed in its layer's context, `tuning` (si_jax.stylegan2.conv_tuning); opt-in,
 `autotune.enabled` says why):
@@ -121,7 +121,7 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0.
     The four phase convs' sub-kernels and their transposes: `poly` (kernels.polyphase_kernels), else derived here.
     Their weight gradients are one [I, O] matmul per tap (conv3x3.direct_t, tap_grad; XLA CPU's own weight-gradient
-    conv for such kernels measured 371 vs 48 ms on the 64-channel 32 px training config).
+    conv for such kernels measured 371 vs 48 ms on the 64-channel 32 px training config, 2-core AMD EPYC).
     """
     n, h, w, _ = x.shape
     ft = [float(t) for t in taps]
