@@ -14,6 +14,7 @@ from si_jax import metrics
 from si_jax.editing import intervention, loops
 from si_jax.editing.intervention import InterventionConfig
 from si_jax.stylegan2.config import G2Config
+from si_jax.stylegan2.programs import synth_program
 
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
 # The mechanics tests use the paper's objective (Eq. 11: no inside term, so the outside error may only trade
@@ -224,3 +225,15 @@ def test_amortised_lambda_transfers_to_new_images():
           f"per-image {own.mean():.4f}")
     assert amortised.mean() < z_edit.mean()
     assert own.mean() <= amortised.mean() * 1.05
+
+
+def test_input_images_reuse_the_callers_synthesis_program():
+    """intervene runs its loop on prepared params (kernel forms once per weights), but synthesises the input images
+    on the caller's params: a caller that synthesised them first compiled the run's only synthesis program."""
+    params, styles, ds_z, ds_n, mask = _problem(3)
+    cfg = TINY.with_numerics(conv3x3="direct")   # a config of its own: a synth_program nothing else has called
+    synth = synth_program(cfg)
+    synth(params, styles)
+    intervention.intervene(params, cfg, styles, ds_z, ds_n, mask, dataclasses.replace(FAST, steps_per_layer=1),
+                           loop="one")
+    assert synth._cache_size() == 1

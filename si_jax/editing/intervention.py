@@ -169,7 +169,9 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     such a result is never returned.
     """
     _check_inputs(cfg, styles, ds_z, ds_n, mask)
-    params = programs.prepared(params, cfg)   # kernel forms once per weights (stylegan2.kernels): same values
+    # The loop's programs run on the kernel forms computed once per weights (stylegan2.kernels: the same values);
+    # the two input images on the caller's params, reusing the synthesis program the caller compiled (not a second)
+    synth, caller_params, params = programs.synth_program(cfg), params, programs.prepared(params, cfg)
     loop = resolve_loop(loop, shared=shared)
     key = (cfg, config.steps_per_layer, shared, tuple((s.shape, s.dtype) for s in styles),
            loops.placement(styles[0]), loop)
@@ -181,8 +183,7 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     hp = loops.place(hyper_parameters(config, warm_start=lam_start is not None), scalar)   # once, where the batch is
     mask = jnp.asarray(mask, jnp.float32)
     batch, n_layers = styles[0].shape[0], len(cfg.layers)
-    img0 = programs.synth_program(cfg)(params, styles)
-    img_z = programs.synth_program(cfg)(params, [s + d for s, d in zip(styles, ds_z)])
+    img0, img_z = synth(caller_params, styles), synth(caller_params, [s + d for s, d in zip(styles, ds_z)])
     lam = _zero_lam(styles, per_image) if lam_start is None else \
         [loops.place(jnp.broadcast_to(jnp.asarray(l, jnp.float32), s.shape), per_image) for l, s in zip(lam_start,
                                                                                                         styles)]
