@@ -27,6 +27,9 @@ import numpy as np
 from si_jax.stylegan2 import convgrad
 
 _DN = ("NHWC", "HWIO", "NHWC")
+# min(I, O) below which a kernel counts as narrow: its Winograd forms are cheap to derive per call (ops.conv_2d
+# derives them inline when none are prepared) and 'rows' takes its weight gradient through the transforms.
+NARROW = 128
 
 
 def direct(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
@@ -158,7 +161,7 @@ def conv3x3(x: jax.Array, kernel: jax.Array, kernel_t, u: jax.Array, u_t, algo: 
     """'Same' 3x3 conv by a Winograd algorithm from u = kernel_transform(kernel, algo); its gradient (`_bwd`): the
     input gradient by the same algorithm from u_t = kernel_transform(kernel_t, algo) when given (with kernel_t =
     transposed(kernel)), else the direct conv's (`direct_t` with kernel_t, or XLA's when kernel_t is None); the
-    weight gradient w.r.t. `kernel` only (u, kernel_t and u_t get zero cotangents).
+    weight gradient w.r.t. `kernel` only (`weight_grad`; u, kernel_t and u_t get zero cotangents).
 
     Measured on paper256, batch 1, 2-core AMD EPYC (avx512f, loaded, 2026-12-05): autodiff through the transforms
     made fwd+bwd slower than with direct convs (0.85 s vs 0.63 s), and a Winograd input gradient with its kernel
@@ -177,14 +180,24 @@ def _bwd(algo, precision, res, dy):
     x, kernel, kernel_t, u, u_t = res
     same = ((1, 1), (1, 1))
     if kernel_t is None:
-        dx, dk = jax.vjp(lambda x, k: direct(x, k, same, precision), x, kernel)[1](dy)
-        return dx, dk, None, None, None
+        dx = jax.vjp(lambda x: direct(x, kernel, same, precision), x)[1](dy)[0]
+        return dx, weight_grad(x, kernel, dy, algo, precision), None, None, None
     if u_t is None:
         dx = direct_t(dy, kernel_t, kernel, same, precision)
     else:
         dx = conv3x3(dy, kernel_t, kernel, u_t, u, algo, precision)
-    dk = jax.vjp(lambda k: direct(x, k, same, precision), kernel)[1](dy)[0]
-    return dx, dk, None, None, None
+    return dx, weight_grad(x, kernel, dy, algo, precision), None, None, None
+
+
+def weight_grad(x: jax.Array, kernel: jax.Array, dy: jax.Array, algo: str, precision=None) -> jax.Array:
+    """The gradient of sum(dy * conv3x3(x, kernel)) w.r.t. kernel [3, 3, I, O] (x [N, H, W, I], dy [N, H, W, O]):
+    for 'rows' on kernels narrower than NARROW through F(4, 3)'s transforms (the 1x3 convs' weight gradients on
+    the row-transformed x, about half the direct conv's multiplications: measured in the training step, 32 px x 64
+    channels, batch 32, 2-core AMD EPYC, BENCHMARKS.md 2026-12-05 late; not measured on wide kernels), else the
+    direct conv's (XLA's)."""
+    if algo == "rows" and min(kernel.shape[2:]) < NARROW:
+        return jax.vjp(lambda k: winograd_rows(x, kernel_transform(k, algo), precision=precision), kernel)[1](dy)[0]
+    return jax.vjp(lambda k: direct(x, k, ((1, 1), (1, 1)), precision), kernel)[1](dy)[0]
 
 
 conv3x3.defvjp(_fwd, _bwd)

@@ -19,8 +19,11 @@ cached on disk; each form timed in its layer's context, `tuning` (si_jax.stylega
   convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too. Off CPU it is one
   transposed conv (XLA conv of the 2x-dilated input) and the blur.
-- Winograd convs' weight gradient is the direct conv's; their input gradient is the direct conv's too, or, with
-  prepared kernel forms, the same Winograd algorithm on the transposed kernel's transform (`conv3x3.conv3x3`).
+- Winograd convs' input gradient is the same Winograd algorithm on the transposed kernel's transform, with
+  prepared kernel forms, or for narrow (< 128 channel) kernels without them, whose forms are derived inline (cheap;
+  measured in the training step, 32 px x 64 channels, batch 32: BENCHMARKS.md 2026-12-05 late; per-call transforms
+  of wide kernels cost more than they save at paper256, batch 1); else the direct conv's. Their weight gradient is
+  the direct conv's, except F(4, 3) along rows on narrow kernels (`conv3x3.weight_grad`).
 - The demodulation sums the squared kernel over its 3x3 taps with explicit adds (`kernels.sum_taps`).
 - Forms that depend on the kernel alone (input-gradient kernels, Winograd transforms, polyphase sub-kernels, the
   demodulation's squared-tap sums) come from `prepared` (si_jax.stylegan2.kernels) when given: once per weights.
@@ -220,7 +223,8 @@ def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepa
     3x3 kernels use numerics.conv3x3; for 'auto', the fastest on this host for float32 on CPU (measured at trace
     time, si_jax.stylegan2.autotune), else `numerics.conv3x3_for`'s rule. Every conv runs at
     `numerics.matmul_precision` of x's dtype. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer:
-    'wt' for the input gradient, the Winograd transform), or None (Winograd's transform derived here, XLA's input
+    'wt' for the input gradient, the Winograd transform), or None (Winograd's forms derived here: all of them for
+    narrow kernels, the input gradient then by the same algorithm; the transform alone otherwise, XLA's input
     gradient).
     """
     p = kernel.shape[0] // 2
@@ -230,6 +234,8 @@ def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepa
         numerics = conv_tuning.tuned(numerics, tuning(x, kernel, up=False, numerics=numerics, prepared=prepared))
         algo = numerics.conv3x3_for(x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, jax.default_backend())
         if algo != "direct":
+            if not pk and min(kernel.shape[2:]) < conv3x3.NARROW:   # input gradient by `algo` too (module doc)
+                pk = kernels.layer_forms(kernel, kernel.dtype, up=False, demodulate=False, algos=(algo,))
             u = pk[algo] if algo in pk else conv3x3.kernel_transform(kernel, algo)
             return conv3x3.conv3x3(x, kernel, pk.get("wt"), u, pk.get(algo + "_t"), algo, precision)
     if "wt" in pk:
