@@ -284,6 +284,30 @@ def test_polyphase_tap_gradient_matches_autodiff_first_and_second_order():
                                        rtol=1e-4, atol=1e-4)
 
 
+def test_narrow_rows_conv_gradients_match_direct_first_and_second_order():
+    """ops.conv_2d with F(4, 3) along rows on a narrow kernel and no prepared forms (training: input gradient by
+    rows on forms derived inline, conv3x3.weight_grad through the transforms) == the direct conv's autodiff: values,
+    first-order gradients w.r.t. x and kernel, and the kernel gradient of a squared input gradient (R1's form)."""
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(3, 9, 10, 5)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(3, 3, 5, 6)), jnp.float32)
+    c = jnp.asarray(rng.normal(size=(3, 9, 10, 6)), jnp.float32)
+    conv = lambda algo: lambda x, k: ops.conv_2d(x, k, Numerics(conv3x3=algo))  # noqa: E731
+    loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)) * c)  # noqa: E731
+    gg = lambda f: lambda x, k: jnp.sum(jnp.square(jax.grad(loss(f), 0)(x, k)))  # noqa: E731
+    rows, direct = conv("rows"), conv("direct")
+    close = lambda b, a: np.testing.assert_allclose(b, a, atol=2e-5 * float(jnp.abs(a).max()))  # noqa: E731
+    close(rows(x, k), direct(x, k))
+    for a, b in zip(jax.grad(loss(direct), (0, 1))(x, k), jax.grad(loss(rows), (0, 1))(x, k)):
+        close(b, a)
+    for a, b in zip(jax.grad(gg(direct), (0, 1))(x, k), jax.grad(gg(rows), (0, 1))(x, k)):
+        close(b, a)
+    # the fast forms are the ones run: every conv of fwd + bwd is a 1x3 one (no 3x3 kernel in or out)
+    convs = [ln for ln in jax.jit(jax.grad(loss(rows), (0, 1))).lower(x, k).as_text().splitlines()
+             if "convolution" in ln]
+    assert convs and not [ln for ln in convs if "tensor<3x3x5x6x" in ln or "tensor<3x3x6x5x" in ln]
+
+
 def test_down2_gradients_match_autodiff_first_and_second_order():
     """convgrad.down2 (the discriminator's stride-2 conv, own VJP) == lax's strided conv and its autodiff: values,
     first-order gradients w.r.t. x and kernel, and the kernel gradient of a squared input gradient (R1's form)."""
