@@ -21,6 +21,8 @@ cached on disk; each form timed in its layer's context, `tuning` (si_jax.stylega
   transposed conv (XLA conv of the 2x-dilated input) and the blur.
 - Winograd convs' weight gradient is the direct conv's; their input gradient is the direct conv's too, or, with
   prepared kernel forms, the same Winograd algorithm on the transposed kernel's transform (`conv3x3.conv3x3`).
+- 1x1 convs are a matmul over the channels; the modulated 1x1 conv (toRGB) scales its kernel by the styles per
+  sample instead of scaling the input (`_modulated_1x1`).
 - The demodulation sums the squared kernel over its 3x3 taps with explicit adds (`kernels.sum_taps`).
 - Forms that depend on the kernel alone (input-gradient kernels, Winograd transforms, polyphase sub-kernels, the
   demodulation's squared-tap sums) come from `prepared` (si_jax.stylegan2.kernels) when given: once per weights.
@@ -217,7 +219,8 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
 def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepared=None) -> jax.Array:
     """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] (x's dtype) -> [N, H, W, O].
 
-    3x3 kernels use numerics.conv3x3; for 'auto', the fastest on this host for float32 on CPU (measured at trace
+    1x1 kernels are one matmul over the channels (XLA CPU's 1x1 conv with 3 outputs, the toRGB layers, measured
+    ~9x slower on [1, 1024, 1024, 32], 2-core AMD EPYC). 3x3 kernels use numerics.conv3x3; for 'auto', the fastest on this host for float32 on CPU (measured at trace
     time, si_jax.stylegan2.autotune), else `numerics.conv3x3_for`'s rule. Every conv runs at
     `numerics.matmul_precision` of x's dtype. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer:
     'wt' for the input gradient, the Winograd transform), or None (Winograd's transform derived here, XLA's input
@@ -225,6 +228,8 @@ def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepa
     """
     p = kernel.shape[0] // 2
     precision = numerics.matmul_precision(x.dtype)
+    if kernel.shape[:2] == (1, 1):
+        return jnp.matmul(x, kernel[0, 0], precision=precision)
     pk = prepared or {}
     if kernel.shape[:2] == (3, 3):
         numerics = conv_tuning.tuned(numerics, tuning(x, kernel, up=False, numerics=numerics, prepared=prepared))
@@ -252,10 +257,13 @@ def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=
     x: [N, H, W, I] (float32 or bfloat16); kernel: [k, k, I, O] float32; s: [N, I] float32
     -> [N, H', W', O] in x's dtype (H' = 2H when up). prepared: the kernel's forms that depend on it alone
     (si_jax.stylegan2.kernels.prepare_layer, in x's dtype), or None: derived here.
+    A 1x1 kernel (toRGB) is scaled by the styles instead of x (`_modulated_1x1`; prepared unused).
     An 'auto' conv form measured on this host is timed in this layer's context (`tuning`: this function and
     bias_act, each form forced, on the prepared forms when given) and passed down, so conv_2d / conv_up_2d do not
     time the conv alone.
     """
+    if kernel.shape[:2] == (1, 1) and not up:
+        return _modulated_1x1(x, kernel, s, demodulate, numerics)
     numerics = conv_tuning.tuned(numerics, tuning(x, kernel, s, up=up, demodulate=demodulate,
                                                   resample_filter=resample_filter, numerics=numerics,
                                                   prepared=prepared))
@@ -267,6 +275,18 @@ def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=
         d = demod_coefficients(kernel, s, numerics.matmul_precision(jnp.float32), wsq)
         y = y * d[:, None, None, :].astype(y.dtype)
     return y
+
+
+def _modulated_1x1(x, kernel, s, demodulate: bool, numerics: Numerics):
+    """modulated_conv for a 1x1 kernel (toRGB): the styles (and demodulation) scale the [I, O] kernel per sample,
+    in float32 as NVlabs' fused modconv does, then one batched matmul: x [N, H, W, I] -> [N, H, W, O].
+    Scaling the input instead is a pass over x per call (a 1024 px toRGB's [1, 1024, 1024, 32]) for a kernel of
+    I x 3 values; the gradient w.r.t. s is a [I, HW] x [HW, O] matmul per sample, as cheap as that w.r.t. x."""
+    precision = numerics.matmul_precision(jnp.float32)
+    w = kernel[0, 0][None] * s.astype(jnp.float32)[:, :, None]   # [N, I, O]
+    if demodulate:
+        w = w * demod_coefficients(kernel, s, precision)[:, None, :]
+    return jnp.einsum("nhwi,nio->nhwo", x, w.astype(x.dtype), precision=numerics.matmul_precision(x.dtype))
 
 
 def bias_act(x: jax.Array, bias: jax.Array, *, act: str, clamp: float | None = None) -> jax.Array:
