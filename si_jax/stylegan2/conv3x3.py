@@ -30,7 +30,13 @@ _DN = ("NHWC", "HWIO", "NHWC")
 
 
 def direct(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
-    """Stride-1 cross-correlation. x: [N, H, W, I], kernel: [kh, kw, I, O], padding ((lo, hi), (lo, hi))."""
+    """Stride-1 cross-correlation. x: [N, H, W, I], kernel: [kh, kw, I, O], padding ((lo, hi), (lo, hi)).
+
+    An unpadded 1x1 kernel is one matmul over the channels: XLA CPU's 1x1 conv measured ~3x slower than the matmul
+    ([1, 512, 512, 64] -> 32 channels, the polyphase up-conv's odd-odd phase; ~9x with 3 outputs, toRGB; 2-core
+    AMD EPYC, BENCHMARKS.md 2026-12-05 "config-f 1024 forward")."""
+    if kernel.shape[:2] == (1, 1) and tuple(map(tuple, padding)) == ((0, 0), (0, 0)):
+        return jnp.matmul(x, kernel[0, 0], precision=precision)
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN, precision=precision)
 
 

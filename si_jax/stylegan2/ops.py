@@ -219,17 +219,14 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
 def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepared=None) -> jax.Array:
     """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] (x's dtype) -> [N, H, W, O].
 
-    1x1 kernels are one matmul over the channels (XLA CPU's 1x1 conv with 3 outputs, the toRGB layers, measured
-    ~9x slower on [1, 1024, 1024, 32], 2-core AMD EPYC). 3x3 kernels use numerics.conv3x3; for 'auto', the fastest on this host for float32 on CPU (measured at trace
-    time, si_jax.stylegan2.autotune), else `numerics.conv3x3_for`'s rule. Every conv runs at
-    `numerics.matmul_precision` of x's dtype. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer:
-    'wt' for the input gradient, the Winograd transform), or None (Winograd's transform derived here, XLA's input
-    gradient).
+    1x1 kernels are one matmul over the channels (conv3x3.direct). 3x3 kernels use numerics.conv3x3; for 'auto',
+    the fastest on this host for float32 on CPU (measured at trace time, si_jax.stylegan2.autotune), else
+    `numerics.conv3x3_for`'s rule. Every conv runs at `numerics.matmul_precision` of x's dtype. prepared: the
+    kernel's forms (si_jax.stylegan2.kernels.prepare_layer: 'wt' for the input gradient, the Winograd transform),
+    or None (Winograd's transform derived here, XLA's input gradient).
     """
     p = kernel.shape[0] // 2
     precision = numerics.matmul_precision(x.dtype)
-    if kernel.shape[:2] == (1, 1):
-        return jnp.matmul(x, kernel[0, 0], precision=precision)
     pk = prepared or {}
     if kernel.shape[:2] == (3, 3):
         numerics = conv_tuning.tuned(numerics, tuning(x, kernel, up=False, numerics=numerics, prepared=prepared))
