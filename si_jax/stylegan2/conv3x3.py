@@ -32,11 +32,15 @@ _DN = ("NHWC", "HWIO", "NHWC")
 def direct(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
     """Stride-1 cross-correlation. x: [N, H, W, I], kernel: [kh, kw, I, O], padding ((lo, hi), (lo, hi)).
 
-    An unpadded 1x1 kernel is one matmul over the channels: XLA CPU's 1x1 conv measured ~3x slower than the matmul
-    ([1, 512, 512, 64] -> 32 channels, the polyphase up-conv's odd-odd phase; ~9x with 3 outputs, toRGB; 2-core
-    AMD EPYC, BENCHMARKS.md 2026-12-05 "config-f 1024 forward")."""
-    if kernel.shape[:2] == (1, 1) and tuple(map(tuple, padding)) == ((0, 0), (0, 0)):
-        return jnp.matmul(x, kernel[0, 0], precision=precision)
+    A 1x1 kernel is one matmul over the channels, then the padding (zeros; negative: cropped): XLA CPU's 1x1 conv
+    measured ~3x slower than the matmul ([1, 512, 512, 64] -> 32 channels, the polyphase up-conv's odd-odd phase;
+    ~9x with 3 outputs, toRGB; 2-core AMD EPYC, BENCHMARKS.md 2026-12-05 "config-f 1024 forward")."""
+    if kernel.shape[:2] == (1, 1):
+        y = jnp.matmul(x, kernel[0, 0], precision=precision)
+        if any(p != 0 for pad in padding for p in pad):
+            (lh, hh), (lw, hw) = padding
+            y = jax.lax.pad(y, np.zeros((), y.dtype), ((0, 0, 0), (lh, hh, 0), (lw, hw, 0), (0, 0, 0)))
+        return y
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN, precision=precision)
 
 

@@ -28,9 +28,10 @@ from si_jax.stylegan2 import autotune, conv3x3
 from si_jax.stylegan2.config import G2Config, LayerSpec
 
 # polyphase up-conv sub-kernels: (kernel rows, kernel cols) taken, and the (rows, cols) padding of their conv.
-# Per axis the even phase E uses taps (2, 0) with padding (1, 1), the odd phase O tap 1 (ops._conv_up_polyphase).
+# Per axis the even phase E uses taps (2, 0) with padding (1, 1), the odd phase O tap 1, also with padding (1, 1):
+# its output has the zero on each side that the blur reads (ops._conv_up_polyphase).
 POLYPHASE = {"EE": ((2, 0), (2, 0)), "EO": ((2, 0), (1,)), "OE": ((1,), (2, 0)), "OO": ((1,), (1,))}
-PHASE_PAD = {"E": (1, 1), "O": (0, 0)}
+PHASE_PAD = {"E": (1, 1), "O": (1, 1)}
 WINOGRAD = ("winograd2d", "rows")   # the same-size 3x3 conv algorithms with kernel transforms (conv3x3)
 
 

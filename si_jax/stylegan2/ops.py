@@ -120,7 +120,8 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     Per axis, the scatter-form transposed conv t[2i + a] += x[i] k[a] has an even phase E[q] = t[2q] =
     x[q] k0 + x[q-1] k2 (q = 0..n) and an odd phase O[q] = t[2q+1] = x[q] k1 (q = 0..n-1); the blur (padding 1,
     flipped taps ft) then gives out[2r] = ft0 O[r-1] + ft1 E[r] + ft2 O[r] + ft3 E[r+1] and
-    out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0.
+    out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0: the odd phases' convs
+    write those zeros themselves (kernels.PHASE_PAD), so no pass pads them (~1.1x on config-f 1024's forward).
     The four phase convs' sub-kernels and their transposes: `poly` (kernels.polyphase_kernels), else derived here.
     Their weight gradients are one [I, O] matmul per tap (conv3x3.direct_t, tap_grad; XLA CPU's own weight-gradient
     conv for such kernels measured 371 vs 48 ms on the 64-channel 32 px training config, 2-core AMD EPYC).
@@ -136,16 +137,16 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
              for name, (k, kt) in poly.items()}
 
     def blur(e, o, axis):
-        """(even, odd) output samples along `axis` from the even (length L + 1) and odd (length L) phases."""
-        length = o.shape[axis]
-        o = _pad_axis(o, axis, 1, 1)
+        """(even, odd) output samples along `axis` from the even (length L + 1) and the zero-padded odd (length
+        L + 2) phases."""
+        length = o.shape[axis] - 2
         sl = lambda z, start: jax.lax.slice_in_dim(z, start, start + length, axis=axis)  # noqa: E731
         even = sl(o, 0) * ft[0] + sl(e, 0) * ft[1] + sl(o, 1) * ft[2] + sl(e, 1) * ft[3]
         odd = sl(e, 0) * ft[0] + sl(o, 1) * ft[1] + sl(e, 1) * ft[2] + sl(o, 2) * ft[3]
         return even, odd
 
     row_e = blur(phase["EE"], phase["EO"], 2)  # (even cols, odd cols) of the even row phase: [N, H + 1, W, O]
-    row_o = blur(phase["OE"], phase["OO"], 2)  # [N, H, W, O]
+    row_o = blur(phase["OE"], phase["OO"], 2)  # [N, H + 2, W, O], zero first and last rows
     cols = [blur(row_e[j], row_o[j], 1) for j in range(2)]  # cols[px] = (even rows, odd rows): [N, H, W, O]
     y = jnp.stack([jnp.stack([cols[0][py], cols[1][py]], 3) for py in range(2)], 2)  # [N, H, 2, W, 2, O]
     return y.reshape(n, 2 * h, 2 * w, y.shape[-1])
