@@ -121,7 +121,8 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     x[q] k0 + x[q-1] k2 (q = 0..n) and an odd phase O[q] = t[2q+1] = x[q] k1 (q = 0..n-1); the blur (padding 1,
     flipped taps ft) then gives out[2r] = ft0 O[r-1] + ft1 E[r] + ft2 O[r] + ft3 E[r+1] and
     out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0: the odd phases' convs
-    write those zeros themselves (kernels.PHASE_PAD), so no pass pads them (~1.1x on config-f 1024's forward).
+    write those zeros themselves (kernels.PHASE_PAD), so no pass pads them (512 -> 1024 px: 1.5x faster forward,
+    2-core AMD EPYC, BENCHMARKS.md 2026-12-05 "config-f 1024 forward").
     The four phase convs' sub-kernels and their transposes: `poly` (kernels.polyphase_kernels), else derived here.
     Their weight gradients are one [I, O] matmul per tap (conv3x3.direct_t, tap_grad; XLA CPU's own weight-gradient
     conv for such kernels measured 371 vs 48 ms on the 64-channel 32 px training config, 2-core AMD EPYC).
