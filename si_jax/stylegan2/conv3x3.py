@@ -33,8 +33,22 @@ NARROW = 128
 
 
 def direct(x: jax.Array, kernel: jax.Array, padding, precision=None) -> jax.Array:
-    """Stride-1 cross-correlation. x: [N, H, W, I], kernel: [kh, kw, I, O], padding ((lo, hi), (lo, hi))."""
+    """Stride-1 cross-correlation. x: [N, H, W, I], kernel: [kh, kw, I, O], padding ((lo, hi), (lo, hi)).
+
+    A 1x1 kernel is one matmul over the channels, then the padding (zeros; negative: cropped): XLA CPU's 1x1 conv
+    measured ~3x slower than the matmul ([1, 512, 512, 64] -> 32 channels, the polyphase up-conv's odd-odd phase;
+    ~9x with 3 outputs, toRGB; 2-core AMD EPYC, BENCHMARKS.md 2026-12-05 "config-f 1024 forward")."""
+    if kernel.shape[:2] == (1, 1):
+        return _pad2d(jnp.matmul(x, kernel[0, 0], precision=precision), padding)
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN, precision=precision)
+
+
+def _pad2d(x: jax.Array, padding) -> jax.Array:
+    """x [N, H, W, C] with ((lo, hi), (lo, hi)) zeros on H and W (negative: cropped)."""
+    if all(p == 0 for pad in padding for p in pad):
+        return x
+    (lh, hh), (lw, hw) = padding
+    return jax.lax.pad(x, np.zeros((), x.dtype), ((0, 0, 0), (lh, hh, 0), (lw, hw, 0), (0, 0, 0)))
 
 
 def transposed(kernel: jax.Array) -> jax.Array:
@@ -68,7 +82,7 @@ def _direct_t_bwd(padding, precision, tap_grad, res, g):
     dx = direct_t(g, kt, k, ((kh - 1 - lh, kh - 1 - hh), (kw - 1 - lw, kw - 1 - hw)), precision, tap_grad)
     if not tap_grad:
         return dx, jax.vjp(lambda k: direct(x, k, padding, precision), k)[1](g)[0], None
-    xp = jnp.pad(x, ((0, 0), (lh, hh), (lw, hw), (0, 0)))
+    xp = _pad2d(x, padding)   # negative: cropped (the input gradient of a padded 1x1 conv)
     return dx, convgrad.tap_products(xp, g, kh, kw, 1, precision), None
 
 

@@ -28,9 +28,10 @@ from si_jax.stylegan2 import autotune, conv3x3
 from si_jax.stylegan2.config import G2Config, LayerSpec
 
 # polyphase up-conv sub-kernels: (kernel rows, kernel cols) taken, and the (rows, cols) padding of their conv.
-# Per axis the even phase E uses taps (2, 0) with padding (1, 1), the odd phase O tap 1 (ops._conv_up_polyphase).
+# Per axis the even phase E uses taps (2, 0) with padding (1, 1), the odd phase O tap 1, also with padding (1, 1):
+# its output has the zero on each side that the blur reads (ops._conv_up_polyphase).
 POLYPHASE = {"EE": ((2, 0), (2, 0)), "EO": ((2, 0), (1,)), "OE": ((1,), (2, 0)), "OO": ((1,), (1,))}
-PHASE_PAD = {"E": (1, 1), "O": (0, 0)}
+PHASE_PAD = {"E": (1, 1), "O": (1, 1)}
 WINOGRAD = ("winograd2d", "rows")   # the same-size 3x3 conv algorithms with kernel transforms (conv3x3)
 
 
@@ -86,14 +87,17 @@ given.defvjp(_given_fwd, _given_bwd)
 
 def layer_forms(kernel: jax.Array, dtype, *, up: bool, demodulate: bool, algos=(), poly: bool = False) -> dict:
     """A conv layer's kernel forms from its kernel [k, k, I, O] float32, in `dtype` (the layer's): 'wsq' [I, O]
-    float32 (demodulate); up-convs: 'poly' (polyphase_kernels, when poly); same-size convs: 'wt' transposed
-    [k, k, O, I] and, for each Winograd algorithm of `algos`, its transform ('winograd2d' [16, I, O],
-    'winograd4x4' [36, I, O], 'rows' [6, 3, I, O]) and '<algo>_t' (that of 'wt': the input gradient by the same algorithm)."""
+    float32 (demodulate); up-convs: 'poly' (polyphase_kernels, when poly); same-size convs of k > 1 (a 1x1 conv
+    is a matmul, with no form): 'wt' transposed [k, k, O, I] and, for each Winograd algorithm of `algos`, its
+    transform ('winograd2d' [16, I, O], 'winograd4x4' [36, I, O], 'rows' [6, 3, I, O]) and '<algo>_t' (that of
+    'wt': the input gradient by the same algorithm)."""
     k = kernel.astype(dtype)
     out = {"wsq": demod_squares(kernel)} if demodulate else {}
     if up:
         if poly:
             out["poly"] = polyphase_kernels(k)
+        return out
+    if kernel.shape[:2] == (1, 1):   # a matmul (ops.conv_2d): no form of its own
         return out
     out["wt"] = conv3x3.transposed(k)
     for algo in algos:

@@ -24,6 +24,8 @@ cached on disk; each form timed in its layer's context, `tuning` (si_jax.stylega
   measured in the training step, 32 px x 64 channels, batch 32: BENCHMARKS.md 2026-12-05 late; per-call transforms
   of wide kernels cost more than they save at paper256, batch 1); else the direct conv's. Their weight gradient is
   the direct conv's, except F(4, 3) along rows on narrow kernels (`conv3x3.weight_grad`).
+- 1x1 convs are a matmul over the channels; the modulated 1x1 conv (toRGB) scales its kernel by the styles per
+  sample instead of scaling the input (`_modulated_1x1`).
 - The demodulation sums the squared kernel over its 3x3 taps with explicit adds (`kernels.sum_taps`).
 - Forms that depend on the kernel alone (input-gradient kernels, Winograd transforms, polyphase sub-kernels, the
   demodulation's squared-tap sums) come from `prepared` (si_jax.stylegan2.kernels) when given: once per weights.
@@ -121,7 +123,9 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     Per axis, the scatter-form transposed conv t[2i + a] += x[i] k[a] has an even phase E[q] = t[2q] =
     x[q] k0 + x[q-1] k2 (q = 0..n) and an odd phase O[q] = t[2q+1] = x[q] k1 (q = 0..n-1); the blur (padding 1,
     flipped taps ft) then gives out[2r] = ft0 O[r-1] + ft1 E[r] + ft2 O[r] + ft3 E[r+1] and
-    out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0.
+    out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0: the odd phases' convs
+    write those zeros themselves (kernels.PHASE_PAD), so no pass pads them (512 -> 1024 px: 1.5x faster forward,
+    2-core AMD EPYC, BENCHMARKS.md 2026-12-05 "config-f 1024 forward").
     The four phase convs' sub-kernels and their transposes: `poly` (kernels.polyphase_kernels), else derived here.
     Their weight gradients are one [I, O] matmul per tap (conv3x3.direct_t, tap_grad; XLA CPU's own weight-gradient
     conv for such kernels measured 371 vs 48 ms on the 64-channel 32 px training config, 2-core AMD EPYC).
@@ -137,16 +141,16 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
              for name, (k, kt) in poly.items()}
 
     def blur(e, o, axis):
-        """(even, odd) output samples along `axis` from the even (length L + 1) and odd (length L) phases."""
-        length = o.shape[axis]
-        o = _pad_axis(o, axis, 1, 1)
+        """(even, odd) output samples along `axis` from the even (length L + 1) and the zero-padded odd (length
+        L + 2) phases."""
+        length = o.shape[axis] - 2
         sl = lambda z, start: jax.lax.slice_in_dim(z, start, start + length, axis=axis)  # noqa: E731
         even = sl(o, 0) * ft[0] + sl(e, 0) * ft[1] + sl(o, 1) * ft[2] + sl(e, 1) * ft[3]
         odd = sl(e, 0) * ft[0] + sl(o, 1) * ft[1] + sl(e, 1) * ft[2] + sl(o, 2) * ft[3]
         return even, odd
 
     row_e = blur(phase["EE"], phase["EO"], 2)  # (even cols, odd cols) of the even row phase: [N, H + 1, W, O]
-    row_o = blur(phase["OE"], phase["OO"], 2)  # [N, H, W, O]
+    row_o = blur(phase["OE"], phase["OO"], 2)  # [N, H + 2, W, O], zero first and last rows
     cols = [blur(row_e[j], row_o[j], 1) for j in range(2)]  # cols[px] = (even rows, odd rows): [N, H, W, O]
     y = jnp.stack([jnp.stack([cols[0][py], cols[1][py]], 3) for py in range(2)], 2)  # [N, H, 2, W, 2, O]
     return y.reshape(n, 2 * h, 2 * w, y.shape[-1])
@@ -220,12 +224,12 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
 def conv_2d(x: jax.Array, kernel: jax.Array, numerics: Numerics = DEFAULT, prepared=None) -> jax.Array:
     """Same-size cross-correlation. x: [N, H, W, I], kernel: [k, k, I, O] (x's dtype) -> [N, H, W, O].
 
-    3x3 kernels use numerics.conv3x3; for 'auto', the fastest on this host for float32 on CPU (measured at trace
-    time, si_jax.stylegan2.autotune), else `numerics.conv3x3_for`'s rule. Every conv runs at
-    `numerics.matmul_precision` of x's dtype. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer:
-    'wt' for the input gradient, the Winograd transform), or None (Winograd's forms derived here: all of them for
-    narrow kernels, the input gradient then by the same algorithm; the transform alone otherwise, XLA's input
-    gradient).
+    1x1 kernels are one matmul over the channels (conv3x3.direct). 3x3 kernels use numerics.conv3x3; for 'auto',
+    the fastest on this host for float32 on CPU (measured at trace time, si_jax.stylegan2.autotune), else
+    `numerics.conv3x3_for`'s rule. Every conv runs at `numerics.matmul_precision` of x's dtype. prepared: the
+    kernel's forms (si_jax.stylegan2.kernels.prepare_layer: 'wt' for the input gradient, the Winograd transform),
+    or None (Winograd's forms derived here: all of them for narrow kernels, the input gradient then by the same
+    algorithm; the transform alone otherwise, XLA's input gradient).
     """
     p = kernel.shape[0] // 2
     precision = numerics.matmul_precision(x.dtype)
@@ -258,10 +262,13 @@ def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=
     x: [N, H, W, I] (float32 or bfloat16); kernel: [k, k, I, O] float32; s: [N, I] float32
     -> [N, H', W', O] in x's dtype (H' = 2H when up). prepared: the kernel's forms that depend on it alone
     (si_jax.stylegan2.kernels.prepare_layer, in x's dtype), or None: derived here.
+    A 1x1 kernel (toRGB) is scaled by the styles instead of x (`_modulated_1x1`; prepared unused).
     An 'auto' conv form measured on this host is timed in this layer's context (`tuning`: this function and
     bias_act, each form forced, on the prepared forms when given) and passed down, so conv_2d / conv_up_2d do not
     time the conv alone.
     """
+    if kernel.shape[:2] == (1, 1) and not up:
+        return _modulated_1x1(x, kernel, s, demodulate, numerics)
     numerics = conv_tuning.tuned(numerics, tuning(x, kernel, s, up=up, demodulate=demodulate,
                                                   resample_filter=resample_filter, numerics=numerics,
                                                   prepared=prepared))
@@ -273,6 +280,18 @@ def modulated_conv(x, kernel, s, *, demodulate: bool, up: bool, resample_filter=
         d = demod_coefficients(kernel, s, numerics.matmul_precision(jnp.float32), wsq)
         y = y * d[:, None, None, :].astype(y.dtype)
     return y
+
+
+def _modulated_1x1(x, kernel, s, demodulate: bool, numerics: Numerics):
+    """modulated_conv for a 1x1 kernel (toRGB): the styles (and demodulation) scale the [I, O] kernel per sample,
+    in float32 as NVlabs' fused modconv does, then one batched matmul: x [N, H, W, I] -> [N, H, W, O].
+    Scaling the input instead is a pass over x per call (a 1024 px toRGB's [1, 1024, 1024, 32]) for a kernel of
+    I x 3 values; the gradient w.r.t. s is a [I, HW] x [HW, O] matmul per sample, as cheap as that w.r.t. x."""
+    precision = numerics.matmul_precision(jnp.float32)
+    w = kernel[0, 0][None] * s.astype(jnp.float32)[:, :, None]   # [N, I, O]
+    if demodulate:
+        w = w * demod_coefficients(kernel, s, precision)[:, None, :]
+    return jnp.einsum("nhwi,nio->nhwo", x, w.astype(x.dtype), precision=numerics.matmul_precision(x.dtype))
 
 
 def bias_act(x: jax.Array, bias: jax.Array, *, act: str, clamp: float | None = None) -> jax.Array:
