@@ -240,3 +240,60 @@ def test_with_kernel_forms_each_candidate_is_timed_on_its_forms_given_and_prepar
                                                     numerics=Numerics(conv3x3="direct")))
     for g, w in zip(got, jax.grad(plain, argnums=(0, 1))(X, S)):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
+
+
+def test_timing_goes_on_while_the_two_fastest_are_close():
+    """`settled`: candidates within CLOSE of each other are timed for more rounds (up to MAX_REPEATS); a clear
+    winner stops after REPEATS rounds, a far one (EARLY_EXIT) after 2."""
+    close, clear, far = [1.0, 1.0 + autotune.CLOSE / 2, 3.0], [1.0, 1.0 + 2 * autotune.CLOSE], [1.0, 2.0]
+    assert not autotune.settled(close, autotune.REPEATS)
+    assert not autotune.settled(close, autotune.MAX_REPEATS - 1)
+    assert autotune.settled(close, autotune.MAX_REPEATS)
+    assert not autotune.settled(clear, autotune.REPEATS - 1) and autotune.settled(clear, autotune.REPEATS)
+    assert not autotune.settled(far, 1) and autotune.settled(far, 2)
+    assert not autotune.settled(far, 2, early_exit=None)   # the benches' re-timing: every round
+    assert autotune.settled([1.0], autotune.REPEATS) and not autotune.settled([1.0], autotune.REPEATS - 1)
+
+
+def test_short_calls_are_timed_back_to_back():
+    """A sample lasts about SAMPLE_S: short calls are timed many at once (at most MAX_CALLS), long ones alone."""
+    assert autotune.calls_per_sample(1.0) == 1
+    assert autotune.calls_per_sample(autotune.SAMPLE_S / 8) == 8
+    assert autotune.calls_per_sample(1e-9) == autotune.MAX_CALLS
+
+
+@pytest.mark.parametrize("spread, rounds", [(autotune.CLOSE / 2, autotune.MAX_REPEATS), (1.0, 2)])
+def test_time_candidates_warms_up_then_times_interleaved_rounds_in_alternating_order(monkeypatch, spread, rounds):
+    """Each candidate is called twice untimed-for-the-result, then the rounds alternate the order; close candidates
+    get MAX_REPEATS rounds, far ones stop early; the result is each one's minimum sample."""
+    samples = []
+
+    def fake_sample(call, args, n):
+        samples.append((call.name, n))
+        return {"a": 1e-3, "b": 1e-3 * (1 + spread)}[call.name] * (2 if len(samples) <= 4 else 1)
+
+    class Named:   # stands for a compiled program: the fake sampler reads its name
+        def __init__(self, name):
+            self.name = name
+
+    monkeypatch.setattr(autotune, "_program", lambda fn, argnums, specs: Named(fn))
+    monkeypatch.setattr(autotune, "_sample", fake_sample)
+    times = autotune.time_candidates({"a": "a", "b": "b"}, [jax.ShapeDtypeStruct((1, 4, 4, 8), jnp.float32)], "fwd")
+    assert times == {"a": 1e-3, "b": 1e-3 * (1 + spread)}
+    assert samples[:4] == [("a", 1), ("b", 1), ("a", 1), ("b", 1)]   # two warm-up calls each
+    n = autotune.calls_per_sample(2e-3)
+    timed = samples[4:]
+    assert len(timed) == 2 * rounds and {k for _, k in timed} == {n}
+    assert [name for name, _ in timed[:4]] == ["a", "b", "b", "a"]   # the order reversed every other round
+
+
+def test_every_conv_of_toyfaces_and_paper256_is_measured():
+    """MIN_FLOPS leaves no conv of the shipped 32 px model or of paper256 (batch 1) to the rule unmeasured."""
+    from si_jax.stylegan2 import builtin
+    from si_jax.stylegan2.config import G2Config
+    import si_jax
+    for cfg in (si_jax.load_generator(builtin.BUILTIN_TOYFACES)[1], G2Config.make(256, channel_base=16384)):
+        for layer in cfg.conv_layers:
+            res = layer.res // 2 if layer.up else layer.res
+            flops = autotune.conv_flops((1, res, res, layer.in_ch), (3, 3, layer.in_ch, layer.out_ch))
+            assert flops >= autotune.MIN_FLOPS, (cfg.img_resolution, layer.name)
