@@ -143,7 +143,7 @@ def model_table(names, batch, repeats, ab_repeats, layers=True):
     fastest of a re-timing, and whether they agree within autotune.MARGIN."""
     import jax
 
-    from si_jax.stylegan2 import autotune, ops
+    from si_jax.stylegan2 import autotune, conv_timing, ops
     from si_jax.stylegan2.numerics import Numerics
     os.environ[autotune.TUNING_ENV] = "on"
     os.environ.setdefault(autotune.BUDGET_ENV, "inf")   # measure every entry: the A/B compares complete choices
@@ -153,9 +153,9 @@ def model_table(names, batch, repeats, ab_repeats, layers=True):
           f"host: {autotune.host_key()}; choices cache: {autotune.cache_path()} "
           f"({'exists: warm' if autotune.cache_path().exists() else 'empty: cold'}); batch {batch}, float32\n"
           f"MIN_FLOPS {autotune.MIN_FLOPS:.0e} (smaller convs keep the rule, unmeasured), MARGIN "
-          f"{100 * autotune.MARGIN:.0f} % (near-ties keep the rule), rounds {autotune.REPEATS}-"
-          f"{autotune.MAX_REPEATS} (more while the two fastest are within {100 * autotune.CLOSE:.0f} %; early exit "
-          f"at {autotune.EARLY_EXIT}x after 2), budget {autotune.budget()} s per process (default "
+          f"{100 * autotune.MARGIN:.0f} % (near-ties keep the rule), rounds {conv_timing.REPEATS}-"
+          f"{conv_timing.MAX_REPEATS} (more while the two fastest are within {100 * conv_timing.CLOSE:.0f} %; early "
+          f"exit at {conv_timing.EARLY_EXIT}x after 2), budget {autotune.budget()} s per process (default "
           f"{autotune.BUDGET_S} s: a cold start measures about that much and the rest in later starts)\n", flush=True)
     print(f"Whole network, 'auto' measured vs the fixed rule, batch {batch}: median / min of {ab_repeats} "
           "interleaved rounds; speedup = rule median / measured median; compile+first = jit compile and first call "
@@ -200,8 +200,8 @@ def model_table(names, batch, repeats, ab_repeats, layers=True):
 
 def _retime(t, mode, repeats):
     """{form: seconds} of a tuning's candidates re-timed: `repeats` interleaved rounds, minimum, no early exit."""
-    from si_jax.stylegan2 import autotune
-    return autotune.time_candidates(t.forms, t.args, mode, t.names, repeats=repeats, max_repeats=repeats,
+    from si_jax.stylegan2 import conv_timing
+    return conv_timing.time_candidates(t.forms, t.args, mode, t.names, repeats=repeats, max_repeats=repeats,
                                     early_exit=None)
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from si_jax.stylegan2 import autotune, ops
+from si_jax.stylegan2 import autotune, conv_timing, ops
 from si_jax.stylegan2.numerics import Numerics
 
 X = jnp.asarray(np.random.default_rng(0).standard_normal((1, 8, 8, 16)), jnp.float32)
@@ -245,24 +245,24 @@ def test_with_kernel_forms_each_candidate_is_timed_on_its_forms_given_and_prepar
 def test_timing_goes_on_while_the_two_fastest_are_close():
     """`settled`: candidates within CLOSE of each other are timed for more rounds (up to MAX_REPEATS); a clear
     winner stops after REPEATS rounds, a far one (EARLY_EXIT) after 2."""
-    close, clear, far = [1.0, 1.0 + autotune.CLOSE / 2, 3.0], [1.0, 1.0 + 2 * autotune.CLOSE], [1.0, 2.0]
-    assert not autotune.settled(close, autotune.REPEATS)
-    assert not autotune.settled(close, autotune.MAX_REPEATS - 1)
-    assert autotune.settled(close, autotune.MAX_REPEATS)
-    assert not autotune.settled(clear, autotune.REPEATS - 1) and autotune.settled(clear, autotune.REPEATS)
-    assert not autotune.settled(far, 1) and autotune.settled(far, 2)
-    assert not autotune.settled(far, 2, early_exit=None)   # the benches' re-timing: every round
-    assert autotune.settled([1.0], autotune.REPEATS) and not autotune.settled([1.0], autotune.REPEATS - 1)
+    close, clear, far = [1.0, 1.0 + conv_timing.CLOSE / 2, 3.0], [1.0, 1.0 + 2 * conv_timing.CLOSE], [1.0, 2.0]
+    assert not conv_timing.settled(close, conv_timing.REPEATS)
+    assert not conv_timing.settled(close, conv_timing.MAX_REPEATS - 1)
+    assert conv_timing.settled(close, conv_timing.MAX_REPEATS)
+    assert not conv_timing.settled(clear, conv_timing.REPEATS - 1) and conv_timing.settled(clear, conv_timing.REPEATS)
+    assert not conv_timing.settled(far, 1) and conv_timing.settled(far, 2)
+    assert not conv_timing.settled(far, 2, early_exit=None)   # the benches' re-timing: every round
+    assert conv_timing.settled([1.0], conv_timing.REPEATS) and not conv_timing.settled([1.0], conv_timing.REPEATS - 1)
 
 
 def test_short_calls_are_timed_back_to_back():
     """A sample lasts about SAMPLE_S: short calls are timed many at once (at most MAX_CALLS), long ones alone."""
-    assert autotune.calls_per_sample(1.0) == 1
-    assert autotune.calls_per_sample(autotune.SAMPLE_S / 8) == 8
-    assert autotune.calls_per_sample(1e-9) == autotune.MAX_CALLS
+    assert conv_timing.calls_per_sample(1.0) == 1
+    assert conv_timing.calls_per_sample(conv_timing.SAMPLE_S / 8) == 8
+    assert conv_timing.calls_per_sample(1e-9) == conv_timing.MAX_CALLS
 
 
-@pytest.mark.parametrize("spread, rounds", [(autotune.CLOSE / 2, autotune.MAX_REPEATS), (1.0, 2)])
+@pytest.mark.parametrize("spread, rounds", [(conv_timing.CLOSE / 2, conv_timing.MAX_REPEATS), (1.0, 2)])
 def test_time_candidates_warms_up_then_times_interleaved_rounds_in_alternating_order(monkeypatch, spread, rounds):
     """Each candidate is called twice untimed-for-the-result, then the rounds alternate the order; close candidates
     get MAX_REPEATS rounds, far ones stop early; the result is each one's minimum sample."""
@@ -276,12 +276,12 @@ def test_time_candidates_warms_up_then_times_interleaved_rounds_in_alternating_o
         def __init__(self, name):
             self.name = name
 
-    monkeypatch.setattr(autotune, "_program", lambda fn, argnums, specs: Named(fn))
-    monkeypatch.setattr(autotune, "_sample", fake_sample)
-    times = autotune.time_candidates({"a": "a", "b": "b"}, [jax.ShapeDtypeStruct((1, 4, 4, 8), jnp.float32)], "fwd")
+    monkeypatch.setattr(conv_timing, "_program", lambda fn, argnums, specs: Named(fn))
+    monkeypatch.setattr(conv_timing, "_sample", fake_sample)
+    times = conv_timing.time_candidates({"a": "a", "b": "b"}, [jax.ShapeDtypeStruct((1, 4, 4, 8), jnp.float32)], "fwd")
     assert times == {"a": 1e-3, "b": 1e-3 * (1 + spread)}
     assert samples[:4] == [("a", 1), ("b", 1), ("a", 1), ("b", 1)]   # two warm-up calls each
-    n = autotune.calls_per_sample(2e-3)
+    n = conv_timing.calls_per_sample(2e-3)
     timed = samples[4:]
     assert len(timed) == 2 * rounds and {k for _, k in timed} == {n}
     assert [name for name, _ in timed[:4]] == ["a", "b", "b", "a"]   # the order reversed every other round

@@ -6,14 +6,15 @@
 The first time a (kind, shapes, dtype, precision, what is differentiated) is needed on a host, each candidate (the
 layer the conv runs in, computed with one form: si_jax.stylegan2.conv_tuning builds them from the layer's own code,
 so the conv is timed fused with its modulation, demodulation, bias and activation as the network runs it) is
-jit-compiled for the shapes at hand (the candidates in parallel threads) and timed eagerly on zero arrays (one
-warm-up call, then the minimum over up to `REPEATS` interleaved rounds, fewer once one candidate is `EARLY_EXIT`
-times faster than every other; fwd, or fwd+bwd when the caller is being differentiated), and the fastest is kept
-(the fixed rule's choice unless another is `MARGIN` faster), like cuDNN's benchmark mode. The choice is written to
-a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES, else ~/.cache/si_jax/conv_choices.json), atomically through
-si_jax.storage, under the host's key (`host_key()`: backend, CPU model and SIMD flags, CPU count, jax version): a
-warm cache times nothing, and the choice is deterministic given the file. A file that cannot be read or does not
-have this module's format and version is rebuilt (with a warning on stderr), never trusted.
+jit-compiled for the shapes at hand and timed eagerly on zero arrays (si_jax.stylegan2.conv_timing: all compiles
+done before any timing, two warm-up calls, then the minimum over interleaved rounds in alternating order, 3 at least
+and up to 15 while the two fastest are within 15 % of each other; short calls timed back to back; fwd, or fwd+bwd
+when the caller is being differentiated), and the fastest is kept (the fixed rule's choice unless another is `MARGIN`
+faster), like cuDNN's benchmark mode. The choice is written to a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES,
+else ~/.cache/si_jax/conv_choices.json), atomically through si_jax.storage, under the host's key (`host_key()`:
+backend, CPU model and SIMD flags, CPU count, jax version): a warm cache times nothing, and the choice is
+deterministic given the file. A file that cannot be read or does not have this module's format and version is
+rebuilt (with a warning on stderr), never trusted.
 
 `choose` runs at trace time, inside jit / grad / vmap: the timing is a separate computation, run on concrete
 arrays under `jax.ensure_compile_time_eval()`, so it is executed, not staged into the caller's program.
@@ -30,8 +31,11 @@ the rule for entries still missing, unrecorded, so that no start pays more than 
 over several starts (a paper256 edit session has 16 entries, 28-57 s in all on the 2-core AMD EPYC (avx512f),
 loaded, 2026-12-05).
 
-Convs of under MIN_FLOPS (1e8 FLOPs: ~1 ms on 2 CPU cores; e.g. every conv of the 32 px toyfaces model at batch
-1) keep the fixed rule unmeasured: measuring one costs ~1-2 s of compiles and could save microseconds.
+Convs of under MIN_FLOPS (1e6 FLOPs: ~10 us on 2 CPU cores, under a call's own overhead) keep the fixed rule
+unmeasured. Every conv of toyfaces (32 px) and paper256 is measured: the rule was 12-35 % off at some of their small
+layers (e.g. toyfaces 16 px conv1 fwd: direct 0.27 vs winograd2d 0.20 ms); measuring a small layer costs ~0.5-1 s
+of compiles once per host, within the budget, and its calls are timed back to back, so its timing is not the
+timer's and the dispatch's noise.
 
 Measuring is opt-in, $SI_JAX_CONV_TUNING=on (`enabled` says why it is off by default). Off: no measuring and no
 file; `choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The test suite runs so
@@ -39,7 +43,6 @@ file; `choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The
 """
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import pathlib
@@ -52,17 +55,13 @@ import jax
 import numpy as np
 
 from si_jax import storage
+from si_jax.stylegan2.conv_timing import time_candidates
 
 CACHE_ENV = "SI_JAX_CONV_CHOICES"
 TUNING_ENV = "SI_JAX_CONV_TUNING"
 BUDGET_ENV = "SI_JAX_CONV_TUNING_BUDGET"
 BUDGET_S = 5.0   # seconds of measuring per process by default: what a cold start may pay (`budget`)
 FORMAT, VERSION = "si_jax.conv_choices", 2   # 2: layers timed in context (1: the conv alone)
-REPEATS = 3   # interleaved timing rounds at least (`settled`)
-MAX_REPEATS = 15   # ... and at most, while the two fastest candidates are within CLOSE of each other
-CLOSE = 0.15
-EARLY_EXIT = 1.5   # stop timing (after 2 rounds) once one candidate is this many times faster than every other
-SAMPLE_S, MAX_CALLS = 2e-3, 64   # a timed sample: back-to-back calls lasting about this long (`calls_per_sample`)
 MARGIN = 0.05   # another candidate must be 5 % faster than the fixed rule's to replace it
 MIN_FLOPS = 1e6   # convs below this (~10 us on 2 CPU cores: under a call's overhead) keep the fixed rule
 _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
@@ -205,75 +204,6 @@ def _record(path: pathlib.Path, host: str, key: str, record: dict) -> None:
     except OSError as e:
         print(f"warning: could not write the conv choices cache {path} ({e}); the choice holds for this process",
               file=sys.stderr, flush=True)
-
-
-def _program(fn, argnums: tuple, specs: list):
-    """fn(*args), or its forward + VJP w.r.t. args[argnums] (cotangent: the output itself), compiled for `specs`."""
-    if argnums:
-        def run(*args):
-            y, vjp = jax.vjp(fn, *args)
-            return [g for i, g in enumerate(vjp(y)) if i in argnums]
-    else:
-        run = fn
-    return jax.jit(run).lower(*specs).compile()
-
-
-def settled(best: list, rounds: int, repeats: int = REPEATS, max_repeats: int = MAX_REPEATS,
-            early_exit: float | None = EARLY_EXIT, close: float = CLOSE) -> bool:
-    """Whether timing can stop after `rounds` interleaved rounds, given each candidate's minimum so far (`best`):
-    at `max_repeats`; after 2 rounds once the fastest is `early_exit` times faster than every other; after
-    `repeats` once it is over `close` faster than the runner-up. Candidates closer than `close` are timed on (the
-    order of near candidates is what one burst of load or a few thousand page faults turns over)."""
-    if rounds >= max_repeats or len(best) < 2:
-        return rounds >= min(repeats, max_repeats)
-    first, second = sorted(best)[:2]
-    return (bool(early_exit) and rounds >= 2 and second > early_exit * first) or \
-        (rounds >= repeats and second > (1 + close) * first)
-
-
-def calls_per_sample(seconds: float) -> int:
-    """Back-to-back calls per timed sample for a call of `seconds`, so that a sample lasts about SAMPLE_S (at most
-    MAX_CALLS): a call of tens of microseconds is timed over many, as the network runs layers back to back, not
-    one call against the timer and the dispatch."""
-    return int(min(MAX_CALLS, max(1, np.ceil(SAMPLE_S / max(seconds, 1e-7)))))
-
-
-def time_candidates(candidates: dict, specs, mode: str, names: str = "xw", repeats: int = REPEATS,
-                    max_repeats: int = MAX_REPEATS, early_exit: float | None = EARLY_EXIT) -> dict:
-    """{name: seconds per call} of each candidate f(*args) on zero arrays of `specs` (pytrees of
-    jax.ShapeDtypeStruct or arrays: shape and dtype; None for an absent argument), run eagerly (also inside a
-    trace); mode 'fwd', or 'grad_<letters>': forward + VJP w.r.t. the arguments whose letter in `names` is listed.
-    The candidates are compiled in parallel threads (XLA compiles without the GIL; arguments a candidate does not
-    use are pruned) and all compiles end before any timing starts. Each is called twice (the allocator settles:
-    the first calls of a program fault in more fresh pages), then timed in interleaved rounds, the order reversed
-    every other round (a burst of load from other processes hits all candidates alike), each sample
-    `calls_per_sample` back-to-back calls, until `settled`: at least `repeats` rounds, more while the two fastest
-    are within CLOSE, at most `max_repeats`. The time is the minimum over rounds: load only ever adds time."""
-    argnums = tuple(i for i, n in enumerate(names) if mode.startswith("grad_") and n in mode[5:])
-    specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), list(specs))
-    with concurrent.futures.ThreadPoolExecutor(min(len(candidates), os.cpu_count() or 1)) as pool:
-        futures = {name: pool.submit(_program, fn, argnums, specs) for name, fn in candidates.items()}
-        calls = {name: f.result() for name, f in futures.items()}
-    with jax.ensure_compile_time_eval():
-        args = jax.tree.map(lambda a: jax.device_put(np.zeros(a.shape, a.dtype)), specs)   # on device once
-        first = {name: _sample(call, args, 1) for name, call in calls.items()}
-        first = {name: min(first[name], _sample(call, args, 1)) for name, call in calls.items()}
-        n = calls_per_sample(min(first.values()))
-        times, order, rounds = {name: [] for name in calls}, list(calls), 0
-        while not (rounds and settled([min(t) for t in times.values()], rounds, repeats, max_repeats, early_exit)):
-            for name in order if rounds % 2 == 0 else reversed(order):
-                times[name].append(_sample(calls[name], args, n))
-            rounds += 1
-    return {name: min(t) for name, t in times.items()}
-
-
-def _sample(call, args, n: int) -> float:
-    """Seconds per call of n back-to-back calls of call(*args) (the last one waited for)."""
-    t0 = time.perf_counter()
-    for _ in range(n):
-        out = call(*args)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - t0) / n
 
 
 def pick(times: dict, rule: str) -> str:
