@@ -168,9 +168,10 @@ def model_table(names, batch, repeats, ab_repeats, layers=True):
         return
     print(f"Per layer shape: the layer (modulated conv + bias + lrelu, ops.tuning) with each form, on its kernel "
           f"forms given (prepared params); mode fwd, or fwd + VJP w.r.t. x and styles (grad_xs: the edit loop's). "
-          f"Candidates re-timed here: minimum of {repeats} interleaved rounds.\n\n"
+          f"Candidates re-timed here: minimum of {repeats} interleaved rounds; "
+          "others' CPU share (%): while the choice was measured / while re-timed (conv_timing.Others).\n\n"
           "| model | layers | kind | mode | x | candidates (ms) | fixed rule | measured choice | fastest now | "
-          "within 5 % |\n|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "others % | within 5 % |\n|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     agree = rule_ok = total = 0
     for name in names:
         for up, xs, ks, layers in layer_shapes(_load(name)[1], batch):
@@ -179,30 +180,36 @@ def model_table(names, batch, repeats, ab_repeats, layers=True):
             small = autotune.conv_flops(xs, ks) < autotune.MIN_FLOPS
             for mode in ("fwd", "grad_xs"):
                 choice = autotune.choose(t.kind, t.forms, t.args, "highest", t.rule, names=t.names, mode=mode)
-                times, again = _retime(t, mode, repeats), ""
+                times, busy = _retime(t, mode, repeats)
+                cells, again = ", ".join(f"{n} {1e3 * v:.2f}" for n, v in times.items()), ""
                 ok = _within(times, choice)
-                if not ok:   # a second re-timing, twice as long: noise (the choice wins it) or a wrong choice
-                    times2 = _retime(t, mode, 2 * repeats)
-                    ok = _within(times2, choice)
-                    again = f" (again: {', '.join(f'{n} {1e3 * v:.2f}' for n, v in times2.items())})"
-                    times = times2 if ok else times
+                if not ok:   # a second re-timing, twice as long: noise (the choice is within it) or a wrong choice
+                    times, busy2 = _retime(t, mode, 2 * repeats)
+                    ok = _within(times, choice)
+                    again = (f" (again, others {100 * busy2:.0f} %: "
+                             f"{', '.join(f'{n} {1e3 * v:.2f}' for n, v in times.items())})")
+                record = autotune._hosts(autotune.cache_path()).get(autotune.host_key(), {}).get(
+                    autotune.entry_key(t.kind, t.args, "highest", mode), {})
+                others = f"{100 * record['others']:.0f} / " if "others" in record else "- / "
                 fastest = min(times, key=times.get)
                 agree, rule_ok = agree + ok, rule_ok + (times[t.rule] <= (1 + autotune.MARGIN) * times[fastest])
                 total += 1
-                cells = ", ".join(f"{n} {1e3 * v:.2f}" for n, v in times.items())
                 label = f"{choice} (rule, unmeasured)" if small else choice
                 print(f"| {name} | {' '.join(layers)} | {'upconv' if up else 'conv3x3'} | {mode} | "
                       f"{'x'.join(map(str, xs[1:]))} | {cells} | {t.rule} | {label} | {fastest} | "
-                      f"{'yes' if ok else 'NO'}{again} |", flush=True)
+                      f"{others}{100 * busy:.0f} | {'yes' if ok else 'NO'}{again} |", flush=True)
     print(f"\nwithin {100 * autotune.MARGIN:.0f} % of the fastest of the re-timing: the measured choice {agree} / "
           f"{total}, the fixed rule {rule_ok} / {total}; load average at the end {os.getloadavg()[0]:.1f}")
 
 
 def _retime(t, mode, repeats):
-    """{form: seconds} of a tuning's candidates re-timed: `repeats` interleaved rounds, minimum, no early exit."""
+    """{form: seconds} of a tuning's candidates re-timed (`repeats` interleaved rounds, minimum, no early exit), and
+    the share of the CPUs other processes used meanwhile (conv_timing.Others)."""
     from si_jax.stylegan2 import conv_timing
-    return conv_timing.time_candidates(t.forms, t.args, mode, t.names, repeats=repeats, max_repeats=repeats,
-                                    early_exit=None)
+    with conv_timing.Others() as others:
+        times = conv_timing.time_candidates(t.forms, t.args, mode, t.names, repeats=repeats, max_repeats=repeats,
+                                            early_exit=None)
+    return times, others.share
 
 
 def _within(times, choice):

@@ -21,14 +21,32 @@ KEY = autotune.entry_key("conv3x3", (X, K, B), "highest", "fwd")          # conv
 MOD_KEY = autotune.entry_key("modconv_3x3", (X, K, S, B), "highest", "fwd")   # a synthesis layer's 3x3 conv
 
 
+class _Share:
+    """Stands for conv_timing.Others: the block ran while others used `share` of the CPUs."""
+    def __init__(self, share):
+        self.share = share
+
+    def __call__(self):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """Measuring on, into a fresh cache file; the process memo emptied before and after."""
+    """Measuring on, into a fresh cache file, as if no other process were busy; the process memo emptied before
+    and after."""
     path = tmp_path / "conv_choices.json"
     monkeypatch.setenv(autotune.TUNING_ENV, "on")
     monkeypatch.setenv(autotune.CACHE_ENV, str(path))
     monkeypatch.setattr(autotune, "MIN_FLOPS", 0)   # these tests' convs are tiny
     monkeypatch.setattr(autotune, "_spent", [0.0])
+    monkeypatch.setattr(autotune, "_remeasured", set())
+    monkeypatch.setattr(conv_timing, "Others", _Share(0.0))   # measured on a quiet host, whatever the load now
     autotune._memo.clear()
     yield path
     autotune._memo.clear()
@@ -297,3 +315,54 @@ def test_every_conv_of_toyfaces_and_paper256_is_measured():
             res = layer.res // 2 if layer.up else layer.res
             flops = autotune.conv_flops((1, res, res, layer.in_ch), (3, 3, layer.in_ch, layer.out_ch))
             assert flops >= autotune.MIN_FLOPS, (cfg.img_resolution, layer.name)
+
+
+def test_a_choice_measured_under_load_is_measured_again_and_the_quieter_kept(cache, monkeypatch):
+    """A record measured while other processes used over CONTENDED of the CPUs is measured again by a later
+    process (once per process, at most TRIES in all); the measurement with less load is kept. Quiet records and
+    records without the field are final (a warm cache times nothing)."""
+    args = (X, K, B)
+    candidates = dict.fromkeys(("direct", "rows"))
+    choose = lambda: autotune.choose("conv3x3", candidates, args, "highest", rule="direct")  # noqa: E731
+    entry = lambda: json.loads(cache.read_text())["hosts"][autotune.host_key()][KEY]  # noqa: E731
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 0.5})
+    # busier again than the first time: the first measurement's choice is kept, the try counted
+    _write(cache, {KEY: {"choice": "direct", "ms": {}, "others": 0.6}})
+    monkeypatch.setattr(autotune.conv_timing, "Others", _Share(0.8))
+    assert choose() == "direct" and entry()["tries"] == 2 and entry()["others"] == 0.6
+    monkeypatch.setattr(autotune, "time_candidates", _no_timing)
+    assert choose() == "direct"   # once per process
+    # a later process, quieter: its measurement replaces the busy one
+    autotune._memo.clear(), autotune._remeasured.clear()
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 0.5})
+    monkeypatch.setattr(autotune.conv_timing, "Others", _Share(0.1))
+    assert choose() == "rows" and entry()["tries"] == 3 and entry()["others"] == 0.1
+    # final now (quiet; and TRIES reached): never measured again
+    monkeypatch.setattr(autotune, "time_candidates", _no_timing)
+    autotune._memo.clear(), autotune._remeasured.clear()
+    assert choose() == "rows"
+    for record in ({"choice": "rows", "others": 0.9, "tries": autotune.TRIES}, {"choice": "rows", "others": 0.1},
+                   {"choice": "rows"}):
+        _write(cache, {KEY: record})
+        autotune._memo.clear(), autotune._remeasured.clear()
+        assert choose() == "rows"
+    # a busy record with the budget spent: its choice, not the rule, and nothing measured
+    _write(cache, {KEY: {"choice": "rows", "others": 0.9}})
+    autotune._memo.clear()
+    monkeypatch.setattr(autotune, "_spent", [autotune.budget()])
+    assert choose() == "rows"
+
+
+def test_others_share_is_the_busy_cpu_time_not_this_process(monkeypatch):
+    """conv_timing.Others: all CPUs' busy time less this process's, over wall time x CPUs; 0 without /proc/stat."""
+    readings = iter([(100.0, 10.0, 5.0), (101.5, 10.5, 6.0)])   # (busy CPU-s, own CPU-s, wall s)
+    monkeypatch.setattr(conv_timing, "_cpu_now", lambda: next(readings))
+    monkeypatch.setattr(conv_timing.os, "cpu_count", lambda: 2)
+    with conv_timing.Others() as others:
+        pass
+    assert others.share == pytest.approx(0.5)   # 1.0 CPU-s of others' work over 2 CPUs x 1 s
+    monkeypatch.setattr(conv_timing, "_cpu_now", lambda: None)
+    with conv_timing.Others() as others:
+        pass
+    assert others.share == 0.0
+    assert conv_timing._cpu_now() is None or len(conv_timing._cpu_now()) == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import resource
 import time
 
 import jax
@@ -91,3 +92,37 @@ def _sample(call, args, n: int) -> float:
         out = call(*args)
     jax.block_until_ready(out)
     return (time.perf_counter() - t0) / n
+
+
+class Others:
+    """The share of the host's CPUs that other processes used while the block ran (`share`: 0 quiet, 1 all of
+    them busy with others' work): all CPUs' busy time from /proc/stat less this process's own CPU time (its
+    threads, compiles included), over the wall time x the CPUs. 0 where /proc/stat cannot be read.
+
+        with conv_timing.Others() as others:
+            ...
+        others.share
+    """
+
+    def __enter__(self):
+        self.share, self._start = 0.0, _cpu_now()
+        return self
+
+    def __exit__(self, *exc):
+        end = _cpu_now()
+        if self._start and end and end[2] > self._start[2]:
+            others = (end[0] - self._start[0]) - (end[1] - self._start[1])
+            self.share = min(1.0, max(0.0, others / ((end[2] - self._start[2]) * (os.cpu_count() or 1))))
+        return False
+
+
+def _cpu_now() -> tuple | None:
+    """(CPU-seconds all CPUs were busy since boot, CPU-seconds this process has run, perf_counter), or None."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [float(v) for v in f.readline().split()[1:9]]   # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    return busy, own.ru_utime + own.ru_stime, time.perf_counter()
