@@ -14,9 +14,12 @@ names one):
 2. Per layer shape and mode (fwd, and grad_xs: the edit loop's fwd + VJP w.r.t. x and styles): each candidate
    form timed in its layer's context on its kernel forms given (ops.tuning with prepared forms: modulated conv +
    bias + lrelu, the network's code with the form forced), --repeats interleaved
-   rounds, minimum, no early exit; the measured choice (from the file the network run filled, else measured now;
-   convs under autotune.MIN_FLOPS keep the rule unmeasured); whether the choice is within autotune.MARGIN (5 %) of
-   the re-timing's fastest. On a loaded machine candidates within ~10 % of each other can swap between timings.
+   rounds, minimum, no early exit; the measured choice (from the file the network run filled, else measured now,
+   and measured again here where the network's measurement was busy: autotune.settled_record; convs under
+   autotune.MIN_FLOPS keep the rule unmeasured); whether the choice is within autotune.MARGIN (5 %) of the
+   re-timing's fastest, and where it is not, a second re-timing twice as long (noise, or a wrong choice); the
+   share of the CPUs other processes used while the choice was measured / re-timed (conv_timing.Others). On a
+   loaded machine candidates within ~10 % of each other can swap between timings.
 
 Without --models:
 For each (resolution, in, out) of config-f 1024's same-size convs, times the forward conv with every algorithm
