@@ -78,9 +78,10 @@ CONTENDED, TRIES = 0.25, 3   # a choice measured while others used over this sha
 def enabled() -> bool:
     """True when $SI_JAX_CONV_TUNING is 'on' / '1' / 'true' / 'yes'. Off by default: on the shared 2-core AMD EPYC
     (avx512f, load average 4-8) where it was built, the whole network with the measured choices beat the fixed rule
-    on paper256 (fwd 1.12x, fwd+bwd w.r.t. the styles 1.02-1.03x, two runs) but not reliably on toyfaces (0.70-1.05x
-    on medians over three runs: noise on 2-4 ms programs at that load; BENCHMARKS.md, 2026-12-05 evening).
-    Measuring paper256's 26 layer entries costs ~70 s there; `budget` caps what one start pays (~5 s)."""
+    on paper256 (fwd 1.12-1.16x, fwd+bwd w.r.t. the styles 1.01-1.03x, three runs) but not reliably on toyfaces
+    (0.70-1.05x on medians over four runs: noise on 2-4 ms programs at that load; BENCHMARKS.md, 2026-12-05
+    evening). Measuring paper256's 26 layer entries costs 70-100 s there; `budget` caps what one start pays
+    (~5 s)."""
     return os.environ.get(TUNING_ENV, "off").strip().lower() in ("on", "1", "true", "yes")
 
 
