@@ -3,6 +3,7 @@
 Every test uses the same tiny run (8 px, 16 channels, batch 4, blobs) so that the four step programs compile
 once for the whole file; reg intervals 2 (PL) and 3 (R1) make iterations 0-3 run all four (do_pl, do_r1) variants.
 """
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -21,7 +22,7 @@ from safetensors.numpy import load_file
 from PIL import Image
 
 import si_jax
-from si_jax.engines import errors, hosts, train_run
+from si_jax.engines import errors, hosts, train_programs, train_run
 from si_jax.stylegan2 import network
 from si_jax.stylegan2 import params as params_lib
 from si_jax.stylegan2.config import G2Config
@@ -268,6 +269,27 @@ def test_non_finite_loss_stops_before_writing_a_checkpoint(tmp_path, monkeypatch
     with pytest.raises(FloatingPointError, match=r"non-finite loss at step 1: D = nan.*no checkpoint written"):
         train_run.train(SMALL, tmp_path)
     assert not checkpoint.all_checkpoints(tmp_path / "checkpoints") and not (tmp_path / "G_ema.safetensors").exists()
+
+
+def test_a_stopped_run_compiles_no_further_program_and_exit_waits_for_the_one_under_way():
+    """Background.cancel (a run that raised, or ^C) lets the compile under way end and starts no other; the
+    at-exit hook waits for it (a daemon thread killed inside XLA's compiler aborts the process)."""
+    started, release, built = threading.Event(), threading.Event(), []
+
+    def build(variant):
+        built.append(variant)
+        started.set()
+        release.wait(10)
+
+    bg = train_programs.Background(build, [(False, False), (True, False), None])
+    assert started.wait(10)
+    bg.cancel()
+    release.set()
+    bg._at_exit()
+    assert built == [(False, False)] and not bg._thread.is_alive()
+    assert bg.wait(False, False) >= 0.0
+    with pytest.raises(concurrent.futures.CancelledError):
+        bg.wait(True, False)
 
 
 def test_checkpoint_refuses_non_finite_state_and_restore_names_a_mismatch(tmp_path):

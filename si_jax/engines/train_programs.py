@@ -2,6 +2,7 @@
 step's now, the rest on a background thread while the first steps run (a resume waits only for its first)."""
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import math
 import threading
@@ -55,17 +56,24 @@ def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z
 
 
 class Background:
-    """Programs compiling on a daemon thread (an interrupted run does not wait for them). wait(*variant): block
-    until that train-step variant (no argument: the grid's program) is compiled, re-raising its error -> seconds
-    waited; finish(): wait for all."""
+    """Programs compiling on a daemon thread. wait(*variant): block until that train-step variant (no argument: the
+    grid's program) is compiled, re-raising its error -> seconds waited; finish(): wait for all; cancel(): compile
+    no further variant (a run that stopped early: its error, ^C), the one under way ends on its own.
+    At interpreter exit a compile still under way is waited for (`_at_exit`): a daemon thread killed inside XLA's
+    compiler aborts the process ("FATAL: exception not rethrown", SIGABRT) after the run's own error or ^C."""
 
     def __init__(self, build, variants):
         self._futures = {v: concurrent.futures.Future() for v in variants}
+        self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(build,), daemon=True, name="compile_steps")
         self._thread.start()
+        atexit.register(self._at_exit)
 
     def _run(self, build):
         for variant, future in self._futures.items():
+            if self._cancelled.is_set():
+                future.cancel()
+                continue
             try:
                 build(variant)
                 future.set_result(None)
@@ -79,4 +87,12 @@ class Background:
         return time.perf_counter() - t if future is not None else 0.0
 
     def finish(self) -> None:
+        self._thread.join()
+        atexit.unregister(self._at_exit)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def _at_exit(self) -> None:
+        self.cancel()
         self._thread.join()

@@ -374,8 +374,12 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
             if step % ckpt_every == 0 or step == total:
                 last_ckpt = save(state, step, prev_sec + time.perf_counter() - t_start)
     except KeyboardInterrupt:
+        background.cancel()
         print(f"interrupted at step {step}; re-run the same command to resume from "
               f"{last_ckpt or 'the start'}", file=stream, flush=True)
+        raise
+    except BaseException:
+        background.cancel()   # no further programs for a run that has stopped
         raise
     background.finish()
     if last_ckpt is None or checkpoint.read_meta(last_ckpt)["step"] != step:  # resumed at the end already
