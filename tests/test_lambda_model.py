@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, xla_env
+from conftest import REPO, engine_error, xla_env
 from si_jax.editing import intervention, lambda_model
 from si_jax.stylegan2 import loading, programs
 from test_bad_inputs import one_error, run_bin, snapshot
@@ -104,33 +104,45 @@ def test_refine_never_raises_the_objective():
     assert all(float(np.min(a)) >= 0 and float(np.max(a)) <= 1 for a in lam)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--steps=0"], "--steps=0"),
-    (["--learning_rate=nan"], "--learning_rate"),
-    (["--mask=bogus"], "--mask='bogus'"),
-    (["--attribute=eyeglasses", "--weights=builtin:toyfaces"], "give both --weights and --direction"),
-    (["--seed=5", "--heldout_seed=5"], "--heldout_seed=5"),
-    (["--target=bogus"], "--target"),
-    (["--target=distill", "--distill_steps=0"], "--distill_steps=0"),
+@pytest.mark.parametrize("flags,needle", [
+    ({"steps": 0}, "--steps=0"),
+    ({"learning_rate": float("nan")}, "--learning_rate"),
+    ({"mask": "bogus"}, "--mask='bogus'"),
+    ({"attribute": "eyeglasses", "weights": "builtin:toyfaces"}, "give both --weights and --direction"),
+    ({"seed": 5, "heldout_seed": 5}, "--heldout_seed=5"),
+    ({"target": "bogus"}, "--target"),
+    ({"target": "distill", "distill_steps": 0}, "--distill_steps=0"),
 ])
-def test_fit_lambda_bad_input(tmp_path, args, needle):
+def test_fit_lambda_bad_input(tmp_path, capsys, flags, needle):
+    """In-process (conftest.engine_error: the binary's one line and exit status 1); the binary itself as a process
+    in test_fit_lambda_bad_input_as_a_process."""
     out = tmp_path / "out"
     before = snapshot(tmp_path)
-    one_error(run_bin("fit_lambda.py", f"--output_dir={out}", *args), needle)
+    assert needle in engine_error(capsys, "fit_lambda.py", {"output_dir": str(out), **flags})
     assert snapshot(tmp_path) == before and not out.exists()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--lambda_model=/nonexistent.safetensors"], "/nonexistent.safetensors"),
-    (["--refine_steps=2"], "needs --lambda_model"),
-    (["--lambda_model=X", "--refine_steps=-1"], "--refine_steps=-1"),
-    (["--lambda_model=X", "--method=z"], "--method='z'"),
-])
-def test_edit_lambda_model_bad_input(tmp_path, args, needle):
+def test_fit_lambda_bad_input_as_a_process(tmp_path):
     out = tmp_path / "out"
     before = snapshot(tmp_path)
-    one_error(run_bin("edit.py", f"--output_dir={out}", "--weights=builtin:demo", "--direction=/nonexistent.npz",
-                      *args), needle)
+    one_error(run_bin("fit_lambda.py", f"--output_dir={out}", "--steps=0"), "--steps=0")
+    assert snapshot(tmp_path) == before and not out.exists()
+
+
+@pytest.mark.parametrize("flags,needle", [
+    ({"lambda_model": "/nonexistent.safetensors"}, "/nonexistent.safetensors"),
+    ({"refine_steps": 2}, "needs --lambda_model"),
+    ({"lambda_model": "X", "refine_steps": -1}, "--refine_steps=-1"),
+    ({"lambda_model": "X", "method": "z"}, "--method='z'"),
+])
+def test_edit_lambda_model_bad_input(tmp_path, capsys, flags, needle):
+    """In-process, as tests/test_bad_inputs.py runs bin/edit.py's bad input (its exit status 1 as a process: the
+    edit_batch_vs_devices case there)."""
+    out = tmp_path / "out"
+    before = snapshot(tmp_path)
+    line = engine_error(capsys, "edit.py", {"output_dir": str(out), "weights": "builtin:demo",
+                                            "direction": "/nonexistent.npz", **flags})
+    assert needle in line, line
     assert snapshot(tmp_path) == before and not out.exists()
 
 
