@@ -187,10 +187,15 @@ def test_distillation_regression_learns_per_image_lambda():
 
 @pytest.fixture(scope="module")
 def demo_setup():
-    from si_jax.attributes import synthetic
+    """builtin:demo and S/Z/W directions fit on random codes: the tests below need valid directions, not meaningful
+    ones (synthetic.fit_demo_directions costs ~11 CPU-s at the suite's optimisation level)."""
+    from si_jax.editing import directions
 
     params, cfg = loading.load_generator("builtin:demo")
-    dirs = synthetic.fit_demo_directions(params, cfg, log=lambda m: None)
+    rng, dirs = np.random.default_rng(0), {}
+    for space, dim in (("s", cfg.style_dim), ("z", cfg.z_dim), ("w", cfg.w_dim)):
+        codes = rng.standard_normal((64, dim)).astype(np.float32)
+        dirs[space] = directions.fit_direction(codes, codes[:, 0] > 0, space=space, attribute="a")
     return params, cfg, dirs
 
 
