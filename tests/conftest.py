@@ -120,6 +120,21 @@ def jax_cache(tmp_path_factory) -> str:
     return _SESSION["jax_cache"]
 
 
+def random_directions(cfg, seed: int = 0, attribute: str = "a") -> dict:
+    """{'s', 'z', 'w'} directions for a generator config, fit on random codes (64 per space, labels: the sign of
+    the first coordinate): valid, not meaningful, for tests that need direction files of the right shapes but no
+    edit semantics (synthetic.fit_demo_directions costs ~11 CPU-s at this suite's optimisation level)."""
+    import numpy as np
+
+    from si_jax.editing import directions
+
+    rng, dirs = np.random.default_rng(seed), {}
+    for space, dim in (("s", cfg.style_dim), ("z", cfg.z_dim), ("w", cfg.w_dim)):
+        codes = rng.standard_normal((64, dim)).astype(np.float32)
+        dirs[space] = directions.fit_direction(codes, codes[:, 0] > 0, space=space, attribute=attribute)
+    return dirs
+
+
 # ------------------------------------------------------------------------------------------ running the binaries
 
 def run_python(*args, devices: int = 1, full_opt: bool = False, env=None, unset=(), timeout: float = 600,

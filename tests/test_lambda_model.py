@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, engine_error, xla_env
+from conftest import REPO, engine_error, random_directions, xla_env
 from si_jax.editing import intervention, lambda_model
 from si_jax.stylegan2 import loading, programs
 from test_bad_inputs import one_error, run_bin, snapshot
@@ -187,16 +187,10 @@ def test_distillation_regression_learns_per_image_lambda():
 
 @pytest.fixture(scope="module")
 def demo_setup():
-    """builtin:demo and S/Z/W directions fit on random codes: the tests below need valid directions, not meaningful
-    ones (synthetic.fit_demo_directions costs ~11 CPU-s at the suite's optimisation level)."""
-    from si_jax.editing import directions
-
+    """builtin:demo and directions fit on random codes (conftest.random_directions): valid ones are what
+    si_targets and fit need, not meaningful ones."""
     params, cfg = loading.load_generator("builtin:demo")
-    rng, dirs = np.random.default_rng(0), {}
-    for space, dim in (("s", cfg.style_dim), ("z", cfg.z_dim), ("w", cfg.w_dim)):
-        codes = rng.standard_normal((64, dim)).astype(np.float32)
-        dirs[space] = directions.fit_direction(codes, codes[:, 0] > 0, space=space, attribute="a")
-    return params, cfg, dirs
+    return params, cfg, random_directions(cfg)
 
 
 def _box_masks(img0, img_z, img_s):
