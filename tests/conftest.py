@@ -80,11 +80,13 @@ def fixture_path(name: str) -> pathlib.Path:
 # `python -m pytest -q -n 2` (the README's command) runs the suite on two worker processes. Each worker gets whole
 # files (a file's module fixtures and its programs, compiled once, stay in one process), handed out in collection
 # order to the next free worker, the longest files first: none starts last and runs alone (longest-first balances
-# two workers). Seconds per file measured 2026-12-05 (AMD EPYC 2 cores, one process, load ~10); files not listed
-# follow in their usual order. The order changes nothing else; without -n the files run in their usual order.
+# two workers). Seconds per file measured 2026-12-05 (AMD EPYC 2 cores, one process, load ~10), test_readme.py
+# moved down after its block became ~25 CPU-s (was ~60; same day, load ~5); files not listed follow in their usual
+# order. The order changes nothing else; without -n the files run in their usual order.
 LONGEST_FILES = ("test_training.py", "test_lambda_model.py", "test_intervention.py", "test_projection.py",
-                 "test_edit_cli.py", "test_paper_claims.py", "test_readme.py", "test_evaluate.py", "test_stylegan2.py",
-                 "test_numerics.py", "test_sample_fit_cli.py", "test_report.py", "test_world.py", "test_devices.py")
+                 "test_edit_cli.py", "test_paper_claims.py", "test_evaluate.py", "test_stylegan2.py",
+                 "test_numerics.py", "test_sample_fit_cli.py", "test_readme.py", "test_report.py", "test_world.py",
+                 "test_devices.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -120,6 +122,21 @@ def jax_cache(tmp_path_factory) -> str:
     return _SESSION["jax_cache"]
 
 
+def random_directions(cfg, seed: int = 0, attribute: str = "a") -> dict:
+    """{'s', 'z', 'w'} directions for a generator config, fit on random codes (64 per space, labels: the sign of
+    the first coordinate): valid, not meaningful, for tests that need direction files of the right shapes but no
+    edit semantics (synthetic.fit_demo_directions costs ~11 CPU-s at this suite's optimisation level)."""
+    import numpy as np
+
+    from si_jax.editing import directions
+
+    rng, dirs = np.random.default_rng(seed), {}
+    for space, dim in (("s", cfg.style_dim), ("z", cfg.z_dim), ("w", cfg.w_dim)):
+        codes = rng.standard_normal((64, dim)).astype(np.float32)
+        dirs[space] = directions.fit_direction(codes, codes[:, 0] > 0, space=space, attribute=attribute)
+    return dirs
+
+
 # ------------------------------------------------------------------------------------------ running the binaries
 
 def run_python(*args, devices: int = 1, full_opt: bool = False, env=None, unset=(), timeout: float = 600,
@@ -142,13 +159,14 @@ def run_binary(name: str, *args, **kw):
 
 
 def _engines() -> dict:
-    from si_jax.engines import (edit_cli, evaluate_cli, fit_direction_run, generate_run, project_cli, sample_run,
-                                settings)
+    from si_jax.engines import (edit_cli, evaluate_cli, fit_direction_run, fit_lambda_run, generate_run, project_cli,
+                                sample_run, settings, tool_settings)
 
     return {"edit.py": (settings.edit_job, edit_cli.run), "evaluate.py": (settings.eval_job, evaluate_cli.run),
             "project.py": (settings.project_job, project_cli.run), "sample.py": (settings.sample_job, sample_run.run),
             "generate.py": (settings.generate_job, generate_run.run),
-            "fit_direction.py": (settings.fit_job, fit_direction_run.run)}
+            "fit_direction.py": (settings.fit_job, fit_direction_run.run),
+            "fit_lambda.py": (tool_settings.lambda_job, fit_lambda_run.run)}
 
 
 def run_engine(name: str, flags: dict, **kw):

@@ -8,7 +8,7 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO, engine_error, run_binary
+from conftest import REPO, engine_error, random_directions, run_binary
 from PIL import Image
 
 import si_jax
@@ -245,12 +245,13 @@ def test_unknown_evaluator_is_one_line_listing_the_known_ones():
 
 @pytest.fixture(scope="module")
 def demo_dirs(tmp_path_factory):
-    """builtin:demo, its fitted directions saved to a file (for bin/evaluate.py's engine)."""
+    """builtin:demo, directions fit on random codes (conftest.random_directions: the tests below compare columns and
+    values between runs, which any valid direction feeds), saved to a file (for bin/evaluate.py's engine)."""
     from si_jax.editing import directions
 
     canonical, cfg = builtin.demo_generator()
     params = si_jax.to_jax_params(canonical, cfg)
-    dirs = synthetic.fit_demo_directions(params, cfg, log=lambda m: None)
+    dirs = random_directions(cfg)
     path = tmp_path_factory.mktemp("dirs") / "dir.npz"
     directions.save_directions(path, dirs, generator_id=si_jax.fingerprint(canonical))
     return params, cfg, dirs, path

@@ -44,8 +44,9 @@ def _problem(batch, seed=0):
 
 @functools.lru_cache(maxsize=None)
 def _tiny_result(batch=3):
+    """On loop 'one' (one program; test_every_loop_finds_the_same_lambda reuses it): every loop finds the same Λ."""
     params, styles, ds_z, ds_n, mask = _problem(batch)
-    return intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, FAST, return_layer_images=True)
+    return intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, FAST, return_layer_images=True, loop="one")
 
 
 def test_lambda_end_points_are_z_and_s_edits():
@@ -91,7 +92,7 @@ def test_vmapped_batch_equals_per_image_runs():
     batched = _tiny_result()
     for b in range(3):
         one = intervention.intervene(params, TINY, [s[b:b + 1] for s in styles], [d[b:b + 1] for d in ds_z],
-                                     [d[b:b + 1] for d in ds_n], mask[b:b + 1], FAST)
+                                     [d[b:b + 1] for d in ds_n], mask[b:b + 1], FAST, loop="one")
         np.testing.assert_allclose(one.pix_error[:, 0], batched.pix_error[:, b], rtol=1e-3, atol=1e-5)
         for a, c in zip(one.lam, batched.lam):
             np.testing.assert_allclose(a[0], c[b], atol=2e-3)
@@ -103,7 +104,7 @@ def _loop_result(loop, shared):
     return intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, FAST, shared=shared, loop=loop)
 
 
-@pytest.mark.parametrize("loop, shared", [("steps", False), ("steps", True), ("one", False)])
+@pytest.mark.parametrize("loop, shared", [("steps", False), ("steps", True), ("one", False), ("one", True)])
 def test_every_loop_finds_the_same_lambda(loop, shared):
     """The loops are the same math as 'scan' (one program per layer): 'steps' (a program per Adam step, the CPU
     default) and 'one' (one program for all layers, the gradient masked to the current layer) find the same Λ*,
@@ -131,13 +132,14 @@ def test_compile_programs_counts_what_it_compiles(loop, programs):
 
 def test_auto_loop_rule():
     """'auto': the step programs on CPU, one program for short runs of small images on CPU (its compile saving
-    outweighs its slower steps there, not at 256 px), the scan elsewhere; the shared mode has no 'one'."""
+    outweighs its slower steps there, not at 256 px), the scan elsewhere; the shared mode the same."""
     resolve, short, small = intervention.resolve_loop, intervention.ONE_PROGRAM_MAX_BATCHES, loops.ONE_PROGRAM_MAX_RES
     assert resolve("auto", "cpu") == resolve("auto", "cpu", batches=short + 1, resolution=small) == "steps"
     assert resolve("auto", "cpu", batches=1) == resolve("auto", "cpu", batches=1, resolution=2 * small) == "steps"
     assert resolve("auto", "cpu", batches=short, resolution=small) == resolve("one", "gpu") == "one"
     assert resolve("auto", "cpu", batches=1, resolution=32, shared=True) == resolve("one", "cpu", shared=True) \
-        == "steps"
+        == "one"
+    assert resolve("auto", "cpu", shared=True) == "steps"
     assert resolve("auto", "gpu", batches=1) == resolve("auto", "tpu") == "scan"
     with pytest.raises(ValueError, match="loop must be one of"):
         resolve("while")

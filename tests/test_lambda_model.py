@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, xla_env
+from conftest import REPO, engine_error, random_directions, xla_env
 from si_jax.editing import intervention, lambda_model
 from si_jax.stylegan2 import loading, programs
 from test_bad_inputs import one_error, run_bin, snapshot
@@ -79,15 +79,21 @@ def test_mismatched_model_is_refused(toy, tmp_path):
         lambda_model.load_model(path)
 
 
-def test_refine_never_raises_the_objective(toy):
-    params, cfg = toy
+def test_refine_never_raises_the_objective():
+    """On a tiny random generator (16 px, 8 layers: refine's best-iterate property holds for any generator, and its
+    step programs compile in a fraction of the toyfaces generator's time)."""
+    import si_jax
+    from si_jax.stylegan2.config import G2Config
+
+    cfg = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
+    params = si_jax.to_jax_params(si_jax.random_canonical(cfg, seed=0), cfg)
     rng = np.random.default_rng(0)
     config = intervention.InterventionConfig()
     st = [rng.normal(size=(2, d)).astype(np.float32) for d in (l.dim for l in cfg.layers)]
     dz = [0.3 * rng.normal(size=a.shape).astype(np.float32) for a in st]
     dn = [0.3 * rng.normal(size=a.shape).astype(np.float32) for a in st]
     mask = np.zeros((2, cfg.img_resolution, cfg.img_resolution), np.float32)
-    mask[:, 8:20, 8:24] = 1
+    mask[:, 4:10, 4:12] = 1
     lam0 = [np.full(a.shape, 0.5, np.float32) for a in st]
     synth = programs.synth_program(cfg)
     img0, img_z = synth(params, st), synth(params, [s + d for s, d in zip(st, dz)])
@@ -98,33 +104,45 @@ def test_refine_never_raises_the_objective(toy):
     assert all(float(np.min(a)) >= 0 and float(np.max(a)) <= 1 for a in lam)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--steps=0"], "--steps=0"),
-    (["--learning_rate=nan"], "--learning_rate"),
-    (["--mask=bogus"], "--mask='bogus'"),
-    (["--attribute=eyeglasses", "--weights=builtin:toyfaces"], "give both --weights and --direction"),
-    (["--seed=5", "--heldout_seed=5"], "--heldout_seed=5"),
-    (["--target=bogus"], "--target"),
-    (["--target=distill", "--distill_steps=0"], "--distill_steps=0"),
+@pytest.mark.parametrize("flags,needle", [
+    ({"steps": 0}, "--steps=0"),
+    ({"learning_rate": float("nan")}, "--learning_rate"),
+    ({"mask": "bogus"}, "--mask='bogus'"),
+    ({"attribute": "eyeglasses", "weights": "builtin:toyfaces"}, "give both --weights and --direction"),
+    ({"seed": 5, "heldout_seed": 5}, "--heldout_seed=5"),
+    ({"target": "bogus"}, "--target"),
+    ({"target": "distill", "distill_steps": 0}, "--distill_steps=0"),
 ])
-def test_fit_lambda_bad_input(tmp_path, args, needle):
+def test_fit_lambda_bad_input(tmp_path, capsys, flags, needle):
+    """In-process (conftest.engine_error: the binary's one line and exit status 1); the binary itself as a process
+    in test_fit_lambda_bad_input_as_a_process."""
     out = tmp_path / "out"
     before = snapshot(tmp_path)
-    one_error(run_bin("fit_lambda.py", f"--output_dir={out}", *args), needle)
+    assert needle in engine_error(capsys, "fit_lambda.py", {"output_dir": str(out), **flags})
     assert snapshot(tmp_path) == before and not out.exists()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--lambda_model=/nonexistent.safetensors"], "/nonexistent.safetensors"),
-    (["--refine_steps=2"], "needs --lambda_model"),
-    (["--lambda_model=X", "--refine_steps=-1"], "--refine_steps=-1"),
-    (["--lambda_model=X", "--method=z"], "--method='z'"),
-])
-def test_edit_lambda_model_bad_input(tmp_path, args, needle):
+def test_fit_lambda_bad_input_as_a_process(tmp_path):
     out = tmp_path / "out"
     before = snapshot(tmp_path)
-    one_error(run_bin("edit.py", f"--output_dir={out}", "--weights=builtin:demo", "--direction=/nonexistent.npz",
-                      *args), needle)
+    one_error(run_bin("fit_lambda.py", f"--output_dir={out}", "--steps=0"), "--steps=0")
+    assert snapshot(tmp_path) == before and not out.exists()
+
+
+@pytest.mark.parametrize("flags,needle", [
+    ({"lambda_model": "/nonexistent.safetensors"}, "/nonexistent.safetensors"),
+    ({"refine_steps": 2}, "needs --lambda_model"),
+    ({"lambda_model": "X", "refine_steps": -1}, "--refine_steps=-1"),
+    ({"lambda_model": "X", "method": "z"}, "--method='z'"),
+])
+def test_edit_lambda_model_bad_input(tmp_path, capsys, flags, needle):
+    """In-process, as tests/test_bad_inputs.py runs bin/edit.py's bad input (its exit status 1 as a process: the
+    edit_batch_vs_devices case there)."""
+    out = tmp_path / "out"
+    before = snapshot(tmp_path)
+    line = engine_error(capsys, "edit.py", {"output_dir": str(out), "weights": "builtin:demo",
+                                            "direction": "/nonexistent.npz", **flags})
+    assert needle in line, line
     assert snapshot(tmp_path) == before and not out.exists()
 
 
@@ -169,11 +187,10 @@ def test_distillation_regression_learns_per_image_lambda():
 
 @pytest.fixture(scope="module")
 def demo_setup():
-    from si_jax.attributes import synthetic
-
+    """builtin:demo and directions fit on random codes (conftest.random_directions): valid ones are what
+    si_targets and fit need, not meaningful ones."""
     params, cfg = loading.load_generator("builtin:demo")
-    dirs = synthetic.fit_demo_directions(params, cfg, log=lambda m: None)
-    return params, cfg, dirs
+    return params, cfg, random_directions(cfg)
 
 
 def _box_masks(img0, img_z, img_s):

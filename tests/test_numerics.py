@@ -143,7 +143,8 @@ def test_bf16_fig2_channel_maps_are_float32_and_close(toyfaces):
 
 
 def test_bf16_intervention_runs_finite_in_float32():
-    """A bf16 intervention: Λ, losses, errors and image stay float32 and finite, close to the fp32 result."""
+    """A bf16 intervention: Λ, losses, errors and image stay float32 and finite, close to the fp32 result (which
+    runs loop 'one', one program to compile: the loops find the same Λ, tests/test_intervention.py)."""
     params = si_jax.to_jax_params(si_jax.random_canonical(TINY, seed=3), TINY)
     styles = _styles(params, TINY, 2, seed=4)
     rng = np.random.default_rng(5)
@@ -154,7 +155,7 @@ def test_bf16_intervention_runs_finite_in_float32():
     config = intervention.InterventionConfig(steps_per_layer=2)
     cfg16 = TINY.with_numerics(precision="bf16", bf16_from_res=4)
     got = intervention.intervene(params, cfg16, styles, ds_z, ds_n, mask, config)
-    want = intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, config)
+    want = intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, config, loop="one")
     assert got.image.dtype == np.float32 and got.loss_history.dtype == np.float32
     assert all(np.asarray(lam).dtype == np.float32 for lam in got.lam)
     for a in (got.image, got.loss_history, got.pix_error, *got.lam):

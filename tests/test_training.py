@@ -383,8 +383,9 @@ def test_smoke_config_trains_end_to_end_announcing_compiles_and_resumes(tmp_path
 # --- bad inputs and leftovers (issue 21) ---------------------------------------------------------------------------
 
 def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(tmp_path, monkeypatch):
-    """--lr=1e30 fails at step 0: no folder, settings.json or grid is left, so the corrected command is not
-    refused for 'other settings'."""
+    """A run that fails at step 0 (its loss made NaN, as --lr=1e30 would) leaves no folder, settings.json or grid,
+    so the corrected command, with other settings (its name), is not refused for 'other settings'. The failing run
+    has the corrected run's TrainConfig (a new lr would compile the training programs again: ~14 CPU-s)."""
     real_step = steps.train_step
 
     def nan_at_step_0(state, *args, **kw):
@@ -396,7 +397,7 @@ def test_failure_at_the_first_step_creates_nothing_and_the_corrected_run_starts(
     monkeypatch.setattr(train_run.steps, "train_step", nan_at_step_0)
     work = tmp_path / "run"
     with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
-        train_run.train(dataclasses.replace(SMALL, lr=1e30), work)
+        train_run.train(dataclasses.replace(SMALL, name="tiny_failing"), work)
     assert not work.exists()
     monkeypatch.setattr(train_run.steps, "train_step", real_step)
     out = train_run.train(dataclasses.replace(SMALL, kimg=0.004, grid_kimg=0.004), work)

@@ -114,8 +114,12 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     if resolve_loop(loop, shared=shared) == "one":
         report(0, 1)
         select = jax.ShapeDtypeStruct((n_layers,), jnp.float32, sharding=scalar)
-        carry = _abstract(jax.eval_shape(loops.start_one, zeros, select, loss, img, hp), per_image)
-        compiled = loops.one_program(cfg).lower(params, styles, ds_z, ds_n, img, img, mask, select, carry, hp).compile()
+        held = [jax.ShapeDtypeStruct(s.shape[1:], jnp.float32) for s in styles] if shared else zeros
+        carry = jax.eval_shape(lambda *a: loops.start_one(*a, shared=shared), held, select, loss, img, hp)
+        carry = jax.tree_util.tree_map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh), carry,
+                                       loops.carry_shardings(carry, shared, per_image, scalar))
+        compiled = loops.one_program(cfg, shared).lower(params, styles, ds_z, ds_n, img, img, mask, select, carry,
+                                                        hp).compile()
         report(1, 1)
         return [compiled]
 
@@ -198,7 +202,8 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
             lam_i, hist, loss, img, bad = loops.layer_program(cfg, i, steps, shared)(*args, loss, img, hp)
         elif loop == "one":
             data = (params, styles, ds_z, ds_n, img0, img_z, mask)
-            lam_i, hist, loss, img, bad = loops.run_one(cfg, i, steps, data, lam, loss, img, hp, (per_image, scalar))
+            lam_i, hist, loss, img, bad = loops.run_one(cfg, i, steps, data, lam, loss, img, hp, (per_image, scalar),
+                                                        shared)
         else:
             lam_i, hist, loss, img, bad = loops.run_steps(cfg, i, steps, shared, args, loss, img, hp,
                                                           (per_image, scalar))

@@ -33,8 +33,7 @@ ONE_PROGRAM_MAX_RES = 64      # ... of images of at most this many pixels a side
 
 def resolve_loop(loop: str = "auto", backend: str | None = None, shared: bool = False,
                  batches: int | None = None, resolution: int | None = None) -> str:
-    """'scan', 'steps' or 'one' (module docstring; the same Λ* within float tolerance; 'one' is per-image only,
-    shared=True runs 'steps' instead).
+    """'scan', 'steps' or 'one' (module docstring; the same Λ* within float tolerance, per image or shared).
 
     'auto': 'steps' on CPU ('one' for runs of at most ONE_PROGRAM_MAX_BATCHES batches of images of at most
     ONE_PROGRAM_MAX_RES px), 'scan' elsewhere. Measured
@@ -54,7 +53,7 @@ def resolve_loop(loop: str = "auto", backend: str | None = None, shared: bool = 
             return "scan"
         short = batches is not None and batches <= ONE_PROGRAM_MAX_BATCHES
         loop = "one" if short and resolution is not None and resolution <= ONE_PROGRAM_MAX_RES else "steps"
-    return "steps" if loop == "one" and shared else loop
+    return loop
 
 
 # ------------------------------------------------------------------------------------------------ placement
@@ -203,40 +202,49 @@ def _select_loss(params, cfg: G2Config, data, select, hp: Hyper):
 
 
 @functools.lru_cache(maxsize=None)
-def one_program(cfg: G2Config):
-    """Loop 'one': ONE program for every layer, one Adam step per call, per image (vmapped). The layer is data
-    (select: [num_layers], 1 at the layer being optimised), so a generator compiles one program instead of one per
-    layer, at the cost of the whole network's forward and backward pass at every step (the prefix before the layer
-    is recomputed, not reused). (params, styles, ds_z, ds_n, img0, img_z, mask, select, carry, hp) -> (carry,
-    loss [B]); carry: `start_one`'s, λ being the list over all layers."""
+def one_program(cfg: G2Config, shared: bool = False):
+    """Loop 'one': ONE program for every layer, one Adam step per call, per image (vmapped) or, shared, one Λ for
+    the batch-mean loss. The layer is data (select: [num_layers], 1 at the layer being optimised), so a generator
+    compiles one program instead of one per layer, at the cost of the whole network's forward and backward pass at
+    every step (the prefix before the layer is recomputed, not reused). (params, styles, ds_z, ds_n, img0, img_z,
+    mask, select, carry, hp) -> (carry, loss [B] or scalar); carry: `start_one`'s, λ being the list over all
+    layers (of [dim_l] per image or shared)."""
 
     def layer_program(params, styles, ds_z, ds_n, img0, img_z, mask, select, carry, hp):
+        data = (styles, ds_z, ds_n, img0, img_z, mask)
+        if shared:
+            def batch_loss(lam):
+                totals, imgs = jax.vmap(lambda d: _select_loss(params, cfg, d, select, hp)(lam))(data)
+                return jnp.mean(totals), imgs
+
+            return adam_step(batch_loss, carry, hp)
         one = lambda d, c: adam_step(_select_loss(params, cfg, d, select, hp), c, hp)  # noqa: E731
-        return jax.vmap(one)((styles, ds_z, ds_n, img0, img_z, mask), carry)
+        return jax.vmap(one)(data, carry)
 
     return jax.jit(layer_program)
 
 
-@jax.jit
-def start_one(lam, select, prev_loss, prev_img, hp: Hyper):
-    """Loop 'one': the carry of every image for the layer where select is 1 (Adam starts there as `adam_start`
-    says, the other layers stay as they are; the best iterate to beat is the current result, λ as it is)."""
+@functools.partial(jax.jit, static_argnames="shared")
+def start_one(lam, select, prev_loss, prev_img, hp: Hyper, *, shared: bool = False):
+    """Loop 'one': the carry of every image (or, shared, of the batch: lam a list of [dim_l]) for the layer where
+    select is 1 (Adam starts there as `adam_start` says, the other layers stay as they are; the best iterate to
+    beat is the current result, λ as it is)."""
     def start(lam, pl, pi):
         return adam_start(lam, pl, pi, hp, [jnp.where(select[j] > 0, _initial(l, hp), l) for j, l in enumerate(lam)])
 
-    return jax.vmap(start)(list(lam), prev_loss, prev_img)
+    return start(list(lam), prev_loss, prev_img) if shared else jax.vmap(start)(list(lam), prev_loss, prev_img)
 
 
-def run_one(cfg: G2Config, layer: int, steps: int, data, lam, prev_loss, prev_img, hp, where):
+def run_one(cfg: G2Config, layer: int, steps: int, data, lam, prev_loss, prev_img, hp, where, shared: bool = False):
     """Loop 'one': layer `layer`'s steps + 1 calls of `one_program` (never waits). data: (params, styles, ds_z, ds_n,
-    img0, img_z, mask). -> as `run_steps` (the other layers' λ cannot change: their gradient is masked, so their
-    Adam moments and updates stay exactly 0)."""
+    img0, img_z, mask); lam: list of [B, dim_l] (shared: every row the same). -> as `run_steps` (the other layers'
+    λ cannot change: their gradient is masked, so their Adam moments and updates stay exactly 0)."""
     per_image, scalar = where
     select = place(np.eye(len(cfg.layers), dtype=np.float32)[layer], scalar)
-    carry = start_one(lam, select, prev_loss, prev_img, hp)
+    carry = start_one([l[0] for l in lam] if shared else lam, select, prev_loss, prev_img, hp, shared=shared)
     if per_image is not None:
-        carry = jax.device_put(carry, carry_shardings(carry, False, per_image, scalar))
-    program, values = one_program(cfg), []
+        carry = jax.device_put(carry, carry_shardings(carry, shared, per_image, scalar))
+    program, values = one_program(cfg, shared), []
     for _ in range(steps + 1):
         carry, value = program(*data, select, carry, hp)
         values.append(value)

@@ -129,14 +129,17 @@ class RecordingMasks:
 
 
 def amortised_lambda(params, cfg, dirs: dict, mask_fn, st: SuiteSettings) -> list:
-    """ONE Λ (list of [dim_l]) fit on st.num_amortised images of seed AMORTISED_SEED (batch-mean loss)."""
+    """ONE Λ (list of [dim_l]) fit on st.num_amortised images of seed AMORTISED_SEED (batch-mean loss), in one batch:
+    on the loop bin/edit.py picks for a run of one batch (`intervention.resolve_loop`; on CPU at 32 px 'one')."""
     z = samples.latents(AMORTISED_SEED, range(st.num_amortised), cfg.z_dim)
     batch = pipeline.prepare(params, cfg, z, dirs)
     synth = programs.synth_program(cfg)
     img0, img_z, img_s = (np.asarray(synth(params, [s + d for s, d in zip(batch.styles, ds)]))
                           for ds in ([0.0] * len(batch.styles), batch.ds_z, batch.ds_n))
     res = intervention.intervene(params, cfg, batch.styles, batch.ds_z, batch.ds_n, mask_fn(img0, img_z, img_s),
-                                 st.config, shared=True)
+                                 st.config, shared=True,
+                                 loop=intervention.resolve_loop("auto", shared=True, batches=1,
+                                                                resolution=cfg.img_resolution))
     return [np.asarray(lam[0]) for lam in res.lam]
 
 
