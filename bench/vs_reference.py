@@ -23,6 +23,11 @@ si_jax.stylegan2.autotune; --rule_too adds si_jax with the fixed rule as a colum
 Training (first; --train_steps=0 skips it): the shipping config (bin/train.py's: 32 px, 64 channels, batch 32) on
 the NVlabs schedule, si_jax's fused `train_step` against the NVlabs loop around its networks and training/loss.py
 (`nvlabs_train_step`), per regularisation variant, interleaved (`train_rows`); --configs= (empty) times only that.
+
+Both sides get the same malloc: synthesis runs both in this one process, and the training reference's worker
+process inherits its environment, so glibc's huge-page tunable (which the bench, like the binaries, re-runs itself
+with where the host takes it: hosts.use_hugepages, README's Speed) is on for both or for neither; the first line
+prints GLIBC_TUNABLES.
 """
 import argparse
 import datetime
@@ -344,7 +349,8 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     print(f"{cpu_model()}, {len(os.sched_getaffinity(0))} CPUs, torch {torch.__version__} ({threads} threads), "
           f"jax {jax.__version__} ({jax.default_backend()}), {now} UTC; batch 1, float32, random weights (same "
-          f"config, not the same values)", flush=True)
+          f"config, not the same values); both sides: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}",
+          flush=True)
     train = train_rows(a) if a.train_steps > 0 else []
     rows = []
     for name in filter(None, a.configs.split(",")):
@@ -383,4 +389,7 @@ def main():
 
 
 if __name__ == "__main__":
+    from si_jax.engines import hosts
+
+    hosts.use_hugepages()   # malloc on huge pages, as the binaries run (README: Performance)
     main()

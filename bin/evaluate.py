@@ -71,6 +71,7 @@ def _run():
 
 
 if __name__ == "__main__":
+    hosts.use_hugepages()   # malloc on huge pages (README: Performance; SI_JAX_HUGEPAGES=off turns it off)
     from si_jax.engines.errors import run_app
 
     run_app(main)

@@ -59,4 +59,5 @@ def _run():
 
 
 if __name__ == "__main__":
+    hosts.use_hugepages()   # malloc on huge pages (README: Performance; SI_JAX_HUGEPAGES=off turns it off)
     errors.run_app(main)
