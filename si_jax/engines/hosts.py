@@ -212,12 +212,14 @@ THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
 def hugepage_environ(environ: dict, glibc: str, thp: str) -> dict | None:
     """The environment to re-run this process in so that glibc's malloc asks for transparent huge pages (XLA:CPU
     maps its temp buffers afresh on every call of a large program; with 4 KiB pages that is tens of thousands of
-    page faults per call, BENCHMARKS.md), or None where there is nothing to do: the tunable (any glibc.malloc.hugetlb
-    value) already in GLIBC_TUNABLES, SI_JAX_HUGEPAGES=off, glibc older than 2.35 (`glibc`: os.confstr's
-    'glibc 2.36', '' elsewhere) or THP 'never' or absent (`thp`: the contents of THP_SETTING, '' if none)."""
+    page faults per call, BENCHMARKS.md), or None where there is nothing to do: SI_JAX_HUGEPAGES not 'on' (opt-in:
+    on the idle 2-core AMD EPYC it sped paper256's fwd+bwd 1.10x but slowed config-f 1024's fwd 1.24x and fwd+bwd
+    1.19x, BENCHMARKS.md 2026-12-05 night), the tunable (any glibc.malloc.hugetlb value) already in GLIBC_TUNABLES,
+    glibc older than 2.35 (`glibc`: os.confstr's 'glibc 2.36', '' elsewhere) or THP 'never' or absent (`thp`: the
+    contents of THP_SETTING, '' if none)."""
     tunables = environ.get("GLIBC_TUNABLES", "")
     version = glibc.split()[-1].split(".") if glibc.startswith("glibc ") else []
-    if (environ.get("SI_JAX_HUGEPAGES", "").lower() in ("off", "0", "false", "no") or "glibc.malloc.hugetlb" in tunables
+    if (environ.get("SI_JAX_HUGEPAGES", "").lower() not in ("on", "1", "true", "yes") or "glibc.malloc.hugetlb" in tunables
             or len(version) < 2 or not all(v.isdigit() for v in version[:2])
             or (int(version[0]), int(version[1])) < (2, 35) or "[" not in thp or "[never]" in thp):
         return None
