@@ -446,7 +446,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from si_jax.engines import hosts
-
-    hosts.use_hugepages()   # malloc on huge pages, as the binaries run (README: Performance)
     app.run(main)

@@ -80,7 +80,4 @@ def main():
 
 
 if __name__ == "__main__":
-    from si_jax.engines import hosts
-
-    hosts.use_hugepages()   # malloc on huge pages, as the binaries run (README: Performance)
     main()

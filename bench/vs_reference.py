@@ -25,10 +25,10 @@ the NVlabs schedule, si_jax's fused `train_step` against the NVlabs loop around 
 (`nvlabs_train_step`), per regularisation variant, interleaved (`train_rows`); --configs= (empty) times only that.
 
 Both sides get the same malloc: synthesis runs both in this one process, and the training reference's worker
-process inherits its environment, so glibc's huge-page tunable (opt-in: with SI_JAX_HUGEPAGES=on the bench, like the
-binaries, re-runs itself with it where the host takes it: hosts.use_hugepages, README's Speed) is on for both or for
-neither; the first line prints GLIBC_TUNABLES. It changes the ratios: idle, it sped the NVlabs side at config-f 1024
-far more than si_jax (BENCHMARKS.md 2026-12-05 night).
+process inherits its environment, so glibc's huge-page tunable (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, set by
+you; README's Speed) is on for both or for neither; the first line prints GLIBC_TUNABLES. It changes the ratios:
+idle, it sped the NVlabs side at config-f 1024 far more than si_jax (2-core AMD EPYC (avx512f), BENCHMARKS.md
+2026-12-05 night).
 """
 import argparse
 import datetime
@@ -390,7 +390,4 @@ def main():
 
 
 if __name__ == "__main__":
-    from si_jax.engines import hosts
-
-    hosts.use_hugepages()   # malloc on huge pages, as the binaries run (README: Performance)
     main()

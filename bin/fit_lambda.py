@@ -59,5 +59,4 @@ def _run():
 
 
 if __name__ == "__main__":
-    hosts.use_hugepages()   # SI_JAX_HUGEPAGES=on: malloc on huge pages (README: Performance)
     errors.run_app(main)

@@ -29,7 +29,6 @@ def _run():
 
 
 if __name__ == "__main__":
-    hosts.use_hugepages()   # SI_JAX_HUGEPAGES=on: malloc on huge pages (README: Performance)
     from si_jax.engines.errors import run_app
 
     run_app(main)

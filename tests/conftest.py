@@ -47,8 +47,7 @@ _SESSION = {"jax_cache": None}
 
 
 def xla_env(devices: int = 1, full_opt: bool = False, cache: bool = True) -> dict:
-    """Environment for a subprocess: this suite's XLA_FLAGS, plus forced host devices when devices > 1, and glibc's
-    huge-page tunable where the binaries would set it (hosts.use_hugepages: so they start once, not twice).
+    """Environment for a subprocess: this suite's XLA_FLAGS, plus forced host devices when devices > 1.
     full_opt: without the optimisation level 0, for subprocesses that run the toyfaces generator, whose convs run
     ~10x slower at level 0 (the demo bin/edit.py run: 47.7 s cold / 20.5 s warm cache vs 54.4 / 39.2 s at level 0).
     cache: JAX_COMPILATION_CACHE_DIR is the session's `jax_cache` (every binary's default --compilation_cache, so
@@ -63,9 +62,7 @@ def xla_env(devices: int = 1, full_opt: bool = False, cache: bool = True) -> dic
     if devices > 1:
         flags.append(f"--xla_force_host_platform_device_count={devices}")
     env["XLA_FLAGS"] = " ".join(flags)
-    from si_jax.engines import hosts   # malloc on huge pages, as the binaries would re-run themselves (no re-exec)
-
-    return hosts.hugepage_environ(env, *hosts.malloc_facts()) or env
+    return env
 
 
 def fixture_path(name: str) -> pathlib.Path:

@@ -161,51 +161,6 @@ def test_launcher_environment_detected():
         hosts.start_hosts(True, "localhost:1", 2, 2, environ={})
 
 
-def test_hugepage_tunable_added_only_where_glibc_and_thp_take_it():
-    from si_jax.engines import hosts
-
-    on, thp, opt = "glibc 2.36", "always [madvise] never\n", {"SI_JAX_HUGEPAGES": "on"}
-    assert hosts.hugepage_environ({"A": "1", **opt}, on, thp) == {"A": "1", **opt,
-                                                                  "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
-    assert hosts.hugepage_environ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", **opt}, "glibc 2.40",
-                                  "[always] madvise never")["GLIBC_TUNABLES"] == \
-        "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
-    for environ, glibc, thp_now in (({}, on, thp), ({"SI_JAX_HUGEPAGES": "off"}, on, thp),   # opt-in
-                                    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0", **opt}, on, thp),   # the user's
-                                    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", **opt}, on, thp),   # already re-run
-                                    (opt, "glibc 2.34", thp), (opt, "", thp), (opt, "glibc 2.x", thp),
-                                    (opt, on, "always madvise [never]"), (opt, on, "")):
-        assert hosts.hugepage_environ(environ, glibc, thp_now) is None, (environ, glibc, thp_now)
-
-
-def test_a_binary_runs_with_the_hugepage_tunable_where_the_host_takes_it(tmp_path):
-    """bin/sample.py started with SI_JAX_HUGEPAGES=on and without GLIBC_TUNABLES re-runs itself with it (its /proc
-    environment shows it) where this host's glibc and THP take it, and never elsewhere (it fails fast: a refused
-    multi-process launch)."""
-    from si_jax.engines import hosts
-
-    env = {k: v for k, v in {**xla_env(1), "JAX_PLATFORMS": "cpu", "SLURM_STEP_NUM_TASKS": "2"}.items()
-           if k not in ("GLIBC_TUNABLES", "SI_JAX_HUGEPAGES")}
-    env["SI_JAX_HUGEPAGES"] = "on"
-    expected = hosts.hugepage_environ(env, *hosts.malloc_facts()) is not None
-    environ = pathlib.Path("/proc/self/environ")
-    if expected and not environ.exists():
-        pytest.skip("no /proc to read a process's environment from")
-    proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "sample.py"), "--weights=builtin:demo",
-                             "--num_samples=8", f"--output_dir={tmp_path / 'out'}"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = False
-    while proc.poll() is None and not seen:
-        try:
-            seen = b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1\0" in pathlib.Path(f"/proc/{proc.pid}/environ").read_bytes()
-        except OSError:
-            pass
-        time.sleep(0.01)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and "SLURM_STEP_NUM_TASKS=2" in err, err   # the re-run process did its work
-    assert seen == expected, (seen, expected)
-
-
 def test_multi_process_launch_without_multihost_refused(tmp_path):
     proc = _sample(tmp_path / "out", env={"SLURM_STEP_NUM_TASKS": "2"})
     _, err = proc.communicate(timeout=120)

@@ -5,8 +5,7 @@
                   flags become settings (from_flags), the flags several binaries share
     errors        one-line errors (run_guarded, run_app), out-of-memory advice, non-finite results as errors
     checks        flag and path checks before anything is created (require, check_output_dir, demo_mode, ...)
-    hosts         JAX set-up (compilation cache, quiet XLA logs), --multihost, progress / compile / heartbeat lines,
-                  malloc on huge pages (use_hugepages: the binaries and benches re-run themselves with the tunable)
+    hosts         JAX set-up (compilation cache, quiet XLA logs), --multihost, progress / compile / heartbeat lines
     weights       --weights and the numerics flags -> (canonical weights, G2Config with its Numerics)
     runs          resumable run folders (run.json + shards), their one shard loop (run_shards), device meshes,
                   multi-host shard split

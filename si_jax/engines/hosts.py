@@ -1,6 +1,6 @@
 """What a run does around its computation: the JAX set-up (persistent compilation cache, quiet XLA logs), several
-hosts (--multihost, jax.distributed), the CPU devices a batch is split over (--host_devices), the lines that keep
-a long step from being silent (progress, compile counts, heartbeat), and malloc on huge pages (use_hugepages)."""
+hosts (--multihost, jax.distributed), the CPU devices a batch is split over (--host_devices), and the lines that keep
+a long step from being silent (progress, compile counts, heartbeat)."""
 from __future__ import annotations
 
 import os
@@ -201,54 +201,3 @@ def use_host_devices(n: int) -> None:
     import jax
     if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         jax.config.update("jax_num_cpu_devices", n)
-
-
-# ------------------------------------------------------------------------------------------------ malloc huge pages
-
-HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
-THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
-
-
-def hugepage_environ(environ: dict, glibc: str, thp: str) -> dict | None:
-    """The environment to re-run this process in so that glibc's malloc asks for transparent huge pages (XLA:CPU
-    maps its temp buffers afresh on every call of a large program; with 4 KiB pages that is tens of thousands of
-    page faults per call, BENCHMARKS.md), or None where there is nothing to do: SI_JAX_HUGEPAGES not 'on' (opt-in:
-    on the idle 2-core AMD EPYC it sped paper256's fwd+bwd 1.10x but slowed config-f 1024's fwd 1.24x and fwd+bwd
-    1.19x, BENCHMARKS.md 2026-12-05 night), the tunable (any glibc.malloc.hugetlb value) already in GLIBC_TUNABLES,
-    glibc older than 2.35 (`glibc`: os.confstr's 'glibc 2.36', '' elsewhere) or THP 'never' or absent (`thp`: the
-    contents of THP_SETTING, '' if none)."""
-    tunables = environ.get("GLIBC_TUNABLES", "")
-    version = glibc.split()[-1].split(".") if glibc.startswith("glibc ") else []
-    if (environ.get("SI_JAX_HUGEPAGES", "").lower() not in ("on", "1", "true", "yes") or "glibc.malloc.hugetlb" in tunables
-            or len(version) < 2 or not all(v.isdigit() for v in version[:2])
-            or (int(version[0]), int(version[1])) < (2, 35) or "[" not in thp or "[never]" in thp):
-        return None
-    return {**environ, "GLIBC_TUNABLES": f"{tunables}:{HUGEPAGE_TUNABLE}" if tunables else HUGEPAGE_TUNABLE}
-
-
-def malloc_facts() -> tuple:
-    """(glibc, thp) of this host for `hugepage_environ`: os.confstr's 'glibc 2.36' and THP_SETTING's contents, or ''."""
-    try:
-        glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (AttributeError, ValueError, OSError):
-        glibc = ""
-    try:
-        with open(THP_SETTING) as f:
-            thp = f.read()
-    except OSError:
-        thp = ""
-    return glibc, thp
-
-
-def use_hugepages() -> None:
-    """Re-execute this process (same interpreter, options and arguments) with `hugepage_environ`'s environment, if
-    it gives one; call it first thing, before any work. glibc reads its tunables only at process start, so a library
-    user sets GLIBC_TUNABLES=glibc.malloc.hugetlb=1 in the environment instead. A failed exec changes nothing."""
-    env = hugepage_environ(dict(os.environ), *malloc_facts())
-    if env is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
-        except OSError:
-            pass
