@@ -213,7 +213,8 @@ def test_a_synthesis_layer_is_timed_in_context_and_a_warm_cache_times_nothing(ca
         np.testing.assert_allclose(np.asarray(fn(X, K, S, bias, None)), np.asarray(want), rtol=1e-4, atol=1e-5)
     monkeypatch.setattr(autotune, "time_candidates", _no_timing)
     for choice, calls in (("rows", 1), ("direct", 0)):
-        _write(cache, {MOD_KEY: {"choice": choice, "ms": {}}})
+        grad_key = autotune.entry_key("modconv_3x3", (X, K, S, B), "highest", "grad_xs")   # narrow K: own gradient
+        _write(cache, {MOD_KEY: {"choice": choice, "ms": {}}, grad_key: {"choice": choice, "ms": {}}})
         autotune._memo.clear()
         g = lambda x, s: ops.modulated_conv(x, K, s, demodulate=True, up=False)  # noqa: E731
         assert _winograd_calls(g, X, S) == calls, choice
@@ -308,3 +309,16 @@ def test_a_choice_measured_under_load_is_measured_again_and_the_quieter_kept(cac
     autotune._memo.clear()
     monkeypatch.setattr(autotune, "_spent", [autotune.budget()])
     assert choose() == "rows"
+
+
+def test_a_narrow_conv_without_forms_is_timed_with_its_gradient_a_wide_one_forward_only(cache, monkeypatch):
+    """Training (no prepared forms) differentiates conv_2d: a narrow kernel's forms run its input and weight
+    gradients too (ops.conv_2d), so the candidates are timed fwd + VJP; a wide kernel's gradient is the direct conv's
+    in every form, so only the forward is timed."""
+    modes = []
+    monkeypatch.setattr(autotune, "time_candidates",
+                        lambda c, specs, mode, *a, **k: modes.append(mode) or {n: 1.0 for n in c})
+    for ch in (16, conv3x3.NARROW):
+        x, k = jnp.zeros((1, 16, 16, ch)), jnp.zeros((3, 3, ch, ch))
+        jax.make_jaxpr(jax.grad(lambda x, k: jnp.sum(ops.conv_2d(x, k)), argnums=(0, 1)))(x, k)
+    assert modes == ["grad_xw", "fwd"]

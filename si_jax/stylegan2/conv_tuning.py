@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from si_jax.stylegan2 import autotune, kernels
+from si_jax.stylegan2 import autotune, conv3x3, kernels
 from si_jax.stylegan2.numerics import UPCONV_ALGORITHMS, Numerics
 
 
@@ -77,11 +77,13 @@ def _forced(layer: Callable, numerics: Numerics, field: str, algo: str) -> Calla
 
 def tuned(numerics: Numerics, t: Tuning | None) -> Numerics:
     """numerics with t.field set to the form measured fastest (autotune.choose: cached, or timed now); numerics
-    itself for t None. Without kernel forms every same-size 3x3 form has the direct conv's gradient, so only the
-    forward is timed; with them, the Winograd forms' input gradient is their own (conv3x3.conv3x3)."""
+    itself for t None. Without kernel forms a wide (>= conv3x3.NARROW channels) same-size 3x3 conv has the direct
+    conv's gradient in every form, so only the forward is timed; narrow ones derive their forms inline and, like
+    convs given forms, take their input (and, for rows, weight) gradient by their own algorithm (ops.conv_2d)."""
     if t is None:
         return numerics
     precision = numerics.matmul_precision(t.args[0].dtype)
+    wide = min(t.args[1].shape[2:]) >= conv3x3.NARROW
     algo = autotune.choose(t.kind, t.forms, t.args, precision, t.rule, names=t.names,
-                           same_backward=t.field == "conv3x3" and t.args[-1] is None)
+                           same_backward=t.field == "conv3x3" and t.args[-1] is None and wide)
     return dataclasses.replace(numerics, **{t.field: algo})
