@@ -141,9 +141,10 @@ def test_a_damaged_cache_is_rebuilt_not_trusted(cache, monkeypatch, capsys, cont
 
 def test_measuring_off_is_the_fixed_rule_and_writes_nothing(cache, monkeypatch):
     monkeypatch.delenv(autotune.TUNING_ENV, raising=False)
-    assert not autotune.enabled()   # opt-in: off unless $SI_JAX_CONV_TUNING=on (autotune.enabled says why)
-    monkeypatch.setenv(autotune.TUNING_ENV, "on")
-    assert autotune.enabled()
+    assert autotune.enabled()   # on by default (issue 19); $SI_JAX_CONV_TUNING=off keeps the fixed rule
+    monkeypatch.setenv(autotune.TUNING_ENV, "sometimes")
+    with pytest.raises(ValueError, match="SI_JAX_CONV_TUNING='sometimes' must be 'on' or 'off'"):
+        autotune.enabled()
     monkeypatch.setenv(autotune.TUNING_ENV, "off")
     monkeypatch.setattr(autotune, "time_candidates", _no_timing)
     _write(cache, {KEY: {"choice": "rows", "ms": {}}})

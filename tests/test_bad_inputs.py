@@ -205,6 +205,15 @@ def test_bad_flags_and_inputs_one_line_nothing_written(case, inputs, tmp_path, c
     assert snapshot(inputs, tmp_path) == before
 
 
+@pytest.mark.parametrize("var, value", [("SI_JAX_CONV_TUNING", "sometimes"), ("SI_JAX_CONV_TUNING_BUDGET", "soon")])
+def test_malformed_conv_tuning_variable_is_one_line_before_anything_is_written(var, value, inputs, tmp_path, capsys,
+                                                                              monkeypatch):
+    monkeypatch.setenv(var, value)
+    before = snapshot(inputs, tmp_path)
+    fails(capsys, "generate.py", _fill(GEN, inputs, tmp_path), f"${var}={value!r}")
+    assert snapshot(inputs, tmp_path) == before
+
+
 def test_batch_size_is_capped_at_the_data(inputs, tmp_path):
     """100 000 for 3 latents runs at 3 (no padding to 100 000), with the same bytes as --batch_size=3."""
     big, small = tmp_path / "big.npz", tmp_path / "small.npz"

@@ -52,9 +52,12 @@ def run_guarded(fn) -> None:
 
     jax's INFO chatter (e.g. 'Unable to initialize backend tpu') and numpy's floating-point warnings are silenced
     so that stderr stays readable (non-finite results are errors of their own, see `finite_or_error`)."""
+    from si_jax.stylegan2 import autotune
+
     logging.getLogger("jax").setLevel(logging.WARNING)
     try:
         with np.errstate(all="ignore"):   # overflow is reported once, by finite_or_error, not as numpy warnings
+            autotune.check_environment()   # the variables read at trace time, before anything is created
             fn()
     except EXPECTED_ERRORS as e:
         msg = _first_line(e)

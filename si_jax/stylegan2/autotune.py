@@ -37,9 +37,9 @@ layers (e.g. toyfaces 16 px conv1 fwd: direct 0.27 vs winograd2d 0.20 ms); measu
 of compiles once per host, within the budget, and its calls are timed back to back, so its timing is not the
 timer's and the dispatch's noise.
 
-Measuring is opt-in, $SI_JAX_CONV_TUNING=on (`enabled` says why it is off by default). Off: no measuring and no
-file; `choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The test suite runs so
-(tests/conftest.py) unless a test turns it on.
+Measuring is on by default; $SI_JAX_CONV_TUNING=off turns it off (`enabled`). Off: no measuring and no file;
+`choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The test suite runs so (tests/conftest.py)
+unless a test turns it on.
 """
 from __future__ import annotations
 
@@ -76,13 +76,26 @@ CONTENDED, TRIES = 0.25, 3   # a choice measured while others used over this sha
 
 
 def enabled() -> bool:
-    """True when $SI_JAX_CONV_TUNING is 'on' / '1' / 'true' / 'yes'. Off by default: on the shared 2-core AMD EPYC
-    (avx512f, load average 4-8) where it was built, the whole network with the measured choices beat the fixed rule
-    on paper256 (fwd 1.12-1.16x, fwd+bwd w.r.t. the styles 1.01-1.03x, three runs) but not reliably on toyfaces
-    (0.70-1.05x on medians over four runs: noise on 2-4 ms programs at that load; BENCHMARKS.md, 2026-12-05
-    evening). Measuring paper256's 26 layer entries costs 70-100 s there; `budget` caps what one start pays
-    (~5 s)."""
-    return os.environ.get(TUNING_ENV, "off").strip().lower() in ("on", "1", "true", "yes")
+    """Whether 'auto' conv forms are measured: $SI_JAX_CONV_TUNING, 'on' by default ('on' / '1' / 'true' / 'yes';
+    'off' / '0' / 'false' / 'no' keeps the fixed rule; anything else is a ValueError naming the variable). On by
+    default since 2026-12-05 (issue 19: choices measured where the code runs): on the idle 2-core AMD EPYC (avx512f)
+    every toyfaces and paper256 layer's measured choice was within 5 % of the fastest candidate (39 of 40 rows; the
+    rule 35), and the whole network with the measured choices against the rule ran paper256 fwd 1.12x, fwd+bwd 1.00x,
+    toyfaces 0.97x / 1.01x (1.8 ms programs); a cold start pays at most about `budget()` (BENCHMARKS.md 2026-12-05
+    night)."""
+    value = os.environ.get(TUNING_ENV, "on").strip().lower()
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise ValueError(f"${TUNING_ENV}={value!r} must be 'on' or 'off'")
+
+
+def check_environment() -> None:
+    """Raise ValueError naming a malformed $SI_JAX_CONV_TUNING or $SI_JAX_CONV_TUNING_BUDGET (what `enabled` and
+    `budget` read at trace time), so that a binary refuses it before it creates anything (engines.errors)."""
+    enabled()
+    budget()
 
 
 def applies(dtype, backend: str | None = None) -> bool:

@@ -108,7 +108,7 @@ def layer_forms(kernel: jax.Array, dtype, *, up: bool, demodulate: bool, algos=(
 
 def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: str | None = None) -> dict:
     """`layer_forms` of one style layer's kernel for the conv algorithms `cfg.numerics`' rule picks; for a 3x3
-    conv whose 'auto' form is measured (si_jax.stylegan2.autotune.applies: $SI_JAX_CONV_TUNING=on, float32 on
+    conv whose 'auto' form is measured (si_jax.stylegan2.autotune.applies: measuring on, float32 on
     CPU), every candidate's, so that the form measured fastest runs as it was timed (conv_tuning).
     backend: jax.default_backend() when None."""
     backend = backend or jax.default_backend()
