@@ -24,6 +24,11 @@ Training (first; --train_steps=0 skips it): the shipping config (bin/train.py's:
 the NVlabs schedule, si_jax's fused `train_step` against the NVlabs loop around its networks and training/loss.py
 (`nvlabs_train_step`), per regularisation variant, interleaved (`train_rows`); --configs= (empty) times only that.
 
+Every row also says how much work it is (bench/flops.py): the FLOPs torch counts on the reference (the same work for
+both sides), each side's GFLOP/s and what 2x the reference's speed would need, as shares of the float32 matmul
+ceiling measured in this run (the faster of XLA's and torch's): a 2x target past 100 % cannot be met by running the
+same multiplications faster, only by doing fewer (Winograd forms).
+
 Both sides get the same malloc: synthesis runs both in this one process, and the training reference's worker
 process inherits its environment, so glibc's huge-page tunable (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, set by
 you; README's Speed) is on for both or for neither; the first line prints GLIBC_TUNABLES. It changes the ratios:
@@ -37,6 +42,8 @@ import platform
 import statistics
 import sys
 import time
+
+import flops  # bench/flops.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the checkout (si_jax itself is installed)
 NVLABS_REF = os.environ.get("NVLABS_REF", os.path.join(ROOT, "..", "shared", "nvlabs_ref"))
@@ -233,7 +240,7 @@ def _start_reference(args):
     return run, proc
 
 
-def train_rows(args) -> list:
+def train_rows(args, ceiling: float) -> list:
     """Training on the NVlabs schedule, si_jax's fused step vs the NVlabs loop, interleaved -> table rows.
 
     Per round, per variant (none, pl, r1, both): --train_steps iterations of si_jax (losses fetched every step, as
@@ -241,7 +248,8 @@ def train_rows(args) -> list:
     over rounds of the per-iteration time; the schedule row weights them as tc.reg_flags does (12 plain, 3 PL,
     1 both per 16 iterations). si_jax's compile time per variant is printed (no persistent compilation cache
     here). Besides wall time, each side's process CPU seconds per step (less sensitive to other jobs on a shared
-    machine, though threads that spin while they wait count in it)."""
+    machine, though threads that spin while they wait count in it). FLOPs per variant: torch's count of one
+    reference iteration in this process (bench/flops.py), against `ceiling` (FLOP/s)."""
     import jax
     import numpy as np
     import train_speed  # bench/train_speed.py
@@ -249,7 +257,10 @@ def train_rows(args) -> list:
 
     from si_jax.training import state as state_lib
     from si_jax.training import steps
-    tc, data, _ = _train_setup(args)
+    tc, data, reals = _train_setup(args)
+    counted = nvlabs_train_step(tc, args.train_channel_base, args.train_channel_max, reals)
+    count = {name: flops.reference_flops(lambda: counted(*flags)) for name, flags in train_speed.VARIANTS.items()}
+    count["schedule"] = train_speed.schedule_seconds(count, tc)   # FLOPs per iteration, weighted as the seconds
     ref, proc = _start_reference(args)
     mesh = Mesh(np.array(jax.devices()), ("data",)) if jax.device_count() > 1 else None
     box = {"state": steps.replicate(state_lib.init_state(tc), mesh)}
@@ -287,7 +298,8 @@ def train_rows(args) -> list:
         comp = f"{sum(compile_s.values()):.0f} (all 4)" if name == "schedule" else f"{compile_s[name]:.0f}"
         rows.append(f"| {label} | {tc.batch / sec['si_jax', 0]:.1f} | {tc.batch / sec['NVlabs', 0]:.1f} | "
                     f"**{sec['NVlabs', 0] / sec['si_jax', 0]:.2f}x** | {sec['si_jax', 1]:.2f} / {sec['NVlabs', 1]:.2f} "
-                    f"= {sec['NVlabs', 1] / sec['si_jax', 1]:.2f}x | {comp} |")
+                    f"= {sec['NVlabs', 1] / sec['si_jax', 1]:.2f}x | {comp} | "
+                    f"{flops.cells(count[name], sec['si_jax', 0], sec['NVlabs', 0], ceiling)} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -352,7 +364,10 @@ def main():
           f"jax {jax.__version__} ({jax.default_backend()}), {now} UTC; batch 1, float32, random weights (same "
           f"config, not the same values); both sides: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}",
           flush=True)
-    train = train_rows(a) if a.train_steps > 0 else []
+    ceil = flops.ceiling(threads)
+    print(f"float32 matmul ceiling (2048^3, bench/flops.py): XLA {ceil['XLA'] / 1e9:.0f}, torch "
+          f"{ceil['torch'] / 1e9:.0f} GFLOP/s", flush=True)
+    train = train_rows(a, ceil["best"]) if a.train_steps > 0 else []
     rows = []
     for name in filter(None, a.configs.split(",")):
         progs = {"si_jax": None}
@@ -360,6 +375,8 @@ def main():
             progs[f"NVlabs {form}"] = nvlabs_programs(name, fused=form == "fused")
             for fn in progs[f"NVlabs {form}"]:
                 fn()  # warm-up
+        counted = progs["NVlabs nonfused" if "nonfused" in forms else f"NVlabs {forms[0]}"]
+        count = [flops.reference_flops(fn) for fn in counted]   # the same work for both sides (bench/flops.py)
         progs["si_jax"], compile_s = si_jax_programs(name)
         if a.rule_too:
             progs["si_jax fixed rule"] = si_jax_programs(name, tuning="off")[0]
@@ -375,15 +392,17 @@ def main():
             best = min(ref, key=ref.get)
             cells = " | ".join(f"{ref[p]:.3f}" for p in ref)
             rows.append(f"| {name} | {what} | {m['si_jax', d]:.3f}{rule} | {cells} | "
-                        f"**{ref[best] / m['si_jax', d]:.2f}x** (vs {best}) | {compile_s:.0f} |")
+                        f"**{ref[best] / m['si_jax', d]:.2f}x** (vs {best}) | {compile_s:.0f} | "
+                        f"{flops.cells(count[d], m['si_jax', d], ref[best], ceil['best'])} |")
             print(rows[-1], flush=True)
     rule_head = " si_jax fixed rule (s) |" if a.rule_too else ""
     print(f"\n| config | pass | si_jax (s) |{rule_head} {' | '.join(f'NVlabs {f} (s)' for f in forms)} | ratio, "
-          f"fastest NVlabs / si_jax | si_jax compile+first (s) |\n|{'---|' * (5 + len(forms) + a.rule_too)}")
+          f"fastest NVlabs / si_jax | si_jax compile+first (s) | {flops.HEAD} |\n|{'---|' * (9 + len(forms) + a.rule_too)}")
     print("\n".join(rows))
     if train:
         print("\n| training (shipping config unless set) | si_jax img/s | NVlabs img/s | ratio, NVlabs time / si_jax "
-              "| CPU s per step, si_jax / NVlabs (process time) | si_jax compile+first (s) |\n|---|---|---|---|---|---|")
+              f"| CPU s per step, si_jax / NVlabs (process time) | si_jax compile+first (s) | {flops.HEAD} |\n"
+              f"|{'---|' * 10}")
         print("\n".join(train))
     print(f"\n(medians of {a.repeats} interleaved rounds; ratio > 1: si_jax faster; NVlabs fused = fused_modconv "
           f"(its eval default), nonfused = si_jax's modconv form)")
