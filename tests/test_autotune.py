@@ -46,6 +46,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setattr(autotune, "MIN_FLOPS", 0)   # these tests' convs are tiny
     monkeypatch.setattr(autotune, "_spent", [0.0])
     monkeypatch.setattr(autotune, "_remeasured", set())
+    monkeypatch.setattr(autotune, "_announced", [False])
     monkeypatch.setattr(conv_timing, "Others", _Share(0.0))   # measured on a quiet host, whatever the load now
     autotune._memo.clear()
     yield path
@@ -102,7 +103,7 @@ def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
     assert autotune.conv_flops((1, 32, 32, 64), (3, 3, 64, 64)) == 2 * 32 * 32 * 9 * 64 * 64
 
 
-def test_a_process_measures_within_its_budget_then_keeps_the_rule_unrecorded(cache, monkeypatch):
+def test_a_process_measures_within_its_budget_then_keeps_the_rule_unrecorded(cache, monkeypatch, capsys):
     clock = iter(range(0, 1000, 3))   # autotune's clock: each measurement "takes" 3 s of the process's budget
     monkeypatch.setattr(autotune, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
     monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 0.5})
@@ -112,6 +113,8 @@ def test_a_process_measures_within_its_budget_then_keeps_the_rule_unrecorded(cac
     assert [autotune.choose("conv3x3", forms, (x, K), "highest", "direct") for x in xs] == ["rows", "rows", "direct"]
     entries = json.loads(cache.read_text())["hosts"][autotune.host_key()]
     assert len(entries) == 2   # the third was over budget: the rule, not recorded, measured by a later process
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("measuring conv algorithms")]
+    assert len(said) == 1 and "at most ~5 s per start" in said[0] and str(cache) in said[0]   # once per process
     monkeypatch.setattr(autotune, "_spent", [0.0])
     assert autotune.choose("conv3x3", forms, (xs[2], K), "highest", "direct") == "rows"
     monkeypatch.setenv(autotune.BUDGET_ENV, "soon")

@@ -71,6 +71,7 @@ _AD_TRACERS = ("JVPTracer", "LinearizeTracer")
 _memo: dict = {}   # cache path -> {host key: {entry key: record}} as last read or written by this process
 _lock = threading.RLock()   # programs are traced in parallel threads (editing.intervention): one measures at a time
 _spent = [0.0]   # seconds this process has spent measuring
+_announced = [False]   # whether this process has said on stderr that it measures (`announce`)
 _remeasured: set = set()   # entry keys this process measured again (`settled_record`): once per process
 CONTENDED, TRIES = 0.25, 3   # a choice measured while others used over this share of the CPUs is measured again
 
@@ -262,6 +263,7 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
             return record["choice"]
         if _spent[0] >= budget():
             return record["choice"] if known else rule
+        announce(path)
         t0 = time.perf_counter()
         with conv_timing.Others() as others:
             times = time_candidates(candidates, args, mode, names)
@@ -274,6 +276,14 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
             new = dict(new if new["others"] < record.get("others", 0.0) else record, tries=tries)
         _record(path, host, key, new)
         return new["choice"]
+
+
+def announce(path) -> None:
+    """Say once per process, on stderr, that the pause to come is measuring (no start should go silent)."""
+    if not _announced[0]:
+        _announced[0] = True
+        print(f"measuring conv algorithms on this CPU (once per layer shape, at most ~{budget():g} s per start; kept "
+              f"in {path}; SI_JAX_CONV_TUNING=off skips it)", file=sys.stderr, flush=True)
 
 
 def settled_record(record: dict) -> bool:
