@@ -159,14 +159,15 @@ def run_binary(name: str, *args, **kw):
 
 
 def _engines() -> dict:
-    from si_jax.engines import (edit_cli, evaluate_cli, fit_direction_run, fit_lambda_run, generate_run, project_cli,
-                                sample_run, settings, tool_settings)
+    from si_jax.engines import (convert_run, edit_cli, evaluate_cli, fit_direction_run, fit_lambda_run, generate_run,
+                                project_cli, sample_run, settings, tool_settings)
 
     return {"edit.py": (settings.edit_job, edit_cli.run), "evaluate.py": (settings.eval_job, evaluate_cli.run),
             "project.py": (settings.project_job, project_cli.run), "sample.py": (settings.sample_job, sample_run.run),
             "generate.py": (settings.generate_job, generate_run.run),
             "fit_direction.py": (settings.fit_job, fit_direction_run.run),
-            "fit_lambda.py": (tool_settings.lambda_job, fit_lambda_run.run)}
+            "fit_lambda.py": (tool_settings.lambda_job, fit_lambda_run.run),
+            "convert_weights.py": (tool_settings.convert_job, convert_run.run)}
 
 
 def run_engine(name: str, flags: dict, **kw):
