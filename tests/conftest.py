@@ -80,13 +80,15 @@ def fixture_path(name: str) -> pathlib.Path:
 # `python -m pytest -q -n 2` (the README's command) runs the suite on two worker processes. Each worker gets whole
 # files (a file's module fixtures and its programs, compiled once, stay in one process), handed out in collection
 # order to the next free worker, the longest files first: none starts last and runs alone (longest-first balances
-# two workers). Seconds per file measured 2026-12-05 (AMD EPYC 2 cores, one process, load ~10), test_readme.py
-# moved down after its block became ~25 CPU-s (was ~60; same day, load ~5); files not listed follow in their usual
-# order. The order changes nothing else; without -n the files run in their usual order.
-LONGEST_FILES = ("test_training.py", "test_lambda_model.py", "test_intervention.py", "test_projection.py",
-                 "test_edit_cli.py", "test_paper_claims.py", "test_evaluate.py", "test_stylegan2.py",
-                 "test_numerics.py", "test_sample_fit_cli.py", "test_readme.py", "test_report.py", "test_world.py",
-                 "test_devices.py")
+# two workers). Seconds per file: the idle `-n 2` run of 2026-12-05 21:47 UTC (AMD EPYC 2 cores; junit), less what
+# the night's third cut measured per test (projection's batch checks in-process, stylegan2's checks jitted,
+# lambda_model's tiny generator, ...); files not listed follow in their usual order. The order changes nothing
+# else; without -n the files run in their usual order.
+LONGEST_FILES = ("test_training.py", "test_edit_cli.py", "test_lambda_model.py", "test_stylegan2.py",
+                 "test_intervention.py", "test_projection.py", "test_kernels.py", "test_paper_claims.py",
+                 "test_bad_inputs.py", "test_evaluate.py", "test_numerics.py", "test_sample_fit_cli.py",
+                 "test_devices.py", "test_autotune.py", "test_world.py", "test_stylegan2_parity.py", "test_readme.py",
+                 "test_judges.py", "test_toyfaces.py", "test_report.py", "test_weights_convert.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -159,14 +161,15 @@ def run_binary(name: str, *args, **kw):
 
 
 def _engines() -> dict:
-    from si_jax.engines import (edit_cli, evaluate_cli, fit_direction_run, fit_lambda_run, generate_run, project_cli,
-                                sample_run, settings, tool_settings)
+    from si_jax.engines import (convert_run, edit_cli, evaluate_cli, fit_direction_run, fit_lambda_run, generate_run,
+                                project_cli, sample_run, settings, tool_settings)
 
     return {"edit.py": (settings.edit_job, edit_cli.run), "evaluate.py": (settings.eval_job, evaluate_cli.run),
             "project.py": (settings.project_job, project_cli.run), "sample.py": (settings.sample_job, sample_run.run),
             "generate.py": (settings.generate_job, generate_run.run),
             "fit_direction.py": (settings.fit_job, fit_direction_run.run),
-            "fit_lambda.py": (tool_settings.lambda_job, fit_lambda_run.run)}
+            "fit_lambda.py": (tool_settings.lambda_job, fit_lambda_run.run),
+            "convert_weights.py": (tool_settings.convert_job, convert_run.run)}
 
 
 def run_engine(name: str, flags: dict, **kw):

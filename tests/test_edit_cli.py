@@ -11,11 +11,10 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, engine_error, run_binary, run_engine, run_python, xla_env
+from conftest import REPO, engine_error, random_directions, run_binary, run_engine, run_python, xla_env
 
 import si_jax
 from si_jax.editing import directions
-from si_jax.attributes import synthetic
 from si_jax.engines import samples
 from si_jax.stylegan2 import builtin, loading
 
@@ -29,11 +28,12 @@ def cache(jax_cache):
 
 @pytest.fixture(scope="module")
 def direction_file(tmp_path_factory):
+    """Directions for builtin:demo fit on random codes (conftest.random_directions): every test here compares
+    runs with each other, or SI with the Z edit on the same direction; none needs the direction to mean anything
+    (synthetic.fit_demo_directions' 2000 labelled samples cost ~11 CPU-s)."""
     canonical, cfg = builtin.demo_generator()
-    params = si_jax.to_jax_params(canonical, cfg)
-    path = tmp_path_factory.mktemp("dirs") / "red.npz"
-    directions.save_directions(path, synthetic.fit_demo_directions(params, cfg, log=lambda m: None),
-                               generator_id=si_jax.fingerprint(canonical))
+    path = tmp_path_factory.mktemp("dirs") / "random.npz"
+    directions.save_directions(path, random_directions(cfg), generator_id=si_jax.fingerprint(canonical))
     return str(path)
 
 

@@ -82,11 +82,7 @@ def test_mismatched_model_is_refused(toy, tmp_path):
 def test_refine_never_raises_the_objective():
     """On a tiny random generator (16 px, 8 layers: refine's best-iterate property holds for any generator, and its
     step programs compile in a fraction of the toyfaces generator's time)."""
-    import si_jax
-    from si_jax.stylegan2.config import G2Config
-
-    cfg = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
-    params = si_jax.to_jax_params(si_jax.random_canonical(cfg, seed=0), cfg)
+    params, cfg = _tiny_generator()
     rng = np.random.default_rng(0)
     config = intervention.InterventionConfig()
     st = [rng.normal(size=(2, d)).astype(np.float32) for d in (l.dim for l in cfg.layers)]
@@ -185,21 +181,33 @@ def test_distillation_regression_learns_per_image_lambda():
         lambda_distill.train_distill(model, feats, lam_star[:, :5], steps=1)
 
 
+def _tiny_generator():
+    """A random 16 px generator (8 layers, 16 channels): for what holds for any generator, compiled in a fraction of
+    a real one's time."""
+    import si_jax
+    from si_jax.stylegan2.config import G2Config
+
+    cfg = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
+    return si_jax.to_jax_params(si_jax.random_canonical(cfg, seed=0), cfg), cfg
+
+
 @pytest.fixture(scope="module")
-def demo_setup():
-    """builtin:demo and directions fit on random codes (conftest.random_directions): valid ones are what
-    si_targets and fit need, not meaningful ones."""
-    params, cfg = loading.load_generator("builtin:demo")
+def tiny_setup():
+    """The random 16 px generator and directions fit on random codes (conftest.random_directions): valid ones are
+    what si_targets and fit need, not meaningful ones, on any generator."""
+    params, cfg = _tiny_generator()
     return params, cfg, random_directions(cfg)
 
 
 def _box_masks(img0, img_z, img_s):
+    """The box of the middle half across, rows 1/4-5/8 (8, 8, 24, 20 at 32 px)."""
     from si_jax.editing import masks
 
-    return np.broadcast_to(masks.box_mask(img0.shape[1], img0.shape[2], 8, 8, 24, 20), img0.shape[:3]).copy()
+    h, w = img0.shape[1:3]
+    return np.broadcast_to(masks.box_mask(h, w, w // 4, h // 4, 3 * w // 4, 5 * h // 8), img0.shape[:3]).copy()
 
 
-def test_si_targets_are_per_image_intervention(demo_setup):
+def test_si_targets_are_per_image_intervention(tiny_setup):
     """The distillation labels are `intervene`'s Λ* of each image, whatever the batching. Both run loop 'one' (one
     program per batch shape instead of one per layer: 2 compiles, not 22; test_intervention checks that 'one' finds
     the loops' same Λ*); si_targets' own work, the batches and their concatenation, is what is tested here."""
@@ -207,7 +215,7 @@ def test_si_targets_are_per_image_intervention(demo_setup):
     from si_jax.editing import lambda_data
     from si_jax.engines import samples
 
-    params, cfg, dirs = demo_setup
+    params, cfg, dirs = tiny_setup
     config = intervention.InterventionConfig(steps_per_layer=2)
     data = lambda_data.edit_data(params, cfg, dirs, samples.latents(3, range(4), cfg.z_dim), _box_masks)
     labels = lambda_distill.si_targets(params, cfg, data, config, batch=2, loop="one")
@@ -219,14 +227,14 @@ def test_si_targets_are_per_image_intervention(demo_setup):
 
 
 @pytest.mark.parametrize("target", ["distill", "distill+objective"])
-def test_fit_records_the_target(demo_setup, tmp_path, target):
+def test_fit_records_the_target(tiny_setup, tmp_path, target):
     """bin/fit_lambda.py's engine with a distilling --target: the model's metadata and the report name the target,
     and the model loads back for the same identity."""
     from si_jax.engines import fit_lambda_run as fr
 
-    params, cfg, dirs = demo_setup
+    params, cfg, dirs = tiny_setup
     config = intervention.InterventionConfig(steps_per_layer=2)
-    ident = lambda_model.identity("demo", dirs, config)
+    ident = lambda_model.identity("tiny", dirs, config)
     st = fr.FitSettings(num_train=4, num_heldout=4, steps=3, batch_size=4, target=target, distill_steps=5)
     report = fr.fit(params, cfg, dirs, _box_masks, tmp_path, st, config, {**ident, "mask_source": "box"},
                     log=lambda m: None)

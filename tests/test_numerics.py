@@ -190,35 +190,34 @@ def test_numerics_flags():
     assert cfg.numerics.precision == "tf32"
 
 
-def _generate(tmp_path, name, *flags):
-    """bin/generate.py on builtin:toyfaces for 2 latents with `flags` -> (CompletedProcess, images or None)."""
-    import subprocess
-    import sys
-
-    from conftest import REPO, xla_env
+def _generate(tmp_path, name, **flags):
+    """bin/generate.py's engine (conftest.run_engine: the flags as the binary parses them) on builtin:toyfaces for
+    2 latents -> its images."""
+    from conftest import run_engine
 
     z = tmp_path / "z.npz"
     if not z.exists():
         np.savez(z, z=np.random.default_rng(7).standard_normal((2, 64)).astype(np.float32))
     out = tmp_path / f"{name}.npz"
-    proc = subprocess.run([sys.executable, str(REPO / "bin" / "generate.py"), "--weights=builtin:toyfaces",
-                           f"--latents={z}", f"--output={out}", *flags], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env=xla_env())
-    return proc, (np.load(out)["images"] if out.exists() else None)
+    run_engine("generate.py", {"weights": "builtin:toyfaces", "latents": str(z), "output": str(out), **flags})
+    return np.load(out)["images"]
 
 
-def test_precision_flag_reaches_a_binary(tmp_path):
-    """--precision=bf16 changes bin/generate.py's images (a little); a bad value is one error naming the flag."""
-    proc32, img32 = _generate(tmp_path, "fp32")
-    proc16, img16 = _generate(tmp_path, "bf16", "--precision=bf16", "--conv3x3=direct")
-    assert proc32.returncode == 0 and proc16.returncode == 0, proc16.stderr[-2000:]
+def test_precision_flag_reaches_a_binary(tmp_path, capsys):
+    """--precision=bf16 changes bin/generate.py's images (a little); a bad value is one error naming the flag
+    (in-process, conftest.engine_error: the binary's exit status 1 and its one line; generate.py as a process:
+    tests/test_bad_inputs.py)."""
+    from conftest import engine_error
+
+    img32 = _generate(tmp_path, "fp32")
+    img16 = _generate(tmp_path, "bf16", precision="bf16", conv3x3="direct")
     # measured: max abs diff 0.064, PSNR 51.2 dB (2 images)
     assert img16.dtype == np.float32 and 1e-3 < np.abs(img16 - img32).max() < 0.2
     assert _psnr(img16, img32) >= BF16_MIN_PSNR_DB
-    proc, img = _generate(tmp_path, "bad", "--bf16_from_res=16")
-    assert proc.returncode == 1 and img is None
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "error: --bf16_from_res=16 applies only with --precision=bf16 (got --precision=fp32)")
+    line = engine_error(capsys, "generate.py", {"weights": "builtin:toyfaces", "latents": str(tmp_path / "z.npz"),
+                                                "output": str(tmp_path / "bad.npz"), "bf16_from_res": 16})
+    assert line == "error: --bf16_from_res=16 applies only with --precision=bf16 (got --precision=fp32)"
+    assert not (tmp_path / "bad.npz").exists()
 
 
 def test_nnx_module_takes_numerics():

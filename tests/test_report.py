@@ -223,13 +223,16 @@ def test_evaluate_run_page_and_csv(demo_model, tmp_path):
     check_page_in_browser(out, tmp_path, "mse_outside", 6)
 
 
-def test_project_run_page_and_csv(demo_model, tmp_path):
-    """bin/project.py's engine in-process (builtin:demo, 3 images, W, 2 steps): a row per image with PSNR / SSIM,
-    the images/ PNGs as pictures; the page opens in Chromium."""
+def test_project_run_page_and_csv(tmp_path):
+    """bin/project.py's engine in-process (a random 16 px generator: the page and CSV hold the run's own numbers;
+    3 images, W, 2 steps): a row per image with PSNR / SSIM, the images/ PNGs as pictures; the page opens in
+    Chromium."""
     from si_jax import projection
     from si_jax.engines import project_run
+    from si_jax.stylegan2.config import G2Config
 
-    params, cfg, _ = demo_model
+    cfg = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
+    params = si_jax.to_jax_params(si_jax.random_canonical(cfg, seed=0), cfg)
     images = np.random.default_rng(1).uniform(-1, 1, (3, cfg.img_resolution, cfg.img_resolution, 3))
     folder = projection.ImageFolder(images.astype(np.float32), ["b.png", "a<1>.png", "c.jpg"], [[], [], []], [])
     st = project_run.ProjectSettings(projection.ProjectConfig(num_steps=2), ("w",), batch_size=2)

@@ -13,7 +13,7 @@ import pytest
 
 import weights_convert as wc
 from weights_convert import canonical, writers
-from conftest import FORMAT_FILES, REPO, fixture_path
+from conftest import FORMAT_FILES, REPO, engine_error, fixture_path, run_engine
 
 G_PARAMS = 428_723  # fixtures README: "G parameters"
 READERS = {"nvlabs": wc.read_nvlabs_pkl, "tf": wc.read_tf_pkl, "rosinality": wc.read_rosinality_pt}
@@ -486,7 +486,9 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=60)
 
 
-def test_cli_converts(tmp_path):
+def test_cli_converts(tmp_path, capsys):
+    """The binary as a process converts; its engine in-process (conftest.run_engine / engine_error) refuses to
+    overwrite unless --overwrite."""
     src = fixture_path(FORMAT_FILES["tf"][0])
     out = tmp_path / "x.safetensors"
     proc = _cli(f"--input={src}", f"--output={out}")
@@ -495,13 +497,14 @@ def test_cli_converts(tmp_path):
     params, config = wc.load_safetensors(out)
     assert_same(params, read_fixture("tf")[0])
     assert os.listdir(tmp_path) == ["x.safetensors"]
-    again = _cli(f"--input={src}", f"--output={out}")  # refuses to overwrite
-    assert again.returncode == 1 and again.stderr.startswith("error:") and "--overwrite" in again.stderr
-    assert _cli(f"--input={src}", f"--output={out}", "--overwrite").returncode == 0
+    flags = {"input": str(src), "output": str(out)}
+    assert "--overwrite" in engine_error(capsys, "convert_weights.py", flags)   # refuses to overwrite
+    out.write_bytes(b"old")
+    assert "428,723" in run_engine("convert_weights.py", {**flags, "overwrite": True})
+    assert_same(wc.load_safetensors(out)[0], params)
 
 
-@pytest.mark.parametrize("bad", ["truncated", "missing", "evil"])
-def test_cli_bad_input(bad, tmp_path):
+def _bad_source(bad, tmp_path):
     src = tmp_path / "in" / "g.pkl"
     src.parent.mkdir()
     if bad == "truncated":
@@ -510,9 +513,24 @@ def test_cli_bad_input(bad, tmp_path):
         src.write_bytes(b"cos\nsystem\n(S'" + _marker_cmd(tmp_path / "pwned").encode() + b"'\ntR.")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
+    return src, out_dir
+
+
+def test_cli_bad_input_as_a_process(tmp_path):
+    """A pickle that would run a command: exit status 1, one `error:` line, nothing written, nothing run."""
+    src, out_dir = _bad_source("evil", tmp_path)
     proc = _cli(f"--input={src}", f"--output={out_dir / 'x.safetensors'}")
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert os.listdir(out_dir) == []
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("bad", ["truncated", "missing", "evil"])
+def test_cli_bad_input(bad, tmp_path, capsys):
+    """In-process (conftest.engine_error: the binary's exit status 1 and its one `error:` line)."""
+    src, out_dir = _bad_source(bad, tmp_path)
+    engine_error(capsys, "convert_weights.py", {"input": str(src), "output": str(out_dir / "x.safetensors")})
     assert os.listdir(out_dir) == []
     assert not (tmp_path / "pwned").exists()
