@@ -124,6 +124,22 @@ def jax_cache(tmp_path_factory) -> str:
     return _SESSION["jax_cache"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def demo_directions_cache(tmp_path_factory):
+    """The demo's fitted directions ($SI_JAX_DEMO_DIRECTIONS, si_jax.engines.demo) kept in this session's temporary
+    folder, one for both pytest-xdist workers (written atomically), and inherited by every process the tests start:
+    no test reads or writes the user's ~/.cache, and a run on a fresh machine (CI) pays the fit as this one does."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "demo_directions"
+    before = os.environ.get("SI_JAX_DEMO_DIRECTIONS")
+    os.environ["SI_JAX_DEMO_DIRECTIONS"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("SI_JAX_DEMO_DIRECTIONS", None)
+    else:
+        os.environ["SI_JAX_DEMO_DIRECTIONS"] = before
+
+
 def random_directions(cfg, seed: int = 0, attribute: str = "a") -> dict:
     """{'s', 'z', 'w'} directions for a generator config, fit on random codes (64 per space, labels: the sign of
     the first coordinate): valid, not meaningful, for tests that need direction files of the right shapes but no
