@@ -332,3 +332,22 @@ def test_down2_gradients_match_autodiff_first_and_second_order():
             gg = lambda conv: lambda x, k: jnp.sum(jnp.square(jax.grad(loss(conv), 0)(x, k)))  # noqa: E731
             for a, b in zip(jit_grad(gg(lax_down))(x, k), jit_grad(gg(convgrad.down2))(x, k)):
                 np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_phase_blur_gradients_match_autodiff_first_and_second_order():
+    """convgrad.phase_blur (the polyphase up-conv's blur, its gradient the hand-written transpose) == autodiff of
+    the same shift-add: gradients w.r.t. both phases along either axis, and those of a squared gradient."""
+    rng = np.random.default_rng(3)
+    ft = (0.1, 0.7, 0.6, 0.3)
+    for axis in (1, 2):
+        shape_e, shape_o = [2, 5, 6, 3], [2, 5, 6, 3]
+        shape_e[axis], shape_o[axis] = 7, 8
+        e, o = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in (shape_e, shape_o))
+        out = list(shape_e)
+        out[axis] = 6   # L = len(o) - 2
+        c = jnp.asarray(rng.normal(size=(2, 2, *out[1:])), jnp.float32)
+        loss = lambda blur: lambda e, o: jnp.sum(jnp.sin(jnp.stack(blur(e, o, axis, ft), 1)) * c)  # noqa: E731
+        gg = lambda blur: lambda e, o: jnp.sum(jnp.square(jax.grad(loss(blur), 0)(e, o)))  # noqa: E731
+        for f in (loss, gg):
+            for a, b in zip(jax.grad(f(convgrad._blur), (0, 1))(e, o), jax.grad(f(convgrad.phase_blur), (0, 1))(e, o)):
+                np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)

@@ -153,16 +153,23 @@ def winograd2d(x: jax.Array, u: jax.Array, spec=_F23, precision=None) -> jax.Arr
 
 def winograd_rows(x: jax.Array, u: jax.Array, spec=_F43, precision=None) -> jax.Array:
     """'Same' 3x3 conv by Winograd F(m, 3) along rows: alpha 1x3 convs along columns on row-transformed input.
-    u: kernel_transform(kernel, 'rows') [alpha, 3, I, O]."""
+    u: kernel_transform(kernel, 'rows') [alpha, 3, I, O], or `rows_kernels` of it (alpha [1, 3, I, O] arrays: the
+    prepared form, whose 1x3 kernels the convs read as they are; slices of u are copied per call)."""
     m, bt, _, at = spec
     alpha = len(bt)
     n, h, w, c = x.shape
     th = -(-h // m)
     xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (0, 0), (0, 0)))
     v = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]  # alpha x [N, th, W, I]
-    prod = [direct(vi, u[i][None], ((0, 0), (1, 1)), precision) for i, vi in enumerate(v)]  # alpha x [N, th, W, O]
+    u = u if isinstance(u, (tuple, list)) else rows_kernels(u)
+    prod = [direct(vi, u[i], ((0, 0), (1, 1)), precision) for i, vi in enumerate(v)]  # alpha x [N, th, W, O]
     y = jnp.stack([_lincomb(prod, row) for row in at], 2)  # [N, th, m, W, O]
     return y.reshape(n, m * th, w, -1)[:, :h]
+
+
+def rows_kernels(u: jax.Array) -> tuple:
+    """kernel_transform(..., 'rows') [alpha, 3, I, O] as the alpha 1x3 kernels [1, 3, I, O] of `winograd_rows`."""
+    return tuple(u[i][None] for i in range(u.shape[0]))
 
 
 _ALGORITHMS = {"winograd2d": winograd2d, "winograd4x4": functools.partial(winograd2d, spec=_F43),

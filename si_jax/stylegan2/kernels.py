@@ -89,8 +89,8 @@ def layer_forms(kernel: jax.Array, dtype, *, up: bool, demodulate: bool, algos=(
     """A conv layer's kernel forms from its kernel [k, k, I, O] float32, in `dtype` (the layer's): 'wsq' [I, O]
     float32 (demodulate); up-convs: 'poly' (polyphase_kernels, when poly); same-size convs of k > 1 (a 1x1 conv
     is a matmul, with no form): 'wt' transposed [k, k, O, I] and, for each Winograd algorithm of `algos`, its
-    transform ('winograd2d' [16, I, O], 'winograd4x4' [36, I, O], 'rows' [6, 3, I, O]) and '<algo>_t' (that of
-    'wt': the input gradient by the same algorithm)."""
+    transform ('winograd2d' [16, I, O], 'winograd4x4' [36, I, O], 'rows' a tuple of 6 [1, 3, I, O]:
+    conv3x3.rows_kernels) and '<algo>_t' (that of 'wt': the input gradient by the same algorithm)."""
     k = kernel.astype(dtype)
     out = {"wsq": demod_squares(kernel)} if demodulate else {}
     if up:
@@ -101,8 +101,10 @@ def layer_forms(kernel: jax.Array, dtype, *, up: bool, demodulate: bool, algos=(
         return out
     out["wt"] = conv3x3.transposed(k)
     for algo in algos:
-        out[algo] = conv3x3.kernel_transform(k, algo)
-        out[algo + "_t"] = conv3x3.kernel_transform(out["wt"], algo)
+        u, u_t = conv3x3.kernel_transform(k, algo), conv3x3.kernel_transform(out["wt"], algo)
+        if algo == "rows":   # the 1x3 kernels as separate arrays: slicing them per call copies them
+            u, u_t = conv3x3.rows_kernels(u), conv3x3.rows_kernels(u_t)
+        out[algo], out[algo + "_t"] = u, u_t
     return out
 
 

@@ -17,8 +17,9 @@ $SI_JAX_CONV_TUNING=off turns it off); otherwise, and for what is not measured, 
   training config). Off CPU, 'auto' is the direct conv.
 - The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form on CPU: four small stride-1
   convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
-  interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too. Off CPU it is one
-  transposed conv (XLA conv of the 2x-dilated input) and the blur.
+  interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too, behind the blur's
+  own transpose (convgrad.phase_blur). Off CPU it is one transposed conv (XLA conv of the 2x-dilated input) and the
+  blur.
 - Winograd convs' input gradient is the same Winograd algorithm on the transposed kernel's transform, with
   prepared kernel forms, or for narrow (< 128 channel) kernels without them, whose forms are derived inline (cheap;
   measured in the training step, 32 px x 64 channels, batch 32: BENCHMARKS.md 2026-12-05 late; per-call transforms
@@ -39,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax.stylegan2 import conv3x3, conv_tuning, kernels
+from si_jax.stylegan2 import conv3x3, conv_tuning, convgrad, kernels
 from si_jax.stylegan2.numerics import DEFAULT, Numerics
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -140,15 +141,7 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
                                     True)
              for name, (k, kt) in poly.items()}
 
-    def blur(e, o, axis):
-        """(even, odd) output samples along `axis` from the even (length L + 1) and the zero-padded odd (length
-        L + 2) phases."""
-        length = o.shape[axis] - 2
-        sl = lambda z, start: jax.lax.slice_in_dim(z, start, start + length, axis=axis)  # noqa: E731
-        even = sl(o, 0) * ft[0] + sl(e, 0) * ft[1] + sl(o, 1) * ft[2] + sl(e, 1) * ft[3]
-        odd = sl(e, 0) * ft[0] + sl(o, 1) * ft[1] + sl(e, 1) * ft[2] + sl(o, 2) * ft[3]
-        return even, odd
-
+    blur = functools.partial(convgrad.phase_blur, ft=tuple(ft))   # (even, odd) samples along an axis
     row_e = blur(phase["EE"], phase["EO"], 2)  # (even cols, odd cols) of the even row phase: [N, H + 1, W, O]
     row_o = blur(phase["OE"], phase["OO"], 2)  # [N, H + 2, W, O], zero first and last rows
     cols = [blur(row_e[j], row_o[j], 1) for j in range(2)]  # cols[px] = (even rows, odd rows): [N, H, W, O]
@@ -299,7 +292,7 @@ def bias_act(x: jax.Array, bias: jax.Array, *, act: str, clamp: float | None = N
     dtype (b is cast to it)."""
     x = x + bias.astype(x.dtype)
     if act == "lrelu":
-        x = jnp.where(x >= 0, x, 0.2 * x) * math.sqrt(2.0)
+        x = jnp.where(x >= 0, x * np.asarray(math.sqrt(2.0), x.dtype), x * np.asarray(0.2 * math.sqrt(2.0), x.dtype))
     elif act != "linear":
         raise ValueError(f"unknown activation {act!r}")
     if clamp is not None:
