@@ -267,8 +267,9 @@ def test_with_kernel_forms_each_candidate_is_timed_on_its_forms_given_and_prepar
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
 
 
-def test_every_conv_of_toyfaces_and_paper256_is_measured():
-    """MIN_FLOPS leaves no conv of the shipped 32 px model or of paper256 (batch 1) to the rule unmeasured."""
+def test_paper256_convs_from_8_px_are_measured_and_the_demo_models_keep_the_rule():
+    """MIN_FLOPS (per example, batch 1) measures every paper256 conv from 8 px up and none of the shipped 32 px
+    model's (the demo's: measuring them cost it ~10 s a start for no gain, autotune's docstring)."""
     from si_jax.stylegan2 import builtin
     from si_jax.stylegan2.config import G2Config
     import si_jax
@@ -276,7 +277,8 @@ def test_every_conv_of_toyfaces_and_paper256_is_measured():
         for layer in cfg.conv_layers:
             res = layer.res // 2 if layer.up else layer.res
             flops = autotune.conv_flops((1, res, res, layer.in_ch), (3, 3, layer.in_ch, layer.out_ch))
-            assert flops >= autotune.MIN_FLOPS, (cfg.img_resolution, layer.name)
+            measured = cfg.img_resolution == 256 and res >= 8
+            assert (flops >= autotune.MIN_FLOPS) == measured, (cfg.img_resolution, layer.name, flops)
 
 
 def test_a_choice_measured_under_load_is_measured_again_and_the_quieter_kept(cache, monkeypatch):

@@ -31,11 +31,12 @@ the rule for entries still missing, unrecorded, so that no start pays more than 
 over several starts (a paper256 edit session has 16 entries, 28-57 s in all on the 2-core AMD EPYC (avx512f),
 loaded, 2026-12-05).
 
-Convs of under MIN_FLOPS (1e6 FLOPs: ~10 us on 2 CPU cores, under a call's own overhead) keep the fixed rule
-unmeasured. Every conv of toyfaces (32 px) and paper256 is measured: the rule was 12-35 % off at some of their small
-layers (e.g. toyfaces 16 px conv1 fwd: direct 0.27 vs winograd2d 0.20 ms); measuring a small layer costs ~0.5-1 s
-of compiles once per host, within the budget, and its calls are timed back to back, so its timing is not the
-timer's and the dispatch's noise.
+Convs of under MIN_FLOPS (1e8 FLOPs per example: under ~1 ms on 2 CPU cores) keep the fixed rule unmeasured: there
+a choice saves tens of microseconds per call (the rule was 12-35 % off at some toyfaces layers, e.g. 16 px conv1 fwd:
+direct 0.27 vs winograd2d 0.20 ms), while measuring them cost the demo (bin/edit.py on the 32 px toyfaces model,
+every conv of which is under 1e8) 10.9 s of its 28 s cold start and 8.1 s of its 13 s second start, for a whole
+network that ran no faster with the measured choices (0.97x fwd, 1.01x fwd+bwd; idle 2-core AMD EPYC (avx512f),
+BENCHMARKS.md 2026-12-05 night). Every paper256 conv from 8 px up and every config-f 1024 conv is measured.
 
 Measuring is on by default; $SI_JAX_CONV_TUNING=off turns it off (`enabled`). Off: no measuring and no file;
 `choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The test suite runs so (tests/conftest.py)
@@ -64,7 +65,7 @@ BUDGET_ENV = "SI_JAX_CONV_TUNING_BUDGET"
 BUDGET_S = 5.0   # seconds of measuring per process by default: what a cold start may pay (`budget`)
 FORMAT, VERSION = "si_jax.conv_choices", 2   # 2: layers timed in context (1: the conv alone)
 MARGIN = 0.05   # another candidate must be 5 % faster than the fixed rule's to replace it
-MIN_FLOPS = 1e6   # convs below this (~10 us on 2 CPU cores: under a call's overhead) keep the fixed rule
+MIN_FLOPS = 1e8   # convs below this per example (under ~1 ms on 2 CPU cores) keep the fixed rule (docstring)
 _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
                "asimd", "sve")
 _AD_TRACERS = ("JVPTracer", "LinearizeTracer")
@@ -245,7 +246,7 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
     """The fastest of `candidates` ({name: f(*args)}: the same layer computed with each conv form) for these
     arguments on this host: from the cache file, else measured now and recorded. `rule` when measuring is off
     ($SI_JAX_CONV_TUNING=off), there is one candidate, the conv is too small to be worth measuring (under
-    MIN_FLOPS: a few seconds of compiles to save microseconds), or this process has spent its `budget`.
+    MIN_FLOPS: seconds of measuring to save microseconds), or this process has spent its `budget`.
     args: arrays or tracers, the conv's input x [N, H, W, I] and kernel [kh, kw, I, O] first (only shapes, dtypes and
     autodiff tracers are used); names: one letter per argument for the mode ('-': never differentiated in the
     timing). same_backward: every candidate has the same gradient computation (the Winograd convs' is the direct
