@@ -99,6 +99,8 @@ def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
     monkeypatch.setattr(autotune, "time_candidates", _no_timing)
     monkeypatch.setattr(autotune, "MIN_FLOPS", autotune.conv_flops(X.shape, K.shape) + 1)
     assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), (X, K), "highest", rule="rows") == "rows"
+    batch = jnp.zeros((64,) + X.shape[1:])   # per image: a batch of small convs keeps the rule too
+    assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), (batch, K), "highest", rule="rows") == "rows"
     assert not cache.exists()
     assert autotune.conv_flops((1, 32, 32, 64), (3, 3, 64, 64)) == 2 * 32 * 32 * 9 * 64 * 64
 
@@ -268,7 +270,7 @@ def test_with_kernel_forms_each_candidate_is_timed_on_its_forms_given_and_prepar
 
 
 def test_paper256_convs_from_8_px_are_measured_and_the_demo_models_keep_the_rule():
-    """MIN_FLOPS (per example, batch 1) measures every paper256 conv from 8 px up and none of the shipped 32 px
+    """MIN_FLOPS (per image) measures every paper256 conv from 8 px up and none of the shipped 32 px
     model's (the demo's: measuring them cost it ~10 s a start for no gain, autotune's docstring)."""
     from si_jax.stylegan2 import builtin
     from si_jax.stylegan2.config import G2Config

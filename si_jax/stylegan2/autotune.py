@@ -31,7 +31,8 @@ the rule for entries still missing, unrecorded, so that no start pays more than 
 over several starts (a paper256 edit session has 16 entries, 28-57 s in all on the 2-core AMD EPYC (avx512f),
 loaded, 2026-12-05).
 
-Convs of under MIN_FLOPS (1e8 FLOPs per example: under ~1 ms on 2 CPU cores) keep the fixed rule unmeasured: there
+Convs of under MIN_FLOPS per image (1e8 FLOPs: under ~1 ms on 2 CPU cores), whatever the batch, keep the fixed rule
+unmeasured: there
 a choice saves tens of microseconds per call (the rule was 12-35 % off at some toyfaces layers, e.g. 16 px conv1 fwd:
 direct 0.27 vs winograd2d 0.20 ms), while measuring them cost the demo (bin/edit.py on the 32 px toyfaces model,
 every conv of which is under 1e8) 10.9 s of its 28 s cold start and 8.1 s of its 13 s second start, for a whole
@@ -65,7 +66,7 @@ BUDGET_ENV = "SI_JAX_CONV_TUNING_BUDGET"
 BUDGET_S = 5.0   # seconds of measuring per process by default: what a cold start may pay (`budget`)
 FORMAT, VERSION = "si_jax.conv_choices", 2   # 2: layers timed in context (1: the conv alone)
 MARGIN = 0.05   # another candidate must be 5 % faster than the fixed rule's to replace it
-MIN_FLOPS = 1e8   # convs below this per example (under ~1 ms on 2 CPU cores) keep the fixed rule (docstring)
+MIN_FLOPS = 1e8   # convs below this per image (under ~1 ms on 2 CPU cores) keep the fixed rule (docstring)
 _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
                "asimd", "sve")
 _AD_TRACERS = ("JVPTracer", "LinearizeTracer")
@@ -252,7 +253,7 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
     timing). same_backward: every candidate has the same gradient computation (the Winograd convs' is the direct
     conv's), so only the forward is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what
     the tracers say (benches)."""
-    if not enabled() or len(candidates) < 2 or conv_flops(args[0].shape, args[1].shape) < MIN_FLOPS:
+    if not enabled() or len(candidates) < 2 or conv_flops(args[0].shape, args[1].shape) / args[0].shape[0] < MIN_FLOPS:
         return rule
     mode = "fwd" if same_backward else mode or mode_of(args, names)
     path, host = cache_path(), host_key()
