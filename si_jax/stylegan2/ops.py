@@ -8,8 +8,8 @@ Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.im
 Conv algorithms and precision come from a `Numerics` (si_jax.stylegan2.numerics; the network passes
 `cfg.numerics`), resolved when a function is traced, with jax.default_backend(). For float32 on CPU 'auto'
 is the candidate measured fastest on this host for the shape at hand (si_jax.stylegan2.autotune: timed once, cached
-on disk; each form timed in its layer's context, `tuning` (si_jax.stylegan2.conv_tuning); on by default,
-$SI_JAX_CONV_TUNING=off turns it off); otherwise, and for what is not measured, the fixed rule below (measured on a
+on disk; each form timed in its layer's context, `tuning` (si_jax.stylegan2.conv_tuning)) with
+$SI_JAX_CONV_TUNING=on (opt-in: `autotune.enabled` says why); otherwise, and for what is not measured, the fixed rule below (measured on a
 2-core AMD EPYC, jax 0.10.2; numbers in BENCHMARKS.md):
 - Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.stylegan2.conv3x3) where it measured
   faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
