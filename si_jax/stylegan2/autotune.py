@@ -32,8 +32,7 @@ over several starts (a paper256 edit session has 16 entries, 28-57 s in all on t
 loaded, 2026-12-05).
 
 Convs of under MIN_FLOPS per image (1e8 FLOPs: under ~1 ms on 2 CPU cores), whatever the batch, keep the fixed rule
-unmeasured: there
-a choice saves tens of microseconds per call (the rule was 12-35 % off at some toyfaces layers, e.g. 16 px conv1 fwd:
+unmeasured: there a choice saves tens of microseconds per call (the rule was 12-35 % off at some toyfaces layers, e.g. 16 px conv1 fwd:
 direct 0.27 vs winograd2d 0.20 ms), while measuring them cost the demo (bin/edit.py on the 32 px toyfaces model,
 every conv of which is under 1e8) 10.9 s of its 28 s cold start and 8.1 s of its 13 s second start, for a whole
 network that ran no faster with the measured choices (0.97x fwd, 1.01x fwd+bwd; idle 2-core AMD EPYC (avx512f),
