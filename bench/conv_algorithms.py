@@ -180,7 +180,7 @@ def model_table(names, batch, repeats, ab_repeats, layers=True):
         for up, xs, ks, layers in layer_shapes(_load(name)[1], batch):
             spec = lambda shape: jax.ShapeDtypeStruct(shape, "float32")  # noqa: E731
             t = ops.tuning(spec(xs), spec(ks), spec((batch, xs[-1])), up=up, numerics=Numerics(), prepared=True)
-            small = autotune.conv_flops(xs, ks) < autotune.MIN_FLOPS
+            small = autotune.conv_flops(xs, ks) / xs[0] < autotune.MIN_FLOPS   # per image, as autotune.choose
             for mode in ("fwd", "grad_xs"):
                 choice = autotune.choose(t.kind, t.forms, t.args, "highest", t.rule, names=t.names, mode=mode)
                 times, busy = _retime(t, mode, repeats)
