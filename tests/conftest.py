@@ -140,6 +140,15 @@ def demo_directions_cache(tmp_path_factory):
         os.environ["SI_JAX_DEMO_DIRECTIONS"] = before
 
 
+def demo_directions_fitted() -> None:
+    """The demo's 'eyeglasses' directions in the session's folder (`demo_directions_cache`), fitted, when missing, by
+    a process at XLA's full optimisation (`run_python(full_opt=True)`: ~10 s), not by the in-process run about to
+    need them (this suite's level 0 runs the toyfaces generator ~10x slower: ~30 s). Call before such a run."""
+    if not any(pathlib.Path(os.environ["SI_JAX_DEMO_DIRECTIONS"]).glob("eyeglasses_*.npz")):
+        proc = run_python("-c", "from si_jax.engines import demo; demo.demo_setup(log=lambda m: None)", full_opt=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def random_directions(cfg, seed: int = 0, attribute: str = "a") -> dict:
     """{'s', 'z', 'w'} directions for a generator config, fit on random codes (64 per space, labels: the sign of
     the first coordinate): valid, not meaningful, for tests that need direction files of the right shapes but no

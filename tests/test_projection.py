@@ -4,7 +4,7 @@ import pathlib
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import engine_error, run_binary, run_engine, run_python
+from conftest import demo_directions_fitted, engine_error, run_binary, run_engine, run_python
 from PIL import Image
 
 from si_jax import projection
@@ -256,6 +256,7 @@ def test_project_then_edit_end_to_end(projected, tmp_path, capsys):
     """bin/project.py on a folder, then bin/edit.py --codes on its output (toyfaces, the S-only method: fast)."""
     proj, edits = projected, tmp_path / "edits"
     assert (proj / "projection.json").is_file() and (proj / "images" / "000001.png").is_file()
+    demo_directions_fitted()   # the --codes run below takes the demo's directions
     line = engine_error(capsys, "edit.py", {"codes": str(proj), "method": "z", "output_dir": str(edits)})
     assert "error: --method='z'" in line and not edits.exists()
     summary = run_engine("edit.py", {"codes": str(proj), "space": "s", "method": "s", "output_dir": str(edits)})
