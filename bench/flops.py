@@ -2,7 +2,7 @@
 
     count = flops.reference_flops(lambda: nvlabs_step(False, False))   # FLOPs of one call, as torch counts them
     ceil = flops.ceiling(threads)                                     # {'XLA': FLOP/s, 'torch': FLOP/s, 'best': ...}
-    flops.cells(count, si_jax_s, nvlabs_s, ceil["best"])              # '| 47.9 | 120 (66 %) | 87 (48 %) | 175 (96 %) |'
+    flops.cells(count, si_jax_s, nvlabs_s, ceil["best"])   # e.g. '50.3 | 148 (78 %) | 104 (55 %) | 208 (110 %)'
 
 The count is the reference's: torch.utils.flop_counter counts its convolutions and matmuls (forward and every
 gradient, the R1 double backward included) as direct convs, so it is the same work for both sides of bench/
@@ -10,8 +10,6 @@ vs_reference.py; si_jax does fewer multiplications where it runs Winograd forms,
 equivalent and may pass the ceiling. The ceiling is the faster of XLA's and torch's float32 matmul (2048^3, median
 of 5) in this process: what the 2 x target asks of si_jax is printed as a share of it.
 """
-import statistics
-import time
 
 
 def reference_flops(fn) -> float:
@@ -36,28 +34,16 @@ def reference_flops(fn) -> float:
     return float(Count.total)
 
 
-def _median_seconds(fn, repeats=5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def ceiling(threads: int, n: int = 2048) -> dict:
-    """{'XLA', 'torch', 'best'}: FLOP/s of an n x n @ n x n float32 matmul, jitted at precision HIGHEST (XLA) and
-    torch.mm with `threads` threads; 'best' the faster."""
-    import jax
-    import jax.numpy as jnp
+    """{'XLA', 'torch', 'best'}: FLOP/s of an n x n @ n x n float32 matmul, XLA's at precision HIGHEST
+    (bench/run.py's `matmul_ceiling`) and torch.mm's with `threads` threads (median of 5); 'best' the faster."""
     import torch
+
+    import run as bench_run  # bench/run.py
     torch.set_num_threads(threads)
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    mm = jax.jit(lambda x: jnp.matmul(x, x, precision="highest"))
     t = torch.randn(n, n)
-    out = {"XLA": 2.0 * n ** 3 / _median_seconds(lambda: jax.block_until_ready(mm(a))),
-           "torch": 2.0 * n ** 3 / _median_seconds(lambda: torch.mm(t, t))}
+    out = {"XLA": bench_run.matmul_ceiling(n),
+           "torch": 2.0 * n ** 3 / bench_run.median_time(torch.mm, t, t, repeats=5)[1]}
     out["best"] = max(out.values())
     return out
 

@@ -397,7 +397,8 @@ def main():
             print(rows[-1], flush=True)
     rule_head = " si_jax fixed rule (s) |" if a.rule_too else ""
     print(f"\n| config | pass | si_jax (s) |{rule_head} {' | '.join(f'NVlabs {f} (s)' for f in forms)} | ratio, "
-          f"fastest NVlabs / si_jax | si_jax compile+first (s) | {flops.HEAD} |\n|{'---|' * (9 + len(forms) + a.rule_too)}")
+          f"fastest NVlabs / si_jax | si_jax compile+first (s) | {flops.HEAD} |\n"
+          f"|{'---|' * (9 + len(forms) + a.rule_too)}")
     print("\n".join(rows))
     if train:
         print("\n| training (shipping config unless set) | si_jax img/s | NVlabs img/s | ratio, NVlabs time / si_jax "

@@ -142,8 +142,10 @@ def demo_directions_cache(tmp_path_factory):
 
 def demo_directions_fitted() -> None:
     """The demo's 'eyeglasses' directions in the session's folder (`demo_directions_cache`), fitted, when missing, by
-    a process at XLA's full optimisation (`run_python(full_opt=True)`: ~10 s), not by the in-process run about to
-    need them (this suite's level 0 runs the toyfaces generator ~10x slower: ~30 s). Call before such a run."""
+    a process at XLA's full optimisation (`run_python(full_opt=True)`), not by the in-process run about to need them
+    (this suite's level 0 runs the toyfaces generator ~10x slower: test_project_then_edit_end_to_end took 56.6 s in
+    the idle suite fitting them itself, 14.8 s alone with this; AMD EPYC, 2 cores, 2026-12-05). Call before such a
+    run."""
     if not any(pathlib.Path(os.environ["SI_JAX_DEMO_DIRECTIONS"]).glob("eyeglasses_*.npz")):
         proc = run_python("-c", "from si_jax.engines import demo; demo.demo_setup(log=lambda m: None)", full_opt=True)
         assert proc.returncode == 0, proc.stderr[-3000:]

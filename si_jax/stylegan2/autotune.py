@@ -32,11 +32,12 @@ over several starts (a paper256 edit session has 16 entries, 28-57 s in all on t
 loaded, 2026-12-05).
 
 Convs of under MIN_FLOPS per image (1e8 FLOPs: under ~1 ms on 2 CPU cores), whatever the batch, keep the fixed rule
-unmeasured: there a choice saves tens of microseconds per call (the rule was 12-35 % off at some toyfaces layers, e.g. 16 px conv1 fwd:
-direct 0.27 vs winograd2d 0.20 ms), while measuring them cost the demo (bin/edit.py on the 32 px toyfaces model,
-every conv of which is under 1e8) 10.9 s of its 28 s cold start and 8.1 s of its 13 s second start, for a whole
-network that ran no faster with the measured choices (0.97x fwd, 1.01x fwd+bwd; idle 2-core AMD EPYC (avx512f),
-BENCHMARKS.md 2026-12-05 night). Every paper256 conv from 8 px up and every config-f 1024 conv is measured.
+unmeasured: there a choice saves tens of microseconds per call (the rule was 12-35 % off at some toyfaces layers,
+e.g. 16 px conv1 fwd: direct 0.27 vs winograd2d 0.20 ms), while measuring them cost the demo (bin/edit.py on the
+32 px toyfaces model, every conv of which is under 1e8) 10.9 s of its 28 s cold start and 8.1 s of its 13 s second
+start, for a whole network that ran no faster with the measured choices (0.97x fwd, 1.01x fwd+bwd; idle 2-core AMD
+EPYC (avx512f), BENCHMARKS.md 2026-12-05 night). Every paper256 conv from 8 px up and every config-f 1024 conv is
+measured.
 
 Measuring is opt-in, $SI_JAX_CONV_TUNING=on (`enabled` says why it is off by default). Off: no measuring and no file;
 `choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The test suite runs so (tests/conftest.py)
@@ -83,8 +84,8 @@ def enabled() -> bool:
     Off by default because the per-layer timing does not yet predict the whole network on the host it was built on
     (idle 2-core AMD EPYC (avx512f), 2026-12-05 night, BENCHMARKS.md): the measured choices equal the rule at every
     paper256 / config-f 1024 layer but the 8 px x 512 conv, which timed 2x faster by rows (fwd) / winograd2d (grad) in
-    its layer's context, yet the whole config-f 1024 forward ran 0.90x, 0.89x and 0.93-0.97x the rule's speed in
-    three A/Bs (paper256 fwd 0.96x, fwd+bwd 1.00-1.01x)."""
+    its layer's context, yet the whole config-f 1024 forward ran 0.90x, 0.89x and 0.94-0.97x the rule's speed in
+    three A/Bs (paper256 fwd 0.96x and 1.03x, fwd+bwd 1.00-1.01x)."""
     value = os.environ.get(TUNING_ENV, "off").strip().lower()
     if value in ("on", "1", "true", "yes"):
         return True
@@ -283,8 +284,8 @@ def announce(path) -> None:
     """Say once per process, on stderr, that the pause to come is measuring (no start should go silent)."""
     if not _announced[0]:
         _announced[0] = True
-        print(f"measuring conv algorithms on this CPU (once per layer shape, at most ~{budget():g} s per start; kept "
-              f"in {path}; SI_JAX_CONV_TUNING=off skips it)", file=sys.stderr, flush=True)
+        print(f"measuring conv algorithms on this CPU (once per layer shape, a budget of {budget():g} s of measuring "
+              f"per start; kept in {path}; SI_JAX_CONV_TUNING=off skips it)", file=sys.stderr, flush=True)
 
 
 def settled_record(record: dict) -> bool:
