@@ -124,3 +124,19 @@ def test_prepared_once_per_weights(model):
     other = programs.prepared(changed, SMALL)
     assert other is not first
     np.testing.assert_allclose(other["layers"][-2]["prepared"]["wt"], 2.0 * first["layers"][-2]["prepared"]["wt"])
+
+
+def test_prepared_follows_the_measuring_setting(model, monkeypatch):
+    """Switching measured conv choices on within a process prepares again, with every candidate's forms for the
+    measured 3x3 convs (kernels.prepare_layer), and switching off returns the rule's forms (it used to keep
+    whichever setting prepared first)."""
+    from si_jax.stylegan2 import autotune
+    params, _ = model
+    name = "b8.conv1"   # 8 px x 16 channels: direct by the rule
+    index = [s.name for s in SMALL.layers].index(name)
+    monkeypatch.setenv(autotune.TUNING_ENV, "off")
+    assert set(programs.prepared(params, SMALL)["layers"][index]["prepared"]) == {"wsq", "wt"}
+    monkeypatch.setenv(autotune.TUNING_ENV, "on")
+    assert set(programs.prepared(params, SMALL)["layers"][index]["prepared"]) >= {"winograd2d", "rows_t"}
+    monkeypatch.setenv(autotune.TUNING_ENV, "off")
+    assert set(programs.prepared(params, SMALL)["layers"][index]["prepared"]) == {"wsq", "wt"}

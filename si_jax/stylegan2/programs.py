@@ -9,9 +9,12 @@ ones reuse it; params and batches are arguments, so new weights never recompile.
     mapping_program(cfg, psi)   (params, z [N, z_dim]) -> w [N, w_dim]
     styles_program(cfg)         (params, w [N, w_dim]) -> styles: list of [N, dim_l]
     split_program(cfg)          flat styles [N, S] -> list of [N, dim_l], placed like the input
-    prepare_program(cfg)        params -> prepared params (kernels.prepare: kernel forms once per weights; every
-                                program below takes either, the same values; faster per call w.r.t. styles)
-    prepared(params, cfg)       prepare_program's result, kept for the last few weights (one prepare per weights)
+    prepare_program(cfg, measuring)   params -> prepared params (kernels.prepare: kernel forms once per weights;
+                                every program below takes either, the same values; faster per call w.r.t. styles).
+                                `measuring` (autotune.enabled() when it is traced) keys it: measured convs need every
+                                candidate's forms, the rule only its own
+    prepared(params, cfg)       prepare_program's result for the current measuring setting, kept for the last few
+                                weights (one prepare per weights and setting)
     synth_program(cfg)          (params, styles) -> images [N, R, R, C] (noise const)
     generate_program(cfg, psi)  (params, z [N, z_dim]) -> (w, styles, images) (noise const)
     noisy_generate_program(cfg, psi, noise_mode)   (params, z, key) -> (w, styles, images): bin/generate.py --latents
@@ -33,7 +36,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from si_jax.stylegan2 import kernels, network
+from si_jax.stylegan2 import autotune, kernels, network
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -55,26 +58,30 @@ def split_program(cfg: G2Config):
 
 
 @functools.lru_cache(maxsize=None)
-def prepare_program(cfg: G2Config):
+def prepare_program(cfg: G2Config, measuring: bool = False):
+    """`measuring` must be autotune.enabled() when the program is traced (first called): kernels.prepare reads that
+    setting then, and the key keeps a program traced under one setting from serving the other."""
     return jax.jit(lambda params: kernels.prepare(params, cfg))
 
 
-_PREPARED: dict = {}   # (cfg, ids of the kernels) -> (those kernels, prepared params); the kernels are held and
-_PREPARED_MAX = 2      # compared, so a reused id is never mistaken for the same weights
+_PREPARED: dict = {}   # (cfg, measuring, ids of the kernels) -> (those kernels, prepared params); the kernels are
+_PREPARED_MAX = 2      # held and compared, so a reused id is never mistaken for the same weights
 
 
 def prepared(params, cfg: G2Config):
-    """`prepare_program(cfg)(params)`, computed once for the same weights (the same kernel arrays, by identity) and
-    kept for the last `_PREPARED_MAX` of them; prepared params are returned as they are."""
+    """`prepare_program(cfg, autotune.enabled())(params)`, computed once for the same weights (the same kernel
+    arrays, by identity) and measuring setting, kept for the last `_PREPARED_MAX` of them; prepared params are
+    returned as they are."""
     if kernels.is_prepared(params):
         return params
     weights = tuple(lp["weight"] for lp in params["layers"])
-    key = (cfg, tuple(map(id, weights)))
+    measuring = autotune.enabled()
+    key = (cfg, measuring, tuple(map(id, weights)))
     if key in _PREPARED and all(a is b for a, b in zip(_PREPARED[key][0], weights)):
         return _PREPARED[key][1]
     while len(_PREPARED) >= _PREPARED_MAX:
         _PREPARED.pop(next(iter(_PREPARED)))
-    _PREPARED[key] = (weights, prepare_program(cfg)(params))
+    _PREPARED[key] = (weights, prepare_program(cfg, measuring)(params))
     return _PREPARED[key][1]
 
 
