@@ -128,16 +128,14 @@ def _conv(p: dict, x: jax.Array, dcfg: DConfig, *, down: bool = False, act: bool
         y = blur(x, dcfg.resample_filter, (1, 1))[:, ::2, ::2] @ w[0, 0]
     else:  # blur (pad 2), then a stride-2 valid conv
         y = convgrad.down2(blur(x, dcfg.resample_filter, (2, 2)), w)
-    if "b" in p:
-        y = y + p["b"]
-    if act:
-        y = jnp.where(y >= 0, y, 0.2 * y) * math.sqrt(2.0)
+    if "b" in p or act:   # NVlabs' D: every conv with an activation has a bias; the skip conv has neither
+        y = ops.bias_act(y, p["b"] if "b" in p else jnp.zeros((), y.dtype), act="lrelu" if act else "linear")
     return y * gain if gain != 1.0 else y
 
 
 def _fc(p: dict, x: jax.Array, act: bool) -> jax.Array:
-    y = x @ (p["w"] * (1.0 / math.sqrt(p["w"].shape[0]))) + p["b"]
-    return jnp.where(y >= 0, y, 0.2 * y) * math.sqrt(2.0) if act else y
+    y = x @ (p["w"] * (1.0 / math.sqrt(p["w"].shape[0])))
+    return ops.bias_act(y, p["b"], act="lrelu" if act else "linear")
 
 
 def minibatch_stddev(x: jax.Array, group: int, channels: int) -> jax.Array:
