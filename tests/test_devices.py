@@ -12,7 +12,8 @@ each edit under `jax.transfer_guard`:
   zero Λ are placed on the mesh once per call), and host-to-device transfers are small;
 - the batch's styles, Δs's and the three input images are sharded P('data') over all 8 devices;
 - the layer programs that `intervention.compile_programs` compiles ahead, in parallel, are the ones the loop
-  runs: each is compiled exactly once (item 4).
+  runs: each is compiled exactly once (item 4);
+- one Λ shared by the sharded batch, by loop 'one' and by loop 'steps', agree.
 
 Before the fix, 2 calls of edit_shard (intervention, 8 devices) logged 7264 device-to-device copies; now 0.
 
@@ -96,6 +97,18 @@ with jax.transfer_guard_device_to_device("log"), jax.transfer_guard_host_to_devi
         latents("intervention", loop=loop)
 print("=== done", file=sys.stderr, flush=True)
 print("LAYER_DIMS", *[l.dim for l in cfg.layers])
+# shared Λ (one for the whole sharded batch) by loop 'one' against loop 'steps' on the same mesh
+from si_jax.editing import intervention
+box = np.zeros((B, 8, 8), np.float32)
+box[:, 2:6, 2:6] = 1.0
+box = runs.shard_batch(box, mesh)
+shared = {loop: intervention.intervene(params, cfg, batch.styles, batch.ds_z, batch.ds_n, box, InterventionConfig(2),
+                                       shared=True, loop=loop) for loop in ("steps", "one")}
+print("SHARED_LAM_MAX_DIFF", max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                                 for a, b in zip(shared["one"].lam, shared["steps"].lam)))
+print("SHARED_LAM_MAX", max(float(np.abs(np.asarray(l)).max()) for l in shared["steps"].lam))
+print("SHARED_LAM_ROW_SPREAD", max(float(np.ptp(np.asarray(l), axis=0).max()) for l in shared["one"].lam))
+print("SHARED_IMAGE_MAX_DIFF", float(np.abs(np.asarray(shared["one"].image) - np.asarray(shared["steps"].image)).max()))
 """
 
 TRANSFER = re.compile(r"(host-to-device|device-to-device) transfer: aval=ShapedArray\((\w+)\[([\d,]*)\]"
@@ -116,7 +129,7 @@ def test_params_replicated_and_batches_sharded_on_8_devices(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    dims = [int(d) for d in proc.stdout.split("LAYER_DIMS", 1)[1].split()]
+    dims = [int(d) for d in proc.stdout.split("LAYER_DIMS", 1)[1].splitlines()[0].split()]
     compiles = int(proc.stdout.split("LAYER_COMPILES", 1)[1].split()[0])
     assert compiles == len(dims), f"{compiles} layer-program compiles for {len(dims)} layers: the loop did not " \
                                   "reuse compile_programs' executables (shardings predicted wrong?)"
@@ -131,6 +144,12 @@ def test_params_replicated_and_batches_sharded_on_8_devices(tmp_path):
     assert not [shape for k, shape, _ in inter if k == "device-to-device"]
     assert all(int(np.prod(shape)) <= 64 for _, shape, _ in inter), inter
     assert {s for k, _, s in inter if k == "host-to-device"} <= {"NamedSharding"}
+    # shared Λ on the sharded batch: loop 'one' (its loss summed over the 8 devices) finds the Λ of loop 'steps'
+    # (test_intervention's bounds for 'one'), one Λ per layer (broadcast to the batch: every row the same)
+    assert float(proc.stdout.split("SHARED_LAM_ROW_SPREAD", 1)[1].split()[0]) == 0.0
+    assert float(proc.stdout.split("SHARED_LAM_MAX_DIFF", 1)[1].split()[0]) < 1e-2 < \
+        float(proc.stdout.split("SHARED_LAM_MAX ", 1)[1].split()[0])   # and Λ moved from its start
+    assert float(proc.stdout.split("SHARED_IMAGE_MAX_DIFF", 1)[1].split()[0]) < 1e-3
 
 
 # ------------------------------------------------------------------------------------------------ several hosts
