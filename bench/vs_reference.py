@@ -17,8 +17,8 @@ mode: per-sample weights, one grouped conv) and 'nonfused' (scale input, shared-
 form); the ratio is against the faster of them. Protocol: compile / warm-up call first (jit compile timed
 separately), then `--repeats` rounds, each timing the forward of si_jax and of each NVlabs form in turn, then their
 fwd+bwd; medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are
-as $SI_JAX_CONV_TUNING sets them (off by default: the fixed rule; on: measured on this host,
-si_jax.stylegan2.autotune; --rule_too adds si_jax with the fixed rule as a column).
+as $SI_JAX_CONV_TUNING sets them (on by default: measured on this host, si_jax.stylegan2.autotune; off: the fixed
+rule; --rule_too adds si_jax with the fixed rule as a column).
 
 Training (first; --train_steps=0 skips it): the shipping config (bin/train.py's: 32 px, 64 channels, batch 32) on
 the NVlabs schedule, si_jax's fused `train_step` against the NVlabs loop around its networks and training/loss.py

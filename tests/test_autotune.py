@@ -145,9 +145,13 @@ def test_a_damaged_cache_is_rebuilt_not_trusted(cache, monkeypatch, capsys, cont
     assert data["format"] == autotune.FORMAT and data["hosts"][autotune.host_key()][KEY]["choice"] == "direct"
 
 
-def test_measuring_off_is_the_fixed_rule_and_writes_nothing(cache, monkeypatch):
+def test_measuring_on_by_default_and_off_is_the_fixed_rule_writing_nothing(cache, monkeypatch):
     monkeypatch.delenv(autotune.TUNING_ENV, raising=False)
-    assert not autotune.enabled()   # opt-in: off unless $SI_JAX_CONV_TUNING=on (autotune.enabled says why)
+    assert autotune.enabled() and autotune.applies(np.float32, "cpu")   # on by default, in a one-process run
+    assert not autotune.applies(np.float32, "gpu") and not autotune.applies(jnp.bfloat16, "cpu")
+    with monkeypatch.context() as m:
+        m.setattr(jax, "process_count", lambda: 2)   # processes that must compile the same programs
+        assert not autotune.applies(np.float32, "cpu")
     monkeypatch.setenv(autotune.TUNING_ENV, "sometimes")
     with pytest.raises(ValueError, match="SI_JAX_CONV_TUNING='sometimes' must be 'on' or 'off'"):
         autotune.enabled()

@@ -34,11 +34,12 @@ def define_numerics_flags(flags) -> None:
                          "power of two). Default: NVlabs' rule, the model's num_fp16_res highest resolutions (4 when "
                          "it has 0), at least 8 px.")
     flags.DEFINE_enum("conv3x3", "auto", list(numerics.CONV3X3_ALGORITHMS), "Same-size 3x3 conv algorithm. auto: "
-                      "on CPU in float32 Winograd where it measured faster on a 2-core AMD EPYC (with "
-                      "$SI_JAX_CONV_TUNING=on: the form measured fastest on this host, si_jax.stylegan2.autotune), "
-                      "direct on GPU / TPU and in bfloat16.")
+                      "on CPU in float32 the form measured fastest on this host for layers of over 1e8 FLOPs per image "
+                      "(si_jax.stylegan2.autotune; $SI_JAX_CONV_TUNING=off: Winograd where it measured faster on a "
+                      "2-core AMD EPYC), direct on GPU / TPU and in bfloat16.")
     flags.DEFINE_enum("upconv", "auto", list(numerics.UPCONV_ALGORITHMS), "Up-sampling conv form. auto: polyphase "
-                      "on CPU (with $SI_JAX_CONV_TUNING=on: measured), one transposed conv on GPU / TPU.")
+                      "on CPU (measured against the transposed form for large layers unless "
+                      "$SI_JAX_CONV_TUNING=off), one transposed conv on GPU / TPU.")
 
 
 def numerics_of(flags):

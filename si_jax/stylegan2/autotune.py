@@ -39,9 +39,10 @@ start, for a whole network that ran no faster with the measured choices (0.97x f
 EPYC (avx512f), BENCHMARKS.md 2026-12-05 night). Every paper256 conv from 8 px up and every config-f 1024 conv is
 measured.
 
-Measuring is opt-in, $SI_JAX_CONV_TUNING=on (`enabled` says why it is off by default). Off: no measuring and no file;
-`choose` returns `rule` (the fixed rule of si_jax.stylegan2.numerics). The test suite runs so (tests/conftest.py)
-unless a test turns it on.
+Measuring is on by default; $SI_JAX_CONV_TUNING=off keeps the fixed rule (no measuring, no file: `choose`
+returns `rule`, si_jax.stylegan2.numerics). A run of several processes (jax.process_count() > 1) keeps the rule
+too: its processes must compile the same programs, and their measurements could differ. The test suite runs with
+measuring off (tests/conftest.py) unless a test turns it on.
 """
 from __future__ import annotations
 
@@ -79,14 +80,15 @@ CONTENDED, TRIES = 0.25, 3   # a choice measured while others used over this sha
 
 
 def enabled() -> bool:
-    """Whether 'auto' conv forms are measured: $SI_JAX_CONV_TUNING, 'off' by default ('on' / '1' / 'true' / 'yes'
+    """Whether 'auto' conv forms are measured: $SI_JAX_CONV_TUNING, 'on' by default ('on' / '1' / 'true' / 'yes'
     measures; 'off' / '0' / 'false' / 'no' keeps the fixed rule; anything else is a ValueError naming the variable).
-    Off by default because the per-layer timing does not yet predict the whole network on the host it was built on
-    (idle 2-core AMD EPYC (avx512f), 2026-12-05 night, BENCHMARKS.md): the measured choices equal the rule at every
-    paper256 / config-f 1024 layer but the 8 px x 512 conv, which timed 2x faster by rows (fwd) / winograd2d (grad) in
-    its layer's context, yet the whole config-f 1024 forward ran 0.90x, 0.89x and 0.94-0.97x the rule's speed in
-    three A/Bs (paper256 fwd 0.96x and 1.03x, fwd+bwd 1.00-1.01x)."""
-    value = os.environ.get(TUNING_ENV, "off").strip().lower()
+    Sessions 12-13 had it off by default after three 2-core A/Bs of the config-f 1024 forward ran 0.89-0.97x with
+    the one choice that differs from the rule on the AMD EPYC (avx512f) (the 8 px x 512 conv by rows / winograd2d,
+    2x faster in its layer's context: ~1 ms of a ~900 ms forward). Forcing that one choice in one process, rounds
+    interleaved, on one core (2026-12-06): f1024 fwd 1.04x (rows) and 1.00x (winograd2d), fwd+bwd 1.04x
+    (winograd2d): a millisecond cannot move the whole program by 3-10 %, and f1024's 2-core runs move that much
+    from run to run (BENCHMARKS.md 2026-12-06)."""
+    value = os.environ.get(TUNING_ENV, "on").strip().lower()
     if value in ("on", "1", "true", "yes"):
         return True
     if value in ("off", "0", "false", "no"):
@@ -103,8 +105,9 @@ def check_environment() -> None:
 
 def applies(dtype, backend: str | None = None) -> bool:
     """Whether 'auto' conv forms are measured for arrays of `dtype` on `backend` (jax.default_backend() when None):
-    measuring is on (`enabled`) and they are float32 on CPU."""
-    return (backend or jax.default_backend()) == "cpu" and np.dtype(dtype) == np.float32 and enabled()
+    measuring is on (`enabled`), they are float32 on CPU, and this is a run of one process (module docstring)."""
+    return (backend or jax.default_backend()) == "cpu" and np.dtype(dtype) == np.float32 and enabled() and \
+        jax.process_count() == 1
 
 
 def budget() -> float:

@@ -9,7 +9,8 @@ forced in `Numerics`. With `with_forms` (the network gives the layer its kernel 
 synthesis on prepared params), each candidate gets the forms it uses as an argument of the timed call, so their
 derivation is outside the timing, as it is outside the network's programs; kernels.prepare_layer prepares every
 candidate's forms for measured layers, so the form chosen runs as it was timed. Without, the candidates derive
-them inline, as the network does (training, the discriminator). Measuring is opt-in: `autotune.enabled`.
+them inline, as the network does (training, the discriminator). Measuring is on unless $SI_JAX_CONV_TUNING=off
+(`autotune.enabled`).
 """
 from __future__ import annotations
 

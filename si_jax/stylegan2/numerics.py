@@ -10,8 +10,8 @@ model: `G2Config.to_dict` leaves it out, so saved configs and generator fingerpr
 
 Conv algorithms ('auto' resolves when a function is traced, with the backend `ops` passes: jax.default_backend()).
 For float32 arrays on CPU `ops` makes 'auto' the candidate measured fastest on this host for the layer at hand
-(si_jax.stylegan2.autotune, cached on disk) when $SI_JAX_CONV_TUNING=on (opt-in: `autotune.enabled` says why);
-otherwise 'auto' is the rules below (`conv3x3_for`, `upconv_for`):
+(si_jax.stylegan2.autotune, cached on disk; by default, for convs of over autotune.MIN_FLOPS per image; not with
+$SI_JAX_CONV_TUNING=off); otherwise 'auto' is the rules below (`conv3x3_for`, `upconv_for`):
 - conv3x3 (same-size 3x3 convs): 'direct' (one XLA conv), 'winograd2d' (F(2x2, 3x3) tiles), 'rows' (F(4, 3) along
   rows; si_jax.stylegan2.conv3x3), 'winograd4x4' (F(4x4, 3x3) tiles; only when set: faster per conv at 16-64 px,
   1.00-1.03x on the paper256 network (2-core AMD EPYC, avx512f), ~7x F(2x2)'s rounding error, BENCHMARKS.md
@@ -121,7 +121,7 @@ class Numerics:
     def conv3x3_for(self, h: int, w: int, channels: int, dtype, backend: str) -> str:
         """The algorithm of a same-size 3x3 conv on an h x w map with min(in, out) = `channels`, arrays of `dtype`,
         on `backend` (jax.default_backend()): the field unless 'auto'; for 'auto' the fixed rule (module docstring),
-        which `ops` replaces by a measurement for float32 on CPU with $SI_JAX_CONV_TUNING=on.
+        which `ops` replaces by a measurement for float32 on CPU (si_jax.stylegan2.autotune.applies).
 
         On CPU the Winograd gain is modest (~10 % on the paper256 forward, none at 1024) and its transforms cost
         compile time, so narrow layers (small test and demo models) stay direct, except at 32 px, where rows

@@ -7,10 +7,10 @@ Border handling follows NVlabs `upfirdn2d` exactly (zero padding), which `jax.im
 
 Conv algorithms and precision come from a `Numerics` (si_jax.stylegan2.numerics; the network passes
 `cfg.numerics`), resolved when a function is traced, with jax.default_backend(). 'auto' is the fixed rule below
-(measured on a 2-core AMD EPYC, jax 0.10.2; numbers in BENCHMARKS.md), or with $SI_JAX_CONV_TUNING=on, for float32 on
-CPU, the candidate measured fastest on this host for the shape at hand (si_jax.stylegan2.autotune: timed once,
-cached on disk; each form timed in its layer's context, `tuning` (si_jax.stylegan2.conv_tuning); opt-in,
-`autotune.enabled` says why):
+(measured on a 2-core AMD EPYC, jax 0.10.2; numbers in BENCHMARKS.md), or, for float32 on CPU (by default;
+$SI_JAX_CONV_TUNING=off keeps the rule), the candidate measured fastest on this host for the shape at hand
+(si_jax.stylegan2.autotune: timed once, cached on disk; each form timed in its layer's context, `tuning`
+(si_jax.stylegan2.conv_tuning); convs under autotune.MIN_FLOPS per image keep the rule):
 - Same-size 3x3 convs of >= 128 channels use Winograd minimal filtering (si_jax.stylegan2.conv3x3) where it measured
   faster: F(2x2, 3x3) on 2-D tiles for 16 <= resolution < 64, F(4, 3) along rows from 64 up (tests/test_stylegan2.py
   checks both against float64); smaller maps use the direct conv, narrower ones too except F(4, 3) at 32 px (the
