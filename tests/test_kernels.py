@@ -126,17 +126,19 @@ def test_prepared_once_per_weights(model):
     np.testing.assert_allclose(other["layers"][-2]["prepared"]["wt"], 2.0 * first["layers"][-2]["prepared"]["wt"])
 
 
-def test_prepared_follows_the_measuring_setting(model, monkeypatch):
+def test_prepared_follows_the_measuring_setting(monkeypatch):
     """Switching measured conv choices on within a process prepares again, with every candidate's forms for the
-    measured 3x3 convs (kernels.prepare_layer), and switching off returns the rule's forms (it used to keep
-    whichever setting prepared first)."""
+    3x3 convs measured (kernels.prepare_layer: those of autotune.MIN_FLOPS per image), and switching off returns
+    the rule's forms (it used to keep whichever setting prepared first)."""
     from si_jax.stylegan2 import autotune
-    params, _ = model
-    name = "b8.conv1"   # 8 px x 16 channels: direct by the rule
-    index = [s.name for s in SMALL.layers].index(name)
+    params, _ = _model(BASE)
+    names = [s.name for s in BASE.layers]
+    forms = lambda name: set(programs.prepared(params, BASE)["layers"][names.index(name)]["prepared"])  # noqa: E731
+    rule = {"wsq", "wt", "rows", "rows_t"}   # b64.conv1: 64 px x 128 channels, 1.2 GFLOP: rows by the rule
     monkeypatch.setenv(autotune.TUNING_ENV, "off")
-    assert set(programs.prepared(params, SMALL)["layers"][index]["prepared"]) == {"wsq", "wt"}
+    assert forms("b64.conv1") == rule and forms("b8.conv1") == {"wsq", "wt"}
     monkeypatch.setenv(autotune.TUNING_ENV, "on")
-    assert set(programs.prepared(params, SMALL)["layers"][index]["prepared"]) >= {"winograd2d", "rows_t"}
+    assert forms("b64.conv1") == rule | {"winograd2d", "winograd2d_t"}
+    assert forms("b8.conv1") == {"wsq", "wt"}   # 19 MFLOP per image: the rule, unmeasured, needs no candidates
     monkeypatch.setenv(autotune.TUNING_ENV, "off")
-    assert set(programs.prepared(params, SMALL)["layers"][index]["prepared"]) == {"wsq", "wt"}
+    assert forms("b64.conv1") == rule

@@ -245,6 +245,11 @@ def conv_flops(x_shape, k_shape) -> float:
     return 2.0 * n * h * w * kh * kw * i * o
 
 
+def worth_measuring(x_shape, k_shape) -> bool:
+    """Whether a conv of x [N, H, W, I] with kernel [kh, kw, I, O] does MIN_FLOPS per image (else the rule stands)."""
+    return conv_flops(x_shape, k_shape) / x_shape[0] >= MIN_FLOPS
+
+
 def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: str = "xw",
            same_backward: bool = False, mode: str | None = None) -> str:
     """The fastest of `candidates` ({name: f(*args)}: the same layer computed with each conv form) for these
@@ -256,7 +261,7 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
     timing). same_backward: every candidate has the same gradient computation (the Winograd convs' is the direct
     conv's), so only the forward is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what
     the tracers say (benches)."""
-    if not enabled() or len(candidates) < 2 or conv_flops(args[0].shape, args[1].shape) / args[0].shape[0] < MIN_FLOPS:
+    if not enabled() or len(candidates) < 2 or not worth_measuring(args[0].shape, args[1].shape):
         return rule
     mode = "fwd" if same_backward else mode or mode_of(args, names)
     path, host = cache_path(), host_key()

@@ -110,13 +110,15 @@ def layer_forms(kernel: jax.Array, dtype, *, up: bool, demodulate: bool, algos=(
 
 def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: str | None = None) -> dict:
     """`layer_forms` of one style layer's kernel for the conv algorithms `cfg.numerics`' rule picks; for a 3x3
-    conv whose 'auto' form is measured (si_jax.stylegan2.autotune.applies: measuring on, float32 on
-    CPU), every candidate's, so that the form measured fastest runs as it was timed (conv_tuning).
-    backend: jax.default_backend() when None."""
+    conv whose 'auto' form is measured (si_jax.stylegan2.autotune.applies: measuring on, float32 on CPU, one
+    process; and worth_measuring: MIN_FLOPS per image), every candidate's, so that the form measured fastest runs
+    as it was timed (conv_tuning). backend: jax.default_backend() when None."""
     backend = backend or jax.default_backend()
     dtype, numerics = cfg.layer_dtype(spec.res), cfg.numerics
     is3x3 = kernel.shape[:2] == (3, 3)
-    measured = is3x3 and autotune.applies(dtype, backend)
+    res_in = spec.res // 2 if spec.up else spec.res
+    measured = is3x3 and autotune.applies(dtype, backend) and \
+        autotune.worth_measuring((1, res_in, res_in, kernel.shape[2]), kernel.shape)
     if spec.up:
         poly = is3x3 and len(cfg.resample_filter) == 4 and (
             numerics.upconv_for(backend) == "polyphase" or measured and numerics.upconv == "auto")
