@@ -46,6 +46,25 @@ def test_unknown_builtin_is_refused_with_the_known_names():
         si_jax.load_generator("builtin:toyface")
 
 
+def test_builtin_demo_is_the_same_generator_on_one_core():
+    """builtin:demo's weights, hence its fingerprint (which direction files carry), do not depend on the CPU cores:
+    a process pinned to one core builds the same bits (its w_avg came from a float32 XLA reduction whose order
+    follows the threads: 2 cores and 1 gave different fingerprints, 2026-12-06)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, xla_env
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a host where this process has 2+ cores to pin a child to one")
+    code = "import si_jax; print(si_jax.fingerprint(si_jax.load_canonical('builtin:demo')[0]))"
+    one = min(os.sched_getaffinity(0))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=xla_env(1), capture_output=True, text=True,
+                          timeout=120, preexec_fn=lambda: os.sched_setaffinity(0, {one}))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == si_jax.fingerprint(si_jax.load_canonical(builtin.BUILTIN_DEMO)[0])
+
+
 @pytest.mark.parametrize("writer", ["write_nvlabs_pkl", "write_tf_pkl", "write_rosinality_pt"])
 def test_shipped_generator_is_a_standard_stylegan2_in_every_format(shipped, writer, tmp_path):
     """The project's writers turn it into each format people use, and the safe readers give it back exactly."""

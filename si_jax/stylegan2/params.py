@@ -142,7 +142,8 @@ def random_canonical(cfg: G2Config, seed: int = 0, *, noise_strength: float = 0.
     """A randomly initialised generator in canonical form (NVlabs init: N(0,1) weights, affine bias 1).
 
     Biases and noise strengths get small random values (as the fixtures do) so that every parameter matters.
-    w_avg is the mean mapping output over 4096 seeded z.  Same FLOPs as a trained model of that config.
+    w_avg is the mean mapping output over 4096 seeded z (the same bits on any number of CPU cores). Same FLOPs
+    as a trained model of that config.
     """
     rng = np.random.default_rng(seed)
     normal = lambda *shape: rng.standard_normal(shape, dtype=np.float32)  # noqa: E731
@@ -164,5 +165,7 @@ def random_canonical(cfg: G2Config, seed: int = 0, *, noise_strength: float = 0.
     out["mapping.w_avg"] = np.zeros(cfg.w_dim, np.float32)
     z = np.random.default_rng(seed + 1).standard_normal((4096, cfg.z_dim)).astype(np.float32)
     w = network.mapping(to_jax_params(out, cfg), cfg, jnp.asarray(z))
-    out["mapping.w_avg"] = np.asarray(w.mean(axis=0), np.float32)
+    # the mean in float64 on the host: XLA's float32 reduction sums in an order that depends on the CPU threads, and
+    # builtin:demo (hence its fingerprint, which direction files carry) changed with the cores (1 vs 2, 2026-12-06)
+    out["mapping.w_avg"] = np.asarray(w, np.float64).mean(axis=0).astype(np.float32)
     return out
