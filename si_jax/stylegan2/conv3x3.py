@@ -77,16 +77,47 @@ def _direct_t_fwd(x, kernel, kernel_t, padding, precision, tap_grad):
 
 def _direct_t_bwd(padding, precision, tap_grad, res, g):
     x, k, kt = res
-    kh, kw = k.shape[:2]
-    (lh, hh), (lw, hw) = padding
-    dx = direct_t(g, kt, k, ((kh - 1 - lh, kh - 1 - hh), (kw - 1 - lw, kw - 1 - hw)), precision, tap_grad)
+    dx = direct_t(g, kt, k, _padding_t(k, padding), precision, tap_grad)
     if not tap_grad:
         return dx, jax.vjp(lambda k: direct(x, k, padding, precision), k)[1](g)[0], None
+    return dx, _tap_grad(x, g, k, padding, precision), None
+
+
+def _padding_t(kernel, padding):
+    """The padding of a stride-1 conv's input gradient (a conv of dy with the transposed kernel)."""
+    return tuple((taps - 1 - lo, taps - 1 - hi) for taps, (lo, hi) in zip(kernel.shape[:2], padding))
+
+
+def _tap_grad(x, g, kernel, padding, precision):
+    """The weight gradient of a stride-1 conv as one [I, O] matmul per tap (convgrad.tap_products)."""
     xp = _pad2d(x, padding)   # negative: cropped (the input gradient of a padded 1x1 conv)
-    return dx, convgrad.tap_products(xp, g, kh, kw, 1, precision), None
+    return convgrad.tap_products(xp, g, kernel.shape[0], kernel.shape[1], 1, precision)
 
 
 direct_t.defvjp(_direct_t_fwd, _direct_t_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def winograd_t(x: jax.Array, kernel: jax.Array, kernel_t: jax.Array, u: jax.Array, u_t: jax.Array, specs, padding,
+               precision=None) -> jax.Array:
+    """`winograd_valid(x, u, specs, padding)` with u = transform(kernel, specs), as direct_t(x, kernel, kernel_t,
+    padding, precision, tap_grad=True) computes it directly: the input gradient by the same algorithm from
+    u_t = transform(kernel_t, specs) (kernel_t = transposed(kernel)); the weight gradient w.r.t. `kernel` alone,
+    one [I, O] matmul per tap (kernel_t, u, u_t get zero cotangents). For the polyphase up-conv's phase convs."""
+    return winograd_valid(x, u, specs, padding, precision)
+
+
+def _winograd_t_fwd(x, kernel, kernel_t, u, u_t, specs, padding, precision):
+    return winograd_valid(x, u, specs, padding, precision), (x, kernel, kernel_t, u, u_t)
+
+
+def _winograd_t_bwd(specs, padding, precision, res, g):
+    x, k, kt, u, ut = res
+    dx = winograd_t(g, kt, k, ut, u, specs, _padding_t(k, padding), precision)
+    return dx, _tap_grad(x, g, k, padding, precision), None, None, None
+
+
+winograd_t.defvjp(_winograd_t_fwd, _winograd_t_bwd)
 
 
 # F(2, 3) (Lavin & Gray 2016) and F(4, 3) with interpolation points 0, 1, -1, 2, -1/2, inf. Max error relative to
@@ -100,6 +131,14 @@ _F43 = (4, ((1, 1.5, -2, -1.5, 1, 0), (0, -1, -2.5, -.5, 1, 0), (0, 1, .5, -2.5,
         ((1, 0, 0), (-1 / 3, -1 / 3, -1 / 3), (1 / 3, -1 / 3, 1 / 3), (1 / 15, 2 / 15, 4 / 15),
          (-16 / 15, 8 / 15, -4 / 15), (0, 0, 1)),
         ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -.5, 0), (0, 1, 1, 4, .25, 0), (0, 1, -1, 8, -.125, 1)))
+
+# F(2, 2) and F(4, 2) (2-tap kernels: the polyphase up-conv's even phases; points 0, 1, -1, -1/2, inf for F(4, 2):
+# of 0, +-1, +-1/2, 2 the smallest float32 error on random 1-D data, 3.0e-7 of the max) and ONE, an axis of 1 tap.
+F22 = (2, ((1, -1, 0), (0, 1, 0), (0, -1, 1)), ((1, 0), (1, 1), (0, 1)), ((1, 1, 0), (0, 1, 1)))
+F42 = (4, ((-.5, -1, .5, 1, 0), (0, .5, 1.5, 1, 0), (0, -.5, -.5, 1, 0), (0, -1, 0, 1, 0), (0, -.5, -1, .5, 1)),
+        ((-2, 0), (1 / 3, 1 / 3), (-1, 1), (8 / 3, -4 / 3), (0, 1)),
+        ((1, 1, 1, 1, 0), (0, 1, -1, -.5, 0), (0, 1, 1, .25, 0), (0, 1, -1, -.125, 1)))
+ONE = (1, ((1,),), ((1,),), ((1,),))
 
 
 def _lincomb(parts, coeffs):
@@ -123,32 +162,51 @@ def _taps_of(k, axis):
     return [jax.lax.index_in_dim(k, i, axis, keepdims=False) for i in range(k.shape[axis])]
 
 
+def transform(kernel: jax.Array, specs) -> jax.Array:
+    """Winograd's 2-D kernel transform G_h k G_w^T of kernel [r_h, r_w, I, O] for specs (rows, cols) (each a spec
+    tuple (m, BT, G, AT); ONE for an axis of 1 tap) -> [alpha_h * alpha_w, I, O]."""
+    u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in specs[0][2]]  # alpha_h x [r_w, I, O]
+    return jnp.stack([_lincomb(_taps_of(ur, 0), row) for ur in u_rows for row in specs[1][2]])
+
+
 def kernel_transform(kernel: jax.Array, algo: str) -> jax.Array:
     """Winograd's kernel transform: [3, 3, I, O] -> 'winograd2d' / 'winograd4x4': G k G^T [alpha^2, I, O] (16 /
     36 positions); 'rows': G k [alpha, 3, I, O] (along rows)."""
-    g = _SPECS[algo][2]
-    u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in g]  # alpha x [3, I, O]
+    g = _SPECS[algo]
     if algo == "rows":
-        return jnp.stack(u_rows)
-    return jnp.stack([_lincomb(_taps_of(ur, 0), row) for ur in u_rows for row in g])
+        return jnp.stack([_lincomb(_taps_of(kernel, 0), row) for row in g[2]])
+    return transform(kernel, (g, g))
 
 
 def winograd2d(x: jax.Array, u: jax.Array, spec=_F23, precision=None) -> jax.Array:
     """'Same' 3x3 conv by Winograd F(m x m, 3x3) on 2-D tiles: one batched matmul over the alpha^2 positions.
     u: kernel_transform(kernel, algo) [alpha^2, I, O] for algo 'winograd2d' (spec F(2, 3)) or 'winograd4x4' (F(4, 3)).
     """
-    m, bt, _, at = spec
-    alpha = len(bt)
+    return winograd_valid(x, u, (spec, spec), ((1, 1), (1, 1)), precision)
+
+
+def winograd_valid(x: jax.Array, u: jax.Array, specs, padding, precision=None) -> jax.Array:
+    """Stride-1 cross-correlation with zero padding ((lo, hi), (lo, hi)) of x [N, H, W, I] with a kernel of
+    r_h x r_w taps by Winograd F(m_h x m_w, r_h x r_w) on 2-D tiles, one batched matmul over the alpha_h * alpha_w
+    positions: u = transform(kernel, specs) [alpha_h * alpha_w, I, O] -> [N, H + lo + hi - r_h + 1, ..., O].
+    An axis of spec ONE (1 tap) is not tiled; its padding (zeros; negative: cropped) is applied to the output."""
+    (mh, bth, gh, ath), (mw, btw, gw, atw) = specs
+    r = (len(gh[0]), len(gw[0]))
     n, h, w, c = x.shape
-    th, tw = -(-h // m), -(-w // m)
-    xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (1, m * tw + 1 - w), (0, 0)))
-    v_rows = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]
-    v = [_lincomb(_tiles(vr, 2, m, alpha, tw), row) for vr in v_rows for row in bt]
-    v = jnp.stack(v).reshape(alpha * alpha, n * th * tw, c)
-    prod = jnp.einsum("tpi,tio->tpo", v, u, precision=precision).reshape(alpha, alpha, n, th, tw, -1)
-    y_rows = [_lincomb(_taps_of(prod, 0), row) for row in at]  # m x [alpha, N, th, tw, O]
-    y = jnp.stack([jnp.stack([_lincomb(_taps_of(yr, 0), row) for row in at], 3) for yr in y_rows], 2)
-    return y.reshape(n, m * th, m * tw, -1)[:, :h, :w]  # y was [N, th, m, tw, m, O]
+    out = [size + lo + hi - taps + 1 for size, (lo, hi), taps in zip((h, w), padding, r)]
+    out = [size if taps == 1 else o for size, o, taps in zip((h, w), out, r)]
+    th, tw = -(-out[0] // mh), -(-out[1] // mw)
+    pads = [(0, 0, 0) if taps == 1 else (lo, m * t + taps - 1 - size - lo, 0)
+            for (lo, _), taps, m, t, size in zip(padding, r, (mh, mw), (th, tw), (h, w))]
+    xp = jax.lax.pad(x, np.zeros((), x.dtype), ((0, 0, 0), *pads, (0, 0, 0)))
+    v_rows = [_lincomb(_tiles(xp, 1, mh, len(bth), th), row) for row in bth]
+    v = [_lincomb(_tiles(vr, 2, mw, len(btw), tw), row) for vr in v_rows for row in btw]
+    v = jnp.stack(v).reshape(len(v), n * th * tw, c)
+    prod = jnp.einsum("tpi,tio->tpo", v, u, precision=precision).reshape(len(bth), len(btw), n, th, tw, -1)
+    y_rows = [_lincomb(_taps_of(prod, 0), row) for row in ath]  # m_h x [alpha_w, N, th, tw, O]
+    y = jnp.stack([jnp.stack([_lincomb(_taps_of(yr, 0), row) for row in atw], 3) for yr in y_rows], 2)
+    y = y.reshape(n, mh * th, mw * tw, -1)[:, :out[0], :out[1]]  # y was [N, th, m_h, tw, m_w, O]
+    return _pad2d(y, [pad if taps == 1 else (0, 0) for pad, taps in zip(padding, r)])
 
 
 def winograd_rows(x: jax.Array, u: jax.Array, spec=_F43, precision=None) -> jax.Array:

@@ -21,7 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from si_jax.stylegan2 import autotune, conv3x3, kernels
-from si_jax.stylegan2.numerics import UPCONV_ALGORITHMS, Numerics
+from si_jax.stylegan2.numerics import Numerics
+
+
+UPCONV_CANDIDATES = ("polyphase", "transposed")   # the up-conv forms timed for 'auto'
 
 
 class Tuning(NamedTuple):
@@ -58,7 +61,8 @@ def tuning(layer: Callable, x, kernel, s=None, *, up: bool, demodulate: bool = T
     forms = None
     if with_forms:
         forms = jax.eval_shape(lambda k: kernels.layer_forms(k, x.dtype, up=up, demodulate=demodulate,
-                                                             algos=() if up else kernels.WINOGRAD, poly=up),
+                                                             algos=UPCONV_CANDIDATES if up else kernels.WINOGRAD,
+                                                             poly=up),
                                jax.ShapeDtypeStruct(kernel.shape, kernel.dtype))
     bias = jax.ShapeDtypeStruct(kernel.shape[-1:], jnp.float32)
     if s is None:
@@ -66,7 +70,7 @@ def tuning(layer: Callable, x, kernel, s=None, *, up: bool, demodulate: bool = T
     else:
         args, names = (x, kernel, s, bias, forms), "xws--"
         kind = f"modconv_{'up' if up else '3x3'}{'' if demodulate else '_nodemod'}"
-    algos = UPCONV_ALGORITHMS[1:] if up else ("direct",) + kernels.WINOGRAD   # not 'winograd4x4' (numerics)
+    algos = UPCONV_CANDIDATES if up else ("direct",) + kernels.WINOGRAD   # not 'winograd4x4' (numerics)
     candidates = {a: _forced(layer, numerics, field, a) for a in algos}
     return Tuning(kind + ("_prepared" if with_forms else ""), field, rule, candidates, args, names)
 

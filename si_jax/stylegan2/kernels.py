@@ -33,6 +33,10 @@ from si_jax.stylegan2.config import G2Config, LayerSpec
 POLYPHASE = {"EE": ((2, 0), (2, 0)), "EO": ((2, 0), (1,)), "OE": ((1,), (2, 0)), "OO": ((1,), (1,))}
 PHASE_PAD = {"E": (1, 1), "O": (1, 1)}
 WINOGRAD = ("winograd2d", "rows")   # the same-size 3x3 conv algorithms with kernel transforms (conv3x3)
+# Up-conv algorithms whose phase convs run by Winograd (conv3x3.winograd_t): the spec of the even-even phase's
+# F(m x m, 2x2) and of the even-odd / odd-even phases' F(m, 2) along their 2-tap axis; the odd-odd phase is a matmul.
+PHASE_WINOGRAD = {"polyphase_w2": (conv3x3.F22, conv3x3.F22), "polyphase_w4": (conv3x3.F42, conv3x3.F42),
+                  "polyphase_w42": (conv3x3.F42, conv3x3.F22)}
 
 
 def sum_taps(k: jax.Array) -> jax.Array:
@@ -63,6 +67,21 @@ def polyphase_kernels(kernel: jax.Array) -> dict:
     return {name: (sub, conv3x3.transposed(sub)) for name in POLYPHASE for sub in [_sub_kernel(kernel, name)]}
 
 
+def phase_specs(algo: str) -> dict:
+    """{'EE' | 'EO' | 'OE': (rows spec, cols spec)} of the phase convs that up-conv `algo` runs by Winograd
+    (PHASE_WINOGRAD; {} for 'polyphase' / 'transposed')."""
+    if algo not in PHASE_WINOGRAD:
+        return {}
+    ee, one_axis = PHASE_WINOGRAD[algo]
+    return {"EE": (ee, ee), "EO": (one_axis, conv3x3.ONE), "OE": (conv3x3.ONE, one_axis)}
+
+
+def phase_transforms(poly: dict, algo: str) -> dict:
+    """{name: (u, u_t)}: conv3x3.transform of each Winograd phase's sub-kernel and of its transpose, from
+    polyphase_kernels' dict, for up-conv `algo` (phase_specs)."""
+    return {name: tuple(conv3x3.transform(k, specs) for k in poly[name]) for name, specs in phase_specs(algo).items()}
+
+
 _DERIVED = {"squares": demod_squares, **{name: (lambda k, n=name: _sub_kernel(k, n)) for name in POLYPHASE}}
 
 
@@ -87,15 +106,17 @@ given.defvjp(_given_fwd, _given_bwd)
 
 def layer_forms(kernel: jax.Array, dtype, *, up: bool, demodulate: bool, algos=(), poly: bool = False) -> dict:
     """A conv layer's kernel forms from its kernel [k, k, I, O] float32, in `dtype` (the layer's): 'wsq' [I, O]
-    float32 (demodulate); up-convs: 'poly' (polyphase_kernels, when poly); same-size convs of k > 1 (a 1x1 conv
-    is a matmul, with no form): 'wt' transposed [k, k, O, I] and, for each Winograd algorithm of `algos`, its
-    transform ('winograd2d' [16, I, O], 'winograd4x4' [36, I, O], 'rows' a tuple of 6 [1, 3, I, O]:
-    conv3x3.rows_kernels) and '<algo>_t' (that of 'wt': the input gradient by the same algorithm)."""
+    float32 (demodulate); up-convs: 'poly' (polyphase_kernels, when poly) and, for each up-conv algorithm of
+    `algos` in PHASE_WINOGRAD, its phase_transforms; same-size convs of k > 1 (a 1x1 conv is a matmul, with no
+    form): 'wt' transposed [k, k, O, I] and, for each Winograd algorithm of `algos`, its transform ('winograd2d'
+    [16, I, O], 'winograd4x4' [36, I, O], 'rows' a tuple of 6 [1, 3, I, O]: conv3x3.rows_kernels) and '<algo>_t'
+    (that of 'wt': the input gradient by the same algorithm)."""
     k = kernel.astype(dtype)
     out = {"wsq": demod_squares(kernel)} if demodulate else {}
     if up:
         if poly:
             out["poly"] = polyphase_kernels(k)
+            out.update({algo: phase_transforms(out["poly"], algo) for algo in algos if algo in PHASE_WINOGRAD})
         return out
     if kernel.shape[:2] == (1, 1):   # a matmul (ops.conv_2d): no form of its own
         return out
@@ -120,9 +141,11 @@ def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: st
     measured = is3x3 and autotune.applies(dtype, backend) and \
         autotune.worth_measuring((1, res_in, res_in, kernel.shape[2]), kernel.shape)
     if spec.up:
+        rule = numerics.upconv_for(backend)
         poly = is3x3 and len(cfg.resample_filter) == 4 and (
-            numerics.upconv_for(backend) == "polyphase" or measured and numerics.upconv == "auto")
-        return layer_forms(kernel, dtype, up=True, demodulate=spec.kind == "conv", poly=poly)
+            rule != "transposed" or measured and numerics.upconv == "auto")
+        return layer_forms(kernel, dtype, up=True, demodulate=spec.kind == "conv", poly=poly,
+                           algos=(rule,))
     algos = ()
     if measured and numerics.conv3x3 == "auto":
         algos = WINOGRAD

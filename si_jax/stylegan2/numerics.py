@@ -49,7 +49,7 @@ import math
 import numpy as np
 
 CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "winograd4x4", "rows")
-UPCONV_ALGORITHMS = ("auto", "polyphase", "transposed")
+UPCONV_ALGORITHMS = ("auto", "polyphase", "polyphase_w2", "polyphase_w4", "polyphase_w42", "transposed")
 PRECISIONS = ("fp32", "tf32", "bf16")
 DEFAULT_NUM_FP16_RES = 4   # NVlabs stylegan2-ada-pytorch train.py: num_fp16_res = 4 for every config
 

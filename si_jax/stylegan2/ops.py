@@ -118,7 +118,8 @@ def _conv_tapgrad(x: jax.Array, kernel: jax.Array, padding, precision=None) -> j
     return conv3x3.direct_t(x, kernel, conv3x3.transposed(kernel), padding, precision, True)
 
 
-def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precision=None, poly=None) -> jax.Array:
+def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precision=None, poly=None,
+                       algo: str = "polyphase", transforms=None) -> jax.Array:
     """conv_up_2d for a 3x3 kernel and a 4-tap filter, in polyphase form.
 
     Per axis, the scatter-form transposed conv t[2i + a] += x[i] k[a] has an even phase E[q] = t[2q] =
@@ -128,8 +129,11 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     write those zeros themselves (kernels.PHASE_PAD), so no pass pads them (512 -> 1024 px: 1.5x faster forward,
     2-core AMD EPYC, BENCHMARKS.md 2026-12-05 "config-f 1024 forward").
     The four phase convs' sub-kernels and their transposes: `poly` (kernels.polyphase_kernels), else derived here.
-    Their weight gradients are one [I, O] matmul per tap (conv3x3.direct_t, tap_grad; XLA CPU's own weight-gradient
-    conv for such kernels measured 371 vs 48 ms on the 64-channel 32 px training config, 2-core AMD EPYC).
+    algo 'polyphase': each phase conv direct; 'polyphase_w2' / 'polyphase_w4' / 'polyphase_w42': the 2x2-, 2x1- and
+    1x2-tap ones by Winograd (kernels.phase_specs; conv3x3.winograd_t, its input gradient by the same algorithm)
+    from `transforms` (kernels.phase_transforms), else derived here. Their weight gradients are one [I, O] matmul
+    per tap (conv3x3.direct_t / winograd_t; XLA CPU's own weight-gradient conv for such kernels measured 371 vs
+    48 ms on the 64-channel 32 px training config, 2-core AMD EPYC).
     """
     n, h, w, _ = x.shape
     ft = [float(t) for t in taps]
@@ -137,9 +141,15 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
         poly = kernels.polyphase_kernels(kernel)
     else:   # given: their gradient still reaches `kernel`
         poly = {name: (kernels.given(k, kernel, name), kt) for name, (k, kt) in poly.items()}
-    phase = {name: conv3x3.direct_t(x, k, kt, (kernels.PHASE_PAD[name[0]], kernels.PHASE_PAD[name[1]]), precision,
-                                    True)
-             for name, (k, kt) in poly.items()}
+    specs = kernels.phase_specs(algo)
+    transforms = kernels.phase_transforms(poly, algo) if transforms is None else transforms
+    phase = {}
+    for name, (k, kt) in poly.items():
+        pad = (kernels.PHASE_PAD[name[0]], kernels.PHASE_PAD[name[1]])
+        if name in specs:
+            phase[name] = conv3x3.winograd_t(x, k, kt, *transforms[name], specs[name], pad, precision)
+        else:
+            phase[name] = conv3x3.direct_t(x, k, kt, pad, precision, True)
 
     blur = functools.partial(convgrad.phase_blur, ft=tuple(ft))   # (even, odd) samples along an axis
     row_e = blur(phase["EE"], phase["EO"], 2)  # (even cols, odd cols) of the even row phase: [N, H + 1, W, O]
@@ -162,9 +172,11 @@ def _conv_up_transposed(x: jax.Array, kernel: jax.Array, resample_filter, precis
 
 
 def upconv_forms(resample_filter, precision=None) -> dict:
-    """{'polyphase' | 'transposed': f(x, kernel)}: the up-conv's candidate forms (3x3 kernel, 4-tap filter)."""
+    """{'polyphase' | 'transposed' | kernels.PHASE_WINOGRAD's: f(x, kernel)}: the up-conv's forms (3x3 kernel, 4-tap
+    filter), every kernel form derived per call."""
     taps = _taps(resample_filter, 2.0)
-    return {"polyphase": lambda x, k: _conv_up_polyphase(x, k, taps, precision),
+    return {**{algo: functools.partial(_conv_up_polyphase, taps=taps, precision=precision, algo=algo)
+               for algo in ("polyphase", *kernels.PHASE_WINOGRAD)},
             "transposed": lambda x, k: _conv_up_transposed(x, k, resample_filter, precision)}
 
 
@@ -208,8 +220,9 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
         numerics = conv_tuning.tuned(numerics, tuning(x, kernel, up=True, resample_filter=resample_filter,
                                                       numerics=numerics, prepared=prepared))
         algo = numerics.upconv_for(jax.default_backend())
-        if algo == "polyphase" and prepared and "poly" in prepared:
-            return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0), precision, prepared["poly"])
+        if algo != "transposed" and prepared and "poly" in prepared:
+            return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0), precision, prepared["poly"], algo,
+                                      prepared.get(algo))
         return upconv_forms(resample_filter, precision)[algo](x, kernel)
     return _conv_up_transposed(x, kernel, resample_filter, precision)
 
