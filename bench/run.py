@@ -335,6 +335,12 @@ def git_state():
         return "unknown"
 
 
+def cpu_and_load() -> str:
+    """'<CPU model>, <n> CPUs, load <1-min load average>' for a timing's line."""
+    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    return f"{model}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+
+
 def header(ceilings):
     """Section header: date, machine, jax, devices, thread settings, commit, command line."""
     import jax

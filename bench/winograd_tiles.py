@@ -16,6 +16,8 @@ import time
 
 from absl import app, flags
 
+from run import cpu_and_load   # bench/run.py: this script's folder is on sys.path
+
 flags.DEFINE_integer("rounds", 7, "Interleaved rounds (medians).")
 flags.DEFINE_list("w4_sizes", ["16", "32"], "Resolutions where the variant network uses 'winograd4x4'.")
 flags.DEFINE_boolean("layers", True, "Per-layer table.")
@@ -24,11 +26,6 @@ FLAGS = flags.FLAGS
 
 LAYERS = [(8, 512), (16, 512), (32, 512), (64, 256), (128, 128)]  # paper256 conv1 layers: (resolution, channels)
 ALGOS = ("direct", "winograd2d", "rows", "winograd4x4")
-
-
-def _cpu_and_load() -> str:
-    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    return f"{model}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
 
 
 def _interleaved(fns: dict, rounds: int) -> dict:
@@ -73,7 +70,7 @@ def _layer_calls(res, ch, algo):
 
 def layers_table(rounds):
     from si_jax.stylegan2.numerics import Numerics
-    print(f"per layer, prepared forms, batch 1, float32; {_cpu_and_load()}")
+    print(f"per layer, prepared forms, batch 1, float32; {cpu_and_load()}")
     print("| px x ch | rule | pass | " + " | ".join(ALGOS) + " |\n|---|---|---|" + "---|" * len(ALGOS))
     for res, ch in LAYERS:
         calls = {a: _layer_calls(res, ch, a) for a in ALGOS}
@@ -97,7 +94,7 @@ def _w4_numerics(sizes):
 
 
 def network_ab(rounds, sizes):
-    from run import load_config, make_styles, synthesis_programs  # bench/run.py: this script's folder is on sys.path
+    from run import load_config, make_styles, synthesis_programs
 
     from si_jax.stylegan2 import programs
     params, cfg, _ = load_config("paper256")
@@ -108,7 +105,7 @@ def network_ab(rounds, sizes):
         styles = make_styles(params, c, 1, 0)
         fwd, bwd = synthesis_programs(c)
         calls[name] = (lambda f=fwd, p=p, s=styles: f(p, s), lambda b=bwd, p=p, s=styles: b(s, p))
-    print(f"paper256 whole network, batch 1, float32, 'w4' = winograd4x4 at {sorted(sizes)} px; {_cpu_and_load()}")
+    print(f"paper256 whole network, batch 1, float32, 'w4' = winograd4x4 at {sorted(sizes)} px; {cpu_and_load()}")
     import numpy as np
     a, b = (np.asarray(calls[n][0]()) for n in variants)
     print(f"max |image rule - image w4| = {np.abs(a - b).max():.2e} (image max {np.abs(a).max():.2f})")

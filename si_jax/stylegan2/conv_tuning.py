@@ -24,9 +24,6 @@ from si_jax.stylegan2 import autotune, conv3x3, kernels
 from si_jax.stylegan2.numerics import Numerics
 
 
-UPCONV_CANDIDATES = ("polyphase", "transposed")   # the up-conv forms timed for 'auto'
-
-
 class Tuning(NamedTuple):
     """What autotune times for one 'auto' conv: the layer computed with each form (`forms`: {form: f(*args)}),
     `field` of Numerics it sets, the fixed rule's form, the cache entry's kind, args (x, kernel, [s,] bias, then
@@ -55,13 +52,13 @@ def tuning(layer: Callable, x, kernel, s=None, *, up: bool, demodulate: bool = T
     if getattr(numerics, field) != "auto" or kernel.shape[:2] != (3, 3) or not autotune.applies(x.dtype, backend) \
             or (up and len(resample_filter) != 4):
         return None
-    rule = numerics.upconv_for(backend) if up else numerics.conv3x3_for(
+    rule = numerics.upconv_for(backend, x.shape[1], min(kernel.shape[2:]), x.dtype) if up else numerics.conv3x3_for(
         x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, backend)
     demodulate = demodulate and s is not None
     forms = None
     if with_forms:
         forms = jax.eval_shape(lambda k: kernels.layer_forms(k, x.dtype, up=up, demodulate=demodulate,
-                                                             algos=UPCONV_CANDIDATES if up else kernels.WINOGRAD,
+                                                             algos=kernels.UPCONV_WINOGRAD if up else kernels.WINOGRAD,
                                                              poly=up),
                                jax.ShapeDtypeStruct(kernel.shape, kernel.dtype))
     bias = jax.ShapeDtypeStruct(kernel.shape[-1:], jnp.float32)
@@ -70,7 +67,8 @@ def tuning(layer: Callable, x, kernel, s=None, *, up: bool, demodulate: bool = T
     else:
         args, names = (x, kernel, s, bias, forms), "xws--"
         kind = f"modconv_{'up' if up else '3x3'}{'' if demodulate else '_nodemod'}"
-    algos = UPCONV_CANDIDATES if up else ("direct",) + kernels.WINOGRAD   # not 'winograd4x4' (numerics)
+    # not 'winograd4x4' nor 'polyphase_w4' (numerics)
+    algos = ("polyphase", *kernels.UPCONV_WINOGRAD, "transposed") if up else ("direct",) + kernels.WINOGRAD
     candidates = {a: _forced(layer, numerics, field, a) for a in algos}
     return Tuning(kind + ("_prepared" if with_forms else ""), field, rule, candidates, args, names)
 

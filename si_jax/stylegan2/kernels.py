@@ -35,8 +35,8 @@ PHASE_PAD = {"E": (1, 1), "O": (1, 1)}
 WINOGRAD = ("winograd2d", "rows")   # the same-size 3x3 conv algorithms with kernel transforms (conv3x3)
 # Up-conv algorithms whose phase convs run by Winograd (conv3x3.winograd_t): the spec of the even-even phase's
 # F(m x m, 2x2) and of the even-odd / odd-even phases' F(m, 2) along their 2-tap axis; the odd-odd phase is a matmul.
-PHASE_WINOGRAD = {"polyphase_w2": (conv3x3.F22, conv3x3.F22), "polyphase_w4": (conv3x3.F42, conv3x3.F42),
-                  "polyphase_w42": (conv3x3.F42, conv3x3.F22)}
+PHASE_WINOGRAD = {"polyphase_w2": (conv3x3.F22, conv3x3.F22), "polyphase_w4": (conv3x3.F42, conv3x3.F42)}
+UPCONV_WINOGRAD = ("polyphase_w2",)   # of those, the ones measured for an 'auto' up-conv (conv_tuning)
 
 
 def sum_taps(k: jax.Array) -> jax.Array:
@@ -141,11 +141,11 @@ def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: st
     measured = is3x3 and autotune.applies(dtype, backend) and \
         autotune.worth_measuring((1, res_in, res_in, kernel.shape[2]), kernel.shape)
     if spec.up:
-        rule = numerics.upconv_for(backend)
+        rule = numerics.upconv_for(backend, spec.res // 2, min(kernel.shape[2:]), dtype)
         poly = is3x3 and len(cfg.resample_filter) == 4 and (
             rule != "transposed" or measured and numerics.upconv == "auto")
         return layer_forms(kernel, dtype, up=True, demodulate=spec.kind == "conv", poly=poly,
-                           algos=(rule,))
+                           algos=UPCONV_WINOGRAD if measured and numerics.upconv == "auto" else (rule,))
     algos = ()
     if measured and numerics.conv3x3 == "auto":
         algos = WINOGRAD

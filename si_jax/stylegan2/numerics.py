@@ -49,7 +49,7 @@ import math
 import numpy as np
 
 CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "winograd4x4", "rows")
-UPCONV_ALGORITHMS = ("auto", "polyphase", "polyphase_w2", "polyphase_w4", "polyphase_w42", "transposed")
+UPCONV_ALGORITHMS = ("auto", "polyphase", "polyphase_w2", "polyphase_w4", "transposed")
 PRECISIONS = ("fp32", "tf32", "bf16")
 DEFAULT_NUM_FP16_RES = 4   # NVlabs stylegan2-ada-pytorch train.py: num_fp16_res = 4 for every config
 
@@ -138,11 +138,21 @@ class Numerics:
             return "rows" if size == 32 else "direct"
         return "direct" if size < 16 else "winograd2d" if size < 64 else "rows"
 
-    def upconv_for(self, backend: str) -> str:
-        """'polyphase' or 'transposed' for the up-sampling conv on `backend`: the field unless 'auto'."""
+    def upconv_for(self, backend: str, size: int | None = None, channels: int | None = None,
+                   dtype="float32") -> str:
+        """The up-sampling conv's form on `backend` for an input of size x size px with min(in, out) = `channels`
+        (None: not known), arrays of `dtype`: the field unless 'auto'; for 'auto' off CPU 'transposed', on CPU
+        'polyphase_w2' for float32 inputs of 8-32 px and >= 256 channels (measured faster there, the whole
+        network too; direct phases faster from 64 px: BENCHMARKS.md 2026-12-06), else 'polyphase'.
+        >>> Numerics().upconv_for("cpu", 16, 512), Numerics().upconv_for("cpu", 64, 128), Numerics().upconv_for("gpu")
+        ('polyphase_w2', 'polyphase', 'transposed')
+        """
         if self.upconv != "auto":
             return self.upconv
-        return "polyphase" if backend == "cpu" else "transposed"
+        if backend != "cpu":
+            return "transposed"
+        wino = size is not None and 8 <= size < 64 and channels >= 256 and _dtype_name(dtype) == "float32"
+        return "polyphase_w2" if wino else "polyphase"
 
 
 DEFAULT = Numerics()

@@ -219,7 +219,9 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
     if kernel.shape[0] == 3 and len(resample_filter) == 4:
         numerics = conv_tuning.tuned(numerics, tuning(x, kernel, up=True, resample_filter=resample_filter,
                                                       numerics=numerics, prepared=prepared))
-        algo = numerics.upconv_for(jax.default_backend())
+        algo = numerics.upconv_for(jax.default_backend(), x.shape[1], min(kernel.shape[2:]), x.dtype)
+        if algo in kernels.PHASE_WINOGRAD and numerics.upconv == "auto" and algo not in (prepared or {}):
+            algo = "polyphase"   # 'auto' without prepared transforms (training): direct phases (module doc)
         if algo != "transposed" and prepared and "poly" in prepared:
             return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0), precision, prepared["poly"], algo,
                                       prepared.get(algo))
