@@ -6,7 +6,8 @@
 each --algos up-conv form with its kernel forms computed beforehand (as si_jax.stylegan2.kernels.prepare does):
 forward, and forward + input gradient (the edit loop's pass w.r.t. the styles); interleaved rounds, medians, ms.
 --network: the named config's synthesis on programs.prepared params, fwd and d mean(image) / d styles (bench/run.py's
-programs) with each --algos up-conv form, in ONE process, interleaved rounds alternating order; medians and minima.
+programs) with each --algos up-conv form ('w2<N': polyphase_w2 below N px, `_numerics`), in ONE process,
+interleaved rounds alternating order; medians and minima.
 Prints the CPU and the load.
 """
 import os
@@ -77,6 +78,25 @@ def layers_table(shapes, algos, rounds):
                   + f" | (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
+def _numerics(algo):
+    """Numerics for an --algos entry: an up-conv form, or 'w2<N': the 'auto' rule with polyphase_w2 at every float32
+    input of 4 <= size < N px on CPU, whatever its channels (a distinct class per N: a distinct jit key)."""
+    import dataclasses
+
+    from si_jax.stylegan2.numerics import Numerics
+    if not algo.startswith("w2<"):
+        return Numerics(upconv=algo)
+    below = int(algo[3:])
+
+    @dataclasses.dataclass(frozen=True)
+    class Below(Numerics):
+        def upconv_for(self, backend, size=None, channels=None, dtype="float32"):
+            rule = super().upconv_for(backend, size, channels, dtype)
+            return "polyphase_w2" if rule != "transposed" and size and 4 <= size < below else rule
+    Below.__name__ = Below.__qualname__ = f"Below{below}"
+    return Below()
+
+
 def network_ab(config, algos, rounds):
     import numpy as np
     from run import load_config, make_styles, synthesis_programs
@@ -85,7 +105,7 @@ def network_ab(config, algos, rounds):
     params, cfg, _ = load_config(config)
     calls, t0 = {}, time.perf_counter()
     for algo in algos:
-        c = cfg.with_numerics(upconv=algo)
+        c = cfg.with_numerics(_numerics(algo))
         p = programs.prepared(params, c)
         styles = make_styles(params, c, 1, 0)
         fwd, bwd = synthesis_programs(c)

@@ -12,11 +12,12 @@ from si_jax.stylegan2.config import G2Config
 # polyphase up-convs (CPU 'auto' rule).
 BASE = G2Config.make(img_resolution=64, channel_base=8192, channel_max=128, z_dim=8, w_dim=8, mapping_layers=1)
 # The numbers: 16 channels up to 8 px (compiles in seconds), each conv form forced in turn by the numerics
-# (direct / Winograd F(2x2, 3x3) / F(4, 3) rows, polyphase up-convs; 'plain' = REFERENCE).
+# (direct / Winograd F(2x2, 3x3) / F(4, 3) rows, polyphase up-convs, their phase convs direct or by Winograd
+# F(2x2, 2x2) / F(2, 2); 'plain' = REFERENCE).
 SMALL = G2Config.make(img_resolution=8, channel_base=128, channel_max=16, z_dim=8, w_dim=8, mapping_layers=1)
 REFERENCE = {"conv3x3": "direct", "upconv": "transposed"}   # XLA's autodiff throughout: no custom gradients
 VARIANTS = {"direct": {"conv3x3": "direct"}, "winograd2d": {"conv3x3": "winograd2d"}, "rows": {"conv3x3": "rows"},
-            "plain": REFERENCE}
+            "upconv_w2": {"conv3x3": "winograd2d", "upconv": "polyphase_w2"}, "plain": REFERENCE}
 
 
 def _model(cfg):
@@ -46,6 +47,12 @@ def test_prepare_puts_the_forms_the_rule_picks():
     lp = prepared["layers"][[s.name for s in BASE.layers].index("b32.conv1")]["prepared"]
     np.testing.assert_array_equal(lp["wt"][2, 0, 5, 7], w[0, 2, 7, 5])   # flipped, I/O swapped
     assert lp["winograd2d"].shape == (16, 128, 128)
+    # Winograd phase convs in the up-conv: their transforms and those of the transposed sub-kernels
+    up = kernels.prepare(params, BASE.with_numerics(upconv="polyphase_w2"), backend="cpu")["layers"][
+        [s.name for s in BASE.layers].index("b8.conv0")]["prepared"]
+    assert set(up) == {"wsq", "poly", "polyphase_w2"} and set(up["polyphase_w2"]) == {"EE", "EO", "OE"}
+    assert [u.shape for u in up["polyphase_w2"]["EE"]] == [(9, 128, 128)] * 2
+    assert [u.shape for u in up["polyphase_w2"]["EO"]] == [(3, 128, 128)] * 2
     # the params themselves are not changed
     assert all("prepared" not in lp for lp in params["layers"])
 
@@ -88,24 +95,26 @@ def _g_loss(cfg, prepare_inside: bool):
     return loss
 
 
-def test_training_gradients_unchanged_first_and_second_order(model):
+@pytest.mark.parametrize("variant", ["winograd2d", "upconv_w2"])
+def test_training_gradients_unchanged_first_and_second_order(model, variant):
     """Gradients w.r.t. the params (training: G's loss and a double backward through G, as the path-length
     regulariser) are those of XLA's autodiff of direct convs, on the plain path and with the forms derived inside
     the differentiated function."""
     params, styles = model
     styles = [s[:1] for s in styles]
     want = jax.jit(jax.grad(_g_loss(SMALL.with_numerics(**REFERENCE), False)))(params, styles)
-    cfg = SMALL.with_numerics(**VARIANTS["winograd2d"])   # Winograd's custom VJP, polyphase up-convs
+    cfg = SMALL.with_numerics(**VARIANTS[variant])   # Winograd's custom VJPs, polyphase up-convs
     for inside in (False, True):
         got = jax.jit(jax.grad(_g_loss(cfg, inside)))(params, styles)
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
             _close(a, b, 1e-4)
 
 
-def test_first_order_weight_gradients_through_prepared_params(model):
+@pytest.mark.parametrize("variant", ["winograd2d", "upconv_w2"])
+def test_first_order_weight_gradients_through_prepared_params(model, variant):
     """d loss / d weight of prepared params (forms given, zero cotangents) == that of the params."""
     params, styles = model
-    cfg = SMALL.with_numerics(**VARIANTS["winograd2d"])
+    cfg = SMALL.with_numerics(**VARIANTS[variant])
     loss = lambda p: jnp.mean(jnp.square(si_jax.synthesize(p, cfg, styles)))  # noqa: E731
     want = jax.jit(jax.grad(loss))(params)
     got = jax.jit(jax.grad(loss))(kernels.prepare(params, cfg))

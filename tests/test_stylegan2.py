@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import si_jax
-from si_jax.stylegan2 import convgrad, ops
+from si_jax.stylegan2 import conv3x3, convgrad, kernels, ops
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.numerics import Numerics
 
@@ -85,13 +85,13 @@ def test_upsample_matches_direct_upfirdn():
                                _upfirdn_reference(x, np.array(f, float), 2, 2, 1, 4), atol=1e-5)
 
 
-@pytest.mark.parametrize("upconv", ["polyphase", "transposed"])
+@pytest.mark.parametrize("upconv", ["polyphase", "polyphase_w2", "polyphase_w4", "transposed"])
 @pytest.mark.parametrize("shape,filt", [((1, 4, 4, 2), (1, 3, 3, 1)), ((2, 5, 3, 2), (1, 2, 5, 1))])
 def test_conv_up_matches_scatter_transpose(shape, filt, upconv):
     """conv_up_2d == scatter-form transposed conv (PyTorch conv_transpose2d semantics) + FIR with padding 1.
 
-    Both forms (polyphase: CPU's 'auto'; one dilated conv: other backends' 'auto'); the asymmetric filter and
-    non-square map catch flips/transposes.
+    Every form (polyphase, with direct or Winograd phase convs: CPU's 'auto'; one dilated conv: other backends'
+    'auto'); the asymmetric filter and non-square map catch flips/transposes.
     """
     rng = np.random.default_rng(1)
     x = rng.standard_normal(shape)
@@ -163,6 +163,12 @@ def test_conv3x3_algorithm_choice():
     assert {auto.conv3x3_for(r, r, 512, "float32", b) for r in (16, 64) for b in ("gpu", "tpu")} == {"direct"}
     assert auto.conv3x3_for(32, 32, 512, jnp.bfloat16, "cpu") == "direct"
     assert (auto.upconv_for("cpu"), auto.upconv_for("gpu")) == ("polyphase", "transposed")
+    # up-convs: Winograd phase convs for float32 inputs of 8-32 px and >= 256 channels, direct phases elsewhere
+    assert [auto.upconv_for("cpu", r, 512) for r in (4, 8, 16, 32, 64, 128)] == [
+        "polyphase", "polyphase_w2", "polyphase_w2", "polyphase_w2", "polyphase", "polyphase"]
+    assert {auto.upconv_for("cpu", 16, 128), auto.upconv_for("cpu", 16, 512, jnp.bfloat16)} == {"polyphase"}
+    assert auto.upconv_for("gpu", 16, 512) == "transposed" and Numerics(upconv="polyphase_w4").upconv_for("cpu") \
+        == "polyphase_w4"
     assert Numerics(conv3x3="rows").conv3x3_for(8, 8, 16, "float32", "gpu") == "rows"
     with pytest.raises(ValueError, match="conv3x3='fastest' must be one of"):
         Numerics(conv3x3="fastest")
@@ -283,6 +289,51 @@ def test_polyphase_tap_gradient_matches_autodiff_first_and_second_order():
             gg = lambda conv: lambda x, k: jnp.sum(jnp.square(jax.grad(loss(conv), 0)(x, k)))  # noqa: E731
             np.testing.assert_allclose(jit_grad(gg(ops._conv_tapgrad), 1)(x, k), jit_grad(gg(ops._conv), 1)(x, k),
                                        rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("algo", ["polyphase_w2", "polyphase_w4"])
+def test_winograd_phase_convs_match_direct_first_and_second_order(algo):
+    """conv3x3.winograd_t on each Winograd phase conv of the up-conv (kernels.phase_specs: 2x2, 2x1, 1x2 taps, their
+    padding kernels.PHASE_PAD; sizes not a multiple of the tile) == float64 correlation, and its gradients w.r.t.
+    x and the sub-kernel, first and second order (R1's form), == autodiff of the direct conv."""
+    rng = np.random.default_rng(4)
+    x64 = rng.normal(size=(2, 5, 7, 3))
+    x = jnp.asarray(x64, jnp.float32)
+    for name, specs in kernels.phase_specs(algo).items():
+        k64 = rng.normal(size=(*(len(spec[2][0]) for spec in specs), 3, 4))
+        k = jnp.asarray(k64, jnp.float32)
+        pad = (kernels.PHASE_PAD[name[0]], kernels.PHASE_PAD[name[1]])
+        xp = np.pad(x64, ((0, 0), *pad, (0, 0)))
+        ho, wo = xp.shape[1] - k64.shape[0] + 1, xp.shape[2] - k64.shape[1] + 1
+        want = sum(np.einsum("nhwi,io->nhwo", xp[:, a:a + ho, b:b + wo], k64[a, b])
+                   for a in range(k64.shape[0]) for b in range(k64.shape[1]))
+        c = jnp.asarray(rng.normal(size=want.shape), jnp.float32)
+
+        def wino(x, k):   # the forms derived inline, as on the params path
+            kt = conv3x3.transposed(k)
+            return conv3x3.winograd_t(x, k, kt, conv3x3.transform(k, specs), conv3x3.transform(kt, specs), specs,
+                                      pad, "highest")
+        direct = lambda x, k: conv3x3.direct(x, k, pad, "highest")  # noqa: E731
+        loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)) * c)  # noqa: E731
+        gg = lambda f: lambda x, k: jnp.sum(jnp.square(jax.grad(loss(f), 0)(x, k)))  # noqa: E731
+        close = lambda b, a: np.testing.assert_allclose(b, a, atol=1e-5 * float(np.abs(a).max()))  # noqa: E731
+        jit_grad = lambda f: jax.jit(jax.grad(f, (0, 1)))  # noqa: E731   (one program each, not one per op)
+        close(np.asarray(jax.jit(wino)(x, k)), want)
+        for f in (loss, gg):
+            for a, b in zip(jit_grad(f(direct))(x, k), jit_grad(f(wino))(x, k)):
+                close(b, a)
+
+
+def test_upconv_auto_keeps_direct_phases_without_prepared_transforms():
+    """'auto' picks Winograd phase convs only with their transforms prepared (synthesis w.r.t. styles); on the
+    params path (training) the phase convs stay direct; a forced 'polyphase_w2' derives its transforms inline."""
+    x, k = jnp.zeros((1, 16, 16, 256)), jnp.zeros((3, 3, 256, 256))
+    forms = kernels.layer_forms(k, jnp.float32, up=True, demodulate=False, algos=("polyphase_w2",), poly=True)
+    jaxpr = lambda numerics, forms=None: str(jax.make_jaxpr(  # noqa: E731
+        lambda x, k: ops.conv_up_2d(x, k, (1, 3, 3, 1), numerics, forms))(x, k))
+    assert "conv_general_dilated" in jaxpr(Numerics())   # direct phase convs
+    assert "conv_general_dilated" not in jaxpr(Numerics(), forms)
+    assert "conv_general_dilated" not in jaxpr(Numerics(upconv="polyphase_w2"))
 
 
 def test_narrow_rows_conv_gradients_match_direct_first_and_second_order():

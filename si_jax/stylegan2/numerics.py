@@ -23,9 +23,15 @@ $SI_JAX_CONV_TUNING=off); otherwise 'auto' is the rules below (`conv3x3_for`, `u
   float64: direct 3e-4, F(2x2) 5e-4, F(4, 3) 9e-4; TF32 cannot be run here). Winograd has not been measured on an
   accelerator, so it is not the default there.
 - upconv (the 2x up-sampling 3x3 conv + [1,3,3,1] blur): 'polyphase' (four small stride-1 convs, no products with
-  inserted zeros; measured faster on CPU, with a hand-written weight gradient) or 'transposed' (one XLA conv of the
-  2x-dilated input, then the blur: what cuDNN / the TPU run as one kernel). 'auto': polyphase on CPU, else
-  transposed.
+  inserted zeros; measured faster on CPU, with a hand-written weight gradient), 'polyphase_w2' / 'polyphase_w4'
+  (the same with its 2x2-, 2x1- and 1x2-tap phase convs by Winograd F(2x2, 2x2) and F(2, 2) / F(4x4, 2x2) and
+  F(4, 2): 1.44x / 1.78x fewer multiplications; float32 results within ~2e-7 / ~1e-6 of the max of the direct
+  phases'), or 'transposed' (one XLA conv of the 2x-dilated input, then the blur: what cuDNN / the TPU run as one
+  kernel). 'auto' (`upconv_for`): transposed off CPU; on CPU polyphase_w2 for float32 inputs of 8-32 px and >= 256
+  channels, polyphase elsewhere (2-core AMD EPYC, BENCHMARKS.md 2026-12-06: Winograd phases were slower from 64 px
+  up); 'polyphase_w4' only when set (never faster than polyphase_w2 where that wins). An 'auto' up-conv takes
+  Winograd phases only with their transforms prepared (si_jax.stylegan2.kernels; synthesis w.r.t. styles); without
+  (training) its phases stay direct.
 
 Precision:
 - 'fp32': float32 arrays, convs and matmuls at precision HIGHEST (true float32 on every backend).
@@ -87,7 +93,8 @@ def problem(conv3x3, upconv, precision, bf16_from_res, name=str) -> str | None:
 class Numerics:
     """Conv algorithms and precision of the synthesis network (frozen, hashable: part of G2Config's key).
 
-    conv3x3: 'auto' | 'direct' | 'winograd2d' | 'winograd4x4' | 'rows'; upconv: 'auto' | 'polyphase' | 'transposed';
+    conv3x3: 'auto' | 'direct' | 'winograd2d' | 'winograd4x4' | 'rows'; upconv: 'auto' | 'polyphase' |
+    'polyphase_w2' | 'polyphase_w4' | 'transposed';
     precision: 'fp32' | 'tf32' | 'bf16'; bf16_from_res: lowest resolution computed in bfloat16 (a power of two
     >= 4; only with precision 'bf16'; None = the model's rule, see the module docstring).
     """

@@ -18,8 +18,10 @@ $SI_JAX_CONV_TUNING=off keeps the rule), the candidate measured fastest on this 
 - The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form on CPU: four small stride-1
   convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too, behind the blur's
-  own transpose (convgrad.phase_blur). Off CPU it is one transposed conv (XLA conv of the 2x-dilated input) and the
-  blur.
+  own transpose (convgrad.phase_blur). For float32 inputs of 8-32 px and >= 256 channels with prepared forms, the
+  2x2-, 2x1- and 1x2-tap phase convs run by Winograd F(2x2, 2x2) / F(2, 2) (conv3x3.winograd_t), their input
+  gradient too; without prepared forms (training) they stay direct. Off CPU it is one transposed conv (XLA conv of
+  the 2x-dilated input) and the blur.
 - Winograd convs' input gradient is the same Winograd algorithm on the transposed kernel's transform, with
   prepared kernel forms, or for narrow (< 128 channel) kernels without them, whose forms are derived inline (cheap;
   measured in the training step, 32 px x 64 channels, batch 32: BENCHMARKS.md 2026-12-05 late; per-call transforms
@@ -210,10 +212,11 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
     """Transposed stride-2 conv followed by the FIR blur, as NVlabs conv2d_resample(up=2, padding=k//2).
 
     x: [N, H, W, I]; kernel: [k, k, I, O] in forward-conv (cross-correlation) orientation, x's dtype
-    -> [N, 2H, 2W, O]. 3x3 kernels with a 4-tap filter (every released model) run in polyphase form
-    (`_conv_up_polyphase`) or as one transposed conv (`_conv_up_transposed`): numerics.upconv, and for 'auto' the
-    faster on this host for float32 on CPU (measured, si_jax.stylegan2.autotune), else `numerics.upconv_for`'s
-    rule. Other sizes: transposed. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer), or None.
+    -> [N, 2H, 2W, O]. 3x3 kernels with a 4-tap filter (every released model) run in polyphase form, its phase
+    convs direct or by Winograd (`_conv_up_polyphase`), or as one transposed conv (`_conv_up_transposed`):
+    numerics.upconv, and for 'auto' the fastest on this host for float32 on CPU (measured, si_jax.stylegan2.autotune),
+    else `numerics.upconv_for`'s rule; an 'auto' Winograd form without its prepared transforms runs direct phases.
+    Other sizes: transposed. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer), or None.
     """
     precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[0] == 3 and len(resample_filter) == 4:
