@@ -7,7 +7,7 @@ import pytest
 import si_jax
 from si_jax.stylegan2 import conv3x3, convgrad, kernels, ops
 from si_jax.stylegan2.config import G2Config
-from si_jax.stylegan2.numerics import Numerics
+from si_jax.stylegan2.numerics import UPCONV_ALGORITHMS, Numerics
 
 TINY = G2Config.make(img_resolution=16, channel_base=256, channel_max=16, z_dim=8, w_dim=8, mapping_layers=2)
 synthesize = jax.jit(si_jax.synthesize, static_argnums=(1, 3))
@@ -133,15 +133,20 @@ def test_conv3x3_algorithms_match_float64(algo, shape):
 # 2-core CPU): direct 2.9e-3 - 3.9e-3, winograd2d 6.8e-3 - 9.9e-3, rows F(4, 3) 1.8e-2 - 2.2e-2, winograd4x4
 # F(4x4, 3x3) 4.7e-2 - 5.5e-2 (2026-12-05). Winograd's transforms amplify rounding (F(4, 3) most, in 2-D twice):
 # the bound per algorithm is about 1.5x the worst measured. ('auto' is direct for bfloat16.)
-BF16_REL_ERROR = {"direct": 6e-3, "winograd2d": 1.5e-2, "rows": 3.5e-2, "winograd4x4": 8e-2}
+# conv_2d's 3x3 algorithms, then conv_up_2d's forms (measured 7.7e-3, 8.5e-3, 3.1e-2, 9.7e-3)
+BF16_REL_ERROR = {"direct": 6e-3, "winograd2d": 1.5e-2, "rows": 3.5e-2, "winograd4x4": 8e-2,
+                  "polyphase": 1.2e-2, "polyphase_w2": 1.3e-2, "polyphase_w4": 4.5e-2, "transposed": 1.5e-2}
 
 
 @pytest.mark.parametrize("algo", sorted(BF16_REL_ERROR))
-def test_conv3x3_bfloat16_matches_float32(algo):
-    """conv_2d's 3x3 paths run in bfloat16 (no float32 constant promotes them: that was a TypeError in the
-    Winograd transforms) and stay within BF16_REL_ERROR of the float32 result; the gradient stays bfloat16."""
-    numerics = Numerics(conv3x3=algo)
-    conv = lambda a, b: ops.conv_2d(a, b, numerics)  # noqa: E731
+def test_conv_bfloat16_matches_float32(algo):
+    """conv_2d's 3x3 paths and conv_up_2d's forms run in bfloat16 (no float32 constant promotes them: that was a
+    TypeError in the Winograd transforms) and stay within BF16_REL_ERROR of the float32 result; the gradient stays
+    bfloat16."""
+    if algo in UPCONV_ALGORITHMS:
+        conv = lambda a, b: ops.conv_up_2d(a, b, (1, 3, 3, 1), Numerics(upconv=algo))  # noqa: E731
+    else:
+        conv = lambda a, b: ops.conv_2d(a, b, Numerics(conv3x3=algo))  # noqa: E731
     rng = np.random.default_rng(5)
     x, k = rng.standard_normal((2, 16, 16, 64)), rng.standard_normal((3, 3, 64, 32)) / 24.0
     with jax.default_matmul_precision("highest"):

@@ -18,10 +18,9 @@ $SI_JAX_CONV_TUNING=off keeps the rule), the candidate measured fastest on this 
 - The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form on CPU: four small stride-1
   convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too, behind the blur's
-  own transpose (convgrad.phase_blur). For float32 inputs of 8-32 px and >= 256 channels with prepared forms, the
-  2x2-, 2x1- and 1x2-tap phase convs run by Winograd F(2x2, 2x2) / F(2, 2) (conv3x3.winograd_t), their input
-  gradient too; without prepared forms (training) they stay direct. Off CPU it is one transposed conv (XLA conv of
-  the 2x-dilated input) and the blur.
+  own transpose (convgrad.phase_blur); for float32 inputs of 8-32 px, >= 256 channels, with prepared forms, its
+  2-tap phase convs by Winograd F(2x2, 2x2) / F(2, 2) (conv3x3.winograd_t). Off CPU it is one transposed conv (XLA
+  conv of the 2x-dilated input) and the blur.
 - Winograd convs' input gradient is the same Winograd algorithm on the transposed kernel's transform, with
   prepared kernel forms, or for narrow (< 128 channel) kernels without them, whose forms are derived inline (cheap;
   measured in the training step, 32 px x 64 channels, batch 32: BENCHMARKS.md 2026-12-05 late; per-call transforms
@@ -130,12 +129,10 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
     out[2r+1] = ft0 E[r] + ft1 O[r] + ft2 E[r+1] + ft3 O[r+1], with O[-1] = O[n] = 0: the odd phases' convs
     write those zeros themselves (kernels.PHASE_PAD), so no pass pads them (512 -> 1024 px: 1.5x faster forward,
     2-core AMD EPYC, BENCHMARKS.md 2026-12-05 "config-f 1024 forward").
-    The four phase convs' sub-kernels and their transposes: `poly` (kernels.polyphase_kernels), else derived here.
-    algo 'polyphase': each phase conv direct; 'polyphase_w2' / 'polyphase_w4' / 'polyphase_w42': the 2x2-, 2x1- and
-    1x2-tap ones by Winograd (kernels.phase_specs; conv3x3.winograd_t, its input gradient by the same algorithm)
-    from `transforms` (kernels.phase_transforms), else derived here. Their weight gradients are one [I, O] matmul
-    per tap (conv3x3.direct_t / winograd_t; XLA CPU's own weight-gradient conv for such kernels measured 371 vs
-    48 ms on the 64-channel 32 px training config, 2-core AMD EPYC).
+    The phase convs' sub-kernels and their transposes: `poly` (kernels.polyphase_kernels), else derived here; algo
+    'polyphase': all direct, else kernels.phase_specs' by Winograd (conv3x3.winograd_t) from `transforms`
+    (kernels.phase_transforms), else derived here. Weight gradients: one [I, O] matmul per tap (XLA CPU's own
+    weight-gradient conv measured 371 vs 48 ms on the 64-channel 32 px training config, 2-core AMD EPYC).
     """
     n, h, w, _ = x.shape
     ft = [float(t) for t in taps]
@@ -145,13 +142,10 @@ def _conv_up_polyphase(x: jax.Array, kernel: jax.Array, taps: np.ndarray, precis
         poly = {name: (kernels.given(k, kernel, name), kt) for name, (k, kt) in poly.items()}
     specs = kernels.phase_specs(algo)
     transforms = kernels.phase_transforms(poly, algo) if transforms is None else transforms
-    phase = {}
-    for name, (k, kt) in poly.items():
-        pad = (kernels.PHASE_PAD[name[0]], kernels.PHASE_PAD[name[1]])
-        if name in specs:
-            phase[name] = conv3x3.winograd_t(x, k, kt, *transforms[name], specs[name], pad, precision)
-        else:
-            phase[name] = conv3x3.direct_t(x, k, kt, pad, precision, True)
+    pad = {name: (kernels.PHASE_PAD[name[0]], kernels.PHASE_PAD[name[1]]) for name in poly}
+    phase = {name: conv3x3.winograd_t(x, k, kt, *transforms[name], specs[name], pad[name], precision)
+             if name in specs else conv3x3.direct_t(x, k, kt, pad[name], precision, True)
+             for name, (k, kt) in poly.items()}
 
     blur = functools.partial(convgrad.phase_blur, ft=tuple(ft))   # (even, odd) samples along an axis
     row_e = blur(phase["EE"], phase["EO"], 2)  # (even cols, odd cols) of the even row phase: [N, H + 1, W, O]
