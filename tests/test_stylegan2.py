@@ -168,10 +168,10 @@ def test_conv3x3_algorithm_choice():
     assert {auto.conv3x3_for(r, r, 512, "float32", b) for r in (16, 64) for b in ("gpu", "tpu")} == {"direct"}
     assert auto.conv3x3_for(32, 32, 512, jnp.bfloat16, "cpu") == "direct"
     assert (auto.upconv_for("cpu"), auto.upconv_for("gpu")) == ("polyphase", "transposed")
-    # up-convs: Winograd phase convs for float32 inputs of 8-32 px and >= 256 channels, direct phases elsewhere
+    # up-convs: Winograd phase convs for float32 inputs of 8-64 px and >= 256 channels, direct phases elsewhere
     assert [auto.upconv_for("cpu", r, 512) for r in (4, 8, 16, 32, 64, 128)] == [
-        "polyphase", "polyphase_w2", "polyphase_w2", "polyphase_w2", "polyphase", "polyphase"]
-    assert {auto.upconv_for("cpu", 16, 128), auto.upconv_for("cpu", 16, 512, jnp.bfloat16)} == {"polyphase"}
+        "polyphase", "polyphase_w2", "polyphase_w2", "polyphase_w2", "polyphase_w2", "polyphase"]
+    assert {auto.upconv_for("cpu", 64, 128), auto.upconv_for("cpu", 16, 512, jnp.bfloat16)} == {"polyphase"}
     assert auto.upconv_for("gpu", 16, 512) == "transposed" and Numerics(upconv="polyphase_w4").upconv_for("cpu") \
         == "polyphase_w4"
     assert Numerics(conv3x3="rows").conv3x3_for(8, 8, 16, "float32", "gpu") == "rows"

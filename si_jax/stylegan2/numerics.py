@@ -27,9 +27,9 @@ $SI_JAX_CONV_TUNING=off); otherwise 'auto' is the rules below (`conv3x3_for`, `u
   (the same with its 2x2-, 2x1- and 1x2-tap phase convs by Winograd F(2x2, 2x2) and F(2, 2) / F(4x4, 2x2) and
   F(4, 2): 1.44x / 1.78x fewer multiplications; float32 results within ~2e-7 / ~1e-6 of the max of the direct
   phases'), or 'transposed' (one XLA conv of the 2x-dilated input, then the blur: what cuDNN / the TPU run as one
-  kernel). 'auto' (`upconv_for`): transposed off CPU; on CPU polyphase_w2 for float32 inputs of 8-32 px and >= 256
-  channels, polyphase elsewhere (2-core AMD EPYC, BENCHMARKS.md 2026-12-06: Winograd phases were slower from 64 px
-  up); 'polyphase_w4' only when set (never faster than polyphase_w2 where that wins). An 'auto' up-conv takes
+  kernel). 'auto' (`upconv_for`): transposed off CPU; on CPU polyphase_w2 for float32 inputs of 8-64 px and >= 256
+  channels, polyphase elsewhere (2-core AMD EPYC, BENCHMARKS.md 2026-12-06: Winograd phases were slower at 64 px x
+  128 channels and on larger maps); 'polyphase_w4' only when set (faster than polyphase_w2 nowhere in fwd+bwd). An 'auto' up-conv takes
   Winograd phases only with their transforms prepared (si_jax.stylegan2.kernels; synthesis w.r.t. styles); without
   (training) its phases stay direct.
 
@@ -149,8 +149,9 @@ class Numerics:
                    dtype="float32") -> str:
         """The up-sampling conv's form on `backend` for an input of size x size px with min(in, out) = `channels`
         (None: not known), arrays of `dtype`: the field unless 'auto'; for 'auto' off CPU 'transposed', on CPU
-        'polyphase_w2' for float32 inputs of 8-32 px and >= 256 channels (measured faster there, the whole
-        network too; direct phases faster from 64 px: BENCHMARKS.md 2026-12-06), else 'polyphase'.
+        'polyphase_w2' for float32 inputs of 8-64 px and >= 256 channels (measured faster there, the whole
+        network too; direct phases faster at 64 px x 128 channels and larger maps: BENCHMARKS.md 2026-12-06), else
+        'polyphase'.
         >>> Numerics().upconv_for("cpu", 16, 512), Numerics().upconv_for("cpu", 64, 128), Numerics().upconv_for("gpu")
         ('polyphase_w2', 'polyphase', 'transposed')
         """
@@ -158,7 +159,7 @@ class Numerics:
             return self.upconv
         if backend != "cpu":
             return "transposed"
-        wino = size is not None and 8 <= size < 64 and channels >= 256 and _dtype_name(dtype) == "float32"
+        wino = size is not None and 8 <= size < 128 and channels >= 256 and _dtype_name(dtype) == "float32"
         return "polyphase_w2" if wino else "polyphase"
 
 
