@@ -29,9 +29,9 @@ $SI_JAX_CONV_TUNING=off); otherwise 'auto' is the rules below (`conv3x3_for`, `u
   phases'), or 'transposed' (one XLA conv of the 2x-dilated input, then the blur: what cuDNN / the TPU run as one
   kernel). 'auto' (`upconv_for`): transposed off CPU; on CPU polyphase_w2 for float32 inputs of 8-64 px and >= 256
   channels, polyphase elsewhere (2-core AMD EPYC, BENCHMARKS.md 2026-12-06: Winograd phases were slower at 64 px x
-  128 channels and on larger maps); 'polyphase_w4' only when set (faster than polyphase_w2 nowhere in fwd+bwd). An 'auto' up-conv takes
-  Winograd phases only with their transforms prepared (si_jax.stylegan2.kernels; synthesis w.r.t. styles); without
-  (training) its phases stay direct.
+  128 channels and on larger maps); 'polyphase_w4' only when set (faster than polyphase_w2 nowhere in fwd+bwd).
+  An 'auto' up-conv takes Winograd phases only with their transforms prepared (si_jax.stylegan2.kernels; synthesis
+  w.r.t. styles); without (training) its phases stay direct.
 
 Precision:
 - 'fp32': float32 arrays, convs and matmuls at precision HIGHEST (true float32 on every backend).
