@@ -95,6 +95,16 @@ def test_cold_choice_is_the_fastest_and_is_written(cache, monkeypatch):
     assert autotune.choose("conv3x3", dict.fromkeys(times), (X, K, B), "highest", rule="direct") == "winograd2d"
 
 
+def test_a_record_that_timed_fewer_candidates_is_measured_again(cache, monkeypatch):
+    """A form added since a choice was recorded (the up-conv's 'polyphase_w2') is not left untimed by a warm cache."""
+    key = autotune.entry_key("conv_up", (X, K, B), "highest", "fwd")
+    _write(cache, {key: {"choice": "polyphase", "ms": {"polyphase": 1.0, "transposed": 2.0}}})
+    times = {"polyphase": 2e-3, "polyphase_w2": 1e-3, "transposed": 3e-3}
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {n: times[n] for n in c})
+    assert autotune.choose("conv_up", dict.fromkeys(times), (X, K, B), "highest", rule="polyphase") == "polyphase_w2"
+    assert set(json.loads(cache.read_text())["hosts"][autotune.host_key()][key]["ms"]) == set(times)
+
+
 def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
     monkeypatch.setattr(autotune, "time_candidates", _no_timing)
     monkeypatch.setattr(autotune, "MIN_FLOPS", autotune.conv_flops(X.shape, K.shape) + 1)

@@ -268,7 +268,10 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
     key = entry_key(kind, args, precision, mode)
     with _lock:
         record = _hosts(path).get(host, {}).get(key)
-        known = record is not None and record["choice"] in candidates
+        # a record that timed fewer candidates than there are now (a form added since, as 'polyphase_w2' to the
+        # up-conv's) is measured again; one with no times (written by hand) is taken as it is
+        known = record is not None and record["choice"] in candidates and set(record.get("ms") or candidates) >= set(
+            candidates)
         if known and (settled_record(record) or key in _remeasured):
             return record["choice"]
         if _spent[0] >= budget():

@@ -141,7 +141,7 @@ def prepare_layer(kernel: jax.Array, spec: LayerSpec, cfg: G2Config, backend: st
     measured = is3x3 and autotune.applies(dtype, backend) and \
         autotune.worth_measuring((1, res_in, res_in, kernel.shape[2]), kernel.shape)
     if spec.up:
-        rule = numerics.upconv_for(backend, spec.res // 2, min(kernel.shape[2:]), dtype)
+        rule = numerics.upconv_for(backend, res_in, min(kernel.shape[2:]), dtype)
         poly = is3x3 and len(cfg.resample_filter) == 4 and (
             rule != "transposed" or measured and numerics.upconv == "auto")
         return layer_forms(kernel, dtype, up=True, demodulate=spec.kind == "conv", poly=poly,
