@@ -6,9 +6,9 @@
 When an edit, a projection or the bench differentiates w.r.t. the styles, the kernels are constants, yet a program
 taking the params recomputes per call what depends on them only: the input-gradient kernels (flipped, I/O swapped:
 XLA copies each [3, 3, 512, 512] kernel per call), Winograd's kernel transforms, the polyphase sub-kernels (and
-their Winograd transforms: `phase_transforms`) and the demodulation's squared-tap sums. `prepare` computes them once and puts them under each layer's 'prepared' key
-(`prepare_layer`'s dict); `ops` takes each form from there when present, and computes it inline from the kernel
-otherwise (the same functions: one implementation). The forms are derived for the conv algorithms `numerics`
+their Winograd transforms: `phase_transforms`) and the demodulation's squared-tap sums. `prepare` computes them
+once and puts them under each layer's 'prepared' key (`prepare_layer`'s dict); `ops` takes each form from there
+when present, and computes it inline from the kernel otherwise (the same functions: one implementation). The forms are derived for the conv algorithms `numerics`
 picks by its rule, and for every candidate of a conv whose 'auto' is measured (si_jax.stylegan2.conv_tuning); a
 conv that resolves to a form not prepared (measuring switched on after `prepare`) derives it inline.
 
