@@ -106,11 +106,18 @@ def winograd_t(x: jax.Array, kernel: jax.Array, kernel_t: jax.Array, u: jax.Arra
     padding, precision, tap_grad=True) computes it directly: the input gradient by the same algorithm from
     u_t = transform(kernel_t, specs) (kernel_t = transposed(kernel)); the weight gradient w.r.t. `kernel` alone,
     one [I, O] matmul per tap (kernel_t, u, u_t get zero cotangents). For the polyphase up-conv's phase convs."""
+    return _winograd(x, u, specs, padding, precision)
+
+
+def _winograd(x, u, specs, padding, precision):
+    """winograd_valid, or winograd_rows for specs (rows, None)."""
+    if specs[1] is None:
+        return winograd_rows(x, u, specs[0], precision, padding)
     return winograd_valid(x, u, specs, padding, precision)
 
 
 def _winograd_t_fwd(x, kernel, kernel_t, u, u_t, specs, padding, precision):
-    return winograd_valid(x, u, specs, padding, precision), (x, kernel, kernel_t, u, u_t)
+    return _winograd(x, u, specs, padding, precision), (x, kernel, kernel_t, u, u_t)
 
 
 def _winograd_t_bwd(specs, padding, precision, res, g):
@@ -166,8 +173,11 @@ def _taps_of(k, axis):
 
 def transform(kernel: jax.Array, specs) -> jax.Array:
     """Winograd's 2-D kernel transform G_h k G_w^T of kernel [r_h, r_w, I, O] for specs (rows, cols) (each a spec
-    tuple (m, BT, G, AT); ONE for an axis of 1 tap) -> [alpha_h * alpha_w, I, O]."""
+    tuple (m, BT, G, AT); ONE for an axis of 1 tap) -> [alpha_h * alpha_w, I, O]; cols None (rows only, its
+    taps direct: `winograd_rows`): a tuple of alpha_h [1, r_w, I, O]."""
     u_rows = [_lincomb(_taps_of(kernel, 0), row) for row in specs[0][2]]  # alpha_h x [r_w, I, O]
+    if specs[1] is None:   # along rows only (winograd_rows): alpha_h [1, r_w, I, O]
+        return tuple(ur[None] for ur in u_rows)
     return jnp.stack([_lincomb(_taps_of(ur, 0), row) for ur in u_rows for row in specs[1][2]])
 
 
@@ -211,20 +221,23 @@ def winograd_valid(x: jax.Array, u: jax.Array, specs, padding, precision=None) -
     return _pad2d(y, [pad if taps == 1 else (0, 0) for pad, taps in zip(padding, r)])
 
 
-def winograd_rows(x: jax.Array, u: jax.Array, spec=_F43, precision=None) -> jax.Array:
-    """'Same' 3x3 conv by Winograd F(m, 3) along rows: alpha 1x3 convs along columns on row-transformed input.
-    u: kernel_transform(kernel, 'rows') [alpha, 3, I, O], or `rows_kernels` of it (alpha [1, 3, I, O] arrays: the
-    prepared form, whose 1x3 kernels the convs read as they are; slices of u are copied per call)."""
-    m, bt, _, at = spec
-    alpha = len(bt)
+def winograd_rows(x: jax.Array, u: jax.Array, spec=_F43, precision=None, padding=((1, 1), (1, 1))) -> jax.Array:
+    """Stride-1 correlation (by default the 'same' 3x3 conv) by Winograd F(m, r) along rows: alpha 1 x k_w convs
+    along columns on row-transformed input. u: kernel_transform(kernel, 'rows') [alpha, k_w, I, O], or
+    `rows_kernels` of it (alpha [1, k_w, I, O] arrays: the prepared form, whose kernels the convs read as they are;
+    slices of u are copied per call). padding ((lo, hi), (lo, hi)): zeros (cols: negative crops)."""
+    m, bt, g, at = spec
+    alpha, (lo, hi) = len(bt), padding[0]
     n, h, w, c = x.shape
-    th = -(-h // m)
-    xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (0, 0), (0, 0)))
+    out_h = h + lo + hi - len(g[0]) + 1
+    th = -(-out_h // m)
+    xp = jax.lax.pad(x, np.zeros((), x.dtype), ((0, 0, 0), (lo, m * th + len(g[0]) - 1 - h - lo, 0), (0, 0, 0),
+                                                (0, 0, 0)))
     v = [_lincomb(_tiles(xp, 1, m, alpha, th), row) for row in bt]  # alpha x [N, th, W, I]
     u = u if isinstance(u, (tuple, list)) else rows_kernels(u)
-    prod = [direct(vi, u[i], ((0, 0), (1, 1)), precision) for i, vi in enumerate(v)]  # alpha x [N, th, W, O]
-    y = jnp.stack([_lincomb(prod, row) for row in at], 2)  # [N, th, m, W, O]
-    return y.reshape(n, m * th, w, -1)[:, :h]
+    prod = [direct(vi, u[i], ((0, 0), padding[1]), precision) for i, vi in enumerate(v)]  # alpha x [N, th, W', O]
+    y = jnp.stack([_lincomb(prod, row) for row in at], 2)  # [N, th, m, W', O]
+    return y.reshape(n, m * th, y.shape[3], -1)[:, :out_h]
 
 
 def rows_kernels(u: jax.Array) -> tuple:

@@ -35,7 +35,8 @@ PHASE_PAD = {"E": (1, 1), "O": (1, 1)}
 WINOGRAD = ("winograd2d", "rows")   # the same-size 3x3 conv algorithms with kernel transforms (conv3x3)
 # Up-conv algorithms whose phase convs run by Winograd (conv3x3.winograd_t): the spec of the even-even phase's
 # F(m x m, 2x2) and of the even-odd / odd-even phases' F(m, 2) along their 2-tap axis; the odd-odd phase is a matmul.
-PHASE_WINOGRAD = {"polyphase_w2": (conv3x3.F22, conv3x3.F22), "polyphase_w4": (conv3x3.F42, conv3x3.F42)}
+PHASE_WINOGRAD = {"polyphase_w2": (conv3x3.F22, conv3x3.F22), "polyphase_w4": (conv3x3.F42, conv3x3.F42),
+                  "polyphase_r4": ((conv3x3.F42, None), conv3x3.F42)}
 UPCONV_WINOGRAD = ("polyphase_w2",)   # of those, the ones measured for an 'auto' up-conv (conv_tuning)
 
 
@@ -73,6 +74,8 @@ def phase_specs(algo: str) -> dict:
     if algo not in PHASE_WINOGRAD:
         return {}
     ee, one_axis = PHASE_WINOGRAD[algo]
+    if len(ee) == 2:   # (rows spec, None): EE along rows only (conv3x3.winograd_rows); OE direct
+        return {"EE": ee, "EO": (one_axis, conv3x3.ONE)}
     return {"EE": (ee, ee), "EO": (one_axis, conv3x3.ONE), "OE": (conv3x3.ONE, one_axis)}
 
 

@@ -55,7 +55,7 @@ import math
 import numpy as np
 
 CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "winograd4x4", "rows")
-UPCONV_ALGORITHMS = ("auto", "polyphase", "polyphase_w2", "polyphase_w4", "transposed")
+UPCONV_ALGORITHMS = ("auto", "polyphase", "polyphase_w2", "polyphase_w4", "polyphase_r4", "transposed")
 PRECISIONS = ("fp32", "tf32", "bf16")
 DEFAULT_NUM_FP16_RES = 4   # NVlabs stylegan2-ada-pytorch train.py: num_fp16_res = 4 for every config
 
@@ -159,8 +159,11 @@ class Numerics:
             return self.upconv
         if backend != "cpu":
             return "transposed"
-        wino = size is not None and 8 <= size < 128 and channels >= 256 and _dtype_name(dtype) == "float32"
-        return "polyphase_w2" if wino else "polyphase"
+        if size is None or _dtype_name(dtype) != "float32":
+            return "polyphase"
+        if 8 <= size < 64 and channels >= 256:
+            return "polyphase_w2"
+        return "polyphase_r4" if 64 <= size <= 256 and channels >= 64 else "polyphase"
 
 
 DEFAULT = Numerics()
