@@ -186,7 +186,7 @@ def test_measuring_runs_inside_jit_vmap_and_grad_and_keys_what_is_differentiated
     entries = json.loads(cache.read_text())["hosts"][autotune.host_key()]
     key = autotune.entry_key("conv_up", (X, K, B), "highest", "grad_x")
     assert set(entries) == {key}
-    assert set(entries[key]["ms"]) == {"polyphase", "polyphase_w2", "transposed"}
+    assert set(entries[key]["ms"]) == {"polyphase", "polyphase_w2", "polyphase_r4", "transposed"}
     ms = entries[key]["ms"]   # the fastest recorded, or the rule's polyphase within MARGIN of it
     assert ms[entries[key]["choice"]] <= (1 + autotune.MARGIN) * min(ms.values()) + 1e-3
     jax.jit(lambda x, k: ops.conv_up_2d(x, k, (1, 3, 3, 1)))(X, K)   # forward only: its own entry
@@ -227,7 +227,7 @@ def test_a_synthesis_layer_is_timed_in_context_and_a_warm_cache_times_nothing(ca
     keys = set(json.loads(cache.read_text())["hosts"][autotune.host_key()])
     assert keys == {autotune.entry_key("modconv_up", (X, K, S, B), "highest", m) for m in ("grad_xs", "fwd")}
     forms, names = seen["grad_xs"]
-    assert names == "xws--" and set(forms) == {"polyphase", "polyphase_w2", "transposed"}
+    assert names == "xws--" and set(forms) == {"polyphase", "polyphase_w2", "polyphase_r4", "transposed"}
     bias = jnp.linspace(-0.1, 0.1, 16)
     want = ops.bias_act(ops.modulated_conv(X, K, S, demodulate=True, up=True), bias, act="lrelu")
     for form, fn in forms.items():   # each candidate is the layer itself with the form forced

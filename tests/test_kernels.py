@@ -13,11 +13,12 @@ from si_jax.stylegan2.config import G2Config
 BASE = G2Config.make(img_resolution=64, channel_base=8192, channel_max=128, z_dim=8, w_dim=8, mapping_layers=1)
 # The numbers: 16 channels up to 8 px (compiles in seconds), each conv form forced in turn by the numerics
 # (direct / Winograd F(2x2, 3x3) / F(4, 3) rows, polyphase up-convs, their phase convs direct or by Winograd
-# F(2x2, 2x2) / F(2, 2); 'plain' = REFERENCE).
+# F(2x2, 2x2) / F(2, 2) or F(4, 2) along rows; 'plain' = REFERENCE).
 SMALL = G2Config.make(img_resolution=8, channel_base=128, channel_max=16, z_dim=8, w_dim=8, mapping_layers=1)
 REFERENCE = {"conv3x3": "direct", "upconv": "transposed"}   # XLA's autodiff throughout: no custom gradients
 VARIANTS = {"direct": {"conv3x3": "direct"}, "winograd2d": {"conv3x3": "winograd2d"}, "rows": {"conv3x3": "rows"},
-            "upconv_w2": {"conv3x3": "winograd2d", "upconv": "polyphase_w2"}, "plain": REFERENCE}
+            "upconv_w2": {"conv3x3": "winograd2d", "upconv": "polyphase_w2"}, "upconv_r4": {"upconv": "polyphase_r4"},
+            "plain": REFERENCE}
 
 
 def _model(cfg):
@@ -95,7 +96,7 @@ def _g_loss(cfg, prepare_inside: bool):
     return loss
 
 
-@pytest.mark.parametrize("variant", ["winograd2d", "upconv_w2"])
+@pytest.mark.parametrize("variant", ["winograd2d", "upconv_w2", "upconv_r4"])
 def test_training_gradients_unchanged_first_and_second_order(model, variant):
     """Gradients w.r.t. the params (training: G's loss and a double backward through G, as the path-length
     regulariser) are those of XLA's autodiff of direct convs, on the plain path and with the forms derived inside
@@ -110,7 +111,7 @@ def test_training_gradients_unchanged_first_and_second_order(model, variant):
             _close(a, b, 1e-4)
 
 
-@pytest.mark.parametrize("variant", ["winograd2d", "upconv_w2"])
+@pytest.mark.parametrize("variant", ["winograd2d", "upconv_w2", "upconv_r4"])
 def test_first_order_weight_gradients_through_prepared_params(model, variant):
     """d loss / d weight of prepared params (forms given, zero cotangents) == that of the params."""
     params, styles = model

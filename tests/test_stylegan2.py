@@ -85,7 +85,7 @@ def test_upsample_matches_direct_upfirdn():
                                _upfirdn_reference(x, np.array(f, float), 2, 2, 1, 4), atol=1e-5)
 
 
-@pytest.mark.parametrize("upconv", ["polyphase", "polyphase_w2", "polyphase_w4", "transposed"])
+@pytest.mark.parametrize("upconv", ["polyphase", "polyphase_w2", "polyphase_w4", "polyphase_r4", "transposed"])
 @pytest.mark.parametrize("shape,filt", [((1, 4, 4, 2), (1, 3, 3, 1)), ((2, 5, 3, 2), (1, 2, 5, 1))])
 def test_conv_up_matches_scatter_transpose(shape, filt, upconv):
     """conv_up_2d == scatter-form transposed conv (PyTorch conv_transpose2d semantics) + FIR with padding 1.
@@ -133,9 +133,10 @@ def test_conv3x3_algorithms_match_float64(algo, shape):
 # 2-core CPU): direct 2.9e-3 - 3.9e-3, winograd2d 6.8e-3 - 9.9e-3, rows F(4, 3) 1.8e-2 - 2.2e-2, winograd4x4
 # F(4x4, 3x3) 4.7e-2 - 5.5e-2 (2026-12-05). Winograd's transforms amplify rounding (F(4, 3) most, in 2-D twice):
 # the bound per algorithm is about 1.5x the worst measured. ('auto' is direct for bfloat16.)
-# conv_2d's 3x3 algorithms, then conv_up_2d's forms (measured 7.7e-3, 8.5e-3, 3.1e-2, 9.7e-3)
+# conv_2d's 3x3 algorithms, then conv_up_2d's forms (measured 7.7e-3, 8.5e-3, 3.1e-2, 1.2e-2, 9.7e-3)
 BF16_REL_ERROR = {"direct": 6e-3, "winograd2d": 1.5e-2, "rows": 3.5e-2, "winograd4x4": 8e-2,
-                  "polyphase": 1.2e-2, "polyphase_w2": 1.3e-2, "polyphase_w4": 4.5e-2, "transposed": 1.5e-2}
+                  "polyphase": 1.2e-2, "polyphase_w2": 1.3e-2, "polyphase_w4": 4.5e-2, "polyphase_r4": 1.9e-2,
+                  "transposed": 1.5e-2}
 
 
 @pytest.mark.parametrize("algo", sorted(BF16_REL_ERROR))
@@ -168,10 +169,13 @@ def test_conv3x3_algorithm_choice():
     assert {auto.conv3x3_for(r, r, 512, "float32", b) for r in (16, 64) for b in ("gpu", "tpu")} == {"direct"}
     assert auto.conv3x3_for(32, 32, 512, jnp.bfloat16, "cpu") == "direct"
     assert (auto.upconv_for("cpu"), auto.upconv_for("gpu")) == ("polyphase", "transposed")
-    # up-convs: Winograd phase convs for float32 inputs of 8-64 px and >= 256 channels, direct phases elsewhere
-    assert [auto.upconv_for("cpu", r, 512) for r in (4, 8, 16, 32, 64, 128)] == [
-        "polyphase", "polyphase_w2", "polyphase_w2", "polyphase_w2", "polyphase_w2", "polyphase"]
-    assert {auto.upconv_for("cpu", 64, 128), auto.upconv_for("cpu", 16, 512, jnp.bfloat16)} == {"polyphase"}
+    # up-convs: Winograd phase convs for float32 inputs of 8-32 px x >= 256 channels (2-D tiles) and 64-256 px x
+    # >= 64 channels (along rows), direct phases elsewhere
+    assert [auto.upconv_for("cpu", r, 512) for r in (4, 8, 16, 32, 64, 128, 256, 512)] == [
+        "polyphase", "polyphase_w2", "polyphase_w2", "polyphase_w2", "polyphase_r4", "polyphase_r4", "polyphase_r4",
+        "polyphase"]
+    assert {auto.upconv_for("cpu", 16, 128), auto.upconv_for("cpu", 128, 32),
+            auto.upconv_for("cpu", 16, 512, jnp.bfloat16)} == {"polyphase"}
     assert auto.upconv_for("gpu", 16, 512) == "transposed" and Numerics(upconv="polyphase_w4").upconv_for("cpu") \
         == "polyphase_w4"
     assert Numerics(conv3x3="rows").conv3x3_for(8, 8, 16, "float32", "gpu") == "rows"
@@ -296,16 +300,17 @@ def test_polyphase_tap_gradient_matches_autodiff_first_and_second_order():
                                        rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("algo", ["polyphase_w2", "polyphase_w4"])
+@pytest.mark.parametrize("algo", ["polyphase_w2", "polyphase_w4", "polyphase_r4"])
 def test_winograd_phase_convs_match_direct_first_and_second_order(algo):
     """conv3x3.winograd_t on each Winograd phase conv of the up-conv (kernels.phase_specs: 2x2, 2x1, 1x2 taps, their
-    padding kernels.PHASE_PAD; sizes not a multiple of the tile) == float64 correlation, and its gradients w.r.t.
-    x and the sub-kernel, first and second order (R1's form), == autodiff of the direct conv."""
+    padding kernels.PHASE_PAD; 2-D tiles or along rows; sizes not a multiple of the tile) == float64 correlation,
+    and its gradients w.r.t. x and the sub-kernel, first and second order (R1's form), == autodiff of the direct
+    conv."""
     rng = np.random.default_rng(4)
     x64 = rng.normal(size=(2, 5, 7, 3))
     x = jnp.asarray(x64, jnp.float32)
     for name, specs in kernels.phase_specs(algo).items():
-        k64 = rng.normal(size=(*(len(spec[2][0]) for spec in specs), 3, 4))
+        k64 = rng.normal(size=(*(len(taps) for taps in kernels.POLYPHASE[name]), 3, 4))
         k = jnp.asarray(k64, jnp.float32)
         pad = (kernels.PHASE_PAD[name[0]], kernels.PHASE_PAD[name[1]])
         xp = np.pad(x64, ((0, 0), *pad, (0, 0)))

@@ -38,9 +38,9 @@ def define_numerics_flags(flags) -> None:
                       "(si_jax.stylegan2.autotune; $SI_JAX_CONV_TUNING=off: Winograd where it measured faster on a "
                       "2-core AMD EPYC), direct on GPU / TPU and in bfloat16.")
     flags.DEFINE_enum("upconv", "auto", list(numerics.UPCONV_ALGORITHMS), "Up-sampling conv form. auto: polyphase "
-                      "on CPU, its phase convs by Winograd (polyphase_w2) for float32 inputs of 8-64 px and >= 256 "
-                      "channels (measured against the other forms for large layers unless $SI_JAX_CONV_TUNING=off), "
-                      "one transposed conv on GPU / TPU.")
+                      "on CPU, its phase convs by Winograd in float32 (polyphase_w2 at 8-32 px x >= 256 channels, "
+                      "polyphase_r4 at 64-256 px; measured against the other forms for large layers unless "
+                      "$SI_JAX_CONV_TUNING=off), one transposed conv on GPU / TPU.")
 
 
 def numerics_of(flags):

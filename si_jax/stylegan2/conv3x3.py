@@ -5,7 +5,8 @@
         # algo 'winograd2d' | 'winograd4x4' | 'rows'
     y = direct_t(x, kernel, kernel_t, padding, precision)   # the direct conv, input gradient with kernel_t
     y = winograd_t(x, kernel, kernel_t, u, u_t, specs, padding, precision)   # any padding, 1-3 taps per axis
-        # u = transform(kernel, specs): the polyphase up-conv's 2-tap phase convs by F(m, 2) (ops)
+        # u = transform(kernel, specs): the polyphase up-conv's 2-tap phase convs by F(m, 2) on 2-D tiles
+        # (winograd_valid) or along rows (specs (rows, None): winograd_rows) (ops)
 
 'winograd2d' is F(2x2, 3x3) on 2-D tiles (one batched matmul over the 16 tile positions); 'winograd4x4' is
 F(4x4, 3x3) the same way (36 positions, 4 multiplications per output instead of 9 for F(2x2)); 'rows' is F(4, 3)

@@ -35,9 +35,11 @@ PHASE_PAD = {"E": (1, 1), "O": (1, 1)}
 WINOGRAD = ("winograd2d", "rows")   # the same-size 3x3 conv algorithms with kernel transforms (conv3x3)
 # Up-conv algorithms whose phase convs run by Winograd (conv3x3.winograd_t): the spec of the even-even phase's
 # F(m x m, 2x2) and of the even-odd / odd-even phases' F(m, 2) along their 2-tap axis; the odd-odd phase is a matmul.
+# 'polyphase_r4': the even-even phase by F(4, 2) along rows only (direct 1x2 convs; (rows spec, None)), even-odd by
+# F(4, 2), odd-even direct: only contiguous row slices in its transforms, faster on large maps (BENCHMARKS.md).
 PHASE_WINOGRAD = {"polyphase_w2": (conv3x3.F22, conv3x3.F22), "polyphase_w4": (conv3x3.F42, conv3x3.F42),
                   "polyphase_r4": ((conv3x3.F42, None), conv3x3.F42)}
-UPCONV_WINOGRAD = ("polyphase_w2",)   # of those, the ones measured for an 'auto' up-conv (conv_tuning)
+UPCONV_WINOGRAD = ("polyphase_w2", "polyphase_r4")   # of those, the ones measured for an 'auto' up-conv
 
 
 def sum_taps(k: jax.Array) -> jax.Array:

@@ -26,10 +26,12 @@ $SI_JAX_CONV_TUNING=off); otherwise 'auto' is the rules below (`conv3x3_for`, `u
   inserted zeros; measured faster on CPU, with a hand-written weight gradient), 'polyphase_w2' / 'polyphase_w4'
   (the same with its 2x2-, 2x1- and 1x2-tap phase convs by Winograd F(2x2, 2x2) and F(2, 2) / F(4x4, 2x2) and
   F(4, 2): 1.44x / 1.78x fewer multiplications; float32 results within ~2e-7 / ~1e-6 of the max of the direct
-  phases'), or 'transposed' (one XLA conv of the 2x-dilated input, then the blur: what cuDNN / the TPU run as one
-  kernel). 'auto' (`upconv_for`): transposed off CPU; on CPU polyphase_w2 for float32 inputs of 8-64 px and >= 256
-  channels, polyphase elsewhere (2-core AMD EPYC, BENCHMARKS.md 2026-12-06: Winograd phases were slower at 64 px x
-  128 channels and on larger maps); 'polyphase_w4' only when set (faster than polyphase_w2 nowhere in fwd+bwd).
+  phases'), 'polyphase_r4' (the 2x2-tap phase by F(4, 2) along rows with direct 1x2 convs, the 2x1-tap one by
+  F(4, 2), the 1x2-tap one direct: 1.33x fewer; ~3e-7), or 'transposed' (one XLA conv of the 2x-dilated input, then
+  the blur: what cuDNN / the TPU run as one kernel). 'auto' (`upconv_for`): transposed off CPU; on CPU for float32
+  polyphase_w2 at inputs of 8-32 px x >= 256 channels, polyphase_r4 at 64-256 px x >= 64 channels, polyphase
+  elsewhere (2-core AMD EPYC, BENCHMARKS.md 2026-12-06: 2-D tiles lose on large maps, rows-only wins there);
+  'polyphase_w4' only when set (faster than polyphase_w2 nowhere in fwd+bwd).
   An 'auto' up-conv takes Winograd phases only with their transforms prepared (si_jax.stylegan2.kernels; synthesis
   w.r.t. styles); without (training) its phases stay direct.
 
@@ -94,7 +96,7 @@ class Numerics:
     """Conv algorithms and precision of the synthesis network (frozen, hashable: part of G2Config's key).
 
     conv3x3: 'auto' | 'direct' | 'winograd2d' | 'winograd4x4' | 'rows'; upconv: 'auto' | 'polyphase' |
-    'polyphase_w2' | 'polyphase_w4' | 'transposed';
+    'polyphase_w2' | 'polyphase_w4' | 'polyphase_r4' | 'transposed';
     precision: 'fp32' | 'tf32' | 'bf16'; bf16_from_res: lowest resolution computed in bfloat16 (a power of two
     >= 4; only with precision 'bf16'; None = the model's rule, see the module docstring).
     """
@@ -148,12 +150,11 @@ class Numerics:
     def upconv_for(self, backend: str, size: int | None = None, channels: int | None = None,
                    dtype="float32") -> str:
         """The up-sampling conv's form on `backend` for an input of size x size px with min(in, out) = `channels`
-        (None: not known), arrays of `dtype`: the field unless 'auto'; for 'auto' off CPU 'transposed', on CPU
-        'polyphase_w2' for float32 inputs of 8-64 px and >= 256 channels (measured faster there, the whole
-        network too; direct phases faster at 64 px x 128 channels and larger maps: BENCHMARKS.md 2026-12-06), else
-        'polyphase'.
+        (None: not known), arrays of `dtype`: the field unless 'auto'; for 'auto' off CPU 'transposed', on CPU for
+        float32 'polyphase_w2' at 8-32 px x >= 256 channels, 'polyphase_r4' at 64-256 px x >= 64 channels
+        (measured faster there, the whole network too: BENCHMARKS.md 2026-12-06), else 'polyphase'.
         >>> Numerics().upconv_for("cpu", 16, 512), Numerics().upconv_for("cpu", 64, 128), Numerics().upconv_for("gpu")
-        ('polyphase_w2', 'polyphase', 'transposed')
+        ('polyphase_w2', 'polyphase_r4', 'transposed')
         """
         if self.upconv != "auto":
             return self.upconv

@@ -18,9 +18,9 @@ $SI_JAX_CONV_TUNING=off keeps the rule), the candidate measured fastest on this 
 - The up-conv (transposed stride-2 3x3 conv + [1,3,3,1] blur) runs in polyphase form on CPU: four small stride-1
   convs (2x2, 2x1, 1x2, 1x1 taps of the kernel) and the blur applied to the phases, written straight into the
   interleaved output. No dilated conv, no kernel flip; its gradient is four stride-1 convs too, behind the blur's
-  own transpose (convgrad.phase_blur); for float32 inputs of 8-64 px, >= 256 channels, with prepared forms, its
-  2-tap phase convs by Winograd F(2x2, 2x2) / F(2, 2) (conv3x3.winograd_t). Off CPU it is one transposed conv (XLA
-  conv of the 2x-dilated input) and the blur.
+  own transpose (convgrad.phase_blur); in float32 with prepared forms, its 2-tap phase convs by Winograd
+  (conv3x3.winograd_t): F(2x2, 2x2) / F(2, 2) at inputs of 8-32 px x >= 256 channels, F(4, 2) along rows at 64-256
+  px. Off CPU it is one transposed conv (XLA conv of the 2x-dilated input) and the blur.
 - Winograd convs' input gradient is the same Winograd algorithm on the transposed kernel's transform, with
   prepared kernel forms, or for narrow (< 128 channel) kernels without them, whose forms are derived inline (cheap;
   measured in the training step, 32 px x 64 channels, batch 32: BENCHMARKS.md 2026-12-05 late; per-call transforms
