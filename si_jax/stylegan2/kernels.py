@@ -8,9 +8,10 @@ taking the params recomputes per call what depends on them only: the input-gradi
 XLA copies each [3, 3, 512, 512] kernel per call), Winograd's kernel transforms, the polyphase sub-kernels (and
 their Winograd transforms: `phase_transforms`) and the demodulation's squared-tap sums. `prepare` computes them
 once and puts them under each layer's 'prepared' key (`prepare_layer`'s dict); `ops` takes each form from there
-when present, and computes it inline from the kernel otherwise (the same functions: one implementation). The forms are derived for the conv algorithms `numerics`
-picks by its rule, and for every candidate of a conv whose 'auto' is measured (si_jax.stylegan2.conv_tuning); a
-conv that resolves to a form not prepared (measuring switched on after `prepare`) derives it inline.
+when present, and computes it inline from the kernel otherwise (the same functions: one implementation). The
+forms are derived for the conv algorithms `numerics` picks by its rule, and for every candidate of a conv whose
+'auto' is measured (si_jax.stylegan2.conv_tuning); a conv that resolves to a form not prepared (measuring switched
+on after `prepare`) derives it inline.
 
 Differentiating w.r.t. the params: the convs (si_jax.stylegan2.conv3x3), the demodulation and the polyphase
 sub-kernels (`given`) return the weights' gradient for the raw kernel and zero for the forms, so first-order
