@@ -16,7 +16,9 @@ values: the timings do not depend on them), no noise on either side (noise_mode=
 mode: per-sample weights, one grouped conv) and 'nonfused' (scale input, shared-weight conv, scale output: si_jax's
 form); the ratio is against the faster of them. Protocol: compile / warm-up call first (jit compile timed
 separately), then `--repeats` rounds, each timing the forward of si_jax and of each NVlabs form in turn, then their
-fwd+bwd; medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are
+fwd+bwd, in reverse order every other round (a program run right after another's fwd+bwd ran up to 22 % slower:
+config-f 1024's measured-choices fwd 0.929 s against the rule's 0.763 s in the fixed order, 2026-12-06, while
+interleaved in alternating order the two ran alike, 0.817 / 0.808 s); medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are
 as $SI_JAX_CONV_TUNING sets them (on by default: measured on this host, si_jax.stylegan2.autotune; off: the fixed
 rule; --rule_too adds si_jax with the fixed rule as a column).
 
@@ -381,9 +383,9 @@ def main():
         if a.rule_too:
             progs["si_jax fixed rule"] = si_jax_programs(name, tuning="off")[0]
         t = {(p, d): [] for p in progs for d in (0, 1)}
-        for _ in range(a.repeats):
-            for d in (0, 1):   # fwd, then fwd+bwd; si_jax and each NVlabs form in turn
-                for p, fns in progs.items():
+        for r in range(a.repeats):
+            for d in (0, 1):   # fwd, then fwd+bwd; si_jax and each NVlabs form in turn, in reverse every other
+                for p, fns in (list(progs.items()) if r % 2 == 0 else list(progs.items())[::-1]):   # round (below)
                     t[p, d].append(timed(fns[d]))
         m = {k: statistics.median(v) for k, v in t.items()}
         for d, what in ((0, "fwd"), (1, "fwd+bwd")):
