@@ -16,9 +16,9 @@ values: the timings do not depend on them), no noise on either side (noise_mode=
 mode: per-sample weights, one grouped conv) and 'nonfused' (scale input, shared-weight conv, scale output: si_jax's
 form); the ratio is against the faster of them. Protocol: compile / warm-up call first (jit compile timed
 separately), then `--repeats` rounds, each timing the forward of si_jax and of each NVlabs form in turn, then their
-fwd+bwd, in reverse order every other round (a program run right after another's fwd+bwd ran up to 22 % slower:
-config-f 1024's measured-choices fwd 0.929 s against the rule's 0.763 s in the fixed order, 2026-12-06, while
-interleaved in alternating order the two ran alike, 0.817 / 0.808 s); medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are
+fwd+bwd, in reverse order every other round (in a fixed order, si_jax first and the fixed rule last, config-f
+1024's fwd with the measured choices took 0.929 s against the rule's 0.763 s, 2026-12-06, and the same two
+programs alike, 0.817 / 0.808 s, interleaved in alternating order in one process); medians. Ratio = NVlabs time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are
 as $SI_JAX_CONV_TUNING sets them (on by default: measured on this host, si_jax.stylegan2.autotune; off: the fixed
 rule; --rule_too adds si_jax with the fixed rule as a column).
 
