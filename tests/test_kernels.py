@@ -96,14 +96,22 @@ def _g_loss(cfg, prepare_inside: bool):
     return loss
 
 
+@pytest.fixture(scope="module")
+def training_reference(model):
+    """The gradients of `_g_loss` w.r.t. the params by XLA's autodiff of direct convs: computed once for every
+    variant."""
+    params, styles = model
+    return jax.jit(jax.grad(_g_loss(SMALL.with_numerics(**REFERENCE), False)))(params, [s[:1] for s in styles])
+
+
 @pytest.mark.parametrize("variant", ["winograd2d", "upconv_w2", "upconv_r4"])
-def test_training_gradients_unchanged_first_and_second_order(model, variant):
+def test_training_gradients_unchanged_first_and_second_order(model, training_reference, variant):
     """Gradients w.r.t. the params (training: G's loss and a double backward through G, as the path-length
     regulariser) are those of XLA's autodiff of direct convs, on the plain path and with the forms derived inside
     the differentiated function."""
     params, styles = model
     styles = [s[:1] for s in styles]
-    want = jax.jit(jax.grad(_g_loss(SMALL.with_numerics(**REFERENCE), False)))(params, styles)
+    want = training_reference
     cfg = SMALL.with_numerics(**VARIANTS[variant])   # Winograd's custom VJPs, polyphase up-convs
     for inside in (False, True):
         got = jax.jit(jax.grad(_g_loss(cfg, inside)))(params, styles)

@@ -82,12 +82,11 @@ CONTENDED, TRIES = 0.25, 3   # a choice measured while others used over this sha
 def enabled() -> bool:
     """Whether 'auto' conv forms are measured: $SI_JAX_CONV_TUNING, 'on' by default ('on' / '1' / 'true' / 'yes'
     measures; 'off' / '0' / 'false' / 'no' keeps the fixed rule; anything else is a ValueError naming the variable).
-    Sessions 12-13 had it off by default after three 2-core A/Bs of the config-f 1024 forward ran 0.89-0.97x with
-    the one choice that differs from the rule on the AMD EPYC (avx512f) (the 8 px x 512 conv by rows / winograd2d,
-    2x faster in its layer's context: ~1 ms of a ~900 ms forward). Forcing that one choice in one process, rounds
-    interleaved, on one core (2026-12-06): f1024 fwd 1.04x (rows) and 1.00x (winograd2d), fwd+bwd 1.04x
-    (winograd2d): a millisecond cannot move the whole program by 3-10 %, and f1024's 2-core runs move that much
-    from run to run (BENCHMARKS.md 2026-12-06)."""
+    Off by default for a day (2026-12-05) after three 2-core A/Bs of the config-f 1024 forward ran 0.89-0.97x with
+    the measured choices; the cause was the bench's fixed order (the measured program always first, the rule's last):
+    the same programs interleaved in alternating order ran alike (0.817 vs 0.808 s), and with the order alternating
+    bench/vs_reference.py measured 1.03-1.08x for the measured choices at paper256 and config-f 1024 (idle 2-core AMD
+    EPYC (avx512f), BENCHMARKS.md 2026-12-06)."""
     value = os.environ.get(TUNING_ENV, "on").strip().lower()
     if value in ("on", "1", "true", "yes"):
         return True

@@ -9,10 +9,9 @@ ones reuse it; params and batches are arguments, so new weights never recompile.
     mapping_program(cfg, psi)   (params, z [N, z_dim]) -> w [N, w_dim]
     styles_program(cfg)         (params, w [N, w_dim]) -> styles: list of [N, dim_l]
     split_program(cfg)          flat styles [N, S] -> list of [N, dim_l], placed like the input
-    prepare_program(cfg, measuring)   params -> prepared params (kernels.prepare: kernel forms once per weights;
-                                every program below takes either, the same values; faster per call w.r.t. styles).
-                                `measuring` (autotune.enabled() when it is traced) keys it: measured convs need every
-                                candidate's forms, the rule only its own
+    prepare_program(cfg)        params -> prepared params (kernels.prepare: kernel forms once per weights; every
+                                program below takes either, the same values; faster per call w.r.t. styles); one
+                                program per measuring setting (measured convs need every candidate's forms)
     prepared(params, cfg)       prepare_program's result for the current measuring setting, kept for the last few
                                 weights (one prepare per weights and setting)
     synth_program(cfg)          (params, styles) -> images [N, R, R, C] (noise const)
@@ -57,10 +56,15 @@ def split_program(cfg: G2Config):
     return jax.jit(StyleSpace.of(cfg).split)
 
 
+def prepare_program(cfg: G2Config):
+    """The jitted kernels.prepare for cfg under the current measuring setting (autotune.enabled(), which
+    kernels.prepare reads when it is traced): one program per setting, so that one traced under a setting never
+    serves the other."""
+    return _prepare_program(cfg, autotune.enabled())
+
+
 @functools.lru_cache(maxsize=None)
-def prepare_program(cfg: G2Config, measuring: bool = False):
-    """`measuring` must be autotune.enabled() when the program is traced (first called): kernels.prepare reads that
-    setting then, and the key keeps a program traced under one setting from serving the other."""
+def _prepare_program(cfg: G2Config, measuring: bool):
     return jax.jit(lambda params: kernels.prepare(params, cfg))
 
 
@@ -69,7 +73,7 @@ _PREPARED_MAX = 2      # held and compared, so a reused id is never mistaken for
 
 
 def prepared(params, cfg: G2Config):
-    """`prepare_program(cfg, autotune.enabled())(params)`, computed once for the same weights (the same kernel
+    """`prepare_program(cfg)(params)`, computed once for the same weights (the same kernel
     arrays, by identity) and measuring setting, kept for the last `_PREPARED_MAX` of them; prepared params are
     returned as they are."""
     if kernels.is_prepared(params):
@@ -81,7 +85,7 @@ def prepared(params, cfg: G2Config):
         return _PREPARED[key][1]
     while len(_PREPARED) >= _PREPARED_MAX:
         _PREPARED.pop(next(iter(_PREPARED)))
-    _PREPARED[key] = (weights, prepare_program(cfg, measuring)(params))
+    _PREPARED[key] = (weights, _prepare_program(cfg, measuring)(params))
     return _PREPARED[key][1]
 
 
