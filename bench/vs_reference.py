@@ -19,8 +19,9 @@ separately), then `--repeats` rounds, each timing the forward of si_jax and of e
 fwd+bwd, in reverse order every other round (in a fixed order, si_jax first and the fixed rule last, config-f
 1024's fwd with the measured choices took 0.929 s against the rule's 0.763 s, 2026-12-06, and the same two
 programs alike, 0.817 / 0.808 s, interleaved in alternating order in one process); medians. Ratio = NVlabs
-time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are as $SI_JAX_CONV_TUNING sets them (on by default: measured on this host, si_jax.stylegan2.autotune; off: the fixed
-rule; --rule_too adds si_jax with the fixed rule as a column).
+time / si_jax time (> 1: si_jax is faster); si_jax's 'auto' conv choices are as $SI_JAX_CONV_TUNING sets them
+(on by default: measured on this host, si_jax.stylegan2.autotune; off: the fixed rule; --rule_too adds si_jax with
+the fixed rule as a column).
 
 Training (first; --train_steps=0 skips it): the shipping config (bin/train.py's: 32 px, 64 channels, batch 32) on
 the NVlabs schedule, si_jax's fused `train_step` against the NVlabs loop around its networks and training/loss.py
