@@ -247,7 +247,8 @@ def train_rows(args, ceiling: float) -> list:
     """Training on the NVlabs schedule, si_jax's fused step vs the NVlabs loop, interleaved -> table rows.
 
     Per round, per variant (none, pl, r1, both): --train_steps iterations of si_jax (losses fetched every step, as
-    bin/train.py does), then of NVlabs (in its own process, `reference_worker`; one side runs at a time); medians
+    bin/train.py does), then of NVlabs (in its own process, `reference_worker`; one side runs at a time; the two in
+    reverse order every other round); medians
     over rounds of the per-iteration time; the schedule row weights them as tc.reg_flags does (12 plain, 3 PL,
     1 both per 16 iterations). si_jax's compile time per variant is printed (no persistent compilation cache
     here). Besides wall time, each side's process CPU seconds per step (less sensitive to other jobs on a shared
@@ -285,9 +286,9 @@ def train_rows(args, ceiling: float) -> list:
         ref(*flags, REFERENCE_WARMUP)
         print(f"  si_jax {name}: compile + first step {compile_s[name]:.1f} s", flush=True)
     t = {(side, v, clock): [] for side in ("si_jax", "NVlabs") for v in train_speed.VARIANTS for clock in (0, 1)}
-    for _ in range(args.repeats):
+    for r in range(args.repeats):   # the sides in reverse order every other round, as the synthesis rows
         for name, flags in train_speed.VARIANTS.items():
-            for side, fn in (("si_jax", ours), ("NVlabs", ref)):
+            for side, fn in (("si_jax", ours), ("NVlabs", ref))[::1 if r % 2 == 0 else -1]:
                 for clock, sec in enumerate(fn(*flags, args.train_steps)):
                     t[side, name, clock].append(sec / args.train_steps)
     proc.stdin.close()
