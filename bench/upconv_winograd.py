@@ -90,8 +90,8 @@ def _numerics(algo):
 
     @dataclasses.dataclass(frozen=True)
     class Below(Numerics):
-        def upconv_for(self, backend, size=None, channels=None, dtype="float32"):
-            rule = super().upconv_for(backend, size, channels, dtype)
+        def upconv_for(self, backend, size=None, channels=None, dtype="float32", prepared=True):
+            rule = super().upconv_for(backend, size, channels, dtype, prepared)
             return "polyphase_w2" if rule != "transposed" and size and 4 <= size < below else rule
     Below.__name__ = Below.__qualname__ = f"Below{below}"
     return Below()

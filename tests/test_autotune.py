@@ -186,7 +186,7 @@ def test_measuring_runs_inside_jit_vmap_and_grad_and_keys_what_is_differentiated
     entries = json.loads(cache.read_text())["hosts"][autotune.host_key()]
     key = autotune.entry_key("conv_up", (X, K, B), "highest", "grad_x")
     assert set(entries) == {key}
-    assert set(entries[key]["ms"]) == {"polyphase", "polyphase_w2", "polyphase_r4", "transposed"}
+    assert set(entries[key]["ms"]) == {"polyphase", "transposed"}   # no forms given: no Winograd phases
     ms = entries[key]["ms"]   # the fastest recorded, or the rule's polyphase within MARGIN of it
     assert ms[entries[key]["choice"]] <= (1 + autotune.MARGIN) * min(ms.values()) + 1e-3
     jax.jit(lambda x, k: ops.conv_up_2d(x, k, (1, 3, 3, 1)))(X, K)   # forward only: its own entry
@@ -227,7 +227,7 @@ def test_a_synthesis_layer_is_timed_in_context_and_a_warm_cache_times_nothing(ca
     keys = set(json.loads(cache.read_text())["hosts"][autotune.host_key()])
     assert keys == {autotune.entry_key("modconv_up", (X, K, S, B), "highest", m) for m in ("grad_xs", "fwd")}
     forms, names = seen["grad_xs"]
-    assert names == "xws--" and set(forms) == {"polyphase", "polyphase_w2", "polyphase_r4", "transposed"}
+    assert names == "xws--" and set(forms) == {"polyphase", "transposed"}   # Winograd phases: with their forms
     bias = jnp.linspace(-0.1, 0.1, 16)
     want = ops.bias_act(ops.modulated_conv(X, K, S, demodulate=True, up=True), bias, act="lrelu")
     for form, fn in forms.items():   # each candidate is the layer itself with the form forced
@@ -242,6 +242,12 @@ def test_a_synthesis_layer_is_timed_in_context_and_a_warm_cache_times_nothing(ca
         # narrow kernels (K: 16 channels) take their input gradient by the same algorithm: a second Winograd conv
         per_grad = 2 if min(K.shape[2:]) < conv3x3.NARROW else 1
         assert _winograd_calls(jax.grad(lambda x, s: jnp.sum(g(x, s)), argnums=(0, 1)), X, S) == calls * per_grad
+    # given its kernel forms (prepared params), the up-conv's candidates include the Winograd phases
+    from si_jax.stylegan2 import kernels
+    monkeypatch.setattr(autotune, "time_candidates", fake_times)
+    up_forms = kernels.layer_forms(K, jnp.float32, up=True, demodulate=True, algos=kernels.UPCONV_WINOGRAD, poly=True)
+    jax.grad(lambda x: jnp.sum(ops.modulated_conv(x, K, S, demodulate=True, up=True, prepared=up_forms)))(X)
+    assert set(seen["grad_x"][0]) == {"polyphase", "polyphase_w2", "polyphase_r4", "transposed"}
 
 
 def test_with_kernel_forms_each_candidate_is_timed_on_its_forms_given_and_prepare_has_them_all(cache, monkeypatch):
@@ -345,3 +351,22 @@ def test_a_narrow_conv_without_forms_is_timed_with_its_gradient_a_wide_one_forwa
         x, k = jnp.zeros((1, 16, 16, ch)), jnp.zeros((3, 3, ch, ch))
         jax.make_jaxpr(jax.grad(lambda x, k: jnp.sum(ops.conv_2d(x, k)), argnums=(0, 1)))(x, k)
     assert modes == ["grad_xw", "fwd"]
+
+
+def test_unprepared_up_convs_keep_direct_phases_with_measuring_on(tmp_path, monkeypatch):
+    """With measuring on (the default) an up-conv under MIN_FLOPS takes the rule; on raw params (training, sample /
+    generate programs) the rule is direct phases, on prepared params the Winograd ones (polyphase_w2 at 8 px x 256
+    channels). It used to force the prepared-path rule on raw params too, deriving the phase transforms per call."""
+    import si_jax
+    from si_jax.stylegan2 import kernels
+    from si_jax.stylegan2.config import G2Config
+    monkeypatch.setenv(autotune.TUNING_ENV, "on")
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "choices.json"))
+    monkeypatch.setattr(autotune, "MIN_FLOPS", 1e12)   # every conv here takes the rule, unmeasured
+    cfg = G2Config.make(16, channel_base=4096, channel_max=256, z_dim=8, w_dim=8, mapping_layers=1)
+    params = si_jax.to_jax_params(si_jax.random_canonical(cfg, 0), cfg)
+    styles = [jnp.ones((1, d)) for d in (spec.dim for spec in cfg.layers)]
+    program = lambda p: str(jax.make_jaxpr(lambda s: si_jax.synthesize(p, cfg, s))(styles))  # noqa: E731
+    assert "winograd_t" not in program(params)
+    assert "winograd_t" in program(kernels.prepare(params, cfg))
+    assert not (tmp_path / "choices.json").exists()   # nothing measured

@@ -175,7 +175,8 @@ def test_conv3x3_algorithm_choice():
         "polyphase", "polyphase_w2", "polyphase_w2", "polyphase_w2", "polyphase_r4", "polyphase_r4", "polyphase_r4",
         "polyphase"]
     assert {auto.upconv_for("cpu", 16, 128), auto.upconv_for("cpu", 128, 32),
-            auto.upconv_for("cpu", 16, 512, jnp.bfloat16)} == {"polyphase"}
+            auto.upconv_for("cpu", 16, 512, jnp.bfloat16), auto.upconv_for("cpu", 16, 512, prepared=False)} == {
+        "polyphase"}   # without prepared transforms (training, raw params): direct phases
     assert auto.upconv_for("gpu", 16, 512) == "transposed" and Numerics(upconv="polyphase_w4").upconv_for("cpu") \
         == "polyphase_w4"
     assert Numerics(conv3x3="rows").conv3x3_for(8, 8, 16, "float32", "gpu") == "rows"

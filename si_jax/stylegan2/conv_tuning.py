@@ -52,8 +52,8 @@ def tuning(layer: Callable, x, kernel, s=None, *, up: bool, demodulate: bool = T
     if getattr(numerics, field) != "auto" or kernel.shape[:2] != (3, 3) or not autotune.applies(x.dtype, backend) \
             or (up and len(resample_filter) != 4):
         return None
-    rule = numerics.upconv_for(backend, x.shape[1], min(kernel.shape[2:]), x.dtype) if up else numerics.conv3x3_for(
-        x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, backend)
+    rule = numerics.upconv_for(backend, x.shape[1], min(kernel.shape[2:]), x.dtype, with_forms) if up else \
+        numerics.conv3x3_for(x.shape[1], x.shape[2], min(kernel.shape[2:]), x.dtype, backend)
     demodulate = demodulate and s is not None
     forms = None
     if with_forms:
@@ -67,8 +67,9 @@ def tuning(layer: Callable, x, kernel, s=None, *, up: bool, demodulate: bool = T
     else:
         args, names = (x, kernel, s, bias, forms), "xws--"
         kind = f"modconv_{'up' if up else '3x3'}{'' if demodulate else '_nodemod'}"
-    # not 'winograd4x4' nor 'polyphase_w4' (numerics)
-    algos = ("polyphase", *kernels.UPCONV_WINOGRAD, "transposed") if up else ("direct",) + kernels.WINOGRAD
+    # not 'winograd4x4' nor 'polyphase_w4' (numerics); Winograd phases only with their transforms prepared (upconv_for)
+    winograd_phases = kernels.UPCONV_WINOGRAD if with_forms else ()
+    algos = ("polyphase", *winograd_phases, "transposed") if up else ("direct",) + kernels.WINOGRAD
     candidates = {a: _forced(layer, numerics, field, a) for a in algos}
     return Tuning(kind + ("_prepared" if with_forms else ""), field, rule, candidates, args, names)
 

@@ -148,11 +148,13 @@ class Numerics:
         return "direct" if size < 16 else "winograd2d" if size < 64 else "rows"
 
     def upconv_for(self, backend: str, size: int | None = None, channels: int | None = None,
-                   dtype="float32") -> str:
+                   dtype="float32", prepared: bool = True) -> str:
         """The up-sampling conv's form on `backend` for an input of size x size px with min(in, out) = `channels`
         (None: not known), arrays of `dtype`: the field unless 'auto'; for 'auto' off CPU 'transposed', on CPU for
-        float32 'polyphase_w2' at 8-32 px x >= 256 channels, 'polyphase_r4' at 64-256 px x >= 64 channels
-        (measured faster there, the whole network too: BENCHMARKS.md 2026-12-06), else 'polyphase'.
+        float32 with the kernel's forms prepared (si_jax.stylegan2.kernels) 'polyphase_w2' at 8-32 px x >= 256
+        channels, 'polyphase_r4' at 64-256 px x >= 64 channels (measured faster there, the whole network too:
+        BENCHMARKS.md 2026-12-06), else 'polyphase' (also without prepared forms, i.e. training: the Winograd
+        phases were not measured with their transforms derived per call).
         >>> Numerics().upconv_for("cpu", 16, 512), Numerics().upconv_for("cpu", 64, 128), Numerics().upconv_for("gpu")
         ('polyphase_w2', 'polyphase_r4', 'transposed')
         """
@@ -160,7 +162,7 @@ class Numerics:
             return self.upconv
         if backend != "cpu":
             return "transposed"
-        if size is None or _dtype_name(dtype) != "float32":
+        if size is None or _dtype_name(dtype) != "float32" or not prepared:
             return "polyphase"
         if 8 <= size < 64 and channels >= 256:
             return "polyphase_w2"

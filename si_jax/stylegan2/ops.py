@@ -209,16 +209,15 @@ def conv_up_2d(x: jax.Array, kernel: jax.Array, resample_filter, numerics: Numer
     -> [N, 2H, 2W, O]. 3x3 kernels with a 4-tap filter (every released model) run in polyphase form, its phase
     convs direct or by Winograd (`_conv_up_polyphase`), or as one transposed conv (`_conv_up_transposed`):
     numerics.upconv, and for 'auto' the fastest on this host for float32 on CPU (measured, si_jax.stylegan2.autotune),
-    else `numerics.upconv_for`'s rule; an 'auto' Winograd form without its prepared transforms runs direct phases.
+    else `numerics.upconv_for`'s rule (without prepared forms: direct phases).
     Other sizes: transposed. prepared: the kernel's forms (si_jax.stylegan2.kernels.prepare_layer), or None.
     """
     precision = numerics.matmul_precision(x.dtype)
     if kernel.shape[0] == 3 and len(resample_filter) == 4:
         numerics = conv_tuning.tuned(numerics, tuning(x, kernel, up=True, resample_filter=resample_filter,
                                                       numerics=numerics, prepared=prepared))
-        algo = numerics.upconv_for(jax.default_backend(), x.shape[1], min(kernel.shape[2:]), x.dtype)
-        if algo in kernels.PHASE_WINOGRAD and numerics.upconv == "auto" and algo not in (prepared or {}):
-            algo = "polyphase"   # 'auto' without prepared transforms (training): direct phases (module doc)
+        algo = numerics.upconv_for(jax.default_backend(), x.shape[1], min(kernel.shape[2:]), x.dtype,
+                                   prepared is not None)
         if algo != "transposed" and prepared and "poly" in prepared:
             return _conv_up_polyphase(x, kernel, _taps(resample_filter, 2.0), precision, prepared["poly"], algo,
                                       prepared.get(algo))
