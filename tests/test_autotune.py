@@ -115,6 +115,44 @@ def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
     assert autotune.conv_flops((1, 32, 32, 64), (3, 3, 64, 64)) == 2 * 32 * 32 * 9 * 64 * 64
 
 
+def test_a_long_running_program_counts_whole_calls_and_measures_past_the_budget(cache, monkeypatch):
+    """autotune.long_running (the training step's scope): a batch of convs each under MIN_FLOPS is measured when the
+    whole call is over it, and the budget spent does not stop the measuring; outside, both hold again."""
+    monkeypatch.setattr(autotune, "MIN_FLOPS", 4 * autotune.conv_flops(X.shape, K.shape))
+    monkeypatch.setattr(autotune, "_spent", [1e9])   # the budget long spent
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 0.5})
+    forms, batch = dict.fromkeys(("direct", "rows")), jnp.zeros((4,) + X.shape[1:])
+    assert autotune.choose("conv3x3", forms, (batch, K), "highest", rule="direct") == "direct"   # per image: small
+    with autotune.long_running():
+        assert autotune.choose("conv3x3", forms, (X, K), "highest", rule="direct") == "direct"   # one image: small
+        assert autotune.choose("conv3x3", forms, (batch, K), "highest", rule="direct") == "rows"
+    assert len(json.loads(cache.read_text())["hosts"][autotune.host_key()]) == 1
+    other = jnp.zeros((1, 17, 17, X.shape[3]))   # over MIN_FLOPS per image, but outside the budget holds again
+    assert autotune.choose("conv3x3", forms, (other, K), "highest", rule="direct") == "direct"
+    assert len(json.loads(cache.read_text())["hosts"][autotune.host_key()]) == 1
+
+
+def test_the_training_step_measures_its_convs_per_call(cache, monkeypatch):
+    """steps.train_step runs inside long_running: on the tiny training config (batch 4) the 8 px convs, under
+    MIN_FLOPS per image and over it per call, are measured at their batch shape; the 4 px ones, under it per call
+    too, are not."""
+    import dataclasses
+    from si_jax.training import data as data_lib
+    from si_jax.training import state as state_lib
+    from si_jax.training import steps
+    from test_training import TC
+    tc = dataclasses.replace(TC, seed=TC.seed + 7919)   # a trace of its own: jit caches traces per static args
+    monkeypatch.setattr(autotune, "MIN_FLOPS", autotune.conv_flops((2, 8, 8, 16), (3, 3, 16, 16)))
+    timed = []
+    monkeypatch.setattr(autotune, "time_candidates",
+                        lambda c, args, *a, **k: timed.append(args[0].shape) or {n: 1.0 + (n != "direct") for n in c})
+    state = jax.eval_shape(lambda: state_lib.init_state(tc))
+    steps.train_step.lower(state, tc, data_lib.Blobs(0, 8), None, do_pl=False, do_r1=False)
+    assert timed and set(timed) == {(tc.batch, 8, 8, 16)}, timed
+    keys = json.loads(cache.read_text())["hosts"][autotune.host_key()]
+    assert {k.split()[0] for k in keys} == {"modconv_3x3", "conv3x3"}, keys   # G's conv1 and D's conv0 at 8 px
+
+
 def test_a_process_measures_within_its_budget_then_keeps_the_rule_unrecorded(cache, monkeypatch, capsys):
     clock = iter(range(0, 1000, 3))   # autotune's clock: each measurement "takes" 3 s of the process's budget
     monkeypatch.setattr(autotune, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))

@@ -134,7 +134,11 @@ class Numerics:
 
         On CPU the Winograd gain is modest (~10 % on the paper256 forward, none at 1024) and its transforms cost
         compile time, so narrow layers (small test and demo models) stay direct, except at 32 px, where rows
-        measured faster in the training step (32 px x 64 channels, batch 32; BENCHMARKS.md 2026-12-05).
+        measured faster in the training step (32 px x 64 channels, batch 32; BENCHMARKS.md 2026-12-05). Rows was
+        the fastest at 8 and 16 px too (toyfaces synthesis layers, training convs; idle 2-core AMD EPYC (avx512f),
+        2026-12-06), but the rule stays: switched there, it gained 1-2 % on the training step and changed the
+        rounding of every toyfaces result (tests/test_lambda_model's held-out claim lost one judged flip of 24);
+        the training step measures its convs instead (autotune.long_running).
         >>> Numerics().conv3x3_for(32, 32, 512, "float32", "cpu"), Numerics().conv3x3_for(32, 32, 512, "float32", "gpu")
         ('winograd2d', 'direct')
         """

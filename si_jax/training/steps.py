@@ -23,7 +23,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from si_jax.stylegan2 import network
+from si_jax.stylegan2 import autotune, network
 from si_jax.training import losses
 from si_jax.training.state import TrainConfig, TrainState, d_optimizer, ema_beta, g_optimizer, with_w_avg
 
@@ -46,7 +46,13 @@ def _track_w_avg(w_avg, w) -> jax.Array:
 def train_step(state: TrainState, tc: TrainConfig, data, mesh: Mesh | None = None, *, do_pl: bool,
                do_r1: bool) -> tuple:
     """One iteration -> (new state, metrics: dict of [] float32: G, D, fake_score, real_score (+ pl, pl_mean
-    with do_pl, r1 with do_r1)). `state` is donated."""
+    with do_pl, r1 with do_r1)). `state` is donated. Its 'auto' conv forms are measured as a long run's
+    (autotune.long_running: per call, batch and all, every one at the first start)."""
+    with autotune.long_running():
+        return _step(state, tc, data, mesh, do_pl, do_r1)
+
+
+def _step(state: TrainState, tc: TrainConfig, data, mesh: Mesh | None, do_pl: bool, do_r1: bool) -> tuple:
     split = (lambda x: x) if mesh is None else \
         (lambda x: jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P("data"))))
     key = jax.random.fold_in(jax.random.PRNGKey(tc.seed), state.step)
