@@ -117,7 +117,8 @@ def test_small_convs_keep_the_rule_unmeasured(cache, monkeypatch):
 
 def test_a_long_running_program_counts_whole_calls_and_measures_past_the_budget(cache, monkeypatch):
     """autotune.long_running (the training step's scope): a batch of convs each under MIN_FLOPS is measured when the
-    whole call is over it, and the budget spent does not stop the measuring; outside, both hold again."""
+    whole call is over it, the budget spent does not stop the measuring, and a recorded choice is kept even where it
+    was measured under load; outside, the per-image threshold and the budget hold again."""
     monkeypatch.setattr(autotune, "MIN_FLOPS", 4 * autotune.conv_flops(X.shape, K.shape))
     monkeypatch.setattr(autotune, "_spent", [1e9])   # the budget long spent
     monkeypatch.setattr(autotune, "time_candidates", lambda c, *a, **k: {"direct": 1.0, "rows": 0.5})
@@ -127,6 +128,11 @@ def test_a_long_running_program_counts_whole_calls_and_measures_past_the_budget(
         assert autotune.choose("conv3x3", forms, (X, K), "highest", rule="direct") == "direct"   # one image: small
         assert autotune.choose("conv3x3", forms, (batch, K), "highest", rule="direct") == "rows"
     assert len(json.loads(cache.read_text())["hosts"][autotune.host_key()]) == 1
+    busy_key = autotune.entry_key("conv3x3", (batch, K), "highest", "grad_x")   # measured under load before
+    _write(cache, {busy_key: {"choice": "direct", "ms": {"direct": 1.0, "rows": 1.1}, "others": 0.9}})
+    autotune._memo.clear()
+    with autotune.long_running():   # kept, not measured again: a resumed run compiles the same program
+        assert autotune.choose("conv3x3", forms, (batch, K), "highest", rule="rows", mode="grad_x") == "direct"
     other = jnp.zeros((1, 17, 17, X.shape[3]))   # over MIN_FLOPS per image, but outside the budget holds again
     assert autotune.choose("conv3x3", forms, (other, K), "highest", rule="direct") == "direct"
     assert len(json.loads(cache.read_text())["hosts"][autotune.host_key()]) == 1

@@ -258,8 +258,9 @@ def worth_measuring(x_shape, k_shape) -> bool:
 def long_running():
     """Within (at trace time, in this thread), convs are measured as for a program run for hours: MIN_FLOPS counts a
     conv's whole call, every image of its batch (a choice saves its per-image gain times the batch on every call),
-    and the budget does not cut the measuring short, so that every choice is made at the first start and a resumed
-    run compiles the same program (and hits the persistent compilation cache). The training step runs inside: its
+    and the budget does not cut the measuring short, so that every choice is made at the first start and kept (one
+    measured under load is not measured again here): a resumed run on this host compiles the same program (and
+    hits the persistent compilation cache) and computes the same values. The training step runs inside: its
     shipping config's convs (32 px x 64 channels, batch 32) are under MIN_FLOPS per image and over it per call;
     measured, its plain step ran 1.05x faster than with the fixed rule, for 38 s of measuring at the first start
     (idle 2-core AMD EPYC (avx512f), 2026-12-06, BENCHMARKS.md)."""
@@ -292,7 +293,7 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
         # up-conv's) is measured again; one with no times (written by hand) is taken as it is
         known = record is not None and record["choice"] in candidates and set(record.get("ms") or candidates) >= set(
             candidates)
-        if known and (settled_record(record) or key in _remeasured):
+        if known and (settled_record(record) or key in _remeasured or _long_running.get()):
             return record["choice"]
         if _spent[0] >= budget() and not _long_running.get():
             return record["choice"] if known else rule

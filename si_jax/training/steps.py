@@ -7,7 +7,9 @@ and Dreg D's), then G_ema and w_avg:
     Gmain → [Greg] → Dmain (fakes from the G just updated) → [Dreg] → G_ema = lerp(G, G_ema, β).
 Every phase draws its own z; all randomness comes from fold_in(PRNGKey(tc.seed), step) and the reals from
 `data.images(step, batch)`, so iteration `step` is a pure function of (state, settings): a resumed run is
-identical to an uninterrupted one. Gradients go through nan_to_num (NVlabs); the host checks the losses.
+identical to an uninterrupted one (on the same host: the step's conv forms are measured once per host and kept,
+autotune.long_running; another CPU may choose other forms, the same values to float32 rounding). Gradients go
+through nan_to_num (NVlabs); the host checks the losses.
 
 Data parallelism: with a `mesh` (1-D, axis 'data'), every batch (z, reals, PL batch) is constrained to be split
 over it and the state to stay replicated; XLA inserts the gradient all-reduce. Random numbers do not depend on
