@@ -57,10 +57,11 @@ def test_builtin_demo_is_the_same_generator_on_one_core():
     from conftest import REPO, xla_env
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs a host where this process has 2+ cores to pin a child to one")
-    code = "import si_jax; print(si_jax.fingerprint(si_jax.load_canonical('builtin:demo')[0]))"
-    one = min(os.sched_getaffinity(0))
+    one = min(os.sched_getaffinity(0))   # the child pins itself before jax starts (no preexec_fn: a fork of jax)
+    code = (f"import os; os.sched_setaffinity(0, {{{one}}}); import si_jax; "
+            "print(si_jax.fingerprint(si_jax.load_canonical('builtin:demo')[0]))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=xla_env(1), capture_output=True, text=True,
-                          timeout=120, preexec_fn=lambda: os.sched_setaffinity(0, {one}))
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-1] == si_jax.fingerprint(si_jax.load_canonical(builtin.BUILTIN_DEMO)[0])
 
