@@ -159,6 +159,27 @@ def test_the_training_step_measures_its_convs_per_call(cache, monkeypatch):
     assert {k.split()[0] for k in keys} == {"modconv_3x3", "conv3x3"}, keys   # G's conv1 and D's conv0 at 8 px
 
 
+def test_no_thread_measures_while_another_holds_exclusive(cache, monkeypatch):
+    """autotune.exclusive (bin/train.py holds it around each step): a conv traced on another thread meanwhile is
+    measured only after it is released, so never beside the running step."""
+    import threading
+    import time as time_lib
+    events = []
+    monkeypatch.setattr(autotune, "time_candidates",
+                        lambda c, *a, **k: events.append("measured") or {"direct": 1.0, "rows": 0.5})
+    worker = threading.Thread(target=lambda: autotune.choose(
+        "conv3x3", dict.fromkeys(("direct", "rows")), (X, K), "highest", rule="direct"))
+    with autotune.exclusive():
+        worker.start()
+        time_lib.sleep(0.3)
+        events.append("step done")
+    worker.join(10)
+    assert events == ["step done", "measured"]
+    with autotune.exclusive():   # re-entrant: the holder's own traces still measure (a step traced in the loop)
+        assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), (X, K[:, :, :, :8]),
+                               "highest", rule="direct") == "rows"
+
+
 def test_a_process_measures_within_its_budget_then_keeps_the_rule_unrecorded(cache, monkeypatch, capsys):
     clock = iter(range(0, 1000, 3))   # autotune's clock: each measurement "takes" 3 s of the process's budget
     monkeypatch.setattr(autotune, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))

@@ -37,6 +37,7 @@ from si_jax import storage
 from si_jax.engines import train_programs
 from si_jax.engines.errors import UsageError
 from si_jax.evaluation import pictures
+from si_jax.stylegan2 import autotune
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.discriminator import DConfig
 from si_jax.training import checkpoint, steps
@@ -350,9 +351,12 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
             do_pl, do_r1 = tc.reg_flags(step)
             grid_next = step % grid_every == grid_every - 1 or step == total - 1
             waited = background.wait(do_pl, do_r1) + (background.wait() if grid_next else 0.0)
-            t_start, t_log = t_start + waited, t_log + waited   # a program still compiling: not training time
-            state, metrics = steps.train_step(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1)
-            metrics = jax.device_get(metrics)
+            t_wait = time.perf_counter()
+            with autotune.exclusive():   # no conv measured in the background beside the step (autotune.exclusive)
+                waited += time.perf_counter() - t_wait
+                state, metrics = steps.train_step(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1)
+                metrics = jax.device_get(metrics)
+            t_start, t_log = t_start + waited, t_log + waited   # compiling or measuring: not training time
             for k, v in metrics.items():
                 if not math.isfinite(float(v)):
                     where = f"the last checkpoint {last_ckpt} is intact" if last_ckpt else "no checkpoint written"

@@ -271,6 +271,15 @@ def long_running():
         _long_running.reset(token)
 
 
+def exclusive():
+    """A context (re-entrant) during which no other thread of this process measures a conv; one measurement under way
+    is finished first. bin/train.py runs each training step inside: the step's other variants are traced (and their
+    convs measured) on a background thread while the first steps run (si_jax.engines.train_programs), and a
+    measurement beside a running step would time the candidates on shared cores (conv_timing.Others sees other
+    processes only), then be kept for the whole run (`long_running`)."""
+    return _lock
+
+
 def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: str = "xw",
            same_backward: bool = False, mode: str | None = None) -> str:
     """The fastest of `candidates` ({name: f(*args)}: the same layer computed with each conv form) for these
