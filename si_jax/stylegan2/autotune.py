@@ -262,8 +262,10 @@ def long_running():
     measured under load is not measured again here): a resumed run on this host compiles the same program (and
     hits the persistent compilation cache) and computes the same values. The training step runs inside: its
     shipping config's convs (32 px x 64 channels, batch 32) are under MIN_FLOPS per image and over it per call;
-    measured, its plain step ran 1.05x faster than with the fixed rule, for 38 s of measuring at the first start
-    (idle 2-core AMD EPYC (avx512f), 2026-12-06, BENCHMARKS.md)."""
+    measured, its plain step ran 1.047x faster than with the fixed rule on one XLA device and 1.01x on two host
+    devices (bin/train.py's default), for 30-34 s of measuring (19 entries) at the first start (idle 2-core AMD EPYC
+    (avx512f), 2026-12-06, BENCHMARKS.md). The convs are timed at the traced (whole-batch) shape on all cores, also
+    when the batch is split over host devices."""
     token = _long_running.set(True)
     try:
         yield
