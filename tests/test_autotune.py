@@ -161,7 +161,7 @@ def test_the_training_step_measures_its_convs_per_call(cache, monkeypatch):
 
 def test_no_thread_measures_while_another_holds_exclusive(cache, monkeypatch):
     """autotune.exclusive (bin/train.py holds it around each step): a conv traced on another thread meanwhile is
-    measured only after it is released, so never beside the running step."""
+    measured only after it is released, so never beside the running step; one already recorded is looked up at once."""
     import threading
     import time as time_lib
     events = []
@@ -175,6 +175,14 @@ def test_no_thread_measures_while_another_holds_exclusive(cache, monkeypatch):
         events.append("step done")
     worker.join(10)
     assert events == ["step done", "measured"]
+    # a choice already recorded is looked up without waiting (a resumed run's background traces)
+    looked_up = []
+    worker = threading.Thread(target=lambda: looked_up.append(autotune.choose(
+        "conv3x3", dict.fromkeys(("direct", "rows")), (X, K), "highest", rule="direct")))
+    with autotune.exclusive():
+        worker.start()
+        worker.join(10)
+        assert looked_up == ["rows"] and events == ["step done", "measured"]
     with autotune.exclusive():   # re-entrant: the holder's own traces still measure (a step traced in the loop)
         assert autotune.choose("conv3x3", dict.fromkeys(("direct", "rows")), (X, K[:, :, :, :8]),
                                "highest", rule="direct") == "rows"

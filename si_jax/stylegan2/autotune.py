@@ -213,8 +213,8 @@ def _load(path: pathlib.Path) -> dict:
 
 
 def _hosts(path: pathlib.Path) -> dict:
-    if path not in _memo:
-        _memo[path] = _load(path)
+    if path not in _memo:   # read outside the lock too (`choose`): never replace what another thread put there
+        _memo.setdefault(path, _load(path))
     return _memo[path]
 
 
@@ -278,7 +278,8 @@ def exclusive():
     is finished first. bin/train.py runs each training step inside: the step's other variants are traced (and their
     convs measured) on a background thread while the first steps run (si_jax.engines.train_programs), and a
     measurement beside a running step would time the candidates on shared cores (conv_timing.Others sees other
-    processes only), then be kept for the whole run (`long_running`)."""
+    processes only), then be kept for the whole run (`long_running`). Looking up a recorded choice does not wait
+    (`choose` takes the lock only to measure), so a resume's background traces run beside the steps."""
     return _lock
 
 
@@ -298,13 +299,12 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
     mode = "fwd" if same_backward else mode or mode_of(args, names)
     path, host = cache_path(), host_key()
     key = entry_key(kind, args, precision, mode)
+    record, known, final = _lookup(path, host, key, candidates)
+    if final:   # no lock: a thread tracing beside a holder of `exclusive` waits only to measure
+        return record["choice"]
     with _lock:
-        record = _hosts(path).get(host, {}).get(key)
-        # a record that timed fewer candidates than there are now (a form added since, as 'polyphase_w2' to the
-        # up-conv's) is measured again; one with no times (written by hand) is taken as it is
-        known = record is not None and record["choice"] in candidates and set(record.get("ms") or candidates) >= set(
-            candidates)
-        if known and (settled_record(record) or key in _remeasured or _long_running.get()):
+        record, known, final = _lookup(path, host, key, candidates)   # again: another thread may have measured it
+        if final:
             return record["choice"]
         if _spent[0] >= budget() and not _long_running.get():
             return record["choice"] if known else rule
@@ -321,6 +321,17 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
             new = dict(new if new["others"] < record.get("others", 0.0) else record, tries=tries)
         _record(path, host, key, new)
         return new["choice"]
+
+
+def _lookup(path, host: str, key: str, candidates) -> tuple:
+    """(record or None, known: its choice is one of `candidates` and it timed them all, final: known and not to be
+    measured again: settled_record, measured again by this process already, or inside `long_running`). A record
+    that timed fewer candidates than there are now (a form added since, as 'polyphase_w2' to the up-conv's) is
+    measured again; one with no times (written by hand) is taken as it is."""
+    record = _hosts(path).get(host, {}).get(key)
+    known = record is not None and record["choice"] in candidates and set(record.get("ms") or candidates) >= set(
+        candidates)
+    return record, known, known and (settled_record(record) or key in _remeasured or _long_running.get())
 
 
 def announce(path) -> None:
