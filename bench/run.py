@@ -335,6 +335,22 @@ def git_state():
         return "unknown"
 
 
+def interleaved_rounds(fns: dict, rounds: int) -> dict:
+    """{name: (median s, min s)} of the zero-argument calls after one warm-up each, timed in interleaved rounds whose
+    order alternates (as given, then reversed: in a fixed order the first program ran slower, BENCHMARKS.md
+    2026-12-06)."""
+    import jax
+    for f in fns.values():
+        jax.block_until_ready(f())
+    times = {name: [] for name in fns}
+    for r in range(rounds):
+        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fns[name]())
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+
+
 def cpu_and_load() -> str:
     """'<CPU model>, <n> CPUs, load <1-min load average>' for a timing's line."""
     model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")

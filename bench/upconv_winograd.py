@@ -15,10 +15,11 @@ import time
 
 from absl import app, flags
 
-from run import cpu_and_load   # bench/run.py: this script's folder is on sys.path
+from run import cpu_and_load, interleaved_rounds   # bench/run.py: this script's folder is on sys.path
 
 flags.DEFINE_integer("rounds", 9, "Interleaved rounds.")
-flags.DEFINE_list("algos", ["polyphase", "polyphase_w2", "polyphase_w4", "polyphase_w42"], "Up-conv forms.")
+flags.DEFINE_list("algos", ["polyphase", "polyphase_w2", "polyphase_w4", "polyphase_r4"],
+                  "Up-conv forms: polyphase*; with --nolayers also transposed and w2<N.")
 flags.DEFINE_boolean("layers", True, "Per-shape table.")
 flags.DEFINE_boolean("f1024_layers", False, "Per-shape table for config-f 1024's 64-256 px up-conv inputs too.")
 flags.DEFINE_string("network", "paper256", "Whole-network A/B config ('' = none).")
@@ -26,22 +27,6 @@ FLAGS = flags.FLAGS
 
 PAPER256 = [(8, 512, 512), (16, 512, 512), (32, 512, 256), (64, 256, 128), (128, 128, 64)]  # input px, I, O
 F1024 = [(64, 512, 256), (128, 256, 128), (256, 128, 64)]
-
-
-def _rounds(fns: dict, rounds: int) -> dict:
-    """{name: (median s, min s)} of the zero-argument calls after one warm-up each, in interleaved rounds whose
-    order alternates (forward, then reversed)."""
-    import jax
-    import numpy as np
-    for f in fns.values():
-        jax.block_until_ready(f())
-    times = {name: [] for name in fns}
-    for r in range(rounds):
-        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fns[name]())
-            times[name].append(time.perf_counter() - t0)
-    return {name: (float(np.median(t)), min(t)) for name, t in times.items()}
 
 
 def _layer_calls(res, cin, cout, algo):
@@ -73,7 +58,7 @@ def layers_table(shapes, algos, rounds):
     for res, cin, cout in shapes:
         calls = {a: _layer_calls(res, cin, cout, a) for a in algos}
         for i, name in enumerate(("fwd", "fwd+dx")):
-            t = _rounds({a: c[i] for a, c in calls.items()}, rounds)
+            t = interleaved_rounds({a: c[i] for a, c in calls.items()}, rounds)
             print(f"| {res} x {cin} -> {cout} | {name} | " + " | ".join(f"{1e3 * t[a][0]:.1f}" for a in algos)
                   + f" | (load {os.getloadavg()[0]:.1f})", flush=True)
 
@@ -120,7 +105,7 @@ def network_ab(config, algos, rounds):
         print(f"{a} vs {ref}: image {np.abs(imgs[a] - imgs[ref]).max() / np.abs(imgs[ref]).max():.1e} of max, "
               f"style gradients {gerr:.1e} of a layer's max")
     for i, name in enumerate(("fwd", "fwd+bwd")):
-        t = _rounds({a: c[i] for a, c in calls.items()}, rounds)
+        t = interleaved_rounds({a: c[i] for a, c in calls.items()}, rounds)
         print(f"{name}: " + ", ".join(f"{a} {1e3 * t[a][0]:.1f} ({1e3 * t[a][1]:.1f}) ms" for a in algos)
               + f"; {ref} / each (medians): " + ", ".join(f"{t[ref][0] / t[a][0]:.3f}x" for a in algos[1:])
               + f"; load {os.getloadavg()[0]:.1f}", flush=True)
@@ -129,6 +114,14 @@ def network_ab(config, algos, rounds):
 def main(argv):
     del argv
     import jax
+
+    from si_jax.stylegan2.numerics import UPCONV_ALGORITHMS
+    polyphase = [a for a in UPCONV_ALGORITHMS if a.startswith("polyphase")]   # what --layers times
+    network_only = lambda a: a == "transposed" or a[:3] == "w2<" and a[3:].isdigit()  # noqa: E731
+    wrong = [a for a in FLAGS.algos if a not in polyphase and (FLAGS.layers or not network_only(a))]
+    if wrong:
+        raise app.UsageError(f"--algos {wrong}: one of {polyphase}; with --nolayers also 'transposed' or w2<N "
+                             "(N an integer)")
     jax.config.update("jax_default_matmul_precision", "highest")
     if FLAGS.layers:
         layers_table(PAPER256 + (F1024 if FLAGS.f1024_layers else []), FLAGS.algos, FLAGS.rounds)

@@ -4,19 +4,17 @@
 
 --layers: per same-size conv shape of paper256 (8-128 px x 512-128 channels, batch 1, float32), each algorithm
 with its kernel forms computed beforehand (as si_jax.stylegan2.kernels.prepare does): forward, and forward + input
-gradient (the edit loop's pass w.r.t. the styles); --rounds interleaved rounds, medians, ms.
+gradient (the edit loop's pass w.r.t. the styles); --rounds interleaved rounds (alternating order), medians, ms.
 --network: whole paper256 synthesis on programs.prepared params, fwd and d mean(image) / d styles (bench/run.py's
 programs), the 'auto' rule against the same rule with 'winograd4x4' at the --w4_sizes resolutions (a Numerics
 whose rule says so; the same model otherwise), in ONE process, interleaved, medians. Prints the CPU and the load.
 """
 import dataclasses
 import os
-import statistics
-import time
 
 from absl import app, flags
 
-from run import cpu_and_load   # bench/run.py: this script's folder is on sys.path
+from run import cpu_and_load, interleaved_rounds   # bench/run.py: this script's folder is on sys.path
 
 flags.DEFINE_integer("rounds", 7, "Interleaved rounds (medians).")
 flags.DEFINE_list("w4_sizes", ["16", "32"], "Resolutions where the variant network uses 'winograd4x4'.")
@@ -26,20 +24,6 @@ FLAGS = flags.FLAGS
 
 LAYERS = [(8, 512), (16, 512), (32, 512), (64, 256), (128, 128)]  # paper256 conv1 layers: (resolution, channels)
 ALGOS = ("direct", "winograd2d", "rows", "winograd4x4")
-
-
-def _interleaved(fns: dict, rounds: int) -> dict:
-    """{name: median seconds} of the zero-argument calls, timed in interleaved rounds after one warm-up each."""
-    import jax
-    for f in fns.values():
-        jax.block_until_ready(f())
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(f())
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _layer_calls(res, ch, algo):
@@ -75,7 +59,7 @@ def layers_table(rounds):
     for res, ch in LAYERS:
         calls = {a: _layer_calls(res, ch, a) for a in ALGOS}
         for i, name in enumerate(("fwd", "fwd+dx")):
-            ms = _interleaved({a: c[i] for a, c in calls.items()}, rounds)
+            ms = {a: t[0] for a, t in interleaved_rounds({a: c[i] for a, c in calls.items()}, rounds).items()}
             rule = Numerics().conv3x3_for(res, res, ch, "float32", "cpu")
             print(f"| {res} x {ch} | {rule} | {name} | " + " | ".join(f"{1e3 * ms[a]:.1f}" for a in ALGOS) + " |")
     print(f"(load after: {os.getloadavg()[0]:.1f})")
@@ -110,7 +94,7 @@ def network_ab(rounds, sizes):
     a, b = (np.asarray(calls[n][0]()) for n in variants)
     print(f"max |image rule - image w4| = {np.abs(a - b).max():.2e} (image max {np.abs(a).max():.2f})")
     for i, name in enumerate(("fwd", "fwd+bwd")):
-        ms = _interleaved({n: c[i] for n, c in calls.items()}, rounds)
+        ms = {n: t[0] for n, t in interleaved_rounds({n: c[i] for n, c in calls.items()}, rounds).items()}
         print(f"{name}: rule {1e3 * ms['rule']:.0f} ms, w4 {1e3 * ms['w4']:.0f} ms, "
               f"rule / w4 = {ms['rule'] / ms['w4']:.3f}x; load {os.getloadavg()[0]:.1f}")
 
