@@ -31,7 +31,7 @@ from si_jax.editing import loops
 from si_jax.editing.loops import LOOPS, ONE_PROGRAM_MAX_BATCHES, resolve_loop  # noqa: F401  (public names)
 from si_jax.editing.objective import (OBJECTIVES, PAPER_CONFIG, PIXEL_LOSSES, Hyper,  # noqa: F401  (public names)
                                       InterventionConfig, config_for, hyper_parameters, mix, objective, pixel_loss)
-from si_jax.stylegan2 import network, programs
+from si_jax.stylegan2 import conv_library, network, programs
 from si_jax.stylegan2.config import G2Config
 
 
@@ -100,6 +100,7 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     called with done = 0 before the first compile and then as each program finishes
     (`engines.hosts.compile_counter`)."""
     params = programs.prepared(params, cfg)   # the programs run on the kernel forms computed once per weights
+    cfg = conv_library.resolve(params, cfg, styles)   # 'auto': XLA:CPU's conv library measured for this batch
     per_image, scalar = loops.placement(styles[0])
     batch, hp = styles[0].shape[0], loops.place(hyper_parameters(config), scalar)
     mask = jnp.asarray(mask, jnp.float32)
@@ -176,6 +177,7 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     # The loop's programs run on the kernel forms computed once per weights (stylegan2.kernels: the same values);
     # the two input images on the caller's params, reusing the synthesis program the caller compiled (not a second)
     synth, caller_params, params = programs.synth_program(cfg), params, programs.prepared(params, cfg)
+    cfg = conv_library.resolve(params, cfg, styles)   # 'auto': XLA:CPU's conv library measured for this batch
     loop = resolve_loop(loop, shared=shared)
     key = (cfg, config.steps_per_layer, shared, tuple((s.shape, s.dtype) for s in styles),
            loops.placement(styles[0]), loop)

@@ -24,6 +24,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from si_jax.editing.objective import Hyper, image_loss, total_loss
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.config import G2Config
 
 LOOPS = ("auto", "scan", "steps", "one")
@@ -150,7 +151,7 @@ def layer_program(cfg: G2Config, layer: int, steps: int, shared: bool = False):
         held = lam[layer][0] if shared else lam[layer]
         return body(params, state, styles, ds_z, ds_n, lam, img0, img_z, mask, (held, prev_loss, prev_img), hp)
 
-    return jax.jit(layer_program)
+    return programs.jit(cfg, layer_program)
 
 
 @functools.lru_cache(maxsize=None)
@@ -158,7 +159,7 @@ def step_program(cfg: G2Config, layer: int, shared: bool = False):
     """Loop 'steps': ONE Adam step of layer `layer` (arguments as `layer_program`, with the carry of `start_carry`
     in place of prev_loss, prev_img) -> (carry, loss [B] or scalar); the host dispatches it steps + 1 times
     (`run_steps`). Same math as the scan, no while loop in the program."""
-    return jax.jit(_vmapped(cfg, layer, shared, adam_step))
+    return programs.jit(cfg, _vmapped(cfg, layer, shared, adam_step))
 
 
 @functools.partial(jax.jit, static_argnames="shared")
@@ -221,7 +222,7 @@ def one_program(cfg: G2Config, shared: bool = False):
         one = lambda d, c: adam_step(_select_loss(params, cfg, d, select, hp), c, hp)  # noqa: E731
         return jax.vmap(one)(data, carry)
 
-    return jax.jit(layer_program)
+    return programs.jit(cfg, layer_program)
 
 
 @functools.partial(jax.jit, static_argnames="shared")
@@ -266,5 +267,5 @@ def loss_program(cfg: G2Config):
 
         return jax.vmap(one)(styles, ds_z, ds_n, lam, img0, img_z, mask)
 
-    return jax.jit(run)
+    return programs.jit(cfg, run)
 

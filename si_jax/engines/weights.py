@@ -1,5 +1,5 @@
 """The generator a run computes with: --weights and the numerics flags (--precision, --bf16_from_res, --conv3x3,
---upconv) -> (canonical weights, G2Config with its Numerics), and the numerics' record in a run's settings."""
+--upconv, --conv_library) -> (canonical weights, G2Config with its Numerics), and the numerics' record in a run's settings."""
 from __future__ import annotations
 
 import os
@@ -19,11 +19,12 @@ def load_weights(path, numerics=None) -> tuple:
     return canonical, with_numerics(cfg, numerics)
 
 
-NUMERICS_FLAGS = ("precision", "bf16_from_res", "conv3x3", "upconv")
+NUMERICS_FLAGS = ("precision", "bf16_from_res", "conv3x3", "upconv", "conv_library")
 
 
 def define_numerics_flags(flags) -> None:
-    """Define --precision, --bf16_from_res, --conv3x3, --upconv (si_jax.stylegan2.numerics) on absl `flags`."""
+    """Define --precision, --bf16_from_res, --conv3x3, --upconv, --conv_library (si_jax.stylegan2.numerics) on absl
+    `flags`."""
     from si_jax.stylegan2 import numerics
 
     flags.DEFINE_enum("precision", "fp32", list(numerics.PRECISIONS), "fp32: float32 at precision HIGHEST; tf32: "
@@ -41,10 +42,14 @@ def define_numerics_flags(flags) -> None:
                       "on CPU, its phase convs by Winograd in float32 (polyphase_w2 at 8-32 px x >= 256 channels, "
                       "polyphase_r4 at 64-256 px; measured against the other forms for large layers unless "
                       "$SI_JAX_CONV_TUNING=off), one transposed conv on GPU / TPU.")
+    flags.DEFINE_enum("conv_library", "auto", list(numerics.CONV_LIBRARIES), "The library XLA runs the convs in on "
+                      "CPU: ynn (XLA's default, YNNPACK: one thread per conv) or eigen (Eigen: every core). auto: the "
+                      "one measured faster on this host for the batch being edited (bin/edit.py; "
+                      "si_jax.stylegan2.conv_library; ynn when $SI_JAX_CONV_TUNING=off), XLA's default elsewhere.")
 
 
 def numerics_of(flags):
-    """The Numerics of --precision / --bf16_from_res / --conv3x3 / --upconv (defaults where `flags` lacks them);
+    """The Numerics of --precision / --bf16_from_res / --conv3x3 / --upconv / --conv_library (defaults where `flags` lacks them);
     UsageError naming the flag for a bad value (the rules are Numerics' own, `numerics.problem`)."""
     from si_jax.stylegan2 import numerics
 

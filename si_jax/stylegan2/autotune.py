@@ -297,8 +297,16 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
     if not enabled() or len(candidates) < 2 or not worth_measuring(args[0].shape, args[1].shape):
         return rule
     mode = "fwd" if same_backward else mode or mode_of(args, names)
+    return measured(entry_key(kind, args, precision, mode), candidates, args, rule, mode=mode, names=names)
+
+
+def measured(key: str, candidates: dict, args, rule: str, *, mode: str = "fwd", names: str = "xw",
+             options: dict | None = None, max_repeats: int = conv_timing.MAX_REPEATS) -> str:
+    """The fastest of `candidates` on `args` under entry `key` of this host: recorded, else measured now (within
+    the budget; `rule` when it is spent) and recorded. What `choose` does once it has decided to measure; also the
+    whole-program choice of si_jax.stylegan2.conv_library (options: {name: XLA compiler options}; max_repeats:
+    conv_timing.time_candidates')."""
     path, host = cache_path(), host_key()
-    key = entry_key(kind, args, precision, mode)
     record, known, final = _lookup(path, host, key, candidates)
     if final:   # no lock: a thread tracing beside a holder of `exclusive` waits only to measure
         return record["choice"]
@@ -311,7 +319,7 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
         announce(path)
         t0 = time.perf_counter()
         with conv_timing.Others() as others:
-            times = time_candidates(candidates, args, mode, names)
+            times = time_candidates(candidates, args, mode, names, max_repeats=max_repeats, options=options)
         _spent[0] += time.perf_counter() - t0
         new = {"choice": pick(times, rule), "ms": {n: round(1e3 * t, 4) for n, t in times.items()},
                "measured_s": round(time.perf_counter() - t0, 3), "others": round(others.share, 3), "tries": 1}

@@ -35,6 +35,14 @@ $SI_JAX_CONV_TUNING=off); otherwise 'auto' is the rules below (`conv3x3_for`, `u
   An 'auto' up-conv takes Winograd phases only with their transforms prepared (si_jax.stylegan2.kernels; synthesis
   w.r.t. styles); without (training) its phases stay direct.
 
+conv_library (a compile option of a whole program, not a form of one conv): 'ynn', XLA:CPU's default, runs every
+conv as a YNNPACK fusion, which in jax 0.10.2 uses one thread (a [32, 32, 32, 64] x [3, 3, 64, 64] conv: 25.0 ms on
+2 cores, 12.6 ms on one core at half the batch); 'eigen' runs them as XLA's Eigen convolutions on every core
+(14.3 ms) but is slower at batch 1 on large maps (a 256 px x 64 channel conv's fwd+VJP 137 vs 84 ms; idle 2-core AMD
+EPYC (avx512f), 2026-12-06, BENCHMARKS.md). 'auto': XLA's default, except where a batch of images is edited
+(editing.intervention), where si_jax.stylegan2.conv_library measures the two on this host for the batch and
+generator at hand (float32 on CPU, measuring on) and keeps the faster.
+
 Precision:
 - 'fp32': float32 arrays, convs and matmuls at precision HIGHEST (true float32 on every backend).
 - 'tf32': float32 arrays at precision DEFAULT: TF32 tensor cores on NVIDIA Ampere and later (Hopper: H100 / H200),
@@ -59,6 +67,10 @@ import numpy as np
 CONV3X3_ALGORITHMS = ("auto", "direct", "winograd2d", "winograd4x4", "rows")
 UPCONV_ALGORITHMS = ("auto", "polyphase", "polyphase_w2", "polyphase_w4", "polyphase_r4", "transposed")
 PRECISIONS = ("fp32", "tf32", "bf16")
+CONV_LIBRARIES = ("auto", "ynn", "eigen")
+# XLA:CPU's library fusions without its YNNPACK convolutions (its default list less INDIVIDUAL_CONVOLUTION): the
+# convs run as XLA's Eigen convolutions, the dots and reductions stay in YNNPACK (`Numerics.compiler_options`)
+EIGEN_CONVS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 DEFAULT_NUM_FP16_RES = 4   # NVlabs stylegan2-ada-pytorch train.py: num_fp16_res = 4 for every config
 
 
@@ -71,7 +83,7 @@ def _is_power_of_two(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 4 and v & (v - 1) == 0
 
 
-def problem(conv3x3, upconv, precision, bf16_from_res, name=str) -> str | None:
+def problem(conv3x3, upconv, precision, bf16_from_res, conv_library="auto", name=str) -> str | None:
     """The first rule these Numerics fields break, worded with `name(field)` for every field named ('precision', or
     '--precision' where the fields are a binary's flags), or None when they are valid.
 
@@ -79,7 +91,8 @@ def problem(conv3x3, upconv, precision, bf16_from_res, name=str) -> str | None:
     'bf16_from_res=16 applies only with precision=bf16 (got precision=fp32)'
     """
     for field, value, allowed in (("precision", precision, PRECISIONS), ("conv3x3", conv3x3, CONV3X3_ALGORITHMS),
-                                  ("upconv", upconv, UPCONV_ALGORITHMS)):
+                                  ("upconv", upconv, UPCONV_ALGORITHMS),
+                                  ("conv_library", conv_library, CONV_LIBRARIES)):
         if value not in allowed:
             return f"{name(field)}={value!r} must be one of {', '.join(allowed)}"
     if bf16_from_res is not None:
@@ -98,16 +111,18 @@ class Numerics:
     conv3x3: 'auto' | 'direct' | 'winograd2d' | 'winograd4x4' | 'rows'; upconv: 'auto' | 'polyphase' |
     'polyphase_w2' | 'polyphase_w4' | 'polyphase_r4' | 'transposed';
     precision: 'fp32' | 'tf32' | 'bf16'; bf16_from_res: lowest resolution computed in bfloat16 (a power of two
-    >= 4; only with precision 'bf16'; None = the model's rule, see the module docstring).
+    >= 4; only with precision 'bf16'; None = the model's rule, see the module docstring); conv_library: 'auto' |
+    'ynn' | 'eigen', the library XLA:CPU runs the convs of a program in (`compiler_options`, module docstring).
     """
 
     conv3x3: str = "auto"
     upconv: str = "auto"
     precision: str = "fp32"
     bf16_from_res: int | None = None
+    conv_library: str = "auto"
 
     def __post_init__(self):
-        wrong = problem(self.conv3x3, self.upconv, self.precision, self.bf16_from_res)
+        wrong = problem(self.conv3x3, self.upconv, self.precision, self.bf16_from_res, self.conv_library)
         if wrong:
             raise ValueError(wrong)
 
@@ -119,6 +134,11 @@ class Numerics:
             return self.bf16_from_res
         n = num_fp16_res if num_fp16_res > 0 else DEFAULT_NUM_FP16_RES
         return max(2 ** (int(math.log2(img_resolution)) + 1 - n), 8)
+
+    def compiler_options(self, backend: str) -> dict | None:
+        """XLA compiler options of the programs computed with these numerics (jax.jit(..., compiler_options=)):
+        EIGEN_CONVS for conv_library 'eigen' on CPU; None (XLA's defaults) otherwise."""
+        return dict(EIGEN_CONVS) if self.conv_library == "eigen" and backend == "cpu" else None
 
     def matmul_precision(self, dtype) -> str:
         """lax `precision` for a conv / matmul on arrays of `dtype`: 'highest' for float32 (fp32, and bf16's float32

@@ -1,8 +1,8 @@
 """The generator's compiled programs, one per (G2Config, static settings): what every stage above calls instead of
 jitting the network functions itself.
 
-One convention: `<name>_program(cfg, *statics)` is `functools.lru_cache`d and returns `jax.jit` of a function of
-arrays only (params first). The hashable, frozen cfg (with its `numerics`) and the Python-valued settings are the
+One convention: `<name>_program(cfg, *statics)` is `functools.lru_cache`d and returns `jit(cfg, f)` (jax.jit with
+the compiler options of cfg's numerics: `Numerics.compiler_options`) of a function of arrays only (params first). The hashable, frozen cfg (with its `numerics`) and the Python-valued settings are the
 cache key and static in the trace, so another precision or conv algorithm compiles another program, and the same
 ones reuse it; params and batches are arguments, so new weights never recompile.
 
@@ -40,20 +40,26 @@ from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
 
+def jit(cfg: G2Config, fn, **kwargs):
+    """jax.jit(fn) compiled with cfg's XLA compiler options (Numerics.compiler_options: conv_library 'eigen' on CPU);
+    what every program computing with cfg is, here and in editing.loops."""
+    return jax.jit(fn, compiler_options=cfg.numerics.compiler_options(jax.default_backend()), **kwargs)
+
+
 @functools.lru_cache(maxsize=None)
 def mapping_program(cfg: G2Config, truncation_psi: float = 1.0):
-    return jax.jit(lambda params, z: network.mapping(params, cfg, z, truncation_psi))
+    return jit(cfg, lambda params, z: network.mapping(params, cfg, z, truncation_psi))
 
 
 @functools.lru_cache(maxsize=None)
 def styles_program(cfg: G2Config):
-    return jax.jit(lambda params, w: network.styles_from_w(params, cfg, w))
+    return jit(cfg, lambda params, w: network.styles_from_w(params, cfg, w))
 
 
 @functools.lru_cache(maxsize=None)
 def split_program(cfg: G2Config):
     """Jitted, so the slices stay placed like the input (eager slices of a sharded array would not be)."""
-    return jax.jit(StyleSpace.of(cfg).split)
+    return jit(cfg, StyleSpace.of(cfg).split)
 
 
 def prepare_program(cfg: G2Config):
@@ -65,7 +71,7 @@ def prepare_program(cfg: G2Config):
 
 @functools.lru_cache(maxsize=None)
 def _prepare_program(cfg: G2Config, measuring: bool):
-    return jax.jit(lambda params: kernels.prepare(params, cfg))
+    return jit(cfg, lambda params: kernels.prepare(params, cfg))
 
 
 _PREPARED: dict = {}   # (cfg, measuring, ids of the kernels) -> (those kernels, prepared params); the kernels are
@@ -91,23 +97,23 @@ def prepared(params, cfg: G2Config):
 
 @functools.lru_cache(maxsize=None)
 def synth_program(cfg: G2Config):
-    return jax.jit(lambda params, styles: network.synthesize(params, cfg, styles))
+    return jit(cfg, lambda params, styles: network.synthesize(params, cfg, styles))
 
 
 @functools.lru_cache(maxsize=None)
 def generate_program(cfg: G2Config, truncation_psi: float = 1.0):
-    return jax.jit(lambda params, z: network.generate(params, cfg, z, truncation_psi))
+    return jit(cfg, lambda params, z: network.generate(params, cfg, z, truncation_psi))
 
 
 @functools.lru_cache(maxsize=None)
 def noisy_generate_program(cfg: G2Config, truncation_psi: float, noise_mode: str):
-    return jax.jit(lambda params, z, key: network.generate(params, cfg, z, truncation_psi, noise_mode, key))
+    return jit(cfg, lambda params, z, key: network.generate(params, cfg, z, truncation_psi, noise_mode, key))
 
 
 @functools.lru_cache(maxsize=None)
 def noisy_synth_program(cfg: G2Config, noise_mode: str):
     space = StyleSpace.of(cfg)
-    return jax.jit(lambda params, s, key: (space.split(s), network.synthesize(params, cfg, space.split(s),
+    return jit(cfg, lambda params, s, key: (space.split(s), network.synthesize(params, cfg, space.split(s),
                                                                                noise_mode, key)))
 
 
@@ -121,12 +127,12 @@ def sample_program(cfg: G2Config, truncation_psi: float, with_images: bool):
         img = network.synthesize(params, cfg, styles, "const") if with_images else None
         return w, space.concat(styles), img
 
-    return jax.jit(run)
+    return jit(cfg, run)
 
 
 @functools.lru_cache(maxsize=None)
 def layer_program(cfg: G2Config, layer: int):
-    return jax.jit(lambda params, state, s: network.layer_forward(params["layers"][layer], cfg.layers[layer], cfg,
+    return jit(cfg, lambda params, state, s: network.layer_forward(params["layers"][layer], cfg.layers[layer], cfg,
                                                                   state, s))
 
 
@@ -139,4 +145,4 @@ def features_program(cfg: G2Config, layer: int, resize: str):
         r = cfg.img_resolution
         return jax.image.resize(x, (b, r, r, x.shape[-1]), method=resize)
 
-    return jax.jit(run)
+    return jit(cfg, run)

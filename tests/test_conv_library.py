@@ -1,0 +1,105 @@
+"""XLA:CPU's conv library as a numerics choice (Numerics.conv_library; si_jax.stylegan2.conv_library): 'eigen'
+compiles a program's convs outside YNNPACK with the same values, the edit loop's programs carry the choice, and
+'auto' is measured once per host and batch, then read from the cache."""
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import si_jax
+from si_jax.editing import intervention
+from si_jax.stylegan2 import autotune, conv_library, conv_timing, programs
+from si_jax.stylegan2.config import G2Config
+from si_jax.stylegan2.numerics import EIGEN_CONVS, Numerics
+
+from test_autotune import cache  # noqa: F401  (fixture: measuring on, a fresh cache file)
+
+# over 16 channels: XLA leaves convs of 16 channels or fewer out of YNNPACK whatever the options
+CFG = G2Config.make(16, channel_base=512, channel_max=32, z_dim=8, w_dim=8, mapping_layers=1)
+
+
+def _params_styles(batch=2):
+    params = si_jax.to_jax_params(si_jax.random_canonical(CFG, 0), CFG)
+    z = jax.random.normal(jax.random.PRNGKey(1), (batch, CFG.z_dim))
+    return params, si_jax.styles_from_w(params, CFG, si_jax.mapping(params, CFG, z))
+
+
+def _ynn_convs(compiled) -> int:
+    """Convolutions inside YNNPACK fusions of a compiled program."""
+    text = compiled.as_text()
+    called = re.findall(r"calls=%?([\w.\-]+)[^\n]*__ynn_fusion", text)
+    bodies = {m.group(1): m.group(2) for m in re.finditer(r"\n%?([\w.\-]+) [^\n]*\{\n(.*?)\n\}", text, re.S)}
+    return sum(bodies.get(name, "").count(" convolution(") for name in called)
+
+
+def test_conv_library_field_is_checked_and_gives_options():
+    with pytest.raises(ValueError, match="conv_library='oneDNN' must be one of auto, ynn, eigen"):
+        Numerics(conv_library="oneDNN")
+    assert Numerics(conv_library="eigen").compiler_options("cpu") == EIGEN_CONVS
+    assert Numerics(conv_library="eigen").compiler_options("gpu") is None
+    assert Numerics(conv_library="ynn").compiler_options("cpu") is None
+    assert Numerics().compiler_options("cpu") is None
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's libraries")
+def test_eigen_keeps_convs_out_of_ynnpack_with_the_same_images():
+    params, styles = _params_styles()
+    out = {}
+    for lib in ("ynn", "eigen"):
+        cfg = CFG.with_numerics(conv_library=lib, conv3x3="direct", upconv="polyphase")
+        prog = programs.synth_program(cfg)
+        out[lib] = (_ynn_convs(prog.lower(params, styles).compile()), np.asarray(prog(params, styles)))
+    assert out["ynn"][0] > 0 and out["eigen"][0] == 0
+    np.testing.assert_allclose(out["eigen"][1], out["ynn"][1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's libraries")
+def test_the_edit_loops_programs_carry_the_library():
+    params, styles = _params_styles()
+    ds = [0.1 * jnp.ones_like(s) for s in styles]
+    mask = jnp.ones((2, 16, 16), jnp.float32)
+    config = intervention.InterventionConfig(steps_per_layer=2)
+    for lib, expect_ynn in (("eigen", False), ("ynn", True)):
+        cfg = CFG.with_numerics(conv_library=lib, conv3x3="direct", upconv="polyphase")
+        compiled = intervention.compile_programs(params, cfg, styles, ds, ds, mask, config, loop="scan", layers=[0])
+        assert (_ynn_convs(compiled[0]) > 0) == expect_ynn, lib
+
+
+def test_auto_is_measured_once_then_read_from_the_cache(cache, monkeypatch):  # noqa: F811
+    params, styles = _params_styles()
+    calls = []
+
+    def fake(candidates, specs, mode, names="xw", max_repeats=None, options=None, **kw):
+        calls.append((sorted(candidates), options, jax.tree.leaves(specs)[0].shape))
+        return {"ynn": 2.0, "eigen": 1.0}
+
+    monkeypatch.setattr(autotune, "time_candidates", fake)
+    assert conv_library.resolve(params, CFG, styles).numerics.conv_library == "eigen"
+    assert calls == [(["eigen", "ynn"], {"eigen": EIGEN_CONVS}, jax.tree.leaves(params)[0].shape)]
+    monkeypatch.setattr(autotune, "time_candidates", lambda *a, **k: pytest.fail("measured again"))
+    autotune._memo.clear()   # read back from the file
+    assert conv_library.resolve(params, CFG, styles).numerics.conv_library == "eigen"
+    assert [k for k in autotune._hosts(cache)[autotune.host_key()] if k.startswith("conv_library")] == \
+        ["conv_library edit_top_block 2x16x16x32->32 3ch float32"]
+    # a set library is kept; measuring off keeps XLA's default ('auto', nothing measured)
+    assert conv_library.resolve(params, CFG.with_numerics(conv_library="ynn"), styles).numerics.conv_library == "ynn"
+    monkeypatch.setenv(autotune.TUNING_ENV, "off")
+    assert conv_library.resolve(params, CFG, styles) is CFG
+
+
+def test_near_tie_keeps_xla_default(cache, monkeypatch):  # noqa: F811
+    params, styles = _params_styles(batch=3)
+    monkeypatch.setattr(autotune, "time_candidates", lambda *a, **k: {"ynn": 1.0, "eigen": 0.97})
+    assert conv_library.resolve(params, CFG, styles) is CFG
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's libraries")
+def test_the_probe_is_timed_for_real_and_recorded(cache):  # noqa: F811
+    params, styles = _params_styles()
+    conv_library.resolve(params, CFG, styles)
+    record = autotune._hosts(cache)[autotune.host_key()]["conv_library edit_top_block 2x16x16x32->32 3ch float32"]
+    assert set(record["ms"]) == {"ynn", "eigen"} and all(t > 0 for t in record["ms"].values())
+    assert record["choice"] == autotune.pick({k: v for k, v in record["ms"].items()}, "ynn")
+    assert conv_timing.REPEATS >= 2
