@@ -72,33 +72,37 @@ def test_auto_is_measured_once_then_read_from_the_cache(cache, monkeypatch):  # 
     calls = []
 
     def fake(candidates, specs, mode, names="xw", max_repeats=None, options=None, **kw):
-        calls.append((sorted(candidates), options, jax.tree.leaves(specs)[0].shape))
+        calls.append((sorted(candidates), options, specs[2][0].shape))   # specs: (params, state, styles)
         return {"ynn": 2.0, "eigen": 1.0}
 
     monkeypatch.setattr(autotune, "time_candidates", fake)
-    assert conv_library.resolve(params, CFG, styles).numerics.conv_library == "eigen"
-    assert calls == [(["eigen", "ynn"], {"eigen": EIGEN_CONVS}, jax.tree.leaves(params)[0].shape)]
+    assert conv_library.resolve(params, CFG, 2).numerics.conv_library == "eigen"
+    assert conv_library.resolve(params, CFG, 2, edit=False).numerics.conv_library == "eigen"
+    dim = CFG.layers[0].dim   # the edit loop's probe runs one image per vmapped call; a batch forward, the batch
+    assert calls == [(["eigen", "ynn"], {"eigen": EIGEN_CONVS}, (2, 1, dim)),
+                     (["eigen", "ynn"], {"eigen": EIGEN_CONVS}, (2, dim))]
     monkeypatch.setattr(autotune, "time_candidates", lambda *a, **k: pytest.fail("measured again"))
     autotune._memo.clear()   # read back from the file
-    assert conv_library.resolve(params, CFG, styles).numerics.conv_library == "eigen"
-    assert [k for k in autotune._hosts(cache)[autotune.host_key()] if k.startswith("conv_library")] == \
-        ["conv_library edit_top_block 2x16x16x32->32 3ch float32"]
+    assert conv_library.resolve(params, CFG, 2).numerics.conv_library == "eigen"
+    assert sorted(k for k in autotune._hosts(cache)[autotune.host_key()] if k.startswith("conv_library")) == \
+        ["conv_library edit_top_block 2x16x16x32->32 3ch float32",
+         "conv_library synthesis_top_block 2x16x16x32->32 3ch float32"]
     # a set library is kept; measuring off keeps XLA's default ('auto', nothing measured)
-    assert conv_library.resolve(params, CFG.with_numerics(conv_library="ynn"), styles).numerics.conv_library == "ynn"
+    assert conv_library.resolve(params, CFG.with_numerics(conv_library="ynn"), 2).numerics.conv_library == "ynn"
     monkeypatch.setenv(autotune.TUNING_ENV, "off")
-    assert conv_library.resolve(params, CFG, styles) is CFG
+    assert conv_library.resolve(params, CFG, 2) is CFG
 
 
 def test_near_tie_keeps_xla_default(cache, monkeypatch):  # noqa: F811
-    params, styles = _params_styles(batch=3)
+    params, _ = _params_styles()
     monkeypatch.setattr(autotune, "time_candidates", lambda *a, **k: {"ynn": 1.0, "eigen": 0.97})
-    assert conv_library.resolve(params, CFG, styles) is CFG
+    assert conv_library.resolve(params, CFG, 3) is CFG
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's libraries")
 def test_the_probe_is_timed_for_real_and_recorded(cache):  # noqa: F811
     params, styles = _params_styles()
-    conv_library.resolve(params, CFG, styles)
+    conv_library.resolve(params, CFG, 2)
     record = autotune._hosts(cache)[autotune.host_key()]["conv_library edit_top_block 2x16x16x32->32 3ch float32"]
     assert set(record["ms"]) == {"ynn", "eigen"} and all(t > 0 for t in record["ms"].values())
     assert record["choice"] == autotune.pick({k: v for k, v in record["ms"].items()}, "ynn")

@@ -100,7 +100,7 @@ def compile_programs(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: In
     called with done = 0 before the first compile and then as each program finishes
     (`engines.hosts.compile_counter`)."""
     params = programs.prepared(params, cfg)   # the programs run on the kernel forms computed once per weights
-    cfg = conv_library.resolve(params, cfg, styles)   # 'auto': XLA:CPU's conv library measured for this batch
+    cfg = conv_library.resolve(params, cfg, styles[0].shape[0], dtype=styles[0].dtype)   # XLA:CPU conv library
     per_image, scalar = loops.placement(styles[0])
     batch, hp = styles[0].shape[0], loops.place(hyper_parameters(config), scalar)
     mask = jnp.asarray(mask, jnp.float32)
@@ -177,7 +177,7 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     # The loop's programs run on the kernel forms computed once per weights (stylegan2.kernels: the same values);
     # the two input images on the caller's params, reusing the synthesis program the caller compiled (not a second)
     synth, caller_params, params = programs.synth_program(cfg), params, programs.prepared(params, cfg)
-    cfg = conv_library.resolve(params, cfg, styles)   # 'auto': XLA:CPU's conv library measured for this batch
+    cfg = conv_library.resolve(params, cfg, styles[0].shape[0], dtype=styles[0].dtype)   # XLA:CPU conv library
     loop = resolve_loop(loop, shared=shared)
     key = (cfg, config.steps_per_layer, shared, tuple((s.shape, s.dtype) for s in styles),
            loops.placement(styles[0]), loop)

@@ -14,7 +14,7 @@ from si_jax import storage
 from si_jax.editing import batches
 from si_jax.engines import checks, errors, hosts, runs, samples, weights
 from si_jax.evaluation import pictures
-from si_jax.stylegan2 import programs
+from si_jax.stylegan2 import conv_library, programs
 
 CONTACT_SHEET = "contact_sheet.png"
 CONTACT_MAX, CONTACT_COLS = 64, 8
@@ -73,6 +73,8 @@ def run(job, out) -> None:
         f"local device(s); generator {settings['generator_id']}")
     if bs < job.batch_size:
         log(f"note: --batch_size={job.batch_size} capped at {bs} (the number of samples)")
+    if job.save_images:   # the library XLA:CPU runs this batch's convs in ('auto': measured, conv_library)
+        cfg = conv_library.resolve(params, cfg, bs // mesh.devices.size, edit=False)
     generate = programs.sample_program(cfg, job.truncation_psi, job.save_images)
     params = runs.replicate(params, mesh)
 

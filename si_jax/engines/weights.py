@@ -44,8 +44,9 @@ def define_numerics_flags(flags) -> None:
                       "$SI_JAX_CONV_TUNING=off), one transposed conv on GPU / TPU.")
     flags.DEFINE_enum("conv_library", "auto", list(numerics.CONV_LIBRARIES), "The library XLA runs the convs in on "
                       "CPU: ynn (XLA's default, YNNPACK: one thread per conv) or eigen (Eigen: every core). auto: the "
-                      "one measured faster on this host for the batch being edited (bin/edit.py; "
-                      "si_jax.stylegan2.conv_library; ynn when $SI_JAX_CONV_TUNING=off), XLA's default elsewhere.")
+                      "one measured faster on this host for the batch being edited or sampled (bin/edit.py, "
+                      "bin/sample.py; si_jax.stylegan2.conv_library; ynn when $SI_JAX_CONV_TUNING=off), XLA's "
+                      "default elsewhere.")
 
 
 def numerics_of(flags):

@@ -331,6 +331,13 @@ def measured(key: str, candidates: dict, args, rule: str, *, mode: str = "fwd", 
         return new["choice"]
 
 
+def recorded(key: str, candidates) -> str | None:
+    """The final recorded choice of entry `key` on this host (one of `candidates`), or None: not recorded, or to be
+    measured again (`_lookup`). Lets a caller skip building what measuring would need."""
+    record, _, final = _lookup(cache_path(), host_key(), key, candidates)
+    return record["choice"] if final else None
+
+
 def _lookup(path, host: str, key: str, candidates) -> tuple:
     """(record or None, known: its choice is one of `candidates` and it timed them all, final: known and not to be
     measured again: settled_record, measured again by this process already, or inside `long_running`). A record

@@ -1,17 +1,20 @@
-"""Which library XLA:CPU runs an editing batch's convs in, measured on this host (Numerics.conv_library 'auto').
+"""Which library XLA:CPU runs a batch's convs in, measured on this host (Numerics.conv_library 'auto').
 
-    cfg = conv_library.resolve(params, cfg, styles)   # 'auto' -> 'eigen' where measured faster, else cfg as given
-    jax.jit(fn, compiler_options=cfg.numerics.compiler_options(jax.default_backend()))
+    cfg = conv_library.resolve(params, cfg, batch)               # the edit loop's programs (editing.intervention)
+    cfg = conv_library.resolve(params, cfg, batch, edit=False)   # plain synthesis of a batch (sampling)
+    programs.jit(cfg, fn)   # jax.jit with cfg.numerics.compiler_options(backend): 'eigen' -> EIGEN_CONVS
 
 In jax 0.10.2 XLA:CPU runs each conv as a YNNPACK fusion on one thread: on 2 cores the edit loop of a batch of 16
 toyfaces images ran 1.4-1.5x faster with its convs in XLA's Eigen convolution (which uses every core), while at
 batch 1 on large maps Eigen's conv gradients are the slower (idle 2-core AMD EPYC (avx512f), 2026-12-06,
-BENCHMARKS.md). The answer depends on the cores, the batch and the maps, so it is measured: the probe is the top
-block of the network (its largest maps: most of the FLOPs of every released config) as the edit loop runs it,
-vmapped over the images of the batch, the value and gradient of its mean image w.r.t. the block's first style,
-at the batch at hand, compiled once per library and timed as the conv forms are, in conv_timing.REPEATS rounds (si_jax.stylegan2.autotune: the
-same cache file, host key, budget and $SI_JAX_CONV_TUNING; XLA's default unless Eigen is MARGIN faster). The choice applies to the whole
-program: a compile option cannot differ between the convs of one program.
+BENCHMARKS.md "session 15"). The answer depends on the cores, the batch, the maps and the program's form (the same
+batch of 16 ran its plain fwd+bwd faster in YNNPACK and its vmapped one faster in Eigen), so it is measured on a
+probe of that form: the network's top block (its largest maps), at the batch at hand (at most MAX_PROBE_BATCH: a
+toyfaces batch of 500 took 4.8 s to probe, Eigen 1.66x; of 64, 1.5 s, 1.28x), as the edit loop runs it
+(vmapped over the images, value and gradient of the mean image w.r.t. the block's first style) or as a batch
+forward. Both libraries are compiled and timed like the conv forms, in conv_timing.REPEATS rounds, with the same
+cache file, host key, budget and $SI_JAX_CONV_TUNING (si_jax.stylegan2.autotune); Eigen only if MARGIN faster. The
+choice holds for a whole program: a compile option cannot differ between the convs of one program.
 """
 from __future__ import annotations
 
@@ -22,15 +25,22 @@ from si_jax.stylegan2 import autotune, conv_timing, network
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.numerics import EIGEN_CONVS
 
+LIBRARIES = ("ynn", "eigen")   # the candidates: XLA's default (YNNPACK convs) first
+MAX_PROBE_BATCH = 64   # larger batches are probed (and keyed) at this one: as many images per core, or more
+
 
 def top_block_start(cfg: G2Config) -> int:
     """Index of the first style layer at the highest resolution (the top block's up-sampling conv)."""
     return next(i for i, l in enumerate(cfg.layers) if l.res == cfg.img_resolution)
 
 
-def probe(cfg: G2Config, start: int):
-    """(params, states, styles) -> per image (value, gradient) of mean(synthesize_from(start)) w.r.t. style `start`,
-    vmapped over the images: states / styles carry [B, 1, ...] (one image each), params are shared."""
+def probe(cfg: G2Config, start: int, edit: bool = True):
+    """(params, state, styles) -> synthesis from style layer `start`. edit: per image (value, gradient) of the mean
+    image w.r.t. style `start`, vmapped over the images (state / styles carry [B, 1, ...]); else the batch's images
+    (state / styles [B, ...])."""
+    if not edit:
+        return lambda params, state, styles: network.synthesize_from(params, cfg, state, styles, start)
+
     def one(params, state, styles):
         def loss(s):
             edited = list(styles)
@@ -40,21 +50,24 @@ def probe(cfg: G2Config, start: int):
     return jax.vmap(one, in_axes=(None, 0, 0))
 
 
-def resolve(params, cfg: G2Config, styles) -> G2Config:
-    """cfg computing with conv_library 'eigen' when it is 'auto' and Eigen measured faster on this host for this
-    batch (styles: list over layers of [B, dim_l]; params as the programs run them); otherwise cfg unchanged (XLA's
-    default: also off CPU, for non-float32 styles and with measuring off)."""
-    if cfg.numerics.conv_library != "auto" or not autotune.applies(styles[0].dtype):
+def resolve(params, cfg: G2Config, batch: int, *, edit: bool = True, dtype=jnp.float32) -> G2Config:
+    """cfg computing with conv_library 'eigen' when it is 'auto' and Eigen measured faster on this host for `batch`
+    images of `dtype` styles (params as the programs run them; edit: the edit loop's form, else a batch forward);
+    otherwise cfg as given (XLA's default: also off CPU, for non-float32 styles and with measuring off)."""
+    if cfg.numerics.conv_library != "auto" or not autotune.applies(dtype):
         return cfg
-    start, batch = top_block_start(cfg), styles[0].shape[0]
-    shapes_only = cfg.with_numerics(conv3x3="direct", upconv="polyphase")   # the same shapes, nothing measured
-    state = jax.eval_shape(lambda p, s: network.states_before_layers(p, shapes_only, s)[start], params, styles)
-    per_image = lambda a: jax.ShapeDtypeStruct((a.shape[0], 1) + a.shape[1:], a.dtype)   # noqa: E731
-    specs = (params, jax.tree.map(per_image, state), [per_image(s) for s in styles])
-    layer = cfg.layers[start]
-    key = (f"conv_library edit_top_block {batch}x{layer.res}x{layer.res}x{layer.in_ch}->"
-           f"{layer.out_ch} {cfg.img_channels}ch {jnp.dtype(styles[0].dtype).name}")
-    fn = probe(cfg, start)
-    choice = autotune.measured(key, {"ynn": fn, "eigen": fn}, specs, "ynn", options={"eigen": EIGEN_CONVS},
-                               max_repeats=conv_timing.REPEATS)
+    start, layer, batch = top_block_start(cfg), cfg.layers[top_block_start(cfg)], min(batch, MAX_PROBE_BATCH)
+    key = (f"conv_library {'edit' if edit else 'synthesis'}_top_block {batch}x{layer.res}x{layer.res}x"
+           f"{layer.in_ch}->{layer.out_ch} {cfg.img_channels}ch {jnp.dtype(dtype).name}")
+    choice = autotune.recorded(key, LIBRARIES)   # warm: no probe to build (its shapes trace the whole network)
+    if choice is None:
+        styles = [jax.ShapeDtypeStruct((batch, l.dim), dtype) for l in cfg.layers]
+        shapes_only = cfg.with_numerics(conv3x3="direct", upconv="polyphase")   # the same shapes, nothing measured
+        state = jax.eval_shape(lambda p, s: network.states_before_layers(p, shapes_only, s)[start], params, styles)
+        if edit:   # one image each: [B, 1, ...]
+            state, styles = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch, 1) + a.shape[1:], a.dtype),
+                                         (state, styles))
+        fn = probe(cfg, start, edit)
+        choice = autotune.measured(key, dict.fromkeys(LIBRARIES, fn), (params, state, styles), "ynn",
+                                   options={"eigen": EIGEN_CONVS}, max_repeats=conv_timing.REPEATS)
     return cfg.with_numerics(conv_library="eigen") if choice == "eigen" else cfg
