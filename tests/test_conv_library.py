@@ -107,3 +107,4 @@ def test_the_probe_is_timed_for_real_and_recorded(cache):  # noqa: F811
     assert set(record["ms"]) == {"ynn", "eigen"} and all(t > 0 for t in record["ms"].values())
     assert record["choice"] == autotune.pick({k: v for k, v in record["ms"].items()}, "ynn")
     assert conv_timing.REPEATS >= 2
+

@@ -1,5 +1,6 @@
 """The generator a run computes with: --weights and the numerics flags (--precision, --bf16_from_res, --conv3x3,
---upconv, --conv_library) -> (canonical weights, G2Config with its Numerics), and the numerics' record in a run's settings."""
+--upconv, --conv_library) -> (canonical weights, G2Config with its Numerics), and the numerics' record in a run's
+settings."""
 from __future__ import annotations
 
 import os
@@ -50,8 +51,8 @@ def define_numerics_flags(flags) -> None:
 
 
 def numerics_of(flags):
-    """The Numerics of --precision / --bf16_from_res / --conv3x3 / --upconv / --conv_library (defaults where `flags` lacks them);
-    UsageError naming the flag for a bad value (the rules are Numerics' own, `numerics.problem`)."""
+    """The Numerics of --precision / --bf16_from_res / --conv3x3 / --upconv / --conv_library (defaults where `flags`
+    lacks them); UsageError naming the flag for a bad value (the rules are Numerics' own, `numerics.problem`)."""
     from si_jax.stylegan2 import numerics
 
     values = {name: getattr(flags, name, getattr(numerics.DEFAULT, name)) for name in NUMERICS_FLAGS}

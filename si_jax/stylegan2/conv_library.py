@@ -67,7 +67,6 @@ def resolve(params, cfg: G2Config, batch: int, *, edit: bool = True, dtype=jnp.f
         if edit:   # one image each: [B, 1, ...]
             state, styles = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch, 1) + a.shape[1:], a.dtype),
                                          (state, styles))
-        fn = probe(cfg, start, edit)
-        choice = autotune.measured(key, dict.fromkeys(LIBRARIES, fn), (params, state, styles), "ynn",
-                                   options={"eigen": EIGEN_CONVS}, max_repeats=conv_timing.REPEATS)
+        choice = autotune.measured(key, dict.fromkeys(LIBRARIES, probe(cfg, start, edit)), (params, state, styles),
+                                   "ynn", options={"eigen": EIGEN_CONVS}, max_repeats=conv_timing.REPEATS)
     return cfg.with_numerics(conv_library="eigen") if choice == "eigen" else cfg

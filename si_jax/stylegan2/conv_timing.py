@@ -63,11 +63,11 @@ def time_candidates(candidates: dict, specs, mode: str, names: str = "xw", repea
     jax.ShapeDtypeStruct or arrays: shape and dtype; None for an absent argument), run eagerly (also inside a
     trace); mode 'fwd', or 'grad_<letters>': forward + VJP w.r.t. the arguments whose letter in `names` is listed.
     The candidates are compiled in parallel threads (XLA compiles without the GIL; arguments a candidate does not
-    use are pruned; with `options`, in this thread) and all compiles end before any timing starts. Each is called twice (the allocator settles:
-    the first calls of a program fault in more fresh pages), then timed in interleaved rounds, the order reversed
-    every other round (a burst of load from other processes hits all candidates alike), each sample
-    `calls_per_sample` back-to-back calls, until `settled`: at least `repeats` rounds, more while the two fastest
-    are within CLOSE, at most `max_repeats`. The time is the minimum over rounds: load only ever adds time.
+    use are pruned; with `options`, in this thread) and all compiles end before any timing starts. Each is called
+    twice (the allocator settles: the first calls of a program fault in more fresh pages), then timed in interleaved
+    rounds, the order reversed every other round (a burst of load from other processes hits all candidates alike),
+    each sample `calls_per_sample` back-to-back calls, until `settled`: at least `repeats` rounds, more while the two
+    fastest are within CLOSE, at most `max_repeats`. The time is the minimum over rounds: load only ever adds time.
     options: {name: XLA compiler options} for candidates compiled other than by default (conv_library)."""
     argnums = tuple(i for i, n in enumerate(names) if mode.startswith("grad_") and n in mode[5:])
     specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), list(specs))

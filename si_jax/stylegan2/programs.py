@@ -2,9 +2,10 @@
 jitting the network functions itself.
 
 One convention: `<name>_program(cfg, *statics)` is `functools.lru_cache`d and returns `jit(cfg, f)` (jax.jit with
-the compiler options of cfg's numerics: `Numerics.compiler_options`) of a function of arrays only (params first). The hashable, frozen cfg (with its `numerics`) and the Python-valued settings are the
-cache key and static in the trace, so another precision or conv algorithm compiles another program, and the same
-ones reuse it; params and batches are arguments, so new weights never recompile.
+the compiler options of cfg's numerics: `Numerics.compiler_options`) of a function of arrays only (params first).
+The hashable, frozen cfg (with its `numerics`) and the Python-valued settings are the cache key and static in the
+trace, so another precision, conv algorithm or conv library compiles another program, and the same ones reuse it;
+params and batches are arguments, so new weights never recompile.
 
     mapping_program(cfg, psi)   (params, z [N, z_dim]) -> w [N, w_dim]
     styles_program(cfg)         (params, w [N, w_dim]) -> styles: list of [N, dim_l]
