@@ -164,7 +164,8 @@ def intervene(params, cfg: G2Config, styles, ds_z, ds_n, mask, config: Intervent
     'steps', 'one' or 'auto' (`resolve_loop`: how the Adam steps run; the same Λ* within float tolerance).
     lam_start: None (start at the Z edit, Λ = 0; each layer's Adam from λ_init) or a Λ to refine (list of [B, dim_l]
     or [dim_l]): the layers hold it until optimised, each layer's Adam starts from it, and the result is never
-    worse than it (the best iterate).
+    worse than it (the best iterate). With cfg.numerics.conv_library 'auto' on CPU, the library XLA runs the loop's
+    convs in is the one measured faster for this batch on this host (stylegan2.conv_library.resolve).
 
     The loop only dispatches: nothing waits for the devices until the one fetch at the end. on_layer(i,
     num_layers, pending) is called once layer i is dispatched; `pending` (a device array) is ready when the layer
