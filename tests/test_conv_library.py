@@ -108,3 +108,21 @@ def test_the_probe_is_timed_for_real_and_recorded(cache):  # noqa: F811
     assert record["choice"] == autotune.pick({k: v for k, v in record["ms"].items()}, "ynn")
     assert conv_timing.REPEATS >= 2
 
+
+
+def test_judges_take_the_library_measured_for_their_batch(cache, monkeypatch):  # noqa: F811
+    from si_jax.world import judges as judges_lib
+    plain = judges_lib.load_judges()
+    judges = plain.with_options_for(conv_library.batch_options)
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    monkeypatch.setattr(autotune, "time_candidates", lambda *a, **k: {"ynn": 2.0, "eigen": 1.0})
+    used, jitted = [], judges_lib._jitted
+    monkeypatch.setattr(judges_lib, "_jitted", lambda fn, options: used.append(dict(options)) or jitted(fn, options))
+    np.testing.assert_allclose(judges.score("smile", images), plain.score("smile", images), rtol=1e-4, atol=1e-4)
+    assert used == [EIGEN_CONVS, {}]   # measured for this batch: Eigen; the plain judges: XLA's defaults
+    assert "conv_library judge_classify 3x32x32x3 float32" in autotune._hosts(cache)[autotune.host_key()]
+    assert judges.placed(lambda tree: tree).options_for is conv_library.batch_options
+    # inside a trace (a loss over the judge) the outer program decides: nothing measured, XLA's defaults
+    monkeypatch.setattr(autotune, "time_candidates", lambda *a, **k: pytest.fail("measured inside a trace"))
+    grad = jax.grad(lambda x: judges.outputs(x)["logits"].sum())(jnp.asarray(images[:2]))
+    assert used[-1] == {} and bool(jnp.all(jnp.isfinite(grad)))

@@ -14,7 +14,7 @@ from si_jax import world
 from si_jax.editing import directions
 from si_jax.attributes import toyfaces
 from si_jax.engines import errors, hosts
-from si_jax.stylegan2 import builtin, loading
+from si_jax.stylegan2 import builtin, conv_library, loading
 from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
 
@@ -43,7 +43,7 @@ def demo_setup(attribute: str = DEMO_ATTRIBUTE, log=print):
     """-> (canonical, cfg, params, directions, mask spec, judges) of the embedded default."""
     canonical, cfg = loading.load_canonical(builtin.BUILTIN_TOYFACES)
     params = params_lib.to_jax_params(canonical, cfg)
-    judges = judges_lib.load_judges()
+    judges = judges_lib.load_judges().with_options_for(conv_library.batch_options)   # XLA:CPU's conv library
     dirs = cached_directions(params, cfg, judges, toyfaces.check_attribute(attribute),
                              params_lib.fingerprint(canonical), log=log)
     return canonical, cfg, params, dirs, mask_spec(attribute), judges

@@ -13,7 +13,7 @@ from si_jax import world
 from si_jax.editing import directions, masks
 from si_jax.attributes import toyfaces
 from si_jax.engines import checks, demo, errors, runs, weights
-from si_jax.stylegan2 import builtin
+from si_jax.stylegan2 import builtin, conv_library
 from si_jax.stylegan2 import params as params_lib
 from si_jax.world import judges as judges_lib
 
@@ -54,7 +54,7 @@ def mask_source(spec: str, num_images: int, res: int, judges=None, mesh=None) ->
     on `mesh` when one is given, else copied to the images at each call)."""
     def part_masks(spec):
         part = toyfaces.parse_part_spec(spec)
-        segmenter = judges or judges_lib.load_judges()
+        segmenter = judges or judges_lib.load_judges().with_options_for(conv_library.batch_options)
         if judges is None and mesh is not None:
             segmenter = segmenter.placed(functools.partial(runs.replicate, mesh=mesh))
         return toyfaces.part_mask_fn(segmenter, part)
@@ -132,6 +132,7 @@ def judge_for(generator_id: str, dirs: dict, log) -> tuple:
                 f"({', '.join(world.ATTRIBUTES)})")
         return None, None
     judges = judges_lib.load_judges().placed(functools.partial(runs.replicate, mesh=runs.local_mesh()))
+    judges = judges.with_options_for(conv_library.batch_options)   # the XLA:CPU conv library measured per batch
     log(f"judge: the toyfaces classifier scores '{attribute}' on every input and edit (independent of the "
         "S-space SVM)")
     return functools.partial(judges.score, attribute), judges

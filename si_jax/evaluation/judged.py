@@ -39,7 +39,7 @@ class JudgeMetrics:
 
     def outputs(self, images) -> dict:
         """images [N, R, R, 3] -> {'logits' [N, A], 'nuisance' [N, K], 'features' [N, F]} as numpy."""
-        return {k: np.asarray(v) for k, v in judges_lib.classify(self.judges.classifier, images).items()}
+        return {k: np.asarray(v) for k, v in self.judges.outputs(images).items()}
 
     def __call__(self, img0, img, mask, target_sign) -> dict:
         """img0, img: [N, R, R, 3]; mask: [N, R, R] (1 inside); target_sign: [N] ±1. -> {key: [N] float32}."""

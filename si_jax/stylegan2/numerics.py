@@ -42,7 +42,8 @@ conv as a YNNPACK fusion, which in jax 0.10.2 uses one thread (a [32, 32, 32, 64
 EPYC (avx512f), 2026-12-06, BENCHMARKS.md). 'auto': XLA's default, except where a batch of images is edited
 (editing.intervention) or sampled (bin/sample.py, the demo's labelling), where si_jax.stylegan2.conv_library
 measures the two on this host for the batch and generator at hand (float32 on CPU, measuring on) and keeps the
-faster. The training step and other programs keep XLA's default.
+faster (and the toyfaces judges, through world.judges.Judges.with_options_for and conv_library.batch_options).
+The training step and other programs keep XLA's default.
 
 Precision:
 - 'fp32': float32 arrays, convs and matmuls at precision HIGHEST (true float32 on every backend).

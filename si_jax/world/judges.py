@@ -16,7 +16,9 @@ the input's resolution.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -75,18 +77,36 @@ def to_input(images) -> jax.Array:
     return x
 
 
-@jax.jit
-def classify(params, images) -> dict:
-    """Classifier outputs for images [N, H, W, 3]: logits [N, A], nuisance [N, K], features [N, F]."""
+def classify(params, images, compiler_options=None) -> dict:
+    """Classifier outputs for images [N, H, W, 3]: logits [N, A], nuisance [N, K], features [N, F].
+    compiler_options: XLA's for the program (None: its defaults), e.g. what a higher stage measured faster for the
+    batch (`Judges.with_options_for`)."""
+    return _jitted(_classify, _hashable(compiler_options))(params, images)
+
+
+def segment(params, images, compiler_options=None) -> jax.Array:
+    """Part logits [N, H, W, P] for images [N, H, W, 3] (resized back to the input's resolution); compiler_options as
+    `classify`."""
+    return _jitted(_segment, _hashable(compiler_options))(params, images)
+
+
+def _classify(params, images) -> dict:
     return Classifier().apply({"params": params}, to_input(images))
 
 
-@jax.jit
-def segment(params, images) -> jax.Array:
-    """Part logits [N, H, W, P] for images [N, H, W, 3] (resized back to the input's resolution)."""
+def _segment(params, images) -> jax.Array:
     logits = Segmenter().apply({"params": params}, to_input(images))
     n, h, w = images.shape[:3]
     return logits if (h, w) == logits.shape[1:3] else jax.image.resize(logits, (n, h, w, logits.shape[3]), "linear")
+
+
+def _hashable(options) -> tuple:
+    return tuple(sorted((options or {}).items()))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(fn, options: tuple):
+    return jax.jit(fn, compiler_options=dict(options) or None)
 
 
 def init_params(module: nn.Module, seed: int) -> dict:
@@ -129,12 +149,26 @@ class Judges:
     classifier: dict
     segmenter: dict
     meta: dict = dataclasses.field(default_factory=dict)
+    options_for: Callable | None = None   # (name, fn, params, images) -> XLA compiler options or None
+
+    def with_options_for(self, options_for) -> "Judges":
+        """A copy that compiles each batch's programs with options_for(name, fn, params, images) ('judge_classify' /
+        'judge_segment', `classify` / `segment`): e.g. stylegan2.conv_library.batch_options, the XLA:CPU conv library
+        measured faster for the batch (this stage may not import that one's)."""
+        return dataclasses.replace(self, options_for=options_for)
+
+    def outputs(self, images) -> dict:
+        """`classify`'s outputs for images [N, H, W, 3], compiled with this copy's options."""
+        return classify(self.classifier, images, self._options("judge_classify", classify, self.classifier, images))
+
+    def _options(self, name, fn, params, images):
+        return self.options_for(name, fn, params, images) if self.options_for is not None else None
 
     def score(self, attribute: str, images) -> np.ndarray:
         """[N] logit of `attribute` (> 0: present)."""
         if attribute not in ATTRIBUTES:
             raise KeyError(f"unknown toyfaces attribute {attribute!r}; expected one of {', '.join(ATTRIBUTES)}")
-        return np.asarray(classify(self.classifier, images)["logits"][:, ATTRIBUTES.index(attribute)])
+        return np.asarray(self.outputs(images)["logits"][:, ATTRIBUTES.index(attribute)])
 
     def placed(self, put) -> "Judges":
         """A copy whose classifier and segmenter params are put(tree) (e.g. replicated over a device mesh)."""
@@ -142,7 +176,8 @@ class Judges:
 
     def parts(self, images) -> np.ndarray:
         """[N, H, W] int32 part ids (PARTS order)."""
-        return np.asarray(jnp.argmax(segment(self.segmenter, images), -1), np.int32)
+        options = self._options("judge_segment", segment, self.segmenter, images)
+        return np.asarray(jnp.argmax(segment(self.segmenter, images, options), -1), np.int32)
 
     def part_mask(self, part: str, images) -> np.ndarray:
         """[N, H, W] float32, 1 where the segmenter sees `part`."""
