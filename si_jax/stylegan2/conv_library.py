@@ -91,4 +91,3 @@ def batch_options(name: str, fn, params, images) -> dict | None:
         choice = autotune.measured(key, dict.fromkeys(LIBRARIES, fn), specs, "ynn", options={"eigen": EIGEN_CONVS},
                                    max_repeats=conv_timing.REPEATS)
     return dict(EIGEN_CONVS) if choice == "eigen" else None
-
