@@ -10,7 +10,7 @@ import pytest
 
 import si_jax
 from si_jax.editing import intervention
-from si_jax.stylegan2 import autotune, conv_library, conv_timing, programs
+from si_jax.stylegan2 import autotune, conv_library, programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.numerics import EIGEN_CONVS, Numerics
 
@@ -105,8 +105,7 @@ def test_the_probe_is_timed_for_real_and_recorded(cache):  # noqa: F811
     conv_library.resolve(params, CFG, 2)
     record = autotune._hosts(cache)[autotune.host_key()]["conv_library edit_top_block 2x16x16x32->32 3ch float32"]
     assert set(record["ms"]) == {"ynn", "eigen"} and all(t > 0 for t in record["ms"].values())
-    assert record["choice"] == autotune.pick({k: v for k, v in record["ms"].items()}, "ynn")
-    assert conv_timing.REPEATS >= 2
+    assert record["choice"] == autotune.pick(record["ms"], "ynn")
 
 
 

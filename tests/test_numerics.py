@@ -177,7 +177,9 @@ def test_numerics_flags():
     assert weights.numerics_of(_flags(precision="bf16", bf16_from_res=16)) == Numerics(precision="bf16",
                                                                                     bf16_from_res=16)
     assert weights.numerics_settings(DEFAULT) == {}
-    assert weights.numerics_settings(Numerics(precision="tf32"))["numerics"]["precision"] == "tf32"
+    assert weights.numerics_settings(Numerics(precision="tf32"))["numerics"] == {
+        "precision": "tf32", "bf16_from_res": None, "conv3x3": "auto", "upconv": "auto"}   # as runs recorded it
+    assert weights.numerics_settings(Numerics(conv_library="eigen"))["numerics"]["conv_library"] == "eigen"
     for kw, match in ((dict(precision="fp16"), "--precision='fp16' must be one of"),
                       (dict(conv3x3="fft"), "--conv3x3='fft'"),
                       (dict(bf16_from_res=16), "--bf16_from_res=16 applies only with --precision=bf16"),

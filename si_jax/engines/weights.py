@@ -75,10 +75,12 @@ def with_numerics(cfg, numerics):
 
 def numerics_settings(numerics) -> dict:
     """{'numerics': {...}} for a run's settings, or {} for the default (so that runs made before these flags
-    existed, all at the default, keep their settings and resume)."""
+    existed, all at the default, keep their settings and resume); conv_library only when it is not 'auto' (it came
+    later: a run recorded with the other four resumes)."""
     from si_jax.stylegan2 import numerics as numerics_lib
 
     if numerics is None or numerics == numerics_lib.DEFAULT:
         return {}
-    return {"numerics": {name: getattr(numerics, name) for name in NUMERICS_FLAGS}}
+    return {"numerics": {name: getattr(numerics, name) for name in NUMERICS_FLAGS
+                         if name != "conv_library" or numerics.conv_library != "auto"}}
 
