@@ -61,16 +61,15 @@ def resolve(params, cfg: G2Config, batch: int, *, edit: bool = True, dtype=jnp.f
     start, layer, batch = top_block_start(cfg), cfg.layers[top_block_start(cfg)], min(batch, MAX_PROBE_BATCH)
     key = (f"conv_library {'edit' if edit else 'synthesis'}_top_block {batch}x{layer.res}x{layer.res}x"
            f"{layer.in_ch}->{layer.out_ch} {cfg.img_channels}ch {jnp.dtype(dtype).name}")
-    choice = autotune.recorded(key, LIBRARIES)   # warm: no probe to build (its shapes trace the whole network)
-    if choice is None:
+    def specs():   # built only to measure: the state's shapes trace the whole network
         styles = [jax.ShapeDtypeStruct((batch, l.dim), dtype) for l in cfg.layers]
         shapes_only = cfg.with_numerics(conv3x3="direct", upconv="polyphase")   # the same shapes, nothing measured
         state = jax.eval_shape(lambda p, s: network.states_before_layers(p, shapes_only, s)[start], params, styles)
         if edit:   # one image each: [B, 1, ...]
             state, styles = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch, 1) + a.shape[1:], a.dtype),
                                          (state, styles))
-        choice = autotune.measured(key, dict.fromkeys(LIBRARIES, probe(cfg, start, edit)), (params, state, styles),
-                                   "ynn", options={"eigen": EIGEN_CONVS}, max_repeats=conv_timing.REPEATS)
+        return params, state, styles
+    choice = _choice(key, probe(cfg, start, edit), specs)
     return cfg.with_numerics(conv_library="eigen") if choice == "eigen" else cfg
 
 
@@ -85,9 +84,13 @@ def batch_options(name: str, fn, params, images) -> dict | None:
     shape, dtype = np.shape(images), jnp.result_type(images)
     batch = min(shape[0], MAX_PROBE_BATCH)
     key = f"conv_library {name} {batch}x{'x'.join(str(d) for d in shape[1:])} {jnp.dtype(dtype).name}"
-    choice = autotune.recorded(key, LIBRARIES)
-    if choice is None:
-        specs = (params, jax.ShapeDtypeStruct((batch,) + tuple(shape[1:]), dtype))
-        choice = autotune.measured(key, dict.fromkeys(LIBRARIES, fn), specs, "ynn", options={"eigen": EIGEN_CONVS},
-                                   max_repeats=conv_timing.REPEATS)
+    choice = _choice(key, fn, lambda: (params, jax.ShapeDtypeStruct((batch,) + tuple(shape[1:]), dtype)))
     return dict(EIGEN_CONVS) if choice == "eigen" else None
+
+
+def _choice(key: str, fn, specs) -> str:
+    """'ynn' or 'eigen' for fn under entry `key`: recorded (a warm start builds nothing), else fn on specs() compiled
+    with each library and timed (autotune.measured; XLA's default unless Eigen is MARGIN faster)."""
+    return autotune.recorded(key, LIBRARIES) or autotune.measured(
+        key, dict.fromkeys(LIBRARIES, fn), specs(), "ynn", options={"eigen": EIGEN_CONVS},
+        max_repeats=conv_timing.REPEATS)
