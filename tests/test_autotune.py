@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from si_jax.stylegan2 import autotune, conv3x3, conv_timing, ops
+from si_jax.stylegan2 import autotune, conv3x3, conv_timing, kernels, ops
 from si_jax.stylegan2.numerics import Numerics
 
 X = jnp.asarray(np.random.default_rng(0).standard_normal((1, 8, 8, 16)), jnp.float32)
@@ -316,11 +316,29 @@ def test_a_synthesis_layer_is_timed_in_context_and_a_warm_cache_times_nothing(ca
         per_grad = 2 if min(K.shape[2:]) < conv3x3.NARROW else 1
         assert _winograd_calls(jax.grad(lambda x, s: jnp.sum(g(x, s)), argnums=(0, 1)), X, S) == calls * per_grad
     # given its kernel forms (prepared params), the up-conv's candidates include the Winograd phases
-    from si_jax.stylegan2 import kernels
     monkeypatch.setattr(autotune, "time_candidates", fake_times)
     up_forms = kernels.layer_forms(K, jnp.float32, up=True, demodulate=True, algos=kernels.UPCONV_WINOGRAD, poly=True)
     jax.grad(lambda x: jnp.sum(ops.modulated_conv(x, K, S, demodulate=True, up=True, prepared=up_forms)))(X)
     assert set(seen["grad_x"][0]) == {"polyphase", "polyphase_w2", "polyphase_r4", "transposed"}
+
+
+def test_the_forms_are_timed_in_the_programs_conv_library(cache, monkeypatch):
+    """A conv traced for a program compiled with Eigen convs (Numerics.conv_library 'eigen') times its forms compiled
+    so, under a key of their own; XLA's default keeps the plain key and options."""
+    from si_jax.stylegan2.numerics import EIGEN_CONVS
+    seen = []
+
+    def fake_times(candidates, specs, mode, names="xw", options=None, **kw):
+        seen.append((sorted(candidates), options))
+        return {n: 1.0 + 0.1 * i for i, n in enumerate(candidates)}
+
+    monkeypatch.setattr(autotune, "time_candidates", fake_times)
+    for library in ("auto", "eigen"):
+        numerics = Numerics(conv_library=library)
+        jax.jit(lambda x, s: ops.modulated_conv(x, K, s, demodulate=True, up=False, numerics=numerics))(X, S)
+    assert set(json.loads(cache.read_text())["hosts"][autotune.host_key()]) == {MOD_KEY, MOD_KEY + " eigen"}
+    forms = sorted(("direct",) + tuple(kernels.WINOGRAD))
+    assert seen == [(forms, None), (forms, dict.fromkeys(forms, EIGEN_CONVS))]
 
 
 def test_with_kernel_forms_each_candidate_is_timed_on_its_forms_given_and_prepare_has_them_all(cache, monkeypatch):
@@ -431,7 +449,6 @@ def test_unprepared_up_convs_keep_direct_phases_with_measuring_on(tmp_path, monk
     generate programs) the rule is direct phases, on prepared params the Winograd ones (polyphase_w2 at 8 px x 256
     channels). It used to force the prepared-path rule on raw params too, deriving the phase transforms per call."""
     import si_jax
-    from si_jax.stylegan2 import kernels
     from si_jax.stylegan2.config import G2Config
     monkeypatch.setenv(autotune.TUNING_ENV, "on")
     monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "choices.json"))

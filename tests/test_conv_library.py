@@ -106,6 +106,9 @@ def test_the_probe_is_timed_for_real_and_recorded(cache):  # noqa: F811
     record = autotune._hosts(cache)[autotune.host_key()]["conv_library edit_top_block 2x16x16x32->32 3ch float32"]
     assert set(record["ms"]) == {"ynn", "eigen"} and all(t > 0 for t in record["ms"].values())
     assert record["choice"] == autotune.pick(record["ms"], "ynn")
+    # each library's probe chose its conv forms timed in that library
+    forms = [k for k in autotune._hosts(cache)[autotune.host_key()] if k.startswith("modconv_")]
+    assert any(k.endswith(" eigen") for k in forms) and any(not k.endswith(" eigen") for k in forms)
 
 
 
@@ -125,3 +128,22 @@ def test_judges_take_the_library_measured_for_their_batch(cache, monkeypatch):  
     monkeypatch.setattr(autotune, "time_candidates", lambda *a, **k: pytest.fail("measured inside a trace"))
     grad = jax.grad(lambda x: judges.outputs(x)["logits"].sum())(jnp.asarray(images[:2]))
     assert used[-1] == {} and bool(jnp.all(jnp.isfinite(grad)))
+
+
+def test_the_quality_report_samples_and_judges_in_the_measured_library(cache, monkeypatch):  # noqa: F811
+    from si_jax.training import quality
+    from si_jax.world import judges as judges_lib
+    # Eigen faster; conv forms, if any are measured, all alike (a tie keeps the rule's)
+    monkeypatch.setattr(autotune, "time_candidates", lambda candidates, *a, **k: {
+        name: 1.0 if name == "eigen" else 2.0 for name in candidates})
+    used, jitted = [], judges_lib._jitted
+    monkeypatch.setattr(judges_lib, "_jitted", lambda fn, options: used.append(dict(options)) or jitted(fn, options))
+    judges = judges_lib.load_judges().with_options_for(conv_library.batch_options)
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    stats = quality.judge_stats(judges, [images])
+    assert used == [EIGEN_CONVS, EIGEN_CONVS] and stats["features"].shape[0] == 3   # classify, segment
+    built, program = [], programs.generate_program
+    monkeypatch.setattr(programs, "generate_program", lambda cfg, psi: built.append(cfg) or program(cfg, psi))
+    params, _ = _params_styles()
+    assert next(quality.generated(params, CFG, 2)).shape == (2, 16, 16, 3)
+    assert [cfg.numerics.conv_library for cfg in built] == ["eigen"]

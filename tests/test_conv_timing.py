@@ -42,7 +42,7 @@ def test_time_candidates_warms_up_then_times_interleaved_rounds_in_alternating_o
         def __init__(self, name):
             self.name = name
 
-    monkeypatch.setattr(conv_timing, "_program", lambda fn, argnums, specs: Named(fn))
+    monkeypatch.setattr(conv_timing, "_program", lambda fn, argnums, specs, options=None: Named(fn))
     monkeypatch.setattr(conv_timing, "_sample", fake_sample)
     times = conv_timing.time_candidates({"a": "a", "b": "b"}, [jax.ShapeDtypeStruct((1, 4, 4, 8), jnp.float32)], "fwd")
     assert times == {"a": 1e-3, "b": 1e-3 * (1 + spread)}

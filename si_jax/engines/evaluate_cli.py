@@ -35,7 +35,7 @@ from si_jax.editing import intervention
 from si_jax.editing import masks as masks_lib
 from si_jax.engines import checks, edit_run, errors, evaluate_outputs, hosts
 from si_jax.evaluation import comparison, evaluators, figure_data, judged, report
-from si_jax.stylegan2 import programs
+from si_jax.stylegan2 import conv_library, programs
 from si_jax.stylegan2.config import G2Config
 
 DEMO_STEPS_PER_LAYER = 10  # the demo stays around a minute on 2 CPU cores; real models: InterventionConfig
@@ -170,7 +170,8 @@ def resolve_inputs(job, out=None, log=print) -> EvalInputs:
     params = params_lib.to_jax_params(canonical, cfg)
     codes = project_edit.load_code_inputs(codes_path, space, params, cfg, gid) if codes_path else None
     n, res = (len(codes.styles) if codes is not None else num_samples), cfg.img_resolution
-    judges = judges_lib.load_judges() if masks_lib.kind_of(mask_spec) == "part" else None
+    judges = judges_lib.load_judges().with_options_for(conv_library.batch_options) \
+        if masks_lib.kind_of(mask_spec) == "part" else None
     resolved = inputs.mask_source(mask_spec, n, res, judges)
     masks = resolved.from_images or resolved.array   # compare_methods': a function of the images, or the masks
     fig_layer = figure_data.resolve_layer(cfg, job.fig_layer)

@@ -17,6 +17,7 @@ def run(job, out=None, log=None) -> dict:
     """A QualityJob (engines.tool_settings) and an optional JSON path `out` (written atomically; an existing file
     is replaced) -> the quality report, printed as one JSON line. Progress goes to stderr (log: None)."""
     import si_jax
+    from si_jax.stylegan2 import conv_library
     from si_jax.training import quality
     from si_jax.world import judges
 
@@ -29,8 +30,9 @@ def run(job, out=None, log=None) -> dict:
         log(f"generating, rendering and judging {job.num} images each; the programs compile first "
             f"({hosts.compile_note()})")
         with hosts.heartbeat(f"generating, rendering and judging {job.num} images each"):
-            report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judges.load_judges(),
-                                            num=job.num, truncation_psi=job.truncation_psi)
+            judged_by = judges.load_judges().with_options_for(conv_library.batch_options)   # XLA:CPU's conv library
+            report = quality.quality_report(si_jax.to_jax_params(canonical, cfg), cfg, judged_by, num=job.num,
+                                            truncation_psi=job.truncation_psi)
     except np.linalg.LinAlgError as e:   # the Fréchet distance of non-finite features
         raise errors.NonFiniteError(f"quality report: the Fréchet distance failed ({e}); likely cause: {hint}") \
             from None

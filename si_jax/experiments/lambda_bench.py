@@ -25,7 +25,7 @@ from si_jax.editing import intervention, lambda_data, lambda_distill, lambda_mod
 from si_jax.engines import samples
 from si_jax.evaluation import comparison, judged
 from si_jax.experiments import paper_suite
-from si_jax.stylegan2 import loading
+from si_jax.stylegan2 import conv_library, loading
 from si_jax.world import judges as judges_lib
 
 
@@ -40,7 +40,7 @@ def compare(attribute: str, *, num_train: int = 256, num_heldout: int = 64, step
     'settings'}."""
     config = intervention.InterventionConfig()
     params, cfg = loading.load_generator("builtin:toyfaces")
-    judges = judges_lib.load_judges()
+    judges = judges_lib.load_judges().with_options_for(conv_library.batch_options)   # XLA:CPU's conv library
     dirs = toyfaces.fit_directions(params, cfg, judges, attribute, num=num_fit, log=lambda m: None)
     mask_fn = toyfaces.part_mask_fn(judges, world.ATTRIBUTE_PART[attribute])
     t0 = time.perf_counter()

@@ -29,7 +29,7 @@ from si_jax.editing import masks as masks_lib
 from si_jax.attributes import toyfaces
 from si_jax.engines import samples
 from si_jax.evaluation import comparison, figure_data, judged, pictures
-from si_jax.stylegan2 import programs
+from si_jax.stylegan2 import conv_library, programs
 from si_jax.training import quality
 from si_jax.world import judges as judges_lib
 
@@ -79,7 +79,7 @@ VARIANTS = {
 
 
 def _logits(judges):
-    return lambda img: np.asarray(judges_lib.classify(judges.classifier, img)["logits"])
+    return lambda img: np.asarray(judges.outputs(img)["logits"])
 
 
 def table1(params, cfg, judges, st: SuiteSettings, log=print) -> tuple:
@@ -298,7 +298,7 @@ def run_suite(st: SuiteSettings, work_dir, log=print) -> dict:
     from si_jax.stylegan2 import loading
 
     params, cfg = loading.load_generator("builtin:toyfaces")
-    judges = judges_lib.load_judges()
+    judges = judges_lib.load_judges().with_options_for(conv_library.batch_options)   # XLA:CPU's conv library
     rows, dirs = table1(params, cfg, judges, st, log)
     reference = reference_features(judges, st)
     records = {}

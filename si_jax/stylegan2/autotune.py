@@ -13,8 +13,10 @@ when the caller is being differentiated), and the fastest is kept (the fixed rul
 faster), like cuDNN's benchmark mode. The choice is written to a JSON file (`cache_path()`: $SI_JAX_CONV_CHOICES,
 else ~/.cache/si_jax/conv_choices.json), atomically through si_jax.storage, under the host's key (`host_key()`:
 backend, CPU model and SIMD flags, CPU count, jax version): a warm cache times nothing, and the choice is
-deterministic given the file. A file that cannot be read or does not have this module's format and version is
-rebuilt (with a warning on stderr), never trusted.
+deterministic given the file. A conv traced for a program compiled with other XLA options (Numerics.conv_library
+'eigen') is timed compiled so, under its own entry (key + ' eigen'): the fastest form depends on the library. A
+file that cannot be read or does not have this module's format and version is rebuilt (with a warning on stderr),
+never trusted.
 
 `choose` runs at trace time, inside jit / grad / vmap: the timing is a separate computation, run on concrete
 arrays under `jax.ensure_compile_time_eval()`, so it is executed, not staged into the caller's program.
@@ -284,7 +286,7 @@ def exclusive():
 
 
 def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: str = "xw",
-           same_backward: bool = False, mode: str | None = None) -> str:
+           same_backward: bool = False, mode: str | None = None, library: tuple = ("", None)) -> str:
     """The fastest of `candidates` ({name: f(*args)}: the same layer computed with each conv form) for these
     arguments on this host: from the cache file, else measured now and recorded. `rule` when measuring is off
     ($SI_JAX_CONV_TUNING=off), there is one candidate, the conv is too small to be worth measuring (under
@@ -293,19 +295,25 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
     autodiff tracers are used); names: one letter per argument for the mode ('-': never differentiated in the
     timing). same_backward: every candidate has the same gradient computation (the Winograd convs' is the direct
     conv's), so only the forward is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what
-    the tracers say (benches)."""
+    the tracers say (benches). library: (name, XLA compiler options) of the program the conv is traced in
+    (Numerics.conv_library; ('', None): XLA's default): the forms are timed compiled with those options, under a
+    key naming the library, since which form is fastest depends on it (paper256's 256 px x 64 conv at batch 1: direct
+    and rows alike in YNNPACK, rows faster in Eigen; BENCHMARKS.md 2026-12-06 session 16)."""
     if not enabled() or len(candidates) < 2 or not worth_measuring(args[0].shape, args[1].shape):
         return rule
     mode = "fwd" if same_backward else mode or mode_of(args, names)
-    return measured(entry_key(kind, args, precision, mode), candidates, args, rule, mode=mode, names=names)
+    name, options = library
+    key = entry_key(kind, args, precision, mode) + (f" {name}" if name else "")
+    return measured(key, candidates, args, rule, mode=mode, names=names,
+                    options=dict.fromkeys(candidates, options) if options else None)
 
 
 def measured(key: str, candidates: dict, args, rule: str, *, mode: str = "fwd", names: str = "xw",
-             options: dict | None = None, max_repeats: int = conv_timing.MAX_REPEATS) -> str:
+             options: dict | None = None, max_repeats: int = conv_timing.MAX_REPEATS, in_thread: bool = False) -> str:
     """The fastest of `candidates` on `args` under entry `key` of this host: recorded, else measured now (within
     the budget; `rule` when it is spent) and recorded. What `choose` does once it has decided to measure; also the
-    whole-program choice of si_jax.stylegan2.conv_library (options: {name: XLA compiler options}; max_repeats:
-    conv_timing.time_candidates')."""
+    whole-program choice of si_jax.stylegan2.conv_library (options: {name: XLA compiler options}; max_repeats,
+    in_thread: conv_timing.time_candidates')."""
     path, host = cache_path(), host_key()
     record, known, final = _lookup(path, host, key, candidates)
     if final:   # no lock: a thread tracing beside a holder of `exclusive` waits only to measure
@@ -319,7 +327,8 @@ def measured(key: str, candidates: dict, args, rule: str, *, mode: str = "fwd", 
         announce(path)
         t0 = time.perf_counter()
         with conv_timing.Others() as others:
-            times = time_candidates(candidates, args, mode, names, max_repeats=max_repeats, options=options)
+            times = time_candidates(candidates, args, mode, names, max_repeats=max_repeats, options=options,
+                                    in_thread=in_thread)
         _spent[0] += time.perf_counter() - t0
         new = {"choice": pick(times, rule), "ms": {n: round(1e3 * t, 4) for n, t in times.items()},
                "measured_s": round(time.perf_counter() - t0, 3), "others": round(others.share, 3), "tries": 1}

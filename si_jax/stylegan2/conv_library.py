@@ -14,7 +14,9 @@ probe of that form: the network's top block (its largest maps), at the batch at 
 toyfaces batch of 500 took 4.8 s to probe, Eigen 1.66x; of 64, 1.5 s, 1.28x), as the edit loop runs it
 (vmapped over the images, value and gradient of the mean image w.r.t. the block's first style) or as a batch
 forward. Both libraries are compiled and timed like the conv forms, in conv_timing.REPEATS rounds, with the same
-cache file, host key, budget and $SI_JAX_CONV_TUNING (si_jax.stylegan2.autotune); Eigen only if MARGIN faster. The
+cache file, host key, budget and $SI_JAX_CONV_TUNING (si_jax.stylegan2.autotune); Eigen only if MARGIN faster. Each
+library's probe is traced in its own numerics, so its 'auto' conv forms are the ones measured in that library
+(autotune.choose's `library`: at paper256 the 256 px x 64 conv is best direct in YNNPACK and by rows in Eigen). The
 choice holds for a whole program: a compile option cannot differ between the convs of one program.
 """
 from __future__ import annotations
@@ -69,7 +71,8 @@ def resolve(params, cfg: G2Config, batch: int, *, edit: bool = True, dtype=jnp.f
             state, styles = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch, 1) + a.shape[1:], a.dtype),
                                          (state, styles))
         return params, state, styles
-    choice = _choice(key, probe(cfg, start, edit), specs)
+    # each library's probe traced in its own numerics: its conv forms are measured in that library (autotune.choose)
+    choice = _choice(key, {lib: probe(cfg.with_numerics(conv_library=lib), start, edit) for lib in LIBRARIES}, specs)
     return cfg.with_numerics(conv_library="eigen") if choice == "eigen" else cfg
 
 
@@ -84,13 +87,14 @@ def batch_options(name: str, fn, params, images) -> dict | None:
     shape, dtype = np.shape(images), jnp.result_type(images)
     batch = min(shape[0], MAX_PROBE_BATCH)
     key = f"conv_library {name} {batch}x{'x'.join(str(d) for d in shape[1:])} {jnp.dtype(dtype).name}"
-    choice = _choice(key, fn, lambda: (params, jax.ShapeDtypeStruct((batch,) + tuple(shape[1:]), dtype)))
+    choice = _choice(key, dict.fromkeys(LIBRARIES, fn),
+                     lambda: (params, jax.ShapeDtypeStruct((batch,) + tuple(shape[1:]), dtype)))
     return dict(EIGEN_CONVS) if choice == "eigen" else None
 
 
-def _choice(key: str, fn, specs) -> str:
-    """'ynn' or 'eigen' for fn under entry `key`: recorded (a warm start builds nothing), else fn on specs() compiled
-    with each library and timed (autotune.measured; XLA's default unless Eigen is MARGIN faster)."""
+def _choice(key: str, fns: dict, specs) -> str:
+    """'ynn' or 'eigen' under entry `key`: recorded (a warm start builds nothing), else fns[library] on specs()
+    compiled with each library's options and timed (autotune.measured; XLA's default unless Eigen is MARGIN
+    faster)."""
     return autotune.recorded(key, LIBRARIES) or autotune.measured(
-        key, dict.fromkeys(LIBRARIES, fn), specs(), "ynn", options={"eigen": EIGEN_CONVS},
-        max_repeats=conv_timing.REPEATS)
+        key, fns, specs(), "ynn", options={"eigen": EIGEN_CONVS}, max_repeats=conv_timing.REPEATS, in_thread=True)

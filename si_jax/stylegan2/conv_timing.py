@@ -58,25 +58,29 @@ def calls_per_sample(seconds: float) -> int:
 
 
 def time_candidates(candidates: dict, specs, mode: str, names: str = "xw", repeats: int = REPEATS,
-                    max_repeats: int = MAX_REPEATS, early_exit: float | None = EARLY_EXIT, options=None) -> dict:
+                    max_repeats: int = MAX_REPEATS, early_exit: float | None = EARLY_EXIT, options=None,
+                    in_thread: bool = False) -> dict:
     """{name: seconds per call} of each candidate f(*args) on zero arrays of `specs` (pytrees of
     jax.ShapeDtypeStruct or arrays: shape and dtype; None for an absent argument), run eagerly (also inside a
     trace); mode 'fwd', or 'grad_<letters>': forward + VJP w.r.t. the arguments whose letter in `names` is listed.
     The candidates are compiled in parallel threads (XLA compiles without the GIL; arguments a candidate does not
-    use are pruned; with `options`, in this thread) and all compiles end before any timing starts. Each is called
+    use are pruned; in_thread: in this one) and all compiles end before any timing starts. Each is called
     twice (the allocator settles: the first calls of a program fault in more fresh pages), then timed in interleaved
     rounds, the order reversed every other round (a burst of load from other processes hits all candidates alike),
     each sample `calls_per_sample` back-to-back calls, until `settled`: at least `repeats` rounds, more while the two
     fastest are within CLOSE, at most `max_repeats`. The time is the minimum over rounds: load only ever adds time.
-    options: {name: XLA compiler options} for candidates compiled other than by default (conv_library)."""
+    options: {name: XLA compiler options} for candidates compiled other than by default (the conv library).
+    in_thread: for whole programs (conv_library), whose traces may choose conv forms under autotune's lock, which
+    this thread holds."""
     argnums = tuple(i for i, n in enumerate(names) if mode.startswith("grad_") and n in mode[5:])
     specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), list(specs))
-    if options:   # whole programs (conv_library): their traces may choose conv forms under autotune's lock, which
-        calls = {name: _program(fn, argnums, specs, options.get(name))   # this thread holds: compiled here
-                 for name, fn in candidates.items()}
+    options = options or {}
+    if in_thread:
+        calls = {name: _program(fn, argnums, specs, options.get(name)) for name, fn in candidates.items()}
     else:
         with concurrent.futures.ThreadPoolExecutor(min(len(candidates), os.cpu_count() or 1)) as pool:
-            futures = {name: pool.submit(_program, fn, argnums, specs) for name, fn in candidates.items()}
+            futures = {name: pool.submit(_program, fn, argnums, specs, options.get(name))
+                       for name, fn in candidates.items()}
             calls = {name: f.result() for name, f in futures.items()}
     with jax.ensure_compile_time_eval():
         args = jax.tree.map(lambda a: jax.device_put(np.zeros(a.shape, a.dtype)), specs)   # on device once

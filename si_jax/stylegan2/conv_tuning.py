@@ -80,14 +80,17 @@ def _forced(layer: Callable, numerics: Numerics, field: str, algo: str) -> Calla
 
 
 def tuned(numerics: Numerics, t: Tuning | None) -> Numerics:
-    """numerics with t.field set to the form measured fastest (autotune.choose: cached, or timed now); numerics
-    itself for t None. Without kernel forms a wide (>= conv3x3.NARROW channels) same-size 3x3 conv has the direct
-    conv's gradient in every form, so only the forward is timed; narrow ones derive their forms inline and, like
-    convs given forms, take their input (and, for rows, weight) gradient by their own algorithm (ops.conv_2d)."""
+    """numerics with t.field set to the form measured fastest (autotune.choose: cached, or timed now) in the conv
+    library the program is compiled with (numerics.conv_library); numerics itself for t None. Without kernel forms
+    a wide (>= conv3x3.NARROW channels) same-size 3x3 conv has the direct conv's gradient in every form, so only
+    the forward is timed; narrow ones derive their forms inline and, like convs given forms, take their input (and,
+    for rows, weight) gradient by their own algorithm (ops.conv_2d)."""
     if t is None:
         return numerics
     precision = numerics.matmul_precision(t.args[0].dtype)
     wide = min(t.args[1].shape[2:]) >= conv3x3.NARROW
+    options = numerics.compiler_options(jax.default_backend())   # the program's: the forms are timed in it
     algo = autotune.choose(t.kind, t.forms, t.args, precision, t.rule, names=t.names,
-                           same_backward=t.field == "conv3x3" and t.args[-1] is None and wide)
+                           same_backward=t.field == "conv3x3" and t.args[-1] is None and wide,
+                           library=(numerics.conv_library, options) if options else ("", None))
     return dataclasses.replace(numerics, **{t.field: algo})

@@ -43,7 +43,8 @@ EPYC (avx512f), 2026-12-06, BENCHMARKS.md). 'auto': XLA's default, except where 
 (editing.intervention) or sampled (bin/sample.py, the demo's labelling), where si_jax.stylegan2.conv_library
 measures the two on this host for the batch and generator at hand (float32 on CPU, measuring on) and keeps the
 faster (and the toyfaces judges, through world.judges.Judges.with_options_for and conv_library.batch_options).
-The training step and other programs keep XLA's default.
+The training step and other programs keep XLA's default. A program's 'auto' conv forms are measured in its library
+(autotune.choose: another cache entry per library), since the fastest form depends on it.
 
 Precision:
 - 'fp32': float32 arrays, convs and matmuls at precision HIGHEST (true float32 on every backend).
