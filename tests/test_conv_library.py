@@ -76,17 +76,18 @@ def test_auto_is_measured_once_then_read_from_the_cache(cache, monkeypatch):  # 
         return {"ynn": 2.0, "eigen": 1.0}
 
     monkeypatch.setattr(autotune, "time_candidates", fake)
-    assert conv_library.resolve(params, CFG, 2).numerics.conv_library == "eigen"
+    prepared = programs.prepared(params, CFG)   # as the edit loop runs; the key says which
+    assert conv_library.resolve(prepared, CFG, 2).numerics.conv_library == "eigen"
     assert conv_library.resolve(params, CFG, 2, edit=False).numerics.conv_library == "eigen"
     dim = CFG.layers[0].dim   # the edit loop's probe runs one image per vmapped call; a batch forward, the batch
     assert calls == [(["eigen", "ynn"], {"eigen": EIGEN_CONVS}, (2, 1, dim)),
                      (["eigen", "ynn"], {"eigen": EIGEN_CONVS}, (2, dim))]
     monkeypatch.setattr(autotune, "time_candidates", lambda *a, **k: pytest.fail("measured again"))
     autotune._memo.clear()   # read back from the file
-    assert conv_library.resolve(params, CFG, 2).numerics.conv_library == "eigen"
+    assert conv_library.resolve(prepared, CFG, 2).numerics.conv_library == "eigen"
     assert sorted(k for k in autotune._hosts(cache)[autotune.host_key()] if k.startswith("conv_library")) == \
         ["conv_library edit_top_block 2x16x16x32->32 3ch float32",
-         "conv_library synthesis_top_block 2x16x16x32->32 3ch float32"]
+         "conv_library synthesis_unprepared_top_block 2x16x16x32->32 3ch float32"]
     # a set library is kept; measuring off keeps XLA's default ('auto', nothing measured)
     assert conv_library.resolve(params, CFG.with_numerics(conv_library="ynn"), 2).numerics.conv_library == "ynn"
     monkeypatch.setenv(autotune.TUNING_ENV, "off")
@@ -103,7 +104,8 @@ def test_near_tie_keeps_xla_default(cache, monkeypatch):  # noqa: F811
 def test_the_probe_is_timed_for_real_and_recorded(cache):  # noqa: F811
     params, styles = _params_styles()
     conv_library.resolve(params, CFG, 2)
-    record = autotune._hosts(cache)[autotune.host_key()]["conv_library edit_top_block 2x16x16x32->32 3ch float32"]
+    record = autotune._hosts(cache)[autotune.host_key()][
+        "conv_library edit_unprepared_top_block 2x16x16x32->32 3ch float32"]
     assert set(record["ms"]) == {"ynn", "eigen"} and all(t > 0 for t in record["ms"].values())
     assert record["choice"] == autotune.pick(record["ms"], "ynn")
     # each library's probe chose its conv forms timed in that library
@@ -147,3 +149,27 @@ def test_the_quality_report_samples_and_judges_in_the_measured_library(cache, mo
     params, _ = _params_styles()
     assert next(quality.generated(params, CFG, 2)).shape == (2, 16, 16, 3)
     assert [cfg.numerics.conv_library for cfg in built] == ["eigen"]
+
+
+def test_the_projector_runs_in_the_library_measured_for_its_batch(cache, monkeypatch):  # noqa: F811
+    from si_jax import projection
+    from si_jax.projection import _project
+    monkeypatch.setattr(autotune, "time_candidates", lambda candidates, *a, **k: {
+        name: 1.0 if name == "eigen" else 2.0 for name in candidates})
+    params, _ = _params_styles()
+    stats = projection.code_stats(params, CFG, num=64)
+    targets = si_jax.generate(params, CFG, jax.random.normal(jax.random.PRNGKey(2), (2, CFG.z_dim)))[2]
+    built, program, keys = [], _project._batch_program, projection.image_keys(0, [0, 1])
+    monkeypatch.setattr(_project, "_batch_program", lambda cfg, *a: built.append((cfg, program(cfg, *a))) or
+                        built[-1][1])
+    static, hp = projection.ProjectConfig(num_steps=3).split()
+    run = lambda cfg: projection.project_batch(params, cfg, stats, None, targets, keys, "w",  # noqa: E731
+                                               projection.ProjectConfig(num_steps=3))
+    eigen, ynn = run(CFG), run(CFG.with_numerics(conv_library="ynn"))
+    assert [cfg.numerics.conv_library for cfg, _ in built] == ["eigen", "ynn"]
+    aux = projection.ProjectAux()
+    assert [_ynn_convs(prog.lower(params, stats, aux, hp, targets, keys).compile()) > 0 for _, prog in built] == \
+        [False, True]   # the compiled programs carry the library
+    assert "conv_library edit_unprepared_top_block 2x16x16x32->32 3ch float32" in \
+        autotune._hosts(cache)[autotune.host_key()]
+    np.testing.assert_allclose(np.asarray(eigen.image), np.asarray(ynn.image), rtol=1e-4, atol=1e-4)

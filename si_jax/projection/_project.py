@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from si_jax.projection import _codes, _losses, _schedule
-from si_jax.stylegan2 import network
+from si_jax.stylegan2 import conv_library, network, programs
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -212,7 +212,7 @@ def _batch_program(cfg: G2Config, space: str, static: ProjectStatic):
     def run(params, stats, aux, hp, targets, keys):
         return jax.vmap(lambda t, k: project_one(params, cfg, stats, aux, t, k, space, static, hp))(targets, keys)
 
-    return jax.jit(run)
+    return programs.jit(cfg, run)
 
 
 def project_batch(params, cfg: G2Config, stats: _codes.CodeStats, aux, targets, keys, space: str,
@@ -222,7 +222,9 @@ def project_batch(params, cfg: G2Config, stats: _codes.CodeStats, aux, targets, 
     [B, R_l, R_l]; with noise='const' the generator's buffers, broadcast). aux: ProjectAux (or a mapping of its
     fields, or None). Inputs may be sharded over devices (batch axis); params, stats and aux replicated. One
     compiled program per (cfg, space, pc.split()[0], shapes): the learning rate, schedule and loss weights are
-    traced (ProjectHParams), so changing them compiles nothing."""
+    traced (ProjectHParams), so changing them compiles nothing. With cfg.numerics.conv_library 'auto' on CPU its
+    convs run in the XLA:CPU library measured faster for the batch (stylegan2.conv_library.resolve; the toyfaces
+    projection of 16-64 images ran 1.17-1.19x faster in Eigen, BENCHMARKS.md 2026-12-06 session 16)."""
     _codes.check_space(space)
     if pc.noise not in NOISE_MODES:
         raise ValueError(f"noise must be one of {', '.join(NOISE_MODES)}, got {pc.noise!r}")
@@ -232,4 +234,5 @@ def project_batch(params, cfg: G2Config, stats: _codes.CodeStats, aux, targets, 
     static, hp = pc.split()
     aux = ProjectAux.of(aux)
     aux = ProjectAux(aux.vgg if static.vgg else None, aux.judge if static.judge else None)
+    cfg = conv_library.resolve(params, cfg, targets.shape[0])   # XLA:CPU's conv library, measured for the batch
     return _batch_program(cfg, space, static)(params, stats, aux, hp, targets, keys)

@@ -1,6 +1,6 @@
 """Which library XLA:CPU runs a batch's convs in, measured on this host (Numerics.conv_library 'auto').
 
-    cfg = conv_library.resolve(params, cfg, batch)               # the edit loop's programs (editing.intervention)
+    cfg = conv_library.resolve(params, cfg, batch)               # the edit loop's programs, the projector's
     cfg = conv_library.resolve(params, cfg, batch, edit=False)   # plain synthesis of a batch (sampling)
     programs.jit(cfg, fn)   # jax.jit with cfg.numerics.compiler_options(backend): 'eigen' -> EIGEN_CONVS
     judges.with_options_for(conv_library.batch_options)         # any fn(params, images [N, ...]) run on batches
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from si_jax.stylegan2 import autotune, conv_timing, network
+from si_jax.stylegan2 import autotune, conv_timing, kernels, network
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.numerics import EIGEN_CONVS
 
@@ -56,13 +56,16 @@ def probe(cfg: G2Config, start: int, edit: bool = True):
 
 def resolve(params, cfg: G2Config, batch: int, *, edit: bool = True, dtype=jnp.float32) -> G2Config:
     """cfg computing with conv_library 'eigen' when it is 'auto' and Eigen measured faster on this host for `batch`
-    images of `dtype` styles (params as the programs run them; edit: the edit loop's form, else a batch forward);
-    otherwise cfg as given (XLA's default: also off CPU, for non-float32 styles and with measuring off)."""
-    if cfg.numerics.conv_library != "auto" or not autotune.applies(dtype):
+    images of `dtype` styles (params as the programs run them, with or without prepared kernel forms; edit: the edit
+    loop's and the projector's form, else a batch forward);
+    otherwise cfg as given (XLA's default: also off CPU, for non-float32 styles, with measuring off, and inside a
+    trace, where the outer program decides)."""
+    if cfg.numerics.conv_library != "auto" or not autotune.applies(dtype) or _traced(params):
         return cfg
     start, layer, batch = top_block_start(cfg), cfg.layers[top_block_start(cfg)], min(batch, MAX_PROBE_BATCH)
-    key = (f"conv_library {'edit' if edit else 'synthesis'}_top_block {batch}x{layer.res}x{layer.res}x"
-           f"{layer.in_ch}->{layer.out_ch} {cfg.img_channels}ch {jnp.dtype(dtype).name}")
+    form = ("edit" if edit else "synthesis") + ("" if kernels.is_prepared(params) else "_unprepared")
+    key = (f"conv_library {form}_top_block {batch}x{layer.res}x{layer.res}x{layer.in_ch}->{layer.out_ch} "
+           f"{cfg.img_channels}ch {jnp.dtype(dtype).name}")
     def specs():   # built only to measure: the state's shapes trace the whole network
         styles = [jax.ShapeDtypeStruct((batch, l.dim), dtype) for l in cfg.layers]
         shapes_only = cfg.with_numerics(conv3x3="direct", upconv="polyphase")   # the same shapes, nothing measured
@@ -81,8 +84,7 @@ def batch_options(name: str, fn, params, images) -> dict | None:
     fn itself at min(N, MAX_PROBE_BATCH) images (recorded under `name`), else None (XLA's default; also where
     measuring does not apply, and inside a trace, where the outer program decides). For small fixed networks run
     on batches: the toyfaces judges (world.judges.Judges.with_options_for) ran 2x faster in Eigen at 500 images."""
-    if not autotune.applies(jnp.float32) or any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((params,
-                                                                                                         images))):
+    if not autotune.applies(jnp.float32) or _traced((params, images)):
         return None
     shape, dtype = np.shape(images), jnp.result_type(images)
     batch = min(shape[0], MAX_PROBE_BATCH)
@@ -90,6 +92,10 @@ def batch_options(name: str, fn, params, images) -> dict | None:
     choice = _choice(key, dict.fromkeys(LIBRARIES, fn),
                      lambda: (params, jax.ShapeDtypeStruct((batch,) + tuple(shape[1:]), dtype)))
     return dict(EIGEN_CONVS) if choice == "eigen" else None
+
+
+def _traced(tree) -> bool:
+    return any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(tree))
 
 
 def _choice(key: str, fns: dict, specs) -> str:

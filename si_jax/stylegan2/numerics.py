@@ -40,9 +40,10 @@ conv as a YNNPACK fusion, which in jax 0.10.2 uses one thread (a [32, 32, 32, 64
 2 cores, 12.6 ms on one core at half the batch); 'eigen' runs them as XLA's Eigen convolutions on every core
 (14.3 ms) but is slower at batch 1 on large maps (a 256 px x 64 channel conv's fwd+VJP 137 vs 84 ms; idle 2-core AMD
 EPYC (avx512f), 2026-12-06, BENCHMARKS.md). 'auto': XLA's default, except where a batch of images is edited
-(editing.intervention) or sampled (bin/sample.py, the demo's labelling), where si_jax.stylegan2.conv_library
-measures the two on this host for the batch and generator at hand (float32 on CPU, measuring on) and keeps the
-faster (and the toyfaces judges, through world.judges.Judges.with_options_for and conv_library.batch_options).
+(editing.intervention), projected (projection.project_batch) or sampled (bin/sample.py, the demo's labelling,
+the quality report), where si_jax.stylegan2.conv_library measures the two on this host for the batch and generator
+at hand (float32 on CPU, measuring on) and keeps the faster (and the toyfaces judges, through
+world.judges.Judges.with_options_for and conv_library.batch_options).
 The training step and other programs keep XLA's default. A program's 'auto' conv forms are measured in its library
 (autotune.choose: another cache entry per library), since the fastest form depends on it.
 
