@@ -144,11 +144,23 @@ def test_the_quality_report_samples_and_judges_in_the_measured_library(cache, mo
     images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
     stats = quality.judge_stats(judges, [images])
     assert used == [EIGEN_CONVS, EIGEN_CONVS] and stats["features"].shape[0] == 3   # classify, segment
-    built, program = [], programs.generate_program
-    monkeypatch.setattr(programs, "generate_program", lambda cfg, psi: built.append(cfg) or program(cfg, psi))
-    params, _ = _params_styles()
-    assert next(quality.generated(params, CFG, 2)).shape == (2, 16, 16, 3)
-    assert [cfg.numerics.conv_library for cfg in built] == ["eigen"]
+
+
+def test_batch_programs_run_in_the_library_measured_for_each_batch(cache, monkeypatch):  # noqa: F811
+    params, styles = _params_styles()
+    monkeypatch.setattr(autotune, "time_candidates", lambda candidates, specs, *a, **k: {   # Eigen faster at 2 only
+        name: 1.0 if (name == "eigen") == (jax.tree.leaves(specs)[-1].shape[0] == 2) else 2.0 for name in candidates})
+    synth = programs.synth_program(CFG)
+    wide = [jnp.concatenate([s, s]) for s in styles]
+    assert [_ynn_convs(synth.lower(params, batch).compile()) > 0 for batch in (styles, wide)] == [False, True]
+    assert synth.program_for(params, styles) is programs.synth_program(CFG.with_numerics(conv_library="eigen"))
+    np.testing.assert_allclose(np.asarray(synth(params, styles)), np.asarray(synth(params, wide))[:2], rtol=1e-4,
+                               atol=1e-5)
+    recorded = [k for k in autotune._hosts(cache)[autotune.host_key()] if k.startswith("conv_library")]
+    assert sorted(recorded) == [f"conv_library synthesis_unprepared_top_block {n}x16x16x32->32 3ch float32"
+                                for n in (2, 4)]
+    monkeypatch.setenv(autotune.TUNING_ENV, "off")   # measuring off: XLA's default, whatever is recorded
+    assert synth.program_for(params, styles) is programs.synth_program(CFG).build(CFG)
 
 
 def test_the_projector_runs_in_the_library_measured_for_its_batch(cache, monkeypatch):  # noqa: F811

@@ -233,7 +233,7 @@ def test_input_images_reuse_the_callers_synthesis_program():
     """intervene runs its loop on prepared params (kernel forms once per weights), but synthesises the input images
     on the caller's params: a caller that synthesised them first compiled the run's only synthesis program."""
     params, styles, ds_z, ds_n, mask = _problem(3)
-    synth = synth_program(TINY)
+    synth = synth_program(TINY).program_for(params, styles)   # the jitted program of this batch's library
     synth.clear_cache()   # what earlier tests compiled: counted from here (the loop's program is theirs, reused)
     synth(params, styles)
     intervention.intervene(params, TINY, styles, ds_z, ds_n, mask, dataclasses.replace(FAST, steps_per_layer=1),

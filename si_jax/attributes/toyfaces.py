@@ -18,7 +18,7 @@ import numpy as np
 
 from si_jax import world
 from si_jax.editing import directions, masks
-from si_jax.stylegan2 import conv_library, programs
+from si_jax.stylegan2 import programs
 from si_jax.stylegan2.latents import latents
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -38,7 +38,7 @@ def sample_codes(params, cfg, score, *, num: int, seed: int, batch: int = 500) -
     """Sample `num` images of latent seed `seed` and score them: {'z' [N, z_dim], 'w' [N, w_dim], 's' [N, S],
     'scores' = score(images [B, R, R, 3]) concatenated ([N] or [N, A])}."""
     z = latents(seed, range(num), cfg.z_dim)
-    gen = programs.generate_program(conv_library.resolve(params, cfg, min(batch, num), edit=False))
+    gen = programs.generate_program(cfg)   # in the XLA:CPU conv library measured for the batch
     space, ws, ss, scores = StyleSpace.of(cfg), [], [], []
     for start in range(0, num, batch):
         w, s, img = gen(params, z[start:start + batch])

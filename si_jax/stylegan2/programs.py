@@ -5,7 +5,10 @@ One convention: `<name>_program(cfg, *statics)` is `functools.lru_cache`d and re
 the compiler options of cfg's numerics: `Numerics.compiler_options`) of a function of arrays only (params first).
 The hashable, frozen cfg (with its `numerics`) and the Python-valued settings are the cache key and static in the
 trace, so another precision, conv algorithm or conv library compiles another program, and the same ones reuse it;
-params and batches are arguments, so new weights never recompile.
+params and batches are arguments, so new weights never recompile. The programs on batches of images (synth,
+generate, noisy_*, features) are `per_batch`: with conv_library 'auto' the factory returns a PerBatch, which runs
+each call in the XLA:CPU conv library measured faster for its batch (conv_library.resolve; the toyfaces forward
+ran 1.2-1.4x faster in Eigen at 1-64 images on the idle 2-core AMD EPYC (avx512f), BENCHMARKS.md session 16).
 
     mapping_program(cfg, psi)   (params, z [N, z_dim]) -> w [N, w_dim]
     styles_program(cfg)         (params, w [N, w_dim]) -> styles: list of [N, dim_l]
@@ -36,7 +39,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from si_jax.stylegan2 import autotune, kernels, network
+from si_jax.stylegan2 import autotune, conv_library, kernels, network
 from si_jax.stylegan2.config import G2Config
 from si_jax.stylegan2.style_space import StyleSpace
 
@@ -45,6 +48,39 @@ def jit(cfg: G2Config, fn, **kwargs):
     """jax.jit(fn) compiled with cfg's XLA compiler options (Numerics.compiler_options: conv_library 'eigen' on CPU);
     what every program computing with cfg is, here and in editing.loops."""
     return jax.jit(fn, compiler_options=cfg.numerics.compiler_options(jax.default_backend()), **kwargs)
+
+
+class PerBatch:
+    """A program on batches of images whose cfg leaves the conv library to 'auto': each call runs build(cfg') for
+    cfg' the library measured faster for its batch on this host (conv_library.resolve, a batch forward; cfg itself,
+    XLA's default, when measuring is off or inside a trace). Called and lowered like the jitted program."""
+
+    def __init__(self, build, cfg: G2Config):
+        self.build, self.cfg = build, cfg
+
+    def program_for(self, params, batch):
+        """The jitted program for params and batch (a pytree of arrays whose leading axis is the images)."""
+        return self.build(conv_library.resolve(params, self.cfg, jax.tree.leaves(batch)[0].shape[0], edit=False))
+
+    def __call__(self, params, batch, *rest):
+        return self.program_for(params, batch)(params, batch, *rest)
+
+    def lower(self, params, batch, *rest):
+        return self.program_for(params, batch).lower(params, batch, *rest)
+
+
+def per_batch(build):
+    """Decorates a `<name>_program(cfg, *statics)` builder whose programs take (params, batch, ...): the factory is
+    lru_cached and returns build(cfg, *statics), or, for conv_library 'auto', a PerBatch of it."""
+    build = functools.lru_cache(maxsize=None)(build)
+
+    @functools.lru_cache(maxsize=None)
+    @functools.wraps(build)
+    def factory(cfg: G2Config, *statics):
+        if cfg.numerics.conv_library != "auto":
+            return build(cfg, *statics)
+        return PerBatch(lambda chosen: build(chosen, *statics), cfg)
+    return factory
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,22 +132,22 @@ def prepared(params, cfg: G2Config):
     return _PREPARED[key][1]
 
 
-@functools.lru_cache(maxsize=None)
+@per_batch
 def synth_program(cfg: G2Config):
     return jit(cfg, lambda params, styles: network.synthesize(params, cfg, styles))
 
 
-@functools.lru_cache(maxsize=None)
+@per_batch
 def generate_program(cfg: G2Config, truncation_psi: float = 1.0):
     return jit(cfg, lambda params, z: network.generate(params, cfg, z, truncation_psi))
 
 
-@functools.lru_cache(maxsize=None)
+@per_batch
 def noisy_generate_program(cfg: G2Config, truncation_psi: float, noise_mode: str):
     return jit(cfg, lambda params, z, key: network.generate(params, cfg, z, truncation_psi, noise_mode, key))
 
 
-@functools.lru_cache(maxsize=None)
+@per_batch
 def noisy_synth_program(cfg: G2Config, noise_mode: str):
     space = StyleSpace.of(cfg)
     return jit(cfg, lambda params, s, key: (space.split(s), network.synthesize(params, cfg, space.split(s),
@@ -137,7 +173,7 @@ def layer_program(cfg: G2Config, layer: int):
                                                                   state, s))
 
 
-@functools.lru_cache(maxsize=None)
+@per_batch
 def features_program(cfg: G2Config, layer: int, resize: str):
     def run(params, styles):
         b = styles[0].shape[0]

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from si_jax import metrics
-from si_jax.stylegan2 import conv_library, programs
+from si_jax.stylegan2 import programs
 from si_jax.world.factors import ATTRIBUTES, PARTS
 from si_jax.world.renderer import render_batch
 
@@ -23,8 +23,8 @@ SAMPLE_SEED, WORLD_SEEDS = 7, (11, 12)  # disjoint from the judges' training (1)
 
 def generated(params, cfg, num: int, *, seed: int = SAMPLE_SEED, batch: int = 500, truncation_psi: float = 1.0):
     """Yield batches of generated images [b, R, R, 3] for z ~ N(0, I) of `seed` (noise const), in the XLA:CPU conv
-    library measured faster for the batch (conv_library.resolve)."""
-    gen = programs.generate_program(conv_library.resolve(params, cfg, min(batch, num), edit=False), truncation_psi)
+    library measured faster for the batch (programs.PerBatch)."""
+    gen = programs.generate_program(cfg, truncation_psi)
     for start in range(0, num, batch):
         key = jax.random.fold_in(jax.random.PRNGKey(seed), start)
         yield gen(params, jax.random.normal(key, (min(batch, num - start), cfg.z_dim)))[2]
