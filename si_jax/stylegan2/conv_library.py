@@ -57,9 +57,8 @@ def probe(cfg: G2Config, start: int, edit: bool = True):
 def resolve(params, cfg: G2Config, batch: int, *, edit: bool = True, dtype=jnp.float32) -> G2Config:
     """cfg computing with conv_library 'eigen' when it is 'auto' and Eigen measured faster on this host for `batch`
     images of `dtype` styles (params as the programs run them, with or without prepared kernel forms; edit: the edit
-    loop's and the projector's form, else a batch forward);
-    otherwise cfg as given (XLA's default: also off CPU, for non-float32 styles, with measuring off, and inside a
-    trace, where the outer program decides)."""
+    loop's and the projector's form, else a batch forward); otherwise cfg as given (XLA's default: also off CPU,
+    for non-float32 styles, with measuring off, and inside a trace, where the outer program decides)."""
     if cfg.numerics.conv_library != "auto" or not autotune.applies(dtype) or _traced(params):
         return cfg
     start, layer, batch = top_block_start(cfg), cfg.layers[top_block_start(cfg)], min(batch, MAX_PROBE_BATCH)
