@@ -181,8 +181,9 @@ def synthesis_programs(cfg):
     import jax
 
     import si_jax
-    fwd = jax.jit(lambda p, s: si_jax.synthesize(p, cfg, s))
-    bwd = jax.jit(jax.grad(lambda s, p: si_jax.synthesize(p, cfg, s).mean()))
+    from si_jax.stylegan2 import programs
+    fwd = programs.jit(cfg, lambda p, s: si_jax.synthesize(p, cfg, s))   # cfg's compiler options (conv library)
+    bwd = programs.jit(cfg, jax.grad(lambda s, p: si_jax.synthesize(p, cfg, s).mean()))
     return fwd, bwd
 
 

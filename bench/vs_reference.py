@@ -96,16 +96,18 @@ def nvlabs_programs(name, fused: bool, seed=0):
     return fwd, bwd
 
 
-def si_jax_programs(name, tuning=None):
+def si_jax_programs(name, tuning=None, library="auto"):
     """(fwd, fwd+bwd) thunks of si_jax synthesis at batch 1 (bench/run.py's programs, on prepared params),
     compiled; compile seconds.
     tuning: $SI_JAX_CONV_TUNING while they are traced ('off': the fixed-rule conv choices; None: as set, by default
-    'auto' measured on this host), restored afterwards."""
+    'auto' measured on this host), restored afterwards. library: Numerics.conv_library of both programs ('auto':
+    XLA's default here, batch-1 synthesis; 'eigen': XLA's Eigen convs, the forms measured in it)."""
     import jax
     import run as bench_run  # bench/run.py
 
     from si_jax.stylegan2 import autotune, programs
     params, cfg, _ = bench_run.load_config(name)
+    cfg = cfg.with_numerics(conv_library=library)
     params = programs.prepared(params, cfg)   # kernel forms once per weights, as the editing programs use them
     styles = bench_run.make_styles(params, cfg, 1, seed=1)
     fwd, bwd = bench_run.synthesis_programs(cfg)
@@ -332,6 +334,8 @@ def main():
     p.add_argument("--nvlabs_forms", default="fused,nonfused", help="NVlabs modconv forms to time: fused, nonfused")
     p.add_argument("--rule_too", action="store_true", help="also time si_jax with the fixed-rule conv choices "
                    "($SI_JAX_CONV_TUNING=off) in the same rounds: does measuring the choices pay on this host?")
+    p.add_argument("--conv_library", default="auto", choices=("auto", "ynn", "eigen"), help="si_jax synthesis's "
+                   "XLA:CPU conv library (Numerics.conv_library; 'auto' is XLA's default at batch 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
     p.add_argument("--train_steps", type=int, default=2, help="training iterations per variant per round, each "
                    "side (0: no training section)")
@@ -366,7 +370,8 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     print(f"{cpu_model()}, {len(os.sched_getaffinity(0))} CPUs, torch {torch.__version__} ({threads} threads), "
           f"jax {jax.__version__} ({jax.default_backend()}), {now} UTC; batch 1, float32, random weights (same "
-          f"config, not the same values); both sides: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}",
+          f"config, not the same values); si_jax synthesis conv library {a.conv_library}; both sides: "
+          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}",
           flush=True)
     ceil = flops.ceiling(threads)
     print(f"float32 matmul ceiling (2048^3, bench/flops.py): XLA {ceil['XLA'] / 1e9:.0f}, torch "
@@ -381,7 +386,7 @@ def main():
                 fn()  # warm-up
         counted = progs["NVlabs nonfused" if "nonfused" in forms else f"NVlabs {forms[0]}"]
         count = [flops.reference_flops(fn) for fn in counted]   # the same work for both sides (bench/flops.py)
-        progs["si_jax"], compile_s = si_jax_programs(name)
+        progs["si_jax"], compile_s = si_jax_programs(name, library=a.conv_library)
         if a.rule_too:
             progs["si_jax fixed rule"] = si_jax_programs(name, tuning="off")[0]
         t = {(p, d): [] for p in progs for d in (0, 1)}
