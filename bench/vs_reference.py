@@ -39,6 +39,7 @@ idle, it sped the NVlabs side at config-f 1024 far more than si_jax (2-core AMD 
 2026-12-05 night).
 """
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -270,17 +271,20 @@ def train_rows(args, ceiling: float) -> list:
     ref, proc = _start_reference(args)
     mesh = Mesh(np.array(jax.devices()), ("data",)) if jax.device_count() > 1 else None
     box = {"state": steps.replicate(state_lib.init_state(tc), mesh)}
+    ours_tc = dataclasses.replace(tc, g=tc.g.with_numerics(conv_library=args.conv_library))   # bin/train.py's flag
+    step = steps.step_program(ours_tc)
 
     def ours(do_pl, do_r1, n):
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
-            box["state"], m = steps.train_step(box["state"], tc, data, mesh, do_pl=do_pl, do_r1=do_r1)
+            box["state"], m = step(box["state"], ours_tc, data, mesh, do_pl=do_pl, do_r1=do_r1)
             jax.device_get(m)
         return time.perf_counter() - wall, time.process_time() - cpu
 
     print(f"training: {tc.g.img_resolution} px, channels {dict(tc.g.channels)}, batch {tc.batch}, "
           f"R1 γ {tc.r1_gamma:g}, PL every {tc.g_reg_interval}, R1 every {tc.d_reg_interval}; si_jax on "
-          f"{jax.device_count()} {jax.default_backend()} device(s)" + (", batch split over them" if mesh else ""),
+          f"{jax.device_count()} {jax.default_backend()} device(s)" + (", batch split over them" if mesh else "") +
+          f", conv library {args.conv_library}",
           flush=True)
     compile_s = {}
     for name, flags in train_speed.VARIANTS.items():
@@ -334,8 +338,9 @@ def main():
     p.add_argument("--nvlabs_forms", default="fused,nonfused", help="NVlabs modconv forms to time: fused, nonfused")
     p.add_argument("--rule_too", action="store_true", help="also time si_jax with the fixed-rule conv choices "
                    "($SI_JAX_CONV_TUNING=off) in the same rounds: does measuring the choices pay on this host?")
-    p.add_argument("--conv_library", default="auto", choices=("auto", "ynn", "eigen"), help="si_jax synthesis's "
-                   "XLA:CPU conv library (Numerics.conv_library; 'auto' is XLA's default at batch 1)")
+    p.add_argument("--conv_library", default="auto", choices=("auto", "ynn", "eigen"), help="si_jax's XLA:CPU "
+                   "conv library (Numerics.conv_library) in synthesis and in the training step ('auto' is XLA's "
+                   "default in both; bin/train.py --conv_library)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
     p.add_argument("--train_steps", type=int, default=2, help="training iterations per variant per round, each "
                    "side (0: no training section)")
@@ -370,7 +375,7 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     print(f"{cpu_model()}, {len(os.sched_getaffinity(0))} CPUs, torch {torch.__version__} ({threads} threads), "
           f"jax {jax.__version__} ({jax.default_backend()}), {now} UTC; batch 1, float32, random weights (same "
-          f"config, not the same values); si_jax synthesis conv library {a.conv_library}; both sides: "
+          f"config, not the same values); si_jax conv library {a.conv_library}; both sides: "
           f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}",
           flush=True)
     ceil = flops.ceiling(threads)

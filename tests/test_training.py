@@ -479,3 +479,25 @@ def test_background_programs_are_waited_for_in_order_and_their_errors_reach_the_
     with pytest.raises(MemoryError, match="R1 program too large"):
         bg.wait(True, True)
     bg.finish()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's conv libraries")
+def test_the_step_compiles_in_the_conv_library_asked_with_the_same_losses():
+    """bin/train.py --conv_library: the step and grid programs carry tc.g's XLA options (Eigen convs), the same
+    losses to float32 rounding. 32 channels: XLA leaves convs of 16 or fewer out of YNNPACK whatever the options."""
+    from test_conv_library import _ynn_convs
+    wide = dataclasses.replace(SMALL, channel_max=32).train_config()
+    state = state_lib.init_state(wide)
+    out = {}
+    for library in ("ynn", "eigen"):
+        tc = dataclasses.replace(wide, g=wide.g.with_numerics(conv_library=library))
+        step = steps.step_program(tc)
+        compiled = step.lower(state, tc, DATA, None, do_pl=False, do_r1=False).compile()
+        z = jnp.zeros((2, tc.g.z_dim))
+        grid = steps.ema_program(tc.g).lower(state.g_ema, state.w_avg, tc.g, z).compile()
+        _, metrics = compiled(jax.tree.map(jnp.copy, state))   # the state is donated
+        out[library] = (_ynn_convs(compiled) > 0, _ynn_convs(grid) > 0, jax.device_get(metrics))
+    assert out["ynn"][:2] == (True, True) and out["eigen"][:2] == (False, False)
+    for k, v in out["ynn"][2].items():
+        np.testing.assert_allclose(out["eigen"][2][k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+    assert steps.step_program(TC) is steps.train_step   # XLA's default: the one program

@@ -27,9 +27,9 @@ def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z
     and the grids' program, saying so and counting them (`hosts.compile_counter`): the first step's program (and
     the grid's with grid_first) now, the others on a background thread while the first steps run -> `Background`,
     whose wait(do_pl, do_r1) the loop calls before each step, keeping the seconds waited out of the training rate
-    and ETA. jit reuses these executables when the loop calls `steps.train_step` / `steps.ema_images` with the same
-    arguments (and the persistent cache keeps them). On a resume from a warm cache the first step waits only for
-    its own program (tracing + cache load; TRAINING.md has the times)."""
+    and ETA. jit reuses these executables when the loop calls `steps.step_program(tc)` / `steps.ema_program(tc.g)`
+    with the same arguments (and the persistent cache keeps them). On a resume from a warm cache the first step
+    waits only for its own program (tracing + cache load; TRAINING.md has the times)."""
     period = math.lcm(tc.g_reg_interval, tc.d_reg_interval)
     order = list(dict.fromkeys(tc.reg_flags(s) for s in step_range[:period]))   # in the order the steps need them
     if not order:
@@ -41,9 +41,9 @@ def compile_steps(state, tc: state_lib.TrainConfig, dataset, mesh, step_range, z
 
     def build(variant):
         if variant is None:
-            steps.ema_images.lower(state.g_ema, state.w_avg, tc.g, z_grid).compile()
+            steps.ema_program(tc.g).lower(state.g_ema, state.w_avg, tc.g, z_grid).compile()
         else:
-            steps.train_step.lower(state, tc, dataset, mesh, do_pl=variant[0], do_r1=variant[1]).compile()
+            steps.step_program(tc).lower(state, tc, dataset, mesh, do_pl=variant[0], do_r1=variant[1]).compile()
         with lock:
             done[0] += 1
             report(done[0], total)

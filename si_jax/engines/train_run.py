@@ -235,7 +235,7 @@ def _truncate_metrics(path: pathlib.Path, step: int) -> None:
 
 def _grid_image(state, cfg: G2Config, z) -> np.ndarray:
     """The G_ema images of z as a GRID_SIDE² grid (uint8, upscaled for viewing)."""
-    img = pictures.to_uint8(np.asarray(steps.ema_images(state.g_ema, state.w_avg, cfg, z)))
+    img = pictures.to_uint8(np.asarray(steps.ema_program(cfg)(state.g_ema, state.w_avg, cfg, z)))
     rows = [list(img[i * GRID_SIDE:(i + 1) * GRID_SIDE]) for i in range(GRID_SIDE)]
     return pictures.grid(rows, scale=pictures.upscale_for_viewing(cfg.img_resolution))
 
@@ -261,9 +261,14 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, stream=None) -> dict:
+def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, stream=None,
+          conv_library: str = "auto") -> dict:
     """Train (or resume) the run `settings` in `workdir` until settings.kimg; -> summary dict.
 
+    conv_library: the XLA:CPU conv library of the step and grid programs (Numerics.conv_library; 'auto': XLA's
+    default, not measured: on the default of one host device per core each device already runs its own convs).
+    Like the host devices it changes the values only to float32 rounding, so it is not part of the run's settings:
+    a run may resume with another.
     data: a dataset object overriding settings.data (frozen, with `images(step, batch)`; see
     si_jax.training.data), for tests and custom data. on_step(step): called after every iteration (tests use it
     to interrupt a run). stream: where progress lines go (stderr).
@@ -274,6 +279,8 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
     devices = jax.local_devices()
     settings.check(len(devices))
     tc = settings.train_config()
+    if conv_library != "auto":
+        tc = dataclasses.replace(tc, g=tc.g.with_numerics(conv_library=conv_library))   # checked by Numerics
     dataset = data if data is not None else data_lib.make_dataset(settings.data, settings.data_seed,
                                                                  settings.resolution)
     mesh = Mesh(np.asarray(devices), ("data",)) if len(devices) > 1 else None
@@ -354,7 +361,7 @@ def train(settings: TrainSettings, workdir=None, *, data=None, on_step=None, str
             t_wait = time.perf_counter()
             with autotune.exclusive():   # no conv measured in the background beside the step (autotune.exclusive)
                 waited += time.perf_counter() - t_wait
-                state, metrics = steps.train_step(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1)
+                state, metrics = steps.step_program(tc)(state, tc, dataset, mesh, do_pl=do_pl, do_r1=do_r1)
                 metrics = jax.device_get(metrics)
             t_start, t_log = t_start + waited, t_log + waited   # compiling or measuring: not training time
             for k, v in metrics.items():

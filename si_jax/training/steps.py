@@ -1,6 +1,7 @@
 """One training iteration as ONE jitted pure function, per (do_pl, do_r1) combination (static flags).
 
     state, metrics = train_step(state, tc, data, mesh, do_pl=..., do_r1=...)
+    step_program(tc)   # train_step, or its twin compiled with tc.g's XLA options (conv_library 'eigen')
 
 The NVlabs phases in their order, each with its own Adam step (Gmain and Greg share G's optimizer state, Dmain
 and Dreg D's), then G_ema and w_avg:
@@ -44,14 +45,17 @@ def _track_w_avg(w_avg, w) -> jax.Array:
     return m + W_AVG_BETA * (w_avg - m)
 
 
-@functools.partial(jax.jit, static_argnames=("tc", "data", "mesh", "do_pl", "do_r1"), donate_argnames="state")
-def train_step(state: TrainState, tc: TrainConfig, data, mesh: Mesh | None = None, *, do_pl: bool,
+def _iteration(state: TrainState, tc: TrainConfig, data, mesh: Mesh | None = None, *, do_pl: bool,
                do_r1: bool) -> tuple:
     """One iteration -> (new state, metrics: dict of [] float32: G, D, fake_score, real_score (+ pl, pl_mean
     with do_pl, r1 with do_r1)). `state` is donated. Its 'auto' conv forms are measured as a long run's
     (autotune.long_running: per call, batch and all, every one at the first start)."""
     with autotune.long_running():
         return _step(state, tc, data, mesh, do_pl, do_r1)
+
+
+_STEP_JIT = dict(static_argnames=("tc", "data", "mesh", "do_pl", "do_r1"), donate_argnames="state")
+train_step = jax.jit(_iteration, **_STEP_JIT)   # compiled with XLA's default options
 
 
 def _step(state: TrainState, tc: TrainConfig, data, mesh: Mesh | None, do_pl: bool, do_r1: bool) -> tuple:
@@ -97,10 +101,36 @@ def _step(state: TrainState, tc: TrainConfig, data, mesh: Mesh | None, do_pl: bo
     return new, metrics
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "noise_mode"))
-def ema_images(g_ema: dict, w_avg: jax.Array, cfg, z: jax.Array, noise_mode: str = "const") -> jax.Array:
+def _ema(g_ema: dict, w_avg: jax.Array, cfg, z: jax.Array, noise_mode: str = "const") -> jax.Array:
     """G_ema's images of latents z [N, z_dim] -> [N, R, R, 3] (truncation 1, constant noise by default)."""
     return network.generate(with_w_avg(g_ema, w_avg), cfg, z, noise_mode=noise_mode)[2]
+
+
+_EMA_JIT = dict(static_argnames=("cfg", "noise_mode"))
+ema_images = jax.jit(_ema, **_EMA_JIT)
+
+
+def step_program(tc: TrainConfig):
+    """train_step, compiled with the XLA options of tc.g's numerics (Numerics.conv_library 'eigen' on CPU:
+    bin/train.py --conv_library; on one XLA CPU device the plain step ran 1.30x faster with Eigen convs, on two
+    host devices 0.99x: idle 2-core AMD EPYC (avx512f), 2026-12-06, BENCHMARKS.md session 15)."""
+    return _programs(tc.g)[0]
+
+
+def ema_program(cfg):
+    """ema_images, compiled with the XLA options of cfg's numerics (as `step_program`)."""
+    return _programs(cfg)[1]
+
+
+def _programs(cfg) -> tuple:
+    options = cfg.numerics.compiler_options(jax.default_backend())
+    return (train_step, ema_images) if options is None else _with_options(tuple(sorted(options.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _with_options(options: tuple) -> tuple:
+    return (jax.jit(_iteration, compiler_options=dict(options), **_STEP_JIT),
+            jax.jit(_ema, compiler_options=dict(options), **_EMA_JIT))
 
 
 def replicate(state: TrainState, mesh: Mesh | None) -> TrainState:
