@@ -224,7 +224,8 @@ def project_batch(params, cfg: G2Config, stats: _codes.CodeStats, aux, targets, 
     compiled program per (cfg, space, pc.split()[0], shapes): the learning rate, schedule and loss weights are
     traced (ProjectHParams), so changing them compiles nothing. With cfg.numerics.conv_library 'auto' on CPU its
     convs run in the XLA:CPU library measured faster for the batch (stylegan2.conv_library.resolve; the toyfaces
-    projection of 16-64 images ran 1.17-1.19x faster in Eigen, BENCHMARKS.md 2026-12-06 session 16)."""
+    projection of 16-64 images ran 1.17-1.19x faster in Eigen on the idle 2-core AMD EPYC (avx512f), BENCHMARKS.md
+    2026-12-06 session 16)."""
     _codes.check_space(space)
     if pc.noise not in NOISE_MODES:
         raise ValueError(f"noise must be one of {', '.join(NOISE_MODES)}, got {pc.noise!r}")

@@ -297,8 +297,8 @@ def choose(kind: str, candidates: dict, args, precision, rule: str, *, names: st
     conv's), so only the forward is timed, whatever is differentiated. mode: 'fwd' / 'grad_x' / ... instead of what
     the tracers say (benches). library: (name, XLA compiler options) of the program the conv is traced in
     (Numerics.conv_library; ('', None): XLA's default): the forms are timed compiled with those options, under a
-    key naming the library, since which form is fastest depends on it (paper256's 256 px x 64 conv at batch 1: direct
-    and rows alike in YNNPACK, rows faster in Eigen; BENCHMARKS.md 2026-12-06 session 16)."""
+    key naming the library, since which form is fastest depends on it (paper256's 256 px x 64 conv at batch 1 on the
+    idle 2-core AMD EPYC (avx512f): direct faster in YNNPACK, rows in Eigen; BENCHMARKS.md 2026-12-06 session 16)."""
     if not enabled() or len(candidates) < 2 or not worth_measuring(args[0].shape, args[1].shape):
         return rule
     mode = "fwd" if same_backward else mode or mode_of(args, names)

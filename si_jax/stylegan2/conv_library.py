@@ -16,7 +16,8 @@ toyfaces batch of 500 took 4.8 s to probe, Eigen 1.66x; of 64, 1.5 s, 1.28x), as
 forward. Both libraries are compiled and timed like the conv forms, in conv_timing.REPEATS rounds, with the same
 cache file, host key, budget and $SI_JAX_CONV_TUNING (si_jax.stylegan2.autotune); Eigen only if MARGIN faster. Each
 library's probe is traced in its own numerics, so its 'auto' conv forms are the ones measured in that library
-(autotune.choose's `library`: at paper256 the 256 px x 64 conv is best direct in YNNPACK and by rows in Eigen). The
+(autotune.choose's `library`: at paper256 the 256 px x 64 conv is best direct in YNNPACK and by rows in Eigen on
+the idle 2-core AMD EPYC (avx512f)). The
 choice holds for a whole program: a compile option cannot differ between the convs of one program.
 """
 from __future__ import annotations

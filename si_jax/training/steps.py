@@ -114,23 +114,26 @@ def step_program(tc: TrainConfig):
     """train_step, compiled with the XLA options of tc.g's numerics (Numerics.conv_library 'eigen' on CPU:
     bin/train.py --conv_library; on one XLA CPU device the plain step ran 1.30x faster with Eigen convs, on two
     host devices 0.99x: idle 2-core AMD EPYC (avx512f), 2026-12-06, BENCHMARKS.md session 15)."""
-    return _programs(tc.g)[0]
+    return _programs(tc.g.numerics)[0]
 
 
 def ema_program(cfg):
     """ema_images, compiled with the XLA options of cfg's numerics (as `step_program`)."""
-    return _programs(cfg)[1]
+    return _programs(cfg.numerics)[1]
 
 
-def _programs(cfg) -> tuple:
-    options = cfg.numerics.compiler_options(jax.default_backend())
-    return (train_step, ema_images) if options is None else _with_options(tuple(sorted(options.items())))
+def _programs(numerics) -> tuple:
+    """(step, grid) programs: the module's own with XLA's default options (looked up per call), else their twins."""
+    if numerics.compiler_options(jax.default_backend()) is None:
+        return train_step, ema_images
+    return _with_options(numerics)
 
 
 @functools.lru_cache(maxsize=None)
-def _with_options(options: tuple) -> tuple:
-    return (jax.jit(_iteration, compiler_options=dict(options), **_STEP_JIT),
-            jax.jit(_ema, compiler_options=dict(options), **_EMA_JIT))
+def _with_options(numerics) -> tuple:
+    options = numerics.compiler_options(jax.default_backend())
+    return (jax.jit(_iteration, compiler_options=options, **_STEP_JIT),
+            jax.jit(_ema, compiler_options=options, **_EMA_JIT))
 
 
 def replicate(state: TrainState, mesh: Mesh | None) -> TrainState:
